@@ -1,0 +1,53 @@
+# Two commands do all the set-up on a fresh Debian machine: `make demo` and `make test`.
+# Every target is idempotent: a second run on a ready machine installs nothing.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SCENARIO ?= lossy
+
+.PHONY: help host venv demo test test-unit test-root test-faults bench proto proto-check clean lint
+
+help:
+	@echo "make demo         install what is missing, then run gew-tui live on the '$(SCENARIO)' lab"
+	@echo "make test         install what is missing, then run the whole test suite (root, real kernel)"
+	@echo "make test-faults  only the fault-injection suite (tests/faults)"
+	@echo "make bench        run the benchmarks and refresh docs/PERFORMANCE.md"
+	@echo "make proto        regenerate gewtui/pb from proto/"
+
+# System packages, kernel headers, tracefs/bpffs mounts (.ci/host-setup says what it did).
+host:
+	@bash .ci/host-setup
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	@$(PY) -c 'import bcc' 2>/dev/null || { echo "gew: the venv cannot import bcc (python3-bpfcc missing?)"; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+venv: host $(STAMP)
+
+demo: venv
+	$(VENV)/bin/gew-tui --lab $(SCENARIO)
+
+test: venv
+	$(PY) -m pytest -q
+
+test-faults: venv
+	$(PY) -m pytest -q tests/faults
+
+bench: venv
+	$(PY) -m bench
+
+proto: $(STAMP)
+	$(PY) proto/gen_proto.py
+
+proto-check: $(STAMP)
+	$(PY) proto/gen_proto.py --check
+
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
