@@ -11,7 +11,8 @@
 // Userspace therefore inserts ONE entry per connection (as its local socket sees it) and that
 // entry's counters count the packets dropped in both directions.
 //
-//   hit                         -> count (atomic), TC_ACT_SHOT
+//   hit, not expired            -> count (atomic), TC_ACT_SHOT
+//   hit, past its expires_ns    -> TC_ACT_UNSPEC (the kernel enforces the TTL as well)
 //   miss, non-IP, non-TCP/UDP,
 //   fragment without L4 header,
 //   truncated or malformed      -> TC_ACT_UNSPEC
@@ -69,6 +70,7 @@ struct deny_val {
     u64 packets;       // packets dropped (both directions)
     u64 bytes;         // skb->len of those packets
     u64 last_ns;       // bpf_ktime_get_ns() of the latest drop; 0 = never
+    u64 expires_ns;    // CLOCK_MONOTONIC deadline; from then on the entry no longer drops
 };
 
 BPF_HASH(deny, struct deny_key, struct deny_val, 4096);
@@ -194,9 +196,14 @@ int gew_deny(struct __sk_buff *skb)
     }
     if (!v)
         return TC_ACT_UNSPEC;
+    // The drop's time to live is enforced here too, so a drop whose owner was SIGKILLed
+    // stops dropping on time even before orphan cleanup removes the filter.
+    u64 now = bpf_ktime_get_ns();
+    if (now >= v->expires_ns)
+        return TC_ACT_UNSPEC;
 
     __sync_fetch_and_add(&v->packets, 1);
     __sync_fetch_and_add(&v->bytes, skb->len);
-    v->last_ns = bpf_ktime_get_ns();
+    v->last_ns = now;
     return TC_ACT_SHOT;
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -69,6 +70,7 @@ def pkt6(src, sport, dst, dport, proto=6, exts: bytes = b"", first_nh: int | Non
                             exts + l4(proto, sport, dport)))
 
 
+FAR = time.monotonic_ns() + 3600 * 10**9   # an expiry no test reaches
 T4 = DenyTuple(AF_INET, 6, v4("10.77.0.1"), v4("10.77.0.2"), 40000, 8080)
 U4 = DenyTuple(AF_INET, 17, v4("10.77.0.1"), v4("10.77.0.2"), 5353, 53)
 T6 = DenyTuple(AF_INET6, 6, v6("fd77::1"), v6("fd77::2"), 41000, 443)
@@ -100,7 +102,7 @@ def test_empty_map_passes_everything(clf):
 
 
 def test_v4_tcp_both_directions_shot_others_pass(clf):
-    assert clf.add(T4)
+    assert clf.add(T4, FAR)
     assert clf.prog_run(pkt4("10.77.0.1", 40000, "10.77.0.2", 8080)) == TC_ACT_SHOT
     assert clf.prog_run(pkt4("10.77.0.2", 8080, "10.77.0.1", 40000)) == TC_ACT_SHOT
     # Each field differing once must pass.
@@ -115,14 +117,14 @@ def test_v4_tcp_both_directions_shot_others_pass(clf):
 
 
 def test_v4_udp(clf):
-    clf.add(U4)
+    clf.add(U4, FAR)
     assert clf.prog_run(pkt4("10.77.0.1", 5353, "10.77.0.2", 53, proto=17)) == TC_ACT_SHOT
     assert clf.prog_run(pkt4("10.77.0.2", 53, "10.77.0.1", 5353, proto=17)) == TC_ACT_SHOT
     assert clf.prog_run(pkt4("10.77.0.1", 5353, "10.77.0.2", 53, proto=6)) == TC_ACT_UNSPEC
 
 
 def test_v4_options_and_fragments(clf):
-    clf.add(T4)
+    clf.add(T4, FAR)
     # IP options move the L4 header; the key must still be found.
     assert clf.prog_run(pkt4("10.77.0.1", 40000, "10.77.0.2", 8080, ihl=7)) == TC_ACT_SHOT
     # First fragment (MF set, offset 0) carries the ports.
@@ -132,7 +134,7 @@ def test_v4_options_and_fragments(clf):
 
 
 def test_v6_tcp_with_extension_headers(clf):
-    clf.add(T6)
+    clf.add(T6, FAR)
     assert clf.prog_run(pkt6("fd77::1", 41000, "fd77::2", 443)) == TC_ACT_SHOT
     assert clf.prog_run(pkt6("fd77::2", 443, "fd77::1", 41000)) == TC_ACT_SHOT
     assert clf.prog_run(pkt6("fd77::1", 41000, "fd77::3", 443)) == TC_ACT_UNSPEC
@@ -156,20 +158,20 @@ def test_v6_tcp_with_extension_headers(clf):
 
 def test_v4_key_does_not_match_v6_packet(clf):
     # IPv4-mapped address bytes in an IPv6 packet are a different family: no match.
-    clf.add(T4)
+    clf.add(T4, FAR)
     assert clf.prog_run(pkt6("::ffff:10.77.0.1", 40000, "::ffff:10.77.0.2", 8080)) == TC_ACT_UNSPEC
 
 
 def test_vlan_tagged(clf):
-    clf.add(T4)
+    clf.add(T4, FAR)
     inner = ipv4("10.77.0.1", "10.77.0.2", 6, l4(6, 40000, 8080))
     assert clf.prog_run(eth(0x0800, inner, vlans=(0x8100,))) == TC_ACT_SHOT
     assert clf.prog_run(eth(0x0800, inner, vlans=(0x88A8, 0x8100))) == TC_ACT_SHOT
 
 
 def test_malformed_and_truncated_pass(clf):
-    clf.add(T4)
-    clf.add(T6)
+    clf.add(T4, FAR)
+    clf.add(T6, FAR)
     good4 = pkt4("10.77.0.1", 40000, "10.77.0.2", 8080)
     good6 = pkt6("fd77::1", 41000, "fd77::2", 443)
     assert clf.prog_run(good4) == TC_ACT_SHOT
@@ -205,8 +207,8 @@ def test_malformed_and_truncated_pass(clf):
 
 
 def test_counters_count_each_shot(clf):
-    clf.add(T4)
-    clf.add(U4)
+    clf.add(T4, FAR)
+    clf.add(U4, FAR)
     for _ in range(5):
         clf.prog_run(pkt4("10.77.0.1", 40000, "10.77.0.2", 8080))
     for _ in range(3):
@@ -222,16 +224,16 @@ def test_counters_count_each_shot(clf):
 
 
 def test_add_is_idempotent_across_orientations(clf):
-    assert clf.add(T4)
+    assert clf.add(T4, FAR)
     clf.prog_run(pkt4("10.77.0.1", 40000, "10.77.0.2", 8080))
-    assert not clf.add(T4)
-    assert not clf.add(T4.reversed())      # its reverse is the same connection
+    assert not clf.add(T4, FAR)
+    assert not clf.add(T4.reversed(), FAR)      # its reverse is the same connection
     assert len(clf.entries()) == 1
     assert clf.counters(T4).packets == 1  # re-adding did not reset the counter
 
 
 def test_remove_restores_pass_and_returns_final_counters(clf):
-    clf.add(T6)
+    clf.add(T6, FAR)
     clf.prog_run(pkt6("fd77::1", 41000, "fd77::2", 443))
     final = clf.remove(T6.reversed())
     assert final is not None and final.packets == 1
@@ -241,8 +243,8 @@ def test_remove_restores_pass_and_returns_final_counters(clf):
 
 
 def test_entries_roundtrip_pb(clf):
-    clf.add(T4.to_pb())
-    clf.add(T6)
+    clf.add(T4.to_pb(), FAR)
+    clf.add(T6, FAR)
     assert set(clf.entries()) == {T4, T6}
     assert DenyTuple.from_pb(T4.to_pb()) == T4
 
@@ -255,5 +257,17 @@ def test_entries_roundtrip_pb(clf):
 ])
 def test_incomplete_tuples_refused(clf, bad):
     with pytest.raises(ValueError):
-        clf.add(bad)
+        clf.add(bad, FAR)
     assert clf.entries() == {}
+
+
+def test_expired_entry_stops_dropping_in_the_kernel(clf):
+    clf.add(T4, time.monotonic_ns() + 300_000_000)
+    p = pkt4("10.77.0.1", 40000, "10.77.0.2", 8080)
+    assert clf.prog_run(p) == TC_ACT_SHOT
+    time.sleep(0.35)
+    assert clf.prog_run(p) == TC_ACT_UNSPEC
+    assert clf.prog_run(p) == TC_ACT_UNSPEC
+    c = clf.counters(T4)
+    assert c.packets == 1                 # packets after the deadline are not counted
+    assert 0 < c.last_ns < c.expires_ns <= time.monotonic_ns()

@@ -78,6 +78,11 @@ class DenyCounters:
     packets: int = 0
     bytes: int = 0
     last_ns: int = 0
+    expires_ns: int = 0
+
+    @classmethod
+    def of(cls, v) -> "DenyCounters":
+        return cls(v.packets, v.bytes, v.last_ns, v.expires_ns)
 
 
 @dataclass(frozen=True)
@@ -194,13 +199,17 @@ class DenyClassifier:
         except KeyError:
             return None
 
-    def add(self, t: DenyTuple | events_pb2.Tuple) -> bool:
-        """Deny ``t`` (both directions). Returns False when it, or its reverse, is already
-        denied (nothing changes then, counters included)."""
+    def add(self, t: DenyTuple | events_pb2.Tuple, expires_ns: int) -> bool:
+        """Deny ``t`` (both directions) until ``expires_ns`` (CLOCK_MONOTONIC, the clock of
+        bpf_ktime_get_ns and time.monotonic_ns); the kernel stops dropping at that moment
+        even if nobody removes the entry. Returns False when it, or its reverse, is already
+        denied (nothing changes then, counters and expiry included)."""
         t = t if isinstance(t, DenyTuple) else DenyTuple.from_pb(t)
         if self._lookup(t) is not None or self._lookup(t.reversed()) is not None:
             return False
-        self._map[self._key(t)] = self._map.Leaf()
+        leaf = self._map.Leaf()
+        leaf.expires_ns = expires_ns
+        self._map[self._key(t)] = leaf
         return True
 
     def remove(self, t: DenyTuple | events_pb2.Tuple) -> DenyCounters | None:
@@ -210,7 +219,7 @@ class DenyClassifier:
         for cand in (t, t.reversed()):
             v = self._lookup(cand)
             if v is not None:
-                final = DenyCounters(v.packets, v.bytes, v.last_ns)
+                final = DenyCounters.of(v)
                 try:
                     del self._map[self._key(cand)]
                 except KeyError:
@@ -223,7 +232,7 @@ class DenyClassifier:
         for cand in (t, t.reversed()):
             v = self._lookup(cand)
             if v is not None:
-                return DenyCounters(v.packets, v.bytes, v.last_ns)
+                return DenyCounters.of(v)
         return None
 
     def entries(self) -> dict[DenyTuple, DenyCounters]:
@@ -232,7 +241,7 @@ class DenyClassifier:
             alen = 4 if k.family == AF_INET else 16
             t = DenyTuple(k.family, k.proto, bytes(k.saddr)[:alen], bytes(k.daddr)[:alen],
                           k.sport, k.dport)
-            out[t] = DenyCounters(v.packets, v.bytes, v.last_ns)
+            out[t] = DenyCounters.of(v)
         return out
 
     def clear(self) -> None:
