@@ -1,0 +1,286 @@
+"""The recording file's byte layout: magic, frames, limits, and the frame walker.
+
+A recording is ``MAGIC`` followed by frames. The first frame holds a ``RecordingHeader``,
+every later one a ``Record`` (gewtui/pb/recording_pb2). A frame is::
+
+    MARKER (4 bytes) | length (varint, 1..10 bytes) | payload (length bytes) | crc32 (4 bytes LE)
+
+The CRC (zlib.crc32) covers the length bytes and the payload. The marker lets a reader find
+the next frame after damage; a frame only counts once its CRC matches, so a marker-like byte
+sequence inside a payload never produces a record. ``walk_frames`` is the one place that
+parses frames: the reader, the index scan and append-mode recovery all use it. It never
+holds more than one read chunk plus one maximal frame in memory.
+docs/recording-format.md describes the format for people; this module is the definition.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+from gewtui.errors import RecordingError
+
+# The last byte is the format version; readers refuse versions they do not know.
+FORMAT_VERSION = 1
+MAGIC_PREFIX = b"GEWREC\x00"
+MAGIC = MAGIC_PREFIX + bytes((FORMAT_VERSION,))
+# 0xF7 is not a valid protobuf tag byte (wire type 7), so the marker rarely occurs by chance.
+MARKER = b"\xf7GW\x1e"
+MAX_VARINT_BYTES = 10
+MAX_RECORD_BYTES = 4 << 20   # one Record payload
+MAX_HEADER_BYTES = 1 << 20   # the RecordingHeader payload
+CRC_BYTES = 4
+READ_CHUNK = 1 << 20
+# Damaged regions kept with their offsets in a ReadReport; beyond this only counted,
+# so a file full of garbage cannot make the report itself unbounded.
+MAX_REPORTED_REGIONS = 1000
+
+_U32 = struct.Struct("<I")
+
+
+def encode_varint(n: int) -> bytes:
+    """Base-128 varint, as protobuf writes lengths."""
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """One complete frame around ``payload`` (the writer has a faster path for events)."""
+    lb = encode_varint(len(payload))
+    return MARKER + lb + payload + _U32.pack(zlib.crc32(payload, zlib.crc32(lb)))
+
+
+@dataclass(frozen=True)
+class SkippedRegion:
+    """Bytes the reader could not use, followed by a valid frame."""
+
+    offset: int
+    length: int
+    reason: str
+    frames: int   # damaged frames in it, counted by their sync markers (at least 1)
+
+
+@dataclass
+class ReadReport:
+    """What a pass over a recording found. Updated while iterating; final once exhausted."""
+
+    records: int = 0            # records yielded (or frames visited, for an index scan)
+    torn_tail_bytes: int = 0    # bytes after the last valid frame that no valid frame follows
+    skipped_bytes: int = 0      # bytes in damaged regions that a valid frame follows
+    skipped_records: int = 0    # damaged or undecodable frames in those regions
+    skipped_regions: list[SkippedRegion] = field(default_factory=list)
+    regions_not_listed: int = 0  # regions beyond MAX_REPORTED_REGIONS (counted, not listed)
+    end_offset: int = 0         # file offset just after the last valid frame
+    complete: bool = False      # the pass reached the end of the file
+
+    @property
+    def clean(self) -> bool:
+        return not (self.torn_tail_bytes or self.skipped_bytes or self.skipped_records)
+
+    def add_region(self, offset: int, length: int, reason: str, frames: int) -> None:
+        self.skipped_bytes += length
+        self.skipped_records += max(1, frames)
+        if len(self.skipped_regions) < MAX_REPORTED_REGIONS:
+            self.skipped_regions.append(SkippedRegion(offset, length, reason, max(1, frames)))
+        else:
+            self.regions_not_listed += 1
+
+    def summary(self) -> str:
+        """One line naming the damage, empty when the pass was clean."""
+        parts = []
+        if self.skipped_records:
+            n = len(self.skipped_regions) + self.regions_not_listed
+            first = self.skipped_regions[0] if self.skipped_regions else None
+            why = f", first at byte {first.offset}: {first.reason}" if first else ""
+            parts.append(f"{self.skipped_records} damaged record(s) skipped in {n} region(s), "
+                         f"{self.skipped_bytes} bytes{why}")
+        if self.torn_tail_bytes:
+            parts.append(f"torn tail, {self.torn_tail_bytes} bytes ignored")
+        return "; ".join(parts)
+
+
+class _Bad(Exception):
+    """A frame that is not valid where it stands (internal; becomes a skipped region)."""
+
+
+def parse_frame(buf: bytes, pos: int, cap: int) -> tuple[int, int] | None:
+    """Check the frame starting at ``buf[pos]``.
+
+    Returns (payload start, payload end) when it is complete and its CRC matches, None when
+    ``buf`` ends before the frame does, and raises ``_Bad`` when it cannot be a frame.
+    """
+    n = len(buf)
+    if n - pos < 5:
+        if not MARKER.startswith(buf[pos:pos + 4]):
+            raise _Bad("no sync marker")
+        return None
+    if buf[pos:pos + 4] != MARKER:
+        raise _Bad("no sync marker")
+    i = pos + 4
+    length = 0
+    shift = 0
+    while True:
+        if i >= n:
+            return None
+        b = buf[i]
+        i += 1
+        length |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if i - pos - 4 >= MAX_VARINT_BYTES:
+            raise _Bad("overlong length varint")
+    if length > cap:
+        raise _Bad(f"length {length} over the {cap}-byte cap")
+    end = i + length
+    if end + CRC_BYTES > n:
+        return None
+    if zlib.crc32(buf[pos + 4:end]) != _U32.unpack_from(buf, end)[0]:
+        raise _Bad("checksum mismatch")
+    return i, end
+
+
+def walk_frames(f: BinaryIO, start: int, report: ReadReport, *,
+                strict: bool = False, name: str = "recording",
+                cap: int = MAX_RECORD_BYTES, chunk: int = READ_CHUNK,
+                ) -> Iterator[tuple[int, bytes]]:
+    """Yield (file offset, payload) for each valid frame from ``start`` to the end of file.
+
+    Damage followed by a valid frame becomes a SkippedRegion in ``report`` (or, when
+    ``strict``, a RecordingError naming ``name``); bytes after the last valid frame with no
+    valid frame after them become ``report.torn_tail_bytes``.
+    """
+    pos = 0
+    base = start        # file offset of buf[0]
+    try:
+        f.seek(start)
+        buf = f.read(chunk)
+        eof = False
+        marker = MARKER
+        crc32 = zlib.crc32
+        u32 = _U32.unpack_from
+        while True:
+            # Fast path: well-formed frames with one-byte lengths, all inside the buffer.
+            # `pos` moves past a frame before it is yielded, so on an early close the
+            # finally clause below reports the end of the last frame handed out.
+            n = len(buf)
+            while pos + 5 <= n and buf[pos:pos + 4] == marker:
+                ln = buf[pos + 4]
+                if ln >= 0x80:
+                    break
+                at = pos
+                end = pos + 5 + ln
+                if end + 4 > n or crc32(buf[at + 4:end]) != u32(buf, end)[0]:
+                    break
+                pos = end + 4
+                yield base + at, buf[at + 5:end]
+            # General path: long lengths, a frame crossing the buffer end, damage, the end.
+            try:
+                span = parse_frame(buf, pos, cap)
+            except _Bad as e:
+                span = None
+                bad: str | None = str(e)
+            else:
+                bad = None
+            if span is not None:
+                at = pos
+                pos = span[1] + 4
+                yield base + at, buf[span[0]:span[1]]
+                continue
+            if bad is None and not eof:
+                more = f.read(max(chunk, cap + 20 - (len(buf) - pos)))
+                if more:
+                    buf = buf[pos:] + more
+                    base += pos
+                    pos = 0
+                    continue
+                eof = True
+            if bad is None and pos >= len(buf):
+                report.complete = True
+                return
+            # Damage at `pos`, or an incomplete frame at the end of the file: find the next
+            # valid frame, or call the rest a torn tail.
+            found = _resync(f, buf, base, pos, eof, cap, chunk, report,
+                            bad or "frame runs past the end of the file")
+            if found is None:
+                report.complete = True
+                return
+            if strict:
+                r = report.skipped_regions[-1] if report.skipped_regions else None
+                where = f" at byte {r.offset}: {r.reason}" if r else ""
+                raise RecordingError(f"{name}: damaged{where}")
+            buf, base, pos, eof = found
+    except OSError as e:
+        raise RecordingError(f"{name}: read failed: {e.strerror or e}") from None
+    finally:
+        report.end_offset = base + pos
+
+
+def _resync(f: BinaryIO, buf: bytes, base: int, pos: int, eof: bool, cap: int, chunk: int,
+            report: ReadReport, reason: str) -> tuple[bytes, int, int, bool] | None:
+    """Search from ``pos + 1`` for a marker that starts a valid frame.
+
+    Returns the new (buf, base, pos, eof) positioned on that frame after recording the
+    region, or None after recording a torn tail. Memory stays within one chunk plus one
+    frame: bytes already searched are dropped as the search moves on.
+    """
+    damage_at = base + pos
+    frames = 1 if buf[pos:pos + 4] == MARKER else 0
+    s = pos + 1
+    while True:
+        i = buf.find(MARKER, s)
+        if i < 0:
+            if eof:
+                report.torn_tail_bytes += base + len(buf) - damage_at
+                return None
+            keep = max(s, len(buf) - 3)   # a marker may straddle the chunk boundary
+            more = f.read(chunk)
+            if not more:
+                eof = True
+            buf = buf[keep:] + more
+            base += keep
+            s = 0
+            continue
+        try:
+            span = parse_frame(buf, i, cap)
+        except _Bad:
+            frames += 1
+            s = i + 1
+            continue
+        if span is None:
+            if not eof:
+                more = f.read(max(chunk, cap + 20))
+                if more:
+                    buf = buf[i:] + more
+                    base += i
+                    s = 0
+                    continue
+                eof = True
+            frames += 1   # cannot complete before end of file: not a frame
+            s = i + 1
+            continue
+        report.add_region(damage_at, base + i - damage_at, reason, frames)
+        return buf, base, i, eof
+
+
+def _describe_start(data: bytes) -> str:
+    """Describe the first bytes of a file that is not a recording, for an error line."""
+    head = data[:8]
+    if not head:
+        return "empty file"
+    if head.startswith(MAGIC_PREFIX) and len(head) == 8:
+        return f"format version {head[7]}, this build reads version {FORMAT_VERSION}"
+    return "no gew recording magic at the start"
+
+
+def check_magic(data: bytes, path: str) -> None:
+    """Raise RecordingError unless ``data`` starts with this build's magic."""
+    if data[:8] != MAGIC:
+        raise RecordingError(f"{path}: not a gew recording ({_describe_start(data)})")

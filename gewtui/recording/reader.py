@@ -1,0 +1,202 @@
+"""The replay side: stream a recording's records in bounded memory, whatever state it is in.
+
+Replay (the debugger, the shell, ``gew export``) opens a file with ``open_recording`` and
+iterates. Opening checks the magic and the header and raises RecordingError (one line) when
+the file is not a recording or its header is damaged. Iterating never raises for damage
+after the header: damaged frames are skipped and counted, a torn tail is measured, and
+``reader.report`` (a ReadReport) says what was found once the pass is over. With
+``strict=True`` the first damaged region raises RecordingError instead. Protobuf errors,
+nesting bombs included, never escape as anything but RecordingError or a counted skip.
+
+Random access: ``scan_offsets(every=N)`` walks the frames without decoding them (about a
+second per million records) and returns the offset of every Nth record; any of those
+offsets can be passed as ``start=`` to the iterators.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import TracebackType
+from typing import BinaryIO, Iterator
+
+from google.protobuf.message import DecodeError
+
+from gewtui.errors import EX_NOINPUT, RecordingError
+from gewtui.pb import events_pb2, recording_pb2
+from gewtui.recording.framing import (
+    MAGIC, MAX_HEADER_BYTES, READ_CHUNK, ReadReport, _Bad, check_magic, parse_frame,
+    walk_frames,
+)
+
+# What a hostile or damaged payload can make protobuf raise. upb raises DecodeError for
+# nesting deeper than its limit; the others are there for other protobuf backends.
+_DECODE_ERRORS = (DecodeError, RecursionError, ValueError, MemoryError, OverflowError)
+
+
+@dataclass(frozen=True)
+class RecordIndex:
+    """Frame offsets from ``scan_offsets``: ``offsets[k]`` is where record ``k*every`` starts."""
+
+    offsets: list[int]
+    every: int
+    records: int          # valid frames in the file
+    end_offset: int       # just after the last valid frame
+    report: ReadReport
+
+
+class RecordingReader:
+    """A recording opened for reading. Iterate it for Records; see the module docstring."""
+
+    def __init__(self, path: str | os.PathLike[str], *, strict: bool = False,
+                 chunk_size: int = READ_CHUNK):
+        self.path = os.fspath(path)
+        self.strict = strict
+        self.chunk_size = chunk_size
+        self.report = ReadReport()
+        try:
+            self._f: BinaryIO = open(self.path, "rb", buffering=0)
+        except FileNotFoundError:
+            raise RecordingError(f"{self.path}: no such file", code=EX_NOINPUT) from None
+        except IsADirectoryError:
+            raise RecordingError(f"{self.path}: is a directory", code=EX_NOINPUT) from None
+        except OSError as e:
+            raise RecordingError(f"{self.path}: cannot open: {e.strerror}",
+                                 code=EX_NOINPUT) from None
+        try:
+            self.header, self.data_start = self._read_header()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _read_header(self) -> tuple[recording_pb2.RecordingHeader, int]:
+        try:
+            buf = self._f.read(self.chunk_size)
+            check_magic(buf, self.path)
+            while True:
+                try:
+                    span = parse_frame(buf, len(MAGIC), MAX_HEADER_BYTES)
+                except _Bad as e:
+                    raise RecordingError(f"{self.path}: header damaged ({e})") from None
+                if span is not None:
+                    break
+                more = self._f.read(self.chunk_size)
+                if not more:
+                    raise RecordingError(f"{self.path}: truncated inside the header")
+                buf += more
+        except OSError as e:
+            raise RecordingError(f"{self.path}: read failed: {e.strerror}") from None
+        q, end = span
+        try:
+            header = recording_pb2.RecordingHeader.FromString(buf[q:end])
+        except _DECODE_ERRORS as e:
+            raise RecordingError(f"{self.path}: header undecodable ({_one_line(e)})") from None
+        return header, end + 4
+
+    # -- iteration -----------------------------------------------------------------------
+
+    def frames(self, start: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """(offset, payload) of every valid frame, payloads not decoded. Resets ``report``."""
+        self.report = ReadReport()
+        return walk_frames(self._f, self.data_start if start is None else start, self.report,
+                           strict=self.strict, name=self.path, chunk=self.chunk_size)
+
+    def records_with_offsets(self, start: int | None = None
+                             ) -> Iterator[tuple[int, recording_pb2.Record]]:
+        """(frame offset, Record) for every record from ``start`` (a frame offset)."""
+        parse = recording_pb2.Record.FromString
+        frames = self.frames(start)
+        report = self.report
+        for off, payload in frames:
+            try:
+                rec = parse(payload)
+            except _DECODE_ERRORS as e:
+                self._undecodable(report, off, len(payload), e)
+                continue
+            report.records += 1
+            yield off, rec
+
+    def records(self, start: int | None = None) -> Iterator[recording_pb2.Record]:
+        """Every Record from ``start`` (a frame offset; default: the first record)."""
+        for _, rec in self.records_with_offsets(start):
+            yield rec
+
+    __iter__ = records
+
+    def iter_events(self, start: int | None = None) -> Iterator[events_pb2.Event]:
+        """Only the L0 events, in order: what replay feeds the observation plane.
+
+        A payload that is exactly one Record.event field (what the writer produces) is
+        decoded as an Event directly, skipping the Record wrapper; anything else goes
+        through Record so protobuf's merge rules still decide what it means.
+        """
+        parse_event = events_pb2.Event.FromString
+        parse_record = recording_pb2.Record.FromString
+        frames = self.frames(start)
+        report = self.report
+        for off, payload in frames:
+            n = len(payload)
+            try:
+                if n > 2 and payload[0] == 0x0A:
+                    b1 = payload[1]
+                    if b1 < 0x80:
+                        if n == b1 + 2:
+                            ev = parse_event(payload[2:])
+                            report.records += 1
+                            yield ev
+                            continue
+                    elif n > 3 and payload[2] < 0x80 and n == (b1 & 0x7F) + (payload[2] << 7) + 3:
+                        ev = parse_event(payload[3:])
+                        report.records += 1
+                        yield ev
+                        continue
+                rec = parse_record(payload)
+            except _DECODE_ERRORS as e:
+                self._undecodable(report, off, n, e)
+                continue
+            report.records += 1
+            if rec.HasField("event"):
+                yield rec.event
+
+    def _undecodable(self, report: ReadReport, off: int, n: int, e: BaseException) -> None:
+        # The CRC matched, so the framing is sound: the payload itself is foreign or hostile.
+        why = f"undecodable record ({_one_line(e)})"
+        if self.strict:
+            raise RecordingError(f"{self.path}: {why} at byte {off}")
+        report.add_region(off, n, why, 1)
+
+    # -- random access -------------------------------------------------------------------
+
+    def scan_offsets(self, every: int = 1024) -> RecordIndex:
+        """Walk every frame (no decoding) and keep the offset of each ``every``-th one."""
+        if every < 1:
+            raise ValueError("every must be >= 1")
+        offsets: list[int] = []
+        count = 0
+        for off, _ in self.frames():
+            if count % every == 0:
+                offsets.append(off)
+            count += 1
+        self.report.records = count
+        return RecordIndex(offsets, every, count, self.report.end_offset, self.report)
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "RecordingReader":
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def open_recording(path: str | os.PathLike[str], *, strict: bool = False) -> RecordingReader:
+    """Open a recording for reading (RecordingError if it is not one)."""
+    return RecordingReader(path, strict=strict)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

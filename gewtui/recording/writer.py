@@ -1,0 +1,281 @@
+"""The recorder: appends framed records to a recording file at ingest rate.
+
+The session's pump thread hands every L0 event (and intervention, stats and end record)
+to one ``RecordingWriter``. Frames are built in a bytearray and written in large chunks;
+the buffer goes to the kernel when it passes ``buffer_bytes``, when a write finds the last
+flush older than ``flush_interval`` seconds, on ``flush_if_due()`` (the pump calls it on
+every poll, so an idle session still flushes within a second), on ``flush()`` and on
+``close()``, which also fsyncs. Not thread-safe: one thread writes.
+
+A failed write (disk full, EIO) truncates the file back to its last complete frame when it
+can, and raises RecordingError saying what happened and how many records were lost; the
+writer then refuses further records, and the file stays readable up to that frame.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+import zlib
+from types import TracebackType
+
+from gewtui import __version__
+from gewtui.errors import EX_IOERR, RecordingError
+from gewtui.pb import events_pb2, recording_pb2
+
+from gewtui.recording.framing import (
+    FORMAT_VERSION, MAGIC, MARKER, MAX_HEADER_BYTES, MAX_RECORD_BYTES, _U32,
+    encode_frame, encode_varint,
+)
+
+_EVENT_TAG = b"\x0a"   # Record field 1 (event), wire type 2: a Record holding one Event
+# Bound once: the per-record path pays no attribute lookups for them.
+_crc32 = zlib.crc32
+_monotonic = time.monotonic
+_pack_u32 = _U32.pack
+
+
+class RecordingWriter:
+    """Write one recording: ``RecordingWriter(path, header)`` then ``write_event(ev)``...
+
+    ``header`` is copied; ``format_version``, ``created_unix_ns`` and ``writer`` are filled
+    in when unset. The magic and header reach the file before the constructor returns.
+    """
+
+    def __init__(self, path: str | os.PathLike[str],
+                 header: recording_pb2.RecordingHeader | None = None, *,
+                 flush_interval: float = 1.0, buffer_bytes: int = 1 << 20,
+                 fsync_on_close: bool = True, _append_at: int | None = None):
+        self.path = os.fspath(path)
+        self.flush_interval = flush_interval
+        self.buffer_bytes = buffer_bytes
+        self.fsync_on_close = fsync_on_close
+        self.records = 0           # records accepted (buffered or written)
+        self.records_lost = 0      # records not written because of a write failure
+        self._buf = bytearray()
+        self._heads: dict[int, tuple[bytes, int]] = {}
+        self._failed: RecordingError | None = None
+        self._closed = False
+        self._deadline = time.monotonic() + flush_interval
+        flags = os.O_WRONLY | os.O_CLOEXEC
+        if _append_at is None:
+            flags |= os.O_CREAT | os.O_TRUNC
+        try:
+            self._fd = os.open(self.path, flags, 0o644)
+        except OSError as e:
+            raise RecordingError(f"cannot open recording {self.path}: {e.strerror}",
+                                 code=EX_IOERR) from None
+        if _append_at is not None:
+            self._offset = _append_at     # file offset of the end of the last full frame
+            try:
+                os.ftruncate(self._fd, _append_at)   # drop a torn tail before appending
+                os.lseek(self._fd, _append_at, os.SEEK_SET)
+            except OSError as e:
+                os.close(self._fd)
+                raise RecordingError(f"cannot append to {self.path}: {e.strerror}",
+                                     code=EX_IOERR) from None
+            return
+        self._offset = 0
+        h = recording_pb2.RecordingHeader()
+        if header is not None:
+            h.CopyFrom(header)
+        if not h.format_version:
+            h.format_version = FORMAT_VERSION
+        if not h.created_unix_ns:
+            h.created_unix_ns = time.time_ns()
+        if not h.writer:
+            h.writer = f"gew-tui {__version__}"
+        payload = h.SerializeToString()
+        if len(payload) > MAX_HEADER_BYTES:
+            os.close(self._fd)
+            raise RecordingError(f"recording header is {len(payload)} bytes, over the "
+                                 f"{MAX_HEADER_BYTES}-byte cap")
+        self._buf += MAGIC
+        self._buf += encode_frame(payload)
+        try:
+            self.flush()
+        except RecordingError:
+            os.close(self._fd)
+            self._closed = True
+            raise
+
+    @classmethod
+    def append(cls, path: str | os.PathLike[str], **kw) -> "RecordingWriter":
+        """Reopen an existing recording to add records after its last valid frame.
+
+        A torn tail is cut off first (issue: a session killed mid-write, then restarted).
+        """
+        from gewtui.recording.reader import RecordingReader
+
+        with RecordingReader(path) as r:
+            end = r.scan_offsets(every=1 << 62).end_offset
+        return cls(path, None, _append_at=end, **kw)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write_event(self, ev: events_pb2.Event) -> None:
+        """Append one L0 event as a Record."""
+        self.write_event_bytes(ev.SerializeToString())
+
+    def write_event_bytes(self, event_payload: bytes) -> None:
+        """Append an already serialized Event as a Record (the hot path: no Record object
+        is built; the Record's tag and length are part of the cached frame head)."""
+        h = self._heads.get(len(event_payload)) or self._head(len(event_payload))
+        buf = self._buf
+        buf += h[0]
+        buf += event_payload
+        buf += _pack_u32(_crc32(event_payload, h[1]))
+        self.records += 1
+        if len(buf) >= self.buffer_bytes or _monotonic() >= self._deadline:
+            self.flush()
+
+    def write(self, record: recording_pb2.Record) -> None:
+        """Append any Record (intervention, stats, end, or an event)."""
+        self.write_record_bytes(record.SerializeToString())
+
+    def write_record_bytes(self, payload: bytes) -> None:
+        """Append an already serialized Record."""
+        if len(payload) > MAX_RECORD_BYTES:
+            raise RecordingError(f"record of {len(payload)} bytes is over the "
+                                 f"{MAX_RECORD_BYTES}-byte cap")
+        self._buf += encode_frame(payload)
+        self.records += 1
+        if len(self._buf) >= self.buffer_bytes or _monotonic() >= self._deadline:
+            self.flush()
+
+    def _head(self, n: int) -> tuple[bytes, int]:
+        """Marker, frame length, Record tag and event length for an n-byte event, with
+        the CRC of the part of it the frame CRC covers (cached: lengths repeat)."""
+        inner = _EVENT_TAG + encode_varint(n)
+        if n + len(inner) > MAX_RECORD_BYTES:
+            raise RecordingError(f"event of {n} bytes is over the {MAX_RECORD_BYTES}-byte cap")
+        covered = encode_varint(n + len(inner)) + inner
+        h = (MARKER + covered, zlib.crc32(covered))
+        if len(self._heads) < 4096:
+            self._heads[n] = h
+        return h
+
+    # -- flushing ------------------------------------------------------------------------
+
+    def flush_if_due(self) -> None:
+        """Flush when the last flush is older than flush_interval (call it from idle loops)."""
+        if self._buf and time.monotonic() >= self._deadline:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand every buffered frame to the kernel."""
+        self._deadline = time.monotonic() + self.flush_interval
+        if not self._buf or self._failed is not None:
+            return
+        data = self._buf
+        written = 0
+        try:
+            with memoryview(data) as mv:
+                while written < len(data):
+                    k = os.write(self._fd, mv[written:])
+                    if k <= 0:   # pragma: no cover  (regular files do not return 0)
+                        raise OSError(errno.EIO, os.strerror(errno.EIO))
+                    written += k
+        except OSError as e:
+            self._fail(e, data, written)
+        self._offset += written
+        self._buf = bytearray()
+
+    def sync(self) -> None:
+        """flush() and fsync: the records so far survive a power loss."""
+        self.flush()
+        if self._failed is None:
+            try:
+                os.fsync(self._fd)
+            except OSError as e:
+                self._fail(e, b"", 0)
+
+    def _fail(self, e: OSError, data: bytearray, written: int) -> None:
+        # Keep only whole frames of what reached the file, so readers see no torn frame.
+        if self._offset == 0:
+            whole = kept = 0       # not even the magic and header made it
+            pending = 0
+        else:
+            whole, kept = _whole_frames(data, written)
+            pending = _whole_frames(data, len(data))[1]
+        end = self._offset + whole
+        try:
+            os.ftruncate(self._fd, end)
+            state = f"the file is readable up to byte {end}"
+        except OSError:
+            end = self._offset + written
+            state = f"the file ends in a torn frame after byte {self._offset + whole}"
+        self._offset = end
+        self.records_lost += pending - kept
+        self._buf = bytearray()
+        why = e.strerror or str(e)
+        self._failed = RecordingError(
+            f"recording {self.path}: write failed ({why}); {self.records_lost} record(s) "
+            f"not written; {state}", code=EX_IOERR)
+        # From now on every write is refused; swapping the methods keeps that check
+        # out of the per-record path.
+        self.write_event_bytes = self.write_record_bytes = self._refuse  # type: ignore[method-assign]
+        raise self._failed
+
+    def _refuse(self, payload: bytes = b"") -> None:
+        self.records_lost += 1
+        assert self._failed is not None
+        raise RecordingError(self._failed.message, code=self._failed.code)
+
+    @property
+    def failed(self) -> RecordingError | None:
+        """The write failure that stopped this writer, if any."""
+        return self._failed
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes in the file (flushed frames), header included."""
+        return self._offset
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, fsync and close. Idempotent; after a write failure it only closes."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._failed is None:
+                self.flush()
+                if self.fsync_on_close:
+                    self.sync()
+        finally:
+            os.close(self._fd)
+
+    def __enter__(self) -> "RecordingWriter":
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _whole_frames(data: bytes | bytearray, limit: int) -> tuple[int, int]:
+    """(bytes, count) of the complete frames at the start of ``data[:limit]``.
+
+    ``data`` is the writer's own buffer of well-formed record frames, so only the lengths
+    need reading; CRCs were computed by us.
+    """
+    pos = count = 0
+    while True:
+        i = pos + len(MARKER)
+        length = shift = 0
+        while i < limit:
+            b = data[i]
+            i += 1
+            length |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        else:
+            return pos, count
+        end = i + length + 4
+        if end > limit:
+            return pos, count
+        pos = end
+        count += 1
