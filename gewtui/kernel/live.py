@@ -1,0 +1,326 @@
+"""LiveSession: one live session as an event source for `gew session apply`, the TUI and
+the shell (re-exported as gewtui.kernel.session.LiveSession).
+
+    with LiveSession(["netns=gewlab-client"], record="/tmp/s.gewrec") as live:
+        while running:
+            for ev in live.poll(100):      # L0 events, numbered from 1, already recorded
+                ...
+            live.stats                     # events, lost, complete, BPF cost, file size
+
+Opening it: refuse non-root, mount tracefs/bpffs if needed, clean this instance's orphans,
+resolve the scope, verify capabilities (unsupported refuses; risky refuses without
+allow_risky), run the session transaction, open the recording. Closing it writes the final
+SessionStats and SessionEnd records, closes the recording and removes everything the
+session put in the kernel. Both are idempotent and safe on every path.
+
+One thread polls; callbacks run on that thread. Signal handling is the owner's job.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+from gewtui import __version__
+from gewtui.errors import CapabilityError, GewError, RecordingError
+from gewtui.kernel.bpffs import CleanupReport, Instance, Log
+from gewtui.kernel.scope import ResolvedScope, ScopeEntry, ScopeWatcher, parse_scope, resolve
+from gewtui.kernel.session import PlaneFactory, Session, fault_from_env, new_session_id
+from gewtui.pb import events_pb2, recording_pb2, session_pb2
+
+RECORDINGS_DIR = "/var/lib/gewyvern/recordings"
+WATCH_INTERVAL_S = 1.0
+
+
+def default_recording_path(session_id: str) -> str:
+    return os.path.join(RECORDINGS_DIR, f"{session_id}.gewrec")
+
+
+@dataclass
+class LiveStats:
+    session_id: str = ""
+    events: int = 0
+    lost: int = 0
+    produced: int = 0
+    complete: bool = True
+    incomplete_reason: str = ""
+    bpf_run_time_ns: int = 0
+    bpf_run_count: int = 0
+    recording_path: str = ""
+    recording_bytes: int = 0
+    open_seconds: float = 0.0                    # how long open() took
+    first_event_after_s: float | None = None     # from the start of open() to the first event
+    scope_changes: list[str] = field(default_factory=list)
+
+    def to_pb(self) -> session_pb2.SessionStats:
+        return session_pb2.SessionStats(
+            ktime_ns=time.monotonic_ns(), events=self.events, lost_records=self.lost,
+            observation_complete=self.complete, incomplete_reason=self.incomplete_reason,
+            bpf_run_time_ns=self.bpf_run_time_ns, bpf_run_count=self.bpf_run_count,
+            produced=self.produced)
+
+
+def verify_capabilities(allow_risky: bool, probes: Sequence[str] = ()) -> session_pb2.CapabilityReport:
+    """Capability negotiation (gewtui.runtime.capabilities); refuses unsupported, and risky
+    without allow_risky, by raising CapabilityError."""
+    try:
+        from gewtui.runtime import capabilities
+    except ImportError:
+        return session_pb2.CapabilityReport(verdict_reason="capability negotiation not in this build")
+    return capabilities.verify_compatibility(probes=list(probes) or None, allow_risky=allow_risky)
+
+
+class LiveSession:
+    def __init__(self, scope: Sequence[str] | Sequence[ScopeEntry] | ResolvedScope | None = None, *,
+                 record: str | None = None, instance: str = "default",
+                 session_id: str | None = None, allow_risky: bool = False,
+                 allow_intervention: bool = False, ringbuf_pages: int | None = None,
+                 on_event: Callable[[events_pb2.Event], None] | None = None,
+                 plane_factory: PlaneFactory | None = None, fault: str | None = None,
+                 log: Log | None = None, gc_on_start: bool = True, require_root: bool = True):
+        self.instance = Instance(instance)
+        self.session_id = session_id or new_session_id()
+        self._scope_arg = scope
+        self.record_path = record
+        self.allow_risky = allow_risky
+        self.allow_intervention = allow_intervention
+        self.ringbuf_pages = ringbuf_pages
+        self.on_event = on_event
+        self.plane_factory = plane_factory
+        self.fault = fault if fault is not None else fault_from_env()
+        self.log = log or (lambda s: None)
+        self.gc_on_start = gc_on_start
+        self.require_root = require_root
+        self.gc_reports: list[CleanupReport] = []
+        self.scope: ResolvedScope | None = None
+        self.session: Session | None = None
+        self.writer: Any = None
+        self.watcher: ScopeWatcher | None = None
+        self.capabilities: session_pb2.CapabilityReport | None = None
+        self._stats = LiveStats(session_id=self.session_id, recording_path=record or "")
+        self._pending: list[events_pb2.Event] = []
+        self._next_id = 1
+        self._t0 = 0.0
+        self._next_watch = 0.0
+        self._opened = False
+        self._closed = False
+        self._incomplete: list[str] = []
+
+    # -- opening ---------------------------------------------------------------------------
+    def _resolve_scope(self) -> ResolvedScope:
+        s = self._scope_arg
+        if isinstance(s, ResolvedScope):
+            return s
+        entries = [e for e in (s or ()) if isinstance(e, ScopeEntry)]
+        texts = [e for e in (s or ()) if not isinstance(e, ScopeEntry)]
+        return resolve(entries + [e for e in parse_scope(texts) if e not in entries])
+
+    def open(self) -> "LiveSession":
+        if self._opened:
+            return self
+        self._t0 = time.monotonic()
+        if self.require_root:
+            from gewtui.runtime.privileges import require_root
+
+            require_root("gew session apply")
+        from gewtui.runtime.mounts import ensure_mounted
+
+        ensure_mounted()
+        if self.gc_on_start:
+            self.gc_reports = self.instance.gc(self.log)
+        self.scope = self._resolve_scope()
+        self.capabilities = verify_capabilities(self.allow_risky)
+        if self.record_path:
+            d = os.path.dirname(os.path.abspath(self.record_path))
+            os.makedirs(d, exist_ok=True)
+            if not os.access(d, os.W_OK):
+                raise RecordingError(f"cannot write recordings into {d}")
+        self.session = Session(
+            self.scope, self.plane_factory, instance=self.instance, session_id=self.session_id,
+            recording_path=self.record_path or "", allow_risky=self.allow_risky,
+            allow_intervention=self.allow_intervention, ringbuf_pages=self.ringbuf_pages,
+            on_event=self._sink, fault=self.fault, log=self.log)
+        self.session.open()
+        try:
+            if self.record_path:
+                from gewtui.recording import RecordingWriter
+
+                self.writer = RecordingWriter(self.record_path, self._header())
+            self.watcher = ScopeWatcher(self.scope)
+        except BaseException:
+            self.session.close()
+            raise
+        self._opened = True
+        self._stats.open_seconds = time.monotonic() - self._t0
+        self._next_watch = time.monotonic() + WATCH_INTERVAL_S
+        mark = events_pb2.Event(ktime_ns=time.monotonic_ns())
+        mark.mark.kind, mark.mark.detail = "started", f"session {self.session_id} scope {self.scope.describe()}"
+        self._sink(mark)
+        return self
+
+    def _header(self) -> recording_pb2.RecordingHeader:
+        assert self.session is not None and self.scope is not None
+        m = self.session.manifest
+        info = session_pb2.SessionInfo(
+            instance_id=self.instance.instance_id, session_id=self.session_id,
+            owner_pid=m.owner_pid, owner_start_time=m.owner_start_time,
+            started_unix_ns=m.started_unix_ns, started_ktime_ns=time.monotonic_ns(),
+            scope=self.scope.to_pb(), allow_risky=self.allow_risky,
+            allow_intervention=self.allow_intervention, hostname=socket.gethostname(),
+            probes=list(getattr(self.session.plane, "programs", [])), tool_version=__version__,
+            uid=os.getuid(), tty=_tty())
+        h = recording_pb2.RecordingHeader(session=info)
+        if self.capabilities is not None:
+            h.capabilities.CopyFrom(self.capabilities)
+        plane = self.session.plane
+        for attr, target in (("drop_reasons", h.drop_reasons), ("reset_reasons", h.reset_reasons)):
+            for k, v in dict(getattr(plane, attr, {}) or {}).items():
+                target[int(k)] = str(v)
+        return h
+
+    # -- running ---------------------------------------------------------------------------
+    def _sink(self, ev: events_pb2.Event) -> None:
+        """Every event, from the plane or the session itself, is numbered here: one sequence."""
+        ev.id = self._next_id
+        self._next_id += 1
+        self._pending.append(ev)
+
+    def poll(self, timeout_ms: int = 100) -> list[events_pb2.Event]:
+        """Drain the kernel into L0 events (recorded, passed to on_event) and return them."""
+        if not self._opened or self._closed:
+            return []
+        assert self.session is not None and self.session.plane is not None
+        self.session.plane.poll(timeout_ms)
+        now = time.monotonic()
+        if now >= self._next_watch:
+            self._next_watch = now + WATCH_INTERVAL_S
+            self._tick()
+        return self._drain()
+
+    def _tick(self) -> None:
+        """Once a second: scope changes, stats, manifest heartbeat, recording flush."""
+        assert self.watcher is not None and self.session is not None
+        for change in self.watcher.poll():
+            ev = events_pb2.Event(ktime_ns=time.monotonic_ns())
+            ev.scope_change.CopyFrom(change)
+            self._sink(ev)
+            self._stats.scope_changes.append(change.detail)
+            if not change.observation_complete:
+                self._incomplete.append(f"scope: {change.detail}")
+            self.log(f"session {self.session_id}: scope change: {change.detail}")
+        st = self.stats
+        self.session.heartbeat(st.events, st.lost)
+        if self.writer is not None:
+            self._write(self.writer.flush_if_due)
+
+    def _drain(self) -> list[events_pb2.Event]:
+        out, self._pending = self._pending, []
+        if not out:
+            return out
+        if self._stats.first_event_after_s is None:
+            self._stats.first_event_after_s = time.monotonic() - self._t0
+        self._stats.events += len(out)
+        w = self.writer
+        cb = self.on_event
+        for ev in out:
+            if w is not None:
+                self._write(w.write_event, ev)
+            if cb is not None:
+                cb(ev)
+        return out
+
+    def _write(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except RecordingError as e:
+            # The recording cannot take more: the observation stops, the file stays readable.
+            self._incomplete.append(f"recording failed: {e.message}")
+            self.writer = None
+            raise
+
+    def events(self, duration: float | None = None, timeout_ms: int = 100) -> Iterator[events_pb2.Event]:
+        """Yield events until duration seconds pass (forever if None) or close() is called."""
+        end = None if duration is None else time.monotonic() + duration
+        while not self._closed and (end is None or time.monotonic() < end):
+            yield from self.poll(timeout_ms)
+
+    @property
+    def stats(self) -> LiveStats:
+        s = self._stats
+        plane = self.session.plane if self.session is not None else None
+        if plane is not None and self._opened:
+            try:
+                p = plane.stats()
+                s.lost, s.produced = p.lost, p.produced
+                s.bpf_run_time_ns, s.bpf_run_count = p.bpf_run_time_ns, p.bpf_run_count
+            except Exception as e:  # a stats read must never kill the session
+                self.log(f"session {self.session_id}: stats: {e}")
+        if self.writer is not None:
+            s.recording_bytes = self.writer.bytes_written
+        reasons = list(self._incomplete)
+        if s.lost:
+            reasons.insert(0, f"{s.lost} record(s) lost in the kernel")
+        s.complete = not reasons
+        s.incomplete_reason = "; ".join(reasons)
+        return s
+
+    # -- closing ---------------------------------------------------------------------------
+    def close(self, how: str = "stopped", detail: str = "") -> None:
+        """Write the final stats and end records, close the recording, remove everything."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[str] = []
+        try:
+            if self._opened and self.session is not None and self.session.plane is not None:
+                try:
+                    self.session.plane.poll(0)   # the last events still in the ring buffer
+                    self._drain()
+                except Exception as e:
+                    errors.append(f"final drain: {e}")
+                st = self.stats.to_pb()
+                if self.writer is not None:
+                    try:
+                        self.writer.write(recording_pb2.Record(stats=st))
+                        end = session_pb2.SessionEnd(ktime_ns=time.monotonic_ns(), how=how, detail=detail)
+                        end.stats.CopyFrom(st)
+                        self.writer.write(recording_pb2.Record(end=end))
+                    except RecordingError as e:
+                        errors.append(e.message)
+        finally:
+            try:
+                if self.writer is not None:
+                    self.writer.close()
+                    self._stats.recording_bytes = self.writer.bytes_written
+            except Exception as e:
+                errors.append(f"recording close: {e}")
+            finally:
+                if self.session is not None:
+                    self.session.close()
+        for e in errors:
+            self.log(f"session {self.session_id}: {e}")
+
+    def __enter__(self) -> "LiveSession":
+        try:
+            return self.open()
+        except BaseException:
+            self.close("error")
+            raise
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if et is None:
+            self.close("stopped")
+        elif issubclass(et, KeyboardInterrupt):
+            self.close("sigint")
+        else:
+            self.close("error", str(ev).splitlines()[0] if str(ev) else et.__name__)
+
+
+def _tty() -> str:
+    try:
+        return os.ttyname(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):
+        return ""
