@@ -1,0 +1,260 @@
+"""The pump: one thread that owns the debugger and everything it touches.
+
+Place in the pipeline: the front ends (the Textual app, the shell) submit command lines and
+receive immutable ``DebugView`` snapshots and command outputs through callbacks; they never
+touch the debugger, its engines or the source from their own threads. In a loop, the pump:
+
+1. runs the submitted commands, in order;
+2. ingests what the source has (a live session is polled with a short timeout, which is
+   also the loop's idle wait; a recording is read ahead of the cursor in chunks);
+3. advances a running motion for a bounded slice, so a ``pause`` is never far away;
+4. reports stops (breakpoint hits, steps, the end of a recording);
+5. folds the state into one ``DebugView`` at most once per tick (and right after a
+   command, so keys feel immediate), and hands it to ``on_view``.
+
+The intervention controller of a live session is driven from here too (``observe`` for every
+event, ``tick`` about once a second), so the head engine has one thread only.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from gewtui.debugger import commands
+from gewtui.debugger.core import Debugger
+from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view import DebugView, Message, Output
+
+
+@dataclass
+class _Request:
+    line: str
+    future: Future
+    wait_stop: bool = False
+    confirm_text: str | None = None
+    outputs: list[Output] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, debugger: Debugger, views: ViewBuilder | None = None, *,
+                 on_view: Callable[[DebugView], None] | None = None,
+                 on_output: Callable[[list[Output]], None] | None = None,
+                 tick_s: float = 0.1, read_ahead: int = 20000, poll_s: float = 0.01,
+                 name: str = "gew-pump") -> None:
+        self.d = debugger
+        self.views = views or ViewBuilder(debugger)
+        self.on_view = on_view or (lambda v: None)
+        self.on_output = on_output or (lambda o: None)
+        self.tick_s = tick_s
+        self.read_ahead = read_ahead
+        self.poll_s = poll_s
+        self._q: deque[_Request] = deque()
+        self._cv = threading.Condition()
+        self._waiting: list[_Request] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._last_view_version = -1
+        self._next_view = 0.0
+        self._next_tick = 0.0
+        self.latest: DebugView | None = None
+        self.error: BaseException | None = None
+        self.quit_requested = False
+
+    # ---- lifetime -------------------------------------------------------------------------
+
+    def start(self) -> "Runner":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # ---- requests (any thread) ---------------------------------------------------------
+
+    def submit(self, line: str, *, wait_stop: bool = False,
+               confirm_text: str | None = None) -> Future:
+        """Queue a command line; the future resolves to its outputs (with ``wait_stop``,
+        only once a motion it started has stopped, its Stop included)."""
+        fut: Future = Future()
+        if not self.alive:
+            fut.set_exception(RuntimeError("the debugger is not running"))
+            return fut
+        self._put(_Request(line, fut, wait_stop, confirm_text))
+        return fut
+
+    def _put(self, req: _Request) -> None:
+        with self._cv:
+            self._q.append(req)
+            self._cv.notify_all()
+
+    def call(self, line: str, *, wait_stop: bool = True, timeout: float | None = None,
+             confirm_text: str | None = None) -> list[Output]:
+        return self.submit(line, wait_stop=wait_stop, confirm_text=confirm_text).result(timeout)
+
+    def view_now(self, timeout: float = 10.0) -> DebugView:
+        """A fresh view, built after everything submitted so far."""
+        fut: Future = Future()
+        self._put(_Request("", fut))
+        fut.result(timeout)
+        assert self.latest is not None
+        return self.latest
+
+    # ---- the loop (pump thread) ------------------------------------------------------------
+
+    def _loop(self) -> None:
+        d = self.d
+        observe = getattr(d.intervention, "observe", None)
+        if observe is not None:
+            d.observers.append(observe)
+        try:
+            while not self._stop.is_set():
+                acted = self._commands()
+                if self._stop.is_set():
+                    break
+                busy = d.motion is not None and not d.following
+                if d.live:
+                    got = d.ingest(50000, timeout_s=0.0 if (busy or acted) else self.poll_s)
+                elif not d.log.complete:
+                    got = d.ingest(self.read_ahead)
+                else:
+                    got = 0
+                if busy:
+                    d.run(0.03)
+                self._tick_intervention()
+                stops = d.take_stops()
+                if stops:
+                    self.on_output(list(stops))
+                    for r in self._waiting:
+                        r.outputs.extend(stops)
+                self._resolve_waiting()
+                now = time.monotonic()
+                if acted or stops or (d.version != self._last_view_version and now >= self._next_view):
+                    self._publish()
+                if not acted and not got and not busy and not d.live:
+                    self._idle_wait()
+        except BaseException as e:     # surfaced to the front end, which exits with it
+            self.error = e
+            self.on_output([Message(f"internal error in the debugger: {e!r}", "error")])
+            for r in self._waiting:
+                if not r.future.done():
+                    r.future.set_exception(e)
+            self._fail_queued(e)
+            raise
+
+    def _publish(self) -> None:
+        view = self.views.build()
+        self.latest = view
+        self._last_view_version = self.d.version
+        self._next_view = time.monotonic() + self.tick_s
+        self.on_view(view)
+
+    def _idle_wait(self) -> None:
+        with self._cv:
+            if not self._q and not self._stop.is_set():
+                self._cv.wait(self.tick_s)
+
+    def _next_request(self) -> _Request | None:
+        """The next request to run now. While a motion runs, a further motion waits for it
+        to stop (so three quick 'step's are three steps), but a 'pause' or 'quit' queued
+        behind it goes first."""
+        with self._cv:
+            if not self._q:
+                return None
+            busy = self.d.motion is not None and not self.d.following
+            if busy and commands.motion_command(self._q[0].line):
+                for r in self._q:
+                    if _urgent(r.line):
+                        self._q.remove(r)
+                        return r
+                return None
+            return self._q.popleft()
+
+    def _commands(self) -> bool:
+        acted = False
+        while True:
+            req = self._next_request()
+            if req is None:
+                return acted
+            acted = True
+            if not req.line:
+                self._publish()
+                req.future.set_result([])
+                continue
+            self._execute(req)
+
+    def _execute(self, req: _Request) -> None:
+        d = self.d
+        confirm = None
+        if req.confirm_text is not None:
+            text = req.confirm_text
+            confirm = lambda prompt, flow_id: text
+        ctx = commands.Context(d, self.views, confirm)
+        try:
+            outs = commands.execute(ctx, req.line)
+        except commands.Quit:
+            self.quit_requested = True
+            req.future.set_result([Message("quit")])
+            return
+        except Exception as e:   # a command's bug must not take the session down
+            outs = [Message(f"{req.line.split()[0]}: internal error: {e!r}", "error")]
+        req.outputs.extend(outs)
+        if outs:
+            self.on_output(list(outs))
+        if req.wait_stop and d.running and not (d.live and d.following and
+                                                 not commands.motion_command(req.line)):
+            self._waiting.append(req)
+        else:
+            # A synchronous command's stop (pause, back, goto backwards) belongs to it.
+            stops = d.take_stops()
+            if stops:
+                self.on_output(list(stops))
+                req.outputs.extend(stops)
+            req.future.set_result(req.outputs)
+
+    def _resolve_waiting(self) -> None:
+        if not self._waiting or self.d.running:
+            return
+        for r in self._waiting:
+            if not r.future.done():
+                r.future.set_result(r.outputs)
+        self._waiting.clear()
+
+    def _tick_intervention(self) -> None:
+        ctl = self.d.intervention
+        if ctl is None:
+            return
+        now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + 1.0
+        tick = getattr(ctl, "tick", None)
+        if tick is not None:
+            if tick():
+                self.d.version += 1
+
+    def _fail_queued(self, e: BaseException) -> None:
+        with self._cv:
+            pending, self._q = list(self._q), deque()
+        for req in pending:
+            if not req.future.done():
+                req.future.set_exception(e)
+
+
+def _urgent(line: str) -> bool:
+    try:
+        parsed = commands.parse(line)
+    except Exception:
+        return False
+    return parsed is not None and parsed[0].name in ("pause", "quit")

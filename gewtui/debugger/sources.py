@@ -1,0 +1,206 @@
+"""Event sources the debugger can sit on: a recording, a live session, or a list of events.
+
+Place in the pipeline: the debugger core calls ``read(max_events, timeout_s)`` from its one
+thread and appends what it gets to the session's event log. A source also says what the
+status bar shows about the session (``info``) and how the session is doing (``stats``).
+The live adapter takes the session object it is given (gewtui.kernel's LiveSession, or a
+fake in tests) and never imports the kernel plane itself, so the debugger stays importable
+without bcc.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from gewtui.pb import events_pb2, intervention_pb2, recording_pb2, session_pb2
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    session_id: str
+    mode: str                       # "live" | "replay"
+    verdict: str                    # capability verdict, e.g. "FULLY_SUPPORTED"
+    scope: str
+    recording: str
+    allow_intervention: bool
+    header: recording_pb2.RecordingHeader | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    events: int = 0
+    lost: int = 0
+    complete: bool = True
+    incomplete_reason: str = ""
+    bpf_run_time_ns: int = 0
+    bpf_run_count: int = 0
+    recording_bytes: int = 0
+
+
+def _verdict(report: session_pb2.CapabilityReport | None) -> str:
+    if report is None or not report.verdict:
+        return "unknown"
+    return session_pb2.CapabilityState.Name(report.verdict)
+
+
+def _scope_text(scope: session_pb2.Scope) -> str:
+    parts = [f"{e.kind}={e.value}" for e in scope.entries]
+    return " ".join(parts) or "host netns"
+
+
+class MemorySource:
+    """Events from an iterable (tests, benchmarks, a filtered export's preview)."""
+
+    live = False
+
+    def __init__(self, events: Iterable[events_pb2.Event],
+                 header: recording_pb2.RecordingHeader | None = None) -> None:
+        self._it: Iterator[events_pb2.Event] = iter(events)
+        self.header = header or recording_pb2.RecordingHeader()
+        self.exhausted = False
+        self.interventions: list[intervention_pb2.InterventionRecord] = []
+        self._count = 0
+        self._lost = 0
+
+    def read(self, max_events: int, timeout_s: float = 0.0) -> list[events_pb2.Event]:
+        out = []
+        for ev in self._it:
+            out.append(ev)
+            if ev.WhichOneof("body") == "lost":
+                self._lost += ev.lost.count
+            if len(out) >= max_events:
+                break
+        else:
+            self.exhausted = True
+        self._count += len(out)
+        return out
+
+    def info(self) -> SourceInfo:
+        s = self.header.session
+        return SourceInfo(s.session_id or "memory", "replay", _verdict(self.header.capabilities),
+                          _scope_text(s.scope), "", False, self.header)
+
+    def stats(self) -> SourceStats:
+        return SourceStats(events=self._count, lost=self._lost, complete=self._lost == 0)
+
+    def close(self) -> None:
+        pass
+
+
+class ReplaySource:
+    """A recording file, read in chunks as the cursor (or the read-ahead) needs it.
+
+    Interventions, stats and end records are kept aside: the intervention panel shows past
+    interventions (a replay never executes one), the status bar shows the recording's
+    session stats (the last stats record wins, as in the file's contract).
+    """
+
+    live = False
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from gewtui.recording import open_recording
+
+        self.path = os.fspath(path)
+        self.reader = open_recording(self.path)
+        self.header = self.reader.header
+        self._records = self.reader.records()
+        self.exhausted = False
+        self.interventions: list[intervention_pb2.InterventionRecord] = []
+        self.last_stats: session_pb2.SessionStats | None = None
+        self.end: session_pb2.SessionEnd | None = None
+        self._events = 0
+        self._lost = 0
+        try:
+            self.size = os.path.getsize(self.path)
+        except OSError:
+            self.size = 0
+
+    def read(self, max_events: int, timeout_s: float = 0.0) -> list[events_pb2.Event]:
+        out: list[events_pb2.Event] = []
+        if self.exhausted:
+            return out
+        for rec in self._records:
+            which = rec.WhichOneof("body")
+            if which == "event":
+                ev = rec.event
+                out.append(ev)
+                if ev.WhichOneof("body") == "lost":
+                    self._lost += ev.lost.count
+                if len(out) >= max_events:
+                    break
+            elif which == "intervention":
+                self.interventions.append(rec.intervention)
+            elif which == "stats":
+                self.last_stats = rec.stats
+            elif which == "end":
+                self.end = rec.end
+                if rec.end.HasField("stats"):
+                    self.last_stats = rec.end.stats
+        else:
+            self.exhausted = True
+        self._events += len(out)
+        return out
+
+    def info(self) -> SourceInfo:
+        s = self.header.session
+        return SourceInfo(s.session_id or os.path.basename(self.path), "replay",
+                          _verdict(self.header.capabilities), _scope_text(s.scope), self.path,
+                          s.allow_intervention, self.header)
+
+    def stats(self) -> SourceStats:
+        st = self.last_stats
+        lost = max(self._lost, st.lost_records if st else 0)
+        return SourceStats(
+            events=max(self._events, st.events if st else 0), lost=lost,
+            complete=(st.observation_complete if st else True) and lost == 0,
+            incomplete_reason=st.incomplete_reason if st else "",
+            bpf_run_time_ns=st.bpf_run_time_ns if st else 0,
+            bpf_run_count=st.bpf_run_count if st else 0, recording_bytes=self.size)
+
+    @property
+    def report(self) -> Any:
+        """What the reader found wrong with the file (skipped regions, torn tail)."""
+        return self.reader.report
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class LiveSource:
+    """Adapter over an opened live session (``poll(timeout_ms)``, ``stats``, ``session_id``)."""
+
+    live = True
+    exhausted = False
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.interventions: list[intervention_pb2.InterventionRecord] = []
+        self._started = time.monotonic()
+
+    def read(self, max_events: int, timeout_s: float = 0.0) -> list[events_pb2.Event]:
+        return list(self.session.poll(int(timeout_s * 1000)))
+
+    def info(self) -> SourceInfo:
+        s = self.session
+        scope = getattr(s, "scope", None)
+        describe = getattr(scope, "describe", None)
+        return SourceInfo(
+            session_id=str(getattr(s, "session_id", "live")), mode="live",
+            verdict=_verdict(getattr(s, "capabilities", None)),
+            scope=describe() if callable(describe) else "host netns",
+            recording=getattr(s, "record_path", "") or "",
+            allow_intervention=bool(getattr(s, "allow_intervention", False)))
+
+    def stats(self) -> SourceStats:
+        st = self.session.stats
+        return SourceStats(
+            events=st.events, lost=st.lost, complete=st.complete,
+            incomplete_reason=st.incomplete_reason, bpf_run_time_ns=st.bpf_run_time_ns,
+            bpf_run_count=st.bpf_run_count, recording_bytes=st.recording_bytes)
+
+    def close(self) -> None:
+        close = getattr(self.session, "close", None)
+        if callable(close):
+            close()
