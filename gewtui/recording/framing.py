@@ -1,13 +1,15 @@
 """The recording file's byte layout: magic, frames, limits, and the frame walker.
 
-A recording is ``MAGIC`` followed by frames. The first frame holds a ``RecordingHeader``,
-every later one a ``Record`` (gewtui/pb/recording_pb2). A frame is::
+A recording is ``MAGIC`` followed by frames. The first frame holds a ``RecordingHeader``
+and starts with ``HEADER_MARKER``; every later one holds a ``Record``
+(gewtui/pb/recording_pb2) and starts with ``MARKER``. A frame is::
 
-    MARKER (4 bytes) | length (varint, 1..10 bytes) | payload (length bytes) | crc32 (4 bytes LE)
+    marker (4 bytes) | length (varint, 1..10 bytes) | payload (length bytes) | crc32 (4 bytes LE)
 
-The CRC (zlib.crc32) covers the length bytes and the payload. The marker lets a reader find
-the next frame after damage; a frame only counts once its CRC matches, so a marker-like byte
-sequence inside a payload never produces a record. ``walk_frames`` is the one place that
+The CRC (zlib.crc32) covers the marker, the length bytes and the payload. The marker lets a
+reader find the next frame after damage; a frame only counts once its CRC matches, so a
+marker-like byte sequence inside a payload never produces a record, and since the marker is
+covered, a header frame can never pass for a record frame (or the reverse). ``walk_frames`` is the one place that
 parses frames: the reader, the index scan and append-mode recovery all use it. It never
 holds more than one read chunk plus one maximal frame in memory.
 docs/recording-format.md describes the format for people; this module is the definition.
@@ -27,6 +29,9 @@ MAGIC_PREFIX = b"GEWREC\x00"
 MAGIC = MAGIC_PREFIX + bytes((FORMAT_VERSION,))
 # 0xF7 is not a valid protobuf tag byte (wire type 7), so the marker rarely occurs by chance.
 MARKER = b"\xf7GW\x1e"
+# The header frame has its own marker, so a header met among records (two files
+# concatenated, a duplicated block) is never taken for a record.
+HEADER_MARKER = b"\xf7GH\x1e"
 MAX_VARINT_BYTES = 10
 MAX_RECORD_BYTES = 4 << 20   # one Record payload
 MAX_HEADER_BYTES = 1 << 20   # the RecordingHeader payload
@@ -51,10 +56,10 @@ def encode_varint(n: int) -> bytes:
     return bytes(out)
 
 
-def encode_frame(payload: bytes) -> bytes:
+def encode_frame(payload: bytes, marker: bytes = MARKER) -> bytes:
     """One complete frame around ``payload`` (the writer has a faster path for events)."""
-    lb = encode_varint(len(payload))
-    return MARKER + lb + payload + _U32.pack(zlib.crc32(payload, zlib.crc32(lb)))
+    head = marker + encode_varint(len(payload))
+    return head + payload + _U32.pack(zlib.crc32(payload, zlib.crc32(head)))
 
 
 @dataclass(frozen=True)
@@ -110,25 +115,26 @@ class _Bad(Exception):
     """A frame that is not valid where it stands (internal; becomes a skipped region)."""
 
 
-def parse_frame(buf: bytes, pos: int, cap: int) -> tuple[int, int] | None:
+def parse_frame(buf: bytes, pos: int, cap: int, marker: bytes = MARKER) -> tuple[int, int] | int:
     """Check the frame starting at ``buf[pos]``.
 
-    Returns (payload start, payload end) when it is complete and its CRC matches, None when
-    ``buf`` ends before the frame does, and raises ``_Bad`` when it cannot be a frame.
+    Returns (payload start, payload end) when the frame is complete and its CRC matches;
+    the number of bytes still missing (> 0) when ``buf`` ends before the frame does; and
+    raises ``_Bad`` when no frame can start here. A length is judged against ``cap`` as
+    soon as its varint is read, so a hostile length never causes a read or allocation.
     """
     n = len(buf)
-    if n - pos < 5:
-        if not MARKER.startswith(buf[pos:pos + 4]):
-            raise _Bad("no sync marker")
-        return None
-    if buf[pos:pos + 4] != MARKER:
+    head = buf[pos:pos + 4]
+    if head != marker:
+        if len(head) < 4 and marker.startswith(head):
+            return 5 - len(head)
         raise _Bad("no sync marker")
     i = pos + 4
     length = 0
     shift = 0
     while True:
         if i >= n:
-            return None
+            return 1
         b = buf[i]
         i += 1
         length |= (b & 0x7F) << shift
@@ -141,8 +147,8 @@ def parse_frame(buf: bytes, pos: int, cap: int) -> tuple[int, int] | None:
         raise _Bad(f"length {length} over the {cap}-byte cap")
     end = i + length
     if end + CRC_BYTES > n:
-        return None
-    if zlib.crc32(buf[pos + 4:end]) != _U32.unpack_from(buf, end)[0]:
+        return end + CRC_BYTES - n
+    if zlib.crc32(buf[pos:end]) != _U32.unpack_from(buf, end)[0]:
         raise _Bad("checksum mismatch")
     return i, end
 
@@ -177,45 +183,44 @@ def walk_frames(f: BinaryIO, start: int, report: ReadReport, *,
                     break
                 at = pos
                 end = pos + 5 + ln
-                if end + 4 > n or crc32(buf[at + 4:end]) != u32(buf, end)[0]:
+                if end + 4 > n or crc32(buf[at:end]) != u32(buf, end)[0]:
                     break
                 pos = end + 4
                 yield base + at, buf[at + 5:end]
             # General path: long lengths, a frame crossing the buffer end, damage, the end.
+            bad = ""
             try:
-                span = parse_frame(buf, pos, cap)
+                got = parse_frame(buf, pos, cap)
             except _Bad as e:
-                span = None
-                bad: str | None = str(e)
-            else:
-                bad = None
-            if span is not None:
+                bad = str(e)
+                got = 0
+            if type(got) is tuple:
                 at = pos
-                pos = span[1] + 4
-                yield base + at, buf[span[0]:span[1]]
+                pos = got[1] + 4
+                yield base + at, buf[got[0]:got[1]]
                 continue
-            if bad is None and not eof:
-                more = f.read(max(chunk, cap + 20 - (len(buf) - pos)))
-                if more:
-                    buf = buf[pos:] + more
-                    base += pos
-                    pos = 0
-                    continue
-                eof = True
-            if bad is None and pos >= len(buf):
-                report.complete = True
-                return
+            if not bad:
+                if not eof:
+                    more = f.read(max(chunk, got))
+                    if more:
+                        buf = buf[pos:] + more
+                        base += pos
+                        pos = 0
+                        continue
+                    eof = True
+                if pos >= len(buf):
+                    report.complete = True
+                    return
+                bad = "frame runs past the end of the file"
             # Damage at `pos`, or an incomplete frame at the end of the file: find the next
             # valid frame, or call the rest a torn tail.
-            found = _resync(f, buf, base, pos, eof, cap, chunk, report,
-                            bad or "frame runs past the end of the file")
+            found = _resync(f, buf, base, pos, eof, cap, chunk, report, bad)
             if found is None:
                 report.complete = True
                 return
             if strict:
-                r = report.skipped_regions[-1] if report.skipped_regions else None
-                where = f" at byte {r.offset}: {r.reason}" if r else ""
-                raise RecordingError(f"{name}: damaged{where}")
+                r = report.skipped_regions[-1]
+                raise RecordingError(f"{name}: damaged at byte {r.offset}: {r.reason}")
             buf, base, pos, eof = found
     except OSError as e:
         raise RecordingError(f"{name}: read failed: {e.strerror or e}") from None
@@ -249,21 +254,21 @@ def _resync(f: BinaryIO, buf: bytes, base: int, pos: int, eof: bool, cap: int, c
             s = 0
             continue
         try:
-            span = parse_frame(buf, i, cap)
+            got = parse_frame(buf, i, cap)
         except _Bad:
             frames += 1
             s = i + 1
             continue
-        if span is None:
+        if type(got) is int:
             if not eof:
-                more = f.read(max(chunk, cap + 20))
+                more = f.read(max(chunk, got))
                 if more:
                     buf = buf[i:] + more
                     base += i
                     s = 0
                     continue
                 eof = True
-            frames += 1   # cannot complete before end of file: not a frame
+            frames += 1   # cannot complete before the end of the file: not a frame
             s = i + 1
             continue
         report.add_region(damage_at, base + i - damage_at, reason, frames)

@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 from gewtui.errors import EX_NOINPUT, RecordingError
 from gewtui.pb import events_pb2, recording_pb2
 from gewtui.recording.framing import (
-    MAGIC, MAX_HEADER_BYTES, READ_CHUNK, ReadReport, _Bad, check_magic, parse_frame,
+    HEADER_MARKER, MAGIC, MAX_HEADER_BYTES, READ_CHUNK, ReadReport, _Bad, check_magic, parse_frame,
     walk_frames,
 )
 
@@ -70,22 +70,22 @@ class RecordingReader:
 
     def _read_header(self) -> tuple[recording_pb2.RecordingHeader, int]:
         try:
-            buf = self._f.read(self.chunk_size)
+            buf = self._f.read(max(self.chunk_size, len(MAGIC) + 16))
             check_magic(buf, self.path)
             while True:
                 try:
-                    span = parse_frame(buf, len(MAGIC), MAX_HEADER_BYTES)
+                    got = parse_frame(buf, len(MAGIC), MAX_HEADER_BYTES, HEADER_MARKER)
                 except _Bad as e:
                     raise RecordingError(f"{self.path}: header damaged ({e})") from None
-                if span is not None:
+                if type(got) is tuple:
                     break
-                more = self._f.read(self.chunk_size)
+                more = self._f.read(max(self.chunk_size, got))
                 if not more:
                     raise RecordingError(f"{self.path}: truncated inside the header")
                 buf += more
         except OSError as e:
             raise RecordingError(f"{self.path}: read failed: {e.strerror}") from None
-        q, end = span
+        q, end = got
         try:
             header = recording_pb2.RecordingHeader.FromString(buf[q:end])
         except _DECODE_ERRORS as e:

@@ -24,7 +24,7 @@ from gewtui.errors import EX_IOERR, RecordingError
 from gewtui.pb import events_pb2, recording_pb2
 
 from gewtui.recording.framing import (
-    FORMAT_VERSION, MAGIC, MARKER, MAX_HEADER_BYTES, MAX_RECORD_BYTES, _U32,
+    FORMAT_VERSION, HEADER_MARKER, MAGIC, MARKER, MAX_HEADER_BYTES, MAX_RECORD_BYTES, _U32,
     encode_frame, encode_varint,
 )
 
@@ -91,7 +91,7 @@ class RecordingWriter:
             raise RecordingError(f"recording header is {len(payload)} bytes, over the "
                                  f"{MAX_HEADER_BYTES}-byte cap")
         self._buf += MAGIC
-        self._buf += encode_frame(payload)
+        self._buf += encode_frame(payload, HEADER_MARKER)
         try:
             self.flush()
         except RecordingError:
@@ -145,12 +145,12 @@ class RecordingWriter:
 
     def _head(self, n: int) -> tuple[bytes, int]:
         """Marker, frame length, Record tag and event length for an n-byte event, with
-        the CRC of the part of it the frame CRC covers (cached: lengths repeat)."""
+        their CRC to continue over the event (cached: lengths repeat)."""
         inner = _EVENT_TAG + encode_varint(n)
         if n + len(inner) > MAX_RECORD_BYTES:
             raise RecordingError(f"event of {n} bytes is over the {MAX_RECORD_BYTES}-byte cap")
-        covered = encode_varint(n + len(inner)) + inner
-        h = (MARKER + covered, zlib.crc32(covered))
+        head = MARKER + encode_varint(n + len(inner)) + inner
+        h = (head, zlib.crc32(head))
         if len(self._heads) < 4096:
             self._heads[n] = h
         return h

@@ -1,0 +1,1 @@
+"""Fault-injection and hostile-input tests (issue 7); `make test-faults` runs them alone."""
