@@ -56,6 +56,12 @@ class KernelDropBackend:
     def loaded(self) -> bool:
         return self._clf is not None
 
+    def prepare(self) -> bool:
+        """Load the classifier if it is not loaded (nothing is attached). True if it was."""
+        was = self._clf is not None
+        self.classifier()
+        return was
+
     def classifier(self) -> DenyClassifier:
         if self._clf is None:
             self._clf = self._factory()

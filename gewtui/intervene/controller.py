@@ -265,15 +265,17 @@ class InterventionController:
         with self._lock:
             if self._closed:
                 raise UsageError("the session is ending; no new drops")
-            now = self._clock()
-            ctx = self._context(now)
-            flow = self.engine.flow(flow_id)
-            chain = self.engine.chain(flow_id)
-            ev = evaluate_gate(flow, chain, ctx, confirmation, "drop")
-            if confirmation is not None:
-                self._used.add(confirmation.nonce)     # single use, whatever the outcome
+            try:
+                flow, chain, ev, now = self._gate(flow_id, confirmation)
+                if ev.allowed and not self._prepared():
+                    # Loading the classifier the first time takes a moment (compilation);
+                    # the gate is evaluated again after it, at the moment of execution.
+                    flow, chain, ev, now = self._gate(flow_id, confirmation)
+            finally:
+                if confirmation is not None:
+                    self._used.add(confirmation.nonce)     # single use, whatever the outcome
             if not ev.allowed:
-                self._emit(ilog.refused(self._id(), ctx.session_id, flow_id, ev, chain,
+                self._emit(ilog.refused(self._id(), self.session.session_id, flow_id, ev, chain,
                                         self._actor, ktime_ns=now))
                 raise refusal(ev, flow_id)
             assert flow is not None and chain is not None
@@ -282,6 +284,19 @@ class InterventionController:
                     raise UsageError(f"flow {flow_id} already has drop #{d.intervention_id} "
                                      f"(undo it first)")
             return self._execute(flow, chain, ev, now)
+
+    def _gate(self, flow_id: int, confirmation: Confirmation | None):
+        now = self._clock()
+        flow = self.engine.flow(flow_id)
+        chain = self.engine.chain(flow_id)
+        return flow, chain, evaluate_gate(flow, chain, self._context(now), confirmation, "drop"), now
+
+    def _prepared(self) -> bool:
+        """True if the backend was ready already; otherwise make it ready (load the program,
+        attach nothing) and return False."""
+        backend = self._backend_()
+        prepare = getattr(backend, "prepare", None)
+        return prepare() if prepare is not None else True
 
     def _execute(self, flow: model_pb2.FlowSnapshot, chain: model_pb2.ReasonChain,
                  ev: intervention_pb2.GateEvaluation, now: int) -> intervention_pb2.InterventionRecord:
