@@ -1,0 +1,497 @@
+"""Protocol anchors: how the L0 events of each lifecycle feed the flow registry.
+
+One small interface — an anchor names the event kinds it takes and applies one event to the
+registry, appending the Changes it caused — and one implementation per lifecycle:
+TcpAnchor (TCP state, retransmits, resets, probes, owners, destroy, receive-queue overflow),
+QueueAnchor (drops, qdisc summaries), RouteAnchor (fib lookups, neighbours) and
+SessionAnchor (lost records, scope changes, session marks). Anchors hold no state of their
+own: everything lives in the registry, so a checkpoint copies one object.
+
+Handlers are called as ``h(ev, body, eid, t, out)``; the engine has already read the kind,
+id and time once (this is the hot path: no protobuf is built here).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from gewtui.model.changes import Change
+from gewtui.model.flows import CLOSE, DIVERGED, EMERGED, Registry
+from gewtui.model.identity import (CLIENT, LISTENER, SERVER, make_key, role_from_ports,
+                                   role_from_state)
+from gewtui.model.schema import TCP_STATE_NAMES
+
+Handler = Callable[..., None]
+_FRESH_OLD = frozenset({CLOSE, 3, 10, 12})   # CLOSE, SYN_RECV, LISTEN, NEW_SYN_RECV
+_RESET_RECEIVED = 2
+_ATTR_PROCESS = 1
+_PKT_NONE = 3
+_EAGAIN = -11
+_MAIN_TABLE = 254
+PENDING_CAP = 4096
+ROUTES_CAP = 65536
+
+
+class Anchor:
+    """Takes the L0 events of one lifecycle into the registry."""
+
+    kinds: tuple[str, ...] = ()
+
+    def __init__(self, reg: Registry):
+        self.reg = reg
+
+    def handlers(self) -> dict[str, Handler]:
+        """kind -> handler(ev, body, eid, t, out); the engine's dispatch table."""
+        return {k: getattr(self, k) for k in self.kinds}
+
+    def apply(self, ev, out: list[Change]) -> list[Change]:
+        """Apply one event of a kind this anchor handles (the slow, generic entry)."""
+        kind = ev.WhichOneof("body")
+        self.handlers()[kind](ev, getattr(ev, kind), ev.id, ev.ktime_ns, out)
+        return out
+
+
+def _zero(raw: bytes) -> bool:
+    return not raw or not any(raw)
+
+
+class TcpAnchor(Anchor):
+    kinds = ("tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner",
+             "rcvq_full")
+
+    def __init__(self, reg: Registry):
+        super().__init__(reg)
+        by_kind = reg.matcher.by_kind
+        self._m = {k: by_kind.get(k, ()) for k in self.kinds}
+
+    # -- socket to member -------------------------------------------------------------------
+    def _member(self, ev, b, sock, eid, t, out, old=0, new=0):
+        """The member for an event whose socket the registry does not hold open (slow path)."""
+        reg = self.reg
+        tup = b.tuple
+        family, saddr, daddr = tup.family, tup.saddr, tup.daddr
+        sport, dport, proto = tup.sport, tup.dport, tup.protocol or 6
+        m = reg.socks.get(sock) if sock else None
+        if m is not None and m.closed and not (old and old in _FRESH_OLD):
+            if m.tkey == (saddr, sport, daddr, dport):
+                return m   # late event of a closed socket (final summary, destroy)
+        netns = ev.attr.netns
+        role = role_from_state(old, new) if old or new else None
+        if role is None:
+            role = role_from_ports(sport, dport, (netns, sport) in reg.listeners)
+        if role != LISTENER and (_zero(daddr) or dport == 0):
+            # A passive child is traced before its peer is filled in: hold its facts until
+            # an event names the peer.
+            if sock:
+                p = reg.pending.setdefault(sock, [])
+                if len(p) < 8:
+                    reg.pin(eid, ev)
+                    p.append(eid)
+                if len(reg.pending) > PENDING_CAP:
+                    first = next(iter(reg.pending))
+                    for e in reg.pending.pop(first):
+                        reg.unpin(e)
+            reg.unattributed += 1
+            return None
+        key = make_key(role, netns, family, proto, saddr, sport, daddr, dport)
+        fid = reg.keys.get(key)
+        f = reg.flows[fid] if fid else None
+        if f is not None and f.open == 0 and f.idle_since >= 0 and \
+                t - max(f.idle_since, f.last_t) > reg.silence_ns:
+            reg.terminate(f, "closed" if f.n_conns else "silence", eid, t, out)
+            f = None
+        if f is None:
+            f = reg.emerge(key, ev, eid, t, out)
+        else:
+            f.n_events += 1
+            f.last_eid, f.last_t = eid, t
+            if f.phase == EMERGED:
+                reg.evolve(f, eid, t, out)
+        m = reg.add_member(f, sock, (saddr, sport, daddr, dport), family, proto,
+                           new or 0, ev, eid, t, out)
+        held = reg.pending.pop(sock, None)
+        if held:
+            for e in held:
+                pev = reg.event(e)
+                pb = pev.tcp_state if pev is not None and pev.WhichOneof("body") == "tcp_state" else None
+                if pb is not None:
+                    self._transition(f, m, pb.old_state, pb.new_state, e, pev.ktime_ns, out, pinned=True)
+                else:
+                    reg.unpin(e)
+        return m
+
+    def _transition(self, f, m, old, new, eid, t, out, pinned=False) -> None:
+        reg = self.reg
+        extra = m.rst_eid if (new == CLOSE and m.rst_eid) else 0
+        if not pinned:
+            reg.pin_id(eid)
+        if extra:
+            reg.pin_id(extra)
+        frm, to = TCP_STATE_NAMES.get(old, str(old)), TCP_STATE_NAMES.get(new, str(new))
+        reg.add_trans(f, (eid, t, "tcp-state", frm, to, extra))
+        m.state = new
+        f.tcp_state = new
+        detail = {"from": frm, "to": to, "sock": hex(m.sock)}
+        if extra:
+            detail["after_reset"] = str(extra)
+        out.append(Change("tcp-state", f.fid, eid, detail))
+
+    def _attribute(self, f, ev, eid, via: str, out) -> None:
+        a = ev.attr
+        tgid = a.tgid
+        if not tgid:
+            return
+        for p in f.procs:
+            if p[2] == tgid:
+                return
+        reg = self.reg
+        reg.pin_id(eid)
+        f.procs.append((eid, a.pid, tgid, a.comm, a.cgroup_id, a.netns, a.source, a.uid, via))
+        if len(f.procs) > 16:
+            reg.unpin(f.procs.pop(1)[0])
+        if len(f.procs) > 1:
+            prev = f.procs[-2]
+            reg.pin_id(eid)
+            reg.add_trans(f, (eid, ev.ktime_ns, "owner", f"{prev[3]}[{prev[2]}]",
+                              f"{a.comm}[{tgid}]", 0))
+        out.append(Change("owner", f.fid, eid, {"tgid": str(tgid), "comm": a.comm, "via": via}))
+
+    def _touch(self, f, eid, t, out) -> None:
+        f.n_events += 1
+        f.last_eid, f.last_t = eid, t
+        if f.phase == EMERGED:
+            self.reg.evolve(f, eid, t, out)
+
+    # -- handlers ----------------------------------------------------------------------------
+    def tcp_state(self, ev, b, eid, t, out) -> None:
+        sock = b.sock
+        old, new = b.old_state, b.new_state
+        m = self.reg.socks.get(sock)
+        if m is None or (m.closed and old in _FRESH_OLD):
+            m = self._member(ev, b, sock, eid, t, out, old, new)
+            if m is None:
+                return
+            f = m.flow
+        else:
+            f = m.flow
+            self._touch(f, eid, t, out)
+        m.last_eid = eid
+        self._transition(f, m, old, new, eid, t, out)
+        if ev.attr.source == _ATTR_PROCESS:
+            self._attribute(f, ev, eid, "state", out)
+        cts = self._m["tcp_state"]
+        if cts:
+            self.reg.matcher.offer(self.reg, f, m, "tcp_state", ev, b, eid, t, out, cts)
+        if new == CLOSE:
+            self.reg.close_member(m, t)
+
+    def _sock_event(self, ev, b, eid, t, out):
+        sock = b.sock
+        m = self.reg.socks.get(sock)
+        if m is None or m.closed:
+            m = self._member(ev, b, sock, eid, t, out)
+            if m is None:
+                return None
+            m.last_eid = eid
+            return m
+        self._touch(m.flow, eid, t, out)
+        m.last_eid = eid
+        return m
+
+    def retransmit(self, ev, b, eid, t, out) -> None:
+        m = self._sock_event(ev, b, eid, t, out)
+        if m is None:
+            return
+        f = m.flow
+        f.n_retx += 1
+        cts = self._m["retransmit"]
+        if cts:
+            self.reg.matcher.offer(self.reg, f, m, "retransmit", ev, b, eid, t, out, cts)
+
+    def reset(self, ev, b, eid, t, out) -> None:
+        if not b.sock:
+            # The kernel answered without a socket (e.g. a closed port): no local flow has it.
+            self.reg.note_session(ev, eid)
+            self.reg.unattributed += 1
+            return
+        m = self._sock_event(ev, b, eid, t, out)
+        if m is None:
+            return
+        f = m.flow
+        if b.direction == _RESET_RECEIVED:
+            f.n_rst_recv += 1
+            m.rst_eid = eid
+        else:
+            f.n_rst_sent += 1
+            if ev.attr.source == _ATTR_PROCESS:
+                self._attribute(f, ev, eid, "reset", out)
+        cts = self._m["reset"]
+        if cts:
+            self.reg.matcher.offer(self.reg, f, m, "reset", ev, b, eid, t, out, cts)
+
+    def tcp_probe(self, ev, b, eid, t, out) -> None:
+        m = self._sock_event(ev, b, eid, t, out)
+        if m is None:
+            return
+        f = m.flow
+        f.n_segments += b.segments
+        f.n_bytes += b.bytes
+        zw = b.zero_window_segments
+        if zw:
+            f.n_zw += zw
+        cts = self._m["tcp_probe"]
+        if cts:
+            self.reg.matcher.offer(self.reg, f, m, "tcp_probe", ev, b, eid, t, out, cts)
+
+    def cong_state(self, ev, b, eid, t, out) -> None:
+        m = self._sock_event(ev, b, eid, t, out)
+        if m is None:
+            return
+        cts = self._m["cong_state"]
+        if cts:
+            self.reg.matcher.offer(self.reg, m.flow, m, "cong_state", ev, b, eid, t, out, cts)
+
+    def destroy(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        m = reg.socks.get(b.sock)
+        if m is None:
+            # A socket the registry no longer (or never) held: nothing to end.
+            reg.unattributed += 1
+            return
+        f = m.flow
+        self._touch(f, eid, t, out)
+        m.last_eid = eid
+        cts = self._m["destroy"]
+        if cts:
+            reg.matcher.offer(reg, f, m, "destroy", ev, b, eid, t, out, cts)
+        reg.close_member(m, t)
+        reg.release(m)
+
+    def owner(self, ev, b, eid, t, out) -> None:
+        m = self._sock_event(ev, b, eid, t, out)
+        if m is None:
+            return
+        f = m.flow
+        self._attribute(f, ev, eid, b.via or "owner", out)
+        cts = self._m["owner"]
+        if cts:
+            self.reg.matcher.offer(self.reg, f, m, "owner", ev, b, eid, t, out, cts)
+
+    def rcvq_full(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        m = reg.socks.get(b.sock) if b.sock else None
+        if m is None and b.listen_overflow:
+            fid = reg.listeners.get((ev.attr.netns, b.tuple.sport)) or \
+                reg.listeners.get((ev.attr.netns, b.tuple.dport))
+            if fid:
+                f = reg.flows[fid]
+                self._touch(f, eid, t, out)
+                f.n_drops += 1
+                reg.matcher.offer(reg, f, None, "rcvq_full", ev, b, eid, t, out, self._m["rcvq_full"])
+                return
+        if m is None and _zero(b.tuple.daddr) and not b.listen_overflow:
+            reg.unattributed += 1
+            return
+        m = self._sock_event(ev, b, eid, t, out)
+        if m is None:
+            return
+        m.flow.n_drops += 1
+        reg.matcher.offer(reg, m.flow, m, "rcvq_full", ev, b, eid, t, out, self._m["rcvq_full"])
+
+
+class QueueAnchor(Anchor):
+    kinds = ("skb_drop", "qdisc")
+
+    def _path(self, netns, ifname, kind, ev, b, eid, t, out) -> None:
+        """Offer a per-interface fact to the path-scoped templates of flows routed there."""
+        reg = self.reg
+        cts = reg.matcher.path_kind.get(kind)
+        if not cts:
+            return
+        fids = reg.paths.get((netns, ifname))
+        if not fids:
+            return
+        live = [c for c in cts if c.steps0.get(kind) is not None and c.steps0[kind](ev, b)] \
+            if all(c.single for c in cts) else list(cts)
+        if not live:
+            return
+        for fid in list(fids):
+            reg.matcher.offer(reg, reg.flows[fid], None, kind, ev, b, eid, t, out, live)
+
+    def _flows_for(self, ev, b, netns):
+        """Flows a packet-level drop belongs to: by socket, by tuple (this netns first, then
+        any netns: the packet was dropped on the path), by listener port."""
+        reg = self.reg
+        sock = b.sock
+        if sock:
+            m = reg.socks.get(sock)
+            if m is not None:
+                return [(m.flow, m)]
+        tup = b.tuple
+        s, d, sp, dp = tup.saddr, tup.daddr, tup.sport, tup.dport
+        found = (reg.tuples.get((s, sp, d, dp)) or []) + (reg.tuples.get((d, dp, s, sp)) or [])
+        if found:
+            same = [m for m in found if m.flow.netns == netns]
+            pick = same or found
+            seen, out = set(), []
+            for m in sorted(pick, key=lambda m: m.flow.fid):
+                if m.flow.fid not in seen:
+                    seen.add(m.flow.fid)
+                    out.append((m.flow, m))
+            return out
+        fid = reg.listeners.get((netns, dp)) or reg.listeners.get((netns, sp))
+        if fid:
+            return [(reg.flows[fid], None)]
+        return []
+
+    def skb_drop(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        netns = ev.attr.netns
+        hits = self._flows_for(ev, b, netns) if b.attribution != _PKT_NONE else []
+        n = b.count or 1
+        cts = reg.matcher.by_kind.get("skb_drop", ())
+        for f, m in hits:
+            f.n_events += 1
+            f.last_eid, f.last_t = eid, t
+            if f.phase == EMERGED:
+                reg.evolve(f, eid, t, out)
+            f.n_drops += n
+            reg.matcher.offer(reg, f, m, "skb_drop", ev, b, eid, t, out, cts)
+        if not hits:
+            reg.unattributed += 1
+            ifname = b.ifname or str(b.ifindex)
+            ctx = reg.iface(netns, ifname)
+            key = b.reason_name or str(b.reason)
+            ctx.counts[key] = ctx.counts.get(key, 0) + n
+            reg.note_iface(ctx, ev, eid, t)
+            self._path(netns, ifname, "skb_drop", ev, b, eid, t, out)
+
+    def qdisc(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        netns = b.netns or ev.attr.netns
+        ifname = b.ifname or str(b.ifindex)
+        ctx = reg.iface(netns, ifname)
+        ctx.counts["qdisc"] = ctx.counts.get("qdisc", 0) + 1
+        if b.dropped or b.overlimits:
+            reg.note_iface(ctx, ev, eid, t)
+            self._path(netns, ifname, "qdisc", ev, b, eid, t, out)
+
+
+class RouteAnchor(Anchor):
+    kinds = ("fib", "neigh")
+
+    def fib(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        if b.iif > 1:
+            return   # an input-route lookup (a packet arriving): not a path of a local flow
+        err = b.err
+        netns = ev.attr.netns
+        dst = b.dst
+        rk = (netns, dst)
+        if err == 0:
+            dev, gw = b.device, b.gateway
+            if _zero(gw):
+                gw = b""
+            old = reg.routes.get(rk)
+            if old is not None and old[1] == dev and old[2] == gw:
+                return
+            hop = (eid, dev, gw, b.table, 0)
+            reg.pin(eid, ev)
+            if old is not None:
+                reg.unpin(old[0])
+            elif len(reg.routes) >= ROUTES_CAP:
+                first = next(iter(reg.routes))
+                reg.unpin(reg.routes.pop(first)[0])
+            reg.routes[rk] = hop
+            fids = reg.peers.get(rk)
+            if not fids:
+                return
+            src = b.src
+            for fid in sorted(fids):
+                f = reg.flows.get(fid)
+                if f is None or f.phase >= DIVERGED:
+                    continue
+                if not _zero(src) and f.local and not _zero(f.local) and src != f.local:
+                    continue
+                cur = f.cur_hop()
+                f.n_events += 1
+                f.last_eid, f.last_t = eid, t
+                if f.phase == EMERGED:
+                    reg.evolve(f, eid, t, out)
+                if cur is None:
+                    reg.adopt(f, hop, eid, out)
+                elif cur[1] != dev or cur[2] != gw:
+                    reg.diverge(f, hop, ev, eid, t, out)
+            return
+        if err == _EAGAIN and b.table != _MAIN_TABLE:
+            return   # a miss in one table of several (local before main): routine
+        fids = reg.peers.get(rk)
+        hits = [reg.flows[fid] for fid in sorted(fids)] if fids else []
+        if not hits and b.protocol and b.dport:
+            # A connection attempt that found no route never reaches SYN_SENT: the routing
+            # lifecycle is its only anchor, so the flow emerges here.
+            key = make_key(CLIENT, netns, b.family, b.protocol, b.src if not _zero(b.src) else b"",
+                           b.sport, dst, b.dport)
+            fid = reg.keys.get(key)
+            if fid:
+                hits = [reg.flows[fid]]
+            else:
+                f = reg.emerge(key, ev, eid, t, out)
+                reg.go_idle(f, t)
+                hits = [f]
+                f.n_events -= 1   # emerge counted it; counted again below
+        cts = reg.matcher.by_kind.get("fib", ())
+        for f in hits:
+            f.n_events += 1
+            f.last_eid, f.last_t = eid, t
+            if f.phase == EMERGED and f.first_eid != eid:
+                reg.evolve(f, eid, t, out)
+            if f.idle_since >= 0 and not f.open:
+                f.idle_since = max(f.idle_since, t)
+            reg.add_err_hop(f, (eid, b.device, b"", b.table, err))
+            reg.matcher.offer(reg, f, None, "fib", ev, b, eid, t, out, cts)
+
+    def neigh(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        ctx = reg.iface(ev.attr.netns, b.device)
+        ctx.counts["neigh"] = ctx.counts.get("neigh", 0) + 1
+        reg.note_iface(ctx, ev, eid, t)
+
+
+class SessionAnchor(Anchor):
+    kinds = ("lost", "scope_change", "mark")
+
+    def lost(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        t1, t2 = b.window_start_ns, b.window_end_ns
+        if not t2:
+            t1, t2 = reg.last_lost_t, t   # no window given: anywhere since the last known loss
+        reg.last_lost_t = t
+        reg.lost_records += b.count
+        reg.complete = False
+        reg.note_lost(ev, eid, b.count, t1, t2, b.stage)
+        out.append(Change("lost", 0, eid, {"count": str(b.count), "stage": b.stage,
+                                           "from_ns": str(t1), "to_ns": str(t2)}))
+
+    def scope_change(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        reg.note_session(ev, eid)
+        if not b.observation_complete:
+            reg.complete = False
+            reg.note_lost(ev, eid, 0, t, t, b.what)
+            out.append(Change("lost", 0, eid, {"what": b.what, "iface": b.iface,
+                                               "netns": b.netns, "detail": b.detail}))
+
+    def mark(self, ev, b, eid, t, out) -> None:
+        reg = self.reg
+        reg.note_session(ev, eid)
+        if b.unknown_to_ns:
+            reg.complete = False
+            reg.note_lost(ev, eid, 0, b.unknown_from_ns, b.unknown_to_ns, b.kind)
+            out.append(Change("lost", 0, eid, {"kind": b.kind, "from_ns": str(b.unknown_from_ns),
+                                               "to_ns": str(b.unknown_to_ns)}))
+        if b.kind == "stopped":
+            reg.end_all("session-end", eid, t, out)
+
+
+def default_anchors(reg: Registry) -> list[Anchor]:
+    return [TcpAnchor(reg), QueueAnchor(reg), RouteAnchor(reg), SessionAnchor(reg)]

@@ -1,0 +1,527 @@
+"""The flow registry (L1): emergent flows, their member sockets, paths and lifecycle.
+
+Anchors (gewtui.model.anchors) translate L0 events into calls on this registry; it applies
+the identity rule (gewtui.model.identity), keeps the lifecycle monotonic
+(EMERGED -> EVOLVING -> DIVERGED | TERMINATED) and holds the evidence store every reason
+node cites. All state is plain Python objects with __slots__ — protobuf is built only when a
+snapshot or a chain is asked for — and checkpoint() copies only what can still change:
+terminated flows are immutable and shared between copies.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+from gewtui.model.changes import Change
+from gewtui.model.identity import CLIENT, LISTENER, key_text
+from gewtui.model.matcher import Matcher
+from gewtui.model.schema import TCP_STATE_NAMES
+from gewtui.pb import events_pb2
+
+EMERGED, EVOLVING, DIVERGED, TERMINATED = 1, 2, 3, 4
+CLOSE = 7
+TRANSITIONS_CAP = 64    # per flow; past it the oldest after the first 8 are elided
+TRANSITIONS_KEEP = 8
+CLOSED_MEMBERS_CAP = 4  # closed sockets kept per flow (open ones are always kept)
+PATH_CAP = 8
+PROCS_CAP = 16
+CONTEXT_CAP = 16        # notable events kept per interface and for the session
+LOST_CAP = 256
+
+
+class Member:
+    """One socket of a flow, identified by its kernel address while it lives."""
+
+    __slots__ = ("sock", "flow", "tkey", "family", "proto", "state", "first_eid", "last_eid",
+                 "first_t", "closed", "rst_eid", "tstate", "indexed")
+
+    def clone(self, flow) -> "Member":
+        c = Member.__new__(Member)
+        c.sock, c.flow, c.tkey, c.family, c.proto = self.sock, flow, self.tkey, self.family, self.proto
+        c.state, c.first_eid, c.last_eid, c.closed = self.state, self.first_eid, self.last_eid, self.closed
+        c.first_t = self.first_t
+        c.rst_eid, c.indexed = self.rst_eid, self.indexed
+        c.tstate = None
+        return c
+
+
+class Flow:
+    __slots__ = ("fid", "key", "role", "family", "netns", "proto", "local", "local_port", "peer",
+                 "peer_port", "phase", "parent", "children", "members", "open", "path", "procs",
+                 "n_events", "n_retx", "n_rst_sent", "n_rst_recv", "n_drops", "n_segments",
+                 "n_bytes", "n_zw", "n_conns", "first_eid", "last_eid", "first_t", "last_t",
+                 "tcp_state", "trans", "trans_elided", "templates", "episodes", "tstate",
+                 "idle_since", "end_reason", "end_eid", "end_t", "dev", "members_elided")
+
+    def cur_hop(self):
+        for h in reversed(self.path):
+            if h[4] == 0:
+                return h
+        return None
+
+    def live(self) -> bool:
+        return self.phase < DIVERGED
+
+    def clone(self) -> "Flow":
+        c = Flow.__new__(Flow)
+        for s in Flow.__slots__:
+            setattr(c, s, getattr(self, s))
+        c.children = list(self.children)
+        c.path = list(self.path)
+        c.procs = list(self.procs)
+        c.trans = list(self.trans)
+        c.templates = list(self.templates)
+        ep_map = {id(e): e.clone() for e in self.episodes}
+        c.episodes = [ep_map[id(e)] for e in self.episodes]
+        c.members = []
+        for m in self.members:
+            mc = m.clone(c)
+            if m.tstate:
+                mc.tstate = {k: p.clone(ep_map) for k, p in m.tstate.items()}
+            c.members.append(mc)
+        c.tstate = {k: p.clone(ep_map) for k, p in self.tstate.items()} if self.tstate else None
+        return c
+
+    def cited(self):
+        """Every pinned evidence id this flow holds (with multiplicity)."""
+        yield self.first_eid
+        for tr in self.trans:
+            yield tr[0]
+            if tr[5]:
+                yield tr[5]
+        for h in self.path:
+            yield h[0]
+        for m in self.members:
+            yield m.first_eid
+            if m.tstate:
+                for p in m.tstate.values():
+                    yield from p.cited()
+        for p in self.procs:
+            yield p[0]
+        for e in self.episodes:
+            yield from e.eids
+        if self.tstate:
+            for p in self.tstate.values():
+                yield from p.cited()
+
+
+class IfaceContext:
+    """Per-interface facts no flow owns: qdisc summaries, unattributed drops, neighbours."""
+
+    __slots__ = ("netns", "ifname", "notable", "counts")
+
+    def __init__(self, netns, ifname):
+        self.netns, self.ifname = netns, ifname
+        self.notable: list[tuple[int, int]] = []   # (ktime, id), pinned
+        self.counts: dict[str, int] = {}           # kind or drop reason -> records
+
+    def clone(self) -> "IfaceContext":
+        c = IfaceContext(self.netns, self.ifname)
+        c.notable, c.counts = list(self.notable), dict(self.counts)
+        return c
+
+
+class Registry:
+    def __init__(self, matcher: Matcher, *, silence_ns: int, max_terminated: int,
+                 recent_events: int):
+        self.matcher = matcher
+        self.silence_ns = silence_ns
+        self.max_terminated = max_terminated
+        self.ring_size = recent_events
+        self.ring: list = [None] * recent_events
+        self.flows: dict[int, Flow] = {}
+        self.keys: dict[tuple, int] = {}
+        self.socks: dict[int, Member] = {}
+        self.tuples: dict[tuple, list[Member]] = {}
+        self.listeners: dict[tuple, int] = {}
+        self.peers: dict[tuple, dict[int, None]] = {}
+        self.paths: dict[tuple, dict[int, None]] = {}
+        self.routes: dict[tuple, tuple] = {}
+        self.ifctx: dict[tuple, IfaceContext] = {}
+        self.pending: dict[int, list[int]] = {}
+        self.idle: list[tuple[int, int]] = []
+        self.terminated: deque[int] = deque()
+        self.pinned: dict[int, bytes] = {}
+        self.refs: dict[int, int] = {}
+        self.lost: list[tuple] = []      # (id, count, t1, t2, stage)
+        self.context: list[int] = []     # session-level notable event ids, pinned
+        self.next_fid = 1
+        self.live_count = 0
+        self.n_events = 0
+        self.evicted = 0
+        self.lost_records = 0
+        self.complete = True
+        self.unattributed = 0
+        self.last_eid = 0
+        self.now = 0
+        self.last_lost_t = 0
+
+    # -- evidence store ---------------------------------------------------------------------
+    def pin(self, eid: int, ev) -> None:
+        r = self.refs.get(eid)
+        if r:
+            self.refs[eid] = r + 1
+        else:
+            self.refs[eid] = 1
+            self.pinned[eid] = ev.SerializeToString(deterministic=True)
+
+    def pin_id(self, eid: int) -> bool:
+        r = self.refs.get(eid)
+        if r:
+            self.refs[eid] = r + 1
+            return True
+        ev = self.ring[eid % self.ring_size]
+        if ev is None or ev.id != eid:
+            return False
+        self.refs[eid] = 1
+        self.pinned[eid] = ev.SerializeToString(deterministic=True)
+        return True
+
+    def unpin(self, eid: int) -> None:
+        r = self.refs.get(eid, 0)
+        if r <= 1:
+            self.refs.pop(eid, None)
+            self.pinned.pop(eid, None)
+        else:
+            self.refs[eid] = r - 1
+
+    def event(self, eid: int):
+        raw = self.pinned.get(eid)
+        if raw is not None:
+            return events_pb2.Event.FromString(raw)
+        ev = self.ring[eid % self.ring_size]
+        if ev is not None and ev.id == eid:
+            return ev
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def emerge(self, key, ev, eid, t, out, parent: Flow | None = None) -> Flow:
+        role, netns, family, proto, local, lport, peer, pport = key
+        f = Flow.__new__(Flow)
+        f.fid = fid = self.next_fid
+        self.next_fid = fid + 1
+        f.key, f.role, f.family, f.netns, f.proto = key, role, family, netns, proto
+        f.local, f.local_port, f.peer, f.peer_port = local, lport, peer, pport
+        f.phase = EMERGED
+        f.parent = parent.fid if parent else 0
+        f.children, f.members, f.path, f.procs, f.trans = [], [], [], [], []
+        f.templates, f.episodes = [], []
+        f.open = 0
+        f.n_events = 1
+        f.n_retx = f.n_rst_sent = f.n_rst_recv = f.n_drops = f.n_segments = 0
+        f.n_bytes = f.n_zw = f.n_conns = f.trans_elided = f.members_elided = 0
+        f.first_eid = f.last_eid = eid
+        f.first_t = f.last_t = t
+        f.tcp_state = parent.tcp_state if parent else 0
+        f.tstate = None
+        f.idle_since = -1
+        f.end_reason, f.end_eid, f.end_t = "", 0, 0
+        f.dev = None
+        self.pin(eid, ev)
+        self.flows[fid] = f
+        self.keys[key] = fid
+        self.live_count += 1
+        if peer:
+            self.peers.setdefault((netns, peer), {})[fid] = None
+        if role == LISTENER:
+            self.listeners[(netns, lport)] = fid
+        detail = {"key": key_text(key), "role": role}
+        if parent:
+            detail["parent"] = str(parent.fid)
+        out.append(Change("emerge", fid, eid, detail))
+        if parent is None and peer:
+            hop = self.routes.get((netns, peer))
+            if hop is not None:
+                self.adopt(f, hop, eid, out)
+        return f
+
+    def evolve(self, f: Flow, eid: int, t: int, out) -> None:
+        """Second evidence: EMERGED -> EVOLVING (called by anchors only while EMERGED)."""
+        f.phase = EVOLVING
+        self.pin_id(eid)
+        self.add_trans(f, (eid, t, "phase", "EMERGED", "EVOLVING", 0))
+        out.append(Change("evolve", f.fid, eid, {"phase": "EVOLVING"}))
+
+    def add_trans(self, f: Flow, tr: tuple) -> None:
+        trans = f.trans
+        trans.append(tr)
+        if len(trans) > TRANSITIONS_CAP:
+            old = trans.pop(TRANSITIONS_KEEP)
+            self.unpin(old[0])
+            if old[5]:
+                self.unpin(old[5])
+            f.trans_elided += 1
+
+    def go_idle(self, f: Flow, t: int) -> None:
+        f.idle_since = t
+        heapq.heappush(self.idle, (t + self.silence_ns, f.fid))
+
+    def sweep(self, t: int, eid: int, out) -> None:
+        """Terminate idle flows whose silence window ended before ``t``."""
+        idle = self.idle
+        silence = self.silence_ns
+        while idle and idle[0][0] < t:
+            _, fid = heapq.heappop(idle)
+            f = self.flows.get(fid)
+            if f is None or f.phase >= DIVERGED or f.idle_since < 0 or f.open:
+                continue
+            deadline = max(f.idle_since, f.last_t) + silence
+            if deadline >= t:
+                heapq.heappush(idle, (deadline, fid))
+                continue
+            self.terminate(f, "closed" if f.n_conns else "silence", eid, deadline, out)
+
+    def terminate(self, f: Flow, reason: str, eid: int, t: int, out, phase: int = TERMINATED) -> None:
+        if phase == TERMINATED:
+            # The evidence of an ending is the event at which it was decided (for a silence:
+            # the first event past the window), pinned like any transition.
+            self.pin_id(eid)
+            self.add_trans(f, (eid, t, "phase", _phase_name(f.phase), "TERMINATED", 0))
+        f.phase = phase
+        f.end_reason, f.end_eid, f.end_t = reason, eid, t
+        if self.keys.get(f.key) == f.fid:
+            del self.keys[f.key]
+        self._unindex(f)
+        for m in f.members:
+            self.release(m)
+            if m.tstate:
+                Matcher.drop_progress(self, m)
+        self.live_count -= 1
+        self.terminated.append(f.fid)
+        out.append(Change("diverge" if phase == DIVERGED else "terminate", f.fid, eid,
+                          {"reason": reason}))
+        while len(self.terminated) > self.max_terminated:
+            self.evict(self.terminated.popleft(), eid, out)
+
+    def _unindex(self, f: Flow) -> None:
+        if f.peer:
+            d = self.peers.get((f.netns, f.peer))
+            if d is not None:
+                d.pop(f.fid, None)
+                if not d:
+                    del self.peers[(f.netns, f.peer)]
+        if f.dev is not None:
+            d = self.paths.get(f.dev)
+            if d is not None:
+                d.pop(f.fid, None)
+                if not d:
+                    del self.paths[f.dev]
+        if f.role == LISTENER and self.listeners.get((f.netns, f.local_port)) == f.fid:
+            del self.listeners[(f.netns, f.local_port)]
+
+    def evict(self, fid: int, eid: int, out) -> None:
+        f = self.flows.pop(fid, None)
+        if f is None:
+            return
+        for e in f.cited():
+            self.unpin(e)
+        self.evicted += 1
+        out.append(Change("evict", fid, eid, {"reason": f.end_reason}))
+
+    def release(self, m: Member) -> None:
+        """Forget a socket's kernel address and tuple (closed for good, or its flow ended)."""
+        if not m.indexed:
+            return
+        m.indexed = False
+        if self.socks.get(m.sock) is m:
+            del self.socks[m.sock]
+        lst = self.tuples.get(m.tkey)
+        if lst is not None:
+            if m in lst:
+                lst.remove(m)
+            if not lst:
+                del self.tuples[m.tkey]
+
+    def add_member(self, f: Flow, sock: int, tkey: tuple, family: int, proto: int, state: int,
+                   ev, eid: int, t: int, out) -> Member:
+        m = Member.__new__(Member)
+        m.sock, m.flow, m.tkey, m.family, m.proto = sock, f, tkey, family, proto
+        m.state, m.first_eid, m.last_eid, m.first_t = state, eid, eid, t
+        m.closed, m.rst_eid, m.tstate, m.indexed = False, 0, None, True
+        self.pin(eid, ev)
+        old = self.socks.get(sock)
+        if old is not None:
+            self.release(old)
+        self.socks[sock] = m
+        self.tuples.setdefault(tkey, []).append(m)
+        if f.members:
+            out.append(Change("evolve", f.fid, eid, {"member": hex(sock),
+                                                       "connections": str(f.n_conns + 1)}))
+        f.members.append(m)
+        f.n_conns += 1
+        f.open += 1
+        f.idle_since = -1
+        if len(f.members) - f.open > CLOSED_MEMBERS_CAP:
+            for i, om in enumerate(f.members):
+                if om.closed:
+                    del f.members[i]
+                    self.release(om)
+                    self.unpin(om.first_eid)
+                    f.members_elided += 1
+                    break
+        return m
+
+    def close_member(self, m: Member, t: int) -> None:
+        if m.closed:
+            return
+        m.closed = True
+        if m.tstate:
+            Matcher.drop_progress(self, m)
+        f = m.flow
+        if f.phase < DIVERGED:
+            f.open -= 1
+            if f.open == 0:
+                self.go_idle(f, t)
+
+    def adopt(self, f: Flow, hop: tuple, eid: int, out) -> None:
+        """The flow's path: a route for its peer (first one, or after an error)."""
+        self._add_hop(f, hop)
+        self.add_trans(f, (hop[0], f.last_t, "path", "", hop[1], 0))
+        self.pin_id(hop[0])
+        self._set_dev(f, (f.netns, hop[1]))
+        out.append(Change("path", f.fid, eid, {"device": hop[1], "gateway": _gw(hop[2])}))
+
+    def _add_hop(self, f: Flow, hop: tuple) -> None:
+        self.pin_id(hop[0])
+        f.path.append(hop)
+        if len(f.path) > PATH_CAP:
+            self.unpin(f.path.pop(1)[0])
+
+    def add_err_hop(self, f: Flow, hop: tuple) -> None:
+        self._add_hop(f, hop)
+
+    def _set_dev(self, f: Flow, dev: tuple) -> None:
+        if f.dev is not None and f.dev != dev:
+            d = self.paths.get(f.dev)
+            if d is not None:
+                d.pop(f.fid, None)
+                if not d:
+                    del self.paths[f.dev]
+        f.dev = dev
+        self.paths.setdefault(dev, {})[f.fid] = None
+
+    def diverge(self, f: Flow, hop: tuple, ev, eid: int, t: int, out) -> Flow:
+        """A path change: a child flow continues the conversation, ``f`` ends DIVERGED."""
+        old = f.cur_hop()
+        moving = [m for m in f.members if not m.closed]
+        keep = []
+        for m in f.members:
+            if m.closed:
+                keep.append(m)
+            else:  # the parent keeps a record of the socket as it was
+                c = m.clone(f)
+                c.indexed = False
+                self.pin_id(c.first_eid)
+                keep.append(c)
+        f.members = keep
+        self.keys.pop(f.key, None)
+        child = self.emerge(f.key, ev, eid, t, out, parent=f)
+        child.procs = list(f.procs)
+        for p in child.procs:
+            self.pin_id(p[0])
+        for m in moving:
+            m.flow = child
+            child.members.append(m)
+            if m.tstate:
+                Matcher.drop_progress(self, m)
+        child.open = len(moving)
+        child.n_conns = len(moving)
+        if not moving:
+            self.go_idle(child, t)
+        f.children.append(child.fid)
+        f.open = 0
+        self.add_trans(f, (eid, t, "phase", _phase_name(f.phase), "DIVERGED", 0))
+        self.pin_id(eid)
+        self.terminate(f, "diverged", eid, t, out, phase=DIVERGED)
+        out[-1].detail.update({"child": str(child.fid), "from": old[1] if old else "",
+                               "to": hop[1]})
+        self.adopt(child, hop, eid, out)
+        sig = {"from_device": old[1] if old else "", "to_device": hop[1],
+               "from_gateway": _gw(old[2]) if old else "", "to_gateway": _gw(hop[2]),
+               "parent_flow": str(f.fid), "child_flow": str(child.fid)}
+        self.matcher.offer(self, f, None, "l1.diverge", ev, sig, eid, t, out)
+        self.matcher.offer(self, child, None, "l1.diverge", ev, sig, eid, t, out)
+        return child
+
+    def end_all(self, reason: str, eid: int, t: int, out) -> None:
+        for fid in sorted(self.keys.values()):
+            f = self.flows[fid]
+            self.terminate(f, "closed" if (f.open == 0 and f.n_conns) else reason, eid, t, out)
+
+    # -- per-interface and session context --------------------------------------------------
+    def iface(self, netns: int, ifname: str) -> IfaceContext:
+        k = (netns, ifname)
+        c = self.ifctx.get(k)
+        if c is None:
+            c = self.ifctx[k] = IfaceContext(netns, ifname)
+        return c
+
+    def note_iface(self, ctx: IfaceContext, ev, eid: int, t: int) -> None:
+        self.pin(eid, ev)
+        ctx.notable.append((t, eid))
+        if len(ctx.notable) > CONTEXT_CAP:
+            self.unpin(ctx.notable.pop(0)[1])
+
+    def note_session(self, ev, eid: int) -> None:
+        self.pin(eid, ev)
+        self.context.append(eid)
+        if len(self.context) > CONTEXT_CAP:
+            self.unpin(self.context.pop(0))
+
+    def note_lost(self, ev, eid: int, count: int, t1: int, t2: int, stage: str) -> None:
+        self.pin(eid, ev)
+        self.lost.append((eid, count, t1, t2, stage))
+        if len(self.lost) > LOST_CAP:
+            self.unpin(self.lost.pop(0)[0])
+
+    # -- checkpoint -------------------------------------------------------------------------
+    def clone(self) -> "Registry":
+        c = Registry.__new__(Registry)
+        for k, v in self.__dict__.items():
+            setattr(c, k, v)
+        flows = {}
+        for fid, f in self.flows.items():
+            flows[fid] = f.clone() if f.phase < DIVERGED else f
+        c.flows = flows
+        c.ring = list(self.ring)
+        c.keys = dict(self.keys)
+        c.listeners = dict(self.listeners)
+        c.routes = dict(self.routes)
+        c.ifctx = {k: v.clone() for k, v in self.ifctx.items()}
+        c.pending = {k: list(v) for k, v in self.pending.items()}
+        c.idle = list(self.idle)
+        c.terminated = deque(self.terminated)
+        c.pinned = dict(self.pinned)
+        c.refs = dict(self.refs)
+        c.lost = list(self.lost)
+        c.context = list(self.context)
+        # Indexes point at members and flows: rebuild them over the copies, in the original
+        # insertion order so iteration stays identical to the original's.
+        c.socks = {}
+        for sock, m in self.socks.items():
+            c.socks[sock] = _twin(flows, m)
+        c.tuples = {k: [_twin(flows, m) for m in lst] for k, lst in self.tuples.items()}
+        c.peers = {k: dict(v) for k, v in self.peers.items()}
+        c.paths = {k: dict(v) for k, v in self.paths.items()}
+        return c
+
+
+def _twin(flows: dict[int, Flow], m: Member) -> Member:
+    f = flows[m.flow.fid]
+    for cm in f.members:
+        if cm.sock == m.sock and cm.first_eid == m.first_eid and cm.indexed:
+            return cm
+    raise AssertionError("indexed member missing from its flow")
+
+
+def _gw(raw: bytes) -> str:
+    from gewtui.model.render import ip_text
+    return ip_text(raw) if raw and any(raw) else ""
+
+
+def _phase_name(p: int) -> str:
+    return {EMERGED: "EMERGED", EVOLVING: "EVOLVING", DIVERGED: "DIVERGED",
+            TERMINATED: "TERMINATED"}[p]
+
+
+STATE_NAMES = TCP_STATE_NAMES

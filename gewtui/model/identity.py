@@ -1,0 +1,113 @@
+"""Flow identity: the rule deciding which sockets and facts are one emergent flow.
+
+A flow is a conversation between a local endpoint and a service, in one network namespace:
+
+* client side (the socket opened actively, CLOSE -> SYN_SENT):
+  (netns, family, protocol, local address, peer address, peer port) — the ephemeral local
+  port is not part of it, so a reconnect with a new socket and port continues the flow;
+* server side (a socket born from a listener, LISTEN/SYN_RECV -> ...):
+  (netns, family, protocol, local address, local port, peer address);
+* a listener (-> LISTEN): (netns, family, protocol, local address, local port);
+* a socket first seen mid-life whose side is unknown: by its listener port if one is known,
+  else by which of its ports is in the ephemeral range (32768-60999, Linux's default),
+  else the exact 4-tuple (no reconnect continuity then).
+
+PIDs, socket addresses and interfaces are not part of any key. Continuity in time (the
+silence window) and in path (fib results) is decided by the registry.
+"""
+from __future__ import annotations
+
+from gewtui.model.render import ip_text
+
+CLIENT = "client"
+SERVER = "server"
+LISTENER = "listener"
+EXACT = "exact"
+
+EPHEMERAL_LO, EPHEMERAL_HI = 32768, 60999
+
+# TCP state numbers (include/net/tcp_states.h), as in events.proto.
+ESTABLISHED, SYN_SENT, SYN_RECV, CLOSE, LISTEN, NEW_SYN_RECV = 1, 2, 3, 7, 10, 12
+_PASSIVE_OLD = frozenset({LISTEN, SYN_RECV, NEW_SYN_RECV})
+
+#: A flow key: (role, netns, family, protocol, local, local_port, peer, peer_port); the ports
+#: a role leaves out are 0 and a listener's peer is b"".
+Key = tuple
+
+
+def role_from_state(old: int, new: int) -> str | None:
+    """The side a tcp_state transition proves, or None when it proves none."""
+    if new == LISTEN or (old == LISTEN and new == CLOSE):
+        return LISTENER
+    if old == CLOSE and new == SYN_SENT:
+        return CLIENT
+    if old in _PASSIVE_OLD:
+        return SERVER
+    return None
+
+
+def _ephemeral(port: int) -> bool:
+    return EPHEMERAL_LO <= port <= EPHEMERAL_HI
+
+
+def role_from_ports(sport: int, dport: int, listening: bool) -> str:
+    """The side of a socket first seen mid-life (see the module docstring)."""
+    if listening:
+        return SERVER
+    if _ephemeral(sport) and not _ephemeral(dport):
+        return CLIENT
+    if _ephemeral(dport) and not _ephemeral(sport):
+        return SERVER
+    return EXACT
+
+
+def make_key(role: str, netns: int, family: int, proto: int, local: bytes, lport: int,
+             peer: bytes, pport: int) -> Key:
+    if role == CLIENT:
+        return (CLIENT, netns, family, proto, local, 0, peer, pport)
+    if role == SERVER:
+        return (SERVER, netns, family, proto, local, lport, peer, 0)
+    if role == LISTENER:
+        return (LISTENER, netns, family, proto, local, lport, b"", 0)
+    return (EXACT, netns, family, proto, local, lport, peer, pport)
+
+
+def _proto(p: int) -> str:
+    return {6: "tcp", 17: "udp"}.get(p, f"proto{p}")
+
+
+def _hp(addr: bytes, port: int) -> str:
+    a = ip_text(addr) or "*"
+    a = f"[{a}]" if ":" in a else a
+    return f"{a}:{port}"
+
+
+def key_text(key: Key) -> str:
+    """The identity key as one line, e.g. ``tcp 10.0.0.1 -> 10.0.0.2:80 netns 4026531840``."""
+    role, netns, _family, proto, local, lport, peer, pport = key
+    p = _proto(proto)
+    if role == CLIENT:
+        s = f"{p} {ip_text(local) or '*'} -> {_hp(peer, pport)}"
+    elif role == SERVER:
+        s = f"{p} {_hp(local, lport)} <- {ip_text(peer) or '*'}"
+    elif role == LISTENER:
+        s = f"{p} listen {_hp(local, lport)}"
+    else:
+        s = f"{p} {_hp(local, lport)} <-> {_hp(peer, pport)}"
+    return f"{s} netns {netns}"
+
+
+def peer_text(key: Key) -> str:
+    role, _n, _f, _p, local, lport, peer, pport = key
+    if role == CLIENT or role == EXACT:
+        return _hp(peer, pport)
+    if role == SERVER:
+        return ip_text(peer) or "*"
+    return "*"
+
+
+def local_text(key: Key) -> str:
+    role, _n, _f, _p, local, lport, _peer, _pport = key
+    if role == CLIENT:
+        return ip_text(local) or "*"
+    return _hp(local, lport)

@@ -1,0 +1,230 @@
+"""L2 on the feed path: advances every template's pattern over the events offered to a flow
+and records a match (an Episode) with exactly the events that satisfied it.
+
+Progress lives on the flow (or on the socket for ``same_socket`` patterns) and is created
+only when a first step matches, so a healthy flow carries none. Every event held as evidence
+— finished steps, events in a count window, episodes — is pinned in the registry's evidence
+store and unpinned when dropped, so eng.event(id) can always answer for a cited id.
+"""
+from __future__ import annotations
+
+from gewtui.model.changes import Change
+from gewtui.model.schema import SIGNAL_FIELDS
+from gewtui.model.templates import TemplateSet
+
+EVIDENCE_CAP = 32       # evidence ids kept per episode (the first ones and always the last)
+EPISODES_CAP = 4        # episodes per template per flow; later matches count as occurrences
+
+
+class Compiled:
+    __slots__ = ("idx", "tid", "severity", "steps", "nsteps", "counts", "windows", "within",
+                 "same", "single", "path", "steps0", "win0", "signal")
+
+    def __init__(self, idx, tpl):
+        p = tpl.pattern
+        self.idx = idx
+        self.tid = tpl.id
+        self.severity = tpl.severity
+        self.steps = [s.by_kind for s in p.steps]
+        self.nsteps = len(p.steps)
+        self.counts = [s.count for s in p.steps]
+        self.windows = [s.window_ns for s in p.steps]
+        self.within = p.within_ns
+        self.same = p.same_socket
+        self.single = self.nsteps == 1
+        self.path = p.scope == "path"
+        self.steps0 = self.steps[0]
+        self.win0 = self.windows[0]
+        self.signal = any(a.kind in SIGNAL_FIELDS for s in p.steps for a in s.alts)
+
+
+class Progress:
+    """How far one pattern got on one flow or socket."""
+
+    __slots__ = ("step", "eids", "bounds", "t0", "win", "ep", "sig")
+
+    def __init__(self):
+        self.step = 0
+        self.eids: list[int] = []        # evidence of finished steps
+        self.bounds: list[int] = []      # index in eids where each finished step starts
+        self.t0 = 0
+        self.win: list[tuple[int, int]] = []  # (ktime, id) of the current count step
+        self.ep: Episode | None = None   # open episode a single-step pattern extends
+        self.sig: dict | None = None     # L1 signal fields by evidence id
+
+    def clone(self, ep_map: dict) -> "Progress":
+        c = Progress.__new__(Progress)
+        c.step, c.t0 = self.step, self.t0
+        c.eids, c.bounds, c.win = list(self.eids), list(self.bounds), list(self.win)
+        c.ep = ep_map.get(id(self.ep)) if self.ep is not None else None
+        c.sig = dict(self.sig) if self.sig else None
+        return c
+
+    def cited(self):
+        yield from self.eids
+        for _, e in self.win:
+            yield e
+
+
+class Episode:
+    """One L2 match on one flow: the template, its evidence, when."""
+
+    __slots__ = ("tidx", "tid", "eids", "bounds", "count", "first_t", "last_t", "sig",
+                 "occurrences", "sock", "at_eid")
+
+    def clone(self) -> "Episode":
+        c = Episode.__new__(Episode)
+        c.tidx, c.tid, c.count, c.first_t, c.last_t = self.tidx, self.tid, self.count, self.first_t, self.last_t
+        c.eids, c.bounds = list(self.eids), list(self.bounds)
+        c.sig = dict(self.sig) if self.sig else None
+        c.occurrences, c.sock, c.at_eid = self.occurrences, self.sock, self.at_eid
+        return c
+
+
+class Matcher:
+    def __init__(self, templates: TemplateSet):
+        self.templates = templates
+        self.compiled = [Compiled(i, t) for i, t in enumerate(templates)]
+        by_kind: dict[str, list[Compiled]] = {}
+        path_kind: dict[str, list[Compiled]] = {}
+        for c in self.compiled:
+            kinds = {k for s in c.steps for k in s}
+            for k in sorted(kinds):
+                by_kind.setdefault(k, []).append(c)
+                if c.path:
+                    path_kind.setdefault(k, []).append(c)
+        self.by_kind = {k: tuple(v) for k, v in by_kind.items()}
+        self.path_kind = {k: tuple(v) for k, v in path_kind.items()}
+
+    # -- feed path ---------------------------------------------------------------------------
+    def offer(self, reg, f, m, kind, ev, b, eid, t, out, cts=None) -> None:
+        """Offer one event (or L1 signal with b = its fields) to the templates of ``kind``."""
+        for ct in (cts if cts is not None else self.by_kind.get(kind, ())):
+            if ct.same:
+                if m is None:
+                    continue
+                holder = m
+            else:
+                holder = f
+            st = holder.tstate
+            p = st.get(ct.idx) if st else None
+            if p is None:
+                pred = ct.steps0.get(kind)
+                if pred is None or not pred(ev, b):
+                    continue
+                p = Progress()
+                if st is None:
+                    holder.tstate = st = {}
+                st[ct.idx] = p
+                self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
+                continue
+            if ct.within and p.eids and t - p.t0 > ct.within:
+                self._reset(reg, p)
+            if p.ep is not None:
+                pred = ct.steps0.get(kind)
+                if pred is None or not pred(ev, b):
+                    continue
+                ep = p.ep
+                if ct.win0 is None or t - ep.last_t <= ct.win0:
+                    self._extend(reg, ep, eid, t, kind, b)
+                    continue
+                p.ep = None
+            pred = ct.steps[p.step].get(kind)
+            if pred is None or not pred(ev, b):
+                continue
+            self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
+
+    def _matched(self, reg, ct, f, m, p, kind, b, eid, t, out) -> None:
+        s = p.step
+        need = ct.counts[s]
+        if ct.signal and kind in SIGNAL_FIELDS:
+            if p.sig is None:
+                p.sig = {}
+            p.sig[eid] = dict(b)
+        reg.pin_id(eid)
+        if need == 1:
+            ids = [eid]
+            t_first = t
+        else:
+            win = p.win
+            win.append((t, eid))
+            w = ct.windows[s]
+            while win and t - win[0][0] > w:
+                reg.unpin(win.pop(0)[1])
+            if len(win) < need:
+                return
+            ids = [e for _, e in win]
+            t_first = win[0][0]
+            p.win = []
+        if s == 0:
+            p.t0 = t_first
+        p.bounds.append(len(p.eids))
+        p.eids.extend(ids)
+        p.step = s + 1
+        if p.step == ct.nsteps:
+            self._fire(reg, ct, f, m, p, t, out)
+
+    def _fire(self, reg, ct, f, m, p, t, out) -> None:
+        cur = p.eids[-1]
+        eps = [e for e in f.episodes if e.tidx == ct.idx]
+        if len(eps) >= EPISODES_CAP:
+            last = eps[-1]
+            last.occurrences += 1
+            for e in p.eids:
+                reg.unpin(e)
+            ep = last
+        else:
+            ep = Episode()
+            ep.tidx, ep.tid = ct.idx, ct.tid
+            ids = p.eids
+            if len(ids) > EVIDENCE_CAP:
+                for e in ids[EVIDENCE_CAP - 1:-1]:
+                    reg.unpin(e)
+                ids = ids[:EVIDENCE_CAP - 1] + ids[-1:]
+            ep.eids = ids
+            ep.bounds = [min(x, len(ids) - 1) for x in p.bounds]
+            ep.count = len(p.eids)
+            ep.first_t, ep.last_t = p.t0, t
+            ep.sig = p.sig
+            ep.occurrences = 1
+            ep.sock = m.sock if (ct.same and m is not None) else 0
+            ep.at_eid = ids[-1]
+            f.episodes.append(ep)
+            if ct.tid not in f.templates:
+                f.templates.append(ct.tid)
+        out.append(Change("template", f.fid, cur, {"template": ct.tid, "severity": ct.severity,
+                                                    "occurrence": str(ep.occurrences)}))
+        p.step, p.eids, p.bounds, p.win, p.sig = 0, [], [], [], None
+        p.ep = ep if ct.single and ep.occurrences == 1 else None
+
+    def _extend(self, reg, ep, eid, t, kind, b) -> None:
+        ep.count += 1
+        ep.last_t = t
+        reg.pin_id(eid)
+        if len(ep.eids) < EVIDENCE_CAP:
+            ep.eids.append(eid)
+        else:
+            reg.unpin(ep.eids[-1])
+            if ep.sig:
+                ep.sig.pop(ep.eids[-1], None)
+            ep.eids[-1] = eid
+        if kind in SIGNAL_FIELDS:
+            if ep.sig is None:
+                ep.sig = {}
+            ep.sig[eid] = dict(b)
+
+    @staticmethod
+    def _reset(reg, p) -> None:
+        for e in p.cited():
+            reg.unpin(e)
+        p.step, p.eids, p.bounds, p.win, p.sig = 0, [], [], [], None
+
+    @staticmethod
+    def drop_progress(reg, holder) -> None:
+        """Forget a holder's progress (its socket closed); open episodes stay on the flow."""
+        st = holder.tstate
+        if st:
+            for p in st.values():
+                for e in p.cited():
+                    reg.unpin(e)
+        holder.tstate = None

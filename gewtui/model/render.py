@@ -1,0 +1,176 @@
+"""L0 rendering: an event's fields as strings and its one-line text, from its fields only.
+
+Used lazily, when a flow snapshot or a reason chain is asked for — never on the feed path.
+Every text here is a fixed format filled from the event; nothing is inferred.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+from functools import lru_cache
+
+from gewtui.model.schema import ADDRESS_FIELDS, HEX_FIELDS, KIND_FIELDS, FieldInfo, enum_name
+
+
+@lru_cache(maxsize=4096)
+def ip_text(raw: bytes) -> str:
+    """4 or 16 raw bytes as an address; empty for none; hex for anything else."""
+    if not raw:
+        return ""
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw))
+    if len(raw) == 16:
+        return str(ipaddress.IPv6Address(raw))
+    return raw.hex()
+
+
+def errno_text(err: int) -> str:
+    """-101 -> "-101 ENETUNREACH"."""
+    if err == 0:
+        return "0"
+    name = errno.errorcode.get(-err) if err < 0 else None
+    return f"{err} {name}" if name else str(err)
+
+
+def short_state(name: str) -> str:
+    """TCP_SYN_SENT -> SYN_SENT (texts only; fields keep the enum name)."""
+    return name[4:] if name.startswith("TCP_") else name
+
+
+def value_text(info: FieldInfo, value) -> str:
+    if info.type == "enum":
+        return enum_name(info, value)
+    if info.type == "bool":
+        return "true" if value else "false"
+    if info.type == "bytes":
+        if info.name in ADDRESS_FIELDS:
+            return ip_text(value)
+        if info.name == "lladdr":
+            return ":".join(f"{b:02x}" for b in value)
+        return value.hex()
+    if info.name in HEX_FIELDS:
+        return hex(value)
+    return str(value)
+
+
+def get_path(obj, path: tuple[str, ...]):
+    for p in path:
+        obj = getattr(obj, p)
+    return obj
+
+
+def event_fields(ev) -> dict[str, str]:
+    """Every field of the event (envelope, attribution, body) as flat name -> text."""
+    kind = ev.WhichOneof("body")
+    out = {"event": kind or ""}
+    if kind is None:
+        out["id"] = str(ev.id)
+        out["ktime_ns"] = str(ev.ktime_ns)
+        return out
+    body = getattr(ev, kind)
+    for name, info in KIND_FIELDS[kind].items():
+        owner = body if info.owner == "body" else ev
+        out[name] = value_text(info, get_path(owner, info.path))
+    return out
+
+
+def _endpoints(f: dict[str, str]) -> str:
+    return f"{f['saddr']}:{f['sport']} -> {f['daddr']}:{f['dport']}"
+
+
+def _tcp_state(f):
+    return (f"{_endpoints(f)} {short_state(f['old_state'])} -> {short_state(f['new_state'])}"
+            f" (sock {f['sock']})")
+
+
+def _retransmit(f):
+    what = "SYN-ACK retransmitted" if f["synack"] == "true" else "retransmit"
+    err = f" err {errno_text(int(f['err']))}" if f["err"] != "0" else ""
+    return f"{what} {_endpoints(f)} in {short_state(f['state'])}{err}"
+
+
+def _reset(f):
+    d = {"RESET_SENT": "reset sent", "RESET_RECEIVED": "reset received"}.get(f["direction"], "reset")
+    st = f" in {short_state(f['state'])}" if f["state"] != "TCP_STATE_UNSPECIFIED" else ""
+    why = f" reason {f['reason_name']}" if f["reason_name"] else ""
+    sock = f" (sock {f['sock']})" if f["sock"] != "0x0" else " (no socket)"
+    return f"{d} {_endpoints(f)}{st}{why}{sock}"
+
+
+def _tcp_probe(f):
+    zw = f", {f['zero_window_segments']} segments under a zero window" \
+        if f["zero_window_segments"] != "0" else ""
+    now = ", zero window now" if f["zero_window_now"] == "true" else ""
+    return (f"tcp_probe summary {_endpoints(f)}: {f['segments']} segments, {f['bytes']} bytes,"
+            f" cwnd {f['snd_cwnd']}, snd_wnd {f['snd_wnd']}, srtt {f['srtt_us']} us{zw}{now}")
+
+
+def _cong_state(f):
+    return f"congestion state {f['ca_state_name'] or f['ca_state']} {_endpoints(f)}"
+
+
+def _destroy(f):
+    return f"socket destroyed {_endpoints(f)} (sock {f['sock']})"
+
+
+def _owner(f):
+    return (f"socket {_endpoints(f)} acted on by {f['attr.comm']}[{f['attr.tgid']}] via"
+            f" {f['via']} (previous owner {f['previous_comm']}[{f['previous_tgid']}])")
+
+
+def _skb_drop(f):
+    how = {"PACKET_ATTRIBUTION_HEADERS": "tuple from packet headers",
+           "PACKET_ATTRIBUTION_SOCKET": "tuple of the socket",
+           "PACKET_ATTRIBUTION_NONE": "counted per interface, not per flow"}.get(f["attribution"], "")
+    tup = f" {_endpoints(f)}" if f["attribution"] != "PACKET_ATTRIBUTION_NONE" else ""
+    return f"{f['count']} packet(s) dropped: {f['reason_name'] or f['reason']} on {f['ifname'] or f['ifindex']}{tup} ({how})"
+
+
+def _qdisc(f):
+    return (f"qdisc {f['kind']} {f['handle']} on {f['ifname'] or f['ifindex']}: enqueued"
+            f" {f['enqueued']}, dropped {f['dropped']}, overlimits {f['overlimits']}, backlog"
+            f" {f['backlog_packets']} (per-qdisc counter, not per-flow)")
+
+
+def _rcvq_full(f):
+    what = "listen queue overflow" if f["listen_overflow"] == "true" else "receive queue full"
+    return f"{what} {_endpoints(f)}: rmem {f['rmem_alloc']} + {f['truesize']} > rcvbuf {f['sk_rcvbuf']}"
+
+
+def _fib(f):
+    dst = f"{f['src'] or '*'} -> {f['dst']}:{f['dport']}"
+    if f["err"] != "0":
+        return f"route lookup {dst} table {f['table']} failed: {errno_text(int(f['err']))}"
+    gw = f" gw {f['gateway']}" if f["gateway"] and f["gateway"] not in ("0.0.0.0", "::") else ""
+    return f"route lookup {dst} table {f['table']}: via {f['device']}{gw}"
+
+
+def _neigh(f):
+    return f"neighbour {f['address']} on {f['device']}: state {f['old_state']} -> {f['new_state_name'] or f['new_state']}"
+
+
+def _lost(f):
+    return f"{f['count']} records lost at {f['stage']} (cpu {f['cpu']}, probe {f['probe'] or '-'})"
+
+
+def _scope_change(f):
+    return f"scope change {f['what']} {f['netns']}/{f['iface']}: observation complete {f['observation_complete']}"
+
+
+def _mark(f):
+    return f"session {f['kind']}" + (f": {f['detail']}" if f["detail"] else "")
+
+
+_TEXT = {
+    "tcp_state": _tcp_state, "retransmit": _retransmit, "reset": _reset, "tcp_probe": _tcp_probe,
+    "cong_state": _cong_state, "destroy": _destroy, "owner": _owner, "skb_drop": _skb_drop,
+    "qdisc": _qdisc, "rcvq_full": _rcvq_full, "fib": _fib, "neigh": _neigh, "lost": _lost,
+    "scope_change": _scope_change, "mark": _mark,
+}
+assert set(_TEXT) == set(KIND_FIELDS), "every event kind needs a text"
+
+
+def event_text(ev, fields: dict[str, str] | None = None) -> str:
+    f = fields if fields is not None else event_fields(ev)
+    kind = f["event"]
+    return _TEXT[kind](f) if kind in _TEXT else f"event {f['id']} with no body"

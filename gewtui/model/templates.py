@@ -1,0 +1,211 @@
+"""Templates: the L2 vocabulary. Each is one TOML file naming a pattern over L0 events and
+L1 signals, a classification, a severity, the interventions it allows and a text filled from
+its evidence. The packaged set lives in gewtui/model/templates/; users add directories with
+``--templates DIR`` (the CLI calls load_templates(dirs)).
+
+Loading validates everything up front and fails with one line naming the file and the key.
+"""
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from gewtui.errors import EX_CONFIG, GewError
+from gewtui.model.patterns import Pattern, PatternError, parse_pattern
+from gewtui.model.schema import fields_of
+from gewtui.resources import templates_dir
+
+SEVERITIES = ("info", "warning", "critical")
+INTERVENTION_LEVELS = ("drop", "replay", "redirect")
+_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_KEYS = {"id", "title", "classification", "severity", "allows", "text", "pattern"}
+#: Placeholders every text may use, filled from the match and the flow's identity.
+PLAIN_PLACEHOLDERS = ("count", "occurrences", "span_ms", "flow", "flow_id", "peer", "local",
+                      "template")
+_PSEUDO = ("id", "ktime_ns", "event")
+
+
+class TemplateError(GewError):
+    """A template file is invalid; the message names the file and the key."""
+
+    code = EX_CONFIG
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    title: str
+    classification: str
+    severity: str
+    allows: tuple[str, ...]
+    text: str
+    pattern: Pattern
+    source: str                    # file it came from
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        return tuple(f for _, f, _, _ in string.Formatter().parse(self.text) if f)
+
+
+class TemplateSet:
+    """An ordered (by id), immutable set of templates."""
+
+    def __init__(self, templates: Iterable[Template], overridden: Iterable[str] = ()):
+        self._list = tuple(sorted(templates, key=lambda t: t.id))
+        self._by_id = {t.id: t for t in self._list}
+        self.overridden = tuple(sorted(overridden))  # packaged ids replaced by user files
+
+    def __iter__(self) -> Iterator[Template]:
+        return iter(self._list)
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __contains__(self, tid: str) -> bool:
+        return tid in self._by_id
+
+    def get(self, tid: str) -> Template | None:
+        return self._by_id.get(tid)
+
+    def __getitem__(self, tid: str) -> Template:
+        return self._by_id[tid]
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(t.id for t in self._list)
+
+    def index(self, tid: str) -> int:
+        return self._list.index(self._by_id[tid])
+
+    def at(self, i: int) -> Template:
+        return self._list[i]
+
+
+def _check_text(text: str, pattern: Pattern, where: str) -> None:
+    steps = pattern.steps
+    all_fields: set[str] = set(_PSEUDO)
+    step_fields: list[set[str]] = []
+    numeric: set[str] = set()
+    for s in steps:
+        fs = set(_PSEUDO)
+        for a in s.alts:
+            table = fields_of(a.kind)
+            fs |= set(table)
+            numeric |= {n for n, i in table.items() if i.numeric}
+        step_fields.append(fs)
+        all_fields |= fs
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        raise TemplateError(f"{where}: text: {e}") from None
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if spec or conv:
+            raise TemplateError(f"{where}: text: placeholder {{{name}}} may not carry a format or conversion")
+        if name in PLAIN_PLACEHOLDERS:
+            continue
+        head, _, fname = name.partition(".")
+        if not fname:
+            raise TemplateError(f"{where}: text: unknown placeholder {{{name}}} (plain ones: "
+                                f"{', '.join(PLAIN_PLACEHOLDERS)}; or first.F, last.F, sN.F, sum.F)")
+        if head in ("first", "last"):
+            ok = fname in all_fields
+        elif head == "sum":
+            ok = fname in numeric
+        elif re.fullmatch(r"s[1-9]", head) and int(head[1:]) <= len(steps):
+            ok = fname in step_fields[int(head[1:]) - 1]
+        else:
+            raise TemplateError(f"{where}: text: unknown placeholder {{{name}}} (steps are s1..s{len(steps)})")
+        if not ok:
+            raise TemplateError(f"{where}: text: {{{name}}} names a field no event of that step has")
+
+
+def parse_template(data: dict, source: str) -> Template:
+    """Validate one template's table; TemplateError names ``source`` and the key."""
+    extra = set(data) - _KEYS
+    if extra:
+        raise TemplateError(f"{source}: {sorted(extra)[0]}: unknown key (expected {', '.join(sorted(_KEYS))})")
+    for key in ("id", "title", "classification", "severity", "text", "pattern"):
+        if key not in data:
+            raise TemplateError(f"{source}: {key}: missing")
+    for key in ("id", "title", "classification", "severity", "text"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise TemplateError(f"{source}: {key}: must be a non-empty string")
+    tid = data["id"]
+    if not _ID_RE.match(tid):
+        raise TemplateError(f"{source}: id: {tid!r} must be lower-case letters, digits and '-'")
+    if data["severity"] not in SEVERITIES:
+        raise TemplateError(f"{source}: severity: {data['severity']!r} is not one of {', '.join(SEVERITIES)}")
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", data["classification"]):
+        raise TemplateError(f"{source}: classification: must be one lower-case word (a-z, 0-9, '-')")
+    allows = data.get("allows", [])
+    if not isinstance(allows, list) or any(a not in INTERVENTION_LEVELS for a in allows):
+        raise TemplateError(f"{source}: allows: must be a list of {', '.join(INTERVENTION_LEVELS)}")
+    try:
+        pattern = parse_pattern(data["pattern"])
+    except PatternError as e:
+        raise TemplateError(f"{source}: {e}") from None
+    _check_text(data["text"], pattern, source)
+    return Template(tid, data["title"], data["classification"], data["severity"],
+                    tuple(dict.fromkeys(allows)), data["text"], pattern, source)
+
+
+def load_template_file(path: Path) -> Template:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        raise TemplateError(f"{path}: cannot read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise TemplateError(f"{path}: not valid TOML: {e}") from None
+    t = parse_template(data, str(path))
+    if path.stem != t.id:
+        raise TemplateError(f"{path}: id: {t.id!r} must match the file name ({path.stem}.toml)")
+    return t
+
+
+def _dir_templates(d: Path) -> list[Template]:
+    if not d.is_dir():
+        raise TemplateError(f"{d}: not a directory of templates")
+    files = sorted(d.glob("*.toml"))
+    if not files:
+        raise TemplateError(f"{d}: no *.toml templates in it")
+    return [load_template_file(f) for f in files]
+
+
+def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool = True) -> TemplateSet:
+    """The packaged templates (unless packaged=False) plus those in ``dirs``.
+
+    A user template with a packaged template's id replaces it (to tune a threshold); two
+    user files with one id are an error.
+    """
+    found: dict[str, Template] = {}
+    if packaged:
+        for t in _dir_templates(templates_dir()):
+            found[t.id] = t
+    overridden: list[str] = []
+    user: dict[str, str] = {}
+    for d in dirs or ():
+        for t in _dir_templates(Path(d)):
+            if t.id in user:
+                raise TemplateError(f"{t.source}: id: {t.id!r} already defined in {user[t.id]}")
+            user[t.id] = t.source
+            if t.id in found:
+                overridden.append(t.id)
+            found[t.id] = t
+    return TemplateSet(found.values(), overridden)
+
+
+_PACKAGED: TemplateSet | None = None
+
+
+def packaged_templates() -> TemplateSet:
+    """The packaged set, loaded once per process (templates are immutable)."""
+    global _PACKAGED
+    if _PACKAGED is None:
+        _PACKAGED = load_templates()
+    return _PACKAGED
