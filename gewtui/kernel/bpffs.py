@@ -360,8 +360,15 @@ def _mark_recording_ended(m: Manifest, rep: CleanupReport) -> None:
         stats = session_pb2.SessionStats(ktime_ns=end, events=m.events, lost_records=m.lost,
                                          observation_complete=False,
                                          incomplete_reason="session ended without cleanup")
+        # Drops the dead session had in force ended with its tc filters (removed above);
+        # the intervention log says when and why. Imported lazily: the log is intervene's.
+        from gewtui.intervene.recovery import removed_after_kill
+
+        ended = removed_after_kill(m.recording, end, ev.mark.detail)
         with RecordingWriter.append(m.recording) as w:
             w.write_event(ev)
+            for rec in ended:
+                w.write(recording_pb2.Record(intervention=rec))
             w.write(recording_pb2.Record(end=session_pb2.SessionEnd(
                 ktime_ns=end, how="gc-after-kill", detail=ev.mark.detail, stats=stats)))
         rep.kept.append(f"recording {m.recording} (marked ended without cleanup)")

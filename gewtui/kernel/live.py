@@ -248,6 +248,10 @@ class LiveSession:
             yield from self.poll(timeout_ms)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def stats(self) -> LiveStats:
         s = self._stats
         plane = self.session.plane if self.session is not None else None

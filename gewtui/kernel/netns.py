@@ -7,6 +7,7 @@ short-lived thread that enters it with setns(2), so the caller's threads never m
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import subprocess
 import threading
@@ -16,15 +17,27 @@ from gewtui.errors import GewError
 
 NETNS_RUN = "/run/netns"
 HOST_NETNS = "/proc/1/ns/net"
+SELF_NETNS = "/proc/self/ns/net"
 CLONE_NEWNET = 0x40000000
 
 T = TypeVar("T")
 
 
-def netns_path(name: str | None) -> str:
-    """The file that names the namespace: /run/netns/NAME, or pid 1's for the host."""
-    if not name or name == "host":
+@functools.lru_cache(maxsize=1)
+def host_netns_path() -> str:
+    """pid 1's namespace is the host's; where pid 1 is out of reach (a sandbox denying
+    ptrace access to it), this process's own namespace stands in for it."""
+    try:
+        os.stat(HOST_NETNS)
         return HOST_NETNS
+    except OSError:
+        return SELF_NETNS
+
+
+def netns_path(name: str | None) -> str:
+    """The file that names the namespace: /run/netns/NAME, or the host's (see above)."""
+    if not name or name == "host":
+        return host_netns_path()
     if "/" in name or name in (".", ".."):
         raise GewError(f"invalid network namespace name {ascii(name)}")
     return os.path.join(NETNS_RUN, name)

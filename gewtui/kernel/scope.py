@@ -113,7 +113,6 @@ def parse_scope(args: Sequence[str] | None) -> list[ScopeEntry]:
 class ResolvedScope:
     entries: list[ScopeEntry]
     netns: dict[str, int]                       # every namespace the scope touches → inode
-    netns_filtered: bool                        # whether the kernel filters by namespace
     interfaces: list[ScopedInterface]           # what must be covered for closure
     whole_netns: bool                           # interfaces = every link of the namespaces
     prefixes: list[str] = field(default_factory=list)
@@ -124,7 +123,7 @@ class ResolvedScope:
     @property
     def filter(self) -> ScopeFilter:
         return ScopeFilter(
-            netns_inodes=tuple(sorted(set(self.netns.values()))) if self.netns_filtered else (),
+            netns_inodes=tuple(sorted(set(self.netns.values()))),
             prefixes=tuple(self.prefixes),
             ports=tuple(self.ports),
             ifindexes=() if self.whole_netns else tuple((i.netns_inode, i.ifindex) for i in self.interfaces),
@@ -201,7 +200,8 @@ def resolve(entries: Sequence[ScopeEntry]) -> ResolvedScope:
         if ns_names:
             outside = [f"{n}/{i}" for n, i in iface_specs if n not in netns]
             if outside:
-                raise ScopeError(f"scope is empty: iface {outside[0]} is not in any scoped netns")
+                raise ScopeError(f"scope is empty: iface {outside[0]} is not in any scoped netns "
+                                 f"(name the interface as iface=NETNS/IFACE)")
         netns = {n: netns.get(n) or _inode(n) for n, _ in iface_specs}
         for n, ifn in iface_specs:
             links = dict((name, idx) for idx, name in nsmod.links(n))
@@ -212,7 +212,6 @@ def resolve(entries: Sequence[ScopeEntry]) -> ResolvedScope:
     rs = ResolvedScope(
         entries=entries,
         netns=netns,
-        netns_filtered=bool(ns_names) or not iface_specs,
         interfaces=_enumerate(netns, whole, wanted),
         whole_netns=whole,
         prefixes=[e.value for e in entries if e.kind == "cidr"],

@@ -1,0 +1,191 @@
+"""What every probe unit shares: the record header and tuple layouts (mirrors of
+bpf/gew_common.h), the BTF offsets the common helpers use, and the ProbeUnit description
+(attach points, needs, record decoders, can_run).
+
+A probe unit is ``bpf/<name>.c`` plus one module here holding its programs, its record
+layouts and its decoders. Nothing in this package imports bcc: ``gew probe list`` and the
+capability report use the descriptions without loading anything.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from gewtui.pb import events_pb2, session_pb2
+from gewtui.runtime.capabilities import BtfNeed, Needs, TracepointNeed
+
+if TYPE_CHECKING:
+    from gewtui.kernel.decode import Decoder
+
+# struct gew_hdr: ktime, kind, ctx, probe, cpu, pid, tgid, uid, netns, cgroup, comm
+HDR = struct.Struct("<QHBBIIIIIQ16s")
+# struct gew_tuple: saddr[16], daddr[16], sport, dport, family, protocol, pad
+TUPLE = struct.Struct("<16s16sHHHBx")
+# struct gew_sock
+SOCK = struct.Struct("<40sIIQQQQQQIIIIIIIBBxx")
+
+CTX_PROCESS = 0
+CTX_SOFTIRQ = 1
+CTX_UNKNOWN = 2
+
+# Per-probe kernel counters (GEW_C_* in gew_common.h).
+C_PRODUCED, C_LOST, C_MAPFULL, C_NONETNS = range(4)
+C_STRIDE = 4
+NPROBES = 8
+
+AF_INET = 2
+AF_INET6 = 10
+
+
+def _n(struct_name: str, path: str, define: str) -> BtfNeed:
+    return BtfNeed(struct_name, path, define)
+
+
+# Offsets every unit uses through gew_common.h (namespaces, socket tuples, devices).
+CORE_BTF: tuple[BtfNeed, ...] = (
+    _n("net", "ns.inum", "GEW_OFF_NET_INUM"),
+    _n("task_struct", "nsproxy", "GEW_OFF_TASK_NSPROXY"),
+    _n("nsproxy", "net_ns", "GEW_OFF_NSPROXY_NET_NS"),
+    _n("sock", "__sk_common.skc_net.net", "GEW_OFF_SOCK_NET"),
+    _n("sock", "__sk_common.skc_family", "GEW_OFF_SOCK_FAMILY"),
+    _n("sock", "__sk_common.skc_num", "GEW_OFF_SOCK_NUM"),
+    _n("sock", "__sk_common.skc_dport", "GEW_OFF_SOCK_DPORT"),
+    _n("sock", "__sk_common.skc_rcv_saddr", "GEW_OFF_SOCK_RCV_SADDR"),
+    _n("sock", "__sk_common.skc_daddr", "GEW_OFF_SOCK_DADDR"),
+    _n("sock", "__sk_common.skc_v6_rcv_saddr", "GEW_OFF_SOCK_V6_RCV_SADDR"),
+    _n("sock", "__sk_common.skc_v6_daddr", "GEW_OFF_SOCK_V6_DADDR"),
+    _n("net_device", "nd_net.net", "GEW_OFF_NETDEV_NET"),
+    _n("net_device", "ifindex", "GEW_OFF_NETDEV_IFINDEX"),
+    _n("net_device", "name", "GEW_OFF_NETDEV_NAME"),
+    _n("sk_buff", "dev", "GEW_OFF_SKB_DEV"),
+)
+
+
+@dataclass(frozen=True)
+class Header:
+    ktime_ns: int
+    kind: int
+    ctx: int
+    probe: int
+    cpu: int
+    pid: int
+    tgid: int
+    uid: int
+    netns: int
+    cgroup: int
+    comm: str
+
+
+def parse_header(buf: bytes) -> Header:
+    k, kind, ctx, probe, cpu, pid, tgid, uid, netns, cg, comm = HDR.unpack_from(buf, 0)
+    return Header(k, kind, ctx, probe, cpu, pid, tgid, uid, netns, cg,
+                  comm.split(b"\0", 1)[0].decode("utf-8", "replace"))
+
+
+def cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def addr_bytes(family: int, raw: bytes) -> bytes:
+    """The 4 or 16 meaningful bytes of a 16-byte address field."""
+    if family == AF_INET:
+        return bytes(raw[:4])
+    if family == AF_INET6:
+        return bytes(raw[:16])
+    return b""
+
+
+def tuple_pb(raw: bytes, offset: int = 0) -> events_pb2.Tuple:
+    s, d, sport, dport, family, proto = TUPLE.unpack_from(raw, offset)
+    return events_pb2.Tuple(family=family, saddr=addr_bytes(family, s), daddr=addr_bytes(family, d),
+                            sport=sport, dport=dport, protocol=proto)
+
+
+@dataclass(frozen=True)
+class SockSnapshot:
+    """struct gew_sock as read from a record or from the socket table."""
+
+    tuple: events_pb2.Tuple
+    netns: int
+    owner_tgid: int
+    cookie: int
+    first_ns: int
+    last_ns: int
+    segments: int
+    bytes: int
+    zw_segments: int
+    snd_cwnd: int
+    ssthresh: int
+    snd_wnd: int
+    rcv_wnd: int
+    min_snd_wnd: int
+    srtt_us: int
+    max_srtt_us: int
+    zw_now: int
+    state: int
+
+
+def parse_sock(buf: bytes, offset: int = 0) -> SockSnapshot:
+    (t, netns, owner, cookie, first, last, segs, nbytes, zws, cwnd, ssth, swnd, rwnd, minw, srtt,
+     maxsrtt, zw, state) = SOCK.unpack_from(buf, offset)
+    return SockSnapshot(tuple_pb(t), netns, owner, cookie, first, last, segs, nbytes, zws, cwnd, ssth,
+                        swnd, rwnd, minw, srtt, maxsrtt, zw, state)
+
+
+@dataclass(frozen=True)
+class Program:
+    """One BPF function of a unit and where it attaches."""
+
+    fn: str
+    group: str
+    name: str
+    raw: bool = False
+
+    @property
+    def attach_point(self) -> str:
+        return f"{'raw_tracepoint' if self.raw else 'tracepoint'}:{self.group}:{self.name}"
+
+
+RecordDecoder = Callable[["Decoder", Header, bytes], Iterable[events_pb2.Event]]
+
+
+@dataclass
+class ProbeUnit:
+    """A probe: its C source, programs, kernel needs, record kinds and decoders."""
+
+    name: str
+    probe_id: int
+    source: str
+    summary: str
+    programs: tuple[Program, ...]
+    tracepoints: tuple[TracepointNeed, ...]
+    btf: tuple[BtfNeed, ...] = ()
+    extra: tuple[str, ...] = ("ringbuf", "bcc", "kernel-headers", "privileges", "tracefs")
+    decoders: dict[int, tuple[int, RecordDecoder]] = field(default_factory=dict)  # kind -> (size, fn)
+    depends: tuple[str, ...] = ()
+    # checks this unit makes beyond its needs (a layout the C copies in one read, ...)
+    self_check: Callable[[object], str | None] | None = None
+
+    @property
+    def needs(self) -> Needs:
+        return Needs(self.name, self.tracepoints, CORE_BTF + self.btf, self.extra)
+
+    def capability_names(self) -> list[str]:
+        return self.needs.capability_names()
+
+    def can_run(self, report: session_pb2.CapabilityReport, allow_risky: bool = False,
+                btf=None) -> str | None:
+        """None when the unit can run; otherwise the reason it cannot, in one line."""
+        by_name = {c.name: c for c in report.capabilities}
+        for name in self.capability_names():
+            c = by_name.get(name)
+            if c is None:
+                return f"{name}: not in the capability report"
+            if c.state == session_pb2.NOT_SUPPORTED:
+                return f"{name}: {c.reason}"
+            if c.state == session_pb2.SUPPORTED_RISKY and not allow_risky:
+                return f"{name} is risky ({c.reason}); needs --allow-risky"
+        if self.self_check is not None and btf is not None:
+            return self.self_check(btf)
+        return None

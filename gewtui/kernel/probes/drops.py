@@ -1,0 +1,101 @@
+"""drops unit: skb drops with the kernel's reason (names from skb:kfree_skb's format) tied
+to a flow by socket or by the packet's own headers, and receive-queue-full events.
+
+A drop whose reason is TCP_LISTEN_OVERFLOW also yields a ReceiveQueueFull event with
+listen_overflow set: the listener's accept queue was full. Layouts mirror bpf/drops.c.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Iterable
+
+from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, cstr, tuple_pb
+from gewtui.pb import events_pb2
+from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
+
+PROBE_ID = 5
+K_DROP, K_RCVQ = 9, 10
+
+# after the header: tuple, sk, location, reason, netns, ifindex, protocol, attribution, pad, ifname
+DROP = struct.Struct(f"<{TUPLE.size}sQQIIIHBx16s")
+# after the header: tuple, sk, netns, rmem_alloc, truesize, sk_rcvbuf
+RCVQ = struct.Struct(f"<{TUPLE.size}sQIiIi")
+
+ATTRIBUTION = {
+    1: events_pb2.PACKET_ATTRIBUTION_HEADERS,
+    2: events_pb2.PACKET_ATTRIBUTION_SOCKET,
+    3: events_pb2.PACKET_ATTRIBUTION_NONE,
+}
+
+
+def decode_drop(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
+    t, sk, location, reason, netns, ifindex, proto, attribution, ifname = DROP.unpack_from(buf, HDR.size)
+    how = ATTRIBUTION.get(attribution, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)
+    tracked = sk if how == events_pb2.PACKET_ATTRIBUTION_SOCKET else 0
+    ev = dec.envelope(hdr, tracked, netns, learn_owner=False)
+    b = ev.skb_drop
+    b.reason = reason
+    b.reason_name = dec.vocab.drop_reasons.get(reason, f"reason {reason}")
+    b.protocol = proto
+    if how != events_pb2.PACKET_ATTRIBUTION_NONE:
+        b.tuple.CopyFrom(tuple_pb(t))
+    b.attribution = how
+    b.ifindex = ifindex
+    b.ifname = cstr(ifname)
+    b.location = location
+    b.sock = sk
+    b.count = 1
+    out = [ev]
+    if b.reason_name == "TCP_LISTEN_OVERFLOW":
+        q = dec.envelope(hdr, tracked, netns, learn_owner=False)
+        q.rcvq_full.sock = sk
+        q.rcvq_full.listen_overflow = True
+        if how != events_pb2.PACKET_ATTRIBUTION_NONE:
+            q.rcvq_full.tuple.CopyFrom(b.tuple)
+        out.append(q)
+    return out
+
+
+def decode_rcvq(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
+    t, sk, netns, rmem, truesize, rcvbuf = RCVQ.unpack_from(buf, HDR.size)
+    ev = dec.envelope(hdr, sk, netns, learn_owner=False)
+    b = ev.rcvq_full
+    b.tuple.CopyFrom(tuple_pb(t))
+    b.sock = sk
+    b.rmem_alloc = rmem
+    b.truesize = truesize
+    b.sk_rcvbuf = rcvbuf
+    return (ev,)
+
+
+UNIT = ProbeUnit(
+    name="drops",
+    probe_id=PROBE_ID,
+    source="drops.c",
+    summary="skb drops with the kernel's reason, attributed by socket or packet headers; receive queue full",
+    programs=(
+        Program("gew_kfree_skb", "skb", "kfree_skb"),
+        Program("gew_rcvq_full", "sock", "sock_rcvqueue_full", raw=True),
+    ),
+    tracepoints=(
+        TracepointNeed("skb", "kfree_skb", (("skbaddr", 8), ("location", 8), ("rx_sk", 8), ("protocol", 2),
+                                            ("reason", 4))),
+        TracepointNeed("sock", "sock_rcvqueue_full", raw=True,
+                       raw_args=("struct sock *", "struct sk_buff *")),
+    ),
+    btf=(
+        BtfNeed("sk_buff", "head", "GEW_OFF_SKB_HEAD"),
+        BtfNeed("sk_buff", "network_header", "GEW_OFF_SKB_NETWORK_HEADER"),
+        BtfNeed("sk_buff", "transport_header", "GEW_OFF_SKB_TRANSPORT_HEADER"),
+        BtfNeed("sk_buff", "sk", "GEW_OFF_SKB_SK"),
+        BtfNeed("sk_buff", "truesize", "GEW_OFF_SKB_TRUESIZE"),
+        BtfNeed("sock", "sk_protocol", "GEW_OFF_SOCK_PROTOCOL"),
+        BtfNeed("sock", "sk_backlog.rmem_alloc", "GEW_OFF_SOCK_RMEM_ALLOC"),
+        BtfNeed("sock", "sk_rcvbuf", "GEW_OFF_SOCK_RCVBUF"),
+    ),
+    decoders={
+        K_DROP: (HDR.size + DROP.size, decode_drop),
+        K_RCVQ: (HDR.size + RCVQ.size, decode_rcvq),
+    },
+    depends=("irqctx", "tcp_state"),
+)

@@ -1,0 +1,53 @@
+"""owner unit: the process acting on each in-scope TCP socket, seen in process context
+(sendmsg/recvmsg). A record crosses only when a socket's owner changes; the decoder's
+owner table then attributes that socket's softirq events. Layout mirrors bpf/owner.c.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Iterable
+
+from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, tuple_pb
+from gewtui.pb import events_pb2
+from gewtui.runtime.capabilities import TracepointNeed
+
+PROBE_ID = 4
+K_OWNER = 8
+VIA = {1: "send", 2: "recv"}
+
+# after the header: tuple, sk, netns, prev_tgid, via, pad[7]
+OWNER = struct.Struct(f"<{TUPLE.size}sQIIB7x")
+
+
+def decode_owner(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
+    t, sk, netns, prev_tgid, via = OWNER.unpack_from(buf, HDR.size)
+    previous = dec.owners.get(sk)
+    ev = dec.envelope(hdr, sk, netns)   # process context: learns the new owner
+    b = ev.owner
+    b.tuple.CopyFrom(tuple_pb(t))
+    b.sock = sk
+    b.previous_tgid = prev_tgid if prev_tgid != 0xFFFFFFFF else 0
+    if previous is not None and previous.tgid == b.previous_tgid:
+        b.previous_comm = previous.comm
+    b.via = VIA.get(via, str(via))
+    return (ev,)
+
+
+_LEN_FIELDS = (("sk", 8), ("family", 2), ("protocol", 2), ("ret", 4))
+
+UNIT = ProbeUnit(
+    name="owner",
+    probe_id=PROBE_ID,
+    source="owner.c",
+    summary="socket owners from send/recv in process context (attribution of softirq events)",
+    programs=(
+        Program("gew_sock_send", "sock", "sock_send_length"),
+        Program("gew_sock_recv", "sock", "sock_recv_length"),
+    ),
+    tracepoints=(
+        TracepointNeed("sock", "sock_send_length", _LEN_FIELDS),
+        TracepointNeed("sock", "sock_recv_length", _LEN_FIELDS),
+    ),
+    decoders={K_OWNER: (HDR.size + OWNER.size, decode_owner)},
+    depends=("irqctx", "tcp_state"),
+)

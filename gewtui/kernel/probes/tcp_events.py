@@ -1,0 +1,110 @@
+"""tcp_events unit: retransmits (data and SYN-ACK) and resets (sent, received).
+
+Reset reason names come from tcp:tcp_send_reset's format at runtime. The capability
+"tcp_send_reset:reason-enum" states how the format's `enum sk_rst_reason` field is handled
+(bpf/tcp_events.c declares the enum so bcc's generated struct compiles; the field is read
+as the 4-byte value the format describes). Layouts mirror bpf/tcp_events.c.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Iterable
+
+from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, tuple_pb
+from gewtui.kernel.probes.tcp_state import _TCP_FIELDS, _state
+from gewtui.pb import events_pb2, session_pb2
+from gewtui.runtime.capabilities import TracepointNeed
+from gewtui.runtime.tracefs import FormatError, Tracefs
+
+PROBE_ID = 2
+K_RETRANS, K_RESET_SENT, K_RESET_RECV = 4, 5, 6
+ENUM_CAPABILITY = "tcp_send_reset:reason-enum"
+
+# after the header: tuple, sk, netns, state, err, synack, pad[3]
+RETRANS = struct.Struct(f"<{TUPLE.size}sQIiiBxxx")
+# after the header: tuple, sk, cookie, netns, state, reason, direction, pad[3]
+RESET = struct.Struct(f"<{TUPLE.size}sQQIiIBxxx")
+
+
+def decode_retrans(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
+    t, sk, netns, state, err, synack = RETRANS.unpack_from(buf, HDR.size)
+    # a SYN-ACK retransmit names the request socket, which has no owner of its own
+    ev = dec.envelope(hdr, 0 if synack else sk, netns)
+    b = ev.retransmit
+    b.tuple.CopyFrom(tuple_pb(t))
+    b.sock = sk
+    b.state = _state(state)
+    b.err = err
+    b.synack = bool(synack)
+    return (ev,)
+
+
+def decode_reset(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
+    t, sk, cookie, netns, state, reason, direction = RESET.unpack_from(buf, HDR.size)
+    sent = direction == 1
+    # a sent reset may name a request or timewait socket: only tracked sockets have owners
+    ev = dec.envelope(hdr, sk, netns, learn_owner=not sent)
+    b = ev.reset
+    b.tuple.CopyFrom(tuple_pb(t))
+    b.sock = sk
+    b.direction = events_pb2.RESET_SENT if sent else events_pb2.RESET_RECEIVED
+    b.state = _state(state)
+    b.sock_cookie = cookie
+    if sent:
+        b.reason = reason
+        b.reason_name = dec.vocab.reset_reasons.get(reason, f"reason {reason}")
+    return (ev,)
+
+
+def reset_enum_capability(tf: Tracefs) -> session_pb2.Capability:
+    """How tcp_send_reset's `enum sk_rst_reason` field is handled, in one of three states."""
+    c = session_pb2.Capability(name=ENUM_CAPABILITY, needed_by=["tcp_events"])
+    try:
+        fmt = tf.read("tcp", "tcp_send_reset")
+    except FormatError as e:
+        c.state, c.reason = session_pb2.NOT_SUPPORTED, str(e)
+        return c
+    f = fmt.fields.get("reason")
+    if f is None:
+        c.state, c.reason = session_pb2.FULLY_SUPPORTED, "format has no reason field (pre-6.10): nothing to work around"
+    elif f.size != 4:
+        c.state, c.reason = session_pb2.NOT_SUPPORTED, f"reason field is {f.size} bytes, probe reads 4"
+    elif not fmt.symbols.get("reason"):
+        c.state, c.reason = (session_pb2.SUPPORTED_RISKY,
+                             f"'{f.type}' read as 4 bytes, but the format names no reason values")
+    else:
+        how = ("enum declared in bpf/tcp_events.c so bcc's generated struct compiles"
+               if f.type.startswith("enum ") else f"field type {f.type}")
+        c.state = session_pb2.FULLY_SUPPORTED
+        c.reason = (f"'{f.type}' (4 bytes): {how}; {len(fmt.symbols['reason'])} reason names "
+                    f"read from the format")
+    return c
+
+
+UNIT = ProbeUnit(
+    name="tcp_events",
+    probe_id=PROBE_ID,
+    source="tcp_events.c",
+    summary="retransmits (data, SYN-ACK) and resets sent/received, with reset reasons",
+    programs=(
+        Program("gew_tcp_retrans", "tcp", "tcp_retransmit_skb"),
+        Program("gew_tcp_retrans_synack", "tcp", "tcp_retransmit_synack"),
+        Program("gew_tcp_send_reset", "tcp", "tcp_send_reset"),
+        Program("gew_tcp_recv_reset", "tcp", "tcp_receive_reset"),
+    ),
+    tracepoints=(
+        TracepointNeed("tcp", "tcp_retransmit_skb", _TCP_FIELDS + (("state", 4), ("err", 4))),
+        TracepointNeed("tcp", "tcp_retransmit_synack", _TCP_FIELDS + (("req", 8),)),
+        TracepointNeed("tcp", "tcp_send_reset", (("skbaddr", 8), ("skaddr", 8), ("state", 4), ("reason", 4),
+                                                  ("saddr", 28), ("daddr", 28))),
+        TracepointNeed("tcp", "tcp_receive_reset", _TCP_FIELDS + (("sock_cookie", 8),)),
+    ),
+    extra=("ringbuf", "bcc", "kernel-headers", "privileges", "tracefs", ENUM_CAPABILITY),
+    decoders={
+        K_RETRANS: (HDR.size + RETRANS.size, decode_retrans),
+        K_RESET_SENT: (HDR.size + RESET.size, decode_reset),
+        K_RESET_RECV: (HDR.size + RESET.size, decode_reset),
+    },
+    depends=("irqctx", "tcp_state"),
+)
+

@@ -1,0 +1,111 @@
+"""tcp_probe unit: per-socket segment counters kept in the kernel, turned into
+TcpProbeSummary events over windows.
+
+Three sources make summaries, all through ``summarise``: a zero-window edge record from
+the kernel, the plane's periodic read of the socket table, and the final counters carried
+by tcp_state's destroy record. Each summary covers the segments since the previous one of
+the same socket, so summed windows equal the kernel's totals. Layout mirrors
+bpf/tcp_probe.c.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterable
+
+from gewtui.kernel.probes.base import HDR, SOCK, Header, Program, ProbeUnit, SockSnapshot, parse_sock
+from gewtui.pb import events_pb2
+from gewtui.runtime.capabilities import TracepointNeed
+
+PROBE_ID = 3
+K_PROBE_ZW = 7
+
+# after the header: sk, struct gew_sock
+ZW = struct.Struct(f"<Q{SOCK.size}s")
+
+
+@dataclass
+class _Window:
+    segments: int
+    bytes: int
+    zw_segments: int
+    end_ns: int
+
+
+def summarise(dec, sk: int, s: SockSnapshot, ev: events_pb2.Event | None = None, *,
+              final: bool = False, force: bool = False) -> events_pb2.Event | None:
+    """A summary of what changed for socket ``sk`` since its previous summary, or None
+    when nothing did (unless ``final``/``force``). ``ev`` is the envelope to fill (a
+    record's); without one the socket owner's attribution is used."""
+    windows: dict[int, _Window] = dec.unit_state("tcp_probe")
+    prev = windows.get(sk)
+    base = prev or _Window(0, 0, 0, s.first_ns)
+    dseg = s.segments - base.segments
+    if dseg <= 0 and not (final or force):
+        return None
+    if ev is None:
+        ev = dec.about_socket(sk, s.last_ns or dec.clock(), s.netns)
+    b = ev.tcp_probe
+    b.tuple.CopyFrom(s.tuple)
+    b.sock = sk
+    b.sock_cookie = s.cookie
+    b.window_start_ns = base.end_ns
+    b.window_end_ns = s.last_ns
+    b.segments = max(dseg, 0)
+    b.bytes = max(s.bytes - base.bytes, 0)
+    b.snd_cwnd = s.snd_cwnd
+    b.ssthresh = s.ssthresh
+    b.snd_wnd = s.snd_wnd
+    b.rcv_wnd = s.rcv_wnd
+    b.min_snd_wnd = s.min_snd_wnd if s.min_snd_wnd != 0xFFFFFFFF else 0
+    b.srtt_us = s.srtt_us
+    b.max_srtt_us = s.max_srtt_us
+    b.zero_window_segments = max(s.zw_segments - base.zw_segments, 0)
+    b.zero_window_now = bool(s.zw_now)
+    b.final = final
+    if final:
+        windows.pop(sk, None)
+    else:
+        windows[sk] = _Window(s.segments, s.bytes, s.zw_segments, s.last_ns)
+    return ev
+
+
+def decode_zero_window(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
+    sk, raw = ZW.unpack_from(buf, HDR.size)
+    s = parse_sock(raw)
+    ev = summarise(dec, sk, s, dec.envelope(hdr, sk, s.netns, learn_owner=False), force=True)
+    return (ev,) if ev is not None else ()
+
+
+def final_summary(dec, hdr: Header, sk: int, cookie: int, s: SockSnapshot) -> Iterable[events_pb2.Event]:
+    """Called by tcp_state's destroy decoder with the socket's last counters."""
+    ev = summarise(dec, sk, s, dec.envelope(hdr, sk, s.netns, learn_owner=False), final=True)
+    if ev is not None and cookie:
+        ev.tcp_probe.sock_cookie = cookie
+    return (ev,) if ev is not None else ()
+
+
+def periodic(dec, table_items: Iterable[tuple[int, bytes]]) -> list[events_pb2.Event]:
+    """Summaries for every socket whose counters moved, from a read of the socket table."""
+    out = []
+    for sk, raw in table_items:
+        ev = summarise(dec, sk, parse_sock(raw))
+        if ev is not None:
+            out.append(ev)
+    return out
+
+
+UNIT = ProbeUnit(
+    name="tcp_probe",
+    probe_id=PROBE_ID,
+    source="tcp_probe.c",
+    summary="per-segment counters per socket in the kernel; summaries, zero-window edges",
+    programs=(Program("gew_tcp_probe", "tcp", "tcp_probe"),),
+    tracepoints=(
+        TracepointNeed("tcp", "tcp_probe", (
+            ("saddr", 28), ("daddr", 28), ("data_len", 2), ("snd_cwnd", 4), ("ssthresh", 4),
+            ("snd_wnd", 4), ("srtt", 4), ("rcv_wnd", 4), ("sock_cookie", 8), ("skaddr", 8))),
+    ),
+    decoders={K_PROBE_ZW: (HDR.size + ZW.size, decode_zero_window)},
+    depends=("irqctx", "tcp_state"),
+)
