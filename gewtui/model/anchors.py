@@ -60,6 +60,7 @@ class TcpAnchor(Anchor):
 
     def __init__(self, reg: Registry):
         super().__init__(reg)
+        self._socks = reg.socks
         by_kind = reg.matcher.by_kind
         self._m = {k: by_kind.get(k, ()) for k in self.kinds}
 
@@ -73,7 +74,8 @@ class TcpAnchor(Anchor):
         m = reg.socks.get(sock) if sock else None
         if m is not None and m.closed and not (old and old in _FRESH_OLD):
             if m.tkey == (saddr, sport, daddr, dport):
-                return m   # late event of a closed socket (final summary, destroy)
+                self._touch(m.flow, eid, t, out)   # late event of a closed socket
+                return m
         netns = ev.attr.netns
         role = role_from_state(old, new) if old or new else None
         if role is None:
@@ -165,7 +167,7 @@ class TcpAnchor(Anchor):
     def tcp_state(self, ev, b, eid, t, out) -> None:
         sock = b.sock
         old, new = b.old_state, b.new_state
-        m = self.reg.socks.get(sock)
+        m = self._socks.get(sock)
         if m is None or (m.closed and old in _FRESH_OLD):
             m = self._member(ev, b, sock, eid, t, out, old, new)
             if m is None:
@@ -185,15 +187,15 @@ class TcpAnchor(Anchor):
             self.reg.close_member(m, t)
 
     def _sock_event(self, ev, b, eid, t, out):
+        """The member an event of an existing socket belongs to, its flow touched."""
         sock = b.sock
-        m = self.reg.socks.get(sock)
+        m = self._socks.get(sock)
         if m is None or m.closed:
             m = self._member(ev, b, sock, eid, t, out)
             if m is None:
                 return None
-            m.last_eid = eid
-            return m
-        self._touch(m.flow, eid, t, out)
+        else:
+            self._touch(m.flow, eid, t, out)
         m.last_eid = eid
         return m
 
@@ -229,10 +231,21 @@ class TcpAnchor(Anchor):
             self.reg.matcher.offer(self.reg, f, m, "reset", ev, b, eid, t, out, cts)
 
     def tcp_probe(self, ev, b, eid, t, out) -> None:
-        m = self._sock_event(ev, b, eid, t, out)
-        if m is None:
-            return
-        f = m.flow
+        # The most frequent event: the open-socket path is inlined.
+        m = self._socks.get(b.sock)
+        if m is not None and not m.closed:
+            f = m.flow
+            f.n_events += 1
+            f.last_eid = eid
+            f.last_t = t
+            if f.phase == EMERGED:
+                self.reg.evolve(f, eid, t, out)
+            m.last_eid = eid
+        else:
+            m = self._sock_event(ev, b, eid, t, out)
+            if m is None:
+                return
+            f = m.flow
         f.n_segments += b.segments
         f.n_bytes += b.bytes
         zw = b.zero_window_segments

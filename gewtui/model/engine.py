@@ -55,6 +55,7 @@ class Engine:
         self._wire()
 
     def _wire(self) -> None:
+        self._ring, self._ring_size = self._reg.ring, self._reg.ring_size
         self.anchors: list[Anchor] = default_anchors(self._reg)
         self._dispatch = {}
         for a in self.anchors:
@@ -67,7 +68,7 @@ class Engine:
         reg = self._reg
         eid = ev.id
         t = ev.ktime_ns
-        reg.ring[eid % reg.ring_size] = ev
+        self._ring[eid % self._ring_size] = ev
         reg.n_events += 1
         reg.last_eid = eid
         if t > reg.now:

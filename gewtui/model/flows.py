@@ -122,6 +122,12 @@ class IfaceContext:
 
 
 class Registry:
+    __slots__ = ("matcher", "silence_ns", "max_terminated", "ring_size", "ring", "flows", "keys",
+                 "socks", "tuples", "listeners", "peers", "paths", "routes", "ifctx", "pending",
+                 "idle", "terminated", "pinned", "refs", "lost", "context", "next_fid",
+                 "live_count", "n_events", "evicted", "lost_records", "complete", "unattributed",
+                 "last_eid", "now", "last_lost_t")
+
     def __init__(self, matcher: Matcher, *, silence_ns: int, max_terminated: int,
                  recent_events: int):
         self.matcher = matcher
@@ -477,8 +483,8 @@ class Registry:
     # -- checkpoint -------------------------------------------------------------------------
     def clone(self) -> "Registry":
         c = Registry.__new__(Registry)
-        for k, v in self.__dict__.items():
-            setattr(c, k, v)
+        for k in Registry.__slots__:
+            setattr(c, k, getattr(self, k))
         flows = {}
         for fid, f in self.flows.items():
             flows[fid] = f.clone() if f.phase < DIVERGED else f

@@ -100,12 +100,9 @@ class Matcher:
     def offer(self, reg, f, m, kind, ev, b, eid, t, out, cts=None) -> None:
         """Offer one event (or L1 signal with b = its fields) to the templates of ``kind``."""
         for ct in (cts if cts is not None else self.by_kind.get(kind, ())):
-            if ct.same:
-                if m is None:
-                    continue
-                holder = m
-            else:
-                holder = f
+            holder = m if ct.same else f
+            if holder is None:
+                continue
             st = holder.tstate
             p = st.get(ct.idx) if st else None
             if p is None:
