@@ -202,3 +202,38 @@ def test_export_of_an_event_with_every_body_kind(tmp_path):
     assert [line.split()[3] for line in text.stdout.splitlines()] == [fd.name for fd in bodies]
     assert [fd.name in json.loads(line) for line, fd in
             zip(js.stdout.splitlines(), bodies)] == [True] * len(bodies)
+
+
+def test_filter_keeps_only_matching_flows(mixed):
+    path, _ = mixed
+    pytest.importorskip("gewtui.model.engine", reason="needs the observation plane")
+    every = gew("export", str(path), "--what", "flows", "--json")
+    kept = gew("export", str(path), "--what", "flows", "--json", "--filter", "dport 80")
+    none = gew("export", str(path), "--what", "reasons", "--json", "--filter", "dport 81")
+    assert every.returncode == kept.returncode == none.returncode == 0
+    rows = [json.loads(line) for line in kept.stdout.splitlines()]
+    assert rows and all(row["peer_port"] == 80 for row in rows)
+    assert len(rows) <= len(every.stdout.splitlines())
+    assert none.stdout == ""
+
+
+def test_out_writes_the_kept_part_as_a_recording(mixed, tmp_path):
+    from gewtui.recording import open_recording
+
+    pytest.importorskip("gewtui.debugger.export", reason="needs the debugger")
+    path, recs = mixed
+    out = tmp_path / "cut.gewrec"
+    r = gew("export", str(path), "--filter", "dport 80", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"wrote {out}:")
+    with open_recording(out) as rd:
+        ids = [e.id for e in rd.iter_events()]
+        assert rd.report.clean
+        assert rd.header.session.session_id == "sample"
+    assert ids and set(ids) <= {e.id for e in _events(recs)}
+
+
+def test_filter_with_events_is_a_usage_error(mixed):
+    path, _ = mixed
+    r = gew("export", str(path), "--filter", "dport 80")
+    assert r.returncode == 64 and len(r.stderr.splitlines()) == 1

@@ -1,10 +1,12 @@
 """``gew export FILE``: read a recording offline (no root) and print one layer of it.
 
 events and interventions come straight from the recording; flows and reasons are computed
-by replaying the events through the observation plane (gewtui.model), exactly as the
-debugger does. Damage is reported after the output: a torn tail (the normal end of a
-killed session) is one warning line and exit 0; damaged records that had to be skipped
-make the output incomplete, so they end in one error line and exit 65.
+by replaying the events (and the intervention trace) through the observation plane
+(gewtui.model), as the debugger does. ``--filter`` keeps the flows it matches (the
+debugger's filter language); with ``--out`` the kept part is written as a new recording
+(gewtui.debugger.export). Damage is reported after the output: a torn tail (the normal end
+of a killed session) is one warning line and exit 0; damaged records that had to be
+skipped make the output incomplete, so they end in one error line and exit 65.
 """
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ import os
 import sys
 from typing import Iterable, Iterator
 
-from gewtui.errors import EX_DATAERR, GewError, RecordingError
+from gewtui.errors import EX_DATAERR, GewError, RecordingError, UsageError
 
 EPILOG = """\
 examples:
   gew export /tmp/s.gewrec                      every event, one line each
   gew export /tmp/s.gewrec --json | jq .        the same as JSON lines (protobuf JSON mapping)
   gew export /tmp/s.gewrec --what flows --at 1200 --json   flows as of event #1200
+  gew export /tmp/s.gewrec --what reasons --filter 'dport 443'
+  gew export /tmp/s.gewrec --filter 'template retransmission-storm' --out /tmp/cut.gewrec
 """
 
 WHAT = ("events", "flows", "reasons", "interventions")
@@ -35,13 +39,24 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
                    help='one JSON object per line, with a "kind" field')
     p.add_argument("--at", type=int, metavar="EVENT_ID",
                    help="stop after this event: the recording as of that moment")
+    p.add_argument("--filter", action="append", default=[], metavar="EXPR",
+                   help="keep only flows matching EXPR, e.g. 'dst 10.0.0.0/8', 'port 443', "
+                        "'template ID', 'phase terminated' (repeatable; with --what flows, "
+                        "reasons, or --out)")
+    p.add_argument("--out", metavar="NEWFILE",
+                   help="write the kept part as a new recording instead of printing")
 
 
 def run(args: argparse.Namespace) -> int:
     from gewtui.recording.reader import open_recording
 
+    if args.out:
+        return _cut(args)
+    if args.filter and args.what not in ("flows", "reasons"):
+        raise UsageError("--filter selects flows: use it with --what flows, --what reasons "
+                         "or --out")
     with open_recording(args.file) as reader:
-        lines = _lines(reader, args.what, args.json, args.at)
+        lines = _lines(reader, args.what, args.json, args.at, args.filter)
         try:
             _write_all(lines)
         except BrokenPipeError:
@@ -49,15 +64,37 @@ def run(args: argparse.Namespace) -> int:
             _silence_stdout()
             return 0
         report = reader.report
+    return _damage(args.file, report)
+
+
+def _damage(path: str, report) -> int:
     if report.skipped_records:
-        raise RecordingError(f"{args.file}: {report.summary()}; the output is incomplete",
+        raise RecordingError(f"{path}: {report.summary()}; the output is incomplete",
                              code=EX_DATAERR)
     if report.torn_tail_bytes:
-        print(f"gew: warning: {args.file}: {report.summary()}", file=sys.stderr)
+        print(f"gew: warning: {path}: {report.summary()}", file=sys.stderr)
     return 0
 
 
-def _lines(reader, what: str, as_json: bool, at: int | None) -> Iterator[str]:
+def _cut(args: argparse.Namespace) -> int:
+    from gewtui.recording.reader import open_recording
+
+    if args.what != "events" or args.json or args.at is not None:
+        raise UsageError("--out writes a recording: it takes --filter, not --what, --json or --at")
+    with open_recording(args.file) as reader:
+        report = reader.scan_offsets(every=1 << 62).report   # damage, told after the cut
+    try:
+        from gewtui.debugger.export import filter_recording
+    except ImportError as e:
+        if not (e.name or "").startswith("gewtui."):
+            raise
+        raise GewError("export --out needs the debugger (gewtui.debugger), not in this build") from None
+    print(filter_recording(args.file, args.out, args.filter).text())
+    return _damage(args.file, report)
+
+
+def _lines(reader, what: str, as_json: bool, at: int | None,
+           filters: list[str]) -> Iterator[str]:
     from gewtui.recording import export as fmt
 
     if what == "events":
@@ -70,14 +107,22 @@ def _lines(reader, what: str, as_json: bool, at: int | None) -> Iterator[str]:
                 r = rec.intervention
                 yield fmt.json_line("intervention", r) if as_json else fmt.intervention_text(r)
     else:
-        engine = _engine(what)
-        for ev in _events_until(reader.iter_events(), at):
-            engine.feed(ev)
+        engine = _engine(what, reader.header.session.session_id)
+        keep = _flow_filter(filters)
+        for rec in _records_until(reader, at):
+            if rec.HasField("event"):
+                engine.feed(rec.event)
+            elif rec.HasField("intervention"):
+                engine.add_intervention(rec.intervention)
+        flows = [f for f in engine.flows() if keep is None or keep.matches(f)]
         if what == "flows":
-            for f in engine.flows():
+            for f in flows:
                 yield fmt.json_line("flow", f) if as_json else fmt.flow_text(f)
         else:
-            for c in engine.chains():
+            for f in flows:
+                c = engine.chain(f.flow_id)
+                if c is None:
+                    continue
                 if as_json:
                     yield fmt.json_line("reason", c)
                 else:
@@ -98,7 +143,7 @@ def _records_until(reader, at: int | None) -> Iterator:
         yield rec
 
 
-def _engine(what: str):
+def _engine(what: str, session_id: str):
     try:
         from gewtui.model.engine import Engine
     except ImportError as e:
@@ -106,7 +151,15 @@ def _engine(what: str):
             raise
         raise GewError(f"export --what {what} needs the observation plane (gewtui.model), "
                        "not in this build") from None
-    return Engine()
+    return Engine(session_id=session_id)
+
+
+def _flow_filter(filters: list[str]):
+    if not filters:
+        return None
+    from gewtui.debugger.filters import FlowFilter
+
+    return FlowFilter.parse(filters)
 
 
 def _write_all(lines: Iterable[str]) -> None:

@@ -1,0 +1,116 @@
+"""Recording throughput: how fast the recorder writes and replay reads typical L0 events.
+
+Run by hand: ``.venv/bin/python bench/bench_recording.py [EVENTS] [RUNS]``. Each figure is
+the median of RUNS runs over EVENTS TCP state-change events (~80-byte payloads) on one
+core, with the file in a temporary directory. ``measure()`` returns the same figures for
+the benchmark suite.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gewtui.recording import RecordingWriter, open_recording  # noqa: E402
+from gewtui.recording.sample import sample_header, tcp_state_event  # noqa: E402
+
+
+def _write_events(path: str, n: int) -> None:
+    with RecordingWriter(path, sample_header()) as w:
+        ev = tcp_state_event(1)
+        for i in range(1, n + 1):
+            ev.id = i
+            w.write_event(ev)
+
+
+def _write_bytes(path: str, n: int) -> None:
+    payload = tcp_state_event(1).SerializeToString()
+    with RecordingWriter(path, sample_header()) as w:
+        write = w.write_event_bytes
+        for _ in range(n):
+            write(payload)
+
+
+def _serialize_only(path: str, n: int) -> None:
+    ev = tcp_state_event(1)
+    for i in range(1, n + 1):
+        ev.id = i
+        ev.SerializeToString()
+
+
+def _frames(path: str, n: int) -> None:
+    with open_recording(path) as r:
+        assert sum(1 for _ in r.frames()) == n
+
+
+def _records(path: str, n: int) -> None:
+    with open_recording(path) as r:
+        assert sum(1 for _ in r.records()) == n
+
+
+def _events(path: str, n: int) -> None:
+    with open_recording(path) as r:
+        assert sum(1 for _ in r.iter_events()) == n
+
+
+def _jump_to_end(path: str, n: int) -> None:
+    with open_recording(path) as r:
+        idx = r.scan_offsets(every=4096)
+        *_, last = r.iter_events(start=idx.offsets[-1])
+        assert last.id == n
+
+
+CASES: list[tuple[str, Callable[[str, int], None], bool]] = [
+    # (name, function, per-event figure?)
+    ("serialize only (Event.SerializeToString)", _serialize_only, True),
+    ("write_event (serialize + frame + write)", _write_events, True),
+    ("write_event_bytes (pre-serialized)", _write_bytes, True),
+    ("read frames (CRC checked, not decoded)", _frames, True),
+    ("read records (Record decoded)", _records, True),
+    ("iter_events (Event decoded)", _events, True),
+    ("index + jump to the last event", _jump_to_end, False),
+]
+
+
+def measure(n: int = 300_000, runs: int = 5) -> dict[str, float]:
+    """events/s (or seconds, for the jump) per case: medians over ``runs``."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="gew-bench-") as d:
+        path = os.path.join(d, "bench.gewrec")
+        _write_events(path, n)
+        scratch = os.path.join(d, "scratch.gewrec")
+        for name, fn, per_event in CASES:
+            times = []
+            for _ in range(runs):
+                target = scratch if fn in (_write_events, _write_bytes) else path
+                t = time.perf_counter()
+                fn(target, n)
+                times.append(time.perf_counter() - t)
+            med = statistics.median(times)
+            out[name] = n / med if per_event else med
+        out["bytes per event on disk"] = os.path.getsize(path) / n
+    return out
+
+
+def main(argv: list[str]) -> int:
+    n = int(argv[1]) if len(argv) > 1 else 300_000
+    runs = int(argv[2]) if len(argv) > 2 else 5
+    print(f"recording throughput, {n} TcpStateChange events, median of {runs} runs")
+    for name, value in measure(n, runs).items():
+        if name.startswith("bytes"):
+            print(f"  {name:44s} {value:10.1f}")
+        elif name.startswith("index"):
+            print(f"  {name:44s} {value * 1000:10.0f} ms")
+        else:
+            print(f"  {name:44s} {value:10,.0f} /s  {1e9 / value:6.0f} ns/event")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
