@@ -147,7 +147,7 @@ def _conds(kind: str, where_tbl, loc: str) -> tuple[Cond, ...]:
         if not ops:
             raise PatternError(floc, "empty condition")
         for op, val in ops.items():
-            oloc = f"{floc}.{op}"
+            oloc = f"{floc}.{op}" if isinstance(spec, dict) else floc
             if op not in OPS:
                 raise PatternError(oloc, f"unknown operator (one of: {', '.join(OPS)})")
             if op not in _OPS_BY_TYPE[info.type]:
