@@ -131,6 +131,12 @@ class Lab:
         except (OSError, ValueError):
             return {}
 
+    def counters(self, role: str) -> dict[str, int]:
+        """The namespace's SNMP counters (/proc/net/snmp, netstat, snmp6), e.g. TcpRetransSegs,
+        TcpExtListenOverflows — what the kernel itself counted, for checking a scenario."""
+        r = nsmod.run(["cat", "/proc/net/snmp", "/proc/net/netstat", "/proc/net/snmp6"], netns=self.netns[role])
+        return parse_snmp(r.stdout)
+
     # -- up ----------------------------------------------------------------------------------
     def __enter__(self) -> "Lab":
         self.up()
@@ -240,6 +246,29 @@ class Lab:
     # -- down --------------------------------------------------------------------------------
     def down(self) -> list[str]:
         return down(self.name)
+
+
+def parse_snmp(text: str) -> dict[str, int]:
+    """'Tcp: A B' / 'Tcp: 1 2' header-value line pairs, and snmp6's 'Name value' lines."""
+    out: dict[str, int] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        parts = lines[i].split()
+        if parts and parts[0].endswith(":") and i + 1 < len(lines):
+            vals = lines[i + 1].split()
+            if vals and vals[0] == parts[0]:
+                prefix = parts[0][:-1]
+                for k, v in zip(parts[1:], vals[1:]):
+                    with contextlib.suppress(ValueError):
+                        out[prefix + k] = int(v)
+                i += 2
+                continue
+        if len(parts) == 2:
+            with contextlib.suppress(ValueError):
+                out[parts[0]] = int(parts[1])
+        i += 1
+    return out
 
 
 def _package_root() -> str:
