@@ -57,6 +57,12 @@ class NullPlane:
     def close(self): ...
 
 
+def no_capability_check(*args, **kw):
+    from gewtui.pb import session_pb2
+
+    return session_pb2.CapabilityReport(verdict_reason="not checked: the plane loads no probe")
+
+
 def _listen(addr: str, port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -140,14 +146,14 @@ class Stream:
 class LabEngine:
     """Flow snapshots as the engine would hold them for the two streams."""
 
-    def __init__(self, pair, streams: dict[int, Stream]):
-        inode = nsmod.netns_inode(pair.a)
+    def __init__(self, netns: str, ifname: str, tuples: dict[int, events_pb2.Tuple]):
+        inode = nsmod.netns_inode(netns)
         self.flows, self.chains, self.interventions = {}, {}, []
-        for fid, st in streams.items():
+        for fid, t in tuples.items():
             f = model_pb2.FlowSnapshot(flow_id=fid, in_scope=True, netns=inode,
                                        templates=["lab"], tcp_state=events_pb2.TCP_ESTABLISHED)
-            f.members.add(sock=fid, tuple=st.tuple(), state=events_pb2.TCP_ESTABLISHED)
-            f.path.add(device=pair.a_if)
+            f.members.add(sock=fid, tuple=t, state=events_pb2.TCP_ESTABLISHED)
+            f.path.add(device=ifname)
             c = model_pb2.ReasonChain(flow_id=fid, at_event_id=1, allowed_interventions=["drop"])
             c.root.layer = model_pb2.L3
             self.flows[fid], self.chains[fid] = f, c
@@ -166,11 +172,9 @@ class LabEngine:
 def lab(netns_pair, gew_instance, tmp_path, monkeypatch):
     from gewtui.kernel import live as live_mod
     from gewtui.kernel.live import LiveSession
-    from gewtui.pb import session_pb2
 
     # Capability negotiation is not under test here (the plane loads no probe).
-    monkeypatch.setattr(live_mod, "verify_capabilities",
-                        lambda *a, **k: session_pb2.CapabilityReport())
+    monkeypatch.setattr(live_mod, "verify_capabilities", no_capability_check)
 
     streams = {1: Stream(netns_pair, 5001), 2: Stream(netns_pair, 5002)}
     live = LiveSession([f"netns={netns_pair.a}"], record=str(tmp_path / "lab.gewrec"),
@@ -178,7 +182,9 @@ def lab(netns_pair, gew_instance, tmp_path, monkeypatch):
                        plane_factory=NullPlane, gc_on_start=False)
     try:
         live.open()
-        yield netns_pair, live, LabEngine(netns_pair, streams), streams
+        engine = LabEngine(netns_pair.a, netns_pair.a_if,
+                           {f: st.tuple() for f, st in streams.items()})
+        yield netns_pair, live, engine, streams
     finally:
         for s in streams.values():
             s.close()

@@ -436,18 +436,20 @@ class InterventionController:
             return out
         with self._lock:
             now = self._clock()
-            failed = getattr(self.recorder, "failed", None) if self.recorder is not None else None
             for d in list(self._drops.values()):
-                if failed is not None:
-                    out.append(self._end(d, ipb.FAILED, "the recording failed "
-                                         f"({failed.message}); a drop is never left running unlogged"))
-                elif now >= d.expires_ns:
+                if now >= d.expires_ns:
                     out.append(self._end(d, ipb.EXPIRED, f"time to live of "
                                          f"{d.record.ttl_ns / _NS:.0f} s reached"))
                 else:
                     rec = self._maybe_verify(d, now)
                     if rec is not None:
                         out.append(rec)
+            # Checked last, so a write that failed in this very tick counts.
+            failed = getattr(self.recorder, "failed", None) if self.recorder is not None else None
+            if failed is not None:
+                for d in list(self._drops.values()):
+                    out.append(self._end(d, ipb.FAILED, f"the recording failed ({failed.message}); "
+                                         "a drop is never left running unlogged"))
         return out
 
     def _verification(self, d: ActiveDrop, now: int,
