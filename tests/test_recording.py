@@ -298,3 +298,23 @@ def test_a_million_events_round_trip_in_bounded_memory(tmp_path):
         last = list(r.iter_events(start=idx.offsets[-1]))[-1]
     assert last.id == n and idx.records == n
     assert time.perf_counter() - t < 10   # ~0.7 s here; generous for slow CI machines
+
+
+def test_interleaved_iterations_on_one_reader_do_not_disturb_each_other(tmp_path):
+    recs = [r.SerializeToString() for r in mixed_records(3000)]
+    path = tmp_path / "two.gewrec"
+    with RecordingWriter(path, sample_header()) as w:
+        for r in recs:
+            w.write_record_bytes(r)
+    with RecordingReader(path, chunk_size=4096) as r:
+        a = r.records()
+        first = [next(a).SerializeToString() for _ in range(1000)]
+        idx = r.scan_offsets(every=500)              # a whole pass in the middle of `a`
+        b = r.records(start=idx.offsets[3])
+        mid = [next(b).SerializeToString() for _ in range(10)]
+        rest = [x.SerializeToString() for x in a]
+        # `report` follows the most recently started iteration (b); the scan kept its own
+        assert r.report.records == 10 and not r.report.complete
+    assert first + rest == recs
+    assert mid == recs[1500:1510]
+    assert idx.records == len(recs) and idx.report.clean and idx.report.complete

@@ -19,7 +19,8 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+import os
+from typing import Iterator
 
 from gewtui.errors import RecordingError
 
@@ -153,11 +154,13 @@ def parse_frame(buf: bytes, pos: int, cap: int, marker: bytes = MARKER) -> tuple
     return i, end
 
 
-def walk_frames(f: BinaryIO, start: int, report: ReadReport, *,
+def walk_frames(fd: int, start: int, report: ReadReport, *,
                 strict: bool = False, name: str = "recording",
                 cap: int = MAX_RECORD_BYTES, chunk: int = READ_CHUNK,
                 ) -> Iterator[tuple[int, bytes]]:
-    """Yield (file offset, payload) for each valid frame from ``start`` to the end of file.
+    """Yield (file offset, payload) for each valid frame of file descriptor ``fd`` from
+    ``start`` to the end of file. Positional reads only (the descriptor's offset is never
+    used), so any number of walks over one descriptor can be in progress at once.
 
     Damage followed by a valid frame becomes a SkippedRegion in ``report`` (or, when
     ``strict``, a RecordingError naming ``name``); bytes after the last valid frame with no
@@ -166,8 +169,7 @@ def walk_frames(f: BinaryIO, start: int, report: ReadReport, *,
     pos = 0
     base = start        # file offset of buf[0]
     try:
-        f.seek(start)
-        buf = f.read(chunk)
+        buf = os.pread(fd, chunk, start)
         eof = False
         marker = MARKER
         crc32 = zlib.crc32
@@ -201,7 +203,7 @@ def walk_frames(f: BinaryIO, start: int, report: ReadReport, *,
                 continue
             if not bad:
                 if not eof:
-                    more = f.read(max(chunk, got))
+                    more = os.pread(fd, max(chunk, got), base + len(buf))
                     if more:
                         buf = buf[pos:] + more
                         base += pos
@@ -214,7 +216,7 @@ def walk_frames(f: BinaryIO, start: int, report: ReadReport, *,
                 bad = "frame runs past the end of the file"
             # Damage at `pos`, or an incomplete frame at the end of the file: find the next
             # valid frame, or call the rest a torn tail.
-            found = _resync(f, buf, base, pos, eof, cap, chunk, report, bad)
+            found = _resync(fd, buf, base, pos, eof, cap, chunk, report, bad)
             if found is None:
                 report.complete = True
                 return
@@ -228,7 +230,7 @@ def walk_frames(f: BinaryIO, start: int, report: ReadReport, *,
         report.end_offset = base + pos
 
 
-def _resync(f: BinaryIO, buf: bytes, base: int, pos: int, eof: bool, cap: int, chunk: int,
+def _resync(fd: int, buf: bytes, base: int, pos: int, eof: bool, cap: int, chunk: int,
             report: ReadReport, reason: str) -> tuple[bytes, int, int, bool] | None:
     """Search from ``pos + 1`` for a marker that starts a valid frame.
 
@@ -246,7 +248,7 @@ def _resync(f: BinaryIO, buf: bytes, base: int, pos: int, eof: bool, cap: int, c
                 report.torn_tail_bytes += base + len(buf) - damage_at
                 return None
             keep = max(s, len(buf) - 3)   # a marker may straddle the chunk boundary
-            more = f.read(chunk)
+            more = os.pread(fd, chunk, base + len(buf))
             if not more:
                 eof = True
             buf = buf[keep:] + more
@@ -261,7 +263,7 @@ def _resync(f: BinaryIO, buf: bytes, base: int, pos: int, eof: bool, cap: int, c
             continue
         if type(got) is int:
             if not eof:
-                more = f.read(max(chunk, got))
+                more = os.pread(fd, max(chunk, got), base + len(buf))
                 if more:
                     buf = buf[i:] + more
                     base += i

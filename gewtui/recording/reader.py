@@ -4,7 +4,9 @@ Replay (the debugger, the shell, ``gew export``) opens a file with ``open_record
 iterates. Opening checks the magic and the header and raises RecordingError (one line) when
 the file is not a recording or its header is damaged. Iterating never raises for damage
 after the header: damaged frames are skipped and counted, a torn tail is measured, and
-``reader.report`` (a ReadReport) says what was found once the pass is over. With
+``reader.report`` (a ReadReport) says what the most recently started iteration found, final
+once it is exhausted. Iterations are independent (positional reads): several may be in
+progress on one reader. With
 ``strict=True`` the first damaged region raises RecordingError instead. Protobuf errors,
 nesting bombs included, never escape as anything but RecordingError or a counted skip.
 
@@ -95,10 +97,14 @@ class RecordingReader:
     # -- iteration -----------------------------------------------------------------------
 
     def frames(self, start: int | None = None) -> Iterator[tuple[int, bytes]]:
-        """(offset, payload) of every valid frame, payloads not decoded. Resets ``report``."""
+        """(offset, payload) of every valid frame, payloads not decoded. Starts a new
+        ``report``. Iterations are independent: several may be in progress at once."""
         self.report = ReadReport()
-        return walk_frames(self._f, self.data_start if start is None else start, self.report,
-                           strict=self.strict, name=self.path, chunk=self.chunk_size)
+        return self._walk(start, self.report)
+
+    def _walk(self, start: int | None, report: ReadReport) -> Iterator[tuple[int, bytes]]:
+        return walk_frames(self._f.fileno(), self.data_start if start is None else start,
+                           report, strict=self.strict, name=self.path, chunk=self.chunk_size)
 
     def records_with_offsets(self, start: int | None = None
                              ) -> Iterator[tuple[int, recording_pb2.Record]]:
@@ -167,17 +173,19 @@ class RecordingReader:
     # -- random access -------------------------------------------------------------------
 
     def scan_offsets(self, every: int = 1024) -> RecordIndex:
-        """Walk every frame (no decoding) and keep the offset of each ``every``-th one."""
+        """Walk every frame (no decoding) and keep the offset of each ``every``-th one.
+        The scan's findings are in the index's own report; ``self.report`` is untouched."""
         if every < 1:
             raise ValueError("every must be >= 1")
         offsets: list[int] = []
         count = 0
-        for off, _ in self.frames():
+        report = ReadReport()
+        for off, _ in self._walk(None, report):
             if count % every == 0:
                 offsets.append(off)
             count += 1
-        self.report.records = count
-        return RecordIndex(offsets, every, count, self.report.end_offset, self.report)
+        report.records = count
+        return RecordIndex(offsets, every, count, report.end_offset, report)
 
     # -- lifetime ------------------------------------------------------------------------
 

@@ -38,8 +38,9 @@ _pack_u32 = _U32.pack
 class RecordingWriter:
     """Write one recording: ``RecordingWriter(path, header)`` then ``write_event(ev)``...
 
-    ``header`` is copied; ``format_version``, ``created_unix_ns`` and ``writer`` are filled
-    in when unset. The magic and header reach the file before the constructor returns.
+    An existing file at ``path`` is replaced. ``header`` is copied; ``format_version``,
+    ``created_unix_ns`` and ``writer`` are filled in when unset. The magic and header reach
+    the file before the constructor returns.
     """
 
     def __init__(self, path: str | os.PathLike[str],
@@ -103,7 +104,8 @@ class RecordingWriter:
     def append(cls, path: str | os.PathLike[str], **kw) -> "RecordingWriter":
         """Reopen an existing recording to add records after its last valid frame.
 
-        A torn tail is cut off first (issue: a session killed mid-write, then restarted).
+        A torn tail is cut off first: this is how a killed session's recording gets its
+        "ended without cleanup" records.
         """
         from gewtui.recording.reader import RecordingReader
 
