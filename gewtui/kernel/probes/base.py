@@ -161,7 +161,7 @@ class ProbeUnit:
     programs: tuple[Program, ...]
     tracepoints: tuple[TracepointNeed, ...]
     btf: tuple[BtfNeed, ...] = ()
-    extra: tuple[str, ...] = ("ringbuf", "bcc", "kernel-headers", "privileges", "tracefs")
+    extra: tuple[str, ...] = ("ringbuf", "bcc", "btf", "kernel-headers", "privileges", "tracefs")
     decoders: dict[int, tuple[int, RecordDecoder]] = field(default_factory=dict)  # kind -> (size, fn)
     depends: tuple[str, ...] = ()
     # checks this unit makes beyond its needs (a layout the C copies in one read, ...)

@@ -99,7 +99,7 @@ UNIT = ProbeUnit(
                                                   ("saddr", 28), ("daddr", 28))),
         TracepointNeed("tcp", "tcp_receive_reset", _TCP_FIELDS + (("sock_cookie", 8),)),
     ),
-    extra=("ringbuf", "bcc", "kernel-headers", "privileges", "tracefs", ENUM_CAPABILITY),
+    extra=("ringbuf", "bcc", "btf", "kernel-headers", "privileges", "tracefs", ENUM_CAPABILITY),
     decoders={
         K_RETRANS: (HDR.size + RETRANS.size, decode_retrans),
         K_RESET_SENT: (HDR.size + RESET.size, decode_reset),
