@@ -109,8 +109,10 @@ class Decoder:
             if entry is None:
                 raise ValueError(f"unknown record kind {hdr.kind}")
             size, fn = entry
-            if len(data) < size:
-                raise ValueError(f"kind {hdr.kind}: {len(data)} bytes, layout needs {size}")
+            if len(data) != size:
+                # records are reserved at their exact size: a mismatch means C and Python
+                # layouts drifted apart
+                raise ValueError(f"kind {hdr.kind}: {len(data)} bytes, layout says {size}")
             events = list(fn(self, hdr, data))
         except Exception:
             # a record that cannot be decoded is a lost record (stage "decode"), never a crash

@@ -1,26 +1,57 @@
 """The kernel plane's face toward sessions: one object owning every bcc program and map
-of one session. Interface only here; the probes fill it in.
+of one session, the ring buffer, the decoder and the loss accounting.
 
 A session (gewtui.kernel.session) drives it through the transaction steps, in order:
 
-    plane = KernelPlane(probes, config)      # create: nothing in the kernel yet
-    plane.stage()        # compile bpf/*.c with bcc; maps created, no program loaded
+    plane = KernelPlane(probes, config, on_event=sink)   # create: nothing in the kernel yet
+    plane.stage()        # capabilities checked, bpf/*.c compiled with bcc; maps created
     plane.verify()       # load every program (the verifier runs); nothing attached
-    plane.set_scope(f)   # fill the in-kernel scope maps (netns inodes, prefixes, ports)
+    plane.set_scope(f)   # fill the in-kernel scope maps (netns inodes, prefixes, ports, ifaces)
     plane.attach()       # attach every tracepoint; from here events flow
     plane.pin(path)      # pin maps under the session's bpffs directory (commit)
     ...
-    plane.poll(ms)       # drain the ring buffer into on_event callbacks
-    plane.close()        # detach and free everything; safe at any step, idempotent
+    plane.poll(ms)       # drain the ring buffer into on_event; runs the summary timer
+    plane.stats()        # PlaneStats: events, produced / consumed / lost, BPF run time
+    plane.stop()         # detach, drain, final summaries and loss notices (still via on_event)
+    plane.close()        # stop() if needed, then free everything; safe at any step, idempotent
 
-Any step may raise; the session then calls close() and removes what it pinned.
+``probes`` names probe units (gewtui.kernel.probes.DEFAULT when None); their dependencies
+are added. A unit the kernel cannot run is skipped with its reason in ``plane.skipped``
+(``config.strict`` makes that an error instead); the session is expected to have called
+runtime.capabilities.verify_compatibility on ``plane.needed_capabilities()``.
+Everything runs on the caller's thread: ``on_event`` is called from ``poll()`` and
+``close()`` only. Events are L0 protobuf events with ids from 1 in decode order.
+Any step may raise a GewError; the session then calls close() and removes what it pinned.
+
+Loss accounting: every record a program tries to emit is counted in the kernel
+(``produced``), every reservation that failed too (``lost``, per probe and CPU); after
+close(), ``produced == consumed + lost`` exactly. Losses, map-full conditions, decode
+failures and programs the kernel skipped (recursion) become LostRecords events and make
+``stats().observation_complete`` false.
 """
 from __future__ import annotations
 
+import ipaddress
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from gewtui.pb import events_pb2
+from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
+from gewtui.kernel import build
+from gewtui.kernel.btf import BTFError, load_vmlinux
+from gewtui.kernel.decode import Decoder, Vocab, monotonic_ns
+from gewtui.kernel.probes import DEFAULT, queue, resolve, route, tcp_probe
+from gewtui.kernel.probes.base import SOCK, ProbeUnit
+from gewtui.pb import events_pb2, session_pb2
+from gewtui.runtime import mounts, privileges
+from gewtui.runtime.tracefs import Tracefs
+
+EventSink = Callable[[events_pb2.Event], None]
+
+# Maps of gew_common.h, in every session's object.
+COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_scope_cfg", "gew_scope_netns",
+               "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks")
+UNIT_MAPS = {"queue": ("gew_qdiscs",), "route": ("gew_fib_seen",)}
 
 
 @dataclass(frozen=True)
@@ -42,6 +73,20 @@ class PlaneStats:
     bpf_run_time_ns: int = 0        # sum over this plane's programs (kernel program stats)
     bpf_run_count: int = 0
     per_cpu_lost: dict[int, int] = field(default_factory=dict)
+    consumed: int = 0               # records taken from the ring buffer
+    decode_errors: int = 0          # consumed records that could not be decoded
+    map_full: int = 0               # in-scope state a full kernel map could not hold
+    recursion_misses: int = 0       # program runs the kernel skipped (a BPF program was active)
+    unknown_netns: int = 0          # events a netns scope rejected because their netns was unknowable
+    per_probe_lost: dict[str, int] = field(default_factory=dict)
+    observation_complete: bool = True
+    incomplete_reason: str = ""
+
+    def to_pb(self, ktime_ns: int = 0) -> session_pb2.SessionStats:
+        return session_pb2.SessionStats(
+            ktime_ns=ktime_ns, events=self.events, lost_records=self.lost + self.decode_errors,
+            observation_complete=self.observation_complete, incomplete_reason=self.incomplete_reason,
+            bpf_run_time_ns=self.bpf_run_time_ns, bpf_run_count=self.bpf_run_count, produced=self.produced)
 
 
 class KernelPlaneLike(Protocol):
@@ -58,4 +103,442 @@ class KernelPlaneLike(Protocol):
     def close(self) -> None: ...
 
 
-EventSink = Callable[[events_pb2.Event], None]
+@dataclass
+class PlaneConfig:
+    ringbuf_pages: int = 256        # power of two
+    wake_every: int = 32            # wake the consumer every N records per CPU and probe
+    poll_slice_ms: int = 10         # longest wait inside poll() before draining unwoken records
+    summary_interval_ms: int = 1000 # tcp_probe / qdisc summaries and loss checks
+    max_socks: int = 16384
+    max_out_socks: int = 65536
+    max_qdiscs: int = 1024
+    max_fib_keys: int = 8192
+    fib_cadence_ms: int = 1000      # an unchanged route result is re-reported at most this often
+    allow_risky: bool = False
+    strict: bool = False            # refuse (instead of skip) requested probes that cannot run
+    bpf_stats: bool = True
+
+
+class KernelPlane:
+    """See the module docstring."""
+
+    def __init__(self, probes=None, config: PlaneConfig | None = None, on_event: EventSink | None = None,
+                 *, report: session_pb2.CapabilityReport | None = None, tracefs: Tracefs | None = None):
+        # report: a capability report to use instead of building one (tests, sessions that
+        # already negotiated); tracefs: where formats are read (default: the live tracefs)
+        self.config = config or PlaneConfig()
+        if self.config.ringbuf_pages <= 0 or self.config.ringbuf_pages & (self.config.ringbuf_pages - 1):
+            raise GewError(f"ring buffer pages must be a power of two, not {self.config.ringbuf_pages}")
+        self.requested = tuple(probes) if probes else DEFAULT
+        self._units: list[ProbeUnit] = resolve(self.requested)
+        self.on_event = on_event
+        self.capability_report = report
+        self.tracefs = tracefs
+        self.skipped: dict[str, str] = {}
+        self.programs: list[str] = []
+        self.maps: list[str] = []
+        self.state = "created"
+        self.scope = ScopeFilter()
+        self.bpf = None
+        self.decoder: Decoder | None = None
+        self._transport = None
+        self._stats_enabler = None
+        self._attached: list = []
+        self._next_tick = 0
+        self._seen_loss: dict = {}
+        self._prog_fds: dict[str, int] = {}
+        self._closed_stats: PlaneStats | None = None
+        self.attached_ktime_ns = 0
+
+    @classmethod
+    def for_session(cls, ctx) -> "KernelPlane":
+        """The plane a session (gewtui.kernel.session.PlaneContext) gets: every probe unit,
+        its event sink, its ring-buffer size. The session sets the scope after verify."""
+        cfg = PlaneConfig()
+        if getattr(ctx, "ringbuf_pages", None):
+            cfg.ringbuf_pages = int(ctx.ringbuf_pages)
+        return cls(None, cfg, on_event=ctx.on_event)
+
+    @property
+    def units(self) -> list[str]:
+        """Names of the probe units this plane runs (after stage: those that can run)."""
+        return [u.name for u in self._units]
+
+    @property
+    def drop_reasons(self) -> dict[int, str]:
+        return dict(self.decoder.vocab.drop_reasons) if self.decoder else {}
+
+    @property
+    def reset_reasons(self) -> dict[int, str]:
+        return dict(self.decoder.vocab.reset_reasons) if self.decoder else {}
+
+    # -- create/stage ------------------------------------------------------------------------
+    def needed_capabilities(self) -> list[str]:
+        names: list[str] = []
+        for u in self._units:
+            names.extend(n for n in u.capability_names() if n not in names)
+        return names
+
+    def stage(self) -> None:
+        """Check capabilities, choose the units that can run, compile them with bcc."""
+        self._expect("created", "stage")
+        privileges.require_root("attaching probes")
+        mounts.ensure_mounted()
+        tf = self.tracefs or Tracefs()
+        if self.capability_report is None:
+            self.capability_report = build.capability_report(self._units, tracefs=tf)
+        ok, self.skipped = build.runnable(self._units, self.capability_report, self.config.allow_risky)
+        if self.config.strict and self.skipped:
+            name, why = next(iter(self.skipped.items()))
+            raise CapabilityError(f"probe {name} cannot run: {why}")
+        if not [u for u in ok if u.name != "irqctx"]:
+            why = "; ".join(f"{k}: {v}" for k, v in self.skipped.items()) or "none requested"
+            raise CapabilityError(f"no probe can run ({why})")
+        self._units = ok
+        try:
+            btf = load_vmlinux()
+            cflags = build.offset_flags(ok, btf) + build.tunable_flags(
+                GEW_RB_PAGES=self.config.ringbuf_pages, GEW_WAKE_EVERY=max(1, self.config.wake_every),
+                GEW_MAX_SOCKS=self.config.max_socks, GEW_MAX_OUT_SOCKS=self.config.max_out_socks,
+                GEW_MAX_QDISCS=self.config.max_qdiscs, GEW_MAX_FIB_KEYS=self.config.max_fib_keys,
+                GEW_FIB_CADENCE_NS=self.config.fib_cadence_ms * 1_000_000)
+        except BTFError as e:
+            raise CapabilityError(f"struct offsets unavailable: {e}") from None
+        text = build.source(ok)
+        from bcc import BPF  # heavy; only when staging
+
+        try:
+            self.bpf = BPF(text=text, cflags=cflags)
+        except Exception as e:
+            raise SessionError(f"compiling the probes failed: {str(e).splitlines()[0]} "
+                               "(compiler output above)") from None
+        self.maps = list(COMMON_MAPS) + [m for u in ok for m in UNIT_MAPS.get(u.name, ())]
+        vocab = Vocab.from_kernel(tf, btf)
+        self.decoder = Decoder(ok, vocab, self._emit)
+        self.decoder.hooks["qdisc_gone"] = self._qdisc_gone
+        self.state = "staged"
+
+    def verify(self) -> None:
+        """Load every program: the verifier runs now, before anything is attached."""
+        self._expect("staged", "verify")
+        from bcc import BPF
+
+        for u in self._units:
+            for p in u.programs:
+                try:
+                    fn = self.bpf.load_func(p.fn, BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
+                except Exception as e:
+                    raise SessionError(f"the verifier refused {p.fn} ({u.name}): "
+                                       f"{str(e).splitlines()[0]}") from None
+                self._prog_fds[p.fn] = fn.fd
+                self.programs.append(p.fn)
+        self.state = "verified"
+
+    # -- scope -----------------------------------------------------------------------------
+    def set_scope(self, scope: ScopeFilter) -> None:
+        """Fill the scope maps. After attach, a new scope also resets what the kernel
+        concluded about sockets and qdiscs (summaries are flushed first)."""
+        if self.state not in ("staged", "verified", "attached"):
+            raise SessionError(f"set_scope in state {self.state}")
+        b = self.bpf
+        nets = [int(n) for n in scope.netns_inodes]
+        nets_v = [(n,) for n in nets]
+        prefixes = []
+        for p in scope.prefixes:
+            try:
+                prefixes.append(ipaddress.ip_network(p, strict=False))
+            except ValueError as e:
+                raise ScopeError(f"bad prefix {p!r}: {e}") from None
+        for port in scope.ports:
+            if not 0 < int(port) < 65536:
+                raise ScopeError(f"bad port {port}")
+        if self.state == "attached":
+            self._tick(force=True)
+        for name in ("gew_scope_netns", "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces"):
+            b[name].clear()
+        one = b["gew_scope_netns"].Leaf(1)
+        for (n,) in nets_v:
+            b["gew_scope_netns"][b["gew_scope_netns"].Key(n)] = one
+        t = b["gew_scope_prefix"]
+        for net in prefixes:
+            k = t.Key()
+            k.prefixlen = 8 + net.prefixlen
+            k.family = 2 if net.version == 4 else 10
+            raw = net.network_address.packed
+            for i, byte in enumerate(raw):
+                k.addr[i] = byte
+            t[k] = t.Leaf(1)
+        t = b["gew_scope_ports"]
+        for port in scope.ports:
+            t[t.Key(int(port))] = t.Leaf(1)
+        t = b["gew_scope_ifaces"]
+        for netns, ifindex in scope.ifindexes:
+            k = t.Key()
+            k.netns, k.ifindex = int(netns), int(ifindex)
+            t[k] = t.Leaf(1)
+        cfg = b["gew_scope_cfg"]
+        v = cfg.Leaf()
+        v.netns_on, v.prefix_on = int(bool(nets)), int(bool(prefixes))
+        v.port_on, v.iface_on = int(bool(scope.ports)), int(bool(scope.ifindexes))
+        cfg[cfg.Key(0)] = v
+        if self.state == "attached":
+            for name in ("gew_socks", "gew_out_socks") + UNIT_MAPS.get("queue", ()):
+                if name in self.maps:
+                    b[name].clear()
+        self.scope = scope
+
+    # -- attach/pin ------------------------------------------------------------------------
+    def attach(self) -> None:
+        """Attach every program (the context tracker first, so attribution is right from
+        the first record) and open the ring buffer."""
+        self._expect("verified", "attach")
+        from gewtui.kernel.transport import RingTransport, StatsEnabler
+
+        if self.config.bpf_stats:
+            self._stats_enabler = StatsEnabler()
+            self._stats_enabler.enable()
+        self._transport = RingTransport(self.bpf, self.decoder)
+        for u in self._units:
+            for p in u.programs:
+                try:
+                    if p.raw:
+                        self.bpf.attach_raw_tracepoint(tp=p.name.encode(), fn_name=p.fn.encode())
+                    else:
+                        self.bpf.attach_tracepoint(tp=f"{p.group}:{p.name}".encode(), fn_name=p.fn.encode())
+                except Exception as e:
+                    raise SessionError(f"attaching {p.attach_point} failed: {str(e).splitlines()[0]}") from None
+                self._attached.append(p)
+        self.attached_ktime_ns = monotonic_ns()
+        self._next_tick = self.attached_ktime_ns + self.config.summary_interval_ms * 1_000_000
+        self._tick_start = self.attached_ktime_ns
+        self.state = "attached"
+
+    def pin(self, directory: str) -> list[str]:
+        """Pin every map under ``directory`` (which the session created); returns the paths."""
+        if self.state not in ("verified", "attached"):
+            raise SessionError(f"pin in state {self.state}")
+        from bcc import libbcc
+
+        out = []
+        for name in self.maps:
+            path = f"{directory.rstrip('/')}/{name}"
+            rc = libbcc.lib.bpf_obj_pin(self.bpf[name].map_fd, path.encode())
+            if rc != 0:
+                raise SessionError(f"pinning map {name} at {path} failed (errno {-rc if rc < 0 else rc})")
+            out.append(path)
+        return out
+
+    # -- running ---------------------------------------------------------------------------
+    def poll(self, timeout_ms: int) -> int:
+        """Drain records for up to ``timeout_ms`` (returning early once something was
+        consumed) and run the summary timer. Returns the number of events emitted."""
+        if self.state != "attached":
+            return 0
+        before = self.decoder.events
+        deadline = time.monotonic() + max(0, timeout_ms) / 1000
+        while True:
+            remaining = deadline - time.monotonic()
+            slice_ms = int(max(0.0, min(remaining * 1000, self.config.poll_slice_ms)))
+            self._transport.poll(slice_ms)
+            if monotonic_ns() >= self._next_tick:
+                self._tick()
+            if self.decoder.events > before or time.monotonic() >= deadline:
+                return self.decoder.events - before
+
+    def _emit(self, ev: events_pb2.Event) -> None:
+        if self.on_event is not None:
+            self.on_event(ev)
+
+    def _tick(self, force: bool = False) -> None:
+        """Periodic work: summaries read from kernel tables, loss accounting."""
+        from gewtui.kernel.transport import hash_items, per_cpu
+
+        now = monotonic_ns()
+        dec = self.decoder
+        names = {u.name for u in self._units}
+        if "tcp_probe" in names:
+            items = [(int.from_bytes(k, "little"), v[:SOCK.size]) for k, v in hash_items(self.bpf, "gew_socks")]
+            for ev in tcp_probe.periodic(dec, items):
+                dec.emit(ev)
+        if "queue" in names:
+            table = [(int.from_bytes(k, "little"), per_cpu(v, queue.QSTAT.size))
+                     for k, v in hash_items(self.bpf, "gew_qdiscs")]
+            for ev in queue.summaries(dec, table, now):
+                dec.emit(ev)
+        self._account_losses(now)
+        self._tick_start = now
+        self._next_tick = now + self.config.summary_interval_ms * 1_000_000
+
+    def _qdisc_gone(self, dec, qdisc: int, ktime_ns: int):
+        from gewtui.kernel.transport import per_cpu
+
+        t = self.bpf["gew_qdiscs"]
+        key = t.Key(qdisc)
+        try:
+            raw = bytes(t[key])
+        except KeyError:
+            return []
+        totals = queue.fold_cpus(per_cpu(raw, queue.QSTAT.size))
+        try:
+            del t[key]
+        except KeyError:
+            pass
+        if totals is None:
+            return []
+        ev = queue.summarise(dec, qdisc, totals, ktime_ns, force=True)
+        return [ev] if ev is not None else []
+
+    def _lost_event(self, now: int, count: int, stage: str, probe: str, cpu: int = 0) -> None:
+        ev = self.decoder.synthetic(now)
+        ev.cpu = cpu
+        ev.lost.count = count
+        ev.lost.cpu = cpu
+        ev.lost.stage = stage
+        ev.lost.probe = probe
+        ev.lost.window_start_ns = self._tick_start
+        ev.lost.window_end_ns = now
+        self.decoder.emit(ev)
+
+    def _account_losses(self, now: int) -> None:
+        """Turn counter increases since the last check into LostRecords events."""
+        from gewtui.kernel.transport import prog_stats, read_counters
+
+        c = read_counters(self.bpf)
+        names = self.decoder.unit_names
+        seen = self._seen_loss
+        for (probe, cpu), n in sorted(c.lost.items()):
+            d = n - seen.get(("lost", probe, cpu), 0)
+            if d > 0:
+                self._lost_event(now, d, "ringbuf-reserve", names.get(probe, str(probe)), cpu)
+            seen[("lost", probe, cpu)] = n
+        for probe, n in sorted(c.map_full.items()):
+            d = n - seen.get(("map", probe), 0)
+            if d > 0:
+                self._lost_event(now, d, "map-full", names.get(probe, str(probe)))
+            seen[("map", probe)] = n
+        d = self.decoder.decode_errors - seen.get("decode", 0)
+        if d > 0:
+            self._lost_event(now, d, "decode", "")
+        seen["decode"] = self.decoder.decode_errors
+        for u in self._units:
+            if u.name == "irqctx":
+                continue   # a skipped context flag update coincides with skipped probes (see docs)
+            for p in u.programs:
+                fd = self._prog_fds.get(p.fn)
+                if fd is None:
+                    continue
+                m = prog_stats(fd).recursion_misses
+                d = m - seen.get(("rec", p.fn), 0)
+                if d > 0:
+                    self._lost_event(now, d, "recursion", u.name)
+                seen[("rec", p.fn)] = m
+        self._counters = c
+
+    def stats(self) -> PlaneStats:
+        if self._closed_stats is not None:
+            return self._closed_stats
+        return self._compute_stats()
+
+    def _compute_stats(self) -> PlaneStats:
+        from gewtui.kernel.transport import prog_stats, read_counters
+
+        s = PlaneStats()
+        if self.decoder is not None:
+            s.events = self.decoder.events
+            s.consumed = self.decoder.consumed
+            s.decode_errors = self.decoder.decode_errors
+        if self.bpf is None or self.state not in ("verified", "attached", "stopped"):
+            return s
+        c = read_counters(self.bpf)
+        names = self.decoder.unit_names if self.decoder else {}
+        s.produced = c.total_produced
+        s.lost = c.total_lost
+        for (probe, cpu), n in c.lost.items():
+            s.per_cpu_lost[cpu] = s.per_cpu_lost.get(cpu, 0) + n
+            name = names.get(probe, str(probe))
+            s.per_probe_lost[name] = s.per_probe_lost.get(name, 0) + n
+        s.map_full = sum(c.map_full.values())
+        s.unknown_netns = sum(c.no_netns.values())
+        for u in self._units:
+            for p in u.programs:
+                fd = self._prog_fds.get(p.fn)
+                if fd is None:
+                    continue
+                ps = prog_stats(fd)
+                s.bpf_run_time_ns += ps.run_time_ns
+                s.bpf_run_count += ps.run_cnt
+                if u.name != "irqctx":
+                    s.recursion_misses += ps.recursion_misses
+        reasons = []
+        if s.lost:
+            reasons.append(f"{s.lost} records lost (ring buffer full)")
+        if s.decode_errors:
+            reasons.append(f"{s.decode_errors} records undecodable")
+        if s.map_full:
+            reasons.append(f"{s.map_full} in-scope entries did not fit a kernel map")
+        if s.recursion_misses:
+            reasons.append(f"{s.recursion_misses} probe runs skipped by the kernel")
+        s.observation_complete = not reasons
+        s.incomplete_reason = "; ".join(reasons)
+        return s
+
+    # -- stop/close ------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Detach every program, drain what the kernel already produced and emit the final
+        summaries and loss notices (through on_event), keeping the maps so stats() still
+        reads the kernel counters. A session that records should call this before closing
+        its recording; close() calls it when it was not. Idempotent."""
+        if self.bpf is None or self.state != "attached":
+            return
+        self._detach_all()
+        # a program already running on another CPU may still submit: let it finish
+        time.sleep(0.05)
+        self.state = "stopped"
+        self._final_drain()
+
+    def close(self) -> None:
+        """stop(), then free every program and map. Idempotent; safe in any state."""
+        if self.state == "closed":
+            return
+        try:
+            self.stop()
+            if self.bpf is not None and self.state in ("verified", "stopped"):
+                self._closed_stats = self._compute_stats()
+        finally:
+            if self._stats_enabler is not None:
+                self._stats_enabler.disable()
+                self._stats_enabler = None
+            if self.bpf is not None:
+                try:
+                    self.bpf.cleanup()
+                except Exception:
+                    pass
+            self.bpf = None
+            self._transport = None
+            self.state = "closed"
+
+    def _detach_all(self) -> None:
+        for p in reversed(self._attached):
+            try:
+                if p.raw:
+                    self.bpf.detach_raw_tracepoint(p.name.encode())
+                else:
+                    self.bpf.detach_tracepoint(f"{p.group}:{p.name}".encode())
+            except Exception:
+                pass   # cleanup() below closes whatever is left
+        self._attached.clear()
+
+    def _final_drain(self) -> None:
+        from gewtui.kernel.transport import hash_items, per_cpu
+
+        self._transport.drain()
+        now = monotonic_ns()
+        self._tick(force=True)
+        if "route" in {u.name for u in self._units}:
+            table = [(k, per_cpu(v, route.FIB_VAL.size)) for k, v in hash_items(self.bpf, "gew_fib_seen")]
+            for ev in route.flush(self.decoder, table, now):
+                self.decoder.emit(ev)
+
+    def _expect(self, state: str, step: str) -> None:
+        if self.state != state:
+            raise SessionError(f"kernel plane: {step} in state {self.state} (expected {state})")

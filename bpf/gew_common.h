@@ -1,0 +1,392 @@
+/* gew_common.h — shared by every probe unit of one session's BPF object.
+ *
+ * The plane concatenates this header with the enabled units' .c files and compiles them
+ * with bcc as one object: one ring buffer, one set of scope maps, one socket table.
+ * Struct offsets (GEW_OFF_*) come from the running kernel's BTF via -D flags, never from
+ * the kernel headers on disk (they may belong to another kernel version). Tunables come
+ * as -D flags too (GEW_RB_PAGES, GEW_WAKE_EVERY, GEW_MAX_SOCKS, ...).
+ *
+ * Record layout: every record starts with struct gew_hdr; the Python decoders in
+ * gewtui/kernel/probes/ mirror each layout with struct.Struct and tests pin the sizes.
+ */
+#ifndef GEW_RB_PAGES
+#define GEW_RB_PAGES 256
+#endif
+#ifndef GEW_WAKE_EVERY
+#define GEW_WAKE_EVERY 32
+#endif
+#ifndef GEW_MAX_SOCKS
+#define GEW_MAX_SOCKS 16384
+#endif
+#ifndef GEW_MAX_OUT_SOCKS
+#define GEW_MAX_OUT_SOCKS 65536
+#endif
+
+#define GEW_AF_INET 2
+#define GEW_AF_INET6 10
+#define GEW_IPPROTO_TCP 6
+#define GEW_IPPROTO_UDP 17
+
+/* Execution context of the event, as tracked by the irqctx unit. Tracepoint records carry
+ * common_flags, but the kernel overwrites the first 8 bytes of the record with a pt_regs
+ * pointer before a BPF program sees it (and the verifier refuses reads there), so the
+ * context is tracked from irq:softirq_entry/exit instead. */
+#define GEW_CTX_PROCESS 0
+#define GEW_CTX_SOFTIRQ 1
+#define GEW_CTX_UNKNOWN 2
+
+/* Per-probe kernel-side counters, per CPU: index = probe * GEW_C_STRIDE + counter. */
+#define GEW_C_PRODUCED 0   /* records the probe tried to emit (reserve attempts) */
+#define GEW_C_LOST 1       /* ring buffer reserve failures */
+#define GEW_C_MAPFULL 2    /* in-scope state the probe could not store (map full) */
+#define GEW_C_NONETNS 3    /* events dropped by a netns scope because their netns was unknowable */
+#define GEW_C_STRIDE 4
+#define GEW_NPROBES 8
+
+struct gew_hdr {
+    u64 ktime_ns;
+    u16 kind;
+    u8 ctx;
+    u8 probe;
+    u32 cpu;
+    u32 pid;           /* task fields: process context only, zero otherwise */
+    u32 tgid;
+    u32 uid;
+    u32 netns;         /* the task's network namespace (process context only) */
+    u64 cgroup;
+    char comm[16];
+};                     /* 56 bytes */
+
+struct gew_tuple {
+    u8 saddr[16];
+    u8 daddr[16];
+    u16 sport;         /* host order */
+    u16 dport;
+    u16 family;
+    u8 protocol;
+    u8 pad;
+};                     /* 40 bytes */
+
+/* One in-scope TCP socket. tcp_probe keeps its per-segment counters here (lookups only on
+ * the hot path); userspace reads the table for periodic summaries. */
+struct gew_sock {
+    struct gew_tuple t;
+    u32 netns;
+    u32 owner_tgid;    /* last process-context task seen acting on the socket */
+    u64 cookie;
+    u64 first_ns;
+    u64 last_ns;
+    u64 segments;
+    u64 bytes;
+    u64 zw_segments;
+    u32 snd_cwnd;
+    u32 ssthresh;
+    u32 snd_wnd;
+    u32 rcv_wnd;
+    u32 min_snd_wnd;
+    u32 srtt_us;
+    u32 max_srtt_us;
+    u8 zw_now;
+    u8 state;
+    u8 pad[2];
+};                     /* 128 bytes */
+
+struct gew_scope_cfg {
+    u32 netns_on;
+    u32 prefix_on;
+    u32 port_on;
+    u32 iface_on;
+};
+
+struct gew_lpm_key {
+    u32 prefixlen;     /* 8 (family byte) + prefix length */
+    u8 family;
+    u8 addr[16];
+    u8 pad[3];
+};
+
+struct gew_iface_key {
+    u32 netns;
+    u32 ifindex;
+};
+
+BPF_RINGBUF_OUTPUT(gew_rb, GEW_RB_PAGES);
+BPF_PERCPU_ARRAY(gew_counters, u64, GEW_NPROBES * GEW_C_STRIDE);
+BPF_PERCPU_ARRAY(gew_irqctx, u32, 1);
+BPF_ARRAY(gew_scope_cfg, struct gew_scope_cfg, 1);
+BPF_HASH(gew_scope_netns, u32, u8, 1024);
+BPF_LPM_TRIE(gew_scope_prefix, struct gew_lpm_key, u8, 1024);
+BPF_HASH(gew_scope_ports, u16, u8, 1024);
+BPF_HASH(gew_scope_ifaces, struct gew_iface_key, u8, 1024);
+BPF_HASH(gew_socks, u64, struct gew_sock, GEW_MAX_SOCKS);
+/* Sockets judged out of scope; LRU, so losing one only costs a re-classification. */
+BPF_TABLE("lru_hash", u64, u8, gew_out_socks, GEW_MAX_OUT_SOCKS);
+
+static __always_inline void gew_count(u32 probe, u32 counter)
+{
+    u32 idx = probe * GEW_C_STRIDE + counter;
+    u64 *v = gew_counters.lookup(&idx);
+    if (v)
+        *v += 1;
+}
+
+static __always_inline u8 gew_ctx(void)
+{
+    u32 z = 0;
+    u32 *v = gew_irqctx.lookup(&z);
+    if (!v)
+        return GEW_CTX_UNKNOWN;
+    return *v ? GEW_CTX_SOFTIRQ : GEW_CTX_PROCESS;
+}
+
+static __always_inline u32 gew_net_inum(void *net)
+{
+    u32 inum = 0;
+    if (net)
+        bpf_probe_read_kernel(&inum, sizeof(inum), net + GEW_OFF_NET_INUM);
+    return inum;
+}
+
+static __always_inline u32 gew_task_netns(void)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *nsproxy = 0, *net = 0;
+    bpf_probe_read_kernel(&nsproxy, sizeof(nsproxy), task + GEW_OFF_TASK_NSPROXY);
+    if (!nsproxy)
+        return 0;
+    bpf_probe_read_kernel(&net, sizeof(net), nsproxy + GEW_OFF_NSPROXY_NET_NS);
+    return gew_net_inum(net);
+}
+
+static __always_inline u32 gew_sock_netns(void *sk)
+{
+    void *net = 0;
+    if (!sk)
+        return 0;
+    bpf_probe_read_kernel(&net, sizeof(net), sk + GEW_OFF_SOCK_NET);
+    return gew_net_inum(net);
+}
+
+static __always_inline u32 gew_dev_netns(void *dev)
+{
+    void *net = 0;
+    if (!dev)
+        return 0;
+    bpf_probe_read_kernel(&net, sizeof(net), dev + GEW_OFF_NETDEV_NET);
+    return gew_net_inum(net);
+}
+
+/* Fill the header. Every byte of a ring buffer record is written (reserved memory is not
+ * zeroed). The task is reported only in process context: in softirq the current task is
+ * whoever was interrupted, so the decoder attributes from the socket's owner instead. */
+static __always_inline void gew_fill_hdr(struct gew_hdr *h, u16 kind, u8 probe)
+{
+    __builtin_memset(h, 0, sizeof(*h));
+    h->ktime_ns = bpf_ktime_get_ns();
+    h->kind = kind;
+    h->probe = probe;
+    h->cpu = bpf_get_smp_processor_id();
+    h->ctx = gew_ctx();
+    if (h->ctx == GEW_CTX_PROCESS) {
+        u64 pt = bpf_get_current_pid_tgid();
+        h->pid = (u32)pt;
+        h->tgid = pt >> 32;
+        h->uid = (u32)bpf_get_current_uid_gid();
+        h->cgroup = bpf_get_current_cgroup_id();
+        bpf_get_current_comm(h->comm, sizeof(h->comm));
+        h->netns = gew_task_netns();
+    }
+}
+
+/* Reserve a record: counts the attempt, and the failure if the buffer is full. Always
+ * inlined with a constant size, as the verifier requires. */
+static __always_inline void *gew_reserve(u64 size, u32 probe)
+{
+    gew_count(probe, GEW_C_PRODUCED);
+    void *r = gew_rb.ringbuf_reserve(size);
+    if (!r)
+        gew_count(probe, GEW_C_LOST);
+    return r;
+}
+
+/* Wake the consumer only every GEW_WAKE_EVERY records per CPU and probe; userspace drains
+ * on a short timer anyway, so wakeups are batched (see PERF-NOTES: 5-30x cheaper). */
+static __always_inline void gew_submit(void *rec, u32 probe)
+{
+    u32 idx = probe * GEW_C_STRIDE + GEW_C_PRODUCED;
+    u64 *v = gew_counters.lookup(&idx);
+    u64 flags = (v && (*v % GEW_WAKE_EVERY) == 0) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    gew_rb.ringbuf_submit(rec, flags);
+}
+
+/* ---- scope ------------------------------------------------------------------------ */
+
+static __always_inline struct gew_scope_cfg *gew_cfg(void)
+{
+    u32 z = 0;
+    return gew_scope_cfg.lookup(&z);
+}
+
+static __always_inline int gew_prefix_match(u16 family, const u8 *addr)
+{
+    struct gew_lpm_key k = {};
+    if (family == GEW_AF_INET) {
+        k.prefixlen = 8 + 32;
+        k.family = GEW_AF_INET;
+        __builtin_memcpy(k.addr, addr, 4);
+    } else if (family == GEW_AF_INET6) {
+        k.prefixlen = 8 + 128;
+        k.family = GEW_AF_INET6;
+        __builtin_memcpy(k.addr, addr, 16);
+    } else {
+        return 0;
+    }
+    return gew_scope_prefix.lookup(&k) != 0;
+}
+
+static __always_inline int gew_netns_ok(struct gew_scope_cfg *c, u32 netns, u32 probe)
+{
+    if (!c->netns_on)
+        return 1;
+    if (!netns) {
+        gew_count(probe, GEW_C_NONETNS);
+        return 0;
+    }
+    return gew_scope_netns.lookup(&netns) != 0;
+}
+
+/* Kinds combine with AND, values of one kind with OR; an empty kind does not filter. */
+static __always_inline int gew_in_scope(u32 netns, struct gew_tuple *t, u32 probe)
+{
+    struct gew_scope_cfg *c = gew_cfg();
+    if (!c)
+        return 0;
+    if (!gew_netns_ok(c, netns, probe))
+        return 0;
+    if (c->prefix_on && !(gew_prefix_match(t->family, t->saddr) || gew_prefix_match(t->family, t->daddr)))
+        return 0;
+    if (c->port_on) {
+        u16 sp = t->sport, dp = t->dport;
+        if (!gew_scope_ports.lookup(&sp) && !gew_scope_ports.lookup(&dp))
+            return 0;
+    }
+    return 1;
+}
+
+static __always_inline int gew_iface_in_scope(u32 netns, u32 ifindex, u32 probe)
+{
+    struct gew_scope_cfg *c = gew_cfg();
+    if (!c)
+        return 0;
+    if (!gew_netns_ok(c, netns, probe))
+        return 0;
+    if (c->iface_on) {
+        struct gew_iface_key k = {.netns = netns, .ifindex = ifindex};
+        if (!gew_scope_ifaces.lookup(&k))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- sockets ------------------------------------------------------------------------ */
+
+/* Tuple of a full socket read through BTF offsets (for probes whose tracepoint gives only
+ * the socket pointer). */
+static __always_inline void gew_sock_tuple(void *sk, struct gew_tuple *t)
+{
+    __builtin_memset(t, 0, sizeof(*t));
+    u16 family = 0, num = 0, dport = 0;
+    bpf_probe_read_kernel(&family, 2, sk + GEW_OFF_SOCK_FAMILY);
+    bpf_probe_read_kernel(&num, 2, sk + GEW_OFF_SOCK_NUM);
+    bpf_probe_read_kernel(&dport, 2, sk + GEW_OFF_SOCK_DPORT);
+    t->family = family;
+    t->sport = num;
+    t->dport = bpf_ntohs(dport);
+    t->protocol = GEW_IPPROTO_TCP;
+    if (family == GEW_AF_INET) {
+        bpf_probe_read_kernel(t->saddr, 4, sk + GEW_OFF_SOCK_RCV_SADDR);
+        bpf_probe_read_kernel(t->daddr, 4, sk + GEW_OFF_SOCK_DADDR);
+    } else if (family == GEW_AF_INET6) {
+        bpf_probe_read_kernel(t->saddr, 16, sk + GEW_OFF_SOCK_V6_RCV_SADDR);
+        bpf_probe_read_kernel(t->daddr, 16, sk + GEW_OFF_SOCK_V6_DADDR);
+    }
+}
+
+/* Tuple from tracepoint fields in the common TCP layout (v4 and v6 address arrays). */
+static __always_inline void gew_tp_tuple(struct gew_tuple *t, u16 family, u16 sport, u16 dport,
+                                         const u8 *s4, const u8 *d4, const u8 *s6, const u8 *d6)
+{
+    __builtin_memset(t, 0, sizeof(*t));
+    t->family = family;
+    t->sport = sport;
+    t->dport = dport;
+    t->protocol = GEW_IPPROTO_TCP;
+    if (family == GEW_AF_INET6) {
+        __builtin_memcpy(t->saddr, s6, 16);
+        __builtin_memcpy(t->daddr, d6, 16);
+    } else {
+        __builtin_memcpy(t->saddr, s4, 4);
+        __builtin_memcpy(t->daddr, d4, 4);
+    }
+}
+
+/* Tuple from two struct sockaddr_in/_in6 images (28-byte tracepoint fields). */
+static __always_inline void gew_sa_tuple(struct gew_tuple *t, const u8 *src, const u8 *dst)
+{
+    __builtin_memset(t, 0, sizeof(*t));
+    u16 family = *(const u16 *)src;
+    t->family = family;
+    t->protocol = GEW_IPPROTO_TCP;
+    t->sport = bpf_ntohs(*(const u16 *)(src + 2));
+    t->dport = bpf_ntohs(*(const u16 *)(dst + 2));
+    if (family == GEW_AF_INET6) {
+        __builtin_memcpy(t->saddr, src + 8, 16);
+        __builtin_memcpy(t->daddr, dst + 8, 16);
+    } else {
+        __builtin_memcpy(t->saddr, src + 4, 4);
+        __builtin_memcpy(t->daddr, dst + 4, 4);
+    }
+}
+
+/* The in-scope entry of a socket, classifying it on first sight. Returns 0 for sockets
+ * out of scope (remembered in the LRU so the next packet costs two lookups, not a
+ * classification). ``t`` may be 0: the tuple is then read from the socket. */
+static __always_inline struct gew_sock *gew_sock_get(void *sk, struct gew_tuple *t, u32 probe)
+{
+    u64 key = (u64)sk;
+    struct gew_sock *s = gew_socks.lookup(&key);
+    if (s || !sk)
+        return s;
+    if (gew_out_socks.lookup(&key))
+        return 0;
+    struct gew_sock n = {};
+    if (t)
+        n.t = *t;
+    else
+        gew_sock_tuple(sk, &n.t);
+    n.netns = gew_sock_netns(sk);
+    n.min_snd_wnd = 0xffffffff;
+    if (!gew_in_scope(n.netns, &n.t, probe)) {
+        u8 one = 1;
+        gew_out_socks.update(&key, &one);
+        return 0;
+    }
+    if (gew_socks.insert(&key, &n) != 0) {
+        s = gew_socks.lookup(&key);   /* another CPU inserted it first */
+        if (!s)
+            gew_count(probe, GEW_C_MAPFULL);
+        return s;
+    }
+    return gew_socks.lookup(&key);
+}
+
+/* Remember the task acting on the socket in process context; returns the previous owner
+ * tgid when it changed (0 otherwise). */
+static __always_inline u32 gew_sock_owner(struct gew_sock *s, struct gew_hdr *h)
+{
+    if (h->ctx != GEW_CTX_PROCESS || !h->tgid || s->owner_tgid == h->tgid)
+        return 0;
+    u32 prev = s->owner_tgid;
+    s->owner_tgid = h->tgid;
+    return prev ? prev : 0xffffffff;
+}

@@ -1,0 +1,62 @@
+/* owner — which process acts on each in-scope TCP socket.
+ *
+ * Tracepoints: sock:sock_send_length, sock:sock_recv_length (6.3). Both fire in process
+ * context from sendmsg/recvmsg, so the current task is trustworthy there. A record crosses
+ * only when a socket's owner changes (one lookup per call otherwise); the decoder uses
+ * the owner to attribute the socket's softirq-context events.
+ */
+#define GEW_PROBE_OWNER 4
+#define GEW_K_OWNER 8
+
+struct gew_rec_owner {
+    struct gew_hdr h;
+    struct gew_tuple t;
+    u64 sk;
+    u32 netns;
+    u32 prev_tgid;
+    u8 via;            /* 1 send, 2 recv */
+    u8 pad[7];
+};                     /* 128 */
+
+static __always_inline int gew_owner_seen(void *sk, u16 family, u16 protocol, u8 via)
+{
+    if (protocol != GEW_IPPROTO_TCP || (family != GEW_AF_INET && family != GEW_AF_INET6))
+        return 0;
+    u64 key = (u64)sk;
+    struct gew_sock *s = gew_socks.lookup(&key);
+    if (!s) {
+        if (gew_out_socks.lookup(&key))
+            return 0;
+        s = gew_sock_get(sk, 0, GEW_PROBE_OWNER);
+        if (!s)
+            return 0;
+    }
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (s->owner_tgid == tgid || gew_ctx() != GEW_CTX_PROCESS)
+        return 0;
+    u32 prev = s->owner_tgid;
+    s->owner_tgid = tgid;
+    struct gew_rec_owner *r;
+    r = gew_reserve(sizeof(*r), GEW_PROBE_OWNER);
+    if (!r)
+        return 0;
+    gew_fill_hdr(&r->h, GEW_K_OWNER, GEW_PROBE_OWNER);
+    r->t = s->t;
+    r->sk = key;
+    r->netns = s->netns;
+    r->prev_tgid = prev;
+    r->via = via;
+    __builtin_memset(r->pad, 0, sizeof(r->pad));
+    gew_submit(r, GEW_PROBE_OWNER);
+    return 0;
+}
+
+int gew_sock_send(struct tracepoint__sock__sock_send_length *args)
+{
+    return gew_owner_seen(args->sk, args->family, args->protocol, 1);
+}
+
+int gew_sock_recv(struct tracepoint__sock__sock_recv_length *args)
+{
+    return gew_owner_seen(args->sk, args->family, args->protocol, 2);
+}
