@@ -2,9 +2,10 @@
 nothing — no program or map of the session, no pin, no tc filter or clsact it added, no
 manifest — and a committed session holds exactly what its manifest names.
 
-The plane here is a stand-in that creates real kernel objects at each step (a map at
-stage, a SCHED_CLS program at verify, a tc filter per scoped veth at attach, a pin at
-commit), so the rollback is checked against the kernel, not against a mock's bookkeeping.
+The plane here (tests/test_session_support.py) is a stand-in that creates real kernel
+objects at each step (a map at stage, a SCHED_CLS program at verify, a tc filter per scoped
+veth at attach, a pin at commit), so the rollback is checked against the kernel, not
+against a mock's bookkeeping.
 """
 from __future__ import annotations
 
@@ -17,74 +18,12 @@ import pytest
 from gewtui.errors import GewError, ScopeError, SessionError
 from gewtui.kernel import tc
 from gewtui.kernel.bpffs import Instance
-from gewtui.kernel.plane import PlaneStats, ScopeFilter
 from gewtui.kernel.scope import ScopeEntry, resolve
-from gewtui.kernel.session import STEPS, PlaneContext, Session
-from tests.conftest import (bpf_map_create, bpf_obj_pin, bpf_prog_load_sched_cls, kernel_bpf_objects,
-                            tc_filters, tc_qdiscs)
+from gewtui.kernel.session import STEPS, Session
+from tests.conftest import kernel_bpf_objects, tc_filters, tc_qdiscs
+from tests.test_session_support import HANDLE, PRIO, RealObjectsPlane
 
 pytestmark = pytest.mark.root
-
-PRIO, HANDLE = 49152, 0x6E77
-
-
-class RealObjectsPlane:
-    """Stand-in plane creating real objects; names start with gewt_ so the test can find them."""
-
-    def __init__(self, ctx: PlaneContext, fail_at: str = ""):
-        self.ctx = ctx
-        self.fail_at = fail_at
-        self.programs: list[str] = []
-        self.maps: list[str] = []
-        self.fds: list[int] = []
-        self.prog_fd = -1
-        self.map_fd = -1
-        self.scope: ScopeFilter | None = None
-        self.closed = 0
-
-    def _maybe_fail(self, step: str) -> None:
-        if self.fail_at == step:
-            raise GewError(f"plane refused at {step}")
-
-    def stage(self) -> None:
-        self.map_fd = bpf_map_create(b"gewt_state")
-        self.fds.append(self.map_fd)
-        self.maps = ["gewt_state"]
-        self._maybe_fail("stage")
-
-    def verify(self) -> None:
-        self.prog_fd = bpf_prog_load_sched_cls(b"gewt_obs")
-        self.fds.append(self.prog_fd)
-        self.programs = ["gewt_obs"]
-        self._maybe_fail("verify")
-
-    def set_scope(self, f: ScopeFilter) -> None:
-        self.scope = f
-
-    def attach(self) -> None:
-        for itf in self.ctx.scope.interfaces:
-            if itf.ifname.startswith("veth"):
-                self.ctx.add_tc_filter(itf.ifname, itf.netns, "ingress", self.prog_fd, PRIO, HANDLE, "gewt_obs")
-                self._maybe_fail("attach")
-
-    def pin(self, directory: str) -> list[str]:
-        p = os.path.join(directory, "gewt_state")
-        bpf_obj_pin(self.map_fd, p)
-        self._maybe_fail("commit")
-        return [p]
-
-    def poll(self, timeout_ms: int) -> int:
-        time.sleep(timeout_ms / 1000)
-        return 0
-
-    def stats(self) -> PlaneStats:
-        return PlaneStats()
-
-    def close(self) -> None:
-        self.closed += 1
-        while self.fds:
-            os.close(self.fds.pop())
-
 
 @pytest.fixture
 def instance(gew_instance):

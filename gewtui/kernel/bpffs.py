@@ -333,7 +333,9 @@ class Instance:
 
     def gc(self, log: Log | None = None, *, skip: str | None = None) -> list[CleanupReport]:
         """Clean every orphan of this instance; live sessions (pid + start time) are left alone."""
-        reports = []
+        reports: list[CleanupReport] = []
+        if not os.path.isdir(self.run_dir) and not os.path.isdir(self.bpffs_dir):
+            return reports            # nothing of this instance exists: leave no trace either
         with self.lock():
             for entry in self.sessions():
                 if entry.alive or entry.session_id == skip:

@@ -63,14 +63,24 @@ class LiveStats:
             produced=self.produced)
 
 
-def verify_capabilities(allow_risky: bool, probes: Sequence[str] = ()) -> session_pb2.CapabilityReport:
-    """Capability negotiation (gewtui.runtime.capabilities); refuses unsupported, and risky
-    without allow_risky, by raising CapabilityError."""
-    try:
-        from gewtui.runtime import capabilities
-    except ImportError:
-        return session_pb2.CapabilityReport(verdict_reason="capability negotiation not in this build")
-    return capabilities.verify_compatibility(probes=list(probes) or None, allow_risky=allow_risky)
+def verify_capabilities(plane: Any, allow_risky: bool) -> session_pb2.CapabilityReport:
+    """VerifyCompatibility for what this plane will attach: the plane's own capability report
+    (``capability_report``) when it has one, else one built for every probe unit; the needed
+    capabilities are those a staged program needs. Unsupported refuses; risky refuses
+    without allow_risky (CapabilityError)."""
+    from gewtui.runtime import capabilities
+
+    report = getattr(plane, "capability_report", None)
+    if report is None:
+        from gewtui.kernel import build
+
+        report = build.capability_report()
+    units = set(getattr(plane, "units", None) or getattr(plane, "programs", []) or [])
+    every = [c for c in report.capabilities if c.needed_by]
+    # a plane whose names match no unit gets every probe capability checked, never none
+    needed = [c.name for c in every if units & set(c.needed_by)] or [c.name for c in every]
+    capabilities.verify_compatibility(report, needed, allow_risky=allow_risky)
+    return report
 
 
 class LiveSession:
@@ -80,7 +90,8 @@ class LiveSession:
                  allow_intervention: bool = False, ringbuf_pages: int | None = None,
                  on_event: Callable[[events_pb2.Event], None] | None = None,
                  plane_factory: PlaneFactory | None = None, fault: str | None = None,
-                 log: Log | None = None, gc_on_start: bool = True, require_root: bool = True):
+                 log: Log | None = None, gc_on_start: bool = True, require_root: bool = True,
+                 verify: Callable[[Any, bool], session_pb2.CapabilityReport] | None = verify_capabilities):
         self.instance = Instance(instance)
         self.session_id = session_id or new_session_id()
         self._scope_arg = scope
@@ -94,6 +105,7 @@ class LiveSession:
         self.log = log or (lambda s: None)
         self.gc_on_start = gc_on_start
         self.require_root = require_root
+        self.verify = verify
         self.gc_reports: list[CleanupReport] = []
         self.scope: ResolvedScope | None = None
         self.session: Session | None = None
@@ -132,7 +144,6 @@ class LiveSession:
         if self.gc_on_start:
             self.gc_reports = self.instance.gc(self.log)
         self.scope = self._resolve_scope()
-        self.capabilities = verify_capabilities(self.allow_risky)
         if self.record_path:
             d = os.path.dirname(os.path.abspath(self.record_path))
             os.makedirs(d, exist_ok=True)
@@ -142,7 +153,7 @@ class LiveSession:
             self.scope, self.plane_factory, instance=self.instance, session_id=self.session_id,
             recording_path=self.record_path or "", allow_risky=self.allow_risky,
             allow_intervention=self.allow_intervention, ringbuf_pages=self.ringbuf_pages,
-            on_event=self._sink, fault=self.fault, log=self.log)
+            on_event=self._sink, fault=self.fault, log=self.log, before_attach=self._verify)
         self.session.open()
         try:
             if self.record_path:
@@ -160,6 +171,10 @@ class LiveSession:
         mark.mark.kind, mark.mark.detail = "started", f"session {self.session_id} scope {self.scope.describe()}"
         self._sink(mark)
         return self
+
+    def _verify(self, plane: Any) -> None:
+        if self.verify is not None:
+            self.capabilities = self.verify(plane, self.allow_risky)
 
     def _header(self) -> recording_pb2.RecordingHeader:
         assert self.session is not None and self.scope is not None

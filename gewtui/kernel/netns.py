@@ -99,13 +99,19 @@ def delete(name: str) -> bool:
 
 
 def links(netns: str | None) -> list[tuple[int, str]]:
-    """(ifindex, ifname) of every interface in the namespace, by netlink."""
-    from pyroute2 import IPRoute
+    """(ifindex, ifname) of every interface in the namespace, by netlink (the socket is
+    made on a thread inside the namespace: pyroute2's netns= would fork this process)."""
+    def here() -> list[tuple[int, str]]:
+        from pyroute2 import IPRoute
 
-    if netns and netns != "host" and not exists(netns):
+        with IPRoute() as ipr:
+            return sorted((int(l["index"]), str(l.get_attr("IFLA_IFNAME"))) for l in ipr.get_links())
+
+    if not netns or netns == "host":
+        return here()
+    if not exists(netns):
         raise GewError(f"no network namespace {netns!r}")
-    with (IPRoute(netns=netns) if netns and netns != "host" else IPRoute()) as ipr:
-        return sorted((int(l["index"]), str(l.get_attr("IFLA_IFNAME"))) for l in ipr.get_links())
+    return call_in_netns(netns, here)
 
 
 def call_in_netns(name: str | None, fn: Callable[..., T], *args: Any, **kw: Any) -> T:

@@ -85,11 +85,13 @@ class Session:
                  recording_path: str = "", allow_risky: bool = False,
                  allow_intervention: bool = False, ringbuf_pages: int | None = None,
                  on_event: Callable[[events_pb2.Event], None] | None = None,
-                 fault: str | None = None, log: Log | None = None):
+                 fault: str | None = None, log: Log | None = None,
+                 before_attach: Callable[[KernelPlaneLike], None] | None = None):
         self.instance = instance if isinstance(instance, Instance) else Instance(instance)
         self.session_id = validate_name(session_id or new_session_id(), "session")
         self.scope = scope
         self.plane_factory = plane_factory or default_plane_factory
+        self.before_attach = before_attach   # e.g. capability verification; may raise
         self.on_event = on_event or (lambda ev: None)
         self.ringbuf_pages = ringbuf_pages
         self.log = log or (lambda s: None)
@@ -166,6 +168,8 @@ class Session:
         self.plane.verify()
         self.manifest.programs = list(getattr(self.plane, "programs", []))
         self.manifest.maps = list(getattr(self.plane, "maps", []))
+        if self.before_attach is not None:
+            self.before_attach(self.plane)
         self.scope.check_closed("verification")
         self.plane.set_scope(self.scope.filter)
         self._save("verified")

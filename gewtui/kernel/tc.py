@@ -8,12 +8,11 @@ foreign filter — or a foreign clsact — is never disturbed.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, TypeVar
 
 from gewtui.errors import GewError
 
@@ -21,6 +20,9 @@ TC_H_CLSACT = 0xFFFF0000
 PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}
 TCA_BPF_ID = 11
 _SYS_BPF = 321 if os.uname().machine == "x86_64" else 280
+
+
+T = TypeVar("T")
 
 
 class TcError(GewError):
@@ -45,17 +47,23 @@ class RemoveResult:
     foreign: str = ""               # why a recorded place now holds something not ours
 
 
-@contextlib.contextmanager
-def _ipr(netns: str) -> Iterator[Any]:
-    from pyroute2 import IPRoute
+def _with_ipr(netns: str, fn: Callable[[Any], T]) -> T:
+    """Run fn(ipr) with a netlink socket inside the namespace. The socket is made on a
+    thread that entered the namespace (gewtui.kernel.netns.call_in_netns): pyroute2's own
+    netns= option forks the whole process for it, which a process holding bcc should not do."""
+    from gewtui.kernel import netns as nsmod
 
-    if netns and not os.path.exists(f"/run/netns/{netns}"):
+    def body() -> T:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            return fn(ipr)
+
+    if not netns:
+        return body()
+    if not os.path.exists(f"/run/netns/{netns}"):
         raise TcError(f"network namespace {netns!r} does not exist")
-    ipr = IPRoute(netns=netns) if netns else IPRoute()
-    try:
-        yield ipr
-    finally:
-        ipr.close()
+    return nsmod.call_in_netns(netns, body)
 
 
 def _where(ifname: str, netns: str) -> str:
@@ -88,13 +96,12 @@ def _has_clsact(ipr: Any, idx: int) -> bool:
 
 
 def has_clsact(ifname: str, netns: str = "") -> bool:
-    with _ipr(netns) as ipr:
-        return _has_clsact(ipr, _index(ipr, ifname, netns))
+    return _with_ipr(netns, lambda ipr: _has_clsact(ipr, _index(ipr, ifname, netns)))
 
 
 def ensure_clsact(ifname: str, netns: str = "") -> bool:
     """Add a clsact qdisc if the device has none; True if we created it."""
-    with _ipr(netns) as ipr:
+    def op(ipr: Any) -> bool:
         idx = _index(ipr, ifname, netns)
         if _has_clsact(ipr, idx):
             return False
@@ -105,6 +112,8 @@ def ensure_clsact(ifname: str, netns: str = "") -> bool:
                 return False
             raise TcError(f"cannot add clsact on {_where(ifname, netns)}: {e}") from None
         return True
+
+    return _with_ipr(netns, op)
 
 
 def _bpf_prog_id(opts: Any) -> int:
@@ -160,11 +169,12 @@ def _list(ipr: Any, idx: int, directions: tuple[str, ...]) -> list[TcFilter]:
 def list_filters(ifname: str, netns: str = "", direction: str | None = None) -> list[TcFilter]:
     """Every filter under the device's clsact (both directions unless one is named)."""
     dirs = (direction,) if direction else ("ingress", "egress")
-    with _ipr(netns) as ipr:
+
+    def op(ipr: Any) -> list[TcFilter]:
         idx = _index(ipr, ifname, netns)
-        if not _has_clsact(ipr, idx):
-            return []
-        return _list(ipr, idx, dirs)
+        return _list(ipr, idx, dirs) if _has_clsact(ipr, idx) else []
+
+    return _with_ipr(netns, op)
 
 
 def add_bpf_filter(ifname: str, netns: str, direction: str, prog_fd: int, prio: int,
@@ -175,7 +185,8 @@ def add_bpf_filter(ifname: str, netns: str, direction: str, prog_fd: int, prio: 
     parent = _parent(direction)
     if not (1 <= prio <= 0xFFFF) or not (1 <= handle <= 0xFFFFFFFF):
         raise TcError(f"tc prio must be 1..65535 and handle 1..2^32-1 (got {prio}, {handle})")
-    with _ipr(netns) as ipr:
+
+    def op(ipr: Any) -> TcFilter:
         idx = _index(ipr, ifname, netns)
         if not _has_clsact(ipr, idx):
             raise TcError(f"no clsact qdisc on {_where(ifname, netns)}")
@@ -190,17 +201,19 @@ def add_bpf_filter(ifname: str, netns: str, direction: str, prog_fd: int, prio: 
         for f in _list(ipr, idx, (direction,)):
             if f.prio == prio and f.handle == handle:
                 return f
-    raise TcError(f"tc filter on {_where(ifname, netns)} vanished right after it was added")
+        raise TcError(f"tc filter on {_where(ifname, netns)} vanished right after it was added")
+
+    return _with_ipr(netns, op)
 
 
 def remove_filter(ifname: str, netns: str, direction: str, prio: int, handle: int,
                   name: str | None = None, prog_id: int = 0) -> bool:
     """Delete our filter if it is there and still ours (name and program id match)."""
-    with _ipr(netns) as ipr:
+    def op(ipr: Any) -> bool:
         idx = ipr.link_lookup(ifname=ifname)
-        if not idx:
-            return False
-        return _remove(ipr, int(idx[0]), direction, prio, handle, name, prog_id) == ""
+        return bool(idx) and _remove(ipr, int(idx[0]), direction, prio, handle, name, prog_id) == ""
+
+    return _with_ipr(netns, op)
 
 
 def _remove(ipr: Any, idx: int, direction: str, prio: int, handle: int, name: str | None,
@@ -225,11 +238,11 @@ def _remove(ipr: Any, idx: int, direction: str, prio: int, handle: int, name: st
 
 def remove_clsact_if_empty(ifname: str, netns: str = "") -> bool:
     """Remove the clsact qdisc only when it holds no filter in either direction."""
-    with _ipr(netns) as ipr:
+    def op(ipr: Any) -> bool:
         idx = ipr.link_lookup(ifname=ifname)
-        if not idx:
-            return False
-        return _remove_clsact_if_empty(ipr, int(idx[0]))
+        return bool(idx) and _remove_clsact_if_empty(ipr, int(idx[0]))
+
+    return _with_ipr(netns, op)
 
 
 def _remove_clsact_if_empty(ipr: Any, idx: int) -> bool:
@@ -257,7 +270,8 @@ def remove_owned(rec: Any) -> RemoveResult:
     if rec.netns_inode and nsmod.netns_inode(rec.netns or None) != rec.netns_inode:
         res.foreign = "network namespace was replaced"
         return res
-    with _ipr(rec.netns) as ipr:
+
+    def op(ipr: Any) -> RemoveResult:
         found = ipr.link_lookup(ifname=rec.ifname)
         if not found:
             return res
@@ -271,4 +285,6 @@ def remove_owned(rec: Any) -> RemoveResult:
             res.foreign = why
         if rec.clsact_created:
             res.clsact_removed = _remove_clsact_if_empty(ipr, idx)
-    return res
+        return res
+
+    return _with_ipr(rec.netns, op)
