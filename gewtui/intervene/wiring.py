@@ -87,5 +87,4 @@ def controller_for(live: Any, engine: Engine, *, ttl_s: float = DEFAULT_TTL_S,
         raise ReplayInert("interventions need a live session; a replayed recording is inert")
     if getattr(live, "_closed", False):
         raise ReplayInert("the live session is closed")
-    recorder = LiveRecorder(live) if live.record_path else None
-    return InterventionController(LiveSessionView(live), engine, recorder, ttl_s=ttl_s, **kw)
+    return InterventionController(live, engine, None, ttl_s=ttl_s, **kw)
