@@ -113,7 +113,33 @@ class ReadReport:
 
 
 class _Bad(Exception):
-    """A frame that is not valid where it stands (internal; becomes a skipped region)."""
+    """A frame that is not valid where it stands (internal; becomes a skipped region).
+    ``work`` is the number of bytes checksummed to find out."""
+
+    def __init__(self, why: str, work: int = 0):
+        super().__init__(why)
+        self.work = work
+
+
+class _CrcBudget:
+    """Checksum work spent on false frame starts, held to a multiple of the bytes walked.
+
+    Without it a crafted file (a marker every few bytes, each claiming a length near the
+    cap) would cost a multi-megabyte CRC per few bytes of file: quadratic time. Real damage
+    stays far below the budget; a file that exceeds it is refused as hostile.
+    """
+
+    PER_BYTE = 16
+
+    def __init__(self, start: int, cap: int, name: str):
+        self.start, self.allowance, self.name = start, 4 * cap, name
+        self.spent = 0
+
+    def spend(self, work: int, at: int) -> None:
+        self.spent += work
+        if self.spent > self.allowance + self.PER_BYTE * (at - self.start):
+            raise RecordingError(f"{self.name}: hostile framing near byte {at}: false frame "
+                                 "starts claiming large lengths, reading stopped")
 
 
 def parse_frame(buf: bytes, pos: int, cap: int, marker: bytes = MARKER) -> tuple[int, int] | int:
@@ -150,7 +176,7 @@ def parse_frame(buf: bytes, pos: int, cap: int, marker: bytes = MARKER) -> tuple
     if end + CRC_BYTES > n:
         return end + CRC_BYTES - n
     if zlib.crc32(buf[pos:end]) != _U32.unpack_from(buf, end)[0]:
-        raise _Bad("checksum mismatch")
+        raise _Bad("checksum mismatch", end - pos)
     return i, end
 
 
@@ -168,6 +194,7 @@ def walk_frames(fd: int, start: int, report: ReadReport, *,
     """
     pos = 0
     base = start        # file offset of buf[0]
+    budget = _CrcBudget(start, cap, name)
     try:
         buf = os.pread(fd, chunk, start)
         eof = False
@@ -195,6 +222,7 @@ def walk_frames(fd: int, start: int, report: ReadReport, *,
                 got = parse_frame(buf, pos, cap)
             except _Bad as e:
                 bad = str(e)
+                budget.spend(e.work, base + pos)
                 got = 0
             if type(got) is tuple:
                 at = pos
@@ -216,7 +244,7 @@ def walk_frames(fd: int, start: int, report: ReadReport, *,
                 bad = "frame runs past the end of the file"
             # Damage at `pos`, or an incomplete frame at the end of the file: find the next
             # valid frame, or call the rest a torn tail.
-            found = _resync(fd, buf, base, pos, eof, cap, chunk, report, bad)
+            found = _resync(fd, buf, base, pos, eof, cap, chunk, report, bad, budget)
             if found is None:
                 report.complete = True
                 return
@@ -231,7 +259,8 @@ def walk_frames(fd: int, start: int, report: ReadReport, *,
 
 
 def _resync(fd: int, buf: bytes, base: int, pos: int, eof: bool, cap: int, chunk: int,
-            report: ReadReport, reason: str) -> tuple[bytes, int, int, bool] | None:
+            report: ReadReport, reason: str, budget: _CrcBudget,
+            ) -> tuple[bytes, int, int, bool] | None:
     """Search from ``pos + 1`` for a marker that starts a valid frame.
 
     Returns the new (buf, base, pos, eof) positioned on that frame after recording the
@@ -257,7 +286,8 @@ def _resync(fd: int, buf: bytes, base: int, pos: int, eof: bool, cap: int, chunk
             continue
         try:
             got = parse_frame(buf, i, cap)
-        except _Bad:
+        except _Bad as e:
+            budget.spend(e.work, base + i)
             frames += 1
             s = i + 1
             continue

@@ -230,6 +230,50 @@ def test_claimed_length_past_the_end_of_a_small_file_reads_only_the_file(tmp_pat
     assert payloads == [f[2] for f in frames] and rep.torn_tail_bytes == 4 + 4 + 3
 
 
+def test_crafted_false_frame_starts_are_refused_in_linear_time(tmp_path):
+    """A marker every 8 bytes, each claiming a length just under the cap: checking each one
+    would CRC megabytes per 8 bytes of file (quadratic). The reader gives up with one line."""
+    import time
+
+    path = tmp_path / "crafted.gewrec"
+    RecordingWriter(path, sample_header()).close()
+    claim = MAX_RECORD_BYTES - 100
+    cand = MARKER + encode_varint(claim)
+    cand += b"\x00" * (-len(cand) % 8)
+    with open(path, "ab") as f:
+        f.write(cand * 8192 + b"\x01" * (claim + 100))
+    t = time.perf_counter()
+    with pytest.raises(RecordingError) as ei:
+        _bounded(lambda: _read_all(path))
+    assert time.perf_counter() - t < 5
+    assert "hostile framing" in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_damaged_lengths_of_large_records_are_not_mistaken_for_hostility(tmp_path):
+    """Real damage to big frames' lengths (claims grown by a megabyte) is skipped, not refused."""
+    path = tmp_path / "bigflips.gewrec"
+    evs = []
+    for i in range(1, 41):
+        ev = events_pb2.Event(id=i)
+        ev.skb_drop.ifname = "b" * 300_000            # 3-byte length varints
+        evs.append(ev)
+    with RecordingWriter(path, sample_header()) as w:
+        for ev in evs:
+            w.write_event(ev)
+    with RecordingReader(path) as r:
+        offsets = [off for off, _ in r.frames()]
+    data = bytearray(path.read_bytes())
+    hit = [3, 4, 10, 20, 30, 38]
+    for k in hit:
+        data[offsets[k] + 6] |= 0x40                  # third varint byte: +1 MiB claimed
+    path.write_bytes(data)
+    with RecordingReader(path) as r:
+        ids = [e.id for e in r.iter_events()]
+        rep = r.report
+    assert ids == [ev.id for k, ev in enumerate(evs) if k not in hit]
+    assert rep.skipped_records == len(hit)
+
+
 def _nested_reason_chain(depth: int) -> bytes:
     """A Record.intervention whose reason chain nests ReasonNode.children `depth` deep,
     built by hand (protobuf itself refuses to build it)."""
