@@ -318,3 +318,28 @@ def test_interleaved_iterations_on_one_reader_do_not_disturb_each_other(tmp_path
     assert first + rest == recs
     assert mid == recs[1500:1510]
     assert idx.records == len(recs) and idx.report.clean and idx.report.complete
+
+
+def test_interrupt_between_partial_writes_neither_loses_nor_repeats_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "int.gewrec"
+    w = RecordingWriter(path, sample_header(), buffer_bytes=1 << 30, flush_interval=1e9)
+    ev = tcp_state_event(1)
+    for i in range(1, 1001):
+        w.write_event(tcp_state_event(i, ev))
+    real = os.write
+    calls = [0]
+
+    def half_then_interrupt(fd, data):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return real(fd, bytes(data[:len(data) // 3 + 1]))   # short writes, mid-frame
+
+    monkeypatch.setattr(writer_mod.os, "write", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        w.flush()
+    monkeypatch.setattr(writer_mod.os, "write", real)
+    w.close()
+    with open_recording(path) as r:
+        assert [e.id for e in r.iter_events()] == list(range(1, 1001))
+        assert r.report.clean

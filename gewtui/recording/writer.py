@@ -189,8 +189,13 @@ class RecordingWriter:
                     written += k
         except OSError as e:
             self._fail(e, data, written)
-        self._offset += written
-        self._buf = bytearray()
+        finally:
+            if self._failed is None:
+                # Also on an interrupt (Ctrl-C raised between writes): what reached the
+                # file is accounted for, the rest stays buffered, nothing is written twice.
+                self._offset += written
+                # (a copy, not `del data[:written]`: a live traceback may still hold a view)
+                self._buf = bytearray() if written == len(data) else data[written:]
 
     def sync(self) -> None:
         """flush() and fsync: the records so far survive a power loss."""
