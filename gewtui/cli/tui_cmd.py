@@ -1,14 +1,161 @@
-"""CLI command module (placeholder until its layer lands): says so and exits non-zero."""
+"""``gew-tui``: the full-screen debugger over one live session, a lab scenario, or a replay.
+
+Argument parsing and session wiring only; the app is gewtui.tui.app, the debugger
+gewtui.debugger. ``open_debugger`` is shared with ``gew shell`` (gewtui.cli.shell_cmd): it
+opens the source (a recording; or a live session, with the lab brought up first for
+``--lab``), builds the debugger over it and guarantees the teardown (session detached,
+recording closed, lab down) on every exit path, Ctrl-C and SIGTERM included.
+Heavy imports (Textual, bcc, the lab) happen inside the functions, never at module top.
+"""
 from __future__ import annotations
 
-from gewtui.errors import GewError
+import argparse
+import contextlib
+import os
+import signal
+from typing import Any, Iterator
 
-EPILOG = ""
+from gewtui.errors import UsageError
+
+THEMES = ("dark", "light", "high-contrast")
+
+EPILOG = """\
+examples:
+  gew-tui --replay /tmp/lossy.gewrec          step through a recording (no root needed)
+  gew-tui --lab lossy                         bring a lab scenario up, debug it live, take it down on q
+  gew-tui --scope netns=gewlab-client         a live session on one namespace
+  gew-tui --theme high-contrast --replay F    themes: dark, light, high-contrast (NO_COLOR honoured)
+
+keys: space pause/continue · n step · N/p back · b break · / filter · g goto · e export ·
+      : command · ? help · q quit. The command bar speaks the same language as 'gew shell'.
+"""
 
 
-def add_arguments(p, words) -> None:
-    p.add_argument("rest", nargs="*", help="not available yet")
+def add_source_arguments(p: argparse.ArgumentParser, *, replay_flag: bool = True) -> None:
+    """The options that choose and shape the session (shared with ``gew shell``)."""
+    if replay_flag:
+        p.add_argument("--replay", metavar="FILE", help="replay a recording instead of a live session (no root)")
+    p.add_argument("--lab", metavar="SCENARIO",
+                   help="bring up a lab scenario, scope the live session to it, take it down on exit")
+    p.add_argument("--scope", action="append", default=[], metavar="KIND=VALUE",
+                   help="live scope, repeatable: netns=NAME, iface=NAME, cidr=PREFIX, port=N")
+    p.add_argument("--record", metavar="FILE",
+                   help="where a live session records (default: /var/lib/gewyvern/recordings/ID.gewrec)")
+    p.add_argument("--allow-risky", action="store_true",
+                   help="accept capabilities that are supported but risky on this kernel")
+    p.add_argument("--allow-intervention", action="store_true",
+                   help="allow gated drop interventions (local command line only)")
+    p.add_argument("--templates", metavar="DIR", action="append", default=[],
+                   help="extra template directory (repeatable), added to the packaged templates")
 
 
-def run(args) -> int:
-    raise GewError(" ".join(getattr(args, "_words", ("gew-tui",))) + ": not available in this build yet")
+def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+    add_source_arguments(p)
+    p.add_argument("--theme", choices=THEMES, default="dark",
+                   help="colour theme (default dark; NO_COLOR turns colour off)")
+
+
+def engine_factory(template_dirs: list[str]) -> tuple[Any, Any]:
+    """The observation engine's constructor and restore, with the user's templates."""
+    from gewtui.model.engine import Engine
+
+    if not template_dirs:
+        return Engine, Engine.restore
+    dirs = list(template_dirs)
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise UsageError(f"--templates {d}: not a directory")
+    from gewtui.model.templates import load_templates
+
+    templates = load_templates(dirs)
+    return (lambda: Engine(templates=templates)), Engine.restore
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` (session, lab) runs."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt()
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:        # not the main thread (tests): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]:
+    """The debugger over the chosen source; everything torn down on exit."""
+    from gewtui.debugger.core import Debugger
+    from gewtui.debugger.sources import LiveSource, ReplaySource
+
+    new_engine, restore = engine_factory(getattr(args, "templates", []) or [])
+    if replay:
+        if args.lab or args.scope or args.record:
+            raise UsageError("--replay reads a recording: --lab, --scope and --record are for live sessions")
+        if args.allow_intervention:
+            raise UsageError("a replayed recording is inert: --allow-intervention has no meaning with it")
+        src = ReplaySource(replay)
+        try:
+            yield Debugger(src, engine_factory=new_engine, engine_restore=restore,
+                           gate=_gate_view())
+        finally:
+            src.close()
+        return
+    from gewtui.runtime.privileges import require_root
+
+    require_root("a live session (use --replay FILE to read a recording without root)")
+    with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+        scope = list(args.scope)
+        if args.lab:
+            from gewtui.lab import Lab
+
+            lab = stack.enter_context(Lab(args.lab))
+            scope = scope or list(lab.scope_args)
+        from gewtui.kernel.live import default_recording_path, new_session_id
+        from gewtui.kernel.session import LiveSession
+
+        sid = new_session_id()
+        live = LiveSession(scope, record=args.record or default_recording_path(sid),
+                           session_id=sid, allow_risky=args.allow_risky,
+                           allow_intervention=args.allow_intervention)
+        stack.enter_context(live)
+        d = Debugger(LiveSource(live), engine_factory=new_engine, engine_restore=restore,
+                     gate=_gate_view())
+        d.intervention = _controller(live, d, args)
+        if d.intervention is not None:
+            stack.callback(d.intervention.close)
+        yield d
+
+
+def _gate_view() -> Any:
+    from gewtui.debugger.gating import gate_view
+
+    return gate_view
+
+
+def _controller(live: Any, d: Any, args: argparse.Namespace) -> Any:
+    """The drop controller, only when the operator allowed interventions on this command
+    line; it acts on the head engine (the newest state), never on the cursor."""
+    if not args.allow_intervention:
+        return None
+    from gewtui.errors import GewError
+    from gewtui.intervene.controller import InterventionController
+
+    try:
+        return InterventionController(live, d.head_engine, getattr(live, "writer", None))
+    except GewError as e:
+        d.message = f"interventions unavailable: {e.message}"
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from gewtui.tui.app import run_app
+
+    with open_debugger(args, args.replay) as d:
+        return run_app(d, theme=args.theme)

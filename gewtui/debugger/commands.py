@@ -251,7 +251,7 @@ def _break(ctx: Context, args: list[str]) -> list[Output]:
     arg = " ".join(rest)
     if kind in ("diverge", "lost") and arg:
         raise UsageError(f"break {kind} takes no argument (only 'flow N')")
-    if kind == "template":
+    if kind == "template" and arg:
         known = template_ids(getattr(ctx.debugger.engine, "templates", None))
         if known and arg not in known:
             raise UsageError(f"unknown template {arg!r} (known: {', '.join(known)})")
@@ -329,7 +329,7 @@ def _help(ctx: Context, args: list[str]) -> list[Output]:
     if args:
         cmd = lookup(args[0])
         return [HelpOut((_entry(cmd),), cmd.name)]
-    return [HelpOut(tuple(_entry(c) for c in COMMANDS))]
+    return [HelpOut(help_entries())]
 
 
 def _quit(ctx: Context, args: list[str]) -> list[Output]:
@@ -408,6 +408,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("quit", "session", "quit", "leave (the session is detached and cleaned up)", _quit,
             aliases=("q", "exit")),
 )
+
+
+def help_entries() -> tuple[HelpEntry, ...]:
+    """The help table, generated from COMMANDS (the TUI's ? screen shows the same)."""
+    return tuple(_entry(c) for c in COMMANDS)
 
 
 def _complete_word(word: str, choices: Sequence[str], what: str) -> str:

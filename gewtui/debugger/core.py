@@ -86,7 +86,7 @@ class Debugger:
         self.source = source
         self.live: bool = bool(getattr(source, "live", False))
         self.clock = clock
-        self.gate = gate                       # GateContext -> GateEvaluation (injected)
+        self.gate = gate                       # (debugger, flow id) -> GateView (injected)
         self.intervention = intervention       # the drop controller (injected, live only)
         self.log = EventLog()
         self.checkpoints = Checkpoints(policy)

@@ -96,12 +96,16 @@ def parse_duration_ns(text: str) -> int:
 
 
 def duration_text(ns: int) -> str:
-    """Short, fixed-precision rendering for timelines: 0.000123s, 2.500s, 1m03.2s."""
+    """Short, fixed-precision rendering for timelines: 123µs, 4.000ms, 2.500s, 1m03.2s."""
     if ns < 0:
         return "-" + duration_text(-ns)
     s = ns / 1e9
+    if s < 1e-3:
+        return f"{ns / 1e3:.0f}µs"
+    if s < 1:
+        return f"{ns / 1e6:.3f}ms"
     if s < 60:
-        return f"{s:.6f}s" if s < 1 else f"{s:.3f}s"
+        return f"{s:.3f}s"
     m, rest = divmod(s, 60)
     return f"{int(m)}m{rest:04.1f}s"
 

@@ -42,13 +42,15 @@ class _Request:
 class Runner:
     def __init__(self, debugger: Debugger, views: ViewBuilder | None = None, *,
                  on_view: Callable[[DebugView], None] | None = None,
-                 on_output: Callable[[list[Output]], None] | None = None,
+                 on_output: Callable[[list[Output], bool], None] | None = None,
                  tick_s: float = 0.1, read_ahead: int = 20000, poll_s: float = 0.01,
                  name: str = "gew-pump") -> None:
         self.d = debugger
         self.views = views or ViewBuilder(debugger)
         self.on_view = on_view or (lambda v: None)
-        self.on_output = on_output or (lambda o: None)
+        # on_output(outputs, owned): owned is False for what no request asked for (a live
+        # breakpoint hit while following), which a line-based front end prints by itself.
+        self.on_output = on_output or (lambda o, owned: None)
         self.tick_s = tick_s
         self.read_ahead = read_ahead
         self.poll_s = poll_s
@@ -135,18 +137,18 @@ class Runner:
                 self._tick_intervention()
                 stops = d.take_stops()
                 if stops:
-                    self.on_output(list(stops))
+                    self.on_output(list(stops), bool(self._waiting))
                     for r in self._waiting:
                         r.outputs.extend(stops)
-                self._resolve_waiting()
                 now = time.monotonic()
                 if acted or stops or (d.version != self._last_view_version and now >= self._next_view):
                     self._publish()
+                self._resolve_waiting()
                 if not acted and not got and not busy and not d.live:
                     self._idle_wait()
         except BaseException as e:     # surfaced to the front end, which exits with it
             self.error = e
-            self.on_output([Message(f"internal error in the debugger: {e!r}", "error")])
+            self.on_output([Message(f"internal error in the debugger: {e!r}", "error")], False)
             for r in self._waiting:
                 if not r.future.done():
                     r.future.set_exception(e)
@@ -166,14 +168,18 @@ class Runner:
                 self._cv.wait(self.tick_s)
 
     def _next_request(self) -> _Request | None:
-        """The next request to run now. While a motion runs, a further motion waits for it
-        to stop (so three quick 'step's are three steps), but a 'pause' or 'quit' queued
-        behind it goes first."""
+        """The next request to run now. Requests run in order: while a motion runs, the
+        next one waits for it to stop (so three quick 'step's are three steps and 'flow 2'
+        after 'goto #9' sees #9), but a 'pause' or 'quit' queued behind it goes first. A live
+        motion waiting at the head for the kernel does not hold inspection commands."""
         with self._cv:
             if not self._q:
                 return None
-            busy = self.d.motion is not None and not self.d.following
-            if busy and commands.motion_command(self._q[0].line):
+            d = self.d
+            busy = d.motion is not None and not d.following
+            if busy and d.live and d.position >= len(d.log):
+                busy = commands.motion_command(self._q[0].line)
+            if busy:
                 for r in self._q:
                     if _urgent(r.line):
                         self._q.remove(r)
@@ -211,7 +217,7 @@ class Runner:
             outs = [Message(f"{req.line.split()[0]}: internal error: {e!r}", "error")]
         req.outputs.extend(outs)
         if outs:
-            self.on_output(list(outs))
+            self.on_output(list(outs), True)
         if req.wait_stop and d.running and not (d.live and d.following and
                                                  not commands.motion_command(req.line)):
             self._waiting.append(req)
@@ -219,8 +225,9 @@ class Runner:
             # A synchronous command's stop (pause, back, goto backwards) belongs to it.
             stops = d.take_stops()
             if stops:
-                self.on_output(list(stops))
+                self.on_output(list(stops), True)
                 req.outputs.extend(stops)
+            self._publish()
             req.future.set_result(req.outputs)
 
     def _resolve_waiting(self) -> None:

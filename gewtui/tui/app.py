@@ -1,0 +1,225 @@
+"""The gew-tui application: bindings, theme, and the bridge to the debugger's pump thread.
+
+Place in the pipeline: ``build_app`` wraps a Debugger in a Runner (gewtui.debugger.runner,
+the one thread that touches it) and an App. The runner's callbacks post ``ViewUpdated`` /
+``CommandOutput`` messages (thread-safe); the main screen renders them. Keys and widgets
+produce command lines of the debugger's language (``run_line``), exactly what ``:`` or
+``gew shell`` would send. The factory takes a clock and a cursor-blink switch so tests
+and snapshots are deterministic.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+
+from gewtui.debugger.core import Debugger
+from gewtui.debugger.gating import gate_view
+from gewtui.debugger.runner import Runner
+from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view import DebugView, Output
+from gewtui.tui import themes
+from gewtui.tui.messages import CommandOutput, ViewUpdated
+from gewtui.tui.palette import DebuggerCommands
+from gewtui.tui.screens.dialogs import ConfirmDrop, HelpScreen
+from gewtui.tui.screens.main import MainScreen
+
+
+class GewApp(App[int]):
+    TITLE = "gew-tui"
+    COMMANDS = App.COMMANDS | {DebuggerCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("space", "toggle_run", "Run", key_display="spc", id="run.toggle",
+                tooltip="continue, or pause when running"),
+        Binding("n", "step", "Step", id="run.step"),
+        Binding("N,p", "back", "Back", id="run.back"),
+        Binding("f", "line('step flow')", "Step flow", show=False, id="run.step-flow"),
+        Binding("t", "line('step transition')", "Step transition", show=False, id="run.step-transition"),
+        Binding("b", "bar('break ')", "Break", id="break.set"),
+        Binding("slash", "bar('filter ')", "Filter", id="filter.set"),
+        Binding("g", "bar('goto ')", "Goto", id="run.goto"),
+        Binding("e", "bar('export ')", "Export", id="session.export"),
+        Binding("d", "drop", "Drop", show=False, id="session.drop"),
+        Binding("colon", "bar('')", "Cmd", id="command.open"),
+        Binding("question_mark", "help", "Help", id="help.show"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, runner: Runner, *, theme: str = "dark", cursor_blink: bool = True,
+                 drop_reasons: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.runner = runner
+        self.theme_name = theme
+        self.cursor_blink = cursor_blink
+        self.drop_reasons = drop_reasons
+        self.view: DebugView | None = None
+        self.views_applied = 0
+        self._theme, self._rich_theme = themes.load(theme)
+
+    # ---- lifetime ---------------------------------------------------------------------
+
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        self.register_theme(self._theme)
+        self.theme = self._theme.name
+        self.console.push_theme(self._rich_theme)
+        self.runner.on_view = lambda v: self.post_message(ViewUpdated(v))
+        self.runner.on_output = self._unowned_output
+        if not self.runner.alive:
+            self.runner.start()
+        self.runner.submit("")     # a first view at once
+
+    def _unowned_output(self, outputs: list[Output], owned: bool) -> None:
+        if not owned:
+            self.post_message(CommandOutput(outputs))
+
+    async def action_quit(self) -> None:
+        self.runner.stop()
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        self.runner.stop()
+
+    # ---- from the pump -------------------------------------------------------------------
+
+    def on_view_updated(self, message: ViewUpdated) -> None:
+        self.view = message.view
+        self.views_applied += 1
+        screen = self._main()
+        if screen is not None:
+            screen.apply_view(message.view)
+
+    def on_command_output(self, message: CommandOutput) -> None:
+        screen = self._main()
+        if screen is not None:
+            screen.show_outputs(message.outputs, quiet=getattr(message, "quiet", False))
+
+    def _main(self) -> MainScreen | None:
+        for s in self.screen_stack:
+            if isinstance(s, MainScreen):
+                return s
+        return None
+
+    # ---- to the pump ---------------------------------------------------------------------
+
+    def run_line(self, line: str, *, echo: bool = True, confirm_text: str | None = None) -> Any:
+        """Send one command line to the debugger; its outputs come back as CommandOutput."""
+        screen = self._main()
+        if echo and screen is not None:
+            screen.echo(line)
+        fut = self.runner.submit(line, confirm_text=confirm_text)
+
+        def done(f: Any) -> None:
+            try:
+                outs = f.result()
+            except Exception as e:   # the pump died; say so instead of hanging
+                from gewtui.debugger.view import Message
+                outs = [Message(f"debugger stopped: {e!r}", "error")]
+            msg = CommandOutput(outs)
+            msg.quiet = not echo
+            self.post_message(msg)
+
+        fut.add_done_callback(done)
+        return fut
+
+    def open_command_bar(self, text: str = "") -> None:
+        screen = self._main()
+        if screen is not None:
+            screen.query_one("CommandBar").open(text)
+
+    # ---- key actions -----------------------------------------------------------------------
+
+    def action_toggle_run(self) -> None:
+        paused = self.view is None or self.view.cursor.state == "paused"
+        self.run_line("continue" if paused else "pause")
+
+    def action_step(self) -> None:
+        self.run_line("step")
+
+    def action_back(self) -> None:
+        self.run_line("back")
+
+    def action_line(self, line: str) -> None:
+        self.run_line(line)
+
+    def action_bar(self, text: str) -> None:
+        self.open_command_bar(text)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self._all_bindings()))
+
+    def _all_bindings(self) -> list[Binding]:
+        out = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        out += [b for b in MainScreen.BINDINGS if isinstance(b, Binding)]
+        from gewtui.tui.widgets.flow_tree import FlowTree
+        from gewtui.tui.widgets.reasons import ChainTree
+        out += [b for b in FlowTree.BINDINGS + ChainTree.BINDINGS if isinstance(b, Binding)]
+        return out
+
+    def action_drop(self) -> None:
+        v = self.view
+        if v is None or not v.selected:
+            self.notify("select a flow first (enter in the tree)", severity="warning")
+            return
+        flow_id = v.selected
+
+        def confirmed(typed: str | None) -> None:
+            if typed:
+                self.run_line(f"drop {flow_id}", confirm_text=typed)
+
+        self.push_screen(ConfirmDrop(flow_id), confirmed)
+
+    # ---- test support ------------------------------------------------------------------
+
+    async def settle(self, timeout: float = 20.0, motion: bool = True) -> DebugView:
+        """Wait until the pump has run everything submitted (and, with ``motion``, until the
+        cursor stopped moving) and the resulting view is on screen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = await asyncio.to_thread(self.runner.view_now, timeout)
+            moving = view.cursor.state == "running"
+            if (not motion or not moving) and self.view is not None and self.view.seq >= view.seq:
+                await asyncio.sleep(0)
+                return self.view
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the debugger did not settle (state {view.cursor.state})")
+            await asyncio.sleep(0.02)
+
+
+class FixedClock:
+    """A clock that only moves when told (snapshots: rates are exactly 0)."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def build_app(debugger: Debugger, *, theme: str = "dark", clock: Callable[[], float] | None = None,
+              cursor_blink: bool = True, tick_s: float = 0.1) -> GewApp:
+    """The app over a debugger (not started: the app starts its pump on mount)."""
+    views = ViewBuilder(debugger, clock=clock or time.monotonic,
+                        gate_view=debugger.gate or gate_view)
+    runner = Runner(debugger, views, tick_s=tick_s)
+    header = debugger.source.info().header
+    reasons = tuple(sorted(set(header.drop_reasons.values()))) if header is not None else ()
+    return GewApp(runner, theme=theme, cursor_blink=cursor_blink, drop_reasons=reasons)
+
+
+def run_app(debugger: Debugger, *, theme: str = "dark") -> int:
+    app = build_app(debugger, theme=theme)
+    try:
+        result = app.run()
+    finally:
+        app.runner.stop()
+    if app.runner.error is not None:
+        raise app.runner.error
+    return int(result or 0)

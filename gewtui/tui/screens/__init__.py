@@ -1,0 +1,1 @@
+"""gew-tui's screens: the main debugger screen, help, and the drop confirmation."""
