@@ -2,7 +2,7 @@
 
 ``make bench`` runs it (bench/__main__.py), or by hand:
 ``.venv/bin/python bench/bench_recording.py [EVENTS] [RUNS]``. Each figure is the median of
-RUNS runs over EVENTS TCP state-change events (~80-byte payloads) on one core, with the file
+RUNS rounds over EVENTS TCP state-change events (~80-byte payloads) on one core, with the file
 in a temporary directory. The baseline, measured in the same run, is protobuf's own
 ``Event.SerializeToString``: the part of recording no framing can avoid. Output is Markdown.
 """
@@ -80,20 +80,22 @@ CASES: list[tuple[str, Callable[[str, int], None], bool]] = [
 
 
 def measure(n: int = 300_000, runs: int = 5) -> dict[str, float]:
-    """events/s (or seconds, for the jump) per case: medians over ``runs``."""
-    out: dict[str, float] = {}
+    """events/s (or seconds, for the jump) per case: medians over ``runs`` rounds. Each
+    round runs every case once, so load from elsewhere falls on all cases alike."""
+    times: dict[str, list[float]] = {name: [] for name, _, _ in CASES}
     with tempfile.TemporaryDirectory(prefix="gew-bench-") as d:
         path = os.path.join(d, "bench.gewrec")
         _write_events(path, n)
         scratch = os.path.join(d, "scratch.gewrec")
-        for name, fn, per_event in CASES:
-            times = []
-            for _ in range(runs):
+        for _ in range(runs):
+            for name, fn, _ in CASES:
                 target = scratch if fn in (_write_events, _write_bytes) else path
                 t = time.perf_counter()
                 fn(target, n)
-                times.append(time.perf_counter() - t)
-            med = statistics.median(times)
+                times[name].append(time.perf_counter() - t)
+        out: dict[str, float] = {}
+        for name, _, per_event in CASES:
+            med = statistics.median(times[name])
             out[name] = n / med if per_event else med
         out["bytes per event on disk"] = os.path.getsize(path) / n
     return out
@@ -105,12 +107,15 @@ TARGET_NS = 2000   # writer budget per event: 200k events/s must also cover deco
 def main(argv: list[str]) -> int:
     n = int(argv[1]) if len(argv) > 1 else 300_000
     runs = int(argv[2]) if len(argv) > 2 else 5
+    load = os.getloadavg()[0]
     fig = measure(n, runs)
     base = fig[CASES[0][0]]
     print("## Recording\n")
     print(f"{n:,} TcpStateChange events ({fig['bytes per event on disk']:.1f} bytes each on disk, "
-          f"framing included), median of {runs} runs, one core. Baseline: protobuf's "
-          "`SerializeToString` alone, measured in the same run.\n")
+          f"framing included), median of {runs} interleaved rounds, one core. Baseline: protobuf's "
+          f"`SerializeToString` alone, measured in the same run. Load average at the start: "
+          f"{load:.2f} on {os.cpu_count()} CPUs (absolute figures scale with it; the ratios "
+          "hold).\n")
     print("| operation | events/s | ns/event | cost vs. baseline |")
     print("|---|---:|---:|---:|")
     for name, fn, per_event in CASES:
