@@ -63,8 +63,12 @@ def no_capability_check(*args, **kw):
     return session_pb2.CapabilityReport(verdict_reason="not checked: the plane loads no probe")
 
 
+def _family(addr: str) -> int:
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def _listen(addr: str, port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(_family(addr), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.listen(4)
@@ -78,9 +82,10 @@ def _connect(addr: str, port: int) -> socket.socket:
 class Stream:
     """One paced TCP stream from namespace a to namespace b, counted at the receiver."""
 
-    def __init__(self, pair, port: int):
-        self.listener = nsmod.call_in_netns(pair.b, _listen, pair.b_addr, port)
-        self.client = nsmod.call_in_netns(pair.a, _connect, pair.b_addr, port)
+    def __init__(self, pair, port: int, v6: bool = False):
+        server = pair.b_addr6 if v6 else pair.b_addr
+        self.listener = nsmod.call_in_netns(pair.b, _listen, server, port)
+        self.client = nsmod.call_in_netns(pair.a, _connect, server, port)
         self.server, _ = self.listener.accept()
         self.received = 0
         self.stop = threading.Event()
@@ -131,9 +136,10 @@ class Stream:
         return struct.unpack_from("=I", info, 100)[0]
 
     def tuple(self) -> events_pb2.Tuple:
-        (sa, sp), (da, dp) = self.client.getsockname(), self.client.getpeername()
-        return events_pb2.Tuple(family=2, saddr=socket.inet_aton(sa), daddr=socket.inet_aton(da),
-                                sport=sp, dport=dp, protocol=6)
+        fam = self.client.family
+        (sa, sp), (da, dp) = self.client.getsockname()[:2], self.client.getpeername()[:2]
+        return events_pb2.Tuple(family=int(fam), saddr=socket.inet_pton(fam, sa),
+                                daddr=socket.inet_pton(fam, da), sport=sp, dport=dp, protocol=6)
 
     def close(self) -> None:
         self.stop.set()
@@ -304,3 +310,30 @@ def test_refused_drop_loads_nothing(lab):
     assert "gew_deny" not in set(kernel_bpf_objects()["progs"].values()) - before
     assert not tc.has_clsact(pair.a_if, pair.a)
     ctl.close()
+
+
+def test_ipv6_flow_drop_and_undo(netns_pair, gew_instance, tmp_path, monkeypatch):
+    from gewtui.kernel import live as live_mod
+
+    monkeypatch.setattr(live_mod, "verify_capabilities", no_capability_check)
+    pair = netns_pair
+    stream = Stream(pair, 5006, v6=True)
+    live = live_mod.LiveSession([f"netns={pair.a}"], record=str(tmp_path / "v6.gewrec"),
+                                instance=gew_instance.instance_id, allow_intervention=True,
+                                plane_factory=NullPlane, gc_on_start=False)
+    try:
+        live.open()
+        engine = LabEngine(pair.a, pair.a_if, {6: stream.tuple()})
+        ctl = controller_for(live, engine, ttl_s=30, argv=ARGV)
+        assert stream.rate(1.0) > RATE * 0.5
+        rec = ctl.request_drop(6, Confirmation.typed_now("6", 6, live.session_id))
+        assert rec.tuples[0].family == socket.AF_INET6
+        time.sleep(0.3)
+        assert stream.rate(1.0) == 0
+        assert ctl.undo(flow_id=6).verification.dropped_packets > 0
+        mark = stream.received
+        assert _wait(lambda: stream.received > mark + RATE // 2, 12)
+        ctl.close()
+    finally:
+        stream.close()
+        live.close()
