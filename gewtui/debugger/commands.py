@@ -325,6 +325,13 @@ def _drop(ctx: Context, args: list[str]) -> list[Output]:
     return [Message(request_drop(ctx.debugger, fid, ctx.confirm))]
 
 
+def _undo(ctx: Context, args: list[str]) -> list[Output]:
+    from gewtui.debugger.gating import request_undo
+
+    fid = _int(args[0], "a flow id") if args else None
+    return [Message(request_undo(ctx.debugger, fid))]
+
+
 def _help(ctx: Context, args: list[str]) -> list[Output]:
     if args:
         cmd = lookup(args[0])
@@ -403,6 +410,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("drop", "session", "drop N",
             "drop flow N's packets (needs --allow-intervention, a live session and a typed confirmation)",
             _drop, completes=(("@flow",),)),
+    Command("undo", "session", "undo [N]",
+            "remove flow N's drop at once (without N: the latest drop)", _undo,
+            completes=(("@flow",),)),
     Command("help", "session", "help [COMMAND]", "this table, or one command in detail", _help,
             aliases=("h", "?"), completes=(("@command",),)),
     Command("quit", "session", "quit", "leave (the session is detached and cleaned up)", _quit,

@@ -70,3 +70,16 @@ def request_drop(d: Debugger, flow_id: int, confirm: Confirm | None) -> str:
 
     d.version += 1
     return describe(rec)
+
+
+def request_undo(d: Debugger, flow_id: int | None) -> str:
+    """Remove a drop at once: flow N's, or the latest one. Raises a GewError (one line) when
+    there is no controller or no such drop."""
+    controller = d.intervention
+    if controller is None:
+        raise UsageError("undo: no intervention controller (no drop can be active)")
+    rec = controller.undo(flow_id=flow_id)
+    from gewtui.intervene.log import describe
+
+    d.version += 1
+    return describe(rec)
