@@ -258,3 +258,36 @@ def big_stream(n: int, flows: int = 1000):
         s.tuple.saddr, s.tuple.daddr = CLIENT, SERVER
         s.tuple.sport, s.tuple.dport = 20000 + k, 80
         yield ev
+
+
+# ---- streams for the real engine (the shared TUI/shell scenario) --------------------------
+
+@dataclass
+class Scenario:
+    events: list
+    storm_event: int          # the 5th retransmit of the lossy flow: the storm template's event
+    lossy_retransmits: list   # ids of its retransmits
+    drop_event: int
+    lost_event: int
+    refused_event: int        # the CLOSE after the peer's reset
+
+
+def lab_scenario() -> Scenario:
+    """A clean connection, a lossy one (8 retransmits 50 ms apart: the storm template
+    matches on the 5th), a queue drop on it, a lost-records window, a refused connection,
+    then the lossy one closes."""
+    from tests.model_streams import StreamBuilder as ModelStreams
+
+    s = ModelStreams()
+    s.healthy("10.0.0.1", "10.0.0.2", 80)
+    b = s.connect("10.0.0.1", "10.0.0.2", 8080)
+    s.established(b)
+    retx = [e.id for e in s.lossy(b, retransmits=8, every_ms=50) if e.WhichOneof("body") == "retransmit"]
+    drop = s.drop("QDISC_DROP", b)
+    lost = s.lost(3, s.t - 5_000_000, s.t)
+    refused = s.refused("10.0.0.1", "192.168.7.9", 443)
+    s.close(b)
+    closes = [e.id for e in s.events
+              if e.WhichOneof("body") == "tcp_state" and e.tcp_state.new_state == events_pb2.TCP_CLOSE
+              and e.tcp_state.sock == refused.sock]
+    return Scenario(s.events, retx[4], retx, drop.id, lost.id, closes[0])

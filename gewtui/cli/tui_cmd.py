@@ -55,20 +55,20 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
                    help="colour theme (default dark; NO_COLOR turns colour off)")
 
 
-def engine_factory(template_dirs: list[str]) -> tuple[Any, Any]:
-    """The observation engine's constructor and restore, with the user's templates."""
+def engine_factory(template_dirs: list[str], session_id: str) -> tuple[Any, Any]:
+    """The observation engine's constructor (packaged templates plus the user's) and
+    restore. The session id goes into every reason chain (the gate checks it)."""
     from gewtui.model.engine import Engine
 
-    if not template_dirs:
-        return Engine, Engine.restore
-    dirs = list(template_dirs)
-    for d in dirs:
-        if not os.path.isdir(d):
-            raise UsageError(f"--templates {d}: not a directory")
-    from gewtui.model.templates import load_templates
+    templates = None
+    if template_dirs:
+        for d in template_dirs:
+            if not os.path.isdir(d):
+                raise UsageError(f"--templates {d}: not a directory")
+        from gewtui.model.templates import load_templates
 
-    templates = load_templates(dirs)
-    return (lambda: Engine(templates=templates)), Engine.restore
+        templates = load_templates(template_dirs)
+    return (lambda: Engine(templates=templates, session_id=session_id)), Engine.restore
 
 
 @contextlib.contextmanager
@@ -94,7 +94,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
     from gewtui.debugger.core import Debugger
     from gewtui.debugger.sources import LiveSource, ReplaySource
 
-    new_engine, restore = engine_factory(getattr(args, "templates", []) or [])
+    dirs = getattr(args, "templates", []) or []
     if replay:
         if args.lab or args.scope or args.record:
             raise UsageError("--replay reads a recording: --lab, --scope and --record are for live sessions")
@@ -102,6 +102,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
             raise UsageError("a replayed recording is inert: --allow-intervention has no meaning with it")
         src = ReplaySource(replay)
         try:
+            new_engine, restore = engine_factory(dirs, src.info().session_id)
             yield Debugger(src, engine_factory=new_engine, engine_restore=restore,
                            gate=_gate_view())
         finally:
@@ -125,6 +126,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
                            session_id=sid, allow_risky=args.allow_risky,
                            allow_intervention=args.allow_intervention)
         stack.enter_context(live)
+        new_engine, restore = engine_factory(dirs, sid)
         d = Debugger(LiveSource(live), engine_factory=new_engine, engine_restore=restore,
                      gate=_gate_view())
         d.intervention = _controller(live, d, args)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from gewtui.debugger import names
+from gewtui.debugger.attribution import last_event_id
 from gewtui.errors import UsageError
 from gewtui.pb import events_pb2
 
@@ -45,8 +46,10 @@ class Breakpoint:
             text += f" flow {self.flow}"
         return text
 
-    def fires(self, event: events_pb2.Event, changes: Sequence[Any]) -> int | None:
-        """The flow id this breakpoint fires on (0 for session-level hits), or None."""
+    def fires(self, event: events_pb2.Event, changes: Sequence[Any], engine: Any = None) -> int | None:
+        """The flow id this breakpoint fires on (0 for session-level hits), or None.
+        ``engine`` (the one that folded the event) answers whether an event that changed
+        nothing still belonged to a flow (``flow N``)."""
         k = self.kind
         if k == "lost":
             if event.WhichOneof("body") == "lost" or any(c.kind == "lost" for c in changes):
@@ -59,7 +62,12 @@ class Breakpoint:
                 return None
             return self._flow_of(changes, allow_none=True)
         if k == "flow":
-            return self.flow if any(c.flow_id == self.flow for c in changes) else None
+            if any(c.flow_id == self.flow for c in changes):
+                return self.flow
+            if engine is not None:
+                if last_event_id(engine, self.flow) == event.id:
+                    return self.flow
+            return None
         if k == "diverge":
             return self._flow_of([c for c in changes if c.kind == "diverge"])
         if k == "template":
@@ -177,7 +185,7 @@ class BreakpointTable:
         return targets
 
     def check(self, event: events_pb2.Event, changes: Sequence[Any], position: int,
-              count: bool = True) -> Hit | None:
+              engine: Any = None, count: bool = True) -> Hit | None:
         """The first enabled breakpoint that fires on this event (counted as a hit unless
         ``count`` is false, as in reverse searches)."""
         if not self.any_enabled:
@@ -185,7 +193,7 @@ class BreakpointTable:
         for bp in self:
             if not bp.enabled:
                 continue
-            flow = bp.fires(event, changes)
+            flow = bp.fires(event, changes, engine)
             if flow is not None:
                 if count:
                     bp.hits += 1

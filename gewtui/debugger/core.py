@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from gewtui.debugger.attribution import last_event_id, touches
 from gewtui.debugger.breakpoints import BreakpointTable, Hit
 from gewtui.debugger.checkpoints import CheckpointPolicy, Checkpoints
 from gewtui.debugger.filters import FlowFilter
@@ -81,7 +82,8 @@ class Debugger:
                  policy: CheckpointPolicy | None = None) -> None:
         if engine_factory is None or engine_restore is None:
             from gewtui.model.engine import Engine   # the real engine unless a test injects one
-            engine_factory = engine_factory or Engine
+            sid = source.info().session_id
+            engine_factory = engine_factory or (lambda: Engine(session_id=sid))
             engine_restore = engine_restore or Engine.restore
         self.source = source
         self.live: bool = bool(getattr(source, "live", False))
@@ -105,6 +107,7 @@ class Debugger:
         self.lost_gaps: list[LostGap] = []
         self.engine_generation = 0             # bumps when the cursor gets another engine
         self.dirty: set[int] | None = None     # flows changed since the view last looked
+        self._matching: set[int] | None = None  # flows the filter shows (None: recompute)
         self.diff_base: tuple[int, Any] = (0, None)   # (event id, selected flow's snapshot)
         self.version = 0                       # bumps on every change a view could show
         self._stops: list[Stop] = []           # stops not yet reported to the front end
@@ -174,7 +177,7 @@ class Debugger:
             if following:
                 self.position = pos + 1
                 self._touch(changes)
-                hit = self.breakpoints.check(ev, changes, pos + 1)
+                hit = self.breakpoints.check(ev, changes, pos + 1, head)
                 if hit is not None:
                     self._freeze_head()
                     self._stopped(Stop("breakpoint", hit.text(), pos + 1, ev.id, hit.flow_id), hit)
@@ -202,6 +205,15 @@ class Debugger:
             for c in changes:
                 if c.flow_id:
                     self.dirty.add(c.flow_id)
+        if self.filter and self._matching is not None:
+            # Whether a flow matches changes only with a change to it (phase, template,
+            # path, members), so re-testing the flows a change names keeps the set exact.
+            for fid in {c.flow_id for c in changes if c.flow_id}:
+                snap = self._cur.flow(fid)
+                if snap is not None and self.filter.matches(snap):
+                    self._matching.add(fid)
+                else:
+                    self._matching.discard(fid)
 
     def _set_engine(self, engine: Any, position: int, all_dirty: bool = True) -> None:
         self._cur = engine
@@ -209,6 +221,7 @@ class Debugger:
         self.engine_generation += 1
         if all_dirty:
             self.dirty = None
+            self._matching = None
         self.version += 1
 
     def _fold(self) -> tuple[events_pb2.Event, Sequence[Any]]:
@@ -292,7 +305,7 @@ class Debugger:
                                           self.cursor_event_id()))
             ev, changes = self._fold()
             if m.breakpoints:
-                hit = self.breakpoints.check(ev, changes, self.position)
+                hit = self.breakpoints.check(ev, changes, self.position, self._cur)
                 if hit is not None:
                     return self._stopped(Stop("breakpoint", hit.text(), self.position, ev.id,
                                               hit.flow_id), hit)
@@ -336,25 +349,28 @@ class Debugger:
     def cont(self) -> None:
         self._begin(Motion("continue", "continue"))
 
+    def matching_flows(self) -> set[int]:
+        """The flows the filter shows at the cursor."""
+        if self._matching is None:
+            self._matching = {f.flow_id for f in self._cur.flows() if self.filter.matches(f)}
+        return self._matching
+
     def _visible(self, ev: events_pb2.Event, changes: Sequence[Any], engine: Any) -> bool:
         if not self.filter:
             return True
         if ev.WhichOneof("body") in SESSION_BODIES:
             return True
-        for c in changes:
-            if c.flow_id:
-                f = engine.flow(c.flow_id)
-                if f is not None and self.filter.matches(f):
-                    return True
-        return False
+        shown = self.matching_flows()
+        if any(c.flow_id in shown for c in changes):
+            return True
+        return any(last_event_id(engine, fid) == ev.id for fid in shown)
 
     def _step_predicate(self, what: str) -> tuple[Predicate, str]:
         if what == "flow":
             if not self.selected:
                 raise UsageError("no flow selected: 'flow N' selects one")
             fid = self.selected
-            return (lambda ev, ch, eng: any(c.flow_id == fid for c in ch)), \
-                f"next event of flow {fid}"
+            return (lambda ev, ch, eng: touches(eng, ev, ch, fid)), f"next event of flow {fid}"
         if what == "transition":
             return (lambda ev, ch, eng: any(c.kind in TRANSITION_KINDS
                                             and self._visible(ev, [c], eng) for c in ch)), \
@@ -374,7 +390,7 @@ class Debugger:
         else:
             if what == "breakpoint":
                 table = self.breakpoints
-                pred: Predicate = lambda ev, ch, eng: table.check(ev, ch, 0, count=False) is not None
+                pred: Predicate = lambda ev, ch, eng: table.check(ev, ch, 0, eng, count=False) is not None
             else:
                 pred = self._step_predicate(what)[0]
             target = self.position
@@ -462,3 +478,4 @@ class Debugger:
         self.filter = flt
         self.version += 1
         self.dirty = None
+        self._matching = None

@@ -9,7 +9,8 @@ life, and keeping per-event flow lists of a million-event recording in memory wo
 more than folding twice.
 
 What the smaller recording holds: the original header, every event that the engine tied
-to a kept flow, every session-level event (lost records, scope changes, session marks: a
+to a kept flow or that a kept flow cites (its route lookups, its reason chain's evidence),
+every session-level event (lost records, scope changes, session marks: a
 cut recording must not look more complete than the session was), the interventions on kept
 flows, and the original stats and end records. Event ids are kept as they were, so reason
 chains and notes that cite them still point at the same facts.
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+from gewtui.debugger.attribution import last_event_id
 from gewtui.debugger.core import SESSION_BODIES
 from gewtui.debugger.filters import FlowFilter
 from gewtui.pb import events_pb2, recording_pb2
@@ -39,24 +41,57 @@ class ExportResult:
                 f"{self.flows_kept} of {self.flows_total} flows ({self.bytes_out} bytes)")
 
 
-def _kept_flows(events: Iterable[events_pb2.Event], flt: FlowFilter,
-                new_engine: Callable[[], Any]) -> tuple[set[int], int, int]:
+@dataclass
+class _Selection:
+    kept: set[int]            # flows the filter keeps (at the end of the events)
+    cited: set[int]           # events those flows cite: path lookups, reason evidence
+    flows_total: int
+    events: int
+
+
+def _select(events: Iterable[events_pb2.Event], flt: FlowFilter,
+            new_engine: Callable[[], Any]) -> _Selection:
+    """Pass 1: fold everything, then decide which flows the filter keeps and which events
+    their snapshots and reason chains cite (a route lookup that set a path is attributed to
+    no flow when it happens, but the flow rests on it)."""
     eng = new_engine()
     n = 0
     for ev in events:
         eng.feed(ev)
         n += 1
     flows = eng.flows()
-    return {f.flow_id for f in flows if flt.matches(f)}, len(flows), n
+    kept = {f.flow_id for f in flows if flt.matches(f)}
+    cited: set[int] = set()
+    for f in flows:
+        if f.flow_id in kept:
+            cited.update(h.event_id for h in f.path)
+            chain = eng.chain(f.flow_id)
+            if chain is not None and chain.HasField("root"):
+                stack = [chain.root]
+                while stack:
+                    node = stack.pop()
+                    cited.update(node.evidence_event_ids)
+                    stack.extend(node.children)
+    return _Selection(kept, cited, len(flows), n)
 
 
-def _selected(events: Iterable[events_pb2.Event], kept: set[int],
-              new_engine: Callable[[], Any]) -> Iterator[events_pb2.Event]:
-    eng = new_engine()
-    for ev in events:
-        changes = eng.feed(ev)
-        if ev.WhichOneof("body") in SESSION_BODIES or any(c.flow_id in kept for c in changes):
-            yield ev
+class _Keeper:
+    """Pass 2: fold again, keep an event if it belongs to a kept flow, is cited by one, or
+    concerns the whole session."""
+
+    def __init__(self, sel: _Selection, new_engine: Callable[[], Any]) -> None:
+        self.sel = sel
+        self.eng = new_engine()
+        self.kept = sorted(sel.kept)
+
+    def __call__(self, ev: events_pb2.Event) -> bool:
+        changes = self.eng.feed(ev)
+        if ev.WhichOneof("body") in SESSION_BODIES or ev.id in self.sel.cited:
+            return True
+        kept = self.sel.kept
+        if any(c.flow_id in kept for c in changes):
+            return True
+        return any(last_event_id(self.eng, fid) == ev.id for fid in self.kept)
 
 
 def _default_engine(templates: str | None) -> Callable[[], Any]:
@@ -78,29 +113,28 @@ def filter_recording(in_path: str | os.PathLike[str], out_path: str | os.PathLik
 
         raise UsageError("--out must name another file than the recording read")
     with open_recording(in_path) as r:
-        kept, total, n_in = _kept_flows(r.iter_events(), flt, new_engine)
         header = recording_pb2.RecordingHeader()
         header.CopyFrom(r.header)
+        sel = _select(r.iter_events(), flt, new_engine) if flt else None
     header.writer = ""       # the writer stamps itself; the session facts stay as recorded
-    out = 0
+    keep = _Keeper(sel, new_engine) if sel is not None else None
+    n_in = out = 0
     with open_recording(in_path) as r, RecordingWriter(out_path, header) as w:
-        eng = new_engine()
         for rec in r.records():
             which = rec.WhichOneof("body")
             if which == "event":
-                ev = rec.event
-                changes = eng.feed(ev)
-                if (not flt or ev.WhichOneof("body") in SESSION_BODIES
-                        or any(c.flow_id in kept for c in changes)):
-                    w.write_event(ev)
+                n_in += 1
+                if keep is None or keep(rec.event):
+                    w.write_event(rec.event)
                     out += 1
             elif which == "intervention":
-                if not flt or rec.intervention.flow_id in kept:
+                if sel is None or rec.intervention.flow_id in sel.kept:
                     w.write(rec)
             else:
                 w.write(rec)
-    return ExportResult(os.fspath(out_path), n_in, out, total, len(kept) if flt else total,
-                        os.path.getsize(out_path))
+    total = sel.flows_total if sel is not None else 0
+    return ExportResult(os.fspath(out_path), n_in, out, total,
+                        len(sel.kept) if sel is not None else total, os.path.getsize(out_path))
 
 
 def export_log(d: Any, out_path: str | os.PathLike[str]) -> ExportResult:
@@ -117,8 +151,10 @@ def export_log(d: Any, out_path: str | os.PathLike[str]) -> ExportResult:
         header.CopyFrom(info.header)
         header.writer = ""
     if flt:
-        kept, total, _ = _kept_flows(d.log.iter_range(0, n), flt, new_engine)
-        events: Iterable[events_pb2.Event] = _selected(d.log.iter_range(0, n), kept, new_engine)
+        sel = _select(d.log.iter_range(0, n), flt, new_engine)
+        keep = _Keeper(sel, new_engine)
+        events: Iterable[events_pb2.Event] = (ev for ev in d.log.iter_range(0, n) if keep(ev))
+        kept, total = sel.kept, sel.flows_total
     else:
         total = len(d.engine.flows())
         kept = set()

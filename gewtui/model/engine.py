@@ -158,6 +158,13 @@ class Engine:
         eng._wire()
         return eng
 
+    def last_event_id(self, flow_id: int) -> int:
+        """The newest event attributed to the flow (0 if unknown). Cheap (no snapshot), so a
+        consumer can ask after every fed event whether it touched a flow: the debugger's
+        ``step flow``, ``break flow N`` and filtered export do."""
+        f = self._reg.flows.get(flow_id)
+        return f.last_eid if f is not None else 0
+
     def is_live(self, flow_id: int) -> bool:
         f = self._reg.flows.get(flow_id)
         return f is not None and f.phase < DIVERGED
