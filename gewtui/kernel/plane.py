@@ -208,7 +208,7 @@ class KernelPlane:
         from bcc import BPF  # heavy; only when staging
 
         try:
-            self.bpf = BPF(text=text, cflags=cflags)
+            self.bpf = BPF(text=text.encode(), cflags=cflags)
         except Exception as e:
             raise SessionError(f"compiling the probes failed: {str(e).splitlines()[0]} "
                                "(compiler output above)") from None
@@ -226,7 +226,7 @@ class KernelPlane:
         for u in self._units:
             for p in u.programs:
                 try:
-                    fn = self.bpf.load_func(p.fn, BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
+                    fn = self.bpf.load_func(p.fn.encode(), BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
                 except Exception as e:
                     raise SessionError(f"the verifier refused {p.fn} ({u.name}): "
                                        f"{str(e).splitlines()[0]}") from None
@@ -240,7 +240,7 @@ class KernelPlane:
         concluded about sockets and qdiscs (summaries are flushed first)."""
         if self.state not in ("staged", "verified", "attached"):
             raise SessionError(f"set_scope in state {self.state}")
-        b = self.bpf
+        b = self._tables
         nets = [int(n) for n in scope.netns_inodes]
         nets_v = [(n,) for n in nets]
         prefixes = []
@@ -322,7 +322,7 @@ class KernelPlane:
         out = []
         for name in self.maps:
             path = f"{directory.rstrip('/')}/{name}"
-            rc = libbcc.lib.bpf_obj_pin(self.bpf[name].map_fd, path.encode())
+            rc = libbcc.lib.bpf_obj_pin(self._tables[name].map_fd, path.encode())
             if rc != 0:
                 raise SessionError(f"pinning map {name} at {path} failed (errno {-rc if rc < 0 else rc})")
             out.append(path)
@@ -372,7 +372,7 @@ class KernelPlane:
     def _qdisc_gone(self, dec, qdisc: int, ktime_ns: int):
         from gewtui.kernel.transport import per_cpu
 
-        t = self.bpf["gew_qdiscs"]
+        t = self._tables["gew_qdiscs"]
         key = t.Key(qdisc)
         try:
             raw = bytes(t[key])
@@ -539,6 +539,20 @@ class KernelPlane:
             for ev in route.flush(self.decoder, table, now):
                 self.decoder.emit(ev)
 
+    @property
+    def _tables(self):
+        return _Tables(self.bpf)
+
     def _expect(self, state: str, step: str) -> None:
         if self.state != state:
             raise SessionError(f"kernel plane: {step} in state {self.state} (expected {state})")
+
+
+class _Tables:
+    """bcc wants map names as bytes; this lets the plane say them as str."""
+
+    def __init__(self, bpf):
+        self._bpf = bpf
+
+    def __getitem__(self, name: str):
+        return self._bpf[name.encode()]

@@ -30,7 +30,7 @@ class RingTransport:
         self._decoder = decoder
         self._string_at = ctypes.string_at
         self._record = decoder.record
-        bpf[map_name].open_ring_buffer(self._callback)
+        bpf[map_name.encode()].open_ring_buffer(self._callback)
 
     def _callback(self, _ctx, data, size) -> int:
         self._record(self._string_at(data, size))
@@ -75,7 +75,7 @@ class Counters:
 
 
 def read_counters(bpf, table: str = "gew_counters") -> Counters:
-    t = bpf[table]
+    t = bpf[table.encode()]
     c = Counters()
     for probe in range(NPROBES):
         base = probe * C_STRIDE
@@ -95,14 +95,22 @@ def read_counters(bpf, table: str = "gew_counters") -> Counters:
 def hash_items(bpf, table: str) -> Iterator[tuple[bytes, bytes]]:
     """(key bytes, value bytes) of every entry, read with one batch lookup. For per-CPU
     maps the value is the concatenation of each CPU's copy."""
-    t = bpf[table]
+    t = bpf[table.encode()]
+    ksize, vsize = ctypes.sizeof(t.Key), ctypes.sizeof(t.Leaf)
     try:
         items = list(t.items_lookup_batch())
     except Exception:
         # batch ops missing (old kernel) or the map changed under the read: one by one
         items = list(t.items())
     for k, v in items:
-        yield bytes(k), bytes(v)
+        yield _raw(k, ksize), _raw(v, vsize)
+
+
+def _raw(x, size: int) -> bytes:
+    # ctypes hands scalar keys/leaves back as Python ints, structures and arrays as objects
+    if isinstance(x, int):
+        return (x & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+    return bytes(x)
 
 
 def per_cpu(raw: bytes, leaf_size: int) -> list[bytes]:
