@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 from gewtui.model.changes import Change
-from gewtui.model.flows import CLOSE, DIVERGED, EMERGED, Registry
+from gewtui.model.flows import CLOSE, DIVERGED, EMERGED, PROCS_CAP, Registry, ix_get
 from gewtui.model.identity import (CLIENT, LISTENER, SERVER, make_key, role_from_ports,
                                    role_from_state)
 from gewtui.model.schema import TCP_STATE_NAMES
@@ -29,6 +29,8 @@ _EAGAIN = -11
 _MAIN_TABLE = 254
 PENDING_CAP = 4096
 ROUTES_CAP = 65536
+ATTRS_CAP = 65536
+_STATE = dict(TCP_STATE_NAMES)
 
 
 class Anchor:
@@ -108,8 +110,7 @@ class TcpAnchor(Anchor):
             f.last_eid, f.last_t = eid, t
             if f.phase == EMERGED:
                 reg.evolve(f, eid, t, out)
-        m = reg.add_member(f, sock, (saddr, sport, daddr, dport), family, proto,
-                           new or 0, ev, eid, t, out)
+        m = reg.add_member(f, sock, (saddr, sport, daddr, dport), new or 0, ev, eid, t, out)
         held = reg.pending.pop(sock, None)
         if held:
             for e in held:
@@ -126,15 +127,16 @@ class TcpAnchor(Anchor):
         extra = m.rst_eid if (new == CLOSE and m.rst_eid) else 0
         if not pinned:
             reg.pin_id(eid)
+        frm, to = _STATE.get(old) or str(old), _STATE.get(new) or str(new)
         if extra:
             reg.pin_id(extra)
-        frm, to = TCP_STATE_NAMES.get(old, str(old)), TCP_STATE_NAMES.get(new, str(new))
-        reg.add_trans(f, (eid, t, "tcp-state", frm, to, extra))
+            reg.add_trans(f, (eid, t, "tcp-state", frm, to, extra))
+            detail = {"from": frm, "to": to, "sock": hex(m.sock), "after_reset": str(extra)}
+        else:
+            reg.add_trans(f, eid)   # read back from the pinned event when rendered
+            detail = {"from": frm, "to": to, "sock": hex(m.sock)}
         m.state = new
         f.tcp_state = new
-        detail = {"from": frm, "to": to, "sock": hex(m.sock)}
-        if extra:
-            detail["after_reset"] = str(extra)
         out.append(Change("tcp-state", f.fid, eid, detail))
 
     def _attribute(self, f, ev, eid, via: str, out) -> None:
@@ -143,19 +145,28 @@ class TcpAnchor(Anchor):
         if not tgid:
             return
         for p in f.procs:
-            if p[2] == tgid:
+            if p[1][1] == tgid:
                 return
         reg = self.reg
+        key = (a.pid, tgid, a.comm, a.cgroup_id, a.netns, a.source, a.uid)
+        who = reg.attrs.get(key)
+        if who is None:
+            who = key
+            if len(reg.attrs) < ATTRS_CAP:
+                reg.attrs[key] = key
         reg.pin_id(eid)
-        f.procs.append((eid, a.pid, tgid, a.comm, a.cgroup_id, a.netns, a.source, a.uid, via))
-        if len(f.procs) > 16:
-            reg.unpin(f.procs.pop(1)[0])
+        procs = f.procs + ((eid, who, via),)
+        if len(procs) > PROCS_CAP:
+            reg.unpin(procs[1][0])
+            procs = procs[:1] + procs[2:]
+        f.procs = procs
         if len(f.procs) > 1:
-            prev = f.procs[-2]
+            # A process change: attribution grows, the flow goes on.
+            prev = f.procs[-2][1]
             reg.pin_id(eid)
-            reg.add_trans(f, (eid, ev.ktime_ns, "owner", f"{prev[3]}[{prev[2]}]",
+            reg.add_trans(f, (eid, ev.ktime_ns, "owner", f"{prev[2]}[{prev[1]}]",
                               f"{a.comm}[{tgid}]", 0))
-        out.append(Change("owner", f.fid, eid, {"tgid": str(tgid), "comm": a.comm, "via": via}))
+            out.append(Change("owner", f.fid, eid, {"tgid": str(tgid), "comm": a.comm, "via": via}))
 
     def _touch(self, f, eid, t, out) -> None:
         f.n_events += 1
@@ -341,7 +352,7 @@ class QueueAnchor(Anchor):
                 return [(m.flow, m)]
         tup = b.tuple
         s, d, sp, dp = tup.saddr, tup.daddr, tup.sport, tup.dport
-        found = (reg.tuples.get((s, sp, d, dp)) or []) + (reg.tuples.get((d, dp, s, sp)) or [])
+        found = list(ix_get(reg.tuples, (s, sp, d, dp))) + list(ix_get(reg.tuples, (d, dp, s, sp)))
         if found:
             same = [m for m in found if m.flow.netns == netns]
             pick = same or found
@@ -415,7 +426,7 @@ class RouteAnchor(Anchor):
                 first = next(iter(reg.routes))
                 reg.unpin(reg.routes.pop(first)[0])
             reg.routes[rk] = hop
-            fids = reg.peers.get(rk)
+            fids = [x for x in ix_get(reg.peers, dst) if reg.flows[x].key[1] == netns]
             if not fids:
                 return
             src = b.src
@@ -437,8 +448,7 @@ class RouteAnchor(Anchor):
             return
         if err == _EAGAIN and b.table != _MAIN_TABLE:
             return   # a miss in one table of several (local before main): routine
-        fids = reg.peers.get(rk)
-        hits = [reg.flows[fid] for fid in sorted(fids)] if fids else []
+        hits = [reg.flows[x] for x in sorted(ix_get(reg.peers, dst)) if reg.flows[x].key[1] == netns]
         if not hits and b.protocol and b.dport:
             # A connection attempt that found no route never reaches SYN_SENT: the routing
             # lifecycle is its only anchor, so the flow emerges here.

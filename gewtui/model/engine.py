@@ -92,11 +92,11 @@ class Engine:
 
     # -- queries ----------------------------------------------------------------------------
     def flows(self) -> list[model_pb2.FlowSnapshot]:
-        return [flow_snapshot(self._reg.flows[fid]) for fid in sorted(self._reg.flows)]
+        return [flow_snapshot(self._reg.flows[fid], self._reg) for fid in sorted(self._reg.flows)]
 
     def flow(self, flow_id: int) -> model_pb2.FlowSnapshot | None:
         f = self._reg.flows.get(flow_id)
-        return flow_snapshot(f) if f is not None else None
+        return flow_snapshot(f, self._reg) if f is not None else None
 
     def flow_ids(self) -> list[int]:
         return sorted(self._reg.flows)

@@ -14,7 +14,7 @@ from collections import deque
 
 from gewtui.model.changes import Change
 from gewtui.model.identity import CLIENT, LISTENER, key_text
-from gewtui.model.matcher import Matcher
+from gewtui.model.matcher import Matcher, clone_tstate, tstate_cited
 from gewtui.model.schema import TCP_STATE_NAMES
 from gewtui.pb import events_pb2
 
@@ -32,26 +32,37 @@ LOST_CAP = 256
 class Member:
     """One socket of a flow, identified by its kernel address while it lives."""
 
-    __slots__ = ("sock", "flow", "tkey", "family", "proto", "state", "first_eid", "last_eid",
-                 "first_t", "closed", "rst_eid", "tstate", "indexed")
+    __slots__ = ("sock", "flow", "tkey", "state", "first_eid", "last_eid", "first_t", "closed",
+                 "rst_eid", "tstate", "indexed")
 
     def clone(self, flow) -> "Member":
         c = Member.__new__(Member)
-        c.sock, c.flow, c.tkey, c.family, c.proto = self.sock, flow, self.tkey, self.family, self.proto
-        c.state, c.first_eid, c.last_eid, c.closed = self.state, self.first_eid, self.last_eid, self.closed
-        c.first_t = self.first_t
+        c.sock, c.flow, c.tkey, c.state = self.sock, flow, self.tkey, self.state
+        c.first_eid, c.last_eid, c.first_t, c.closed = self.first_eid, self.last_eid, self.first_t, self.closed
         c.rst_eid, c.indexed = self.rst_eid, self.indexed
         c.tstate = None
         return c
 
 
 class Flow:
-    __slots__ = ("fid", "key", "role", "family", "netns", "proto", "local", "local_port", "peer",
-                 "peer_port", "phase", "parent", "children", "members", "open", "path", "procs",
+    """One emergent flow. Identity fields are read from ``key`` (see gewtui.model.identity);
+    rarely used containers start as the shared empty tuple and become lists when used."""
+
+    __slots__ = ("fid", "key", "phase", "parent", "children", "members", "open", "path", "procs",
                  "n_events", "n_retx", "n_rst_sent", "n_rst_recv", "n_drops", "n_segments",
                  "n_bytes", "n_zw", "n_conns", "first_eid", "last_eid", "first_t", "last_t",
-                 "tcp_state", "trans", "trans_elided", "templates", "episodes", "tstate",
-                 "idle_since", "end_reason", "end_eid", "end_t", "dev", "members_elided")
+                 "tcp_state", "trans", "trans_elided", "evolved", "templates", "episodes",
+                 "tstate", "idle_since", "end_reason", "end_t", "dev", "members_elided")
+
+    # key = (role, netns, family, proto, local, local_port, peer, peer_port)
+    role = property(lambda self: self.key[0])
+    netns = property(lambda self: self.key[1])
+    family = property(lambda self: self.key[2])
+    proto = property(lambda self: self.key[3])
+    local = property(lambda self: self.key[4])
+    local_port = property(lambda self: self.key[5])
+    peer = property(lambda self: self.key[6])
+    peer_port = property(lambda self: self.key[7])
 
     def cur_hop(self):
         for h in reversed(self.path):
@@ -66,43 +77,45 @@ class Flow:
         c = Flow.__new__(Flow)
         for s in Flow.__slots__:
             setattr(c, s, getattr(self, s))
-        c.children = list(self.children)
-        c.path = list(self.path)
-        c.procs = list(self.procs)
-        c.trans = list(self.trans)
-        c.templates = list(self.templates)
+        c.children = list(self.children) if self.children else ()
+        c.trans = list(self.trans) if self.trans else ()
+        c.templates = list(self.templates) if self.templates else ()
         ep_map = {id(e): e.clone() for e in self.episodes}
-        c.episodes = [ep_map[id(e)] for e in self.episodes]
-        c.members = []
+        c.episodes = [ep_map[id(e)] for e in self.episodes] if self.episodes else ()
+        members = []
         for m in self.members:
             mc = m.clone(c)
             if m.tstate:
-                mc.tstate = {k: p.clone(ep_map) for k, p in m.tstate.items()}
-            c.members.append(mc)
-        c.tstate = {k: p.clone(ep_map) for k, p in self.tstate.items()} if self.tstate else None
+                mc.tstate = clone_tstate(m.tstate, ep_map)
+            members.append(mc)
+        c.members = members if members else ()
+        c.tstate = clone_tstate(self.tstate, ep_map) if self.tstate else None
         return c
 
     def cited(self):
         """Every pinned evidence id this flow holds (with multiplicity)."""
         yield self.first_eid
+        if self.evolved:
+            yield self.evolved
         for tr in self.trans:
-            yield tr[0]
-            if tr[5]:
-                yield tr[5]
+            if tr.__class__ is int:
+                yield tr
+            else:
+                yield tr[0]
+                if tr[5]:
+                    yield tr[5]
         for h in self.path:
             yield h[0]
         for m in self.members:
             yield m.first_eid
             if m.tstate:
-                for p in m.tstate.values():
-                    yield from p.cited()
+                yield from tstate_cited(m.tstate)
         for p in self.procs:
             yield p[0]
         for e in self.episodes:
             yield from e.eids
         if self.tstate:
-            for p in self.tstate.values():
-                yield from p.cited()
+            yield from tstate_cited(self.tstate)
 
 
 class IfaceContext:
@@ -126,7 +139,7 @@ class Registry:
                  "socks", "tuples", "listeners", "peers", "paths", "routes", "ifctx", "pending",
                  "idle", "terminated", "pinned", "refs", "lost", "context", "next_fid",
                  "live_count", "n_events", "evicted", "lost_records", "complete", "unattributed",
-                 "last_eid", "now", "last_lost_t")
+                 "last_eid", "now", "last_lost_t", "attrs")
 
     def __init__(self, matcher: Matcher, *, silence_ns: int, max_terminated: int,
                  recent_events: int):
@@ -138,9 +151,9 @@ class Registry:
         self.flows: dict[int, Flow] = {}
         self.keys: dict[tuple, int] = {}
         self.socks: dict[int, Member] = {}
-        self.tuples: dict[tuple, list[Member]] = {}
+        self.tuples: dict[tuple, Member | list[Member]] = {}   # see _ix_add
         self.listeners: dict[tuple, int] = {}
-        self.peers: dict[tuple, dict[int, None]] = {}
+        self.peers: dict[bytes, int | list[int]] = {}        # peer address -> flow ids
         self.paths: dict[tuple, dict[int, None]] = {}
         self.routes: dict[tuple, tuple] = {}
         self.ifctx: dict[tuple, IfaceContext] = {}
@@ -161,6 +174,7 @@ class Registry:
         self.last_eid = 0
         self.now = 0
         self.last_lost_t = 0
+        self.attrs: dict[tuple, tuple] = {}   # interned attributions (one per process)
 
     # -- evidence store ---------------------------------------------------------------------
     def pin(self, eid: int, ev) -> None:
@@ -206,56 +220,63 @@ class Registry:
         f = Flow.__new__(Flow)
         f.fid = fid = self.next_fid
         self.next_fid = fid + 1
-        f.key, f.role, f.family, f.netns, f.proto = key, role, family, netns, proto
-        f.local, f.local_port, f.peer, f.peer_port = local, lport, peer, pport
+        f.key = key
         f.phase = EMERGED
         f.parent = parent.fid if parent else 0
-        f.children, f.members, f.path, f.procs, f.trans = [], [], [], [], []
-        f.templates, f.episodes = [], []
+        f.members = f.path = f.procs = f.trans = f.children = f.templates = f.episodes = ()
         f.open = 0
         f.n_events = 1
         f.n_retx = f.n_rst_sent = f.n_rst_recv = f.n_drops = f.n_segments = 0
-        f.n_bytes = f.n_zw = f.n_conns = f.trans_elided = f.members_elided = 0
+        f.n_bytes = f.n_zw = f.n_conns = f.trans_elided = f.members_elided = f.evolved = 0
         f.first_eid = f.last_eid = eid
         f.first_t = f.last_t = t
         f.tcp_state = parent.tcp_state if parent else 0
         f.tstate = None
         f.idle_since = -1
-        f.end_reason, f.end_eid, f.end_t = "", 0, 0
+        f.end_reason, f.end_t = "", 0
         f.dev = None
         self.pin(eid, ev)
         self.flows[fid] = f
         self.keys[key] = fid
         self.live_count += 1
         if peer:
-            self.peers.setdefault((netns, peer), {})[fid] = None
+            _ix_add(self.peers, peer, fid)
         if role == LISTENER:
             self.listeners[(netns, lport)] = fid
         detail = {"key": key_text(key), "role": role}
         if parent:
             detail["parent"] = str(parent.fid)
-        out.append(Change("emerge", fid, eid, detail))
         if parent is None and peer:
             hop = self.routes.get((netns, peer))
             if hop is not None:
-                self.adopt(f, hop, eid, out)
+                self.adopt(f, hop, eid, None)
+                detail["device"] = hop[1]
+        out.append(Change("emerge", fid, eid, detail))
         return f
 
     def evolve(self, f: Flow, eid: int, t: int, out) -> None:
         """Second evidence: EMERGED -> EVOLVING (called by anchors only while EMERGED)."""
         f.phase = EVOLVING
         self.pin_id(eid)
-        self.add_trans(f, (eid, t, "phase", "EMERGED", "EVOLVING", 0))
+        f.evolved = eid
         out.append(Change("evolve", f.fid, eid, {"phase": "EVOLVING"}))
 
-    def add_trans(self, f: Flow, tr: tuple) -> None:
+    def add_trans(self, f: Flow, tr) -> None:
+        """Record a transition: an int is a tcp-state change read back from its pinned
+        event; a tuple is (id, ktime, what, from, to, extra id). The caller pinned it."""
         trans = f.trans
+        if not trans:
+            f.trans = [tr]
+            return
         trans.append(tr)
         if len(trans) > TRANSITIONS_CAP:
             old = trans.pop(TRANSITIONS_KEEP)
-            self.unpin(old[0])
-            if old[5]:
-                self.unpin(old[5])
+            if old.__class__ is int:
+                self.unpin(old)
+            else:
+                self.unpin(old[0])
+                if old[5]:
+                    self.unpin(old[5])
             f.trans_elided += 1
 
     def go_idle(self, f: Flow, t: int) -> None:
@@ -284,7 +305,7 @@ class Registry:
             self.pin_id(eid)
             self.add_trans(f, (eid, t, "phase", _phase_name(f.phase), "TERMINATED", 0))
         f.phase = phase
-        f.end_reason, f.end_eid, f.end_t = reason, eid, t
+        f.end_reason, f.end_t = reason, t
         if self.keys.get(f.key) == f.fid:
             del self.keys[f.key]
         self._unindex(f)
@@ -300,20 +321,18 @@ class Registry:
             self.evict(self.terminated.popleft(), eid, out)
 
     def _unindex(self, f: Flow) -> None:
-        if f.peer:
-            d = self.peers.get((f.netns, f.peer))
-            if d is not None:
-                d.pop(f.fid, None)
-                if not d:
-                    del self.peers[(f.netns, f.peer)]
+        peer = f.key[6]
+        if peer:
+            _ix_del(self.peers, peer, f.fid)
         if f.dev is not None:
-            d = self.paths.get(f.dev)
+            pk = (f.key[1], f.dev)
+            d = self.paths.get(pk)
             if d is not None:
                 d.pop(f.fid, None)
                 if not d:
-                    del self.paths[f.dev]
-        if f.role == LISTENER and self.listeners.get((f.netns, f.local_port)) == f.fid:
-            del self.listeners[(f.netns, f.local_port)]
+                    del self.paths[pk]
+        if f.key[0] == LISTENER and self.listeners.get((f.key[1], f.key[5])) == f.fid:
+            del self.listeners[(f.key[1], f.key[5])]
 
     def evict(self, fid: int, eid: int, out) -> None:
         f = self.flows.pop(fid, None)
@@ -331,17 +350,12 @@ class Registry:
         m.indexed = False
         if self.socks.get(m.sock) is m:
             del self.socks[m.sock]
-        lst = self.tuples.get(m.tkey)
-        if lst is not None:
-            if m in lst:
-                lst.remove(m)
-            if not lst:
-                del self.tuples[m.tkey]
+        _ix_del(self.tuples, m.tkey, m)
 
-    def add_member(self, f: Flow, sock: int, tkey: tuple, family: int, proto: int, state: int,
-                   ev, eid: int, t: int, out) -> Member:
+    def add_member(self, f: Flow, sock: int, tkey: tuple, state: int, ev, eid: int, t: int,
+                   out) -> Member:
         m = Member.__new__(Member)
-        m.sock, m.flow, m.tkey, m.family, m.proto = sock, f, tkey, family, proto
+        m.sock, m.flow, m.tkey = sock, f, tkey
         m.state, m.first_eid, m.last_eid, m.first_t = state, eid, eid, t
         m.closed, m.rst_eid, m.tstate, m.indexed = False, 0, None, True
         self.pin(eid, ev)
@@ -349,11 +363,13 @@ class Registry:
         if old is not None:
             self.release(old)
         self.socks[sock] = m
-        self.tuples.setdefault(tkey, []).append(m)
+        _ix_add(self.tuples, tkey, m)
         if f.members:
             out.append(Change("evolve", f.fid, eid, {"member": hex(sock),
                                                        "connections": str(f.n_conns + 1)}))
-        f.members.append(m)
+            f.members.append(m)
+        else:
+            f.members = [m]
         f.n_conns += 1
         f.open += 1
         f.idle_since = -1
@@ -363,6 +379,8 @@ class Registry:
                     del f.members[i]
                     self.release(om)
                     self.unpin(om.first_eid)
+                    if om.tstate:
+                        Matcher.drop_progress(self, om)
                     f.members_elided += 1
                     break
         return m
@@ -382,29 +400,32 @@ class Registry:
     def adopt(self, f: Flow, hop: tuple, eid: int, out) -> None:
         """The flow's path: a route for its peer (first one, or after an error)."""
         self._add_hop(f, hop)
-        self.add_trans(f, (hop[0], f.last_t, "path", "", hop[1], 0))
-        self.pin_id(hop[0])
-        self._set_dev(f, (f.netns, hop[1]))
-        out.append(Change("path", f.fid, eid, {"device": hop[1], "gateway": _gw(hop[2])}))
+        self._set_dev(f, hop[1])
+        if out is not None:
+            out.append(Change("path", f.fid, eid, {"device": hop[1], "gateway": _gw(hop[2])}))
 
     def _add_hop(self, f: Flow, hop: tuple) -> None:
         self.pin_id(hop[0])
-        f.path.append(hop)
-        if len(f.path) > PATH_CAP:
-            self.unpin(f.path.pop(1)[0])
+        path = f.path + (hop,)
+        if len(path) > PATH_CAP:
+            self.unpin(path[1][0])
+            path = path[:1] + path[2:]
+        f.path = path
 
     def add_err_hop(self, f: Flow, hop: tuple) -> None:
         self._add_hop(f, hop)
 
-    def _set_dev(self, f: Flow, dev: tuple) -> None:
+    def _set_dev(self, f: Flow, dev: str) -> None:
+        netns = f.key[1]
         if f.dev is not None and f.dev != dev:
-            d = self.paths.get(f.dev)
+            old = (netns, f.dev)
+            d = self.paths.get(old)
             if d is not None:
                 d.pop(f.fid, None)
                 if not d:
-                    del self.paths[f.dev]
+                    del self.paths[old]
         f.dev = dev
-        self.paths.setdefault(dev, {})[f.fid] = None
+        self.paths.setdefault((netns, dev), {})[f.fid] = None
 
     def diverge(self, f: Flow, hop: tuple, ev, eid: int, t: int, out) -> Flow:
         """A path change: a child flow continues the conversation, ``f`` ends DIVERGED."""
@@ -422,22 +443,22 @@ class Registry:
         f.members = keep
         self.keys.pop(f.key, None)
         child = self.emerge(f.key, ev, eid, t, out, parent=f)
-        child.procs = list(f.procs)
+        child.procs = f.procs
         for p in child.procs:
             self.pin_id(p[0])
         for m in moving:
             m.flow = child
-            child.members.append(m)
             if m.tstate:
                 Matcher.drop_progress(self, m)
+        child.members = moving if moving else ()
         child.open = len(moving)
         child.n_conns = len(moving)
         if not moving:
             self.go_idle(child, t)
-        f.children.append(child.fid)
+        f.children = list(f.children) + [child.fid]
         f.open = 0
-        self.add_trans(f, (eid, t, "phase", _phase_name(f.phase), "DIVERGED", 0))
         self.pin_id(eid)
+        self.add_trans(f, (eid, t, "phase", _phase_name(f.phase), "DIVERGED", 0))
         self.terminate(f, "diverged", eid, t, out, phase=DIVERGED)
         out[-1].detail.update({"child": str(child.fid), "from": old[1] if old else "",
                                "to": hop[1]})
@@ -501,15 +522,51 @@ class Registry:
         c.refs = dict(self.refs)
         c.lost = list(self.lost)
         c.context = list(self.context)
+        c.attrs = dict(self.attrs)
         # Indexes point at members and flows: rebuild them over the copies, in the original
         # insertion order so iteration stays identical to the original's.
         c.socks = {}
         for sock, m in self.socks.items():
             c.socks[sock] = _twin(flows, m)
-        c.tuples = {k: [_twin(flows, m) for m in lst] for k, lst in self.tuples.items()}
-        c.peers = {k: dict(v) for k, v in self.peers.items()}
+        c.tuples = {k: (_twin(flows, v) if v.__class__ is Member else [_twin(flows, m) for m in v])
+                    for k, v in self.tuples.items()}
+        c.peers = {k: (v if v.__class__ is int else list(v)) for k, v in self.peers.items()}
         c.paths = {k: dict(v) for k, v in self.paths.items()}
         return c
+
+
+# Small indexes (peer -> flows, tuple -> members) hold the one value itself and become a list
+# only when a second arrives: most keys ever have one.
+def _ix_add(d: dict, k, v) -> None:
+    cur = d.get(k)
+    if cur is None:
+        d[k] = v
+    elif cur.__class__ is list:
+        cur.append(v)
+    else:
+        d[k] = [cur, v]
+
+
+def _ix_del(d: dict, k, v) -> None:
+    cur = d.get(k)
+    if cur is None:
+        return
+    if cur.__class__ is list:
+        if v in cur:
+            cur.remove(v)
+        if len(cur) == 1:
+            d[k] = cur[0]
+        elif not cur:
+            del d[k]
+    elif cur is v or cur == v:
+        del d[k]
+
+
+def ix_get(d: dict, k) -> tuple | list:
+    cur = d.get(k)
+    if cur is None:
+        return ()
+    return cur if cur.__class__ is list else (cur,)
 
 
 def _twin(flows: dict[int, Flow], m: Member) -> Member:

@@ -12,13 +12,14 @@ from gewtui.model.changes import Change
 from gewtui.model.schema import SIGNAL_FIELDS
 from gewtui.model.templates import TemplateSet
 
+_B0 = (0,)              # the commonest bounds tuple, shared
 EVIDENCE_CAP = 32       # evidence ids kept per episode (the first ones and always the last)
 EPISODES_CAP = 4        # episodes per template per flow; later matches count as occurrences
 
 
 class Compiled:
     __slots__ = ("idx", "tid", "severity", "steps", "nsteps", "counts", "windows", "within",
-                 "same", "single", "path", "steps0", "win0", "signal")
+                 "same", "single", "path", "steps0", "win0", "signal", "slot", "nslots")
 
     def __init__(self, idx, tpl):
         p = tpl.pattern
@@ -39,31 +40,46 @@ class Compiled:
 
 
 class Progress:
-    """How far one pattern got on one flow or socket."""
+    """How far one pattern got on one flow or socket. Evidence of finished steps is a tuple
+    (small, rarely grown); the count window a list made when a count step needs one."""
 
     __slots__ = ("step", "eids", "bounds", "t0", "win", "ep", "sig")
 
     def __init__(self):
         self.step = 0
-        self.eids: list[int] = []        # evidence of finished steps
-        self.bounds: list[int] = []      # index in eids where each finished step starts
+        self.eids: tuple[int, ...] = ()       # evidence of finished steps
+        self.bounds: tuple[int, ...] = ()     # index in eids where each finished step starts
         self.t0 = 0
-        self.win: list[tuple[int, int]] = []  # (ktime, id) of the current count step
+        self.win: list[tuple[int, int]] | None = None  # (ktime, id) of the current count step
         self.ep: Episode | None = None   # open episode a single-step pattern extends
         self.sig: dict | None = None     # L1 signal fields by evidence id
 
     def clone(self, ep_map: dict) -> "Progress":
         c = Progress.__new__(Progress)
-        c.step, c.t0 = self.step, self.t0
-        c.eids, c.bounds, c.win = list(self.eids), list(self.bounds), list(self.win)
+        c.step, c.t0, c.eids, c.bounds = self.step, self.t0, self.eids, self.bounds
+        c.win = list(self.win) if self.win else None
         c.ep = ep_map.get(id(self.ep)) if self.ep is not None else None
         c.sig = dict(self.sig) if self.sig else None
         return c
 
     def cited(self):
         yield from self.eids
-        for _, e in self.win:
-            yield e
+        if self.win:
+            for _, e in self.win:
+                yield e
+
+
+# Per-holder progress is a list with one slot per template that can be in progress on that
+# kind of holder (sockets: same_socket templates; flows: the others) — O(1) and far smaller
+# than a dict. None until a first step matches.
+def clone_tstate(st, ep_map):
+    return [p.clone(ep_map) if p is not None else None for p in st]
+
+
+def tstate_cited(st):
+    for p in st:
+        if p is not None:
+            yield from p.cited()
 
 
 class Episode:
@@ -85,6 +101,11 @@ class Matcher:
     def __init__(self, templates: TemplateSet):
         self.templates = templates
         self.compiled = [Compiled(i, t) for i, t in enumerate(templates)]
+        same = [c for c in self.compiled if c.same]
+        other = [c for c in self.compiled if not c.same]
+        for group in (same, other):
+            for k, c in enumerate(group):
+                c.slot, c.nslots = k, len(group)
         by_kind: dict[str, list[Compiled]] = {}
         path_kind: dict[str, list[Compiled]] = {}
         for c in self.compiled:
@@ -95,41 +116,54 @@ class Matcher:
                     path_kind.setdefault(k, []).append(c)
         self.by_kind = {k: tuple(v) for k, v in by_kind.items()}
         self.path_kind = {k: tuple(v) for k, v in path_kind.items()}
+        # Templates whose first step takes a kind, with that step's predicate: all a holder
+        # with nothing in progress needs to test.
+        self.first = {k: tuple((c, c.steps0[k]) for c in v if k in c.steps0)
+                      for k, v in by_kind.items()}
 
     # -- feed path ---------------------------------------------------------------------------
     def offer(self, reg, f, m, kind, ev, b, eid, t, out, cts=None) -> None:
         """Offer one event (or L1 signal with b = its fields) to the templates of ``kind``."""
+        if f.tstate is None and (m is None or m.tstate is None):
+            # Nothing in progress on this flow or socket: only first steps can match.
+            for ct, pred in self.first.get(kind, ()):
+                if (m is not None or not ct.same) and pred(ev, b):
+                    self._offer_one(reg, ct, f, m, kind, ev, b, eid, t, out)
+            return
         for ct in (cts if cts is not None else self.by_kind.get(kind, ())):
-            holder = m if ct.same else f
-            if holder is None:
-                continue
-            st = holder.tstate
-            p = st.get(ct.idx) if st else None
-            if p is None:
-                pred = ct.steps0.get(kind)
-                if pred is None or not pred(ev, b):
-                    continue
-                p = Progress()
-                if st is None:
-                    holder.tstate = st = {}
-                st[ct.idx] = p
-                self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
-                continue
-            if ct.within and p.eids and t - p.t0 > ct.within:
-                self._reset(reg, p)
-            if p.ep is not None:
-                pred = ct.steps0.get(kind)
-                if pred is None or not pred(ev, b):
-                    continue
-                ep = p.ep
-                if ct.win0 is None or t - ep.last_t <= ct.win0:
-                    self._extend(reg, ep, eid, t, kind, b)
-                    continue
-                p.ep = None
-            pred = ct.steps[p.step].get(kind)
+            self._offer_one(reg, ct, f, m, kind, ev, b, eid, t, out)
+
+    def _offer_one(self, reg, ct, f, m, kind, ev, b, eid, t, out) -> None:
+        holder = m if ct.same else f
+        if holder is None:
+            return
+        st = holder.tstate
+        p = st[ct.slot] if st is not None else None
+        if p is None:
+            pred = ct.steps0.get(kind)
             if pred is None or not pred(ev, b):
-                continue
+                return
+            p = Progress()
+            if st is None:
+                st = holder.tstate = [None] * ct.nslots
+            st[ct.slot] = p
             self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
+            return
+        if ct.within and p.eids and t - p.t0 > ct.within:
+            self._reset(reg, p)
+        if p.ep is not None:
+            pred = ct.steps0.get(kind)
+            if pred is None or not pred(ev, b):
+                return
+            ep = p.ep
+            if ct.win0 is None or t - ep.last_t <= ct.win0:
+                self._extend(reg, ep, eid, t, kind, b)
+                return
+            p.ep = None
+        pred = ct.steps[p.step].get(kind)
+        if pred is None or not pred(ev, b):
+            return
+        self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
 
     def _matched(self, reg, ct, f, m, p, kind, b, eid, t, out) -> None:
         s = p.step
@@ -140,23 +174,25 @@ class Matcher:
             p.sig[eid] = dict(b)
         reg.pin_id(eid)
         if need == 1:
-            ids = [eid]
+            ids = (eid,)
             t_first = t
         else:
             win = p.win
+            if win is None:
+                win = p.win = []
             win.append((t, eid))
             w = ct.windows[s]
             while win and t - win[0][0] > w:
                 reg.unpin(win.pop(0)[1])
             if len(win) < need:
                 return
-            ids = [e for _, e in win]
+            ids = tuple(e for _, e in win)
             t_first = win[0][0]
-            p.win = []
+            p.win = None
         if s == 0:
             p.t0 = t_first
-        p.bounds.append(len(p.eids))
-        p.eids.extend(ids)
+        p.bounds = p.bounds + (len(p.eids),) if p.bounds else _B0 if not p.eids else (len(p.eids),)
+        p.eids = p.eids + ids
         p.step = s + 1
         if p.step == ct.nsteps:
             self._fire(reg, ct, f, m, p, t, out)
@@ -173,7 +209,7 @@ class Matcher:
         else:
             ep = Episode()
             ep.tidx, ep.tid = ct.idx, ct.tid
-            ids = p.eids
+            ids = list(p.eids)
             if len(ids) > EVIDENCE_CAP:
                 for e in ids[EVIDENCE_CAP - 1:-1]:
                     reg.unpin(e)
@@ -186,12 +222,14 @@ class Matcher:
             ep.occurrences = 1
             ep.sock = m.sock if (ct.same and m is not None) else 0
             ep.at_eid = ids[-1]
+            if not f.episodes:
+                f.episodes = []
             f.episodes.append(ep)
             if ct.tid not in f.templates:
-                f.templates.append(ct.tid)
+                f.templates = list(f.templates) + [ct.tid]
         out.append(Change("template", f.fid, cur, {"template": ct.tid, "severity": ct.severity,
                                                     "occurrence": str(ep.occurrences)}))
-        p.step, p.eids, p.bounds, p.win, p.sig = 0, [], [], [], None
+        p.step, p.eids, p.bounds, p.win, p.sig = 0, (), (), None, None
         p.ep = ep if ct.single and ep.occurrences == 1 else None
 
     def _extend(self, reg, ep, eid, t, kind, b) -> None:
@@ -214,14 +252,13 @@ class Matcher:
     def _reset(reg, p) -> None:
         for e in p.cited():
             reg.unpin(e)
-        p.step, p.eids, p.bounds, p.win, p.sig = 0, [], [], [], None
+        p.step, p.eids, p.bounds, p.win, p.sig = 0, (), (), None, None
 
     @staticmethod
     def drop_progress(reg, holder) -> None:
         """Forget a holder's progress (its socket closed); open episodes stay on the flow."""
         st = holder.tstate
         if st:
-            for p in st.values():
-                for e in p.cited():
-                    reg.unpin(e)
+            for e in tstate_cited(st):
+                reg.unpin(e)
         holder.tstate = None

@@ -14,6 +14,7 @@ import string
 
 from gewtui.model.flows import DIVERGED, TERMINATED, Flow, Registry
 from gewtui.model.identity import key_text, local_text, peer_text
+from gewtui.model.snapshots import expand_transitions
 from gewtui.model.render import errno_text, event_fields, event_text, ip_text, short_state
 from gewtui.model.templates import TemplateSet
 from gewtui.pb import model_pb2
@@ -126,10 +127,10 @@ class _Builder:
         if f.trans_elided:
             out.append(self.node(L1, "lifecycle", f"{self.prefix}/L1/lifecycle/elided",
                                  f"{f.trans_elided} transitions elided (kept: the first and the latest)",
-                                 [f.trans[0][0]] if f.trans else [f.first_eid],
+                                 [f.first_eid],
                                  fields={"elided": str(f.trans_elided)}))
-        for i, (eid, t, what, frm, to, extra) in enumerate(f.trans):
-            if what == "path":
+        for i, (eid, t, what, frm, to, extra) in enumerate(expand_transitions(self.reg, f)):
+            if what in ("path", "member") or to == "EMERGED":
                 continue
             nid = f"{self.prefix}/L1/lifecycle/{i}"
             fields = {"what": what, "from": frm, "to": to}
@@ -168,7 +169,7 @@ class _Builder:
                                  fields={"device": dev, "gateway": ip_text(gw) if gw else "",
                                          "table": str(table), "err": str(err)}))
         if f.dev is not None or f.path:
-            dev = f.dev or (f.netns, f.path[-1][1])
+            dev = (f.netns, f.dev or f.path[-1][1])
             ctx = self.reg.ifctx.get(dev)
             end = f.end_t if f.phase >= DIVERGED else self.reg.now
             if ctx is not None:
@@ -192,7 +193,7 @@ class _Builder:
                                  [m.first_eid for m in f.members],
                                  fields={"connections": str(f.n_conns), "sockets": socks}))
         if f.procs:
-            procs = ", ".join(f"{p[3]}[{p[2]}] via {p[8]}" for p in f.procs)
+            procs = ", ".join(f"{w[2]}[{w[1]}] via {via}" for _, w, via in f.procs)
             out.append(self.node(L1, "lineage", f"{self.prefix}/L1/lineage/processes",
                                  f"processes: {procs}", [p[0] for p in f.procs],
                                  fields={"processes": procs}))

@@ -4,10 +4,42 @@ from __future__ import annotations
 
 from gewtui.model.flows import Flow
 from gewtui.model.identity import key_text
+from gewtui.model.schema import TCP_STATE_NAMES
 from gewtui.pb import events_pb2, model_pb2
 
 
-def flow_snapshot(f: Flow) -> model_pb2.FlowSnapshot:
+def _state_name(n: int) -> str:
+    return TCP_STATE_NAMES.get(n, str(n))
+
+
+def expand_transitions(reg, f: Flow) -> list[tuple]:
+    """The flow's transitions as (id, ktime, what, from, to, extra id), in event order: the
+    stored ones (compact tcp-state ids read back from their events) plus the derived ones
+    (emerged, evolving, members joining, path hops)."""
+    out = [(f.first_eid, f.first_t, "phase", "", "EMERGED", 0, 0)]
+    if f.evolved:
+        ev = reg.event(f.evolved)
+        out.append((f.evolved, ev.ktime_ns if ev else 0, "phase", "EMERGED", "EVOLVING", 0, 3))
+    for m in f.members:
+        out.append((m.first_eid, m.first_t, "member", "", hex(m.sock), 0, 1))
+    for h in f.path:
+        ev = reg.event(h[0])
+        out.append((h[0], ev.ktime_ns if ev else 0, "path", "", h[1] if not h[4] else f"err {h[4]}", 0, 2))
+    for tr in f.trans:
+        if tr.__class__ is int:
+            ev = reg.event(tr)
+            if ev is None or ev.WhichOneof("body") != "tcp_state":
+                continue
+            b = ev.tcp_state
+            out.append((tr, ev.ktime_ns, "tcp-state", _state_name(b.old_state),
+                        _state_name(b.new_state), 0, 4))
+        else:
+            out.append(tuple(tr) + (4,))
+    out.sort(key=lambda x: (x[0], x[6]))
+    return [x[:6] for x in out]
+
+
+def flow_snapshot(f: Flow, reg) -> model_pb2.FlowSnapshot:
     s = model_pb2.FlowSnapshot(
         flow_id=f.fid, parent_flow_id=f.parent, child_flow_ids=f.children, phase=f.phase,
         key=key_text(f.key), family=f.family, local_addr=f.local, peer_addr=f.peer,
@@ -18,21 +50,18 @@ def flow_snapshot(f: Flow) -> model_pb2.FlowSnapshot:
         saddr, sport, daddr, dport = m.tkey
         s.members.append(model_pb2.FlowMember(
             sock=m.sock, state=m.state, first_event_id=m.first_eid, last_event_id=m.last_eid,
-            tuple=events_pb2.Tuple(family=m.family, saddr=saddr, daddr=daddr, sport=sport,
-                                   dport=dport, protocol=m.proto)))
+            tuple=events_pb2.Tuple(family=f.family, saddr=saddr, daddr=daddr, sport=sport,
+                                   dport=dport, protocol=f.proto)))
     for eid, dev, gw, table, err in f.path:
         s.path.append(model_pb2.PathHop(event_id=eid, device=dev, gateway=gw, table=table, err=err))
-    for eid, pid, tgid, comm, cg, netns, source, uid, _via in f.procs:
+    for _eid, (pid, tgid, comm, cg, netns, source, uid), _via in f.procs:
         s.processes.append(events_pb2.Attribution(pid=pid, tgid=tgid, comm=comm, cgroup_id=cg,
                                                   netns=netns, source=source, uid=uid))
     c = s.counters
     c.events, c.retransmits, c.resets_sent, c.resets_received = f.n_events, f.n_retx, f.n_rst_sent, f.n_rst_recv
     c.drops, c.segments, c.bytes, c.zero_window_segments = f.n_drops, f.n_segments, f.n_bytes, f.n_zw
     c.connections = f.n_conns
-    trans = [(f.first_eid, 0, f.first_t, "phase", "", "EMERGED")]
-    trans += [(m.first_eid, 1, m.first_t, "member", "", hex(m.sock)) for m in f.members]
-    trans += [(tr[0], 2, tr[1], tr[2], tr[3], tr[4]) for tr in f.trans]
-    for eid, _o, t, what, frm, to in sorted(trans, key=lambda x: (x[0], x[1])):
+    for eid, t, what, frm, to, _extra in expand_transitions(reg, f):
         s.transitions.append(model_pb2.Transition(event_id=eid, ktime_ns=t, what=what,
                                                   to=to, **{"from": frm}))
     return s
