@@ -158,7 +158,7 @@ def _flows(ctx: Context, args: list[str]) -> list[Output]:
                      str(r.events), str(r.retransmits), str(r.drops), str(r.resets),
                      ",".join(r.templates)))
     d = ctx.debugger
-    title = f"flows at #{d.cursor_event_id()}"
+    title = f"flows at #{d.cursor_event_id()}" if d.position else "flows at start"
     if d.filter:
         title += f" (filter: {'; '.join(d.filter.describe())})"
     return [Table(title, _FLOW_COLUMNS, tuple(rows))]

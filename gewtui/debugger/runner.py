@@ -144,8 +144,10 @@ class Runner:
                 if acted or stops or (d.version != self._last_view_version and now >= self._next_view):
                     self._publish()
                 self._resolve_waiting()
-                if not acted and not got and not busy and not d.live:
-                    self._idle_wait()
+                if not acted and not got and not busy:
+                    # A live source normally blocks in its poll; one that returned at once
+                    # with nothing must not make this loop spin.
+                    self._idle_wait(self.poll_s if d.live else self.tick_s)
         except BaseException as e:     # surfaced to the front end, which exits with it
             self.error = e
             self.on_output([Message(f"internal error in the debugger: {e!r}", "error")], False)
@@ -162,10 +164,10 @@ class Runner:
         self._next_view = time.monotonic() + self.tick_s
         self.on_view(view)
 
-    def _idle_wait(self) -> None:
+    def _idle_wait(self, seconds: float) -> None:
         with self._cv:
             if not self._q and not self._stop.is_set():
-                self._cv.wait(self.tick_s)
+                self._cv.wait(seconds)
 
     def _next_request(self) -> _Request | None:
         """The next request to run now. Requests run in order: while a motion runs, the

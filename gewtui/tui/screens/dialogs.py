@@ -40,7 +40,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings) -> None:
         super().__init__()
-        self._bindings = bindings
+        self._keys = bindings
 
     def compose(self) -> ComposeResult:
         entries = commands.help_entries()
@@ -49,7 +49,7 @@ class HelpScreen(ModalScreen[None]):
             Text("The cursor walks the session's events; flows, reasons and the gate are shown "
                  "as of the cursor. ':' opens the command bar (the same language as gew shell).",
                  "gew.dim"),
-            Text(""), keys_table(self._bindings), Text(""),
+            Text(""), keys_table(self._keys), Text(""),
             Text("commands", "gew.head"), render.help_out(HelpOut(entries)),
         )
         with VerticalScroll():
