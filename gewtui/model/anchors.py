@@ -16,7 +16,7 @@ from typing import Callable
 
 from gewtui.model.changes import Change
 from gewtui.model.flows import CLOSE, DIVERGED, EMERGED, PROCS_CAP, Registry, ix_get
-from gewtui.model.identity import (CLIENT, LISTENER, SERVER, make_key, role_from_ports,
+from gewtui.model.identity import (CLIENT, LISTENER, make_key, role_from_ports,
                                    role_from_state)
 from gewtui.model.schema import TCP_STATE_NAMES
 
@@ -193,7 +193,7 @@ class TcpAnchor(Anchor):
             self._attribute(f, ev, eid, "state", out)
         cts = self._m["tcp_state"]
         if cts:
-            self.reg.matcher.offer(self.reg, f, m, "tcp_state", ev, b, eid, t, out, cts)
+            self.reg.matcher.offer(self.reg, f, m, "tcp_state", ev, b, eid, t, out)
         if new == CLOSE:
             self.reg.close_member(m, t)
 
@@ -218,7 +218,7 @@ class TcpAnchor(Anchor):
         f.n_retx += 1
         cts = self._m["retransmit"]
         if cts:
-            self.reg.matcher.offer(self.reg, f, m, "retransmit", ev, b, eid, t, out, cts)
+            self.reg.matcher.offer(self.reg, f, m, "retransmit", ev, b, eid, t, out)
 
     def reset(self, ev, b, eid, t, out) -> None:
         if not b.sock:
@@ -239,7 +239,7 @@ class TcpAnchor(Anchor):
                 self._attribute(f, ev, eid, "reset", out)
         cts = self._m["reset"]
         if cts:
-            self.reg.matcher.offer(self.reg, f, m, "reset", ev, b, eid, t, out, cts)
+            self.reg.matcher.offer(self.reg, f, m, "reset", ev, b, eid, t, out)
 
     def tcp_probe(self, ev, b, eid, t, out) -> None:
         # The most frequent event: the open-socket path is inlined.
@@ -264,7 +264,7 @@ class TcpAnchor(Anchor):
             f.n_zw += zw
         cts = self._m["tcp_probe"]
         if cts:
-            self.reg.matcher.offer(self.reg, f, m, "tcp_probe", ev, b, eid, t, out, cts)
+            self.reg.matcher.offer(self.reg, f, m, "tcp_probe", ev, b, eid, t, out)
 
     def cong_state(self, ev, b, eid, t, out) -> None:
         m = self._sock_event(ev, b, eid, t, out)
@@ -272,7 +272,7 @@ class TcpAnchor(Anchor):
             return
         cts = self._m["cong_state"]
         if cts:
-            self.reg.matcher.offer(self.reg, m.flow, m, "cong_state", ev, b, eid, t, out, cts)
+            self.reg.matcher.offer(self.reg, m.flow, m, "cong_state", ev, b, eid, t, out)
 
     def destroy(self, ev, b, eid, t, out) -> None:
         reg = self.reg
@@ -286,7 +286,7 @@ class TcpAnchor(Anchor):
         m.last_eid = eid
         cts = self._m["destroy"]
         if cts:
-            reg.matcher.offer(reg, f, m, "destroy", ev, b, eid, t, out, cts)
+            reg.matcher.offer(reg, f, m, "destroy", ev, b, eid, t, out)
         reg.close_member(m, t)
         reg.release(m)
 
@@ -298,7 +298,7 @@ class TcpAnchor(Anchor):
         self._attribute(f, ev, eid, b.via or "owner", out)
         cts = self._m["owner"]
         if cts:
-            self.reg.matcher.offer(self.reg, f, m, "owner", ev, b, eid, t, out, cts)
+            self.reg.matcher.offer(self.reg, f, m, "owner", ev, b, eid, t, out)
 
     def rcvq_full(self, ev, b, eid, t, out) -> None:
         reg = self.reg
@@ -310,7 +310,7 @@ class TcpAnchor(Anchor):
                 f = reg.flows[fid]
                 self._touch(f, eid, t, out)
                 f.n_drops += 1
-                reg.matcher.offer(reg, f, None, "rcvq_full", ev, b, eid, t, out, self._m["rcvq_full"])
+                reg.matcher.offer(reg, f, None, "rcvq_full", ev, b, eid, t, out)
                 return
         if m is None and _zero(b.tuple.daddr) and not b.listen_overflow:
             reg.unattributed += 1
@@ -319,7 +319,7 @@ class TcpAnchor(Anchor):
         if m is None:
             return
         m.flow.n_drops += 1
-        reg.matcher.offer(reg, m.flow, m, "rcvq_full", ev, b, eid, t, out, self._m["rcvq_full"])
+        reg.matcher.offer(reg, m.flow, m, "rcvq_full", ev, b, eid, t, out)
 
 
 class QueueAnchor(Anchor):
@@ -372,14 +372,13 @@ class QueueAnchor(Anchor):
         netns = ev.attr.netns
         hits = self._flows_for(ev, b, netns) if b.attribution != _PKT_NONE else []
         n = b.count or 1
-        cts = reg.matcher.by_kind.get("skb_drop", ())
         for f, m in hits:
             f.n_events += 1
             f.last_eid, f.last_t = eid, t
             if f.phase == EMERGED:
                 reg.evolve(f, eid, t, out)
             f.n_drops += n
-            reg.matcher.offer(reg, f, m, "skb_drop", ev, b, eid, t, out, cts)
+            reg.matcher.offer(reg, f, m, "skb_drop", ev, b, eid, t, out)
         if not hits:
             reg.unattributed += 1
             ifname = b.ifname or str(b.ifindex)
@@ -462,7 +461,6 @@ class RouteAnchor(Anchor):
                 reg.go_idle(f, t)
                 hits = [f]
                 f.n_events -= 1   # emerge counted it; counted again below
-        cts = reg.matcher.by_kind.get("fib", ())
         for f in hits:
             f.n_events += 1
             f.last_eid, f.last_t = eid, t
@@ -471,7 +469,7 @@ class RouteAnchor(Anchor):
             if f.idle_since >= 0 and not f.open:
                 f.idle_since = max(f.idle_since, t)
             reg.add_err_hop(f, (eid, b.device, b"", b.table, err))
-            reg.matcher.offer(reg, f, None, "fib", ev, b, eid, t, out, cts)
+            reg.matcher.offer(reg, f, None, "fib", ev, b, eid, t, out)
 
     def neigh(self, ev, b, eid, t, out) -> None:
         reg = self.reg

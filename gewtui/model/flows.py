@@ -13,9 +13,9 @@ import heapq
 from collections import deque
 
 from gewtui.model.changes import Change
-from gewtui.model.identity import CLIENT, LISTENER, key_text
+from gewtui.model.identity import LISTENER, key_text
 from gewtui.model.matcher import Matcher, clone_tstate, tstate_cited
-from gewtui.model.schema import TCP_STATE_NAMES
+from gewtui.model.render import ip_text
 from gewtui.pb import events_pb2
 
 EMERGED, EVOLVING, DIVERGED, TERMINATED = 1, 2, 3, 4
@@ -578,13 +578,9 @@ def _twin(flows: dict[int, Flow], m: Member) -> Member:
 
 
 def _gw(raw: bytes) -> str:
-    from gewtui.model.render import ip_text
     return ip_text(raw) if raw and any(raw) else ""
 
 
 def _phase_name(p: int) -> str:
     return {EMERGED: "EMERGED", EVOLVING: "EVOLVING", DIVERGED: "DIVERGED",
             TERMINATED: "TERMINATED"}[p]
-
-
-STATE_NAMES = TCP_STATE_NAMES

@@ -116,21 +116,27 @@ class Matcher:
                     path_kind.setdefault(k, []).append(c)
         self.by_kind = {k: tuple(v) for k, v in by_kind.items()}
         self.path_kind = {k: tuple(v) for k, v in path_kind.items()}
-        # Templates whose first step takes a kind, with that step's predicate: all a holder
-        # with nothing in progress needs to test.
-        self.first = {k: tuple((c, c.steps0[k]) for c in v if k in c.steps0)
-                      for k, v in by_kind.items()}
+        # Templates of a kind with their first step's predicate for it (None: the kind only
+        # appears in later steps): all a holder with nothing in progress needs to test.
+        self.with_first = {k: tuple((c, c.steps0.get(k)) for c in v) for k, v in by_kind.items()}
 
     # -- feed path ---------------------------------------------------------------------------
     def offer(self, reg, f, m, kind, ev, b, eid, t, out, cts=None) -> None:
-        """Offer one event (or L1 signal with b = its fields) to the templates of ``kind``."""
-        if f.tstate is None and (m is None or m.tstate is None):
-            # Nothing in progress on this flow or socket: only first steps can match.
-            for ct, pred in self.first.get(kind, ()):
-                if (m is not None or not ct.same) and pred(ev, b):
-                    self._offer_one(reg, ct, f, m, kind, ev, b, eid, t, out)
-            return
-        for ct in (cts if cts is not None else self.by_kind.get(kind, ())):
+        """Offer one event (or L1 signal with b = its fields) to the templates of ``kind``.
+        ``cts`` narrows the templates (path-scoped delivery); by default all of the kind."""
+        fst = f.tstate
+        mst = m.tstate if m is not None else None
+        for ct, pred0 in (self.with_first.get(kind, ()) if cts is None else
+                          tuple((c, c.steps0.get(kind)) for c in cts)):
+            # The common case, inline: nothing in progress and the first step does not match.
+            if ct.same:
+                if m is None:
+                    continue
+                p = mst[ct.slot] if mst is not None else None
+            else:
+                p = fst[ct.slot] if fst is not None else None
+            if p is None and (pred0 is None or not pred0(ev, b)):
+                continue
             self._offer_one(reg, ct, f, m, kind, ev, b, eid, t, out)
 
     def _offer_one(self, reg, ct, f, m, kind, ev, b, eid, t, out) -> None:
