@@ -11,6 +11,13 @@
 // Userspace therefore inserts ONE entry per connection (as its local socket sees it) and that
 // entry's counters count the packets dropped in both directions.
 //
+// Flow keys: an entry whose sport (or dport) is 0 stands for every port of the ephemeral
+// range on that side — the flow identity of gewtui.model.identity, where a client flow is
+// (local address, peer address, peer port) whatever its ephemeral local port, and a server
+// flow (local address, local port, peer address) whatever the peer's. Such an entry drops
+// the flow's reconnects too. A packet port outside DENY_EPH_LO..DENY_EPH_HI never matches a
+// wildcard (userspace passes the range the identity rule uses).
+//
 //   hit, not expired            -> count (atomic), TC_ACT_SHOT
 //   hit, past its expires_ns    -> TC_ACT_UNSPEC (the kernel enforces the TTL as well)
 //   miss, non-IP, non-TCP/UDP,
@@ -34,6 +41,13 @@
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
 #include <uapi/linux/pkt_cls.h>
+
+#ifndef DENY_EPH_LO
+#define DENY_EPH_LO 32768
+#endif
+#ifndef DENY_EPH_HI
+#define DENY_EPH_HI 60999
+#endif
 
 #define DENY_AF_INET 2
 #define DENY_AF_INET6 10
@@ -159,6 +173,34 @@ static __always_inline void deny_reverse(struct deny_key *k)
     k->dport = p;
 }
 
+static __always_inline int deny_ephemeral(u16 port)
+{
+    return port >= DENY_EPH_LO && port <= DENY_EPH_HI;
+}
+
+// Exact entry first, then the flow keys with the ephemeral side's port left out.
+static __always_inline struct deny_val *deny_find(struct deny_key *k)
+{
+    struct deny_val *v = deny.lookup(k);
+    if (v)
+        return v;
+    u16 port = k->sport;
+    if (deny_ephemeral(port)) {
+        k->sport = 0;
+        v = deny.lookup(k);
+        k->sport = port;
+        if (v)
+            return v;
+    }
+    port = k->dport;
+    if (deny_ephemeral(port)) {
+        k->dport = 0;
+        v = deny.lookup(k);
+        k->dport = port;
+    }
+    return v;
+}
+
 int gew_deny(struct __sk_buff *skb)
 {
     struct deny_key k = {};
@@ -189,10 +231,10 @@ int gew_deny(struct __sk_buff *skb)
     if (r < 0)
         return TC_ACT_UNSPEC;
 
-    struct deny_val *v = deny.lookup(&k);
+    struct deny_val *v = deny_find(&k);
     if (!v) {
         deny_reverse(&k);
-        v = deny.lookup(&k);
+        v = deny_find(&k);
     }
     if (!v)
         return TC_ACT_UNSPEC;

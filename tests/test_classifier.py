@@ -271,3 +271,53 @@ def test_expired_entry_stops_dropping_in_the_kernel(clf):
     c = clf.counters(T4)
     assert c.packets == 1                 # packets after the deadline are not counted
     assert 0 < c.last_ns < c.expires_ns <= time.monotonic_ns()
+
+
+# -- flow keys: one side's ephemeral port left out ------------------------------------------
+K4 = DenyTuple(AF_INET, 6, v4("10.77.0.1"), v4("10.77.0.2"), 0, 8080)      # client flow
+K6 = DenyTuple(AF_INET6, 6, v6("fd77::1"), v6("fd77::2"), 0, 443)
+
+
+def test_client_flow_key_drops_every_reconnect_and_nothing_else(clf):
+    clf.add(K4, FAR)
+    for sport in (32768, 40001, 55555, 60999):        # any ephemeral local port
+        assert clf.prog_run(pkt4("10.77.0.1", sport, "10.77.0.2", 8080)) == TC_ACT_SHOT, sport
+        assert clf.prog_run(pkt4("10.77.0.2", 8080, "10.77.0.1", sport)) == TC_ACT_SHOT, sport
+    for p in (pkt4("10.77.0.1", 1000, "10.77.0.2", 8080),     # a fixed, non-ephemeral port
+              pkt4("10.77.0.1", 61000, "10.77.0.2", 8080),    # outside the range
+              pkt4("10.77.0.1", 40001, "10.77.0.2", 8081),    # another service
+              pkt4("10.77.0.3", 40001, "10.77.0.2", 8080),    # another local address
+              pkt4("10.77.0.1", 40001, "10.77.0.2", 8080, proto=17),
+              # the peer connecting to a service of ours on 8080 is not this flow
+              pkt4("10.77.0.2", 40001, "10.77.0.1", 8080)):
+        assert clf.prog_run(p) == TC_ACT_UNSPEC
+    assert clf.counters(K4).packets == 8
+
+
+def test_server_flow_key(clf):
+    key = DenyTuple(AF_INET, 6, v4("10.77.0.2"), v4("10.77.0.1"), 8080, 0)   # server's view
+    clf.add(key, FAR)
+    assert clf.prog_run(pkt4("10.77.0.1", 40001, "10.77.0.2", 8080)) == TC_ACT_SHOT
+    assert clf.prog_run(pkt4("10.77.0.2", 8080, "10.77.0.1", 50000)) == TC_ACT_SHOT
+    assert clf.prog_run(pkt4("10.77.0.1", 40001, "10.77.0.2", 8081)) == TC_ACT_UNSPEC
+    assert clf.prog_run(pkt4("10.77.0.3", 40001, "10.77.0.2", 8080)) == TC_ACT_UNSPEC
+
+
+def test_v6_flow_key_and_exact_entry_together(clf):
+    clf.add(K6, FAR)
+    clf.add(T4, FAR)
+    assert clf.prog_run(pkt6("fd77::1", 45000, "fd77::2", 443)) == TC_ACT_SHOT
+    assert clf.prog_run(pkt6("fd77::2", 443, "fd77::1", 45001)) == TC_ACT_SHOT
+    assert clf.prog_run(pkt6("fd77::1", 45000, "fd77::2", 444)) == TC_ACT_UNSPEC
+    assert clf.prog_run(pkt4("10.77.0.1", 40000, "10.77.0.2", 8080)) == TC_ACT_SHOT
+    assert clf.counters(T4).packets == 1 and clf.counters(K6).packets == 2
+
+
+@pytest.mark.parametrize("bad", [
+    DenyTuple(AF_INET, 6, v4("10.0.0.1"), v4("10.0.0.2"), 0, 0),           # both ports open
+    DenyTuple(AF_INET, 6, v4("10.0.0.1"), v4("10.0.0.2"), 0, 40000),       # ephemeral fixed side
+    DenyTuple(AF_INET, 6, v4("0.0.0.0"), v4("10.0.0.2"), 0, 80),           # wildcard address
+])
+def test_flow_keys_that_would_drop_too_much_are_refused(clf, bad):
+    with pytest.raises(ValueError):
+        clf.add(bad, FAR)

@@ -7,8 +7,10 @@ import pytest
 
 from gewtui.errors import GateRefused, UsageError
 from gewtui.intervene import controller as ctl
+from gewtui.intervene.classifier import DenyTuple
 from gewtui.intervene.controller import (Attachment, DropFailed, InterventionController,
-                                         ReplayInert, attachments_for, member_tuples, parse_ttl)
+                                         ReplayInert, attachments_for, deny_entries, flow_key,
+                                         member_tuples, parse_ttl)
 from gewtui.intervene.gate import Confirmation
 from gewtui.intervene.log import Actor
 from gewtui.pb import events_pb2, intervention_pb2 as ipb
@@ -281,3 +283,81 @@ def test_parse_ttl_refuses(bad):
 
 def test_default_ttl_is_five_minutes():
     assert ctl.DEFAULT_TTL_S == 300
+
+
+def _member(f, t, state, last):
+    f.members.add(sock=len(f.members) + 10, tuple=t, state=state, last_event_id=last)
+
+
+def test_closed_connections_are_not_denied():
+    from gewtui.pb import model_pb2
+
+    live, dead, reused = tup(1, sport=41001), tup(1, sport=41002), tup(1, sport=41003)
+    f = model_pb2.FlowSnapshot(flow_id=1, in_scope=True)
+    _member(f, live, events_pb2.TCP_ESTABLISHED, 10)
+    _member(f, dead, events_pb2.TCP_CLOSE, 20)
+    _member(f, dead, events_pb2.TCP_STATE_UNSPECIFIED, 25)   # a late summary of the dead one
+    _member(f, reused, events_pb2.TCP_TIME_WAIT, 30)
+    _member(f, reused, events_pb2.TCP_SYN_SENT, 40)          # the port reused afterwards
+    assert member_tuples(f) == [deny_tuple(1, sport=41001), deny_tuple(1, sport=41003)]
+
+
+def test_flow_with_only_closed_connections_fails_cleanly(world):
+    c, s, e, r, b, clock = world
+    f = e.flows[1]
+    for m in f.members:
+        m.state, m.last_event_id = events_pb2.TCP_CLOSE, 50
+    with pytest.raises(DropFailed, match="no live connection and no flow key"):
+        c.request_drop(1, conf(clock, 1))
+    assert outcomes(r.records) == ["FAILED"] and b.calls == []
+
+
+# -- flow keys: the drop follows the flow's reconnects -----------------------------------
+
+def test_client_flow_key_replaces_covered_connections():
+    f = make_flow(1, identity=True)
+    key = DenyTuple(2, 6, bytes([10, 0, 1, 1]), bytes([10, 0, 1, 2]), 0, 8080)
+    assert flow_key(f) == key
+    assert deny_entries(f) == [key]                 # the connection (port 40000) is covered
+    # a connection from a fixed, non-ephemeral local port is not covered: kept exact
+    _member(f, tup(1, sport=1000), events_pb2.TCP_ESTABLISHED, 60)
+    assert deny_entries(f) == [key, deny_tuple(1, sport=1000)]
+
+
+def test_server_flow_key():
+    from gewtui.pb import model_pb2
+
+    server_view = events_pb2.Tuple(family=2, saddr=bytes([10, 0, 1, 2]), daddr=bytes([10, 0, 1, 1]),
+                                   sport=8080, dport=40000, protocol=6)
+    f = model_pb2.FlowSnapshot(flow_id=3, family=2, local_addr=server_view.saddr,
+                               peer_addr=server_view.daddr, key="tcp 10.0.1.2:8080 <- 10.0.1.1 netns 1")
+    _member(f, server_view, events_pb2.TCP_ESTABLISHED, 5)
+    assert flow_key(f) == DenyTuple(2, 6, server_view.saddr, server_view.daddr, 8080, 0)
+
+
+@pytest.mark.parametrize("key, peer_port", [
+    ("tcp 10.0.1.1:40000 <-> 10.0.1.2:45000 netns 1", 45000),   # exact-tuple flow
+    ("tcp listen 10.0.1.1:8080 netns 1", 0),                    # listener
+    ("tcp 10.0.1.1 -> 10.0.1.2:45000 netns 1", 45000),          # ephemeral service port
+    ("", 8080),                                                  # no key rendered
+])
+def test_no_flow_key(key, peer_port):
+    f = make_flow(1, identity=True)
+    f.key, f.peer_port = key, peer_port
+    assert flow_key(f) is None
+
+
+def test_drop_with_flow_key_counts_reconnects_as_evidence(world):
+    c, s, e, r, b, clock = world
+    e.flows[1] = make_flow(1, identity=True)
+    rec = c.request_drop(1, conf(clock, 1))
+    assert [(t.sport, t.dport) for t in rec.tuples] == [(0, 8080)]
+    ev = events_pb2.Event(id=91, ktime_ns=clock())
+    ev.retransmit.tuple.CopyFrom(tup(1, sport=45001))       # a reconnect, new ephemeral port
+    c.observe(ev)
+    other = events_pb2.Event(id=92, ktime_ns=clock())
+    other.retransmit.tuple.CopyFrom(tup(1, sport=45001, dport=8081))   # another service
+    c.observe(other)
+    b.map[next(iter(b.map))][0] += 1     # the key's counter (the fake map has no wildcards)
+    (v,) = c.tick()
+    assert list(v.verification.evidence_event_ids) == [91]

@@ -156,10 +156,17 @@ def tup(i: int, sport: int = 40000, dport: int = 8080, fam: int = socket.AF_INET
 
 
 def make_flow(fid: int, *, in_scope=True, netns=4001, devices=("veth-a",), both_ends=True,
-              v6=False, templates=("retransmission-storm",)) -> model_pb2.FlowSnapshot:
+              v6=False, templates=("retransmission-storm",), identity=False) -> model_pb2.FlowSnapshot:
+    """A flow with one connection (both of its sockets observed) and a listener. With
+    ``identity`` it carries its client flow key, as the engine renders it."""
     f = model_pb2.FlowSnapshot(flow_id=fid, in_scope=in_scope, netns=netns,
                                templates=list(templates))
     t = tup(fid, fam=socket.AF_INET6 if v6 else socket.AF_INET)
+    if identity:
+        fam = socket.AF_INET6 if v6 else socket.AF_INET
+        f.family, f.local_addr, f.peer_addr, f.peer_port = t.family, t.saddr, t.daddr, t.dport
+        f.key = (f"tcp {socket.inet_ntop(fam, t.saddr)} -> {socket.inet_ntop(fam, t.daddr)}:"
+                 f"{t.dport} netns {netns}")
     f.members.add(sock=1, tuple=t, state=events_pb2.TCP_ESTABLISHED)
     if both_ends:  # the peer's socket, observed too: the same connection reversed
         r = events_pb2.Tuple(family=t.family, saddr=t.daddr, daddr=t.saddr, sport=t.dport,

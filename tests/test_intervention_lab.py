@@ -75,8 +75,8 @@ def _listen(addr: str, port: int) -> socket.socket:
     return s
 
 
-def _connect(addr: str, port: int) -> socket.socket:
-    return socket.create_connection((addr, port), timeout=5)
+def _connect(addr: str, port: int, timeout: float = 5) -> socket.socket:
+    return socket.create_connection((addr, port), timeout=timeout)
 
 
 class Stream:
@@ -156,8 +156,14 @@ class LabEngine:
         inode = nsmod.netns_inode(netns)
         self.flows, self.chains, self.interventions = {}, {}, []
         for fid, t in tuples.items():
-            f = model_pb2.FlowSnapshot(flow_id=fid, in_scope=True, netns=inode,
-                                       templates=["lab"], tcp_state=events_pb2.TCP_ESTABLISHED)
+            fam = socket.AF_INET6 if t.family == socket.AF_INET6 else socket.AF_INET
+            # The client flow's identity, as gewtui.model renders it (ephemeral port left out).
+            key = (f"tcp {socket.inet_ntop(fam, t.saddr)} -> {socket.inet_ntop(fam, t.daddr)}:"
+                   f"{t.dport} netns {inode}")
+            f = model_pb2.FlowSnapshot(flow_id=fid, in_scope=True, netns=inode, key=key,
+                                       family=t.family, local_addr=t.saddr, peer_addr=t.daddr,
+                                       peer_port=t.dport, templates=["lab"],
+                                       tcp_state=events_pb2.TCP_ESTABLISHED)
             f.members.add(sock=fid, tuple=t, state=events_pb2.TCP_ESTABLISHED)
             f.path.add(device=ifname)
             c = model_pb2.ReasonChain(flow_id=fid, at_event_id=1, allowed_interventions=["drop"])
@@ -337,3 +343,23 @@ def test_ipv6_flow_drop_and_undo(netns_pair, gew_instance, tmp_path, monkeypatch
     finally:
         stream.close()
         live.close()
+
+
+def test_reconnects_of_a_dropped_flow_are_dropped_other_flows_are_not(lab):
+    """The drop is the flow's, not one socket's: a new connection of flow 1 (new ephemeral
+    port) cannot connect while the drop lasts; a new connection of flow 2 can."""
+    pair, live, engine, streams = lab
+    ctl = controller_for(live, engine, ttl_s=60, argv=ARGV)
+    try:
+        rec = ctl.request_drop(1, Confirmation.typed_now("1", 1, live.session_id))
+        assert [(t.sport, t.dport) for t in rec.tuples] == [(0, 5001)]
+        with pytest.raises(OSError):
+            nsmod.call_in_netns(pair.a, _connect, pair.b_addr, 5001, 1.0).close()
+        s2 = nsmod.call_in_netns(pair.a, _connect, pair.b_addr, 5002, 2.0)
+        s2.close()
+        assert ctl.active()[0].dropped_packets > 0
+        ctl.undo(flow_id=1)
+        s1 = nsmod.call_in_netns(pair.a, _connect, pair.b_addr, 5001, 2.0)
+        s1.close()
+    finally:
+        ctl.close()

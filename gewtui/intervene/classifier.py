@@ -9,7 +9,9 @@ only hands out the program fd and name.
 
 One deny entry per connection: the kernel side looks a packet up in its own orientation and
 reversed, so a tuple inserted as the local socket sees it matches both directions, and its
-counter counts both. Inserting a tuple whose reverse is already present is a no-op.
+counter counts both. Inserting a tuple whose reverse is already present is a no-op. An entry
+with one port 0 is a flow key: it matches that side's every ephemeral port (the range of
+gewtui.model.identity, compiled in), so a flow's reconnects are dropped too.
 
 ``prog_run`` runs the loaded program on a crafted packet with the bpf(2) command
 BPF_PROG_TEST_RUN (bcc 0.26 does not expose it), so tests can prove what is dropped without
@@ -25,6 +27,7 @@ import socket
 from dataclasses import dataclass
 from typing import Iterable
 
+from gewtui.model.identity import EPHEMERAL_HI, EPHEMERAL_LO
 from gewtui.pb import events_pb2
 from gewtui.resources import bpf_source
 
@@ -108,8 +111,13 @@ class DenyTuple:
         return DenyTuple(self.family, self.protocol, self.daddr, self.saddr,
                          self.dport, self.sport)
 
+    @property
+    def is_flow_key(self) -> bool:
+        return (self.sport == 0) != (self.dport == 0)
+
     def check(self) -> None:
-        """Raise ValueError unless this is a complete, connected 5-tuple."""
+        """Raise ValueError unless this is a complete, connected 5-tuple, or a flow key
+        (one side's port 0, the other side's a fixed, non-ephemeral port)."""
         alen = {AF_INET: 4, AF_INET6: 16}.get(self.family)
         if alen is None:
             raise ValueError(f"family {self.family} is neither AF_INET nor AF_INET6")
@@ -117,11 +125,18 @@ class DenyTuple:
             raise ValueError(f"protocol {self.protocol} is neither TCP nor UDP")
         if len(self.saddr) != alen or len(self.daddr) != alen:
             raise ValueError(f"address length does not match family {self.family}")
+        if not any(self.saddr) or not any(self.daddr):
+            raise ValueError("a deny entry needs both addresses")
         for port in (self.sport, self.dport):
-            if not 0 < port < 65536:
-                # A listener (peer port 0) is not a connection; a wildcard entry would drop
-                # every connection to that port, which no gate evaluated.
-                raise ValueError(f"port {port} is not a connected port")
+            if not 0 <= port < 65536:
+                raise ValueError(f"port {port} is out of range")
+        if self.sport == 0 and self.dport == 0:
+            raise ValueError("a deny entry needs at least one fixed port")
+        fixed = self.dport if self.sport == 0 else self.sport if self.dport == 0 else None
+        if fixed is not None and EPHEMERAL_LO <= fixed <= EPHEMERAL_HI:
+            # A listener-like key (the service port left out) would drop every connection
+            # to an address pair; a flow key leaves out only the ephemeral side.
+            raise ValueError(f"a flow key's fixed port {fixed} must not be ephemeral")
 
     def __str__(self) -> str:
         fam = socket.AF_INET if self.family == AF_INET else socket.AF_INET6
@@ -129,7 +144,7 @@ class DenyTuple:
         s, d = socket.inet_ntop(fam, self.saddr), socket.inet_ntop(fam, self.daddr)
         if self.family == AF_INET6:
             s, d = f"[{s}]", f"[{d}]"
-        return f"{proto} {s}:{self.sport} -> {d}:{self.dport}"
+        return f"{proto} {s}:{self.sport or '*'} -> {d}:{self.dport or '*'}"
 
 
 def _sys_bpf(cmd: int, attr: ctypes.Structure) -> int:
@@ -165,8 +180,8 @@ class DenyClassifier:
     def __init__(self, source: str | None = None, cflags: Iterable[str] = ()):
         from bcc import BPF  # heavy import kept out of the package import path
 
-        self._bpf = BPF(src_file=(source or str(bpf_source(SOURCE))).encode(),
-                        cflags=list(cflags))
+        flags = [f"-DDENY_EPH_LO={EPHEMERAL_LO}", f"-DDENY_EPH_HI={EPHEMERAL_HI}", *cflags]
+        self._bpf = BPF(src_file=(source or str(bpf_source(SOURCE))).encode(), cflags=flags)
         self._fn = self._bpf.load_func(PROGRAM_NAME.encode(), BPF.SCHED_CLS)
         self._map = self._bpf[MAP_NAME.encode()]
         self._closed = False
