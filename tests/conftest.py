@@ -190,3 +190,27 @@ def kernel_bpf_objects() -> dict[str, dict[int, str]]:
         "progs": {i: n for i in _get_ids(11) if (n := _obj_name(i, 13, 64)) is not None},
         "maps": {i: n for i in _get_ids(12) if (n := _obj_name(i, 14, 24)) is not None},
     }
+
+
+def pinned_map_id(path: str) -> int:
+    """The kernel id of the map pinned at path (BPF_OBJ_GET, then its info)."""
+    p = ctypes.create_string_buffer(path.encode())
+    fd = _bpf(7, struct.pack("=QII", ctypes.addressof(p), 0, 0))
+    try:
+        info = ctypes.create_string_buffer(256)
+        _bpf(15, struct.pack("=IIQ", fd, 256, ctypes.addressof(info)))
+        return struct.unpack_from("=I", info.raw, 4)[0]
+    finally:
+        os.close(fd)
+
+
+def wait_maps_gone(ids: set[int], timeout: float = 3.0) -> set[int]:
+    """Map ids still loaded after up to timeout s (the kernel frees them after an RCU period)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left = ids & set(kernel_bpf_objects()["maps"])
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)

@@ -64,21 +64,22 @@ class LiveStats:
 
 
 def verify_capabilities(plane: Any, allow_risky: bool) -> session_pb2.CapabilityReport:
-    """VerifyCompatibility for what this plane will attach: the plane's own capability report
-    (``capability_report``) when it has one, else one built for every probe unit; the needed
-    capabilities are those a staged program needs. Unsupported refuses; risky refuses
-    without allow_risky (CapabilityError)."""
+    """VerifyCompatibility over what this plane will attach (called after stage, before
+    attach): the plane's capability report and ``needed_capabilities()`` when it has them,
+    else a report for every probe unit and all its needs. Unsupported refuses; risky
+    refuses without allow_risky (CapabilityError)."""
     from gewtui.runtime import capabilities
 
     report = getattr(plane, "capability_report", None)
+    needed_fn = getattr(plane, "needed_capabilities", None)
     if report is None:
         from gewtui.kernel import build
 
         report = build.capability_report()
-    units = set(getattr(plane, "units", None) or getattr(plane, "programs", []) or [])
-    every = [c for c in report.capabilities if c.needed_by]
-    # a plane whose names match no unit gets every probe capability checked, never none
-    needed = [c.name for c in every if units & set(c.needed_by)] or [c.name for c in every]
+    if callable(needed_fn):
+        needed = list(needed_fn())
+    else:
+        needed = [c.name for c in report.capabilities if c.needed_by]
     capabilities.verify_compatibility(report, needed, allow_risky=allow_risky)
     return report
 
@@ -120,6 +121,7 @@ class LiveSession:
         self._opened = False
         self._closed = False
         self._incomplete: list[str] = []
+        self._plane_incomplete = ""
 
     # -- opening ---------------------------------------------------------------------------
     def _resolve_scope(self) -> ResolvedScope:
@@ -168,7 +170,13 @@ class LiveSession:
         self._stats.open_seconds = time.monotonic() - self._t0
         self._next_watch = time.monotonic() + WATCH_INTERVAL_S
         mark = events_pb2.Event(ktime_ns=time.monotonic_ns())
-        mark.mark.kind, mark.mark.detail = "started", f"session {self.session_id} scope {self.scope.describe()}"
+        detail = f"session {self.session_id} scope {self.scope.describe()}"
+        skipped = dict(getattr(self.session.plane, "skipped", {}) or {})
+        if skipped:
+            detail += "; probes not running: " + "; ".join(f"{k} ({v})" for k, v in sorted(skipped.items()))
+            for k, v in sorted(skipped.items()):
+                self.log(f"session {self.session_id}: probe {k} not running: {v}")
+        mark.mark.kind, mark.mark.detail = "started", detail
         self._sink(mark)
         return self
 
@@ -275,12 +283,16 @@ class LiveSession:
                 p = plane.stats()
                 s.lost, s.produced = p.lost, p.produced
                 s.bpf_run_time_ns, s.bpf_run_count = p.bpf_run_time_ns, p.bpf_run_count
+                self._plane_incomplete = "" if getattr(p, "observation_complete", True) else \
+                    (getattr(p, "incomplete_reason", "") or "the kernel plane reports an incomplete observation")
             except Exception as e:  # a stats read must never kill the session
                 self.log(f"session {self.session_id}: stats: {e}")
         if self.writer is not None:
             s.recording_bytes = self.writer.bytes_written
         reasons = list(self._incomplete)
-        if s.lost:
+        if self._plane_incomplete:
+            reasons.insert(0, self._plane_incomplete)
+        elif s.lost:
             reasons.insert(0, f"{s.lost} record(s) lost in the kernel")
         s.complete = not reasons
         s.incomplete_reason = "; ".join(reasons)
@@ -296,7 +308,12 @@ class LiveSession:
         try:
             if self._opened and self.session is not None and self.session.plane is not None:
                 try:
-                    self.session.plane.poll(0)   # the last events still in the ring buffer
+                    # detach, drain what the kernel produced, final summaries and loss notices
+                    stop = getattr(self.session.plane, "stop", None)
+                    if callable(stop):
+                        stop()
+                    else:
+                        self.session.plane.poll(0)
                     self._drain()
                 except Exception as e:
                     errors.append(f"final drain: {e}")

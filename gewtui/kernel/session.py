@@ -66,15 +66,19 @@ class PlaneContext:
     on_event: Callable[[events_pb2.Event], None]
     add_tc_filter: Callable[..., TcFilterRecord]
     ringbuf_pages: int | None = None
+    allow_risky: bool = False
 
 
 PlaneFactory = Callable[[PlaneContext], KernelPlaneLike]
 
 
 def default_plane_factory(ctx: PlaneContext) -> KernelPlaneLike:
-    from gewtui.kernel.plane import KernelPlane  # type: ignore[attr-defined]
+    from gewtui.kernel.plane import KernelPlane
 
-    return KernelPlane.for_session(ctx)  # type: ignore[attr-defined]
+    plane = KernelPlane.for_session(ctx)
+    # risky probe units run only with the local --allow-risky (the plane skips them otherwise)
+    plane.config.allow_risky = bool(ctx.allow_risky)
+    return plane
 
 
 class Session:
@@ -153,7 +157,7 @@ class Session:
                 raise SessionError(f"session {self.session_id} already exists")
             self._save("creating")
         ctx = PlaneContext(self.session_id, self.instance.instance_id, self.scope,
-                           self.on_event, self.add_tc_filter, self.ringbuf_pages)
+                           self.on_event, self.add_tc_filter, self.ringbuf_pages, self.manifest.allow_risky)
         self.plane = self.plane_factory(ctx)
 
     def _stage(self) -> None:
@@ -195,15 +199,20 @@ class Session:
 
     def _rollback(self) -> None:
         self.log(f"session {self.session_id}: rolling back after {self.step or 'create'}")
-        self._teardown()
+        self._teardown(verbose=True)
 
-    def _teardown(self) -> None:
+    def _teardown(self, verbose: bool) -> None:
         if self.plane is not None:
             try:
                 self.plane.close()
             except Exception as e:  # the cleanup below must run whatever the plane says
                 self.log(f"session {self.session_id}: plane close: {_one_line(e)}")
-        self.instance.remove_session(self.session_id, self.manifest, self.log)
+        rep = self.instance.remove_session(self.session_id, self.manifest, self.log if verbose else None)
+        if not verbose:
+            self.log(f"session {self.session_id}: detached; removed {len(rep.removed_pins)} pin(s), "
+                     f"{len(rep.removed_filters)} tc filter(s), {len(rep.removed_qdiscs)} clsact qdisc(s)")
+        for e in rep.errors if not verbose else ():
+            self.log(f"session {self.session_id}: cleanup: {e}")
 
     def close(self) -> None:
         """Detach and remove everything this session created. Idempotent."""
@@ -215,7 +224,7 @@ class Session:
             self.instance.write_manifest(self.manifest)
         except OSError:
             pass
-        self._teardown()
+        self._teardown(verbose=False)
 
     # -- things added while running --------------------------------------------------------
     def heartbeat(self, events: int, lost: int) -> None:

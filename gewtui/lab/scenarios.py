@@ -74,14 +74,14 @@ def _build(ipv6: bool) -> dict[str, Scenario]:
                       ("--connect", "{server}", "--port", P, "--chunk", "8192", "--pause", "0.01",
                        "--interval", "0.3"))),
                  scope_roles=("client", "server")),
-        Scenario("route-flap", "two paths to the server's address; its route switches every 3 s during one long connection",
+        Scenario("route-flap", "two paths to the server's address; its route switches every 2 s during one long connection",
                  "fib lookups for one destination with two different results (veth0, veth1)",
                  (echo, Gen("client", "client", "stream-client",
                             ("--connect", "{service}", "--bind", "{client_lo}", "--port", P, "--chunk", "1024",
                              "--pause", "0.05", "--interval", "0.5")),
                   Gen("flapper", "client", "route-flapper",
                       ("--dest", "{service}", "--bind", "{client_lo}", "--path", "{path1}@veth0",
-                       "--path", "{path2}@veth1", "--period", "3"))),
+                       "--path", "{path2}@veth1", "--period", "2"))),
                  paths=2, service_on_lo=True),
         Scenario("congested", "a bulk sender through a tbf qdisc with a tiny queue on the client's veth",
                  "qdisc drops (QDISC_DROP) attributed to the bulk flow",
@@ -90,11 +90,12 @@ def _build(ipv6: bool) -> dict[str, Scenario]:
                       ("--connect", "{server}", "--port", P, "--chunk", "65536", "--interval", "0.2"))),
                  setup=(("client", "tc qdisc add dev veth0 root tbf rate 8mbit burst 16kb limit 16kb"),)),
         Scenario("listen-overflow", "a listener with backlog 1 that never accepts; many clients connect",
-                 "SYNs dropped for a full accept queue (listen overflow) on the server",
+                 "client SYNs retransmitted and connections SYN_SENT→CLOSE never established, no reset "
+                 "(the server drops the SYNs silently: only its ListenOverflows counter moves)",
                  (Gen("server", "server", "backlog-server", ("--bind", "{any}", "--port", P), server=True),
                   Gen("client", "client", "swarm-client",
-                      ("--connect", "{server}", "--port", P, "--connections", "16", "--interval", "1.0"))),
-                 scope_roles=("server",)),
+                      ("--connect", "{server}", "--port", P, "--connections", "16", "--interval", "2.5"))),
+                 scope_roles=("client", "server")),
     ]
     out = {}
     for sc in s:

@@ -26,7 +26,7 @@ from gewtui.kernel.bpffs import Instance, proc_start_time
 from gewtui.kernel.scope import ScopeEntry, resolve
 from gewtui.kernel.session import STEPS, LiveSession, Session
 from gewtui.recording import RecordingReader
-from tests.conftest import kernel_bpf_objects, tc_filters, tc_qdiscs
+from tests.conftest import kernel_bpf_objects, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
 from tests.test_session_support import RealObjectsPlane
 
 pytestmark = pytest.mark.root
@@ -125,6 +125,43 @@ def test_sigkill_while_observing_then_cleanup(netns_pair, gew_instance, foreign_
     assert len(ended) == 1 and ended[0].mark.unknown_to_ns > ended[0].mark.unknown_from_ns > 0
     assert recs[-1].WhichOneof("body") == "end" and recs[-1].end.how == "gc-after-kill"
     assert not recs[-1].end.stats.observation_complete
+
+
+@pytest.mark.parametrize("cleaner", ["gc", "next-start"])
+def test_sigkill_of_gew_session_apply_then_cleanup(netns_pair, gew_instance, foreign_pin, foreign_tc, tmp_path,
+                                                   cleaner):
+    """The real command on the real kernel plane, killed mid-session."""
+    rec = str(tmp_path / "k.gewrec")
+    bpffs_before = sorted(os.listdir("/sys/fs/bpf"))
+    p = subprocess.Popen(GEW + ["session", "apply", "--instance", gew_instance.instance_id,
+                                "--scope", f"netns={netns_pair.a}", "--scope", f"netns={netns_pair.b}",
+                                "--record", rec], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sid = _wait_line(p.stderr, " attached (", timeout=60).split()[2]
+    _wait_line(p.stderr, "events", timeout=10)          # a status line: it is observing
+    [entry] = gew_instance.sessions()
+    maps = {pinned_map_id(x) for x in entry.manifest.pins}
+    _kill(p)
+    [entry] = gew_instance.sessions()
+    assert entry.status == "orphan" and all(os.path.exists(x) for x in entry.manifest.pins)
+    if cleaner == "gc":
+        r = _gc(gew_instance)
+        assert r.returncode == 0 and f"session {sid}:" in r.stdout and "removed pin" in r.stdout, r.stdout + r.stderr
+    else:
+        r = subprocess.run(GEW + ["session", "apply", "--instance", gew_instance.instance_id,
+                                  "--scope", f"netns={netns_pair.a}", "--record", str(tmp_path / "n.gewrec"),
+                                  "--duration", "0.5"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert f"session {sid}: removed manifest" in r.stderr
+    assert gew_instance.sessions() == []
+    assert wait_maps_gone(maps) == set(), "a map of the killed session is still loaded"
+    assert sorted(os.listdir("/sys/fs/bpf")) == bpffs_before
+    assert os.path.exists(foreign_pin) and tc_filters(netns_pair.b, "veth0") == foreign_tc
+    assert tc_filters(netns_pair.a, "veth0") == "ingress:\negress:\n"
+    with RecordingReader(rec) as rd:
+        recs = list(rd.records())
+    marks = [r.event.mark for r in recs if r.WhichOneof("body") == "event" and r.event.WhichOneof("body") == "mark"]
+    assert marks[0].kind == "started" and marks[-1].kind == "ended-without-cleanup"
+    assert recs[-1].end.how == "gc-after-kill"
 
 
 # -- case 2: kill at every transaction step ------------------------------------------------------
