@@ -175,7 +175,11 @@ class StreamBuilder:
                 netns: int | None = None) -> Conn:
         c = Conn(local, lport or self.new_port(), peer, pport, sock or self.new_sock(),
                  self.netns if netns is None else netns, tgid, comm)
-        self.state(c, CLOSE, SYN_SENT, process=True)
+        # The kernel traces CLOSE -> SYN_SENT before it picks the source port: sport is 0.
+        tup = c.tuple()
+        tup.sport = 0
+        self._c(c, "tcp_state", E.TcpStateChange(tuple=tup, sock=c.sock, old_state=CLOSE,
+                                                 new_state=SYN_SENT), process=True)
         return c
 
     def established(self, c: Conn) -> E.Event:

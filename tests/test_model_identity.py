@@ -272,3 +272,15 @@ def test_process_change_and_socket_change_never_terminate_or_diverge():
     assert {c.kind for c in changes}.isdisjoint({"terminate", "diverge"})
     assert len(eng.flows()) == 1 and len(eng.flows()[0].processes) == 3
     assert SYN_SENT  # the builder's constants are the kernel's numbers
+
+
+def test_source_port_learned_after_syn_sent_indexes_the_full_tuple():
+    s = StreamBuilder()
+    c = s.connect("10.0.0.1", "10.0.0.2", 80)          # traced with sport 0, like the kernel
+    assert s.events[0].tcp_state.tuple.sport == 0
+    s.established(c)
+    s.drop("NETFILTER_DROP", c)                        # found by its full tuple
+    eng, _ = feed(s.events)
+    [f] = eng.flows()
+    assert f.members[0].tuple.sport == c.lport
+    assert f.counters.drops == 1 and f.templates == ["netfilter-drop"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 from gewtui.model.changes import Change
-from gewtui.model.flows import CLOSE, DIVERGED, EMERGED, PROCS_CAP, Registry, ix_get
+from gewtui.model.flows import CLOSE, DIVERGED, EMERGED, PROCS_CAP, Registry, ix_add, ix_get
 from gewtui.model.identity import (CLIENT, LISTENER, make_key, role_from_ports,
                                    role_from_state)
 from gewtui.model.schema import TCP_STATE_NAMES
@@ -75,7 +75,7 @@ class TcpAnchor(Anchor):
         sport, dport, proto = tup.sport, tup.dport, tup.protocol or 6
         m = reg.socks.get(sock) if sock else None
         if m is not None and m.closed and not (old and old in _FRESH_OLD):
-            if m.tkey == (saddr, sport, daddr, dport):
+            if m.tkey == (saddr, sport, daddr, dport) or m.tkey == (saddr, 0, daddr, dport):
                 self._touch(m.flow, eid, t, out)   # late event of a closed socket
                 return m
         netns = ev.attr.netns
@@ -187,6 +187,8 @@ class TcpAnchor(Anchor):
         else:
             f = m.flow
             self._touch(f, eid, t, out)
+            if not m.tkey[1]:
+                self._learn_port(m, b)
         m.last_eid = eid
         self._transition(f, m, old, new, eid, t, out)
         if ev.attr.source == _ATTR_PROCESS:
@@ -207,8 +209,23 @@ class TcpAnchor(Anchor):
                 return None
         else:
             self._touch(m.flow, eid, t, out)
+            if not m.tkey[1]:
+                self._learn_port(m, b)
         m.last_eid = eid
         return m
+
+    def _learn_port(self, m, b) -> None:
+        """A connecting socket is traced CLOSE -> SYN_SENT before its source port is chosen:
+        take the port from the first event that has it, and index the full tuple."""
+        sport = b.tuple.sport
+        if sport:
+            reg = self.reg
+            saddr, _, daddr, dport = m.tkey
+            reg.release(m)
+            m.tkey = (saddr, sport, daddr, dport)
+            m.indexed = True
+            reg.socks[m.sock] = m
+            ix_add(reg.tuples, m.tkey, m)
 
     def retransmit(self, ev, b, eid, t, out) -> None:
         m = self._sock_event(ev, b, eid, t, out)
@@ -252,6 +269,8 @@ class TcpAnchor(Anchor):
             if f.phase == EMERGED:
                 self.reg.evolve(f, eid, t, out)
             m.last_eid = eid
+            if not m.tkey[1]:
+                self._learn_port(m, b)
         else:
             m = self._sock_event(ev, b, eid, t, out)
             if m is None:
@@ -353,6 +372,10 @@ class QueueAnchor(Anchor):
         tup = b.tuple
         s, d, sp, dp = tup.saddr, tup.daddr, tup.sport, tup.dport
         found = list(ix_get(reg.tuples, (s, sp, d, dp))) + list(ix_get(reg.tuples, (d, dp, s, sp)))
+        if not found:
+            # A connecting socket whose source port no event has shown yet (its SYN dropped):
+            # every such socket to this service is a member of the same client flow.
+            found = list(ix_get(reg.tuples, (s, 0, d, dp))) + list(ix_get(reg.tuples, (d, 0, s, sp)))
         if found:
             same = [m for m in found if m.flow.netns == netns]
             pick = same or found

@@ -151,7 +151,7 @@ class Registry:
         self.flows: dict[int, Flow] = {}
         self.keys: dict[tuple, int] = {}
         self.socks: dict[int, Member] = {}
-        self.tuples: dict[tuple, Member | list[Member]] = {}   # see _ix_add
+        self.tuples: dict[tuple, Member | list[Member]] = {}   # see ix_add
         self.listeners: dict[tuple, int] = {}
         self.peers: dict[bytes, int | list[int]] = {}        # peer address -> flow ids
         self.paths: dict[tuple, dict[int, None]] = {}
@@ -240,7 +240,7 @@ class Registry:
         self.keys[key] = fid
         self.live_count += 1
         if peer:
-            _ix_add(self.peers, peer, fid)
+            ix_add(self.peers, peer, fid)
         if role == LISTENER:
             self.listeners[(netns, lport)] = fid
         detail = {"key": key_text(key), "role": role}
@@ -363,7 +363,7 @@ class Registry:
         if old is not None:
             self.release(old)
         self.socks[sock] = m
-        _ix_add(self.tuples, tkey, m)
+        ix_add(self.tuples, tkey, m)
         if f.members:
             out.append(Change("evolve", f.fid, eid, {"member": hex(sock),
                                                        "connections": str(f.n_conns + 1)}))
@@ -537,7 +537,7 @@ class Registry:
 
 # Small indexes (peer -> flows, tuple -> members) hold the one value itself and become a list
 # only when a second arrives: most keys ever have one.
-def _ix_add(d: dict, k, v) -> None:
+def ix_add(d: dict, k, v) -> None:
     cur = d.get(k)
     if cur is None:
         d[k] = v
