@@ -137,11 +137,14 @@ class Decoder:
         ev = events_pb2.Event(ktime_ns=hdr.ktime_ns, cpu=hdr.cpu)
         a = ev.attr
         if hdr.ctx == CTX_PROCESS and hdr.tgid:
-            a.pid, a.tgid, a.comm, a.uid = hdr.pid, hdr.tgid, hdr.comm, hdr.uid
+            comm = hdr.comm_str
+            a.pid, a.tgid, a.comm, a.uid = hdr.pid, hdr.tgid, comm, hdr.uid
             a.cgroup_id, a.netns = hdr.cgroup, hdr.netns
             a.source = events_pb2.ATTRIBUTION_PROCESS_CONTEXT
             if sock and learn_owner:
-                self.owners[sock] = Owner(hdr.pid, hdr.tgid, hdr.comm, hdr.uid, hdr.cgroup, hdr.netns)
+                o = self.owners.get(sock)
+                if o is None or o.tgid != hdr.tgid or o.pid != hdr.pid:
+                    self.owners[sock] = Owner(hdr.pid, hdr.tgid, comm, hdr.uid, hdr.cgroup, hdr.netns)
             return ev
         o = self.owners.get(sock) if sock else None
         if o is not None:

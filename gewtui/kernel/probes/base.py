@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
 
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime.capabilities import BtfNeed, Needs, TracepointNeed
@@ -62,8 +62,10 @@ CORE_BTF: tuple[BtfNeed, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
+    """struct gew_hdr. ``comm`` stays raw bytes until a decoder needs it (``comm_str``):
+    most records come from softirq context and carry none."""
+
     ktime_ns: int
     kind: int
     ctx: int
@@ -74,13 +76,19 @@ class Header:
     uid: int
     netns: int
     cgroup: int
-    comm: str
+    comm: bytes
+
+    @property
+    def comm_str(self) -> str:
+        return self.comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+_HDR_UNPACK = HDR.unpack_from
+_make_header = Header._make
 
 
 def parse_header(buf: bytes) -> Header:
-    k, kind, ctx, probe, cpu, pid, tgid, uid, netns, cg, comm = HDR.unpack_from(buf, 0)
-    return Header(k, kind, ctx, probe, cpu, pid, tgid, uid, netns, cg,
-                  comm.split(b"\0", 1)[0].decode("utf-8", "replace"))
+    return _make_header(_HDR_UNPACK(buf, 0))
 
 
 def cstr(raw: bytes) -> str:
@@ -96,10 +104,22 @@ def addr_bytes(family: int, raw: bytes) -> bytes:
     return b""
 
 
+_TUPLE_UNPACK = TUPLE.unpack_from
+
+
+def fill_tuple(msg: events_pb2.Tuple, raw: bytes, offset: int = 0) -> None:
+    """Set a Tuple message in place from a struct gew_tuple (cheaper than build + CopyFrom)."""
+    s, d, msg.sport, msg.dport, family, msg.protocol = _TUPLE_UNPACK(raw, offset)
+    msg.family = family
+    n = 4 if family == AF_INET else 16 if family == AF_INET6 else 0
+    msg.saddr = s[:n]
+    msg.daddr = d[:n]
+
+
 def tuple_pb(raw: bytes, offset: int = 0) -> events_pb2.Tuple:
-    s, d, sport, dport, family, proto = TUPLE.unpack_from(raw, offset)
-    return events_pb2.Tuple(family=family, saddr=addr_bytes(family, s), daddr=addr_bytes(family, d),
-                            sport=sport, dport=dport, protocol=proto)
+    t = events_pb2.Tuple()
+    fill_tuple(t, raw, offset)
+    return t
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
-from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, cstr, tuple_pb
+from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, cstr, fill_tuple
 from gewtui.pb import events_pb2
 from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
@@ -38,7 +38,7 @@ def decode_drop(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     b.reason_name = dec.vocab.drop_reasons.get(reason, f"reason {reason}")
     b.protocol = proto
     if how != events_pb2.PACKET_ATTRIBUTION_NONE:
-        b.tuple.CopyFrom(tuple_pb(t))
+        fill_tuple(b.tuple, t)
     b.attribution = how
     b.ifindex = ifindex
     b.ifname = cstr(ifname)
@@ -60,7 +60,7 @@ def decode_rcvq(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     t, sk, netns, rmem, truesize, rcvbuf = RCVQ.unpack_from(buf, HDR.size)
     ev = dec.envelope(hdr, sk, netns, learn_owner=False)
     b = ev.rcvq_full
-    b.tuple.CopyFrom(tuple_pb(t))
+    fill_tuple(b.tuple, t)
     b.sock = sk
     b.rmem_alloc = rmem
     b.truesize = truesize

@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
-from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, tuple_pb
+from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, fill_tuple
 from gewtui.pb import events_pb2
 from gewtui.runtime.capabilities import TracepointNeed
 
@@ -24,7 +24,7 @@ def decode_owner(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     previous = dec.owners.get(sk)
     ev = dec.envelope(hdr, sk, netns)   # process context: learns the new owner
     b = ev.owner
-    b.tuple.CopyFrom(tuple_pb(t))
+    fill_tuple(b.tuple, t)
     b.sock = sk
     b.previous_tgid = prev_tgid if prev_tgid != 0xFFFFFFFF else 0
     if previous is not None and previous.tgid == b.previous_tgid:

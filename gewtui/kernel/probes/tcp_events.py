@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
-from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, tuple_pb
+from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, fill_tuple
 from gewtui.kernel.probes.tcp_state import _TCP_FIELDS, _state
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime.capabilities import TracepointNeed
@@ -31,7 +31,7 @@ def decode_retrans(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     # a SYN-ACK retransmit names the request socket, which has no owner of its own
     ev = dec.envelope(hdr, 0 if synack else sk, netns)
     b = ev.retransmit
-    b.tuple.CopyFrom(tuple_pb(t))
+    fill_tuple(b.tuple, t)
     b.sock = sk
     b.state = _state(state)
     b.err = err
@@ -45,7 +45,7 @@ def decode_reset(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     # a sent reset may name a request or timewait socket: only tracked sockets have owners
     ev = dec.envelope(hdr, sk, netns, learn_owner=not sent)
     b = ev.reset
-    b.tuple.CopyFrom(tuple_pb(t))
+    fill_tuple(b.tuple, t)
     b.sock = sk
     b.direction = events_pb2.RESET_SENT if sent else events_pb2.RESET_RECEIVED
     b.state = _state(state)

@@ -8,7 +8,7 @@ import struct
 from typing import Iterable
 
 from gewtui.kernel.probes import tcp_probe
-from gewtui.kernel.probes.base import HDR, SOCK, TUPLE, Header, Program, ProbeUnit, parse_sock, tuple_pb
+from gewtui.kernel.probes.base import HDR, SOCK, TUPLE, Header, Program, ProbeUnit, parse_sock, fill_tuple
 from gewtui.pb import events_pb2
 from gewtui.runtime.capabilities import TracepointNeed
 
@@ -26,16 +26,19 @@ _TCP_FIELDS = (("skaddr", 8), ("sport", 2), ("dport", 2), ("family", 2), ("saddr
                ("saddr_v6", 16), ("daddr_v6", 16))
 
 
+_TCP_STATES = frozenset(events_pb2.TcpState.values())
+
+
 def _state(v: int) -> int:
     # the proto numbers TCP states as the kernel does; unknown values map to UNSPECIFIED
-    return v if v in events_pb2.TcpState.values() else events_pb2.TCP_STATE_UNSPECIFIED
+    return v if v in _TCP_STATES else events_pb2.TCP_STATE_UNSPECIFIED
 
 
 def decode_state(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     t, sk, netns, old, new = STATE.unpack_from(buf, HDR.size)
     ev = dec.envelope(hdr, sk, netns)
     b = ev.tcp_state
-    b.tuple.CopyFrom(tuple_pb(t))
+    fill_tuple(b.tuple, t)
     b.sock = sk
     b.old_state = _state(old)
     b.new_state = _state(new)
@@ -60,7 +63,7 @@ def decode_cong(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     t, sk, netns, ca = CONG.unpack_from(buf, HDR.size)
     ev = dec.envelope(hdr, sk, netns)
     b = ev.cong_state
-    b.tuple.CopyFrom(tuple_pb(t))
+    fill_tuple(b.tuple, t)
     b.sock = sk
     b.ca_state = ca
     b.ca_state_name = dec.vocab.ca_states.get(ca, str(ca))
