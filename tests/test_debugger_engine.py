@@ -181,3 +181,20 @@ def test_replay_of_a_damaged_recording_reads_what_is_there(tmp_path):
     d, ctx = replay(p)
     run(ctx, "goto end")
     assert 0 < d.position < len(sc.events) and d.log.complete
+
+
+def test_rows_after_time_travel_equal_rows_built_from_scratch(tmp_path):
+    """The view builder only rebuilds rows whose fingerprint moved after back/goto; the
+    result must equal building every row anew."""
+    from gewtui.debugger import render
+
+    sc = lab_scenario()
+    d, ctx = replay(write_recording(tmp_path / "r.gewrec", sc.events), policy=DENSE)
+    for line in ("goto end", "back 5", "goto #12", "step 20", "back 1", "goto end", "goto start",
+                 "goto #30"):
+        run(ctx, line)
+        rows = dict(ctx.views.build().flows)
+        e = Engine(session_id="test-session")
+        for ev in sc.events[:d.position]:
+            e.feed(ev)
+        assert rows == {f.flow_id: render.flow_row(f) for f in e.flows()}, line

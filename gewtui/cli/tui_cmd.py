@@ -45,6 +45,8 @@ def add_source_arguments(p: argparse.ArgumentParser, *, replay_flag: bool = True
                    help="accept capabilities that are supported but risky on this kernel")
     p.add_argument("--allow-intervention", action="store_true",
                    help="allow gated drop interventions (local command line only)")
+    p.add_argument("--drop-ttl", metavar="TIME", default="5m",
+                   help="how long a drop lasts before it expires (default 5m; 90s, 5m, 1h)")
     p.add_argument("--templates", metavar="DIR", action="append", default=[],
                    help="extra template directory (repeatable), added to the packaged templates")
 
@@ -149,8 +151,16 @@ def _controller(live: Any, d: Any, args: argparse.Namespace) -> Any:
     from gewtui.errors import GewError
     from gewtui.intervene.controller import InterventionController
 
+    from gewtui.intervene.controller import parse_ttl
+
+    def recorded(rec: Any) -> None:
+        # The intervention trace and the panel see every decision (pump thread).
+        d.source.interventions.append(rec)
+        d.version += 1
+
     try:
-        return InterventionController(live, d.head_engine, getattr(live, "writer", None))
+        return InterventionController(live, d.head_engine, ttl_s=parse_ttl(args.drop_ttl),
+                                      on_record=recorded)
     except GewError as e:
         d.message = f"interventions unavailable: {e.message}"
         return None

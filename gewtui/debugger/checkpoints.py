@@ -24,7 +24,7 @@ from typing import Any
 @dataclass
 class CheckpointPolicy:
     budget_s: float = 0.04
-    overhead_ratio: float = 4.0
+    overhead_ratio: float = 1.0
     min_events: int = 256
     max_count: int = 4000
 

@@ -266,6 +266,10 @@ class Debugger:
     def _stopped(self, stop: Stop, hit: Hit | None = None) -> Stop:
         self.motion = None
         self.hit = hit
+        if hit is not None and hit.flow_id and self._cur.flow(hit.flow_id) is not None:
+            # Like a debugger's current frame: the flow a breakpoint stopped on is the one
+            # 'chain', 'step flow' and the panels talk about, until another is selected.
+            self.selected = hit.flow_id
         self.message = stop.text
         self.version += 1
         self._stops.append(stop)

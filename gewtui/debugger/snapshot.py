@@ -59,6 +59,7 @@ class ViewBuilder:
         self.info: SourceInfo = debugger.source.info()
         self._rows: dict[int, FlowRow] = {}
         self._match: dict[int, bool] = {}
+        self._fp: dict[int, tuple | None] = {}
         self._visible: MappingProxyType = EMPTY_FLOWS
         self._flows_version = 0
         self._filter = None
@@ -73,26 +74,13 @@ class ViewBuilder:
         d = self.d
         eng = d.engine
         changed = False
-        if d.dirty is None or d.filter is not self._filter:
-            snaps = eng.flows()
-            self._rows = {}
-            self._match = {}
-            for f in snaps:
-                self._rows[f.flow_id] = render.flow_row(f)
-                self._match[f.flow_id] = d.filter.matches(f)
-            self._filter = d.filter
-            changed = True
+        if d.filter is not self._filter:
+            changed = self._rebuild_all(eng)
+        elif d.dirty is None:
+            changed = self._resync(eng)
         else:
             for fid in d.dirty:
-                f = eng.flow(fid)
-                if f is None:
-                    if self._rows.pop(fid, None) is not None:
-                        self._match.pop(fid, None)
-                        changed = True
-                    continue
-                self._rows[fid] = render.flow_row(f)
-                self._match[fid] = d.filter.matches(f)
-                changed = True
+                changed |= self._refresh_one(eng, fid)
         d.dirty = set()
         if changed:
             self._flows_version += 1
@@ -101,6 +89,57 @@ class ViewBuilder:
                     {k: r for k, r in self._rows.items() if self._match.get(k)})
             else:
                 self._visible = MappingProxyType(dict(self._rows))
+
+    def _fingerprint(self, eng, fid: int) -> tuple | None:
+        """What must differ for a flow's row to differ, read without building a snapshot:
+        every event the engine attributes to a flow moves its newest event id, and the
+        silence timer ending a flow changes whether it is live."""
+        last = getattr(eng, "last_event_id", None)
+        live = getattr(eng, "is_live", None)
+        if last is None or live is None:
+            return None
+        return last(fid), live(fid)
+
+    def _refresh_one(self, eng, fid: int) -> bool:
+        f = eng.flow(fid)
+        if f is None:
+            if self._rows.pop(fid, None) is not None:
+                self._match.pop(fid, None)
+                self._fp.pop(fid, None)
+                return True
+            return False
+        self._rows[fid] = render.flow_row(f)
+        self._match[fid] = self.d.filter.matches(f)
+        self._fp[fid] = self._fingerprint(eng, fid)
+        return True
+
+    def _rebuild_all(self, eng) -> bool:
+        self._rows, self._match, self._fp = {}, {}, {}
+        for f in eng.flows():
+            self._rows[f.flow_id] = render.flow_row(f)
+            self._match[f.flow_id] = self.d.filter.matches(f)
+            self._fp[f.flow_id] = self._fingerprint(eng, f.flow_id)
+        self._filter = self.d.filter
+        return True
+
+    def _resync(self, eng) -> bool:
+        """The cursor got another engine (back, goto, pause): rebuild only the rows whose
+        fingerprint moved, so stepping back with 10,000 flows does not build 10,000
+        snapshots."""
+        ids = getattr(eng, "flow_ids", None)
+        if ids is None or self._fingerprint(eng, 0) is None:
+            return self._rebuild_all(eng)
+        current = ids()
+        changed = False
+        for fid in set(self._rows).difference(current):
+            del self._rows[fid]
+            self._match.pop(fid, None)
+            self._fp.pop(fid, None)
+            changed = True
+        for fid in current:
+            if fid not in self._rows or self._fp.get(fid) != self._fingerprint(eng, fid):
+                changed |= self._refresh_one(eng, fid)
+        return changed
 
     # ---- detail -------------------------------------------------------------------------
 
