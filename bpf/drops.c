@@ -122,10 +122,9 @@ int gew_kfree_skb(struct tracepoint__skb__kfree_skb *args)
             return 0;
     }
     struct gew_rec_drop *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_DROPS);
+    r = gew_begin(sizeof(*r), GEW_K_DROP, GEW_PROBE_DROPS);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_DROP, GEW_PROBE_DROPS);
     r->t = t;
     r->sk = (u64)sk;
     r->location = (u64)args->location;
@@ -157,10 +156,9 @@ int gew_rcvq_full(struct bpf_raw_tracepoint_args *ctx)
     if (!gew_in_scope(netns, &t, GEW_PROBE_DROPS))
         return 0;
     struct gew_rec_rcvq *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_DROPS);
+    r = gew_begin(sizeof(*r), GEW_K_RCVQ, GEW_PROBE_DROPS);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_RCVQ, GEW_PROBE_DROPS);
     r->t = t;
     r->sk = (u64)sk;
     r->netns = netns;

@@ -209,6 +209,15 @@ static __always_inline void *gew_reserve(u64 size, u32 probe)
     return r;
 }
 
+/* Reserve a record and fill its header; 0 when the buffer is full (already counted). */
+static __always_inline void *gew_begin(u64 size, u16 kind, u8 probe)
+{
+    struct gew_hdr *h = gew_reserve(size, probe);
+    if (h)
+        gew_fill_hdr(h, kind, probe);
+    return h;
+}
+
 /* Wake the consumer only every GEW_WAKE_EVERY records per CPU and probe; userspace drains
  * on a short timer anyway, so wakeups are batched (see PERF-NOTES: 5-30x cheaper). */
 static __always_inline void gew_submit(void *rec, u32 probe)

@@ -37,10 +37,9 @@ static __always_inline int gew_owner_seen(void *sk, u16 family, u16 protocol, u8
     u32 prev = s->owner_tgid;
     s->owner_tgid = tgid;
     struct gew_rec_owner *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_OWNER);
+    r = gew_begin(sizeof(*r), GEW_K_OWNER, GEW_PROBE_OWNER);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_OWNER, GEW_PROBE_OWNER);
     r->t = s->t;
     r->sk = key;
     r->netns = s->netns;

@@ -118,10 +118,9 @@ int gew_qdisc_destroy(struct bpf_raw_tracepoint_args *ctx)
         return 0;
     }
     struct gew_rec_qgone *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_QUEUE);
+    r = gew_begin(sizeof(*r), GEW_K_QDISC_GONE, GEW_PROBE_QUEUE);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_QDISC_GONE, GEW_PROBE_QUEUE);
     r->qdisc = key;
     gew_submit(r, GEW_PROBE_QUEUE);
     return 0;

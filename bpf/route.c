@@ -129,10 +129,9 @@ static __always_inline int gew_fib_emit(struct gew_fib_key *k, struct gew_tuple 
     if (!count)
         return 0;
     struct gew_rec_fib *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_ROUTE);
+    r = gew_begin(sizeof(*r), GEW_K_FIB, GEW_PROBE_ROUTE);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_FIB, GEW_PROBE_ROUTE);
     r->family = k->family;
     r->table = k->table;
     r->err = err;
@@ -155,6 +154,23 @@ static __always_inline int gew_fib_emit(struct gew_fib_key *k, struct gew_tuple 
     return 0;
 }
 
+/* Scope check on the lookup's tuple (ports in network order, as flowi holds them), then
+ * fold or emit. */
+static __always_inline int gew_fib_scoped(struct gew_fib_key *k, u16 sport, u16 dport, u8 proto, s32 err,
+                                          s32 iif, void *dev, u8 gw_family, const u8 *gw)
+{
+    struct gew_tuple t = {};
+    t.family = k->family;
+    __builtin_memcpy(t.saddr, k->src, 16);
+    __builtin_memcpy(t.daddr, k->dst, 16);
+    t.sport = bpf_ntohs(sport);
+    t.dport = bpf_ntohs(dport);
+    t.protocol = proto;
+    if (!gew_in_scope(k->netns, &t, GEW_PROBE_ROUTE))
+        return 0;
+    return gew_fib_emit(k, &t, err, iif, dev, gw_family, gw);
+}
+
 int gew_fib4_lookup(struct bpf_raw_tracepoint_args *ctx)
 {
     u32 tb_id = (u32)ctx->args[0];
@@ -162,7 +178,6 @@ int gew_fib4_lookup(struct bpf_raw_tracepoint_args *ctx)
     void *nhc = (void *)ctx->args[2];
     s32 err = (s32)ctx->args[3];
     struct gew_fib_key k = {};
-    struct gew_tuple t = {};
     s32 iif = 0;
     u8 proto = 0;
     u16 sport = 0, dport = 0;
@@ -194,15 +209,7 @@ int gew_fib4_lookup(struct bpf_raw_tracepoint_args *ctx)
         k.netns = gew_task_netns();
     k.table = tb_id;
     k.family = GEW_AF_INET;
-    t.family = GEW_AF_INET;
-    __builtin_memcpy(t.saddr, k.src, 4);
-    __builtin_memcpy(t.daddr, k.dst, 4);
-    t.sport = bpf_ntohs(sport);
-    t.dport = bpf_ntohs(dport);
-    t.protocol = proto;
-    if (!gew_in_scope(k.netns, &t, GEW_PROBE_ROUTE))
-        return 0;
-    return gew_fib_emit(&k, &t, err, iif, dev, gw_family, gw);
+    return gew_fib_scoped(&k, sport, dport, proto, err, iif, dev, gw_family, gw);
 }
 
 int gew_fib6_lookup(struct bpf_raw_tracepoint_args *ctx)
@@ -212,7 +219,6 @@ int gew_fib6_lookup(struct bpf_raw_tracepoint_args *ctx)
     void *table = (void *)ctx->args[2];
     void *flp = (void *)ctx->args[3];
     struct gew_fib_key k = {};
-    struct gew_tuple t = {};
     s32 iif = 0;
     u8 proto = 0, type = 0;
     u16 sport = 0, dport = 0;
@@ -250,15 +256,7 @@ int gew_fib6_lookup(struct bpf_raw_tracepoint_args *ctx)
         err = -13;
     else if (type == 9)     /* RTN_THROW */
         err = -11;
-    t.family = GEW_AF_INET6;
-    __builtin_memcpy(t.saddr, k.src, 16);
-    __builtin_memcpy(t.daddr, k.dst, 16);
-    t.sport = bpf_ntohs(sport);
-    t.dport = bpf_ntohs(dport);
-    t.protocol = proto;
-    if (!gew_in_scope(k.netns, &t, GEW_PROBE_ROUTE))
-        return 0;
-    return gew_fib_emit(&k, &t, err, iif, dev, gw_family, gw);
+    return gew_fib_scoped(&k, sport, dport, proto, err, iif, dev, gw_family, gw);
 }
 
 int gew_neigh_update(struct bpf_raw_tracepoint_args *ctx)
@@ -295,10 +293,9 @@ int gew_neigh_update(struct bpf_raw_tracepoint_args *ctx)
             return 0;
     }
     struct gew_rec_neigh *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_ROUTE);
+    r = gew_begin(sizeof(*r), GEW_K_NEIGH, GEW_PROBE_ROUTE);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_NEIGH, GEW_PROBE_ROUTE);
     r->family = family;
     r->netns = netns;
     r->ifindex = ifindex;

@@ -43,10 +43,9 @@ static __always_inline int gew_emit_retrans(void *sk, struct gew_tuple *t, u32 n
                                             s32 state, s32 err, u8 synack, struct gew_sock *s)
 {
     struct gew_rec_retrans *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_TCP_EVENTS);
+    r = gew_begin(sizeof(*r), GEW_K_RETRANS, GEW_PROBE_TCP_EVENTS);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_RETRANS, GEW_PROBE_TCP_EVENTS);
     if (s)
         gew_sock_owner(s, &r->h);
     r->t = *t;
@@ -88,6 +87,29 @@ int gew_tcp_retrans_synack(struct tracepoint__tcp__tcp_retransmit_synack *args)
     return gew_emit_retrans((void *)args->req, &t, netns, 3 /* TCP_SYN_RECV */, 0, 1, 0);
 }
 
+static __always_inline int gew_emit_reset(u16 kind, struct gew_tuple *t, u64 sk, u64 cookie, u32 netns,
+                                          s32 state, u32 reason, u8 direction, struct gew_sock *s)
+{
+    struct gew_rec_reset *r;
+    r = gew_begin(sizeof(*r), kind, GEW_PROBE_TCP_EVENTS);
+    if (!r)
+        return 0;
+    if (s)
+        gew_sock_owner(s, &r->h);
+    r->t = *t;
+    r->sk = sk;
+    r->cookie = cookie;
+    r->netns = netns;
+    r->state = state;
+    r->reason = reason;
+    r->direction = direction;
+    r->pad[0] = 0;
+    r->pad[1] = 0;
+    r->pad[2] = 0;
+    gew_submit(r, GEW_PROBE_TCP_EVENTS);
+    return 0;
+}
+
 /* skaddr may be NULL (reset for a packet that matched no socket), a full, request or
  * timewait socket; all share sock_common, so the namespace is read from there, or from
  * the device of the packet being answered. */
@@ -108,25 +130,7 @@ int gew_tcp_send_reset(struct tracepoint__tcp__tcp_send_reset *args)
     struct gew_sock *s = sk ? gew_socks.lookup(&key) : 0;
     if (!s && !gew_in_scope(netns, &t, GEW_PROBE_TCP_EVENTS))
         return 0;
-    struct gew_rec_reset *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_TCP_EVENTS);
-    if (!r)
-        return 0;
-    gew_fill_hdr(&r->h, GEW_K_RESET_SENT, GEW_PROBE_TCP_EVENTS);
-    if (s)
-        gew_sock_owner(s, &r->h);
-    r->t = t;
-    r->sk = key;
-    r->cookie = 0;
-    r->netns = netns;
-    r->state = args->state;
-    r->reason = (u32)args->reason;
-    r->direction = 1;
-    r->pad[0] = 0;
-    r->pad[1] = 0;
-    r->pad[2] = 0;
-    gew_submit(r, GEW_PROBE_TCP_EVENTS);
-    return 0;
+    return gew_emit_reset(GEW_K_RESET_SENT, &t, key, 0, netns, args->state, (u32)args->reason, 1, s);
 }
 
 int gew_tcp_recv_reset(struct tracepoint__tcp__tcp_receive_reset *args)
@@ -138,22 +142,5 @@ int gew_tcp_recv_reset(struct tracepoint__tcp__tcp_receive_reset *args)
     struct gew_sock *s = gew_sock_get(sk, &t, GEW_PROBE_TCP_EVENTS);
     if (!s)
         return 0;
-    struct gew_rec_reset *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_TCP_EVENTS);
-    if (!r)
-        return 0;
-    gew_fill_hdr(&r->h, GEW_K_RESET_RECV, GEW_PROBE_TCP_EVENTS);
-    gew_sock_owner(s, &r->h);
-    r->t = t;
-    r->sk = (u64)sk;
-    r->cookie = args->sock_cookie;
-    r->netns = s->netns;
-    r->state = s->state;
-    r->reason = 0;
-    r->direction = 2;
-    r->pad[0] = 0;
-    r->pad[1] = 0;
-    r->pad[2] = 0;
-    gew_submit(r, GEW_PROBE_TCP_EVENTS);
-    return 0;
+    return gew_emit_reset(GEW_K_RESET_RECV, &t, (u64)sk, args->sock_cookie, s->netns, s->state, 0, 2, s);
 }

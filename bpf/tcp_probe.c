@@ -56,10 +56,9 @@ int gew_tcp_probe(struct tracepoint__tcp__tcp_probe *args)
         return 0;
     s->zw_now = zw;
     struct gew_rec_zw *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_TCP_PROBE);
+    r = gew_begin(sizeof(*r), GEW_K_PROBE_ZW, GEW_PROBE_TCP_PROBE);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_PROBE_ZW, GEW_PROBE_TCP_PROBE);
     r->sk = key;
     __builtin_memcpy(&r->s, s, sizeof(r->s));
     gew_submit(r, GEW_PROBE_TCP_PROBE);

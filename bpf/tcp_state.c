@@ -57,10 +57,9 @@ int gew_tcp_set_state(struct tracepoint__sock__inet_sock_set_state *args)
     s->t = t;
     s->state = args->newstate;
     struct gew_rec_state *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_TCP_STATE);
+    r = gew_begin(sizeof(*r), GEW_K_STATE, GEW_PROBE_TCP_STATE);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_STATE, GEW_PROBE_TCP_STATE);
     gew_sock_owner(s, &r->h);
     r->t = t;
     r->sk = key;
@@ -81,9 +80,8 @@ int gew_tcp_destroy(struct tracepoint__tcp__tcp_destroy_sock *args)
     if (!s)
         return 0;
     struct gew_rec_destroy *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_TCP_STATE);
+    r = gew_begin(sizeof(*r), GEW_K_DESTROY, GEW_PROBE_TCP_STATE);
     if (r) {
-        gew_fill_hdr(&r->h, GEW_K_DESTROY, GEW_PROBE_TCP_STATE);
         r->sk = key;
         r->cookie = args->sock_cookie;
         __builtin_memcpy(&r->s, s, sizeof(r->s));
@@ -104,10 +102,9 @@ int gew_tcp_cong(struct tracepoint__tcp__tcp_cong_state_set *args)
     if (!s)
         return 0;
     struct gew_rec_cong *r;
-    r = gew_reserve(sizeof(*r), GEW_PROBE_TCP_STATE);
+    r = gew_begin(sizeof(*r), GEW_K_CONG, GEW_PROBE_TCP_STATE);
     if (!r)
         return 0;
-    gew_fill_hdr(&r->h, GEW_K_CONG, GEW_PROBE_TCP_STATE);
     gew_sock_owner(s, &r->h);
     r->t = t;
     r->sk = (u64)sk;
