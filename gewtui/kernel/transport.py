@@ -30,11 +30,22 @@ class RingTransport:
         self._decoder = decoder
         self._string_at = ctypes.string_at
         self._record = decoder.record
+        self._error: BaseException | None = None
         bpf[map_name.encode()].open_ring_buffer(self._callback)
 
     def _callback(self, _ctx, data, size) -> int:
-        self._record(self._string_at(data, size))
+        try:
+            self._record(self._string_at(data, size))
+        except BaseException as e:
+            # an exception cannot cross the C callback: keep the first, re-raise from poll()
+            if self._error is None:
+                self._error = e
         return 0
+
+    def _raise_pending(self) -> None:
+        e, self._error = self._error, None
+        if e is not None:
+            raise e
 
     def poll(self, timeout_ms: int) -> int:
         """Wait up to ``timeout_ms`` for a wakeup, then drain what is there. Returns the
@@ -42,6 +53,7 @@ class RingTransport:
         before = self._decoder.consumed
         self._bpf.ring_buffer_poll(max(0, int(timeout_ms)))
         self._bpf.ring_buffer_consume()
+        self._raise_pending()
         return self._decoder.consumed - before
 
     def drain(self) -> int:
@@ -50,6 +62,7 @@ class RingTransport:
         while True:
             before = self._decoder.consumed
             self._bpf.ring_buffer_consume()
+            self._raise_pending()
             n = self._decoder.consumed - before
             total += n
             if n == 0:
