@@ -16,15 +16,17 @@ from gewtui.pb import intervention_pb2 as ipb
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def test_lossy_lab_drop_is_effective_and_traced(gew_instance, tmp_path):
+def _attempt(gew_instance, record: str):
+    """One lab session. Returns None if the gate (rightly) refused because the kernel lost
+    or skipped probe runs — observation incomplete, so no drop may run — else asserts the
+    whole story."""
+    from gewtui.errors import GateRefused
     from gewtui.intervene.wiring import controller_for
     from gewtui.kernel import tc
     from gewtui.kernel.live import LiveSession
     from gewtui.lab import Lab
     from gewtui.model.engine import Engine
-    from gewtui.recording import RecordingReader
 
-    record = str(tmp_path / "e2e.gewrec")
     with Lab("lossy", name="iv" + secrets.token_hex(3)) as lab:
         live = LiveSession(lab.scope_args, record=record, instance=gew_instance.instance_id,
                            allow_intervention=True, gc_on_start=False)
@@ -47,7 +49,14 @@ def test_lossy_lab_drop_is_effective_and_traced(gew_instance, tmp_path):
             fid = target.flow_id
             assert "drop" in eng.chain(fid).allowed_interventions
 
-            rec = ctl.request_drop(fid, Confirmation.typed_now(str(fid), fid, live.session_id))
+            try:
+                rec = ctl.request_drop(fid, Confirmation.typed_now(str(fid), fid, live.session_id))
+            except GateRefused:
+                refused = ctl.log[-1]
+                assert refused.outcome == ipb.REFUSED and not live.stats.complete
+                assert [c.name for c in refused.gate.conditions if not c.ok] == ["complete"]
+                ctl.close()
+                return None
             assert rec.outcome == ipb.ACTIVE and rec.gate.allowed
             assert all(i.startswith(lab.client_netns + "/") for i in rec.interfaces)
 
@@ -71,6 +80,20 @@ def test_lossy_lab_drop_is_effective_and_traced(gew_instance, tmp_path):
                 ns, ifname = itf.split("/", 1)
                 assert not [f for f in tc.list_filters(ifname, ns) if f.name == "gew_deny"]
             ctl.close()
+    return rec
+
+
+def test_lossy_lab_drop_is_effective_and_traced(gew_instance, tmp_path):
+    from gewtui.recording import RecordingReader
+
+    # A loaded machine can make the kernel skip probe runs; the session is then incomplete
+    # and the gate must refuse (checked in _attempt). A fresh session is tried then.
+    for attempt in range(3):
+        record = str(tmp_path / f"e2e{attempt}.gewrec")
+        if _attempt(gew_instance, record) is not None:
+            break
+    else:
+        pytest.fail("three lab sessions in a row lost or skipped probe runs; no drop could be tried")
     with RecordingReader(record) as rd:
         recs = [r.intervention for r in rd.records() if r.WhichOneof("body") == "intervention"]
     story = [(r.action, r.outcome) for r in recs]
