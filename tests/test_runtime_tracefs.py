@@ -93,3 +93,17 @@ def test_tracepoint_need_checks_fields_and_sizes(tmp_path):
     assert state == NOT_SUPPORTED and "rx_sk missing" in why
     state, why = check_tracepoint(tf, TracepointNeed("tcp", "tcp_probe", ()))
     assert state == NOT_SUPPORTED and "does not exist" in why
+
+
+def test_captured_formats_cover_every_probe_need(tf):
+    """The captured copies are what the probes were built against: every tracepoint a unit
+    needs is there, with the fields and sizes its record layout reads."""
+    from gewtui.kernel.probes import UNITS
+
+    for u in UNITS:
+        for need in u.tracepoints:
+            fmt = tf.read(need.group, need.name)   # raises if a capture is missing
+            for name, size in need.fields:
+                assert fmt.fields[name].size == size, (need.capability, name)
+            if not need.raw:
+                assert check_tracepoint(tf, need)[0] == FULLY_SUPPORTED, need.capability
