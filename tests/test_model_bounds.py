@@ -71,8 +71,10 @@ def test_passive_children_that_never_name_a_peer_are_bounded():
         blank = s.accept(lst, "0.0.0.0", 0, incomplete_first=False)   # peer never known
         del blank
     eng, _ = run(s)
+    held = sum(len(v) for v in eng._reg.pending.values())
     assert len(eng._reg.pending) <= 4096
-    assert eng.stats["unattributed"] == 5000
+    # Held ones may still be named; those pushed out are counted as unattributed.
+    assert eng.stats["unattributed"] == 5000 - held and held == 4096
 
 
 def test_gap_marks_and_incomplete_scope_changes_make_the_session_incomplete():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from tests.model_streams import CLOSE, ESTABLISHED, SYN_SENT, StreamBuilder
 
 from gewtui.model.engine import Engine
+from gewtui.pb import events_pb2 as E
 from gewtui.pb import model_pb2
 
 SILENCE = 2_000_000_000
@@ -284,3 +285,39 @@ def test_source_port_learned_after_syn_sent_indexes_the_full_tuple():
     [f] = eng.flows()
     assert f.members[0].tuple.sport == c.lport
     assert f.counters.drops == 1 and f.templates == ["netfilter-drop"]
+
+
+def test_late_events_after_destroy_stay_with_the_old_socket_and_a_reused_address_is_new():
+    # Seen on the lab's reset scenario: a server socket closes and is destroyed, its final
+    # tcp_probe summary and a congestion-state reset with a blank tuple come after the
+    # destroy, then the freed address is reused by a client socket in another namespace.
+    s = StreamBuilder()
+    lst = s.listen("10.0.0.2", 8080)
+    srv = s.accept(lst, "10.0.0.1", 40001)
+    s.state(srv, ESTABLISHED, CLOSE)
+    s.destroy(srv)
+    s.probe(srv, final=True)
+    blank = type(srv)("0.0.0.0", 8080, "10.0.0.1", 0, srv.sock, srv.netns)
+    s.emit("cong_state", E.TcpCongState(tuple=blank.tuple(), sock=srv.sock, ca_state=0),
+           netns=srv.netns)
+    cli = s.connect("10.0.0.1", "10.0.0.2", 8080, sock=srv.sock, netns=777)
+    s.established(cli)
+    eng, _ = feed(s.events)
+    flows = {f.key.split(" netns")[0]: f for f in eng.flows()}
+    server = flows["tcp 10.0.0.2:8080 <- 10.0.0.1"]
+    client = flows["tcp 10.0.0.1 -> 10.0.0.2:8080"]
+    assert server.counters.connections == 1 and client.counters.connections == 1
+    assert server.members[0].state == CLOSE and client.members[0].state == ESTABLISHED
+    assert eng.stats["unattributed"] == 0
+
+
+def test_a_new_socket_at_the_address_of_one_whose_close_was_missed_is_a_new_member():
+    s = StreamBuilder()
+    a = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.established(a)                                   # its close is never seen
+    b = s.connect("10.0.0.1", "10.0.0.3", 80, sock=a.sock)
+    s.established(b)
+    eng, _ = feed(s.events)
+    f1, f2 = eng.flows()
+    assert f1.members[0].state == ESTABLISHED and f1.counters.connections == 1
+    assert f2.members[0].tuple.daddr == bytes([10, 0, 0, 3])

@@ -75,9 +75,16 @@ class TcpAnchor(Anchor):
         sport, dport, proto = tup.sport, tup.dport, tup.protocol or 6
         m = reg.socks.get(sock) if sock else None
         if m is not None and m.closed and not (old and old in _FRESH_OLD):
-            if m.tkey == (saddr, sport, daddr, dport) or m.tkey == (saddr, 0, daddr, dport):
-                self._touch(m.flow, eid, t, out)   # late event of a closed socket
-                return m
+            # A late event of a closed socket (a final summary, a congestion-state reset, a
+            # destroy): it stays with that socket until a state change starts a new one at
+            # the same kernel address.
+            self._touch(m.flow, eid, t, out)
+            return m
+        if m is not None and not m.closed:
+            # A new socket at the address of one whose end was not seen (lost records, or a
+            # socket of another namespace reusing freed memory): the old one is over.
+            reg.close_member(m, t)
+            reg.release(m)
         netns = ev.attr.netns
         role = role_from_state(old, new) if old or new else None
         if role is None:
@@ -90,11 +97,16 @@ class TcpAnchor(Anchor):
                 if len(p) < 8:
                     reg.pin(eid, ev)
                     p.append(eid)
+                else:
+                    reg.unattributed += 1
                 if len(reg.pending) > PENDING_CAP:
                     first = next(iter(reg.pending))
-                    for e in reg.pending.pop(first):
+                    held = reg.pending.pop(first)
+                    reg.unattributed += len(held)
+                    for e in held:
                         reg.unpin(e)
-            reg.unattributed += 1
+            else:
+                reg.unattributed += 1
             return None
         key = make_key(role, netns, family, proto, saddr, sport, daddr, dport)
         fid = reg.keys.get(key)
@@ -179,7 +191,7 @@ class TcpAnchor(Anchor):
         sock = b.sock
         old, new = b.old_state, b.new_state
         m = self._socks.get(sock)
-        if m is None or (m.closed and old in _FRESH_OLD):
+        if m is None or (old in _FRESH_OLD and (m.closed or old != m.state)):
             m = self._member(ev, b, sock, eid, t, out, old, new)
             if m is None:
                 return
@@ -306,8 +318,7 @@ class TcpAnchor(Anchor):
         cts = self._m["destroy"]
         if cts:
             reg.matcher.offer(reg, f, m, "destroy", ev, b, eid, t, out)
-        reg.close_member(m, t)
-        reg.release(m)
+        reg.close_member(m, t)   # stays indexed: late events still follow (see _member)
 
     def owner(self, ev, b, eid, t, out) -> None:
         m = self._sock_event(ev, b, eid, t, out)

@@ -186,7 +186,8 @@ class _Builder:
         f = self.f
         out = []
         if f.members:
-            socks = ", ".join(f"{hex(m.sock)} ({short_state(_state(m.state))})" for m in f.members)
+            socks = ", ".join(f"{hex(m.sock)} ({short_state(_state(m.state)) if m.state else 'state not seen'})"
+                              for m in f.members)
             more = f" (+{f.members_elided} earlier)" if f.members_elided else ""
             out.append(self.node(L1, "lineage", f"{self.prefix}/L1/lineage/sockets",
                                  f"{f.n_conns} connection(s); sockets {socks}{more}",
