@@ -1,4 +1,4 @@
-"""Faults around drops (issue 7, cases 4, 9, 13, 14, 15 for interventions; case 1 with a drop).
+"""Faults around drops (issue 7: cases 1 and 4 with a drop, 9, 13, 14 and 15 for drops).
 
 - SIGKILL with an active drop: the drop outlives the process only until its time to live
   (the classifier enforces it in the kernel) or orphan cleanup, whichever comes first; after
@@ -10,6 +10,8 @@
 - Scoped interface disappears: the drop bound to it is removed and logged; the session goes on.
 - Replay: a recording full of interventions, stepped through in the debugger, never loads a
   program or touches tc; `drop` is refused.
+- Privileges: allow_intervention set anywhere but on the process's own command line (session
+  options, environment) is refused by the gate; nothing reaches tc.
 
 Run as a module (``python -m tests.faults.test_intervention_faults child CONFIG
 --allow-intervention``) it is the child that holds a drop until it is killed.
@@ -57,6 +59,7 @@ def _tuple_json(t) -> dict:
 
 def _child(cfg: dict) -> None:
     """Hold one drop until killed. Its own command line carries --allow-intervention."""
+    from gewtui.errors import GewError
     from gewtui.intervene.wiring import controller_for
     from gewtui.pb import events_pb2
     from tests.test_intervention_lab import LabEngine
@@ -67,16 +70,27 @@ def _child(cfg: dict) -> None:
     live = _open_live(cfg["netns"], cfg["record"], cfg["instance"])
     engine = LabEngine(cfg["netns"], cfg["ifname"], {1: tup})
     ctl = controller_for(live, engine, ttl_s=cfg["ttl"])     # argv: the real /proc/self/cmdline
-    rec = ctl.request_drop(1, Confirmation.typed_now("1", 1, live.session_id))
+    try:
+        rec = ctl.request_drop(1, Confirmation.typed_now("1", 1, live.session_id))
+    except GewError as e:
+        print("refused", e.message, flush=True)
+        ctl.close()
+        live.close()
+        return
     print("ready", live.session_id, rec.intervention_id, flush=True)
     while True:
         time.sleep(1)
 
 
-def _spawn_child(cfg: dict) -> tuple[subprocess.Popen, str]:
-    p = subprocess.Popen([sys.executable, "-m", "tests.faults.test_intervention_faults", "child",
-                          json.dumps(cfg), "--allow-intervention"], cwd=ROOT,
+def _spawn_child(cfg: dict, flag: bool = True, env: dict | None = None
+                 ) -> tuple[subprocess.Popen, str]:
+    argv = [sys.executable, "-m", "tests.faults.test_intervention_faults", "child", json.dumps(cfg)]
+    p = subprocess.Popen(argv + (["--allow-intervention"] if flag else []), cwd=ROOT,
+                         env=None if env is None else {**os.environ, **env},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not flag:
+        out, err = p.communicate(timeout=60)
+        return p, out + err
     line = p.stdout.readline()
     if not line.startswith("ready"):
         p.kill()
@@ -196,6 +210,33 @@ def test_drop_ttl_holds_in_the_kernel_after_sigkill(netns_pair, gew_instance, tm
         assert _ours(pair) == []
     finally:
         stream.close()
+
+
+@pytest.mark.root
+def test_override_never_from_environment_or_session_options(netns_pair, gew_instance, tmp_path):
+    """Case 14 for drops: a session whose options say allow_intervention (as a config file
+    or an environment variable might make them say) in a process whose command line lacks
+    --allow-intervention is refused by the gate, and nothing reaches tc."""
+    from tests.test_intervention_lab import Stream
+
+    pair = netns_pair
+    stream = Stream(pair, 5016)
+    try:
+        p, out = _spawn_child({"netns": pair.a, "ifname": pair.a_if,
+                               "record": str(tmp_path / "noflag.gewrec"),
+                               "instance": gew_instance.instance_id,
+                               "tuple": _tuple_json(stream.tuple()), "ttl": 60},
+                              flag=False, env={"GEW_ALLOW_INTERVENTION": "1",
+                                               "GEW_TUI_ALLOW_INTERVENTION": "1"})
+        assert p.returncode == 0, out
+        assert out.startswith("refused drop of flow 1 refused: override ("), out
+        assert "only the local command line counts" in out
+        assert _ours(pair) == []
+        assert stream.rate(0.5) > 0
+    finally:
+        stream.close()
+    recs = _interventions(str(tmp_path / "noflag.gewrec"))
+    assert [r.outcome for r in recs] == [ipb.REFUSED]
 
 
 @pytest.mark.root
