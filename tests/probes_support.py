@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -55,8 +56,10 @@ class Net:
 
 @contextlib.contextmanager
 def veth_pair(tag: str, subnet: int) -> Iterator[Net]:
-    """gewt-<tag>-a / gewt-<tag>-b with veth gewt<tag>a/b, 10.77.<subnet>.0/24 and
-    fd77:<subnet>::/64 (no DAD, so IPv6 is usable at once)."""
+    """gewt-<tag><rand>-a / -b with veth gewt<tag><rand>a/b, 10.77.<subnet>.0/24 and
+    fd77:<subnet>::/64 (no DAD, so IPv6 is usable at once). The random part keeps two runs
+    of the suite on one machine from removing each other's namespaces."""
+    tag = f"{tag[:3]}{secrets.token_hex(2)}"
     net = Net(a=f"gewt-{tag}-a", b=f"gewt-{tag}-b", veth_a=f"gewt{tag}a", veth_b=f"gewt{tag}b",
               ip_a=f"10.77.{subnet}.1", ip_b=f"10.77.{subnet}.2",
               ip6_a=f"fd77:{subnet:x}::1", ip6_b=f"fd77:{subnet:x}::2")

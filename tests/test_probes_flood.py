@@ -1,5 +1,6 @@
 """Overrunning a one-page ring buffer with real events: every record the kernel tried to
 emit is either consumed or counted lost, exactly, and the plane says it is incomplete."""
+import secrets
 import socket
 import time
 
@@ -14,7 +15,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 @pytest.fixture
 def flood_ns():
     require_root()
-    ns = "gewt-flood"
+    ns = f"gewt-flood-{secrets.token_hex(3)}"
     ip("netns", "del", ns, check=False)
     ip("netns", "add", ns)
     try:
