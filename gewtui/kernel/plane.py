@@ -105,7 +105,7 @@ class KernelPlaneLike(Protocol):
 
 @dataclass
 class PlaneConfig:
-    ringbuf_pages: int = 256        # power of two
+    ringbuf_pages: int = 1024       # power of two; 4 MiB absorbs bursts the decoder cannot follow at once
     wake_every: int = 32            # wake the consumer every N records per CPU and probe
     poll_slice_ms: int = 10         # longest wait inside poll() before draining unwoken records
     summary_interval_ms: int = 1000 # tcp_probe / qdisc summaries and loss checks
