@@ -164,6 +164,9 @@ def test_retransmits_when_the_path_drops_data(net, col):
     try:
         c.sendall(b"lost data")
         assert col.poll_until(lambda evs: of(evs, "retransmit", port), timeout=6)
+        # the retransmission timeout puts the sender's congestion state into Loss
+        assert col.poll_until(lambda evs: any(e.cong_state.ca_state_name == "Loss"
+                                              for e in of(evs, "cong_state", port)), timeout=3)
     finally:
         in_ns(net.b, "nft", "delete table inet gewt", check=False)
         for s in (c, a, srv):
@@ -207,3 +210,24 @@ def _ports(ev) -> set[int]:
     if ev.WhichOneof("body") == "fib":
         out |= {b.sport, b.dport}
     return out
+
+
+def test_prefix_and_port_scope_in_the_kernel(net, col):
+    """Kinds combine with AND, values with OR: only the v4 connection to the scoped
+    address and port is delivered (this test narrows the module's scope, so it runs last)."""
+    col.plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b),
+                                    prefixes=(f"{net.ip_b}/32", "fd00:dead::/64"), ports=(20110, 20112)))
+    try:
+        for port, host, fam in ((20110, net.ip_b, socket.AF_INET), (20111, net.ip_b, socket.AF_INET),
+                                (20112, net.ip6_b, socket.AF_INET6)):
+            srv = _server(net.b, host, port, fam)
+            c = _connect(net.a, host, port, fam)
+            a, _ = srv.accept()
+            for s in (c, a, srv):
+                s.close()
+        assert col.poll_until(lambda evs: (E.TCP_SYN_SENT, E.TCP_ESTABLISHED) in states(evs, 20110))
+        col.settle(0.3)
+        assert states(col.events, 20111) == []   # address in scope, port not
+        assert states(col.events, 20112) == []   # port in scope, address not
+    finally:
+        col.plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
