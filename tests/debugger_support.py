@@ -12,6 +12,8 @@ import copy
 import os
 from dataclasses import dataclass, field
 
+import pytest
+
 from gewtui.pb import events_pb2, model_pb2, recording_pb2
 
 T0 = 5_000_000_000
@@ -198,7 +200,7 @@ class StreamBuilder:
             self.state(sock, E.TCP_FIN_WAIT1, E.TCP_CLOSE, sport, dst, dport)
 
 
-def scenario() -> list[events_pb2.Event]:
+def toy_scenario() -> list[events_pb2.Event]:
     """The shared test scenario (the Pilot test and the shell test run the same one):
     flow 1 to 10.0.0.2:80 completes cleanly, flow 2 to 10.0.0.2:8080 retransmits four times
     (the storm template matches on its third retransmit, event #9), a drop and a lost-records
@@ -291,3 +293,14 @@ def lab_scenario() -> Scenario:
               if e.WhichOneof("body") == "tcp_state" and e.tcp_state.new_state == events_pb2.TCP_CLOSE
               and e.tcp_state.sock == refused.sock]
     return Scenario(s.events, retx[4], retx, drop.id, lost.id, closes[0])
+
+
+@pytest.fixture
+def scenario() -> Scenario:
+    return lab_scenario()
+
+
+@pytest.fixture
+def recording(tmp_path, scenario) -> str:
+    """The shared scenario written as a recording (the TUI and shell tests replay it)."""
+    return write_recording(tmp_path / "lab.gewrec", scenario.events)

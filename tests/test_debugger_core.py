@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.debugger_support import STORM_EVENT_ID, StreamBuilder, ToyEngine, big_stream, header, scenario
+from tests.debugger_support import STORM_EVENT_ID, ToyEngine, big_stream, header, toy_scenario
 from gewtui.debugger import commands
 from gewtui.debugger.checkpoints import CheckpointPolicy
 from gewtui.debugger.core import Debugger
@@ -21,7 +21,7 @@ DENSE = CheckpointPolicy(budget_s=0.0, overhead_ratio=0.0, min_events=50)
 
 
 def make(events=None, policy=None, source=None):
-    src = source or MemorySource(events if events is not None else scenario(), header())
+    src = source or MemorySource(events if events is not None else toy_scenario(), header())
     d = Debugger(src, engine_factory=ToyEngine, engine_restore=ToyEngine.restore, policy=policy)
     return d, commands.Context(d, ViewBuilder(d))
 
@@ -65,7 +65,7 @@ def test_step_and_back_move_the_cursor_one_event_at_a_time():
 
 
 def test_goto_by_id_time_start_and_end():
-    events = scenario()
+    events = toy_scenario()
     d, ctx = make(events)
     run(ctx, "goto #12")
     assert d.cursor_event_id() == 12
@@ -292,7 +292,7 @@ class PushSource:
 
 
 def test_live_follows_the_head_and_pause_freezes_only_the_view():
-    events = scenario()
+    events = toy_scenario()
     src = PushSource()
     d, ctx = make(source=src)
     assert d.following
@@ -317,7 +317,7 @@ def test_live_follows_the_head_and_pause_freezes_only_the_view():
 
 
 def test_live_breakpoint_hit_inside_a_batch_pauses_on_that_event():
-    events = scenario()
+    events = toy_scenario()
     src = PushSource()
     d, ctx = make(source=src)
     run(ctx, "break template retransmission-storm")
@@ -331,7 +331,7 @@ def test_live_breakpoint_hit_inside_a_batch_pauses_on_that_event():
 
 
 def test_live_continue_replays_to_the_head_checking_breakpoints():
-    events = scenario()
+    events = toy_scenario()
     src = PushSource()
     d, ctx = make(source=src)
     run(ctx, "pause")
@@ -345,7 +345,7 @@ def test_live_continue_replays_to_the_head_checking_breakpoints():
 
 
 def test_live_step_at_the_head_waits_for_the_next_event():
-    events = scenario()
+    events = toy_scenario()
     src = PushSource()
     d, ctx = make(source=src)
     src.push(events[:3])
@@ -359,7 +359,7 @@ def test_live_step_at_the_head_waits_for_the_next_event():
 
 
 def test_live_back_then_goto_beyond_the_head_is_refused():
-    events = scenario()
+    events = toy_scenario()
     src = PushSource()
     d, ctx = make(source=src)
     src.push(events[:8])
@@ -368,3 +368,26 @@ def test_live_back_then_goto_beyond_the_head_is_refused():
     assert d.position == 6 and not d.following
     out = commands.execute(ctx, "goto #50")
     assert out[0].level == "error" and "newest" in out[0].text
+
+
+def test_idle_time_prepares_a_spare_engine_that_makes_back_a_short_fold():
+    events = list(big_stream(6000, flows=40))
+    sparse = CheckpointPolicy(budget_s=3600.0, min_events=10**9)   # no checkpoints at all
+    d, ctx = make(events, policy=sparse)
+    d.spare_lag = 500
+    run(ctx, "goto end")
+    assert len(d.checkpoints) == 0
+    while d.idle(0.01):
+        pass
+    spare = d._spare
+    assert spare is not None and spare[1] == 6000 - 500
+    run(ctx, "back 3")
+    assert d.engine is spare[0] and d.position == 5997
+    assert flows_state(d.engine) == fresh_state(events, 5997)
+    # Used up: the next idle time prepares another one behind the new cursor.
+    assert d._spare is None
+    while d.idle(0.01):
+        pass
+    assert d._spare[1] == 5997 - 500
+    run(ctx, "back 600")                       # beyond the spare: from the start instead
+    assert flows_state(d.engine) == fresh_state(events, 5397)

@@ -11,7 +11,6 @@ from gewtui.debugger.export import filter_recording
 from gewtui.debugger.snapshot import ViewBuilder
 from gewtui.debugger.sources import MemorySource, ReplaySource
 from gewtui.model.engine import Engine
-from gewtui.pb import events_pb2
 from gewtui.recording import open_recording
 from tests.debugger_support import header, lab_scenario, write_recording
 from tests.model_streams import StreamBuilder

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
@@ -19,21 +18,14 @@ from gewtui.debugger.runner import Runner
 from gewtui.debugger.sources import ReplaySource
 from gewtui.shell import repl
 from gewtui.tui.widgets.reasons import ChainTree, _walk
-from tests.debugger_support import lab_scenario, write_recording
+from tests import debugger_support
 from tests.test_tui import SIZE, command, make_app
+
+# The shared scenario and its recording (fixtures of tests/debugger_support.py).
+scenario, recording = debugger_support.scenario, debugger_support.recording
 
 NODE_ID = re.compile(r"\bf\d+/L\d[^\s]*")
 SCENARIO = ["break template retransmission-storm", "continue", "flow 2", "chain"]
-
-
-@pytest.fixture
-def scenario():
-    return lab_scenario()
-
-
-@pytest.fixture
-def recording(tmp_path, scenario):
-    return write_recording(tmp_path / "lab.gewrec", scenario.events)
 
 
 def shell_session(path, lines, *, history=None):

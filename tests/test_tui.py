@@ -8,7 +8,6 @@ import asyncio
 import functools
 import io
 
-import pytest
 from rich.console import Console
 
 from gewtui.debugger.core import Debugger
@@ -18,10 +17,12 @@ from gewtui.tui.app import FixedClock, GewApp, build_app
 from gewtui.tui.messages import CommandOutput, ViewUpdated
 from gewtui.tui.widgets.bars import CommandBar, StatusBar
 from gewtui.tui.widgets.flow_tree import FlowTree
-from gewtui.tui.widgets.panels import InterventionPanel
-from gewtui.tui.widgets.reasons import ChainTree, ReasonInspector
-from tests.debugger_support import lab_scenario, write_recording
+from gewtui.tui.widgets.reasons import ChainTree
+from tests import debugger_support
 from tests.test_debugger_core import PushSource
+
+# The shared scenario and its recording (fixtures of tests/debugger_support.py).
+scenario, recording = debugger_support.scenario, debugger_support.recording
 
 SIZE = (80, 24)
 
@@ -32,16 +33,6 @@ def sync(fn):
     def wrapper(*args, **kw):
         return asyncio.run(fn(*args, **kw))
     return wrapper
-
-
-@pytest.fixture
-def scenario():
-    return lab_scenario()
-
-
-@pytest.fixture
-def recording(tmp_path, scenario):
-    return write_recording(tmp_path / "lab.gewrec", scenario.events)
 
 
 def make_app(path, theme="dark") -> GewApp:
@@ -251,3 +242,28 @@ def test_every_binding_has_an_id_and_a_description():
     for cls in (GewApp, MainScreen, FlowTree, ChainTree, CommandBar, HelpScreen, ConfirmDrop):
         for b in cls.BINDINGS:
             assert b.id and b.description, (cls.__name__, b)
+
+
+def test_no_color_is_respected(recording, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    from gewtui.shell.repl import make_console
+
+    assert make_console(io.StringIO()).no_color
+    app = make_app(recording)
+    assert app.no_color
+
+
+def test_themes_are_variables_only():
+    """Each theme file sets the same variables, and nothing but variables."""
+    from gewtui.tui import themes
+
+    seen = None
+    for name in themes.NAMES:
+        text = themes.theme_path(name).read_text()
+        body = themes._COMMENT.sub("", text)
+        decl = themes.parse(text)
+        assert [ln for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("$")] == []
+        assert seen is None or set(decl) == seen, name
+        seen = set(decl)
+        theme, rich = themes.load(name)
+        assert theme.name == f"gew-{name}" and "gew-bad" in theme.variables

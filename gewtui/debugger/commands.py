@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from gewtui.debugger import breakpoints as bpmod
 from gewtui.debugger import filters as fmod

@@ -114,6 +114,10 @@ class Debugger:
         # Called with every ingested event, on the debugger's thread (the intervention
         # controller's verification loop listens here).
         self.observers: list[Callable[[events_pb2.Event], None]] = []
+        # A spare engine trailing a paused cursor (see idle()); never the cursor's own.
+        self._spare: tuple[Any, int] | None = None
+        self._spare_job: list | None = None
+        self.spare_lag = 2048
 
     # ---- state -------------------------------------------------------------------------
 
@@ -241,15 +245,51 @@ class Debugger:
         return ev, changes
 
     def _restore_to(self, target: int) -> None:
-        """Put the cursor at ``target`` (<= known events) via the nearest checkpoint, or by
-        folding forward from where it is when that is closer. Never folds the head."""
+        """Put the cursor at ``target`` (<= known events): from where it is when that is
+        closest, else from the spare engine trailing the cursor, else from the nearest
+        checkpoint. Never folds the head."""
         cp_pos, state = self.checkpoints.nearest(target) or (0, None)
-        if self.following or not cp_pos <= self.position <= target:
+        here = not self.following and cp_pos <= self.position <= target
+        spare = self._spare
+        if spare is not None and cp_pos <= spare[1] <= target and (not here or spare[1] > self.position):
+            self._spare = None
+            self._set_engine(spare[0], spare[1])
+        elif not here:
             engine = self._restore(state) if state is not None else self._new_engine()
             self._set_engine(engine, cp_pos)
         while self.position < target:
             self._fold()
         self.version += 1
+
+    def idle(self, budget_s: float = 0.03) -> bool:
+        """Use idle time (a paused cursor, an operator reading) to prepare a spare engine a
+        few thousand events behind the cursor, so the next ``back`` folds a short stretch
+        instead of restoring a checkpoint (whose cost grows with the engine's state) and
+        replaying up to a checkpoint interval. Returns whether it did any work."""
+        if self.motion is not None or self.following or self.position == 0:
+            return False
+        want = max(0, self.position - self.spare_lag)
+        spare = self._spare
+        if spare is not None and want - self.spare_lag <= spare[1] <= want:
+            return False
+        job = self._spare_job
+        cp_pos, state = self.checkpoints.nearest(want) or (0, None)
+        if job is None or not cp_pos <= job[1] <= want:
+            # No job, or the cursor moved so that a checkpoint is a better start.
+            engine = self._restore(state) if state is not None else self._new_engine()
+            job = self._spare_job = [engine, cp_pos]
+            return True
+        engine, pos = job
+        deadline = time.perf_counter() + budget_s
+        while pos < want:
+            engine.feed(self.log.get(pos))
+            pos += 1
+            if pos & 255 == 0 and time.perf_counter() >= deadline:
+                break
+        job[1] = pos
+        if pos >= want:
+            self._spare, self._spare_job = (engine, pos), None
+        return True
 
     # ---- motions -----------------------------------------------------------------------
 

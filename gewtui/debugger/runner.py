@@ -22,7 +22,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from gewtui.debugger import commands
 from gewtui.debugger.core import Debugger
@@ -144,7 +144,9 @@ class Runner:
                 if acted or stops or (d.version != self._last_view_version and now >= self._next_view):
                     self._publish()
                 self._resolve_waiting()
-                if not acted and not got and not busy:
+                if not acted and not got and not busy and not self._pending():
+                    if d.idle(0.02):
+                        continue
                     # A live source normally blocks in its poll; one that returned at once
                     # with nothing must not make this loop spin.
                     self._idle_wait(self.poll_s if d.live else self.tick_s)
@@ -163,6 +165,10 @@ class Runner:
         self._last_view_version = self.d.version
         self._next_view = time.monotonic() + self.tick_s
         self.on_view(view)
+
+    def _pending(self) -> bool:
+        with self._cv:
+            return bool(self._q)
 
     def _idle_wait(self, seconds: float) -> None:
         with self._cv:
