@@ -69,6 +69,7 @@ def test_runtime_info_json_parses_and_matches_the_human_table():
     assert "verdict:" in human.stdout
 
 
+@root
 def test_runtime_info_as_nobody_reports_what_it_can_see():
     r = _as_nobody(GEW, "runtime", "info", "--json")
     assert r.returncode == 0, r.stderr

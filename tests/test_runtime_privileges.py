@@ -23,6 +23,7 @@ def _as_nobody(*argv: str) -> subprocess.CompletedProcess:
                           env={"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "LANG": "C.UTF-8"})
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("argv", [("probe", "list"), ("probe", "list", "--json")])
 def test_kernel_touching_command_refuses_nobody(argv):
     r = _as_nobody(GEW, *argv)
