@@ -89,6 +89,17 @@ struct deny_val {
 
 BPF_HASH(deny, struct deny_key, struct deny_val, 4096);
 
+// How many entries of each shape `deny` holds (userspace keeps it), so a packet pays only
+// for the lookups that can hit: with one flow key and no exact entry, at most two.
+struct deny_shapes {
+    u32 exact;
+    u32 sport_wild;     // entries with sport 0
+    u32 dport_wild;     // entries with dport 0
+    u32 pad;
+};
+
+BPF_ARRAY(deny_cfg, struct deny_shapes, 1);
+
 static __always_inline int deny_ports(struct __sk_buff *skb, u32 off, struct deny_key *k)
 {
     u16 ports[2];
@@ -178,14 +189,18 @@ static __always_inline int deny_ephemeral(u16 port)
     return port >= DENY_EPH_LO && port <= DENY_EPH_HI;
 }
 
-// Exact entry first, then the flow keys with the ephemeral side's port left out.
-static __always_inline struct deny_val *deny_find(struct deny_key *k)
+// Exact entry first, then the flow keys with the ephemeral side's port left out; only the
+// shapes the map holds are looked up.
+static __always_inline struct deny_val *deny_find(struct deny_key *k, struct deny_shapes *sh)
 {
-    struct deny_val *v = deny.lookup(k);
-    if (v)
-        return v;
+    struct deny_val *v = 0;
+    if (sh->exact) {
+        v = deny.lookup(k);
+        if (v)
+            return v;
+    }
     u16 port = k->sport;
-    if (deny_ephemeral(port)) {
+    if (sh->sport_wild && deny_ephemeral(port)) {
         k->sport = 0;
         v = deny.lookup(k);
         k->sport = port;
@@ -193,7 +208,7 @@ static __always_inline struct deny_val *deny_find(struct deny_key *k)
             return v;
     }
     port = k->dport;
-    if (deny_ephemeral(port)) {
+    if (sh->dport_wild && deny_ephemeral(port)) {
         k->dport = 0;
         v = deny.lookup(k);
         k->dport = port;
@@ -206,6 +221,11 @@ int gew_deny(struct __sk_buff *skb)
     struct deny_key k = {};
     u32 off = ETH_HLEN;
     u16 proto;
+    int zero = 0;
+
+    struct deny_shapes *sh = deny_cfg.lookup(&zero);
+    if (!sh || !(sh->exact | sh->sport_wild | sh->dport_wild))
+        return TC_ACT_UNSPEC;       // nothing denied: do not even parse
 
     if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)) < 0)
         return TC_ACT_UNSPEC;
@@ -231,10 +251,10 @@ int gew_deny(struct __sk_buff *skb)
     if (r < 0)
         return TC_ACT_UNSPEC;
 
-    struct deny_val *v = deny_find(&k);
+    struct deny_val *v = deny_find(&k, sh);
     if (!v) {
         deny_reverse(&k);
-        v = deny_find(&k);
+        v = deny_find(&k, sh);
     }
     if (!v)
         return TC_ACT_UNSPEC;

@@ -184,6 +184,7 @@ class DenyClassifier:
         self._bpf = BPF(src_file=(source or str(bpf_source(SOURCE))).encode(), cflags=flags)
         self._fn = self._bpf.load_func(PROGRAM_NAME.encode(), BPF.SCHED_CLS)
         self._map = self._bpf[MAP_NAME.encode()]
+        self._cfg = self._bpf[b"deny_cfg"]
         self._closed = False
 
     # -- what a tc helper and the manifest need ------------------------------------------
@@ -214,6 +215,21 @@ class DenyClassifier:
         except KeyError:
             return None
 
+    def _shapes(self) -> None:
+        """Tell the program which entry shapes exist (deny.c: deny_cfg), so a packet only
+        pays for lookups that can hit. Called after every insert and removal."""
+        exact = swild = dwild = 0
+        for k in self._map.keys():
+            if k.sport == 0:
+                swild += 1
+            elif k.dport == 0:
+                dwild += 1
+            else:
+                exact += 1
+        v = self._cfg.Leaf()
+        v.exact, v.sport_wild, v.dport_wild = exact, swild, dwild
+        self._cfg[self._cfg.Key(0)] = v
+
     def add(self, t: DenyTuple | events_pb2.Tuple, expires_ns: int) -> bool:
         """Deny ``t`` (both directions) until ``expires_ns`` (CLOCK_MONOTONIC, the clock of
         bpf_ktime_get_ns and time.monotonic_ns); the kernel stops dropping at that moment
@@ -225,6 +241,7 @@ class DenyClassifier:
         leaf = self._map.Leaf()
         leaf.expires_ns = expires_ns
         self._map[self._key(t)] = leaf
+        self._shapes()              # after the insert: a packet never sees a shape without entries
         return True
 
     def remove(self, t: DenyTuple | events_pb2.Tuple) -> DenyCounters | None:
@@ -239,6 +256,7 @@ class DenyClassifier:
                     del self._map[self._key(cand)]
                 except KeyError:
                     pass
+                self._shapes()
                 return final
         return None
 
@@ -261,6 +279,7 @@ class DenyClassifier:
 
     def clear(self) -> None:
         self._map.clear()
+        self._shapes()
 
     # -- testing ----------------------------------------------------------------------
     def prog_run(self, packet: bytes) -> int:
