@@ -1,10 +1,11 @@
 """Golden tests: real lab recordings replayed through the observation plane.
 
-Each ``tests/data/<name>.gewrec`` (made with the real probes; the command that made it is in
-tests/data/README.md) has a sidecar ``<name>.expect.json``:
+Each ``tests/data/golden/<name>.gewrec`` (made with the real probes; the commands that made
+them are in tests/data/golden/README.md) has a sidecar ``<name>.expect.json``:
 
     {"no_templates": true}                      # e.g. healthy
     {"templates": ["connection-refused"],       # must fire on some flow
+     "only_templates": ["connection-refused"],  # nothing else may
      "flows": [{"key_contains": ":8081", "phase": "TERMINATED",
                 "templates": ["connection-refused"], "min_connections": 1}]}
 
@@ -22,7 +23,7 @@ from gewtui.model.engine import Engine
 from gewtui.pb import model_pb2
 
 DATA = Path(__file__).resolve().parent / "data"
-RECORDINGS = sorted(DATA.glob("*.gewrec"))
+RECORDINGS = sorted(DATA.glob("golden/*.gewrec")) + sorted(DATA.glob("*.gewrec"))
 
 
 def replay(path: Path) -> Engine:
@@ -41,7 +42,7 @@ def export(eng: Engine) -> bytes:
 
 if not RECORDINGS:
     def test_golden_recordings_present():
-        pytest.skip("no lab recordings under tests/data/*.gewrec yet (made with the real probes)")
+        pytest.skip("no lab recordings under tests/data/golden/ (made with the real probes)")
 else:
     @pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem for p in RECORDINGS])
     def test_golden_recording(path: Path):
@@ -54,6 +55,8 @@ else:
         if want.get("no_templates"):
             assert fired == set(), fired
         assert set(want.get("templates", ())) <= fired, fired
+        if "only_templates" in want:
+            assert fired <= set(want["only_templates"]), fired
         for spec in want.get("flows", ()):
             hits = [f for f in flows if spec.get("key_contains", "") in f.key
                     and ("phase" not in spec or model_pb2.FlowPhase.Name(f.phase) == spec["phase"])

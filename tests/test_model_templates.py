@@ -333,3 +333,14 @@ def test_a_template_cannot_inject_code_through_values(tmp_path):
     for ev in s.events:
         eng.feed(ev)
     assert eng.flows()[0].templates == []
+
+
+def test_ipv6_null_entry_in_the_local_table_is_a_routine_miss_but_not_in_main():
+    s = StreamBuilder()
+    s.fib("fd00::2", device="lo", err=-113, table=255, dport=80)   # local table: routine
+    s.fib("fd00::2", device="veth0", dport=80)
+    c = s.connect("fd00::1", "fd00::2", 80)
+    s.established(c)
+    assert all_fired(s.events) == set()
+    s.fib("fd00::2", device="lo", err=-113, table=254, dport=80)   # main table: no route
+    assert all_fired(s.events) == {"no-route"}

@@ -26,6 +26,7 @@ _RESET_RECEIVED = 2
 _ATTR_PROCESS = 1
 _PKT_NONE = 3
 _EAGAIN = -11
+_EHOSTUNREACH = -113
 _MAIN_TABLE = 254
 PENDING_CAP = 4096
 ROUTES_CAP = 65536
@@ -479,8 +480,10 @@ class RouteAnchor(Anchor):
                 elif cur[1] != dev or cur[2] != gw:
                     reg.diverge(f, hop, ev, eid, t, out)
             return
-        if err == _EAGAIN and b.table != _MAIN_TABLE:
-            return   # a miss in one table of several (local before main): routine
+        if b.table != _MAIN_TABLE and (err == _EAGAIN or (err == _EHOSTUNREACH and b.family == 10)):
+            # A miss in one table of several (local before main) is routine: IPv4 reports it
+            # as -EAGAIN, IPv6 as its null entry (unreachable, -EHOSTUNREACH).
+            return
         hits = [reg.flows[x] for x in sorted(ix_get(reg.peers, dst)) if reg.flows[x].key[1] == netns]
         if not hits and b.protocol and b.dport:
             # A connection attempt that found no route never reaches SYN_SENT: the routing
