@@ -29,6 +29,12 @@ class EventLog:
         self._blocks: list[bytearray] = []
         self._ends: list[array] = []      # per block: end offset of each event in the block
         self.complete = False             # no more events will arrive (replay read to its end)
+        # The newest events as the source parsed them: the cursor usually folds events soon
+        # after they arrive (live, or a replay read just ahead), so it need not parse them
+        # again. Events are never mutated once logged, so sharing the objects is safe.
+        self._recent: list[events_pb2.Event] = []
+        self._recent_base = 0
+        self.recent_cap = 65536
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -45,6 +51,14 @@ class EventLog:
         self._ends[-1].append(len(block))
         self._ids.append(event.id)
         self._ktimes.append(event.ktime_ns)
+        recent = self._recent
+        if len(recent) >= self.recent_cap:
+            half = len(recent) // 2
+            del recent[:half]
+            self._recent_base += half
+        if not recent:
+            self._recent_base = pos
+        recent.append(event)
         return pos
 
     def raw(self, pos: int) -> bytes:
@@ -56,6 +70,9 @@ class EventLog:
     def get(self, pos: int) -> events_pb2.Event:
         if pos < 0 or pos >= len(self._ids):
             raise IndexError(pos)
+        i = pos - self._recent_base
+        if 0 <= i < len(self._recent):
+            return self._recent[i]
         return events_pb2.Event.FromString(self.raw(pos))
 
     def iter_range(self, start: int, stop: int) -> Iterator[events_pb2.Event]:
