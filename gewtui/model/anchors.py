@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Callable
 
 from gewtui.model.changes import Change
-from gewtui.model.flows import CLOSE, DIVERGED, EMERGED, PROCS_CAP, Registry, ix_add, ix_get
+from gewtui.model.flows import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, Registry, ix_add,
+                                ix_get)
 from gewtui.model.identity import (CLIENT, LISTENER, make_key, role_from_ports,
                                    role_from_state)
 from gewtui.model.schema import TCP_STATE_NAMES
@@ -189,8 +190,10 @@ class TcpAnchor(Anchor):
 
     # -- handlers ----------------------------------------------------------------------------
     def tcp_state(self, ev, b, eid, t, out) -> None:
+        # Every connection makes ~6 of these: the common path is inlined.
         sock = b.sock
         old, new = b.old_state, b.new_state
+        reg = self.reg
         m = self._socks.get(sock)
         if m is None or (old in _FRESH_OLD and (m.closed or old != m.state)):
             m = self._member(ev, b, sock, eid, t, out, old, new)
@@ -199,18 +202,44 @@ class TcpAnchor(Anchor):
             f = m.flow
         else:
             f = m.flow
-            self._touch(f, eid, t, out)
+            f.n_events += 1
+            f.last_eid = eid
+            f.last_t = t
+            if f.phase == EMERGED:
+                reg.evolve(f, eid, t, out)
             if not m.tkey[1]:
                 self._learn_port(m, b)
         m.last_eid = eid
-        self._transition(f, m, old, new, eid, t, out)
+        # The transition (see _transition, the general form).
+        frm, to = _STATE.get(old) or str(old), _STATE.get(new) or str(new)
+        refs = reg.refs
+        r = refs.get(eid)
+        if r:
+            refs[eid] = r + 1
+        else:
+            refs[eid] = 1
+            reg.pinned[eid] = ev.SerializeToString(deterministic=True)
+        if new == CLOSE and m.rst_eid:
+            extra = m.rst_eid
+            reg.pin_id(extra)
+            reg.add_trans(f, (eid, t, "tcp-state", frm, to, extra))
+            detail = {"from": frm, "to": to, "sock": hex(sock), "after_reset": str(extra)}
+        else:
+            trans = f.trans
+            if trans and len(trans) < TRANSITIONS_CAP:
+                trans.append(eid)
+            else:
+                reg.add_trans(f, eid)
+            detail = {"from": frm, "to": to, "sock": hex(sock)}
+        m.state = new
+        f.tcp_state = new
+        out.append(Change("tcp-state", f.fid, eid, detail))
         if ev.attr.source == _ATTR_PROCESS:
             self._attribute(f, ev, eid, "state", out)
-        cts = self._m["tcp_state"]
-        if cts:
-            self.reg.matcher.offer(self.reg, f, m, "tcp_state", ev, b, eid, t, out)
+        if self._m["tcp_state"]:
+            reg.matcher.offer(reg, f, m, "tcp_state", ev, b, eid, t, out)
         if new == CLOSE:
-            self.reg.close_member(m, t)
+            reg.close_member(m, t)
 
     def _sock_event(self, ev, b, eid, t, out):
         """The member an event of an existing socket belongs to, its flow touched."""
