@@ -8,9 +8,10 @@ import pytest
 from gewtui.errors import GateRefused, UsageError
 from gewtui.intervene import controller as ctl
 from gewtui.intervene.classifier import DenyTuple
-from gewtui.intervene.controller import (Attachment, DropFailed, InterventionController,
-                                         ReplayInert, attachments_for, deny_entries, flow_key,
-                                         member_tuples, parse_ttl)
+from gewtui.intervene.controller import (DropFailed, InterventionController, ReplayInert,
+                                         parse_ttl)
+from gewtui.intervene.targets import (Attachment, attachments_for, deny_entries, flow_key,
+                                      member_tuples)
 from gewtui.intervene.gate import Confirmation
 from gewtui.intervene.log import Actor
 from gewtui.pb import events_pb2, intervention_pb2 as ipb

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from gewtui.errors import RecordingError
 from gewtui.intervene.classifier import DenyCounters, DenyTuple
-from gewtui.intervene.controller import Attachment, GateFacts
+from gewtui.intervene.controller import GateFacts
+from gewtui.intervene.targets import Attachment
 from gewtui.pb import events_pb2, model_pb2
 
 ARGV = ["gew-tui", "--allow-intervention"]

@@ -8,7 +8,6 @@ traffic: bytes received per flow, and the client's own TCP_INFO retransmit count
 """
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import threading

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from gewtui.errors import GewError
 from gewtui.intervene.classifier import DenyClassifier, DenyCounters, DenyTuple
-from gewtui.intervene.controller import Attachment
+from gewtui.intervene.targets import Attachment
 
 DENY_PRIOS = tuple(range(1, 9))
 _ARPHRD_OK = {1: "ether", 772: "loopback"}

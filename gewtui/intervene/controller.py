@@ -28,6 +28,7 @@ from gewtui.errors import GewError, UsageError
 from gewtui.intervene import log as ilog
 from gewtui.intervene.classifier import DenyCounters, DenyTuple
 from gewtui.intervene.gate import Confirmation, SessionContext, evaluate_gate, refusal
+from gewtui.intervene.targets import Attachment, attachments_for, deny_entries, denied
 from gewtui.pb import events_pb2, intervention_pb2, model_pb2, recording_pb2
 
 ipb = intervention_pb2
@@ -45,19 +46,6 @@ class ReplayInert(GewError):
 
 class DropFailed(GewError):
     """The gate allowed the drop but executing it failed; everything was rolled back."""
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """Where a drop's classifier runs: one interface, both directions."""
-
-    netns: str            # "host" or an ip netns name
-    ifname: str
-    netns_inode: int = 0
-
-    @property
-    def label(self) -> str:
-        return self.ifname if self.netns in ("", "host") else f"{self.netns}/{self.ifname}"
 
 
 class DropBackend(Protocol):
@@ -124,115 +112,6 @@ class DropView:
     outcome: str
     interfaces: tuple[str, ...]
     tuples: tuple[str, ...]
-
-
-_DEAD = (events_pb2.TCP_CLOSE, events_pb2.TCP_TIME_WAIT)
-_NOT_CONNECTED = _DEAD + (events_pb2.TCP_LISTEN, events_pb2.TCP_STATE_UNSPECIFIED)
-
-
-def member_tuples(flow: model_pb2.FlowSnapshot) -> list[DenyTuple]:
-    """The flow's current live connections, one tuple each (a socket and its peer's socket
-    are the same connection when both ends are observed). A connection is dead when one of
-    its members reached CLOSE or TIME_WAIT and no later member of that tuple (a reuse) is in
-    a connected state; listeners and incomplete tuples are skipped."""
-    by_conn: dict[DenyTuple, list[model_pb2.FlowMember]] = {}
-    for m in flow.members:
-        t = DenyTuple.from_pb(m.tuple)
-        try:
-            t.check()
-        except ValueError:
-            continue
-        key = t if t.reversed() not in by_conn else t.reversed()
-        by_conn.setdefault(key, []).append(m)
-    out = []
-    for t, ms in by_conn.items():
-        if all(m.state == events_pb2.TCP_LISTEN for m in ms):
-            continue
-        died = max((m.last_event_id for m in ms if m.state in _DEAD), default=None)
-        if died is not None and not any(m.state not in _NOT_CONNECTED and m.last_event_id > died
-                                        for m in ms):
-            continue
-        out.append(t)
-    return out
-
-
-def flow_key(flow: model_pb2.FlowSnapshot) -> DenyTuple | None:
-    """The flow's identity as one deny entry with its ephemeral side's port left out, so the
-    drop covers the flow's reconnects (gewtui.model.identity): a client flow is
-    (local, *, peer, peer port), a server flow (local, local port, peer, *). None for
-    listeners, exact-tuple flows, or when the snapshot does not pin the key down."""
-    k = flow.key
-    role = ("client" if " -> " in k and " <-> " not in k else
-            "server" if " <- " in k and " <-> " not in k else None)
-    local, peer = bytes(flow.local_addr), bytes(flow.peer_addr)
-    if role is None or not local or not peer:
-        return None
-    proto = 17 if k.startswith("udp ") else 6 if k.startswith("tcp ") else 0
-    mine = []
-    for m in flow.members:
-        t = DenyTuple.from_pb(m.tuple)
-        if t.saddr == peer and t.daddr == local:
-            t = t.reversed()
-        if t.saddr == local and t.daddr == peer:
-            mine.append(t)
-    if role == "client":
-        key = DenyTuple(flow.family, proto, local, peer, 0, flow.peer_port)
-    else:
-        lports = {t.sport for t in mine}
-        if len(lports) != 1:
-            return None
-        key = DenyTuple(flow.family, proto, local, peer, lports.pop(), 0)
-    try:
-        key.check()
-    except ValueError:
-        return None
-    return key
-
-
-def deny_entries(flow: model_pb2.FlowSnapshot) -> list[DenyTuple]:
-    """What a drop of ``flow`` puts in the deny map: its flow key (reconnects included) and
-    every live connection the key does not already cover."""
-    key = flow_key(flow)
-    out = [key] if key is not None else []
-    for t in member_tuples(flow):
-        if key is None or not _covered(t, key):
-            out.append(t)
-    return out
-
-
-def _covered(t: DenyTuple, key: DenyTuple) -> bool:
-    from gewtui.model.identity import EPHEMERAL_HI, EPHEMERAL_LO
-
-    for c in (t, t.reversed()):
-        if (c.family, c.protocol, c.saddr, c.daddr) != (key.family, key.protocol, key.saddr, key.daddr):
-            continue
-        if key.sport == 0 and c.dport == key.dport and EPHEMERAL_LO <= c.sport <= EPHEMERAL_HI:
-            return True
-        if key.dport == 0 and c.sport == key.sport and EPHEMERAL_LO <= c.dport <= EPHEMERAL_HI:
-            return True
-    return False
-
-
-def _denied(t: DenyTuple, entries: list[DenyTuple]) -> bool:
-    """Whether the classifier would drop ``t``'s packets with these entries."""
-    return any(t == e or t.reversed() == e or (e.is_flow_key and _covered(t, e)) for e in entries)
-
-
-def attachments_for(flow: model_pb2.FlowSnapshot, scoped: Iterable[Any]) -> list[Attachment]:
-    """Interfaces of the session scope the flow's packets cross: the scoped interfaces in
-    the flow's namespace that its path names, or all of them when the path names none.
-
-    ``scoped`` holds gewtui.kernel.scope.ScopedInterface-like objects (netns, netns_inode,
-    ifname). Never an interface outside the scope."""
-    same_ns = [s for s in scoped if not flow.netns or s.netns_inode == flow.netns]
-    on_path = {h.device for h in flow.path if h.device}
-    chosen = [s for s in same_ns if s.ifname in on_path] or same_ns
-    seen: list[Attachment] = []
-    for s in chosen:
-        a = Attachment(s.netns, s.ifname, s.netns_inode)
-        if a not in seen:
-            seen.append(a)
-    return seen
 
 
 def parse_ttl(text: str | float | int) -> float:
@@ -483,7 +362,7 @@ class InterventionController:
             except Exception:
                 return
             for d in self._drops.values():
-                if ev.ktime_ns < d.started_ns or not _denied(dt, d.tuples):
+                if ev.ktime_ns < d.started_ns or not denied(dt, d.tuples):
                     continue
                 if body == "retransmit":
                     d.retransmits += 1
