@@ -267,3 +267,44 @@ def test_themes_are_variables_only():
         seen = set(decl)
         theme, rich = themes.load(name)
         assert theme.name == f"gew-{name}" and "gew-bad" in theme.variables
+
+
+@sync
+async def test_a_failing_session_ends_the_app_with_its_error():
+    from gewtui.errors import RecordingError
+
+    class Failing(PushSource):
+        def read(self, max_events, timeout_s=0.0):
+            raise RecordingError("cannot write the recording: disk full")
+
+    app = build_app(Debugger(Failing()), clock=FixedClock(), cursor_blink=False)
+    async with app.run_test(size=SIZE):
+        for _ in range(100):
+            if app.return_value is not None:
+                break
+            await asyncio.sleep(0.05)
+    assert app.return_value == 1
+    assert isinstance(app.runner.error, RecordingError)
+
+
+@sync
+async def test_command_palette_offers_the_commands_as_area_verb(recording):
+    from textual.command import CommandPalette
+
+    app = make_app(recording)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.settle()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"run: step")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            options = app.screen.query_one("CommandList")
+            prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+            if any("run: step" in p for p in prompts):
+                break
+        assert any("run: step" in p for p in prompts), prompts
+        await pilot.press("enter")
+        v = await app.settle()
+        assert v.cursor.position == 1           # the palette ran 'step'

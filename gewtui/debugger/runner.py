@@ -28,6 +28,7 @@ from gewtui.debugger import commands
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.snapshot import ViewBuilder
 from gewtui.debugger.view import DebugView, Message, Output
+from gewtui.errors import GewError
 
 
 @dataclass
@@ -152,12 +153,14 @@ class Runner:
                     self._idle_wait(self.poll_s if d.live else self.tick_s)
         except BaseException as e:     # surfaced to the front end, which exits with it
             self.error = e
-            self.on_output([Message(f"internal error in the debugger: {e!r}", "error")], False)
+            text = e.message if isinstance(e, GewError) else f"internal error in the debugger: {e!r}"
+            self.on_output([Message(text, "error")], False)
             for r in self._waiting:
                 if not r.future.done():
                     r.future.set_exception(e)
             self._fail_queued(e)
-            raise
+            # Not re-raised: a traceback from this thread would land on the TUI's screen;
+            # the front end raises ``error`` itself once it has left.
 
     def _publish(self) -> None:
         view = self.views.build()

@@ -79,6 +79,10 @@ class GewApp(App[int]):
     def _unowned_output(self, outputs: list[Output], owned: bool) -> None:
         if not owned:
             self.post_message(CommandOutput(outputs))
+        if self.runner.error is not None:
+            # The pump died (the session failed, a recording could not be written): leave,
+            # and let run_app raise its error as the one line the CLI prints.
+            self.call_from_thread(self.exit, 1)
 
     async def action_quit(self) -> None:
         self.runner.stop()
