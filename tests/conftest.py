@@ -127,12 +127,18 @@ def gew_instance():
     try:
         yield inst
     finally:
-        for entry in inst.sessions():
-            inst.remove_session(entry.session_id, entry.manifest)
-        shutil.rmtree(inst.run_dir, ignore_errors=True)
-        for d in (inst.bpffs_dir + "/sessions", inst.bpffs_dir):
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
+        drop_instance(inst)
+
+
+def drop_instance(inst) -> None:
+    """Remove every session of a test instance (live or not: they are the test's), then the
+    instance's own directories."""
+    for entry in inst.sessions():
+        inst.remove_session(entry.session_id, entry.manifest)
+    shutil.rmtree(inst.run_dir, ignore_errors=True)
+    for d in (inst.bpffs_dir + "/sessions", inst.bpffs_dir):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
 
 
 @pytest.fixture

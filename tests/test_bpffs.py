@@ -12,7 +12,7 @@ import pytest
 from gewtui.errors import UsageError
 from gewtui.kernel.bpffs import (Instance, Manifest, TcFilterRecord, owner_alive, proc_start_time,
                                  validate_name)
-from tests.conftest import bpf_map_create, bpf_obj_pin
+from tests.conftest import bpf_map_create, bpf_obj_pin, drop_instance
 
 HOSTILE = [".", "..", "/", "a/b", "../x", "x/..", "", " ", "a b", "tab\tx", "nl\nx", "x" * 65,
            "é", "ünïcødé", "日本", "a\x00b", "-/..", "a.b", "~", "$HOME", "*"]
@@ -166,9 +166,4 @@ def test_gc_of_one_instance_never_touches_another_or_a_foreign_pin(tmp_path, for
         for fd in fds:
             os.close(fd)
         for inst in (a, b):
-            for e in inst.sessions():
-                inst.remove_session(e.session_id, e.manifest)
-            subprocess.run(["rm", "-rf", inst.run_dir])
-            for d in (inst.bpffs_dir + "/sessions", inst.bpffs_dir):
-                if os.path.isdir(d):
-                    os.rmdir(d)
+            drop_instance(inst)

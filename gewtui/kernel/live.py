@@ -28,7 +28,7 @@ from gewtui import __version__
 from gewtui.errors import CapabilityError, GewError, RecordingError
 from gewtui.kernel.bpffs import CleanupReport, Instance, Log
 from gewtui.kernel.scope import ResolvedScope, ScopeEntry, ScopeWatcher, parse_scope, resolve
-from gewtui.kernel.session import PlaneFactory, Session, fault_from_env, new_session_id
+from gewtui.kernel.session import PlaneFactory, Session, _one_line, fault_from_env, new_session_id
 from gewtui.pb import events_pb2, recording_pb2, session_pb2
 
 RECORDINGS_DIR = "/var/lib/gewyvern/recordings"
@@ -316,6 +316,8 @@ class LiveSession:
                         self.session.plane.poll(0)
                     self._drain()
                 except Exception as e:
+                    # the end of the observation is unknown: the end records must say so
+                    self._incomplete.append(f"final drain failed: {_one_line(e)}")
                     errors.append(f"final drain: {e}")
                 st = self.stats.to_pb()
                 if self.writer is not None:

@@ -182,7 +182,10 @@ class Lab:
             self._record("namespaces", ns)           # write-ahead: down removes it even if add dies
             nsmod.run(["ip", "netns", "add", ns])
             self._ip(ns, "link", "set", "lo", "up")
-            for key in ("net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"):
+            # rp_filter off: route-flap sends from one source over two paths. No DAD: a
+            # tentative link-local address delays neighbour discovery by a second or two.
+            for key in ("net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter",
+                        "net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"):
                 nsmod.run(["sysctl", "-qw", f"{key}=0"], netns=ns)
         for p in range(1, self.scenario.paths + 1):
             dev = f"veth{p - 1}"

@@ -26,7 +26,7 @@ from gewtui.kernel.bpffs import Instance, proc_start_time
 from gewtui.kernel.scope import ScopeEntry, resolve
 from gewtui.kernel.session import STEPS, LiveSession, Session
 from gewtui.recording import RecordingReader
-from tests.conftest import kernel_bpf_objects, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
+from tests.conftest import drop_instance, kernel_bpf_objects, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
 from tests.test_session_support import RealObjectsPlane
 
 pytestmark = pytest.mark.root
@@ -88,6 +88,11 @@ def _assert_clean(inst: Instance, pair, foreign_before: str, foreign_pin: str) -
     assert _our_objects() == [], "a program or map of the session is still loaded"
 
 
+def _bpffs_top() -> list[str]:
+    """The top of bpffs, less other tests' foreign pins (gewt-*) appearing meanwhile."""
+    return sorted(n for n in os.listdir("/sys/fs/bpf") if not n.startswith("gewt-"))
+
+
 def _gc(inst: Instance) -> subprocess.CompletedProcess:
     return subprocess.run(GEW + ["session", "gc", "--instance", inst.instance_id], capture_output=True, text=True)
 
@@ -132,7 +137,7 @@ def test_sigkill_of_gew_session_apply_then_cleanup(netns_pair, gew_instance, for
                                                    cleaner):
     """The real command on the real kernel plane, killed mid-session."""
     rec = str(tmp_path / "k.gewrec")
-    bpffs_before = sorted(os.listdir("/sys/fs/bpf"))
+    bpffs_before = _bpffs_top()
     p = subprocess.Popen(GEW + ["session", "apply", "--instance", gew_instance.instance_id,
                                 "--scope", f"netns={netns_pair.a}", "--scope", f"netns={netns_pair.b}",
                                 "--record", rec], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -154,7 +159,8 @@ def test_sigkill_of_gew_session_apply_then_cleanup(netns_pair, gew_instance, for
         assert f"session {sid}: removed manifest" in r.stderr
     assert gew_instance.sessions() == []
     assert wait_maps_gone(maps) == set(), "a map of the killed session is still loaded"
-    assert sorted(os.listdir("/sys/fs/bpf")) == bpffs_before
+    assert _bpffs_top() == bpffs_before
+    assert not os.path.exists(gew_instance.session_bpffs(sid))
     assert os.path.exists(foreign_pin) and tc_filters(netns_pair.b, "veth0") == foreign_tc
     assert tc_filters(netns_pair.a, "veth0") == "ingress:\negress:\n"
     with RecordingReader(rec) as rd:
@@ -251,12 +257,7 @@ def test_two_instances_gc_and_start_never_touch_the_other_live_session(netns_pai
     finally:
         p.kill()
         p.wait()
-        for e in other.sessions():
-            other.remove_session(e.session_id, e.manifest)
-        subprocess.run(["rm", "-rf", other.run_dir])
-        for d in (other.bpffs_dir + "/sessions", other.bpffs_dir):
-            if os.path.isdir(d):
-                os.rmdir(d)
+        drop_instance(other)
     assert tc_filters(netns_pair.a, "veth0") == "ingress:\negress:\n"
 
 
