@@ -59,18 +59,71 @@ def get_path(obj, path: tuple[str, ...]):
     return obj
 
 
+def _converter(info: FieldInfo):
+    if info.type == "enum":
+        names = {v.number: v.name for v in info.enum.values}
+        return lambda v: names.get(v) or str(v)
+    if info.type == "bool":
+        return lambda v: "true" if v else "false"
+    if info.type == "bytes":
+        if info.name in ADDRESS_FIELDS:
+            return ip_text
+        if info.name == "lladdr":
+            return lambda v: ":".join(f"{b:02x}" for b in v)
+        return bytes.hex
+    if info.name in HEX_FIELDS:
+        return hex
+    return str
+
+
+def _build_tables():
+    """Per field descriptor: its flat name and converter; per kind: every field's default text.
+    event_fields then reads only the fields that are set (ListFields, in C) over a copy of
+    the defaults — far cheaper than reading every field."""
+    from gewtui.pb import events_pb2
+    by_fd = {}
+    ev_desc = events_pb2.Event.DESCRIPTOR
+    defaults = {}
+    for kind, table in KIND_FIELDS.items():
+        body_fd = ev_desc.fields_by_name[kind]
+        d = {"event": kind}
+        for name, info in table.items():
+            if info.owner == "body":
+                owner = body_fd.message_type
+                if len(info.path) == 2:
+                    owner = owner.fields_by_name[info.path[0]].message_type
+                fd = owner.fields_by_name[info.path[-1]]
+            elif len(info.path) == 2:
+                fd = ev_desc.fields_by_name["attr"].message_type.fields_by_name[info.path[1]]
+            else:
+                fd = ev_desc.fields_by_name[info.path[0]]
+            conv = _converter(info)
+            by_fd[fd] = (name, conv)
+            d[name] = conv(fd.default_value if fd.type != fd.TYPE_ENUM else fd.enum_type.values[0].number)
+        defaults[kind] = d
+    return by_fd, defaults
+
+
+_BY_FD, _DEFAULTS = _build_tables()
+
+
+def _fill(msg, out: dict) -> None:
+    for fd, v in msg.ListFields():
+        if fd.message_type is not None:
+            _fill(v, out)
+        else:
+            got = _BY_FD.get(fd)
+            if got is not None:
+                out[got[0]] = got[1](v)
+
+
 def event_fields(ev) -> dict[str, str]:
     """Every field of the event (envelope, attribution, body) as flat name -> text."""
     kind = ev.WhichOneof("body")
-    out = {"event": kind or ""}
     if kind is None:
-        out["id"] = str(ev.id)
-        out["ktime_ns"] = str(ev.ktime_ns)
-        return out
-    body = getattr(ev, kind)
-    for name, info in KIND_FIELDS[kind].items():
-        owner = body if info.owner == "body" else ev
-        out[name] = value_text(info, get_path(owner, info.path))
+        return {"event": "", "id": str(ev.id), "ktime_ns": str(ev.ktime_ns)}
+    out = dict(_DEFAULTS[kind])
+    _fill(ev, out)
     return out
 
 
