@@ -204,6 +204,16 @@ class StreamBuilder:
             out.append(self.destroy(c))
         return out
 
+    def routed(self, local: str, peer: str, pport: int, *, device: str = "veth0",
+               gateway: str | None = None, summaries: int = 0) -> Conn:
+        """A route lookup for the peer, then a connection established over it."""
+        self.fib(peer, device=device, gateway=gateway, dport=pport, src=local)
+        c = self.connect(local, peer, pport)
+        self.established(c)
+        if summaries:
+            self.transfer(c, summaries)
+        return c
+
     def healthy(self, local: str, peer: str, pport: int, *, device: str = "veth0",
                 gateway: str | None = None, summaries: int = 3, **kw) -> Conn:
         """A request/response connection with a normal close, route lookup first."""

@@ -119,10 +119,7 @@ def test_forked_child_writing_the_socket_stays_the_same_flow():
 
 def test_route_change_mid_connection_makes_a_new_flow_diverged_from_its_parent():
     s = StreamBuilder()
-    s.fib("10.0.9.2", device="veth1", gateway="10.0.1.1", dport=80, src="10.0.0.1")
-    c = s.connect("10.0.0.1", "10.0.9.2", 80)
-    s.established(c)
-    s.transfer(c, 2)
+    c = s.routed("10.0.0.1", "10.0.9.2", 80, device="veth1", gateway="10.0.1.1", summaries=2)
     fib2 = s.fib("10.0.9.2", device="veth2", gateway="10.0.2.1", dport=80, src="10.0.0.1")
     s.transfer(c, 2)
     eng, changes = feed(s.events)

@@ -65,12 +65,16 @@ def test_every_cited_event_is_returned_by_the_engine_even_after_the_recent_windo
     assert eng.event(len(s.events)).id == len(s.events)
 
 
-def test_every_l3_reaches_l0_through_l2_or_l1():
+def storm() -> tuple[StreamBuilder, Engine]:
     s = StreamBuilder()
     c = s.connect("10.0.0.1", "10.0.0.2", 80)
     s.established(c)
     s.lossy(c, retransmits=6, every_ms=10)
-    eng = run(s)
+    return s, run(s)
+
+
+def test_every_l3_reaches_l0_through_l2_or_l1():
+    _, eng = storm()
     root = eng.chain(1).root
     assert any(n.layer == model_pb2.L0 for n, _ in walk(root))
     for n, _ in walk(root):
@@ -119,9 +123,7 @@ def test_path_nodes_and_route_change_link_parent_and_child():
 
 def test_qdisc_evidence_says_it_is_per_qdisc_not_per_flow():
     s = StreamBuilder()
-    s.fib("10.0.0.2", device="veth7")
-    c = s.connect("10.0.0.1", "10.0.0.2", 80)
-    s.established(c)
+    s.routed("10.0.0.1", "10.0.0.2", 80, device="veth7")
     q = s.qdisc("veth7", dropped=3)
     eng = run(s)
     root = eng.chain(1).root
@@ -166,11 +168,7 @@ def test_loss_before_a_flow_existed_is_not_noted_on_it():
 
 
 def test_intervention_trace_appears_in_the_chain():
-    s = StreamBuilder()
-    c = s.connect("10.0.0.1", "10.0.0.2", 80)
-    s.established(c)
-    s.lossy(c, retransmits=6, every_ms=10)
-    eng = run(s)
+    s, eng = storm()
     rec = intervention_pb2.InterventionRecord(intervention_id=7, flow_id=1,
                                               action=intervention_pb2.DROP,
                                               outcome=intervention_pb2.EFFECTIVE)

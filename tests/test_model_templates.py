@@ -182,9 +182,7 @@ def test_sockless_reset_is_not_a_local_abort():
 
 def test_queue_drops_on_another_interface_do_not_count():
     s = StreamBuilder()
-    s.fib("10.0.0.2", device="veth7")
-    c = s.connect("10.0.0.1", "10.0.0.2", 80)
-    s.established(c)
+    s.routed("10.0.0.1", "10.0.0.2", 80, device="veth7")
     s.qdisc("veth8", dropped=12)
     s.drop("QDISC_DROP", attribution=E.PACKET_ATTRIBUTION_NONE, ifname="veth8")
     assert all_fired(s.events) == set()
@@ -192,9 +190,7 @@ def test_queue_drops_on_another_interface_do_not_count():
 
 def test_unattributed_qdisc_drop_on_the_path_interface_counts():
     s = StreamBuilder()
-    s.fib("10.0.0.2", device="veth7")
-    c = s.connect("10.0.0.1", "10.0.0.2", 80)
-    s.established(c)
+    s.routed("10.0.0.1", "10.0.0.2", 80, device="veth7")
     s.drop("QDISC_DROP", attribution=E.PACKET_ATTRIBUTION_NONE, ifname="veth7", count=4)
     assert all_fired(s.events) == {"queue-drops"}
 
@@ -240,6 +236,17 @@ where = {{ direction = "RESET_RECEIVED" }}
 """
 
 
+def reset_received(templates) -> Engine:
+    """An engine with these templates fed one connection attempt that receives a reset."""
+    s = StreamBuilder()
+    c = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.reset(c, E.RESET_RECEIVED)
+    eng = Engine(templates=templates)
+    for ev in s.events:
+        eng.feed(ev)
+    return eng
+
+
 def write(tmp_path, name, text):
     p = tmp_path / f"{name}.toml"
     p.write_text(textwrap.dedent(text))
@@ -252,12 +259,7 @@ def test_user_directory_adds_templates_and_may_override_a_packaged_one(tmp_path)
     ts = load_templates([tmp_path])
     assert "my-resets" in ts and ts["peer-reset"].source.startswith(str(tmp_path))
     assert ts.overridden == ("peer-reset",)
-    s = StreamBuilder()
-    c = s.connect("10.0.0.1", "10.0.0.2", 80)
-    s.reset(c, E.RESET_RECEIVED)
-    eng = Engine(templates=ts)
-    for ev in s.events:
-        eng.feed(ev)
+    eng = reset_received(ts)
     assert set(eng.flows()[0].templates) == {"my-resets", "peer-reset"}
     l2 = [n for n in eng.chain(1).root.children if n.kind == "my-resets"][0]
     assert l2.text == "1 resets to 10.0.0.2:80, first " and l2.severity == "info"
@@ -326,13 +328,7 @@ def test_a_template_cannot_inject_code_through_values(tmp_path):
                                          'where = { reason_name = "x\') or __import__(\'os\') or (\'" }')
     write(tmp_path, "inj", text)
     ts = load_templates([tmp_path], packaged=False)
-    s = StreamBuilder()
-    c = s.connect("10.0.0.1", "10.0.0.2", 80)
-    s.reset(c, E.RESET_RECEIVED)
-    eng = Engine(templates=ts)
-    for ev in s.events:
-        eng.feed(ev)
-    assert eng.flows()[0].templates == []
+    assert reset_received(ts).flows()[0].templates == []
 
 
 def test_ipv6_null_entry_in_the_local_table_is_a_routine_miss_but_not_in_main():
