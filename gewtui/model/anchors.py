@@ -33,6 +33,7 @@ PENDING_CAP = 4096
 ROUTES_CAP = 65536
 ATTRS_CAP = 65536
 _STATE = dict(TCP_STATE_NAMES)
+_NETNS: dict[int, int] = {}
 
 
 class Anchor:
@@ -88,6 +89,7 @@ class TcpAnchor(Anchor):
             reg.close_member(m, t)
             reg.release(m)
         netns = ev.attr.netns
+        netns = _NETNS.setdefault(netns, netns)   # one int object per namespace, not per flow
         role = role_from_state(old, new) if old or new else None
         if role is None:
             role = role_from_ports(sport, dport, (netns, sport) in reg.listeners)

@@ -33,13 +33,13 @@ LOST_CAP = 256
 class Member:
     """One socket of a flow, identified by its kernel address while it lives."""
 
-    __slots__ = ("sock", "flow", "tkey", "state", "first_eid", "last_eid", "first_t", "closed",
-                 "rst_eid", "tstate", "indexed")
+    __slots__ = ("sock", "flow", "tkey", "state", "first_eid", "last_eid", "closed", "rst_eid",
+                 "tstate", "indexed")
 
     def clone(self, flow) -> "Member":
         c = Member.__new__(Member)
         c.sock, c.flow, c.tkey, c.state = self.sock, flow, self.tkey, self.state
-        c.first_eid, c.last_eid, c.first_t, c.closed = self.first_eid, self.last_eid, self.first_t, self.closed
+        c.first_eid, c.last_eid, c.closed = self.first_eid, self.last_eid, self.closed
         c.rst_eid, c.indexed = self.rst_eid, self.indexed
         c.tstate = None
         return c
@@ -370,7 +370,7 @@ class Registry:
                    out) -> Member:
         m = Member.__new__(Member)
         m.sock, m.flow, m.tkey = sock, f, tkey
-        m.state, m.first_eid, m.last_eid, m.first_t = state, eid, eid, t
+        m.state, m.first_eid, m.last_eid = state, eid, eid
         m.closed, m.rst_eid, m.tstate, m.indexed = False, 0, None, True
         self.pin(eid, ev)
         old = self.socks.get(sock)

@@ -43,9 +43,10 @@ class Progress:
     """How far one pattern got on one flow or socket. Evidence of finished steps is a tuple
     (small, rarely grown); the count window a list made when a count step needs one."""
 
-    __slots__ = ("step", "eids", "bounds", "t0", "win", "ep", "sig")
+    __slots__ = ("step", "eids", "bounds", "t0", "win", "ep", "sig", "slot")
 
-    def __init__(self):
+    def __init__(self, slot: int = 0):
+        self.slot = slot
         self.step = 0
         self.eids: tuple[int, ...] = ()       # evidence of finished steps
         self.bounds: tuple[int, ...] = ()     # index in eids where each finished step starts
@@ -56,7 +57,7 @@ class Progress:
 
     def clone(self, ep_map: dict) -> "Progress":
         c = Progress.__new__(Progress)
-        c.step, c.t0, c.eids, c.bounds = self.step, self.t0, self.eids, self.bounds
+        c.slot, c.step, c.t0, c.eids, c.bounds = self.slot, self.step, self.t0, self.eids, self.bounds
         c.win = list(self.win) if self.win else None
         c.ep = ep_map.get(id(self.ep)) if self.ep is not None else None
         c.sig = dict(self.sig) if self.sig else None
@@ -69,14 +70,41 @@ class Progress:
                 yield e
 
 
-# Per-holder progress is a list with one slot per template that can be in progress on that
-# kind of holder (sockets: same_socket templates; flows: the others) — O(1) and far smaller
-# than a dict. None until a first step matches.
+# Per-holder progress (``tstate`` of a flow or a socket): None until a first step matches;
+# then the one Progress itself (most holders are only ever in the middle of one pattern);
+# from a second on, a list with one slot per template that can be in progress on that kind
+# of holder (sockets: same_socket templates; flows: the others). O(1), far smaller than a dict.
+def tstate_get(st, slot: int):
+    if st is None:
+        return None
+    if st.__class__ is list:
+        return st[slot]
+    return st if st.slot == slot else None
+
+
+def tstate_put(holder, nslots: int, p: "Progress") -> None:
+    st = holder.tstate
+    if st is None:
+        holder.tstate = p
+    elif st.__class__ is list:
+        st[p.slot] = p
+    else:
+        lst = [None] * nslots
+        lst[st.slot] = st
+        lst[p.slot] = p
+        holder.tstate = lst
+
+
 def clone_tstate(st, ep_map):
+    if st.__class__ is not list:
+        return st.clone(ep_map)
     return [p.clone(ep_map) if p is not None else None for p in st]
 
 
 def tstate_cited(st):
+    if st.__class__ is not list:
+        yield from st.cited()
+        return
     for p in st:
         if p is not None:
             yield from p.cited()
@@ -132,9 +160,15 @@ class Matcher:
             if ct.same:
                 if m is None:
                     continue
-                p = mst[ct.slot] if mst is not None else None
+                st = mst
             else:
-                p = fst[ct.slot] if fst is not None else None
+                st = fst
+            if st is None:
+                p = None
+            elif st.__class__ is list:
+                p = st[ct.slot]
+            else:
+                p = st if st.slot == ct.slot else None
             if p is None and (pred0 is None or not pred0(ev, b)):
                 continue
             self._offer_one(reg, ct, f, m, kind, ev, b, eid, t, out)
@@ -143,16 +177,13 @@ class Matcher:
         holder = m if ct.same else f
         if holder is None:
             return
-        st = holder.tstate
-        p = st[ct.slot] if st is not None else None
+        p = tstate_get(holder.tstate, ct.slot)
         if p is None:
             pred = ct.steps0.get(kind)
             if pred is None or not pred(ev, b):
                 return
-            p = Progress()
-            if st is None:
-                st = holder.tstate = [None] * ct.nslots
-            st[ct.slot] = p
+            p = Progress(ct.slot)
+            tstate_put(holder, ct.nslots, p)
             self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
             return
         if ct.within and p.eids and t - p.t0 > ct.within:

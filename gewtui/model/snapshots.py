@@ -21,7 +21,8 @@ def expand_transitions(reg, f: Flow) -> list[tuple]:
         ev = reg.event(f.evolved)
         out.append((f.evolved, ev.ktime_ns if ev else 0, "phase", "EMERGED", "EVOLVING", 0, 3))
     for m in f.members:
-        out.append((m.first_eid, m.first_t, "member", "", hex(m.sock), 0, 1))
+        ev = reg.event(m.first_eid)
+        out.append((m.first_eid, ev.ktime_ns if ev else 0, "member", "", hex(m.sock), 0, 1))
     for h in f.path:
         ev = reg.event(h[0])
         out.append((h[0], ev.ktime_ns if ev else 0, "path", "", h[1] if not h[4] else f"err {h[4]}", 0, 2))
