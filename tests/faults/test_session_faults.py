@@ -279,6 +279,61 @@ def test_hostile_names_from_the_command_line_are_refused(argv):
     assert (sorted(os.listdir("/run/gewyvern")) if os.path.isdir("/run/gewyvern") else []) == before
 
 
+# -- case 7: bpffs / tracefs not mounted, or remounted between runs -----------------------------
+# Run in a private mount namespace (unshare -m), so the host's mounts are never touched.
+def _in_mount_ns(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-euc", script],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def _host_mounts() -> list[str]:
+    return sorted(line for line in open("/proc/self/mounts") if " bpf " in line or " tracefs " in line)
+
+
+def test_bpffs_and_tracefs_not_mounted_are_mounted(netns_pair, gew_instance, tmp_path):
+    host = _host_mounts()
+    rec = tmp_path / "m.gewrec"
+    gew = " ".join(GEW)
+    r = _in_mount_ns(f"""
+        umount /sys/fs/bpf; umount /sys/kernel/tracing
+        ! grep -qE ' (bpf|tracefs) ' /proc/self/mounts
+        {gew} session apply --instance {gew_instance.instance_id} --scope netns={netns_pair.a} \
+            --duration 1 --record {rec}
+        grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts && grep -q ' tracefs ' /proc/self/mounts
+    """)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "observation complete" in r.stderr
+    assert _host_mounts() == host
+    assert gew_instance.sessions() == []
+    with RecordingReader(str(rec)) as rd:
+        assert list(rd.records())[-1].end.how == "duration"
+
+
+def test_bpffs_remounted_between_runs(netns_pair, gew_instance, tmp_path):
+    """Killed owner, then bpffs replaced (its pins gone): gc removes the manifest without
+    error, and the next session of the instance attaches normally (nothing doubled)."""
+    gew = " ".join(GEW)
+    inst, ns = gew_instance.instance_id, netns_pair.a
+    r = _in_mount_ns(f"""
+        umount /sys/fs/bpf; mount -t bpf bpf /sys/fs/bpf
+        {gew} session apply --instance {inst} --scope netns={ns} --record {tmp_path}/a.gewrec 2> {tmp_path}/a.err &
+        pid=$!
+        for i in $(seq 300); do grep -q ' attached (' {tmp_path}/a.err && break; sleep 0.1; done
+        ls /sys/fs/bpf/gewyvern/instances/{inst}/sessions/*/gew_rb
+        kill -9 $pid; wait $pid || true
+        umount /sys/fs/bpf; mount -t bpf bpf /sys/fs/bpf
+        {gew} session list --instance {inst} | grep -q orphan
+        {gew} session gc --instance {inst}
+        {gew} session apply --instance {inst} --scope netns={ns} --duration 1 --record {tmp_path}/b.gewrec
+        {gew} session list --instance {inst}
+    """)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removed manifest" in r.stdout and "removed pin" not in r.stdout and "error" not in r.stdout
+    assert r.stdout.rstrip().endswith(f"no sessions in instance {inst}")
+    assert "observation complete" in r.stderr
+    assert gew_instance.sessions() == []
+
+
 # -- case 15: a scoped interface disappears mid-session -----------------------------------------
 def test_scoped_interface_vanishing_is_recorded_and_the_session_keeps_running(netns_pair, gew_instance, tmp_path):
     rec = str(tmp_path / "s.gewrec")
