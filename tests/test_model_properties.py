@@ -192,3 +192,33 @@ def test_no_template_fires_on_healthy_request_response_traffic(plan):
     changes = [c for ev in s.events for c in eng.feed(ev)]
     assert [c for c in changes if c.kind == "template"] == []
     assert all(not f.templates for f in eng.flows())
+
+
+def expected_refs(reg) -> dict[int, int]:
+    """Every citation the registry holds, counted: what the evidence store's reference
+    counts must equal (no leak, no early release)."""
+    from collections import Counter
+    c = Counter()
+    for f in reg.flows.values():
+        c.update(f.cited())
+    c.update(h[0] for h in reg.routes.values())
+    for ctx in reg.ifctx.values():
+        c.update(e for _, e in ctx.notable)
+    c.update(reg.context)
+    c.update(x[0] for x in reg.lost)
+    for held in reg.pending.values():
+        c.update(held)
+    return dict(c)
+
+
+@SETTINGS
+@given(st.lists(ACTION, min_size=3, max_size=80), st.integers(1, 4))
+def test_evidence_reference_counts_match_the_citations_held(actions, keep):
+    eng = Engine(max_terminated=keep, recent_events=16)
+    for ev in build(actions):
+        eng.feed(ev)
+        reg = eng._reg
+        assert reg.refs == expected_refs(reg)
+        assert set(reg.pinned) == set(reg.refs)
+    eng.end()
+    assert eng._reg.refs == expected_refs(eng._reg)
