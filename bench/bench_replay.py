@@ -319,6 +319,14 @@ def main(argv: list[str]) -> int:
     r1 = time.perf_counter()
     chains = eng.chains()
     r2 = time.perf_counter()
+    long_eps = None
+    if not ns.recording:
+        # A second shape: long connections (about 100 summaries each), few state changes.
+        lp, _ = constructed(n, probes_per_conn=100)
+        ld = min(_decode_only(lp)[1] for _ in range(ns.runs))
+        lt = min(_decode_feed(lp)[1] for _ in range(ns.runs))
+        long_eps = n / (lt - ld)
+        del lp
     kinds = _per_kind(payloads)
     traced, rss, live = _memory_per_live_flow()
     traced100, rss100, live100 = _memory_per_live_flow(per_host=100)
@@ -333,6 +341,8 @@ def main(argv: list[str]) -> int:
     print(f"| decode only (baseline) | {n / d:,.0f} | {d / n * 1e9:,.0f} | {n / dc:,.0f} |")
     print(f"| decode + Engine.feed | {n / t:,.0f} | {t / n * 1e9:,.0f} | {n / tc:,.0f} |")
     print(f"| Engine.feed alone (difference) | {feed_eps:,.0f} | {(t - d) / n * 1e9:,.0f} | {feed_cpu_eps:,.0f} |")
+    if long_eps is not None:
+        print(f"| Engine.feed alone, long connections (~100 summaries each, few state changes) | | | {long_eps:,.0f} |")
     print(f"\nEnd state: {len(flows):,} flows kept ({st['flows_live']:,} live, {st['flows_terminated']:,} "
           f"terminated, {st['evicted']:,} evicted), peak ~{peak_live:,} live, {changes:,} changes, "
           f"{st['pinned_events']:,} evidence events pinned.")
@@ -354,7 +364,9 @@ def main(argv: list[str]) -> int:
     print(f"| 100 flows (ports) per peer host | {live100:,} | {traced100:,.0f} | {rss100:,.0f} |")
     print()
     best = max(feed_eps, feed_cpu_eps)
-    verdict_t = "met" if best >= TARGET_EPS else f"missed ({best / TARGET_EPS:.0%} of it, CPU time)"
+    verdict_t = "met" if best >= TARGET_EPS else f"missed with connection churn ({best / TARGET_EPS:.0%} of it)"
+    if long_eps is not None:
+        verdict_t += f"; {'met' if long_eps >= TARGET_EPS else 'missed'} with long connections ({long_eps:,.0f})"
     worst = max(traced, traced100)
     verdict_m = "met" if worst <= TARGET_BYTES_PER_FLOW else f"missed ({worst:,.0f} bytes in the worst shape)"
     print(f"Targets: Engine.feed >= {TARGET_EPS:,} events/s: {verdict_t}; <= {TARGET_BYTES_PER_FLOW:,} bytes "
