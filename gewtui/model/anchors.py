@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Callable
 
 from gewtui.model.changes import Change
-from gewtui.model.flows import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, Registry, ix_add,
-                                ix_get)
+from gewtui.model.entities import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, ix_add,
+                                   ix_get)
+from gewtui.model.flows import Registry
 from gewtui.model.identity import (CLIENT, LISTENER, make_key, role_from_ports,
                                    role_from_state)
 from gewtui.model.schema import TCP_STATE_NAMES

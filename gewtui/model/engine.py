@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from gewtui.model.anchors import Anchor, default_anchors
 from gewtui.model.changes import Change
-from gewtui.model.flows import DIVERGED, Registry
+from gewtui.model.entities import DIVERGED
+from gewtui.model.flows import Registry
 from gewtui.model.matcher import Matcher
 from gewtui.model.reasons import build_chain
 from gewtui.model.snapshots import flow_snapshot

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import string
 
-from gewtui.model.flows import DIVERGED, TERMINATED, Flow, Registry
+from gewtui.model.entities import DIVERGED, TERMINATED, Flow
+from gewtui.model.flows import Registry
 from gewtui.model.identity import key_text, local_text, peer_text
 from gewtui.model.snapshots import expand_transitions
 from gewtui.model.render import errno_text, event_fields, event_text, ip_text, short_state

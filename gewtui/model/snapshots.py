@@ -2,7 +2,7 @@
 only when asked for (the feed path never builds protobuf)."""
 from __future__ import annotations
 
-from gewtui.model.flows import Flow
+from gewtui.model.entities import Flow
 from gewtui.model.identity import key_text
 from gewtui.model.schema import TCP_STATE_NAMES
 from gewtui.pb import events_pb2, model_pb2
