@@ -514,6 +514,8 @@ class KernelPlane:
                 except Exception:
                     pass
             self.bpf = None
+            if self._transport is not None:
+                self._transport.close()   # unmaps the ring buffer
             self._transport = None
             self.state = "closed"
 

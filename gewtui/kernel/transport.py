@@ -2,16 +2,25 @@
 counters (produced / lost per probe and CPU), map reads for summaries, and the kernel's
 per-program run-time statistics.
 
-The ring-buffer callback copies each record once and returns 0 (bcc calls ``int()`` on
-the return value; ``None`` would cost a raised-and-caught exception per record). Programs
-submit most records without waking the consumer (bpf/gew_common.h), so draining runs on a
-short poll slice rather than only on wakeups.
+The ring buffer is read straight from its memory mapping (``MappedRing``): the consumer
+page, the producer page and the data pages the kernel maps twice in a row, so a record
+that wraps is still contiguous. A drain reads the producer position once and walks every
+committed record in one Python loop, copying each out and handing it to the decoder, then
+publishes the new consumer position; no C callback per record. Where the mapping is not
+available (a fake in tests, an architecture whose memory ordering plain loads do not
+follow), bcc's callback path is used: it copies each record once and returns 0 (bcc calls
+``int()`` on the return value; ``None`` would cost a raised-and-caught exception per
+record). Programs submit most records without waking the consumer (bpf/gew_common.h), so
+draining runs on a short poll slice rather than only on wakeups.
 """
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import platform
+import select
+import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -22,16 +31,109 @@ BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
 
 
+# Ring-buffer record header (kernel/bpf/ringbuf.c): u32 length with two flag bits, u32
+# page offset; records are 8-byte aligned.
+_RB_BUSY = 1 << 31
+_RB_DISCARD = 1 << 30
+_RB_LEN = _RB_DISCARD - 1
+_RB_HDR = 8
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+# Architectures where loads are not reordered with older loads (x86-TSO, s390): reading
+# the record's length word before its bytes then needs no fence, which Python cannot issue.
+_ORDERED_LOADS = ("x86_64", "amd64", "i686", "s390x")
+
+
+class MappedRing:
+    """A BPF ring buffer read through mmap, as libbpf's consumer does."""
+
+    def __init__(self, map_fd: int, size: int):
+        if size <= 0 or size & (size - 1) or size % mmap.PAGESIZE:
+            raise ValueError(f"ring buffer size {size} is not a power-of-two number of pages")
+        page = mmap.PAGESIZE
+        self.size = size
+        self.mask = size - 1
+        self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        try:
+            # producer page, then the data pages twice
+            self._prod = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        except BaseException:
+            self._cons.close()
+            raise
+        self._data = page
+        self._pos = _U64.unpack_from(self._cons, 0)[0]
+        self._poller = select.poll()
+        self._poller.register(map_fd, select.POLLIN)
+
+    def wait(self, timeout_ms: int) -> None:
+        """Block until the kernel wakes consumers or data is pending, at most timeout_ms."""
+        if _U64.unpack_from(self._prod, 0)[0] == self._pos and timeout_ms > 0:
+            try:
+                self._poller.poll(timeout_ms)
+            except InterruptedError:   # pragma: no cover  (PEP 475 retries; kept for clarity)
+                pass
+
+    def drain(self, handle) -> int:
+        """Hand every committed record to ``handle(bytes)``, oldest first; returns how
+        many. The consumer position is published every 256 records (so the kernel can
+        reuse the space during a long drain) and at the end; a record ``handle`` raised
+        on counts as consumed, the ones after it wait for the next drain."""
+        prod_mm, cons_mm = self._prod, self._cons
+        unpack_u32, pack_u64 = _U32.unpack_from, _U64.pack_into
+        data, mask = self._data, self.mask
+        pos = self._pos
+        prod = _U64.unpack_from(prod_mm, 0)[0]
+        n = 0
+        try:
+            while pos < prod:
+                off = data + (pos & mask)
+                word = unpack_u32(prod_mm, off)[0]
+                if word & _RB_BUSY:
+                    break                      # reserved, not yet committed: the rest waits
+                length = word & _RB_LEN
+                pos += (length + _RB_HDR + 7) & ~7
+                if not word & _RB_DISCARD:
+                    n += 1
+                    handle(prod_mm[off + _RB_HDR:off + _RB_HDR + length])
+                    if not n & 255:
+                        pack_u64(cons_mm, 0, pos)
+                if pos >= prod:
+                    prod = _U64.unpack_from(prod_mm, 0)[0]   # what arrived meanwhile
+        finally:
+            self._pos = pos
+            pack_u64(cons_mm, 0, pos)
+        return n
+
+    def close(self) -> None:
+        self._cons.close()
+        self._prod.close()
+
+
 class RingTransport:
     """Drains the session's ring buffer into a decoder."""
 
-    def __init__(self, bpf, decoder, map_name: str = "gew_rb"):
+    def __init__(self, bpf, decoder, map_name: str = "gew_rb", *, mapped: bool | None = None):
+        # mapped: read through mmap (None: wherever it is safe and available)
         self._bpf = bpf
         self._decoder = decoder
         self._string_at = ctypes.string_at
         self._record = decoder.record
         self._error: BaseException | None = None
-        bpf[map_name.encode()].open_ring_buffer(self._callback)
+        self._ring: MappedRing | None = None
+        table = bpf[map_name.encode()]
+        if mapped is None:
+            mapped = platform.machine() in _ORDERED_LOADS
+        if mapped:
+            try:
+                self._ring = MappedRing(int(table.map_fd), int(table.max_entries))
+            except (AttributeError, TypeError, ValueError, OSError):
+                self._ring = None   # not a kernel map (tests) or no mapping: bcc's callbacks
+        if self._ring is None:
+            table.open_ring_buffer(self._callback)
+
+    @property
+    def mapped(self) -> bool:
+        return self._ring is not None
 
     def _callback(self, _ctx, data, size) -> int:
         try:
@@ -51,6 +153,10 @@ class RingTransport:
         """Wait up to ``timeout_ms`` for a wakeup, then drain what is there. Returns the
         number of records consumed."""
         before = self._decoder.consumed
+        if self._ring is not None:
+            self._ring.wait(max(0, int(timeout_ms)))
+            self._ring.drain(self._record)
+            return self._decoder.consumed - before
         self._bpf.ring_buffer_poll(max(0, int(timeout_ms)))
         self._bpf.ring_buffer_consume()
         self._raise_pending()
@@ -61,12 +167,20 @@ class RingTransport:
         total = 0
         while True:
             before = self._decoder.consumed
-            self._bpf.ring_buffer_consume()
-            self._raise_pending()
+            if self._ring is not None:
+                self._ring.drain(self._record)
+            else:
+                self._bpf.ring_buffer_consume()
+                self._raise_pending()
             n = self._decoder.consumed - before
             total += n
             if n == 0:
                 return total
+
+    def close(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
 
 
 @dataclass

@@ -1,0 +1,254 @@
+"""The decoder's bytes-level fast path (gewtui.kernel.wire) against the unit decoders it
+stands in for, and the memory-mapped ring-buffer reader against a ring laid out as the
+kernel lays it out (no kernel: a memfd plays the map)."""
+import mmap
+import os
+import random
+import socket
+import struct
+
+import pytest
+from google.protobuf.internal.encoder import _VarintBytes
+
+from gewtui.kernel import wire
+from gewtui.kernel.decode import Decoder, Vocab
+from gewtui.kernel.probes import UNITS, drops, tcp_events, tcp_state
+from gewtui.kernel.probes.base import HDR, SOCK, TUPLE, tuple_pb
+from gewtui.kernel.transport import MappedRing
+from gewtui.pb import events_pb2 as E
+from gewtui.runtime.tracefs import Tracefs
+from tests.test_decode import DATA
+
+SOCKS = [0xFFFF888000001000 + 0x800 * i for i in range(6)] + [0]
+
+
+def test_varints_match_protobuf():
+    values = [0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**28 - 1, 2**28, 2**35, 2**56 - 1,
+              2**56, 2**63, 2**64 - 1, 0xFFFF888012345678, 123_456_789_012_345]
+    rnd = random.Random(1)
+    values += [rnd.getrandbits(rnd.randrange(1, 65)) for _ in range(3000)]
+    for v in values:
+        assert wire.uvarint(v) == _VarintBytes(v), hex(v)
+    for v in (-1, -101, -(2**31)):
+        assert wire.ivarint(v) == _VarintBytes(v & (2**64 - 1))
+
+
+def _addr(rnd, family):
+    n = 4 if family == 2 else 16
+    return bytes(rnd.getrandbits(8) for _ in range(n)).ljust(16, b"\0")
+
+
+def _tuple(rnd):
+    family = rnd.choice([2, 2, 10, 0, 1])
+    return TUPLE.pack(_addr(rnd, family), _addr(rnd, family), rnd.choice([0, 1, 80, 40000, 65535]),
+                      rnd.choice([0, 9, 443, 65535]), family, rnd.choice([0, 6, 17]))
+
+
+def test_tuple_payloads_match_the_unit_conversion():
+    enc = wire.Encoders(Decoder(UNITS, Vocab(), lambda ev: None))
+    rnd = random.Random(2)
+    for _ in range(500):
+        raw = _tuple(rnd)
+        assert enc.tuple_payload(raw) == tuple_pb(raw).SerializeToString()
+
+
+def _vocab():
+    v = Vocab.from_kernel(Tracefs(str(DATA)))
+    v.ca_states = {0: "Open", 1: "Disorder", 4: "Loss"}
+    return v
+
+
+def _hdr(rnd, kind, probe):
+    process = rnd.random() < 0.5
+    tgid = rnd.choice([0, 42, 43]) if process else 0
+    pid = tgid + rnd.choice([0, 1]) if tgid else 0
+    comm = rnd.choice([b"curl", b"srv", b"\xff\xfebad", b"sixteen-bytes-xx"]) if tgid else b""
+    return HDR.pack(rnd.getrandbits(60), kind, 0 if process else rnd.choice([1, 2]), probe, rnd.randrange(4),
+                    pid, tgid, 1000 if tgid else 0, rnd.choice([0, 4026531840]) if tgid else 0,
+                    77 if tgid else 0, comm)
+
+
+def _record(rnd, vocab):
+    """A random record of a kind the fast path takes, sometimes one it hands back."""
+    kind = rnd.choice([tcp_state.K_STATE, tcp_state.K_CONG, tcp_state.K_DESTROY, tcp_events.K_RETRANS,
+                       tcp_events.K_RESET_SENT, tcp_events.K_RESET_RECV, drops.K_DROP])
+    sk, t, ns = rnd.choice(SOCKS), _tuple(rnd), rnd.choice([0, 4026532001])
+    if kind == tcp_state.K_STATE:
+        body = tcp_state.STATE.pack(t, sk, ns, rnd.randrange(14), rnd.choice([1, 2, 7, 12, 13, 200]))
+        probe = tcp_state.PROBE_ID
+    elif kind == tcp_state.K_CONG:
+        body, probe = tcp_state.CONG.pack(t, sk, ns, rnd.choice([0, 1, 4, 9])), tcp_state.PROBE_ID
+    elif kind == tcp_state.K_DESTROY:
+        blob = SOCK.pack(t, ns, 0, 5, 100, 200, rnd.choice([0, 0, 3]), 300, 0, 10, 20, 30, 40, 50, 60, 70, 0, 1)
+        body, probe = tcp_state.DESTROY.pack(sk, rnd.choice([0, 4242, 2**40]), blob), tcp_state.PROBE_ID
+    elif kind == tcp_events.K_RETRANS:
+        body = tcp_events.RETRANS.pack(t, sk, ns, rnd.choice([1, 2, 99, -1]), rnd.choice([0, -101, 5]),
+                                       rnd.choice([0, 1]))
+        probe = tcp_events.PROBE_ID
+    elif kind in (tcp_events.K_RESET_SENT, tcp_events.K_RESET_RECV):
+        body = tcp_events.RESET.pack(t, sk, rnd.choice([0, 77]), ns, rnd.choice([1, 7, 12]),
+                                     rnd.choice([1, 2, 60000]), 1 if kind == tcp_events.K_RESET_SENT else 2)
+        probe = tcp_events.PROBE_ID
+    else:
+        reason = rnd.choice(list(vocab.drop_reasons)[:6] + [vocab.drop_reason_value("TCP_LISTEN_OVERFLOW"), 60000])
+        body = drops.DROP.pack(t, sk, rnd.choice([0, 0xFFFFFFFF81000000]), reason, ns, rnd.choice([0, 3, 300]),
+                               rnd.choice([0x0800, 0x86DD]), rnd.choice([0, 1, 2, 3, 9]),
+                               rnd.choice([b"veth0", b"", b"sixteen-bytes-xx"]))
+        probe = drops.PROBE_ID
+    return _hdr(rnd, kind, probe) + body
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_path_equals_the_unit_decoders(seed):
+    """Same records, same order, through both paths: the same events (fields and bytes)
+    and the same learnt socket owners, including records the fast path hands back."""
+    vocab = _vocab()
+    fast_out, ref_out = [], []
+    fast = Decoder(UNITS, vocab, fast_out.append, clock=lambda: 5)
+    ref = Decoder(UNITS, vocab, ref_out.append, clock=lambda: 5, fast=False)
+    assert fast._fast and not ref._fast
+    rnd = random.Random(seed)
+    for _ in range(1500):
+        rec = _record(rnd, vocab)
+        assert fast.record(rec) == ref.record(rec)
+        assert fast.owners == ref.owners
+    assert len(fast_out) == len(ref_out) > 1500
+    kinds = set()
+    for a, b in zip(fast_out, ref_out):
+        assert a == b
+        assert a.SerializeToString() == b.SerializeToString()
+        kinds.add(a.WhichOneof("body"))
+    assert kinds >= {"tcp_state", "cong_state", "destroy", "retransmit", "reset", "skb_drop", "rcvq_full",
+                     "tcp_probe"}
+    assert (fast.decode_errors, fast.events, fast.next_id) == (ref.decode_errors, ref.events, ref.next_id)
+
+
+def test_fast_path_refuses_bad_records_like_the_unit_decoders():
+    fast = Decoder(UNITS, _vocab(), lambda ev: None)
+    good = HDR.pack(1, tcp_state.K_STATE, 0, 1, 0, 1, 1, 0, 0, 0, b"x") + tcp_state.STATE.pack(
+        _tuple(random.Random(3)), SOCKS[0], 0, 7, 2)
+    assert fast.record(good[:-1]) == 0 and fast.record(good + b"\0") == 0 and fast.record(good[:20]) == 0
+    assert fast.decode_errors == 3 and fast.record(good) == 1
+
+
+def test_envelopes_of_unit_decoders_keep_their_attribution():
+    out = []
+    dec = Decoder(UNITS, _vocab(), out.append)
+    h = HDR.pack(10, tcp_state.K_STATE, 0, 1, 3, 42, 42, 1000, 4026531840, 77, b"curl")
+    ev = dec.envelope(dec_header(h), SOCKS[0], 5)
+    assert (ev.ktime_ns, ev.cpu, ev.attr.comm, ev.attr.source) == (10, 3, "curl", E.ATTRIBUTION_PROCESS_CONTEXT)
+    soft = dec.envelope(dec_header(HDR.pack(11, 1, 1, 1, 0, 0, 0, 0, 0, 0, b"")), SOCKS[0], 5)
+    assert (soft.attr.tgid, soft.attr.comm, soft.attr.source) == (42, "curl", E.ATTRIBUTION_SOCKET_OWNER)
+    none = dec.envelope(dec_header(HDR.pack(12, 1, 1, 1, 0, 0, 0, 0, 0, 0, b"")), SOCKS[1], 5)
+    assert (none.attr.netns, none.attr.source, none.attr.tgid) == (5, E.ATTRIBUTION_NONE, 0)
+
+
+def dec_header(raw):
+    from gewtui.kernel.probes.base import parse_header
+    return parse_header(raw)
+
+
+# -- the mapped ring -------------------------------------------------------------------------
+
+PAGE = mmap.PAGESIZE
+
+
+class FakeKernelRing:
+    """A memfd laid out as a BPF ring buffer map is mapped: consumer page, producer page,
+    data pages (the kernel maps them twice in a row; here both copies are written)."""
+
+    def __init__(self, size: int = 2 * PAGE):
+        self.size = size
+        self.fd = os.memfd_create("gewt-ring")
+        os.ftruncate(self.fd, 2 * PAGE + 2 * size)
+        self.mm = mmap.mmap(self.fd, 2 * PAGE + 2 * size)
+        self.prod = 0
+
+    def cons(self) -> int:
+        return struct.unpack_from("<Q", self.mm, 0)[0]
+
+    def _put(self, pos: int, data: bytes) -> None:
+        for copy in (0, self.size):
+            for i, b in enumerate(data):
+                self.mm[2 * PAGE + copy + (pos + i) % self.size] = b
+
+    def reserve(self, payload: bytes, busy: bool = False, discard: bool = False) -> int:
+        pos = self.prod
+        word = len(payload) | (1 << 31 if busy else 0) | (1 << 30 if discard else 0)
+        self._put(pos, struct.pack("<II", word, 0) + payload)
+        self.prod += (len(payload) + 8 + 7) & ~7
+        struct.pack_into("<Q", self.mm, PAGE, self.prod)
+        return pos
+
+    def commit(self, pos: int) -> None:
+        word = struct.unpack_from("<I", self.mm, 2 * PAGE + pos % self.size)[0] & ~(1 << 31)
+        self._put(pos, struct.pack("<I", word))
+
+    def close(self) -> None:
+        self.mm.close()
+        os.close(self.fd)
+
+
+@pytest.fixture
+def ring():
+    k = FakeKernelRing()
+    r = MappedRing(k.fd, k.size)
+    yield k, r
+    r.close()
+    k.close()
+
+
+def test_mapped_ring_delivers_records_in_order_and_frees_their_space(ring):
+    k, r = ring
+    got = []
+    for p in (b"a", b"bcdefghi", b"\0" * 100):
+        k.reserve(p)
+    k.reserve(b"discarded", discard=True)
+    assert r.drain(got.append) == 3
+    assert got == [b"a", b"bcdefghi", b"\0" * 100]
+    assert k.cons() == k.prod        # discarded space is released too
+    assert r.drain(got.append) == 0
+
+
+def test_mapped_ring_stops_at_a_busy_record_and_resumes_after_commit(ring):
+    k, r = ring
+    got = []
+    k.reserve(b"first")
+    pos = k.reserve(b"in-flight", busy=True)
+    k.reserve(b"after")
+    assert r.drain(got.append) == 1 and got == [b"first"]
+    k.commit(pos)
+    assert r.drain(got.append) == 2 and got == [b"first", b"in-flight", b"after"]
+
+
+def test_mapped_ring_reads_records_that_wrap_around(ring):
+    k, r = ring
+    got = []
+    payloads = [bytes([i % 251]) * (300 + i) for i in range(60)]   # 2.5 laps of a 2-page ring
+    for p in payloads:
+        k.reserve(p)
+        assert r.drain(got.append) == 1
+    assert got == payloads and k.cons() == k.prod > 2 * k.size
+
+
+def test_mapped_ring_raises_the_handlers_error_once_and_keeps_the_rest(ring):
+    k, r = ring
+    seen = []
+
+    def handle(b):
+        if b == b"bad":
+            raise RuntimeError("sink failed")
+        seen.append(b)
+
+    for p in (b"ok", b"bad", b"later"):
+        k.reserve(p)
+    with pytest.raises(RuntimeError, match="sink failed"):
+        r.drain(handle)
+    assert seen == [b"ok"]
+    assert r.drain(handle) == 1 and seen == [b"ok", b"later"] and k.cons() == k.prod
+
+
+def test_mapped_ring_refuses_a_size_that_is_not_a_ring(ring):
+    k, _ = ring
+    with pytest.raises(ValueError):
+        MappedRing(k.fd, 3 * PAGE)
