@@ -33,7 +33,7 @@ def _apply(inst: Instance, netns: str, rec: str, *extra: str) -> subprocess.Pope
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _attached(p: subprocess.Popen, timeout: float = 30) -> str:
+def _attached(p: subprocess.Popen, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = p.stderr.readline()

@@ -53,7 +53,7 @@ def _owner(instance: str, scope: list[str], record: str | None = None, fault: st
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_line(stream, needle: str, timeout: float = 20) -> str:
+def _wait_line(stream, needle: str, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = stream.readline()
