@@ -45,6 +45,7 @@ class LiveStats:
     events: int = 0
     lost: int = 0
     produced: int = 0
+    consumed: int = 0                            # ring-buffer records taken (produced = consumed + lost)
     complete: bool = True
     incomplete_reason: str = ""
     bpf_run_time_ns: int = 0
@@ -60,7 +61,7 @@ class LiveStats:
             ktime_ns=time.monotonic_ns(), events=self.events, lost_records=self.lost,
             observation_complete=self.complete, incomplete_reason=self.incomplete_reason,
             bpf_run_time_ns=self.bpf_run_time_ns, bpf_run_count=self.bpf_run_count,
-            produced=self.produced)
+            produced=self.produced, consumed=self.consumed)
 
 
 def verify_capabilities(plane: Any, allow_risky: bool) -> session_pb2.CapabilityReport:
@@ -281,7 +282,7 @@ class LiveSession:
         if plane is not None and self._opened:
             try:
                 p = plane.stats()
-                s.lost, s.produced = p.lost, p.produced
+                s.lost, s.produced, s.consumed = p.lost, p.produced, getattr(p, "consumed", 0)
                 s.bpf_run_time_ns, s.bpf_run_count = p.bpf_run_time_ns, p.bpf_run_count
                 self._plane_incomplete = "" if getattr(p, "observation_complete", True) else \
                     (getattr(p, "incomplete_reason", "") or "the kernel plane reports an incomplete observation")

@@ -133,7 +133,7 @@ class SessionInfo(_message.Message):
     def __init__(self, instance_id: _Optional[str] = ..., session_id: _Optional[str] = ..., owner_pid: _Optional[int] = ..., owner_start_time: _Optional[int] = ..., started_unix_ns: _Optional[int] = ..., started_ktime_ns: _Optional[int] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., allow_risky: _Optional[bool] = ..., allow_intervention: _Optional[bool] = ..., hostname: _Optional[str] = ..., probes: _Optional[_Iterable[str]] = ..., tool_version: _Optional[str] = ..., uid: _Optional[int] = ..., tty: _Optional[str] = ...) -> None: ...
 
 class SessionStats(_message.Message):
-    __slots__ = ("ktime_ns", "events", "lost_records", "observation_complete", "incomplete_reason", "bpf_run_time_ns", "bpf_run_count", "produced")
+    __slots__ = ("ktime_ns", "events", "lost_records", "observation_complete", "incomplete_reason", "bpf_run_time_ns", "bpf_run_count", "produced", "consumed")
     KTIME_NS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     LOST_RECORDS_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +142,7 @@ class SessionStats(_message.Message):
     BPF_RUN_TIME_NS_FIELD_NUMBER: _ClassVar[int]
     BPF_RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
     PRODUCED_FIELD_NUMBER: _ClassVar[int]
+    CONSUMED_FIELD_NUMBER: _ClassVar[int]
     ktime_ns: int
     events: int
     lost_records: int
@@ -150,7 +151,8 @@ class SessionStats(_message.Message):
     bpf_run_time_ns: int
     bpf_run_count: int
     produced: int
-    def __init__(self, ktime_ns: _Optional[int] = ..., events: _Optional[int] = ..., lost_records: _Optional[int] = ..., observation_complete: _Optional[bool] = ..., incomplete_reason: _Optional[str] = ..., bpf_run_time_ns: _Optional[int] = ..., bpf_run_count: _Optional[int] = ..., produced: _Optional[int] = ...) -> None: ...
+    consumed: int
+    def __init__(self, ktime_ns: _Optional[int] = ..., events: _Optional[int] = ..., lost_records: _Optional[int] = ..., observation_complete: _Optional[bool] = ..., incomplete_reason: _Optional[str] = ..., bpf_run_time_ns: _Optional[int] = ..., bpf_run_count: _Optional[int] = ..., produced: _Optional[int] = ..., consumed: _Optional[int] = ...) -> None: ...
 
 class SessionEnd(_message.Message):
     __slots__ = ("ktime_ns", "how", "detail", "stats")
