@@ -115,6 +115,12 @@ class GateMachine(RuleBasedStateMachine):
         self.active[target_flow] = rec.intervention_id
         self.confirmed_for[rec.intervention_id] = typed
 
+    @rule(target_flow=flow_ids)
+    def request_drop_with_a_proper_confirmation(self, target_flow):
+        # The random rule above rarely types everything right; this one does, so the
+        # all-conditions state is reached in every run and the other conditions decide.
+        self.request_drop(target_flow, target_flow, target_flow, True, 0, False)
+
     @precondition(lambda self: self.active)
     @rule(f=flow_ids)
     def undo(self, f):
