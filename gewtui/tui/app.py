@@ -72,6 +72,11 @@ class GewApp(App[int]):
         self.console.push_theme(self._rich_theme)
         self.runner.on_view = lambda v: self.post_message(ViewUpdated(v))
         self.runner.on_output = self._unowned_output
+        # Start the pump once the screen has mounted: a source that fails at once would
+        # otherwise make the app exit while its tabs are still being built.
+        self.call_after_refresh(self._start_pump)
+
+    def _start_pump(self) -> None:
         if not self.runner.alive:
             self.runner.start()
         self.runner.submit("")     # a first view at once
