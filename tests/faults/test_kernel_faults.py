@@ -1,0 +1,576 @@
+"""Faults on the real kernel plane through `gew session apply` (issue 7 cases 2, 4, 7, 8, 9,
+13 and 15; the case map is tests/faults/README.md).
+
+"Nothing lost / nobody let in" here means:
+- case 2: a real session killed at any transaction step exists whole or not at all: after
+  the kill and gc, no program, map, pin or manifest of it is left;
+- case 4: a foreign tracepoint program, a foreign clsact with foreign filters and foreign
+  pins keep working, unchanged, through a whole session, a drop and gc;
+- case 7: with bpffs and tracefs remounted between runs, the next run attaches exactly one
+  program per tracepoint and leaves none;
+- case 8: with the consumer stopped, every record the kernel produced is in the recording
+  or counted lost there, exactly, and the TUI shows the loss;
+- case 9: a recording that fills its disk stops the observation with one line and stays
+  readable;
+- case 13: replaying a recording full of interventions through the shell, the TUI and
+  export makes no bpf(2) call and opens no netlink socket;
+- case 15: a scoped interface deleted under a real session is recorded and the session
+  keeps observing.
+
+Run as a module (``python -m tests.faults.test_kernel_faults WHAT ...``) it is one of the
+children these tests start: a foreign tracepoint counter, or the TUI replaying a file.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from gewtui.kernel.bpffs import Instance
+from gewtui.kernel.probes import UNITS
+from gewtui.kernel.probes.base import C_LOST, C_PRODUCED, C_STRIDE, NPROBES
+from gewtui.recording import RecordingReader
+from tests.conftest import _bpf
+
+ROOT = Path(__file__).resolve().parents[2]
+GEW = [sys.executable, "-m", "gewtui.cli.main"]
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _apply(inst: Instance, scope: list[str], record: str, *extra: str,
+           env: dict | None = None) -> subprocess.Popen:
+    argv = GEW + ["session", "apply", "--instance", inst.instance_id, "--record", record]
+    for s in scope:
+        argv += ["--scope", s]
+    return subprocess.Popen(argv + list(extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=None if env is None else {**os.environ, **env})
+
+
+def _wait_stderr(p: subprocess.Popen, needle: str, timeout: float = 60) -> str:
+    """Read p's stderr up to the first line containing needle (p keeps running)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return line
+    raise AssertionError(f"never saw {needle!r} on stderr: {''.join(seen)[-3000:]}")
+
+
+def _attached(p: subprocess.Popen) -> str:
+    return _wait_stderr(p, " attached (").split()[2]
+
+
+def _end(p: subprocess.Popen, timeout: float = 60) -> str:
+    """Wait for p; its remaining stderr."""
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        raise AssertionError(f"gew session apply did not end: {err[-2000:]}")
+    return err
+
+
+@contextlib.contextmanager
+def _stopped_safe(p: subprocess.Popen) -> Iterator[None]:
+    """Whatever the test does, p ends: SIGCONT (it may be stopped), then SIGKILL."""
+    try:
+        yield
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+            p.wait(10)
+
+
+@contextlib.contextmanager
+def _entered(ns: str) -> Iterator[None]:
+    """This thread in network namespace ns for the block (sockets made there stay there)."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+        try:
+            yield
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def _refused_connects(ns: str, n: int, budget_s: float = 5.0) -> int:
+    """Connection churn inside ns: n connects to a closed loopback port (each is a
+    SYN_SENT→CLOSE, a reset and a drop in the kernel). Returns how many were made."""
+    done = 0
+    end = time.monotonic() + budget_s
+    with _entered(ns):
+        while done < n and time.monotonic() < end:
+            s = socket.socket()
+            try:
+                s.connect(("127.0.0.1", 9))
+            except ConnectionRefusedError:
+                pass
+            finally:
+                s.close()
+            done += 1
+    return done
+
+
+def _records(path: str) -> list:
+    with RecordingReader(path) as rd:
+        recs = list(rd.records())
+        assert rd.report.clean, rd.report.summary()
+    return recs
+
+
+def _events(recs: list) -> list:
+    return [r.event for r in recs if r.WhichOneof("body") == "event"]
+
+
+def _possible_cpus() -> int:
+    """The kernel sizes per-CPU map values by possible CPUs ("0-3", "0,2-5", ...)."""
+    n = 0
+    for part in open("/sys/devices/system/cpu/possible").read().strip().split(","):
+        lo, _, hi = part.partition("-")
+        n += int(hi or lo) - int(lo) + 1
+    return n
+
+
+def read_pinned_counters(path: str) -> dict[int, tuple[int, dict[int, int]]]:
+    """The kernel's own per-probe counters, read by this test from the session's pinned
+    gew_counters map with bpf(2) (BPF_OBJ_GET, BPF_MAP_LOOKUP_ELEM), not through gew:
+    {probe id: (produced, {cpu: lost})}."""
+    p = ctypes.create_string_buffer(path.encode())
+    fd = _bpf(7, struct.pack("=QII", ctypes.addressof(p), 0, 0))
+    ncpu = _possible_cpus()
+    out: dict[int, tuple[int, dict[int, int]]] = {}
+    try:
+        def per_cpu(idx: int) -> list[int]:
+            key = ctypes.create_string_buffer(struct.pack("=I", idx))
+            val = ctypes.create_string_buffer(8 * ncpu)
+            _bpf(1, struct.pack("=IIQQQ", fd, 0, ctypes.addressof(key), ctypes.addressof(val), 0))
+            return list(struct.unpack(f"={ncpu}Q", val.raw))
+
+        for probe in range(NPROBES):
+            produced = sum(per_cpu(probe * C_STRIDE + C_PRODUCED))
+            lost = {cpu: n for cpu, n in enumerate(per_cpu(probe * C_STRIDE + C_LOST)) if n}
+            if produced or lost:
+                out[probe] = (produced, lost)
+    finally:
+        os.close(fd)
+    return out
+
+
+# -- case 8: event flood with the consumer stopped -------------------------------------------
+# Each record of these units decodes to exactly one event of these kinds (a destroy's final
+# tcp_probe summary and a listen overflow's rcvq_full companion are other kinds); the route,
+# queue and tcp_probe units also emit summaries read from maps, so they are checked in total.
+ONE_TO_ONE = {"tcp_state": ("tcp_state", "destroy", "cong_state"), "tcp_events": ("retransmit", "reset"),
+              "drops": ("skb_drop",), "owner": ("owner",)}
+
+
+@pytest.fixture
+def lo_ns() -> Iterator[str]:
+    """A namespace with only lo, up: nothing in it makes a record unless the test does."""
+    ns = f"gewt-{secrets.token_hex(3)}-lo"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_case08_event_flood_with_consumer_stopped_is_counted_exactly(lo_ns, gew_instance, tmp_path):
+    ns = lo_ns
+    rec = str(tmp_path / "flood.gewrec")
+    p = _apply(gew_instance, [f"netns={ns}"], rec, "--ringbuf-pages", "4")
+    with _stopped_safe(p):
+        sid = _attached(p)
+        [entry] = gew_instance.sessions()
+        counters = next(x for x in entry.manifest.pins if x.endswith("/gew_counters"))
+        assert _refused_connects(ns, 30) == 30           # consumed normally
+        time.sleep(0.5)
+        p.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, "the consumer did not stop"
+            time.sleep(0.01)
+        made = _refused_connects(ns, 3000)
+        time.sleep(0.2)
+        kernel = read_pinned_counters(counters)           # the consumer is still stopped
+        p.send_signal(signal.SIGCONT)
+        _wait_stderr(p, "INCOMPLETE", timeout=10)          # the live status line says so
+        p.send_signal(signal.SIGTERM)
+        err = _end(p)
+    assert p.returncode == 0, err
+    assert f"session {sid} ended (sigterm)" in err and "observation INCOMPLETE" in err
+
+    produced_k = sum(v[0] for v in kernel.values())
+    lost_k = {(probe, cpu): n for probe, (_, lost) in kernel.items() for cpu, n in lost.items()}
+    print(f"flood: {made} connects while stopped; kernel produced {produced_k}, lost {sum(lost_k.values())}")
+    assert made >= 500 and sum(lost_k.values()) > 0, "a 16 KiB ring must overflow while nobody reads it"
+
+    recs = _records(rec)
+    events = _events(recs)
+    end = recs[-1].end
+    assert end.how == "sigterm"
+    st = end.stats
+    # every gap is a record: LostRecords per probe and CPU, with the window it covers
+    lost_evs = [e for e in events if e.WhichOneof("body") == "lost"]
+    ring_lost = [e.lost for e in lost_evs if e.lost.stage == "ringbuf-reserve"]
+    assert [e.lost.stage for e in lost_evs if e.lost.stage != "ringbuf-reserve"] == []
+    names = {u.probe_id: u.name for u in UNITS}
+    by_probe_cpu: dict[tuple[int, int], int] = {}
+    inv = {v: k for k, v in names.items()}
+    for x in ring_lost:
+        assert x.count > 0 and 0 < x.window_start_ns < x.window_end_ns
+        by_probe_cpu[(inv[x.probe], x.cpu)] = by_probe_cpu.get((inv[x.probe], x.cpu), 0) + x.count
+    assert by_probe_cpu == lost_k, "LostRecords in the recording differ from the kernel's counters"
+    # nothing was produced after the flood: the final stats are the kernel counters read above
+    lost_total = sum(lost_k.values())
+    assert st.produced == produced_k and st.lost_records == lost_total
+    # produced = recorded + lost, exactly
+    assert st.produced == st.consumed + lost_total, (st.produced, st.consumed, lost_total)
+    kinds: dict[str, int] = {}
+    for e in events:
+        kinds[e.WhichOneof("body")] = kinds.get(e.WhichOneof("body"), 0) + 1
+    recorded_1to1 = 0
+    for unit, ks in ONE_TO_ONE.items():
+        pid = inv[unit]
+        produced_u = kernel.get(pid, (0, {}))[0]
+        lost_u = sum(kernel.get(pid, (0, {}))[1].values())
+        recorded_u = sum(kinds.get(k, 0) for k in ks)
+        assert produced_u == recorded_u + lost_u, (unit, produced_u, recorded_u, lost_u)
+        recorded_1to1 += recorded_u
+    assert kernel[inv["tcp_state"]][0] >= 2 * made           # SYN_SENT and CLOSE per connect
+    # the rest of the records (route lookups) are the consumed ones not accounted above
+    others = sum(v[0] - sum(v[1].values()) for k, v in kernel.items() if names[k] not in ONE_TO_ONE)
+    assert st.consumed == recorded_1to1 + others
+    # every event of the session is in the recording, ids without a gap
+    assert [e.id for e in events] == list(range(1, len(events) + 1)) and st.events == len(events)
+    # the session is marked incomplete, with the reason
+    assert not st.observation_complete and "lost" in st.incomplete_reason
+    # and the TUI shows it
+    _tui_shows_the_loss(rec, lost_total, [x for x in ring_lost])
+
+
+def _tui_shows_the_loss(rec: str, lost_total: int, gaps: list) -> None:
+    import asyncio
+
+    from gewtui.debugger.core import Debugger
+    from gewtui.debugger.sources import ReplaySource
+    from gewtui.tui.app import FixedClock, build_app
+    from gewtui.tui.widgets.bars import StatusBar
+    from gewtui.tui.widgets.panels import FlowView
+    from tests.test_tui import command, text_of
+
+    lo = min(g.window_start_ns for g in gaps)
+    hi = max(g.window_end_ns for g in gaps)
+
+    async def drive() -> tuple[str, str]:
+        app = build_app(Debugger(ReplaySource(rec)), clock=FixedClock(), cursor_blink=False)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await app.settle()
+            v = await command(app, pilot, "goto end")
+            assert v.cursor.complete and v.status.lost == lost_total
+            status = text_of(app.screen.query_one(StatusBar))
+            inside = [f.flow_id for f in v.flows.values() if lo <= f.first_ktime_ns <= hi]
+            assert inside, "no flow lived inside the loss window"
+            await command(app, pilot, f"flow {inside[0]}")
+            return status, text_of(app.screen.query_one(FlowView).query_one("#flow-body"))
+
+    status, flow = asyncio.run(drive())
+    assert f"lost {lost_total}" in status, status
+    assert "records may be missing between" in flow, flow
+
+
+# -- case 4: coexistence with a foreign tracepoint program, clsact, filters and pins ----------
+# The foreign program is built here from raw instructions and attached with perf_event_open,
+# as another tool would: nothing of gew is involved. It counts every sock:inet_sock_set_state.
+_SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}.get(os.uname().machine, 298)
+PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF = 0x2400, 0x40042408
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("=BBhi", code, dst | src << 4, off, imm)
+
+
+def _counting_tracepoint_prog(map_fd: int) -> int:
+    """BPF_PROG_TYPE_TRACEPOINT: ``(*map[0])++`` atomically, return 0."""
+    insns = b"".join([
+        _insn(0x62, dst=10, off=-4, imm=0),          # *(u32 *)(r10 - 4) = 0
+        _insn(0xBF, dst=2, src=10),                  # r2 = r10
+        _insn(0x07, dst=2, imm=-4),                  # r2 += -4
+        _insn(0x18, dst=1, src=1, imm=map_fd),       # r1 = map (ld_imm64, pseudo map fd)
+        _insn(0x00),
+        _insn(0x85, imm=1),                          # call bpf_map_lookup_elem
+        _insn(0x15, dst=0, off=2, imm=0),            # if r0 == 0 goto +2
+        _insn(0xB7, dst=1, imm=1),                   # r1 = 1
+        _insn(0xDB, dst=0, src=1, off=0, imm=0),     # lock *(u64 *)(r0 + 0) += r1
+        _insn(0xB7, dst=0, imm=0),                   # r0 = 0
+        _insn(0x95),                                 # exit
+    ])
+    ibuf, lic = ctypes.create_string_buffer(insns), ctypes.create_string_buffer(b"GPL")
+    attr = struct.pack("=IIQQIIQII16s", 5, len(insns) // 8, ctypes.addressof(ibuf), ctypes.addressof(lic),
+                       0, 0, 0, 0, 0, b"gewt_foreign_tp")
+    return _bpf(5, attr)
+
+
+def _attach_tracepoint(prog_fd: int, group: str, name: str) -> int:
+    tp_id = int(open(f"/sys/kernel/tracing/events/{group}/{name}/id").read())
+    attr = ctypes.create_string_buffer(struct.pack("=IIQQQQQ", 2, 112, tp_id, 1, 0, 0, 0), 112)
+    fd = _libc.syscall(_SYS_PERF_EVENT_OPEN, attr, -1, 0, -1, 8)   # PERF_FLAG_FD_CLOEXEC
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"perf_event_open: {os.strerror(e)}")
+    libc_ioctl = _libc.ioctl
+    if libc_ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd) != 0 or libc_ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"attaching to {group}:{name}: {os.strerror(e)}")
+    return fd
+
+
+def _foreign_tracer(pin_dir: str) -> None:
+    """Child: attach the counting program, pin its map at pin_dir/count, say "ready PROG_ID",
+    hold everything until killed."""
+    from tests.conftest import bpf_map_create, bpf_obj_pin
+
+    map_fd = bpf_map_create(b"gewt_foreign_ct")
+    prog_fd = _counting_tracepoint_prog(map_fd)
+    _attach_tracepoint(prog_fd, "sock", "inet_sock_set_state")
+    os.makedirs(pin_dir, exist_ok=True)
+    bpf_obj_pin(map_fd, f"{pin_dir}/count")
+    info = ctypes.create_string_buffer(256)
+    _bpf(15, struct.pack("=IIQ", prog_fd, 256, ctypes.addressof(info)))
+    print("ready", struct.unpack_from("=I", info.raw, 4)[0], flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def _pinned_u64(path: str) -> int:
+    p = ctypes.create_string_buffer(path.encode())
+    fd = _bpf(7, struct.pack("=QII", ctypes.addressof(p), 0, 0))
+    try:
+        key, val = ctypes.create_string_buffer(4), ctypes.create_string_buffer(8)
+        _bpf(1, struct.pack("=IIQQQ", fd, 0, ctypes.addressof(key), ctypes.addressof(val), 0))
+        return struct.unpack("=Q", val.raw)[0]
+    finally:
+        os.close(fd)
+
+
+def _obj_id(path: str) -> int:
+    p = ctypes.create_string_buffer(path.encode())
+    fd = _bpf(7, struct.pack("=QII", ctypes.addressof(p), 0, 0))
+    try:
+        info = ctypes.create_string_buffer(256)
+        _bpf(15, struct.pack("=IIQ", fd, 256, ctypes.addressof(info)))
+        return struct.unpack_from("=I", info.raw, 4)[0]
+    finally:
+        os.close(fd)
+
+
+def bpffs_foreign_snapshot() -> dict[str, int]:
+    """Every pin in bpffs outside gew's own tree, with the id of the object it holds."""
+    out = {}
+    for d, dirs, files in os.walk("/sys/fs/bpf"):
+        if d == "/sys/fs/bpf":
+            dirs[:] = [x for x in dirs if x != "gewyvern"]
+        for f in files:
+            path = os.path.join(d, f)
+            with contextlib.suppress(OSError):
+                out[path] = _obj_id(path)
+    return out
+
+
+@pytest.fixture
+def foreign_tracer() -> Iterator[tuple[str, int]]:
+    """A foreign tool's tracepoint program, in its own process: (pinned counter, prog id)."""
+    pin_dir = f"/sys/fs/bpf/gewt-foreign-tp-{secrets.token_hex(3)}"
+    p = subprocess.Popen([sys.executable, "-m", "tests.faults.test_kernel_faults", "foreign-tracer", pin_dir],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        if not line.startswith("ready"):
+            p.kill()
+            raise AssertionError(f"the foreign tracer did not start: {line!r} {p.stderr.read()[-2000:]}")
+        yield f"{pin_dir}/count", int(line.split()[1])
+        assert p.poll() is None, "the foreign tool died"
+    finally:
+        p.kill()
+        p.wait(10)
+        with contextlib.suppress(OSError):
+            os.unlink(f"{pin_dir}/count")
+        with contextlib.suppress(OSError):
+            os.rmdir(pin_dir)
+
+
+def _prog_loaded(prog_id: int) -> bool:
+    from tests.conftest import kernel_bpf_objects
+
+    return prog_id in kernel_bpf_objects()["progs"]
+
+
+def test_case04_coexistence_foreign_tracepoint_clsact_filters_and_pins_through_session_drop_and_gc(
+        netns_pair, gew_instance, foreign_pin, foreign_tracer, sched_cls_fd, tmp_path):
+    from gewtui.kernel import tc
+    from tests.conftest import tc_filters, tc_qdiscs
+    from tests.faults.test_intervention_faults import _kill, _ours, _spawn_child, _tuple_json
+    from tests.test_intervention_lab import Stream
+
+    count_pin, foreign_prog = foreign_tracer
+    pair = netns_pair
+    # a foreign clsact on a's veth (where the drop goes) with two foreign filters
+    subprocess.run(["tc", "-n", pair.a, "qdisc", "add", "dev", pair.a_if, "clsact"], check=True)
+    tc.add_bpf_filter(pair.a_if, pair.a, "ingress", sched_cls_fd, 300, 7, "gewt_foreign")
+    subprocess.run(["tc", "-n", pair.a, "filter", "add", "dev", pair.a_if, "egress", "prio", "5", "protocol",
+                    "ip", "u32", "match", "ip", "dst", "192.0.2.1/32"], check=True)
+    base_tc = {ns: (tc_filters(ns, "veth0"), tc_qdiscs(ns, "veth0")) for ns in (pair.a, pair.b)}
+    base_pins = bpffs_foreign_snapshot()
+    assert count_pin in base_pins and foreign_pin in base_pins
+
+    def foreign_unchanged(when: str) -> None:
+        assert {ns: (tc_filters(ns, "veth0"), tc_qdiscs(ns, "veth0")) for ns in base_tc} == base_tc, \
+            f"foreign tc objects changed {when}"
+        now = bpffs_foreign_snapshot()
+        assert {k: now.get(k) for k in base_pins} == base_pins, f"foreign pins changed {when}"
+        assert _prog_loaded(foreign_prog), f"the foreign tracepoint program is gone {when}"
+
+    def foreign_counts(when: str) -> int:
+        c0 = _pinned_u64(count_pin)
+        assert _refused_connects(pair.b, 20) == 20
+        c1 = _pinned_u64(count_pin)
+        assert c1 - c0 >= 40, f"the foreign tracepoint program stopped counting {when}"
+        return c1
+
+    foreign_counts("before the session")
+    # 1. a whole session on the same tracepoint
+    rec = str(tmp_path / "co.gewrec")
+    p = _apply(gew_instance, [f"netns={pair.a}", f"netns={pair.b}"], rec, "--duration", "3")
+    with _stopped_safe(p):
+        _attached(p)
+        c0 = _pinned_u64(count_pin)
+        assert _refused_connects(pair.a, 50) == 50
+        c1 = foreign_counts("during the session")
+        foreign_unchanged("during the session")
+        err = _end(p)
+    assert p.returncode == 0 and "observation complete" in err, err
+    ours = [e for e in _events(_records(rec)) if e.WhichOneof("body") == "tcp_state"]
+    assert len(ours) >= 2 * 70
+    # both programs ran on every transition: the foreign one saw at least what gew recorded
+    assert c1 - c0 >= len(ours)
+    foreign_unchanged("after the session")
+    foreign_counts("after the session")
+    # 2. a drop on the interface holding the foreign clsact, its owner killed, then gc
+    stream = Stream(pair, 5041)
+    try:
+        child, sid = _spawn_child({"netns": pair.a, "ifname": pair.a_if, "record": str(tmp_path / "drop.gewrec"),
+                                   "instance": gew_instance.instance_id, "tuple": _tuple_json(stream.tuple()),
+                                   "ttl": 120})
+        try:
+            assert len(_ours(pair)) == 2
+            time.sleep(0.3)
+            assert stream.rate(0.5) == 0, "the drop is not in force"
+            foreign_counts("while a drop is active")
+        finally:
+            _kill(child)
+        r = subprocess.run(GEW + ["session", "gc", "--instance", gew_instance.instance_id], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and f"session {sid}:" in r.stdout, r.stdout + r.stderr
+        assert _ours(pair) == []
+    finally:
+        stream.close()
+    foreign_unchanged("after the drop and gc")
+    foreign_counts("after the drop and gc")
+    assert gew_instance.sessions() == []
+
+
+
+# -- case 2: the real command killed at every transaction step -----------------------------
+def held_bpf_objects(pid: int) -> tuple[set[int], set[int]]:
+    """(prog ids, map ids) process pid holds file descriptors for (from /proc/PID/fdinfo)."""
+    progs, maps = set(), set()
+    d = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(d):
+        with contextlib.suppress(OSError):
+            for line in open(os.path.join(d, fd)):
+                if line.startswith("prog_id:"):
+                    progs.add(int(line.split()[1]))
+                elif line.startswith("map_id:"):
+                    maps.add(int(line.split()[1]))
+    return progs, maps
+
+
+def _gone(progs: set[int], maps: set[int], timeout: float = 5.0) -> tuple[set[int], set[int]]:
+    """The ids still loaded after up to timeout s (freed after an RCU grace period)."""
+    from tests.conftest import kernel_bpf_objects
+
+    deadline = time.monotonic() + timeout
+    while True:
+        now = kernel_bpf_objects()
+        left = (progs & set(now["progs"]), maps & set(now["maps"]))
+        if not any(left) or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("step", ["create", "stage", "verify", "attach", "commit"])
+def test_case02_sigkill_of_gew_session_apply_at_every_transaction_step(lo_ns, gew_instance, foreign_pin, tmp_path,
+                                                                      step):
+    from gewtui.kernel.session import FAULT_ENV
+
+    rec = str(tmp_path / "t.gewrec")
+    p = _apply(gew_instance, [f"netns={lo_ns}"], rec, env={FAULT_ENV: f"{step}:hang"})
+    with _stopped_safe(p):
+        _wait_stderr(p, f"test fault: waiting after {step}")
+        progs, maps = held_bpf_objects(p.pid)
+        [entry] = gew_instance.sessions()
+        m = entry.manifest
+        expected_state = {"create": "creating", "stage": "staged", "verify": "verified", "attach": "attached",
+                          "commit": "committed"}[step]
+        assert entry.alive and m.state == expected_state
+        # bcc creates the maps when it compiles (stage) and loads the programs at verify
+        assert bool(maps) == (step != "create") and bool(progs) == (step in ("verify", "attach", "commit"))
+        assert bool(m.maps) == bool(maps)
+        p.kill()
+        p.wait(10)
+    # whole or nothing: every map pinned (commit), or no pin at all
+    sdir = gew_instance.session_bpffs(m.session_id)
+    pins = sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []
+    if step == "commit":
+        assert pins == sorted(m.maps) and {_obj_id(x) for x in m.pins} <= maps
+    else:
+        assert pins == []
+    assert _gone(progs, set()) == (set(), set()), "a program outlived its owner"
+    [entry] = gew_instance.sessions()
+    assert entry.status == "orphan"
+    r = subprocess.run(GEW + ["session", "gc", "--instance", gew_instance.instance_id], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and f"session {m.session_id}:" in r.stdout, r.stdout + r.stderr
+    assert gew_instance.sessions() == [] and not os.path.exists(sdir)
+    assert _gone(progs, maps) == (set(), set()), "a program or map of the killed session is still loaded"
+    assert os.path.exists(foreign_pin)
+
+
+if __name__ == "__main__" and len(sys.argv) >= 3 and sys.argv[1] == "foreign-tracer":
+    _foreign_tracer(sys.argv[2])
