@@ -211,12 +211,14 @@ def pinned_map_id(path: str) -> int:
 
 
 def wait_maps_gone(ids: set[int], timeout: float = 3.0) -> set[int]:
-    """Map ids still loaded after up to timeout s (the kernel frees them after an RCU period)."""
+    """Ids (maps or programs) still loaded after up to timeout s: the kernel frees them after
+    an RCU grace period once the last reference (fd, pin, tc filter) is gone."""
     import time
 
     deadline = time.monotonic() + timeout
     while True:
-        left = ids & set(kernel_bpf_objects()["maps"])
+        objs = kernel_bpf_objects()
+        left = ids & (set(objs["maps"]) | set(objs["progs"]))
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)

@@ -3,6 +3,7 @@ kernel objects, and a subprocess entry point running a LiveSession over it, so k
 can SIGKILL a real session owner at any moment.
 
     python -m tests.test_session_support --instance I --scope netns=X [--record F] [--fault S]
+                                         [--ids-file F]   (kernel ids of its objects, one a line)
 
 prints "ready <session_id>" on stdout once the session is open, then polls until killed
 (SIGTERM/SIGINT close it cleanly, like `gew session apply`).
@@ -18,6 +19,7 @@ import time
 from gewtui.errors import GewError
 from gewtui.kernel.plane import PlaneStats, ScopeFilter
 from gewtui.kernel.session import PlaneContext
+from gewtui.kernel.tc import prog_id_of_fd
 from gewtui.pb import events_pb2
 from tests.conftest import bpf_map_create, bpf_obj_pin, bpf_prog_load_sched_cls
 
@@ -29,8 +31,11 @@ class RealObjectsPlane:
     verify, one cls_bpf filter per scoped veth (through the session's tc hook) at attach, a
     pin at commit. poll() emits one synthetic event per call so the event path runs."""
 
+    IDS_FILE: str | None = None    # subprocess owners append each object's kernel id here
+
     def __init__(self, ctx: PlaneContext, fail_at: str = "", fail_with: BaseException | None = None):
         self.ctx = ctx
+        self.ids: set[int] = set()     # kernel ids of every program and map this plane created
         self.fail_at = fail_at
         self.fail_with = fail_with
         self.programs: list[str] = []
@@ -42,19 +47,26 @@ class RealObjectsPlane:
         self.closed = 0
         self.polls = 0
 
+    def _track(self, fd: int) -> int:
+        self.fds.append(fd)
+        oid = prog_id_of_fd(fd)        # BPF_OBJ_GET_INFO_BY_FD: the id is at the same place for maps
+        self.ids.add(oid)
+        if self.IDS_FILE:
+            with open(self.IDS_FILE, "a") as f:
+                f.write(f"{oid}\n")
+        return fd
+
     def _maybe_fail(self, step: str) -> None:
         if self.fail_at == step:
             raise self.fail_with or GewError(f"plane refused at {step}")
 
     def stage(self) -> None:
-        self.map_fd = bpf_map_create(b"gewt_state")
-        self.fds.append(self.map_fd)
+        self.map_fd = self._track(bpf_map_create(b"gewt_state"))
         self.maps = ["gewt_state"]
         self._maybe_fail("stage")
 
     def verify(self) -> None:
-        self.prog_fd = bpf_prog_load_sched_cls(b"gewt_obs")
-        self.fds.append(self.prog_fd)
+        self.prog_fd = self._track(bpf_prog_load_sched_cls(b"gewt_obs"))
         self.programs = ["gewt_obs"]
         self._maybe_fail("verify")
 
@@ -90,6 +102,22 @@ class RealObjectsPlane:
             os.close(self.fds.pop())
 
 
+class Planes(list):
+    """A plane factory that keeps every plane it made (their kernel ids are checked)."""
+
+    def __init__(self, cls=RealObjectsPlane, **kw):
+        super().__init__()
+        self.cls, self.kw = cls, kw
+
+    def __call__(self, ctx):
+        self.append(self.cls(ctx, **self.kw))
+        return self[-1]
+
+    @property
+    def ids(self) -> set[int]:
+        return set().union(*(p.ids for p in self)) if self else set()
+
+
 def main() -> int:
     from gewtui.kernel.session import LiveSession
 
@@ -98,7 +126,9 @@ def main() -> int:
     ap.add_argument("--scope", action="append", default=[])
     ap.add_argument("--record")
     ap.add_argument("--fault")
+    ap.add_argument("--ids-file")
     args = ap.parse_args()
+    RealObjectsPlane.IDS_FILE = args.ids_file
 
     def stop(signum, frame):
         raise KeyboardInterrupt

@@ -20,8 +20,8 @@ from gewtui.kernel import tc
 from gewtui.kernel.bpffs import Instance
 from gewtui.kernel.scope import ScopeEntry, resolve
 from gewtui.kernel.session import STEPS, Session
-from tests.conftest import kernel_bpf_objects, tc_filters, tc_qdiscs
-from tests.test_session_support import HANDLE, PRIO, RealObjectsPlane
+from tests.conftest import kernel_bpf_objects, tc_filters, tc_qdiscs, wait_maps_gone
+from tests.test_session_support import HANDLE, PRIO, Planes, RealObjectsPlane
 
 pytestmark = pytest.mark.root
 
@@ -30,39 +30,26 @@ def instance(gew_instance):
     return gew_instance
 
 
-def _ours(objs: dict) -> list[str]:
-    return sorted(n for kind in objs.values() for n in kind.values() if n in ("gewt_obs", "gewt_state"))
-
-
-def _assert_nothing_left(inst: Instance, sid: str, pair, before_filters: str) -> None:
+def _assert_nothing_left(inst: Instance, sid: str, pair, before_filters: str, planes: Planes) -> None:
     assert not os.path.exists(inst.session_bpffs(sid)), "pins left behind"
     assert not os.path.exists(inst.manifest_path(sid)), "manifest left behind"
     assert not os.path.exists(inst.session_run(sid))
     assert tc_filters(pair.a, pair.a_if) == before_filters, "tc filter left behind"
     assert "clsact" not in tc_qdiscs(pair.a, pair.a_if), "our clsact left behind"
-    # a program held by a deleted tc filter is freed after an RCU grace period: allow 2 s
-    deadline = time.monotonic() + 2
-    while _ours(kernel_bpf_objects()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _ours(kernel_bpf_objects()) == [], "program or map of the session still loaded"
+    assert wait_maps_gone(planes.ids) == set(), "program or map of the session still loaded"
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_injected_fault_after_each_step_leaves_nothing(netns_pair, instance, step):
     scope = resolve([ScopeEntry("netns", netns_pair.a)])
     before = tc_filters(netns_pair.a, netns_pair.a_if)
-    planes = []
-
-    def factory(ctx):
-        planes.append(RealObjectsPlane(ctx))
-        return planes[-1]
-
-    s = Session(scope, factory, instance=instance, fault=step)
+    planes = Planes()
+    s = Session(scope, planes, instance=instance, fault=step)
     with pytest.raises(SessionError, match=f"{step} failed, rolled back: injected fault after {step}"):
         s.open()
     if step != "create":
         assert planes and planes[0].closed >= 1
-    _assert_nothing_left(instance, s.session_id, netns_pair, before)
+    _assert_nothing_left(instance, s.session_id, netns_pair, before, planes)
 
 
 @pytest.mark.parametrize("step", ["stage", "verify", "attach", "commit"])
@@ -70,18 +57,21 @@ def test_plane_failure_inside_each_step_rolls_back(netns_pair, instance, step):
     """The step itself fails half-way (objects of that step already exist)."""
     scope = resolve([ScopeEntry("netns", netns_pair.a)])
     before = tc_filters(netns_pair.a, netns_pair.a_if)
-    s = Session(scope, lambda ctx: RealObjectsPlane(ctx, fail_at=step), instance=instance)
+    planes = Planes(fail_at=step)
+    s = Session(scope, planes, instance=instance)
     # attach failures are reported as an incomplete observation (a per-interface attach failed)
     err = ScopeError if step == "attach" else GewError
     with pytest.raises(err, match=f"{step} failed, rolled back"):
         s.open()
-    _assert_nothing_left(instance, s.session_id, netns_pair, before)
+    assert planes.ids
+    _assert_nothing_left(instance, s.session_id, netns_pair, before, planes)
 
 
 def test_committed_session_holds_what_its_manifest_names_and_closes_clean(netns_pair, instance):
     scope = resolve([ScopeEntry("netns", netns_pair.a)])
     before = tc_filters(netns_pair.a, netns_pair.a_if)
-    s = Session(scope, RealObjectsPlane, instance=instance, recording_path="/tmp/x.gewrec").open()
+    planes = Planes()
+    s = Session(scope, planes, instance=instance, recording_path="/tmp/x.gewrec").open()
     m = instance.read_manifest(s.session_id)
     assert m.state == "committed"
     assert m.owner_pid == os.getpid() and m.owner_start_time > 0
@@ -94,10 +84,11 @@ def test_committed_session_holds_what_its_manifest_names_and_closes_clean(netns_
     listed = tc.list_filters("veth0", netns_pair.a)
     assert [(f.prio, f.handle, f.name, f.prog_id) for f in listed] == [(PRIO, HANDLE, "gewt_obs", m.tc_filters[0].prog_id)]
     assert m.scope == [f"netns={netns_pair.a}"] and m.recording == "/tmp/x.gewrec"
-    assert _ours(kernel_bpf_objects()) == ["gewt_obs", "gewt_state"]
+    objs = kernel_bpf_objects()
+    assert len(planes.ids) == 2 and planes.ids <= set(objs["progs"]) | set(objs["maps"])
     s.close()
     s.close()  # idempotent
-    _assert_nothing_left(instance, s.session_id, netns_pair, before)
+    _assert_nothing_left(instance, s.session_id, netns_pair, before, planes)
 
 
 def test_existing_clsact_with_foreign_filter_is_kept(netns_pair, instance, sched_cls_fd):
@@ -133,10 +124,11 @@ def test_keyboard_interrupt_mid_transaction_rolls_back_and_propagates(netns_pair
             super().pin(directory)
             raise KeyboardInterrupt
 
-    s = Session(scope, Interrupted, instance=instance)
+    planes = Planes(Interrupted)
+    s = Session(scope, planes, instance=instance)
     with pytest.raises(KeyboardInterrupt):
         s.open()
-    _assert_nothing_left(instance, s.session_id, netns_pair, before)
+    _assert_nothing_left(instance, s.session_id, netns_pair, before, planes)
 
 
 def test_interface_vanishing_between_resolution_and_attach_refuses(netns_pair, instance):

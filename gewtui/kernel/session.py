@@ -94,7 +94,7 @@ class Session:
         self.instance = instance if isinstance(instance, Instance) else Instance(instance)
         self.session_id = validate_name(session_id or new_session_id(), "session")
         self.scope = scope
-        self.plane_factory = plane_factory or default_plane_factory
+        self.plane_factory = default_plane_factory if plane_factory is None else plane_factory
         self.before_attach = before_attach   # e.g. capability verification; may raise
         self.on_event = on_event or (lambda ev: None)
         self.ringbuf_pages = ringbuf_pages

@@ -26,8 +26,8 @@ from gewtui.kernel.bpffs import Instance, proc_start_time
 from gewtui.kernel.scope import ScopeEntry, resolve
 from gewtui.kernel.session import STEPS, LiveSession, Session
 from gewtui.recording import RecordingReader
-from tests.conftest import drop_instance, kernel_bpf_objects, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
-from tests.test_session_support import RealObjectsPlane
+from tests.conftest import drop_instance, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
+from tests.test_session_support import Planes, RealObjectsPlane
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +42,9 @@ def foreign_tc(netns_pair, sched_cls_fd):
     return tc_filters(netns_pair.b, "veth0")
 
 
-def _owner(instance: str, scope: list[str], record: str | None = None, fault: str | None = None) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "tests.test_session_support", "--instance", instance]
+def _owner(instance: str, scope: list[str], ids_file: Path, record: str | None = None,
+           fault: str | None = None) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "tests.test_session_support", "--instance", instance, "--ids-file", str(ids_file)]
     for s in scope:
         argv += ["--scope", s]
     if record:
@@ -69,11 +70,12 @@ def _kill(p: subprocess.Popen) -> None:
     p.wait()
 
 
-def _our_objects() -> list[str]:
-    return sorted(n for k in kernel_bpf_objects().values() for n in k.values() if n in ("gewt_obs", "gewt_state"))
+def _ids(ids_file: Path) -> set[int]:
+    """Kernel ids of the objects a subprocess owner created (tests/test_session_support.py)."""
+    return {int(x) for x in ids_file.read_text().split()} if ids_file.exists() else set()
 
 
-def _assert_clean(inst: Instance, pair, foreign_before: str, foreign_pin: str) -> None:
+def _assert_clean(inst: Instance, pair, foreign_before: str, foreign_pin: str, ids: set[int]) -> None:
     assert not os.path.exists(os.path.join(inst.bpffs_dir, "sessions")) or \
         os.listdir(os.path.join(inst.bpffs_dir, "sessions")) == [], "pins left"
     assert inst.sessions() == [], "manifest left"
@@ -82,10 +84,7 @@ def _assert_clean(inst: Instance, pair, foreign_before: str, foreign_pin: str) -
     assert tc_filters(pair.b, "veth0") == foreign_before, "foreign filter on b changed"
     assert "clsact" in tc_qdiscs(pair.b, "veth0"), "foreign clsact on b removed"
     assert os.path.exists(foreign_pin), "foreign pin removed"
-    deadline = time.monotonic() + 3
-    while _our_objects() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _our_objects() == [], "a program or map of the session is still loaded"
+    assert wait_maps_gone(ids) == set(), "a program or map of the session is still loaded"
 
 
 def _bpffs_top() -> list[str]:
@@ -101,7 +100,8 @@ def _gc(inst: Instance) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("cleaner", ["gc", "next-start"])
 def test_sigkill_while_observing_then_cleanup(netns_pair, gew_instance, foreign_pin, foreign_tc, tmp_path, cleaner):
     rec = str(tmp_path / "s.gewrec")
-    p = _owner(gew_instance.instance_id, [f"netns={netns_pair.a}", f"netns={netns_pair.b}"], record=rec)
+    ids = tmp_path / "ids"
+    p = _owner(gew_instance.instance_id, [f"netns={netns_pair.a}", f"netns={netns_pair.b}"], ids, record=rec)
     sid = _wait_line(p.stdout, "ready").split()[1]
     time.sleep(1.3)                                   # a heartbeat and a recording flush
     m = gew_instance.read_manifest(sid)
@@ -119,7 +119,8 @@ def test_sigkill_while_observing_then_cleanup(netns_pair, gew_instance, foreign_
                          plane_factory=RealObjectsPlane) as live:
             assert [r.session_id for r in live.gc_reports] == [sid]
             assert gew_instance.read_manifest(live.session_id).state == "committed"
-    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin)
+    assert len(_ids(ids)) == 2
+    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin, _ids(ids))
     # the recording is readable up to the kill and says the session ended without cleanup
     with RecordingReader(rec) as rd:
         assert rd.header.session.session_id == sid
@@ -172,8 +173,9 @@ def test_sigkill_of_gew_session_apply_then_cleanup(netns_pair, gew_instance, for
 
 # -- case 2: kill at every transaction step ------------------------------------------------------
 @pytest.mark.parametrize("step", STEPS)
-def test_sigkill_at_every_transaction_step(netns_pair, gew_instance, foreign_pin, foreign_tc, step):
-    p = _owner(gew_instance.instance_id, [f"netns={netns_pair.a}", f"netns={netns_pair.b}"], fault=f"{step}:hang")
+def test_sigkill_at_every_transaction_step(netns_pair, gew_instance, foreign_pin, foreign_tc, step, tmp_path):
+    ids = tmp_path / "ids"
+    p = _owner(gew_instance.instance_id, [f"netns={netns_pair.a}", f"netns={netns_pair.b}"], ids, fault=f"{step}:hang")
     _wait_line(p.stderr, f"test fault: waiting after {step}")
     [entry] = gew_instance.sessions()
     assert entry.alive and entry.manifest is not None
@@ -182,17 +184,18 @@ def test_sigkill_at_every_transaction_step(netns_pair, gew_instance, foreign_pin
     assert not entry.alive
     r = _gc(gew_instance)
     assert r.returncode == 0, r.stdout + r.stderr
-    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin)
+    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin, _ids(ids))
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_sigterm_at_every_transaction_step_rolls_back_by_itself(netns_pair, gew_instance, foreign_pin, foreign_tc,
-                                                                step):
-    p = _owner(gew_instance.instance_id, [f"netns={netns_pair.a}", f"netns={netns_pair.b}"], fault=f"{step}:hang")
+                                                                step, tmp_path):
+    ids = tmp_path / "ids"
+    p = _owner(gew_instance.instance_id, [f"netns={netns_pair.a}", f"netns={netns_pair.b}"], ids, fault=f"{step}:hang")
     _wait_line(p.stderr, f"test fault: waiting after {step}")
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=10)
-    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin)   # no gc needed
+    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin, _ids(ids))   # no gc needed
 
 
 # -- case 3: injected attach failures -----------------------------------------------------------
@@ -207,11 +210,13 @@ FAILURES = [
 @pytest.mark.parametrize("step,exc", FAILURES, ids=[f"{s}-{type(e).__name__}-{i}" for i, (s, e) in enumerate(FAILURES)])
 def test_injected_kernel_failures_leave_nothing(netns_pair, gew_instance, foreign_pin, foreign_tc, step, exc):
     scope = resolve([ScopeEntry("netns", netns_pair.a), ScopeEntry("netns", netns_pair.b)])
-    s = Session(scope, lambda ctx: RealObjectsPlane(ctx, fail_at=step, fail_with=exc), instance=gew_instance)
+    planes = Planes(fail_at=step, fail_with=exc)
+    s = Session(scope, planes, instance=gew_instance)
     with pytest.raises((GewError, OSError)) as ei:
         s.open()
     assert "rolled back" in str(ei.value)
-    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin)
+    assert planes.ids
+    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin, planes.ids)
 
 
 def test_missing_device_at_attach_refuses_and_leaves_nothing(netns_pair, gew_instance, foreign_pin, foreign_tc):
@@ -225,15 +230,17 @@ def test_missing_device_at_attach_refuses_and_leaves_nothing(netns_pair, gew_ins
             subprocess.run(["ip", "-n", netns_pair.a, "link", "del", "vethgone"], check=True)
             super().attach()
 
+    planes = Planes(DeviceGoes)
     with pytest.raises(ScopeError, match="incomplete observation forbids attaching: .*vethgone"):
-        Session(scope, DeviceGoes, instance=gew_instance).open()
-    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin)
+        Session(scope, planes, instance=gew_instance).open()
+    _assert_clean(gew_instance, netns_pair, foreign_tc, foreign_pin, planes.ids)
 
 
 # -- case 5: two instances at once --------------------------------------------------------------
-def test_two_instances_gc_and_start_never_touch_the_other_live_session(netns_pair, gew_instance, foreign_pin):
+def test_two_instances_gc_and_start_never_touch_the_other_live_session(netns_pair, gew_instance, foreign_pin,
+                                                                        tmp_path):
     other = Instance(gew_instance.instance_id + "b")
-    p = _owner(other.instance_id, [f"netns={netns_pair.a}"])
+    p = _owner(other.instance_id, [f"netns={netns_pair.a}"], tmp_path / "ids")
     try:
         sid = _wait_line(p.stdout, "ready").split()[1]
         m = other.read_manifest(sid)
