@@ -40,6 +40,7 @@ import pytest
 from gewtui.kernel.bpffs import Instance
 from gewtui.kernel.probes import UNITS
 from gewtui.kernel.probes.base import C_LOST, C_PRODUCED, C_STRIDE, NPROBES
+from gewtui.pb import events_pb2
 from gewtui.recording import RecordingReader
 from tests.conftest import _bpf
 
@@ -572,5 +573,227 @@ def test_case02_sigkill_of_gew_session_apply_at_every_transaction_step(lo_ns, ge
     assert os.path.exists(foreign_pin)
 
 
-if __name__ == "__main__" and len(sys.argv) >= 3 and sys.argv[1] == "foreign-tracer":
-    _foreign_tracer(sys.argv[2])
+
+# -- case 7: bpffs and tracefs unmounted and remounted between runs --------------------------
+# In a private mount namespace (unshare -m), so the host's mounts are never touched; the
+# first run pins into a bpffs instance of that namespace only (each bpf mount is its own).
+def test_case07_tracefs_and_bpffs_remounted_between_runs_no_duplicate_attachments(lo_ns, gew_instance, tmp_path):
+    host = sorted(line for line in open("/proc/self/mounts") if " bpf " in line or " tracefs " in line)
+    gew = " ".join(GEW)
+    inst = gew_instance.instance_id
+    churn = f"{sys.executable} -m tests.faults.test_kernel_faults churn {lo_ns} 40"
+    script = f"""
+        umount /sys/fs/bpf; mount -t bpf bpf /sys/fs/bpf
+        {gew} session apply --instance {inst} --scope netns={lo_ns} --record {tmp_path}/a.gewrec 2> {tmp_path}/a.err &
+        pid=$!
+        for i in $(seq 300); do grep -q ' attached (' {tmp_path}/a.err && break; sleep 0.1; done
+        ls /sys/fs/bpf/gewyvern/instances/{inst}/sessions/*/gew_counters
+        kill -9 $pid; wait $pid || true
+        umount /sys/fs/bpf; umount /sys/kernel/tracing
+        ! grep -qE ' (bpf|tracefs) ' /proc/self/mounts
+        {gew} session gc --instance {inst}
+        {gew} session apply --instance {inst} --scope netns={lo_ns} --record {tmp_path}/b.gewrec --duration 4 \
+            2> {tmp_path}/b.err &
+        pid=$!
+        for i in $(seq 300); do grep -q ' attached (' {tmp_path}/b.err && break; sleep 0.1; done
+        {churn}
+        wait $pid
+        grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts && grep -q ' /sys/kernel/tracing tracefs ' /proc/self/mounts
+        {gew} session list --instance {inst}
+    """
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-euc", script],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    b_err = (tmp_path / "b.err").read_text() if (tmp_path / "b.err").exists() else ""
+    assert r.returncode == 0, r.stdout + r.stderr + b_err
+    assert "removed manifest" in r.stdout and "error" not in r.stdout
+    assert r.stdout.rstrip().endswith(f"no sessions in instance {inst}")
+    assert "observation complete" in b_err, b_err
+    # each connect is seen once: one SYN_SENT per connect, not one per attachment
+    syn = [e for e in _events(_records(f"{tmp_path}/b.gewrec")) if e.WhichOneof("body") == "tcp_state"
+           and e.tcp_state.new_state == events_pb2.TCP_SYN_SENT and e.tcp_state.tuple.dport == 9]
+    assert len(syn) == 40
+    assert sorted(line for line in open("/proc/self/mounts") if " bpf " in line or " tracefs " in line) == host
+    assert gew_instance.sessions() == []
+
+
+
+# -- case 9: the recording's disk fills up mid-session --------------------------------------
+@pytest.fixture
+def tiny_fs(tmp_path) -> Iterator[Path]:
+    d = tmp_path / "gewt-tiny"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "gewt-tiny", str(d)], check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_case09_recording_disk_full_mid_session_stops_observation_and_stays_readable(lo_ns, gew_instance, tiny_fs):
+    rec = str(tiny_fs / "full.gewrec")
+    p = _apply(gew_instance, [f"netns={lo_ns}"], rec)
+    with _stopped_safe(p):
+        sid = _attached(p)
+        [entry] = gew_instance.sessions()
+        maps = {_obj_id(x) for x in entry.manifest.pins}
+        deadline = time.monotonic() + 30
+        while p.poll() is None and time.monotonic() < deadline:
+            _refused_connects(lo_ns, 200)
+        err = _end(p)
+    assert p.returncode == 74, err                        # EX_IOERR: the write failed
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"gew: recording {rec}: write failed (No space left on device)"), last
+    readable_to = int(last.rsplit(" ", 1)[1])
+    # observation stopped, and the session removed everything it had in the kernel
+    assert f"session {sid}: detached; removed {len(maps)} pin(s)" in err
+    assert gew_instance.sessions() == [] and _gone(set(), maps) == (set(), set())
+    # the file stays readable: whole frames up to the byte the message names, nothing damaged
+    assert os.path.getsize(rec) == readable_to
+    with RecordingReader(rec) as rd:
+        assert rd.header.session.session_id == sid
+        events = list(rd.iter_events())
+        assert rd.report.clean and rd.report.end_offset == readable_to, rd.report.summary()
+    assert events[0].mark.kind == "started" and len(events) > 1000
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+
+
+
+# -- case 13: replay stays inert in the shell, the TUI and export --------------------------
+def _intervention_recording(path: str) -> None:
+    """A past session that had every override (allow_intervention, allow_risky) and drops:
+    one TCP flow and, for it, drops that were active, expired and undone."""
+    from gewtui.pb import intervention_pb2 as ipb, recording_pb2
+    from gewtui.recording import RecordingWriter
+
+    hdr = recording_pb2.RecordingHeader()
+    hdr.session.session_id = "s-past"
+    hdr.session.allow_intervention = hdr.session.allow_risky = True
+    tup = events_pb2.Tuple(family=2, saddr=bytes([10, 0, 0, 1]), daddr=bytes([10, 0, 0, 2]), sport=40000,
+                           dport=80, protocol=6)
+    states = [events_pb2.TCP_SYN_SENT, events_pb2.TCP_ESTABLISHED]
+    with RecordingWriter(path, hdr) as w:
+        for i, st in enumerate(states + [events_pb2.TCP_ESTABLISHED] * 4, start=1):
+            ev = events_pb2.Event(id=i, ktime_ns=i * 1_000_000)
+            ev.tcp_state.tuple.CopyFrom(tup)
+            ev.tcp_state.sock, ev.tcp_state.new_state = 0x1000, st
+            ev.tcp_state.old_state = states[0] if i == 2 else (events_pb2.TCP_CLOSE if i == 1 else st)
+            w.write_event(ev)
+            for outcome in (ipb.ACTIVE, ipb.EFFECTIVE, ipb.EXPIRED):
+                w.write(recording_pb2.Record(intervention=ipb.InterventionRecord(
+                    intervention_id=10 * i + outcome, flow_id=1, action=ipb.DROP, outcome=outcome,
+                    session_id="s-past", interfaces=["gewt-gone/veth0"], tuples=[tup])))
+
+
+def _replay_frontend(frontend: str, path: str) -> None:
+    """Child: replay path through one front end's real wiring and try to drop flow 1 with
+    the typed confirmation an operator would give. Prints what the front end said."""
+    import argparse
+    import asyncio
+    import io
+
+    from gewtui.cli import tui_cmd
+
+    ap = argparse.ArgumentParser()
+    tui_cmd.add_arguments(ap, ("tui",))
+    args = ap.parse_args(["--replay", path])
+    with tui_cmd.open_debugger(args, path) as d:
+        if frontend == "shell":
+            from gewtui.debugger.runner import Runner
+            from gewtui.shell.repl import Shell, make_console
+
+            class Operator:                      # types the flow id when asked to confirm
+                def prompt(self, text: str) -> str:
+                    print("asked:", text)
+                    return "1"
+
+            out = io.StringIO()
+            runner = Runner(d).start()
+            try:
+                shell = Shell(runner, console=make_console(out, width=200))
+                shell._session = Operator()
+                for line in ("goto end", "flow 1", "drop 1", "undo 1", "gate 1"):
+                    shell.execute(line)
+            finally:
+                runner.stop()
+            print(out.getvalue())
+            return
+        from gewtui.tui.app import FixedClock, build_app
+        from gewtui.tui.messages import CommandOutput
+        from gewtui.tui.widgets.bars import CommandBar
+
+        app = build_app(d, clock=FixedClock(), cursor_blink=False)
+        said: list[str] = []
+
+        def hook(m) -> None:
+            if isinstance(m, CommandOutput):
+                said.extend(str(getattr(o, "text", o)) for o in m.outputs)
+
+        async def drive() -> None:
+            async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+                await app.settle()
+                for line in ("goto end", "flow 1"):
+                    await pilot.press("colon")
+                    app.screen.query_one(CommandBar).value = line
+                    await pilot.press("enter")
+                    await app.settle()
+                await pilot.press("d")               # drop: the typed confirmation dialog
+                await pilot.pause()
+                await pilot.press("1", "enter")
+                await app.settle()
+                await pilot.pause(0.2)
+
+        asyncio.run(drive())
+        print("\n".join(said))
+
+
+def _strace(argv: list[str], tmp_path: Path, name: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run argv under strace, tracing bpf(2) and socket(2) in every thread and child."""
+    out = tmp_path / f"{name}.strace"
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=bpf,socket", "-o", str(out), *argv], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120, input="goto end\nflow 1\ndrop 1\n")
+    return r, out.read_text()
+
+
+@pytest.mark.parametrize("frontend", ["shell", "tui", "gew-shell-cli", "export"])
+def test_case13_replay_of_interventions_is_inert_in_every_front_end(tmp_path, frontend):
+    import shutil
+
+    if not shutil.which("strace"):
+        pytest.skip("strace missing: it shows that replay makes no bpf(2) call")
+    # the method can see a kernel call: a process that creates one map shows its bpf(2)
+    _, control = _strace([sys.executable, "-c", "from tests.conftest import bpf_map_create; bpf_map_create()"],
+                         tmp_path, "control")
+    assert "bpf(BPF_MAP_CREATE" in control, control[-2000:]
+    rec = str(tmp_path / "past.gewrec")
+    _intervention_recording(rec)
+    if frontend in ("shell", "tui"):
+        argv = [sys.executable, "-m", "tests.faults.test_kernel_faults", "replay", frontend, rec]
+    elif frontend == "gew-shell-cli":
+        argv = GEW + ["shell", rec]
+    else:
+        argv = GEW + ["export", rec, "--what", "interventions"]
+    r, trace = _strace(argv, tmp_path, frontend)
+    # a scripted gew shell ends with 64 when a command was refused (the drop)
+    assert r.returncode == (64 if frontend == "gew-shell-cli" else 0), r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    calls = [ln for ln in trace.splitlines() if " bpf(" in ln or "AF_NETLINK" in ln]
+    assert calls == [], f"replay reached the kernel: {calls[:5]}"
+    said = r.stdout
+    if frontend == "export":
+        assert said.count("DROP") >= 6 and "ACTIVE" in said
+    elif frontend == "gew-shell-cli":
+        assert "drop needs an interactive terminal" in said + r.stderr
+    else:
+        assert "a replayed recording is inert" in said, said
+        if frontend == "shell":
+            assert "asked:" in said                 # the operator did confirm
+
+
+if __name__ == "__main__" and len(sys.argv) >= 3:
+    if sys.argv[1] == "foreign-tracer":
+        _foreign_tracer(sys.argv[2])
+    elif sys.argv[1] == "replay":
+        _replay_frontend(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "churn":
+        sys.exit(0 if _refused_connects(sys.argv[2], int(sys.argv[3])) == int(sys.argv[3]) else 1)
