@@ -106,7 +106,7 @@ def test_fast_path_equals_the_unit_decoders(seed):
     fast_out, ref_out = [], []
     fast = Decoder(UNITS, vocab, fast_out.append, clock=lambda: 5)
     ref = Decoder(UNITS, vocab, ref_out.append, clock=lambda: 5, fast=False)
-    assert fast._fast and not ref._fast
+    assert fast.fast_kinds and not ref.fast_kinds
     rnd = random.Random(seed)
     for _ in range(1500):
         rec = _record(rnd, vocab)
@@ -129,6 +129,18 @@ def test_fast_path_refuses_bad_records_like_the_unit_decoders():
         _tuple(random.Random(3)), SOCKS[0], 0, 7, 2)
     assert fast.record(good[:-1]) == 0 and fast.record(good + b"\0") == 0 and fast.record(good[:20]) == 0
     assert fast.decode_errors == 3 and fast.record(good) == 1
+
+
+def test_a_failing_sink_surfaces_and_is_no_decode_error():
+    def sink(ev):
+        raise RuntimeError("sink failed")
+
+    dec = Decoder(UNITS, _vocab(), sink)
+    rec = HDR.pack(1, tcp_state.K_STATE, 0, 1, 0, 1, 1, 0, 0, 0, b"x") + tcp_state.STATE.pack(
+        _tuple(random.Random(4)), SOCKS[0], 0, 7, 2)
+    with pytest.raises(RuntimeError, match="sink failed"):
+        dec.record(rec)
+    assert dec.decode_errors == 0 and dec.events == 1
 
 
 def test_envelopes_of_unit_decoders_keep_their_attribution():
@@ -208,6 +220,16 @@ def test_mapped_ring_delivers_records_in_order_and_frees_their_space(ring):
     assert got == [b"a", b"bcdefghi", b"\0" * 100]
     assert k.cons() == k.prod        # discarded space is released too
     assert r.drain(got.append) == 0
+
+
+def test_mapped_ring_drains_at_most_the_limit(ring):
+    k, r = ring
+    got = []
+    for i in range(5):
+        k.reserve(bytes([i]))
+    assert r.drain(got.append, limit=2) == 2 and got == [b"\0", b"\1"]
+    assert k.cons() < k.prod
+    assert r.drain(got.append, limit=10) == 3 and k.cons() == k.prod
 
 
 def test_mapped_ring_stops_at_a_busy_record_and_resumes_after_commit(ring):

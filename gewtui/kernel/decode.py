@@ -114,20 +114,29 @@ class Decoder:
         self.state: dict[str, dict] = {}
         # callbacks the plane installs for records that need a map read (qdisc gone)
         self.hooks: dict[str, Callable[..., Iterable[events_pb2.Event]]] = {}
-        self._kinds: dict[int, tuple[int, Callable]] = {}
+        # kind -> (record size, unit decoder, fast encoder or None)
+        self._kinds: dict[int, tuple[int, Callable, Callable | None]] = {}
         for u in units:
             self.unit_names[u.probe_id] = u.name
             for kind, (size, fn) in u.decoders.items():
                 if kind in self._kinds:
                     raise ValueError(f"record kind {kind} declared twice")
-                self._kinds[kind] = (size, fn)
+                self._kinds[kind] = (size, fn, None)
         # (pid, tgid, uid, netns, cgroup, comm) -> process-context attr field; netns -> none
         self._task_attr = wire.Cache(lambda key: self._task_field(key, _PROCESS))
         # the same key -> the Owner a socket acted on by that task gets (immutable, shared)
         self._task_owner = wire.Cache(self._owner)
         self._none_attr = wire.Cache(lambda netns: _attr_field(netns=netns, source=_NONE))
         self._cpu = wire.Cache(lambda cpu: _K_CPU + _uvarint(cpu))
-        self._fast: dict[int, Callable] = wire.Encoders(self).table() if fast else {}
+        if fast:
+            for kind, enc in wire.Encoders(self).table().items():
+                size, fn, _ = self._kinds[kind]
+                self._kinds[kind] = (size, fn, enc)
+
+    @property
+    def fast_kinds(self) -> list[int]:
+        """Record kinds decoded by the fast path."""
+        return sorted(k for k, (_, _, enc) in self._kinds.items() if enc is not None)
 
     # -- records ---------------------------------------------------------------------------
     def record(self, data: bytes) -> int:
@@ -135,28 +144,34 @@ class Decoder:
         self.consumed += 1
         try:
             h = _HDR_UNPACK(data, 0)     # struct.error when shorter than the header
-            kind = h[1]
-            entry = self._kinds.get(kind)
+            entry = self._kinds.get(h[1])
             if entry is None:
-                raise ValueError(f"unknown record kind {kind}")
-            if len(data) != entry[0]:
+                raise ValueError(f"unknown record kind {h[1]}")
+            size, fn, fast = entry
+            if len(data) != size:
                 # records are reserved at their exact size: a mismatch means C and Python
                 # layouts drifted apart
-                raise ValueError(f"kind {kind}: {len(data)} bytes, layout says {entry[0]}")
-            fast = self._fast.get(kind)
-            payload = fast(h, data) if fast is not None else None
-            if payload is not None:
-                ev = _FromString(payload)
-                ev.ktime_ns = h[0]
-                events = (ev,)
-            else:
-                events = entry[1](self, _make_header(h), data)
+                raise ValueError(f"kind {h[1]}: {len(data)} bytes, layout says {size}")
+            ev = None
+            if fast is not None:
+                payload = fast(h, data)
+                if payload is not None:
+                    ev = _FromString(payload)
+            if ev is None:
+                events = fn(self, _make_header(h), data)
                 if type(events) is not tuple and type(events) is not list:
                     events = list(events)
         except Exception:
             # a record that cannot be decoded is a lost record (stage "decode"), never a crash
             self.decode_errors += 1
             return 0
+        if ev is not None:   # the fast path's one event
+            ev.ktime_ns = h[0]
+            ev.id = self.next_id
+            self.next_id += 1
+            self.events += 1
+            self.sink(ev)
+            return 1
         sink = self.sink
         for ev in events:
             ev.id = self.next_id

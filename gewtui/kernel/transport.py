@@ -68,16 +68,13 @@ class MappedRing:
     def wait(self, timeout_ms: int) -> None:
         """Block until the kernel wakes consumers or data is pending, at most timeout_ms."""
         if _U64.unpack_from(self._prod, 0)[0] == self._pos and timeout_ms > 0:
-            try:
-                self._poller.poll(timeout_ms)
-            except InterruptedError:   # pragma: no cover  (PEP 475 retries; kept for clarity)
-                pass
+            self._poller.poll(timeout_ms)
 
-    def drain(self, handle) -> int:
-        """Hand every committed record to ``handle(bytes)``, oldest first; returns how
-        many. The consumer position is published every 256 records (so the kernel can
-        reuse the space during a long drain) and at the end; a record ``handle`` raised
-        on counts as consumed, the ones after it wait for the next drain."""
+    def drain(self, handle, limit: int = 1 << 62) -> int:
+        """Hand committed records to ``handle(bytes)``, oldest first, up to ``limit``;
+        returns how many. The consumer position is published every 256 records (so the
+        kernel can reuse the space during a long drain) and at the end; a record
+        ``handle`` raised on counts as consumed, the ones after it wait for the next drain."""
         prod_mm, cons_mm = self._prod, self._cons
         unpack_u32, pack_u64 = _U32.unpack_from, _U64.pack_into
         data, mask = self._data, self.mask
@@ -85,7 +82,7 @@ class MappedRing:
         prod = _U64.unpack_from(prod_mm, 0)[0]
         n = 0
         try:
-            while pos < prod:
+            while pos < prod and n < limit:
                 off = data + (pos & mask)
                 word = unpack_u32(prod_mm, off)[0]
                 if word & _RB_BUSY:
@@ -110,7 +107,12 @@ class MappedRing:
 
 
 class RingTransport:
-    """Drains the session's ring buffer into a decoder."""
+    """Drains the session's ring buffer into a decoder. ``poll`` hands over at most
+    ``batch`` records, so a consumer that is behind still gets the events in bounded
+    batches (and its memory stays bounded) instead of one drain that lasts while the
+    producer keeps up."""
+
+    batch = 4096
 
     def __init__(self, bpf, decoder, map_name: str = "gew_rb", *, mapped: bool | None = None):
         # mapped: read through mmap (None: wherever it is safe and available)
@@ -155,7 +157,7 @@ class RingTransport:
         before = self._decoder.consumed
         if self._ring is not None:
             self._ring.wait(max(0, int(timeout_ms)))
-            self._ring.drain(self._record)
+            self._ring.drain(self._record, self.batch)
             return self._decoder.consumed - before
         self._bpf.ring_buffer_poll(max(0, int(timeout_ms)))
         self._bpf.ring_buffer_consume()

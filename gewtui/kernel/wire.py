@@ -166,13 +166,8 @@ class Encoders:
     def __init__(self, dec):
         self.dec = dec
         v = dec.vocab
-        self.tuples = Cache(lambda raw: ld(TUPLE1, self.tuple_payload(raw)))
-        self.drop_tuples = Cache(lambda raw: ld(P_TUPLE, self.tuple_payload(raw)))
-        # parts of a tuple, for the first sight of a connection's tuple
-        self.addrs = Cache(_addr_fields, 1024)
-        self.sports = _field_cache(_TF_SPORT, limit=65536)
-        self.dports = _field_cache(_TF_DPORT, limit=65536)
-        self.protos = _field_cache(_TF_PROTO, limit=256)
+        self.tuples = TupleFields(TUPLE1)
+        self.drop_tuples = TupleFields(P_TUPLE)
         assert S_SOCK == C_SOCK == D_SOCK == R_SOCK == T_SOCK   # field 2 of every TCP body
         self.socks = _field_cache(S_SOCK)
         self.old_states, self.new_states = _state_field(S_OLD), _state_field(S_NEW)
@@ -191,8 +186,101 @@ class Encoders:
                           256)
 
     def tuple_payload(self, raw: bytes) -> bytes:
-        """A struct gew_tuple as a serialized Tuple, as base.fill_tuple would set it (4 or
-        16 address bytes by family; zero fields left out, as protobuf writes them)."""
+        """A struct gew_tuple as a serialized Tuple (see TupleFields)."""
+        return self.tuples.payload(raw)
+
+    def table(self) -> dict[int, Callable[[tuple, bytes], bytes | None]]:
+        """kind -> encoder(header tuple, record) for the units the decoder runs. The
+        encoders are closures over the caches (a local lookup instead of an attribute
+        lookup per field: this runs once per record)."""
+        dec = self.dec
+        env, forget = dec.envelope_bytes, dec.forget_socket
+        tuples, drop_tuples, socks = self.tuples, self.drop_tuples, self.socks
+        old_states, new_states, r_states, t_states = self.old_states, self.new_states, self.r_states, self.t_states
+        ca_fields, reset_reasons, drop_reasons, overflow = self.ca, self.reset_reasons, self.drop_reasons, self.overflow
+        hows, ifaces, locations, drop_socks, protocols = self.hows, self.ifaces, self.locations, self.drop_socks, \
+            self.protocols
+        summaries = tcp_probe.PROBE_ID in dec.unit_names
+
+        def state(h: tuple, buf: bytes) -> bytes:
+            t, sk, netns, old, new = _STATE(buf, _HDR)
+            body = tuples[t] + socks[sk] + old_states[old] + new_states[new]
+            n = len(body)
+            return env(h, sk, netns) + B_STATE + (_LEN[n] if n < 1024 else uvarint(n)) + body
+
+        def cong(h: tuple, buf: bytes) -> bytes:
+            t, sk, netns, ca = _CONG(buf, _HDR)
+            body = tuples[t] + socks[sk] + ca_fields[ca]
+            return env(h, sk, netns) + B_CONG + _len(len(body)) + body
+
+        def destroy(h: tuple, buf: bytes) -> bytes | None:
+            sk, cookie, t, netns, segments = _DESTROY(buf, _HDR)
+            if segments and summaries:
+                return None   # with the final tcp_probe summary: the unit decoder makes both events
+            body = tuples[t] + socks[sk] + D_COOKIE + uvarint(cookie)
+            out = env(h, sk, netns, False) + B_DESTROY + _len(len(body)) + body
+            forget(sk)
+            return out
+
+        def retrans(h: tuple, buf: bytes) -> bytes:
+            t, sk, netns, state, err, synack = _RETRANS(buf, _HDR)
+            body = (tuples[t] + socks[sk] + r_states[state] + R_ERR + ivarint(err)
+                    + R_SYNACK + (b"\x01" if synack else b"\x00"))
+            # a SYN-ACK retransmit names the request socket, which has no owner of its own
+            return env(h, 0 if synack else sk, netns) + B_RETRANS + _len(len(body)) + body
+
+        def reset(h: tuple, buf: bytes) -> bytes:
+            t, sk, cookie, netns, state, reason, direction = _RESET(buf, _HDR)
+            sent = direction == 1
+            body = (tuples[t] + socks[sk] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
+                    + T_COOKIE + uvarint(cookie))
+            if sent:
+                body += reset_reasons[reason]
+            n = len(body)
+            # a sent reset may name a request or timewait socket: only tracked sockets have owners
+            return env(h, sk, netns, not sent) + B_RESET + (_LEN[n] if n < 1024 else uvarint(n)) + body
+
+        def drop(h: tuple, buf: bytes) -> bytes | None:
+            t, sk, location, reason, netns, ifindex, proto, attribution, ifname = _DROP(buf, _HDR)
+            if overflow[reason]:
+                return None   # also a ReceiveQueueFull event: the unit decoder makes both
+            how = drops.ATTRIBUTION.get(attribution, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)
+            body = drop_reasons[reason] + protocols[proto]
+            if how != HOW_NONE:
+                body += drop_tuples[t]
+            body += (hows[attribution] + ifaces[(ifindex, ifname)] + locations[location] + drop_socks[sk]
+                     + P_COUNT + b"\x01")
+            return env(h, sk if how == HOW_SOCKET else 0, netns, False) + B_DROP + _len(len(body)) + body
+
+        names = set(dec.unit_names.values())
+        out: dict[int, Callable[[tuple, bytes], bytes | None]] = {}
+        if "tcp_state" in names:
+            out.update({tcp_state.K_STATE: state, tcp_state.K_CONG: cong, tcp_state.K_DESTROY: destroy})
+        if "tcp_events" in names:
+            out.update({tcp_events.K_RETRANS: retrans, tcp_events.K_RESET_SENT: reset,
+                        tcp_events.K_RESET_RECV: reset})
+        if "drops" in names:
+            out[drops.K_DROP] = drop
+        return out
+
+
+class TupleFields(dict):
+    """raw struct gew_tuple -> a Tuple field (key, length, payload), as base.fill_tuple
+    would set it: 4 or 16 address bytes by family, zero fields left out as protobuf
+    writes them. Every connection brings new tuples, so a first sight is built from
+    cached parts (addresses, ports) in one call."""
+
+    limit = 8192
+
+    def __init__(self, key: bytes):
+        super().__init__()
+        self.key = key
+        self.addrs = Cache(_addr_fields, 1024)
+        self.sports = _field_cache(_TF_SPORT, limit=65536)
+        self.dports = _field_cache(_TF_DPORT, limit=65536)
+        self.protos = _field_cache(_TF_PROTO, limit=256)
+
+    def payload(self, raw: bytes) -> bytes:
         s, d, sport, dport, family, proto = _TUPLE(raw, 0)
         out = self.addrs[(family, s, d)]
         if sport:
@@ -203,70 +291,13 @@ class Encoders:
             out += self.protos[proto]
         return out
 
-    def table(self) -> dict[int, Callable[[tuple, bytes], bytes | None]]:
-        names = set(self.dec.unit_names.values())
-        out: dict[int, Callable[[tuple, bytes], bytes | None]] = {}
-        if "tcp_state" in names:
-            out.update({tcp_state.K_STATE: self.state, tcp_state.K_CONG: self.cong,
-                        tcp_state.K_DESTROY: self.destroy})
-        if "tcp_events" in names:
-            out.update({tcp_events.K_RETRANS: self.retrans, tcp_events.K_RESET_SENT: self.reset,
-                        tcp_events.K_RESET_RECV: self.reset})
-        if "drops" in names:
-            out[drops.K_DROP] = self.drop
-        return out
-
-    def state(self, h: tuple, buf: bytes) -> bytes:
-        t, sk, netns, old, new = _STATE(buf, _HDR)
-        body = self.tuples[t] + self.socks[sk] + self.old_states[old] + self.new_states[new]
-        n = len(body)
-        return self.dec.envelope_bytes(h, sk, netns) + B_STATE + (_LEN[n] if n < 1024 else uvarint(n)) + body
-
-    def cong(self, h: tuple, buf: bytes) -> bytes:
-        t, sk, netns, ca = _CONG(buf, _HDR)
-        body = self.tuples[t] + self.socks[sk] + self.ca[ca]
-        return self.dec.envelope_bytes(h, sk, netns) + B_CONG + _len(len(body)) + body
-
-    def destroy(self, h: tuple, buf: bytes) -> bytes | None:
-        sk, cookie, t, netns, segments = _DESTROY(buf, _HDR)
-        dec = self.dec
-        if segments and tcp_probe.PROBE_ID in dec.unit_names:
-            return None   # with the final tcp_probe summary: the unit decoder makes both events
-        body = self.tuples[t] + self.socks[sk] + D_COOKIE + uvarint(cookie)
-        out = dec.envelope_bytes(h, sk, netns, False) + B_DESTROY + _len(len(body)) + body
-        dec.forget_socket(sk)
-        return out
-
-    def retrans(self, h: tuple, buf: bytes) -> bytes:
-        t, sk, netns, state, err, synack = _RETRANS(buf, _HDR)
-        body = (self.tuples[t] + self.socks[sk] + self.r_states[state] + R_ERR + ivarint(err)
-                + R_SYNACK + (b"\x01" if synack else b"\x00"))
-        # a SYN-ACK retransmit names the request socket, which has no owner of its own
-        return self.dec.envelope_bytes(h, 0 if synack else sk, netns) + B_RETRANS + _len(len(body)) + body
-
-    def reset(self, h: tuple, buf: bytes) -> bytes:
-        t, sk, cookie, netns, state, reason, direction = _RESET(buf, _HDR)
-        sent = direction == 1
-        body = (self.tuples[t] + self.socks[sk] + T_DIR + (SENT if sent else RECEIVED)
-                + self.t_states[state] + T_COOKIE + uvarint(cookie))
-        if sent:
-            body += self.reset_reasons[reason]
-        n = len(body)
-        # a sent reset may name a request or timewait socket: only tracked sockets have owners
-        return self.dec.envelope_bytes(h, sk, netns, not sent) + B_RESET + (_LEN[n] if n < 1024 else uvarint(n)) + body
-
-    def drop(self, h: tuple, buf: bytes) -> bytes | None:
-        t, sk, location, reason, netns, ifindex, proto, attribution, ifname = _DROP(buf, _HDR)
-        if self.overflow[reason]:
-            return None   # also a ReceiveQueueFull event: the unit decoder makes both
-        how = drops.ATTRIBUTION.get(attribution, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)
-        body = self.drop_reasons[reason] + self.protocols[proto]
-        if how != HOW_NONE:
-            body += self.drop_tuples[t]
-        body += (self.hows[attribution] + self.ifaces[(ifindex, ifname)] + self.locations[location]
-                 + self.drop_socks[sk] + P_COUNT + b"\x01")
-        return self.dec.envelope_bytes(h, sk if how == HOW_SOCKET else 0, netns, False) \
-            + B_DROP + _len(len(body)) + body
+    def __missing__(self, raw: bytes) -> bytes:
+        p = self.payload(raw)
+        v = self.key + _LEN[len(p)] + p
+        if len(self) >= self.limit:
+            self.clear()
+        self[raw] = v
+        return v
 
 
 def _addr_fields(key: tuple) -> bytes:
