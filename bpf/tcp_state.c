@@ -10,6 +10,8 @@
 #define GEW_K_STATE 1
 #define GEW_K_DESTROY 2
 #define GEW_K_CONG 3
+#define GEW_TCP_SYN_RECV 3
+#define GEW_TCP_CLOSE 7
 
 struct gew_rec_state {
     struct gew_hdr h;
@@ -47,6 +49,13 @@ int gew_tcp_set_state(struct tracepoint__sock__inet_sock_set_state *args)
     gew_tp_tuple(&t, args->family, args->sport, args->dport, args->saddr, args->daddr,
                  args->saddr_v6, args->daddr_v6);
     struct gew_sock *s = gew_socks.lookup(&key);
+    /* A socket's life begins leaving CLOSE (connect, listen) or SYN_RECV (an accepted
+     * child). An entry found then is stale: its destroy was never seen (a skipped run), and
+     * the address now belongs to a new socket, maybe in another namespace: classify again. */
+    if (s && (args->oldstate == GEW_TCP_CLOSE || args->oldstate == GEW_TCP_SYN_RECV)) {
+        gew_socks.delete(&key);
+        s = 0;
+    }
     if (!s) {
         gew_out_socks.delete(&key);
         s = gew_sock_get(sk, &t, GEW_PROBE_TCP_STATE);
