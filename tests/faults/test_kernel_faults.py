@@ -44,6 +44,7 @@ from gewtui.pb import events_pb2
 from gewtui.recording import RecordingReader
 from tests.conftest import _bpf
 
+pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
 GEW = [sys.executable, "-m", "gewtui.cli.main"]
 CLONE_NEWNET = 0x40000000
@@ -788,6 +789,111 @@ def test_case13_replay_of_interventions_is_inert_in_every_front_end(tmp_path, fr
         assert "a replayed recording is inert" in said, said
         if frontend == "shell":
             assert "asked:" in said                 # the operator did confirm
+
+
+
+# -- case 15: a scoped interface deleted under a real session --------------------------------
+def test_case15_scoped_interface_deleted_mid_session_is_recorded_and_observation_goes_on(lo_ns, gew_instance,
+                                                                                          tmp_path):
+    subprocess.run(["ip", "-n", lo_ns, "link", "add", "gewtv0", "type", "veth", "peer", "name", "gewtv1"],
+                   check=True)
+    rec = str(tmp_path / "gone.gewrec")
+    p = _apply(gew_instance, [f"netns={lo_ns}"], rec, "--duration", "4")
+    with _stopped_safe(p):
+        sid = _attached(p)
+        assert _refused_connects(lo_ns, 10) == 10
+        subprocess.run(["ip", "-n", lo_ns, "link", "del", "gewtv0"], check=True)   # takes its peer too
+        noticed = _wait_stderr(p, f"session {sid}: scope change:", timeout=5)   # within a second
+        assert "gewtv" in noticed
+        _wait_stderr(p, "INCOMPLETE", timeout=5)             # the status line says so
+        t_after = time.monotonic_ns()
+        assert _refused_connects(lo_ns, 10) == 10
+        err = _end(p)
+    assert p.returncode == 0, err
+    assert f"session {sid} ended (duration)" in err and "observation INCOMPLETE" in err
+    recs = _records(rec)
+    events = _events(recs)
+    changes = [e.scope_change for e in events if e.WhichOneof("body") == "scope_change"]
+    assert sorted(c.iface for c in changes) == ["gewtv0", "gewtv1"]
+    assert all(c.what == "iface-removed" and not c.observation_complete and c.netns == lo_ns for c in changes)
+    # still observing after the change: the connects made afterwards are recorded
+    later = [e for e in events if e.WhichOneof("body") == "tcp_state" and e.ktime_ns > t_after
+             and e.tcp_state.new_state == events_pb2.TCP_SYN_SENT]
+    assert len(later) == 10
+    end = recs[-1].end
+    assert end.how == "duration" and not end.stats.observation_complete
+    assert "gewtv0 disappeared" in end.stats.incomplete_reason
+    assert gew_instance.sessions() == []
+
+
+
+# -- case 1: SIGKILL while observing, then the next start ----------------------------------
+def _bpffs_tree(inst: Instance) -> dict[str, int]:
+    """Every pin outside gew's tree (with its object id) plus every session directory and pin
+    under this test's instance (the instance's own two directories stay once made, by design);
+    other instances (other tests running meanwhile) are not this test's business."""
+    tree = bpffs_foreign_snapshot()
+    sessions = os.path.join(inst.bpffs_dir, "sessions")
+    for d, _, files in os.walk(inst.bpffs_dir):
+        if d.startswith(sessions + "/"):
+            tree[d] = 0
+        for f in files:
+            tree[os.path.join(d, f)] = 0
+    return tree
+
+
+def _all_tc(pair) -> dict[str, str]:
+    from tests.conftest import tc_filters, tc_qdiscs
+
+    return {ns: tc_filters(ns, "veth0") + tc_qdiscs(ns, "veth0") for ns in (pair.a, pair.b)}
+
+
+def test_case01_sigkill_while_observing_then_next_start_restores_the_baseline(netns_pair, gew_instance,
+                                                                              foreign_pin, sched_cls_fd, tmp_path):
+    from gewtui.kernel import tc
+
+    pair = netns_pair
+    assert tc.ensure_clsact("veth0", pair.b)
+    tc.add_bpf_filter("veth0", pair.b, "ingress", sched_cls_fd, 7, 7, "gewt_foreign")
+    tc_before, bpffs_before = _all_tc(pair), _bpffs_tree(gew_instance)
+    rec = str(tmp_path / "killed.gewrec")
+    p = _apply(gew_instance, [f"netns={pair.a}", f"netns={pair.b}"], rec)
+    with _stopped_safe(p):
+        sid = _attached(p)
+        [entry] = gew_instance.sessions()
+        maps = {_obj_id(x) for x in entry.manifest.pins}
+        progs, _ = held_bpf_objects(p.pid)
+        assert _refused_connects(pair.a, 25) == 25
+        time.sleep(2.2)                               # two heartbeats and recording flushes
+        t_kill = time.monotonic_ns()
+        p.kill()
+        p.wait(10)
+    assert _gone(progs, set()) == (set(), set()), "a program outlived its owner"
+    assert os.path.isdir(gew_instance.session_bpffs(sid)), "the kill left the pins (orphan cleanup removes them)"
+    # the next start cleans the orphan first, and says so
+    r = subprocess.run(GEW + ["session", "apply", "--instance", gew_instance.instance_id, "--scope",
+                              f"netns={pair.a}", "--duration", "0.5", "--record", str(tmp_path / "next.gewrec")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and f"session {sid}: removed manifest" in r.stderr, r.stderr
+    assert gew_instance.sessions() == []
+    assert _gone(set(), maps) == (set(), set()), "a map of the killed session is still loaded"
+    assert _all_tc(pair) == tc_before, "tc filter show differs from the pre-session baseline"
+    assert _bpffs_tree(gew_instance) == bpffs_before, "the bpffs listing differs from the pre-session baseline"
+    # the recording: readable up to the kill, then the mark with the unknown-loss window
+    recs = _records(rec)
+    events = _events(recs)
+    syn = [e for e in events if e.WhichOneof("body") == "tcp_state" and e.tcp_state.tuple.dport == 9
+           and e.tcp_state.new_state == events_pb2.TCP_SYN_SENT]
+    assert len(syn) == 25, "events flushed before the kill are missing"
+    numbered = [e.id for e in events if e.id]
+    assert numbered == list(range(1, len(numbered) + 1))
+    ended = [e.mark for e in events if e.WhichOneof("body") == "mark" and e.mark.kind == "ended-without-cleanup"]
+    assert len(ended) == 1
+    started = next(e for e in events if e.WhichOneof("body") == "mark" and e.mark.kind == "started")
+    w = ended[0]
+    assert started.ktime_ns < w.unknown_from_ns <= t_kill < w.unknown_to_ns, (started.ktime_ns, w, t_kill)
+    assert t_kill - w.unknown_from_ns < 2_000_000_000     # the last heartbeat: at most about a second old
+    assert recs[-1].end.how == "gc-after-kill" and not recs[-1].end.stats.observation_complete
 
 
 if __name__ == "__main__" and len(sys.argv) >= 3:
