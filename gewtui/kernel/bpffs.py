@@ -290,9 +290,22 @@ class Instance:
                     rep.manifest_removed = True
         with contextlib.suppress(FileNotFoundError, OSError):
             os.rmdir(run)
+        self._prune_empty_bpffs()
         for line in rep.lines():
             log(f"session {session_id}: {line}")
         return rep
+
+    def _prune_empty_bpffs(self) -> None:
+        """Remove this instance's bpffs directories once no session is left in them, so a
+        finished session leaves nothing in bpffs. rmdir refuses a non-empty directory, so a
+        session of this instance that is being created keeps its directories."""
+        sessions = os.path.join(self.bpffs_dir, "sessions")
+        instances = os.path.dirname(self.bpffs_dir)
+        for d in (sessions, self.bpffs_dir, instances, os.path.dirname(instances)):
+            try:
+                os.rmdir(d)
+            except OSError:
+                return
 
     def _remove_tc(self, rec: TcFilterRecord, rep: CleanupReport) -> None:
         from gewtui.kernel import tc
