@@ -1,13 +1,19 @@
 /* irqctx — execution-context tracker (attribution).
  *
- * Tracepoints: irq:softirq_entry, irq:softirq_exit (Linux 2.6.37).
- * Keeps one per-CPU flag: set while a softirq handler runs. The other units read it to
- * decide whether the current task is the one acting (process context) or just whoever
- * was interrupted (softirq), because tracepoint records' common_flags are not readable
- * from BPF. Softirqs do not nest on one CPU, so a flag (not a depth) is exact; hardirq
- * context is not tracked because none of the probed tracepoints fire there.
+ * Tracepoints: irq:softirq_entry, irq:softirq_exit (Linux 2.6.37), attached raw
+ * (args: unsigned int vec_nr). Keeps one per-CPU flag: set while a softirq handler runs.
+ * The other units read it to decide whether the current task is the one acting (process
+ * context) or just whoever was interrupted (softirq), because tracepoint records'
+ * common_flags are not readable from BPF. Softirqs do not nest on one CPU, so a flag (not
+ * a depth) is exact; hardirq context is not tracked because none of the probed
+ * tracepoints fire there.
+ * Raw, not perf-event tracepoints: a perf tracepoint program is skipped whenever any
+ * kprobe/tracepoint program is running on the CPU (a softirq arriving while a
+ * process-context probe runs), which would leave the flag wrong for the raw programs of
+ * that softirq. A raw program is skipped only if it nests in itself, which a softirq
+ * handler cannot.
  */
-int gew_softirq_entry(struct tracepoint__irq__softirq_entry *args)
+int gew_softirq_entry(struct bpf_raw_tracepoint_args *ctx)
 {
     u32 z = 0;
     u32 *v = gew_irqctx.lookup(&z);
@@ -16,7 +22,7 @@ int gew_softirq_entry(struct tracepoint__irq__softirq_entry *args)
     return 0;
 }
 
-int gew_softirq_exit(struct tracepoint__irq__softirq_exit *args)
+int gew_softirq_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     u32 z = 0;
     u32 *v = gew_irqctx.lookup(&z);

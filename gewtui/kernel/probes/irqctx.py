@@ -1,7 +1,7 @@
 """irqctx unit: the per-CPU softirq flag that tells process context from softirq context.
 
 It emits no records; every other unit depends on it for true attribution (see
-bpf/irqctx.c for why tracepoint common_flags cannot be used).
+bpf/irqctx.c for why tracepoint common_flags cannot be used, and why it attaches raw).
 """
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ UNIT = ProbeUnit(
     source="irqctx.c",
     summary="softirq context tracker: tells trustworthy (process) from interrupted tasks",
     programs=(
-        Program("gew_softirq_entry", "irq", "softirq_entry"),
-        Program("gew_softirq_exit", "irq", "softirq_exit"),
+        Program("gew_softirq_entry", "irq", "softirq_entry", raw=True),
+        Program("gew_softirq_exit", "irq", "softirq_exit", raw=True),
     ),
+    # raw: skipped only when the program nests in itself, never because another unit's
+    # program is running on the CPU (see bpf/irqctx.c)
     tracepoints=(
-        TracepointNeed("irq", "softirq_entry", (("vec", 4),)),
-        TracepointNeed("irq", "softirq_exit", (("vec", 4),)),
+        TracepointNeed("irq", "softirq_entry", raw=True, raw_args=("unsigned int",)),
+        TracepointNeed("irq", "softirq_exit", raw=True, raw_args=("unsigned int",)),
     ),
 )
