@@ -1,6 +1,7 @@
 """owner unit: the process acting on each in-scope TCP socket, seen in process context
-(sendmsg/recvmsg). A record crosses only when a socket's owner changes; the decoder's
-owner table then attributes that socket's softirq events. Layout mirrors bpf/owner.c.
+(sendmsg/recvmsg, raw tracepoints). A record crosses only when a socket's owner changes;
+the decoder's owner table then attributes that socket's softirq events. Layout mirrors
+bpf/owner.c.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Iterable
 
 from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, fill_tuple
 from gewtui.pb import events_pb2
-from gewtui.runtime.capabilities import TracepointNeed
+from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
 PROBE_ID = 4
 K_OWNER = 8
@@ -33,7 +34,8 @@ def decode_owner(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     return (ev,)
 
 
-_LEN_FIELDS = (("sk", 8), ("family", 2), ("protocol", 2), ("ret", 4))
+# raw: (struct sock *, int ret, int flags); family and protocol come from the socket
+_LEN_ARGS = ("struct sock *", "int", "int")
 
 UNIT = ProbeUnit(
     name="owner",
@@ -41,13 +43,14 @@ UNIT = ProbeUnit(
     source="owner.c",
     summary="socket owners from send/recv in process context (attribution of softirq events)",
     programs=(
-        Program("gew_sock_send", "sock", "sock_send_length"),
-        Program("gew_sock_recv", "sock", "sock_recv_length"),
+        Program("gew_sock_send", "sock", "sock_send_length", raw=True),
+        Program("gew_sock_recv", "sock", "sock_recv_length", raw=True),
     ),
     tracepoints=(
-        TracepointNeed("sock", "sock_send_length", _LEN_FIELDS),
-        TracepointNeed("sock", "sock_recv_length", _LEN_FIELDS),
+        TracepointNeed("sock", "sock_send_length", raw=True, raw_args=_LEN_ARGS),
+        TracepointNeed("sock", "sock_recv_length", raw=True, raw_args=_LEN_ARGS),
     ),
+    btf=(BtfNeed("sock", "sk_protocol", "GEW_OFF_SOCK_PROTOCOL"),),
     decoders={K_OWNER: (HDR.size + OWNER.size, decode_owner)},
     depends=("irqctx", "tcp_state"),
 )
