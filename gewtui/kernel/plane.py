@@ -434,6 +434,15 @@ class KernelPlane:
                 seen[("rec", p.fn)] = m
         self._counters = c
 
+    def program_stats(self) -> dict:
+        """{program name: transport.ProgStats} from the kernel's statistics of each loaded
+        program (run time, runs, recursion misses); only while the programs are loaded."""
+        from gewtui.kernel.transport import prog_stats
+
+        if self.bpf is None:
+            return {}
+        return {fn: prog_stats(fd) for fn, fd in self._prog_fds.items()}
+
     def stats(self) -> PlaneStats:
         if self._closed_stats is not None:
             return self._closed_stats
