@@ -1,7 +1,12 @@
 /* queue — per-qdisc counters, kept in the kernel and summarised by userspace.
  *
- * Tracepoints: qdisc:qdisc_enqueue (5.x), qdisc:qdisc_dequeue (5.x), qdisc:qdisc_destroy
- * (6.x, attached raw for its struct Qdisc * argument).
+ * Tracepoints, all attached raw: qdisc:qdisc_enqueue (5.x; args struct Qdisc *, const
+ * struct netdev_queue *, struct sk_buff *), qdisc:qdisc_dequeue (5.x; args struct Qdisc *,
+ * const struct netdev_queue *, int packets, struct sk_buff *), qdisc:qdisc_destroy (6.x;
+ * struct Qdisc *). Handle, parent and the interface index (of txq->dev, as the formats
+ * report them) are read at BTF offsets, only when a CPU first sees a qdisc. Raw, because a
+ * perf-event tracepoint program is skipped whenever another kprobe or tracepoint program
+ * runs on the CPU; a raw one only when it nests in itself.
  * qdisc_enqueue fires only on successful enqueues; packets dropped at enqueue show up in
  * skb:kfree_skb with a QDISC_* reason (drops unit) and in the qdisc's own qstats, which
  * are copied here at each dequeue. Per packet: one per-CPU hash lookup and an increment.
@@ -43,7 +48,7 @@ struct gew_rec_qgone {
 
 BPF_PERCPU_HASH(gew_qdiscs, u64, struct gew_qstat, GEW_MAX_QDISCS);
 
-static __always_inline struct gew_qstat *gew_qdisc(void *q, s32 ifindex, u32 handle, u32 parent)
+static __always_inline struct gew_qstat *gew_qdisc(void *q, void *txq)
 {
     u64 key = (u64)q;
     struct gew_qstat *v = gew_qdiscs.lookup(&key);
@@ -52,9 +57,14 @@ static __always_inline struct gew_qstat *gew_qdisc(void *q, s32 ifindex, u32 han
     /* first sight on this CPU: per-CPU maps give other CPUs a zeroed copy */
     struct gew_qstat n = {};
     n.init = 1;
-    n.ifindex = ifindex;
-    n.handle = handle;
-    n.parent = parent;
+    void *txdev = 0;
+    if (txq)
+        bpf_probe_read_kernel(&txdev, sizeof(txdev), txq + GEW_OFF_NETDEV_QUEUE_DEV);
+    if (txdev)
+        bpf_probe_read_kernel(&n.ifindex, sizeof(n.ifindex), txdev + GEW_OFF_NETDEV_IFINDEX);
+    bpf_probe_read_kernel(&n.handle, sizeof(n.handle), q + GEW_OFF_QDISC_HANDLE);
+    bpf_probe_read_kernel(&n.parent, sizeof(n.parent), q + GEW_OFF_QDISC_PARENT);
+    s32 ifindex = n.ifindex;
     void *dq = 0, *dev = 0, *ops = 0;
     bpf_probe_read_kernel(&dq, sizeof(dq), q + GEW_OFF_QDISC_DEV_QUEUE);
     if (dq)
@@ -82,25 +92,26 @@ static __always_inline struct gew_qstat *gew_qdisc(void *q, s32 ifindex, u32 han
     return gew_qdiscs.lookup(&key);
 }
 
-int gew_qdisc_enqueue(struct tracepoint__qdisc__qdisc_enqueue *args)
+int gew_qdisc_enqueue(struct bpf_raw_tracepoint_args *ctx)
 {
-    struct gew_qstat *v = gew_qdisc(args->qdisc, args->ifindex, args->handle, args->parent);
+    struct gew_qstat *v = gew_qdisc((void *)ctx->args[0], (void *)ctx->args[1]);
     if (!v || !v->in_scope)
         return 0;
     v->enqueued += 1;
     return 0;
 }
 
-int gew_qdisc_dequeue(struct tracepoint__qdisc__qdisc_dequeue *args)
+int gew_qdisc_dequeue(struct bpf_raw_tracepoint_args *ctx)
 {
-    if (!args->skbaddr)
+    void *q = (void *)ctx->args[0];
+    if (!ctx->args[3])     /* no skb: nothing dequeued */
         return 0;
-    struct gew_qstat *v = gew_qdisc(args->qdisc, args->ifindex, args->handle, args->parent);
+    struct gew_qstat *v = gew_qdisc(q, (void *)ctx->args[1]);
     if (!v || !v->in_scope)
         return 0;
-    v->dequeued += args->packets;
+    v->dequeued += (s32)ctx->args[2];
     v->last_ns = bpf_ktime_get_ns();
-    bpf_probe_read_kernel(&v->qlen, 20, (void *)args->qdisc + GEW_OFF_QDISC_QSTATS);
+    bpf_probe_read_kernel(&v->qlen, 20, q + GEW_OFF_QDISC_QSTATS);
     return 0;
 }
 

@@ -154,8 +154,9 @@ def test_neighbour_resolution_is_reported(net, col):
 
 def test_qdisc_summary_and_qdisc_drops(net, col):
     port = 20406
-    in_ns(net.a, "tc", "qdisc", "add", "dev", net.veth_a, "root", "tbf", "rate", "1mbit", "burst", "3000",
-          "limit", "3000")
+    in_ns(net.a, "tc", "qdisc", "add", "dev", net.veth_a, "root", "handle", "7e:", "tbf", "rate", "1mbit",
+          "burst", "3000", "limit", "3000")
+    ifindex = int(in_ns(net.a, "cat", f"/sys/class/net/{net.veth_a}/ifindex").stdout)
     try:
         _udp_send(net.a, net.ip_b, port, n=200, size=1000)
 
@@ -164,7 +165,9 @@ def test_qdisc_summary_and_qdisc_drops(net, col):
         assert col.poll_until(lambda evs: sum(q.dropped for q in summaries(evs)) > 0
                               and sum(q.dequeued for q in summaries(evs)) > 0, timeout=6)
         q = summaries(col.events)
-        assert q[0].kind == "tbf" and q[0].netns == net.inode_a and q[0].ifindex > 0
+        assert q[0].kind == "tbf" and q[0].netns == net.inode_a and q[0].ifindex == ifindex
+        # handle and parent read from struct Qdisc: 7e: as given, parent TC_H_ROOT
+        assert (q[0].handle, q[0].parent) == (0x7E0000, 0xFFFFFFFF)
         assert sum(x.enqueued for x in q) + sum(x.dropped for x in q) >= 100
         drops = [e.skb_drop for e in of(col.events, "skb_drop", port) if e.skb_drop.reason_name.startswith("QDISC")]
         assert drops, "enqueue-time drops show up in kfree_skb with a QDISC_* reason"

@@ -147,18 +147,21 @@ UNIT = ProbeUnit(
     source="queue.c",
     summary="per-qdisc enqueue/dequeue counters and qstats in the kernel, summarised per window",
     programs=(
-        Program("gew_qdisc_enqueue", "qdisc", "qdisc_enqueue"),
-        Program("gew_qdisc_dequeue", "qdisc", "qdisc_dequeue"),
+        Program("gew_qdisc_enqueue", "qdisc", "qdisc_enqueue", raw=True),
+        Program("gew_qdisc_dequeue", "qdisc", "qdisc_dequeue", raw=True),
         Program("gew_qdisc_destroy", "qdisc", "qdisc_destroy", raw=True),
     ),
+    # all raw: a raw program is skipped only when it nests in itself (see bpf/queue.c)
     tracepoints=(
-        TracepointNeed("qdisc", "qdisc_enqueue", (("qdisc", 8), ("skbaddr", 8), ("ifindex", 4), ("handle", 4),
-                                                  ("parent", 4))),
-        TracepointNeed("qdisc", "qdisc_dequeue", (("qdisc", 8), ("packets", 4), ("skbaddr", 8), ("ifindex", 4),
-                                                  ("handle", 4), ("parent", 4))),
+        TracepointNeed("qdisc", "qdisc_enqueue", raw=True,
+                       raw_args=("struct Qdisc *", "const struct netdev_queue *", "struct sk_buff *")),
+        TracepointNeed("qdisc", "qdisc_dequeue", raw=True,
+                       raw_args=("struct Qdisc *", "const struct netdev_queue *", "int", "struct sk_buff *")),
         TracepointNeed("qdisc", "qdisc_destroy", raw=True, raw_args=("struct Qdisc *",)),
     ),
     btf=(
+        BtfNeed("Qdisc", "handle", "GEW_OFF_QDISC_HANDLE"),
+        BtfNeed("Qdisc", "parent", "GEW_OFF_QDISC_PARENT"),
         BtfNeed("Qdisc", "dev_queue", "GEW_OFF_QDISC_DEV_QUEUE"),
         BtfNeed("Qdisc", "ops", "GEW_OFF_QDISC_OPS"),
         BtfNeed("Qdisc", "qstats", "GEW_OFF_QDISC_QSTATS"),
