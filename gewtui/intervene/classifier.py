@@ -181,7 +181,9 @@ class DenyClassifier:
         from bcc import BPF  # heavy import kept out of the package import path
 
         flags = [f"-DDENY_EPH_LO={EPHEMERAL_LO}", f"-DDENY_EPH_HI={EPHEMERAL_HI}", *cflags]
-        self._bpf = BPF(src_file=(source or str(bpf_source(SOURCE))).encode(), cflags=flags)
+        from gewtui.kernel.build import load_bpf  # closes what a refused load leaves open
+
+        self._bpf = load_bpf(src_file=(source or str(bpf_source(SOURCE))).encode(), cflags=flags)
         self._fn = self._bpf.load_func(PROGRAM_NAME.encode(), BPF.SCHED_CLS)
         self._map = self._bpf[MAP_NAME.encode()]
         self._cfg = self._bpf[b"deny_cfg"]

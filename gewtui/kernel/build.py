@@ -6,7 +6,9 @@ Pure Python; the only kernel facts read are tracefs formats and /sys/kernel/btf/
 """
 from __future__ import annotations
 
-from typing import Iterable
+import contextlib
+import os
+from typing import Any, Iterable
 
 from gewtui.kernel.btf import BTF, BTFError, load_vmlinux
 from gewtui.kernel.probes import UNITS, tcp_events
@@ -98,3 +100,30 @@ def offset_flags(units: Iterable[ProbeUnit], btf: BTF) -> list[str]:
 
 def tunable_flags(**values: int) -> list[str]:
     return [f"-D{k}={int(v)}" for k, v in values.items()]
+
+
+def load_bpf(**kw: Any) -> Any:
+    """``bcc.BPF(**kw)``, without its leak: when the kernel refuses a map while bcc loads a
+    module (too large, no memory, not permitted), bcc raises but keeps the descriptors of
+    the maps it already made. They are closed here, so a process that lives on (gew-tui,
+    a drop refused mid-session) holds nothing of the failed load."""
+    from bcc import BPF  # heavy; only when loading
+
+    before = _bpf_fds()
+    try:
+        return BPF(**kw)
+    except BaseException:
+        for fd in _bpf_fds() - before:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+
+
+def _bpf_fds() -> set[int]:
+    """This process's file descriptors for BPF maps, programs and links."""
+    out = set()
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError, ValueError):
+            if os.readlink(f"/proc/self/fd/{name}").startswith("anon_inode:bpf"):
+                out.add(int(name))
+    return out

@@ -205,10 +205,9 @@ class KernelPlane:
         except BTFError as e:
             raise CapabilityError(f"struct offsets unavailable: {e}") from None
         text = build.source(ok)
-        from bcc import BPF  # heavy; only when staging
-
         try:
-            self.bpf = BPF(text=text.encode(), cflags=cflags)
+            # build.load_bpf: bcc itself would keep the maps of a load the kernel refused
+            self.bpf = build.load_bpf(text=text.encode(), cflags=cflags)
         except Exception as e:
             raise SessionError(f"compiling the probes failed: {str(e).splitlines()[0]} "
                                "(compiler output above)") from None
