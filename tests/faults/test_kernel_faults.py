@@ -392,12 +392,15 @@ def _obj_id(path: str) -> int:
         os.close(fd)
 
 
-def bpffs_foreign_snapshot() -> dict[str, int]:
-    """Every pin in bpffs outside gew's own tree, with the id of the object it holds."""
+def bpffs_foreign_snapshot(*own: str) -> dict[str, int]:
+    """Every pin in bpffs outside gew's own tree, with the id of the object it holds. Test
+    pins (gewt-*) come and go while other suites run: only those under ``own`` count."""
+    mine = {p.split("/")[4] for p in own}                # /sys/fs/bpf/<top>/...
     out = {}
     for d, dirs, files in os.walk("/sys/fs/bpf"):
         if d == "/sys/fs/bpf":
-            dirs[:] = [x for x in dirs if x != "gewyvern"]
+            dirs[:] = [x for x in dirs if x != "gewyvern" and (not x.startswith("gewt-") or x in mine)]
+            files = [f for f in files if not f.startswith("gewt-") or f in mine]
         for f in files:
             path = os.path.join(d, f)
             with contextlib.suppress(OSError):
@@ -448,13 +451,13 @@ def test_case04_coexistence_foreign_tracepoint_clsact_filters_and_pins_through_s
     subprocess.run(["tc", "-n", pair.a, "filter", "add", "dev", pair.a_if, "egress", "prio", "5", "protocol",
                     "ip", "u32", "match", "ip", "dst", "192.0.2.1/32"], check=True)
     base_tc = {ns: (tc_filters(ns, "veth0"), tc_qdiscs(ns, "veth0")) for ns in (pair.a, pair.b)}
-    base_pins = bpffs_foreign_snapshot()
+    base_pins = bpffs_foreign_snapshot(count_pin, foreign_pin)
     assert count_pin in base_pins and foreign_pin in base_pins
 
     def foreign_unchanged(when: str) -> None:
         assert {ns: (tc_filters(ns, "veth0"), tc_qdiscs(ns, "veth0")) for ns in base_tc} == base_tc, \
             f"foreign tc objects changed {when}"
-        now = bpffs_foreign_snapshot()
+        now = bpffs_foreign_snapshot(count_pin, foreign_pin)
         assert {k: now.get(k) for k in base_pins} == base_pins, f"foreign pins changed {when}"
         assert _prog_loaded(foreign_prog), f"the foreign tracepoint program is gone {when}"
 
@@ -828,11 +831,11 @@ def test_case15_scoped_interface_deleted_mid_session_is_recorded_and_observation
 
 
 # -- case 1: SIGKILL while observing, then the next start ----------------------------------
-def _bpffs_tree(inst: Instance) -> dict[str, int]:
+def _bpffs_tree(inst: Instance, *own: str) -> dict[str, int]:
     """Every pin outside gew's tree (with its object id) plus every session directory and pin
     under this test's instance (the instance's own two directories stay once made, by design);
     other instances (other tests running meanwhile) are not this test's business."""
-    tree = bpffs_foreign_snapshot()
+    tree = bpffs_foreign_snapshot(*own)
     sessions = os.path.join(inst.bpffs_dir, "sessions")
     for d, _, files in os.walk(inst.bpffs_dir):
         if d.startswith(sessions + "/"):
@@ -855,7 +858,7 @@ def test_case01_sigkill_while_observing_then_next_start_restores_the_baseline(ne
     pair = netns_pair
     assert tc.ensure_clsact("veth0", pair.b)
     tc.add_bpf_filter("veth0", pair.b, "ingress", sched_cls_fd, 7, 7, "gewt_foreign")
-    tc_before, bpffs_before = _all_tc(pair), _bpffs_tree(gew_instance)
+    tc_before, bpffs_before = _all_tc(pair), _bpffs_tree(gew_instance, foreign_pin)
     rec = str(tmp_path / "killed.gewrec")
     p = _apply(gew_instance, [f"netns={pair.a}", f"netns={pair.b}"], rec)
     with _stopped_safe(p):
@@ -878,7 +881,7 @@ def test_case01_sigkill_while_observing_then_next_start_restores_the_baseline(ne
     assert gew_instance.sessions() == []
     assert _gone(set(), maps) == (set(), set()), "a map of the killed session is still loaded"
     assert _all_tc(pair) == tc_before, "tc filter show differs from the pre-session baseline"
-    assert _bpffs_tree(gew_instance) == bpffs_before, "the bpffs listing differs from the pre-session baseline"
+    assert _bpffs_tree(gew_instance, foreign_pin) == bpffs_before, "the bpffs listing differs from the pre-session baseline"
     # the recording: readable up to the kill, then the mark with the unknown-loss window
     recs = _records(rec)
     events = _events(recs)
@@ -894,6 +897,38 @@ def test_case01_sigkill_while_observing_then_next_start_restores_the_baseline(ne
     assert started.ktime_ns < w.unknown_from_ns <= t_kill < w.unknown_to_ns, (started.ktime_ns, w, t_kill)
     assert t_kill - w.unknown_from_ns < 2_000_000_000     # the last heartbeat: at most about a second old
     assert recs[-1].end.how == "gc-after-kill" and not recs[-1].end.stats.observation_complete
+
+
+
+# -- case 3: kernel refusals on the real plane, in a process that lives on -------------------
+# The stand-in plane of tests/faults/test_session_faults.py injects verifier rejection,
+# EPERM, ENOSPC and a missing device at each step; here the real bcc plane fails inside this
+# test's own process, which keeps running: every program and map fd it opened must be closed
+# by the rollback (a process exit would hide a leak).
+@pytest.mark.parametrize("failure", ["verify", "attach", "commit", "ring-buffer-too-large"])
+def test_case03_real_plane_failure_rolls_back_everything_in_a_living_process(lo_ns, gew_instance, foreign_pin,
+                                                                             tmp_path, failure):
+    from gewtui.errors import GewError
+    from gewtui.kernel.live import LiveSession
+
+    held_before = held_bpf_objects(os.getpid())
+    tree_before = _bpffs_tree(gew_instance, foreign_pin)
+    kw = {"ringbuf_pages": 1 << 20} if failure == "ring-buffer-too-large" else {"fault": failure}
+    live = LiveSession([f"netns={lo_ns}"], record=str(tmp_path / "r.gewrec"), instance=gew_instance.instance_id,
+                       **kw)
+    with pytest.raises(GewError) as ei:
+        with live:
+            pass
+    msg = ei.value.message
+    assert "\n" not in msg and "rolled back" in msg, msg
+    if failure == "ring-buffer-too-large":
+        assert "stage failed" in msg
+    else:
+        assert f"{failure} failed" in msg and "injected fault" in msg
+    assert held_bpf_objects(os.getpid()) == held_before, "the rollback left a program or map fd open"
+    assert gew_instance.sessions() == [] and _bpffs_tree(gew_instance, foreign_pin) == tree_before
+    assert not (tmp_path / "r.gewrec").exists()
+    assert os.path.exists(foreign_pin)
 
 
 if __name__ == "__main__" and len(sys.argv) >= 3:
