@@ -391,3 +391,20 @@ def test_idle_time_prepares_a_spare_engine_that_makes_back_a_short_fold():
     assert d._spare[1] == 5997 - 500
     run(ctx, "back 600")                       # beyond the spare: from the start instead
     assert flows_state(d.engine) == fresh_state(events, 5397)
+
+
+def test_the_first_flow_to_emerge_is_selected_until_another_is_picked():
+    d, ctx = make()
+    assert d.selected is None
+    while d.selected is None and d.position < 50:
+        run(ctx, "step")
+    first = d.selected
+    assert first is not None
+    assert d.engine.flow(first).first_event_id == d.cursor_event_id()
+    run(ctx, "goto end")
+    others = [f.flow_id for f in d.engine.flows() if f.flow_id != first]
+    assert others, "the toy scenario has more than one flow"
+    run(ctx, f"flow {others[0]}")
+    assert d.selected == others[0]
+    run(ctx, "step")
+    assert d.selected == others[0]

@@ -205,6 +205,13 @@ class Debugger:
     # ---- folding -----------------------------------------------------------------------
 
     def _touch(self, changes: Sequence[Any]) -> None:
+        if self.selected is None:
+            # Like a debugger's current frame, there is always a flow to talk about once
+            # one exists: the first to emerge, until a breakpoint or 'flow N' picks another.
+            for c in changes:
+                if c.kind == "emerge" and c.flow_id:
+                    self.selected = c.flow_id
+                    break
         if self.dirty is not None:
             for c in changes:
                 if c.flow_id:

@@ -79,9 +79,12 @@ class ReasonInspector(Vertical):
         root = view.detail.chain if view.detail is not None else None
         if root == self._root and view.selected == self._flow:
             return
+        same_flow = view.selected == self._flow
         self._root, self._flow = root, view.selected
         tree = self.tree
-        open_ids = {n.data.node_id for n in _walk(tree.root) if n.data and n.is_expanded}
+        # What was expanded is kept for the same flow; another flow opens fully expanded.
+        open_ids = {n.data.node_id for n in _walk(tree.root)
+                    if n.data and n.is_expanded} if same_flow else set()
         cursor_id = tree.cursor_node.data.node_id if tree.cursor_node and tree.cursor_node.data else None
         tree.clear()
         if root is None:
