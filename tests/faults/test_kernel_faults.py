@@ -832,14 +832,12 @@ def test_case15_scoped_interface_deleted_mid_session_is_recorded_and_observation
 
 # -- case 1: SIGKILL while observing, then the next start ----------------------------------
 def _bpffs_tree(inst: Instance, *own: str) -> dict[str, int]:
-    """Every pin outside gew's tree (with its object id) plus every session directory and pin
-    under this test's instance (the instance's own two directories stay once made, by design);
-    other instances (other tests running meanwhile) are not this test's business."""
+    """Every pin outside gew's tree (with its object id), plus every directory and pin under
+    this test's instance; other instances (other tests running meanwhile) are not this
+    test's business."""
     tree = bpffs_foreign_snapshot(*own)
-    sessions = os.path.join(inst.bpffs_dir, "sessions")
     for d, _, files in os.walk(inst.bpffs_dir):
-        if d.startswith(sessions + "/"):
-            tree[d] = 0
+        tree[d] = 0
         for f in files:
             tree[os.path.join(d, f)] = 0
     return tree
