@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 venv: host $(STAMP)
 
 demo: venv
-	$(VENV)/bin/gew-tui --lab $(SCENARIO)
+	$(VENV)/bin/gew-tui --lab $(SCENARIO) --allow-intervention
 
 test: venv
 	$(PY) -m pytest -q
