@@ -8,8 +8,12 @@ runs beside a baseline taken in the same run, and the load average is printed wi
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import platform
+import re
 import secrets
+import struct
 import shutil
 import statistics
 import subprocess
@@ -107,6 +111,66 @@ def scratch_netns(tag: str) -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def veth_pair(tag: str, subnet: int) -> Iterator[tuple[str, str, str, str]]:
+    """Namespaces gewt-<tag><rand>-a/-b joined by a veth pair with 10.77.<subnet>.1/.2;
+    yields (a, b, a's interface, b's address). Both namespaces are deleted on every path
+    (which also removes the pair)."""
+    tag = f"{tag[:3]}{secrets.token_hex(2)}"
+    a, b, dev_a, dev_b = f"gewt-{tag}-a", f"gewt-{tag}-b", f"gewt{tag}a", f"gewt{tag}b"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    try:
+        for ns in (a, b):
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+        ip("link", "add", dev_a, "netns", a, "type", "veth", "peer", "name", dev_b, "netns", b)
+        for ns, dev, host in ((a, dev_a, 1), (b, dev_b, 2)):
+            ip("-n", ns, "addr", "add", f"10.77.{subnet}.{host}/24", "dev", dev)
+            ip("-n", ns, "link", "set", dev, "up")
+        yield a, b, dev_a, f"10.77.{subnet}.2"
+    finally:
+        for ns in (a, b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def bpf_ids_of(pid: int) -> dict[str, set[int]]:
+    """{"prog": ids, "map": ids} of the BPF objects a process holds file descriptors to."""
+    out: dict[str, set[int]] = {"prog": set(), "map": set()}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for kind in ("prog", "map"):
+            m = re.search(rf"^{kind}_id:\s*(\d+)", text, re.M)
+            if m:
+                out[kind].add(int(m.group(1)))
+    return out
+
+
+def bpf_id_exists(kind: str, obj_id: int) -> bool:
+    """Whether the kernel still holds BPF program/map ``obj_id`` (BPF_*_GET_FD_BY_ID)."""
+    cmd = {"prog": 13, "map": 14}[kind]
+    attr = ctypes.create_string_buffer(struct.pack("=I", obj_id), 16)
+    fd = _libc.syscall(ctypes.c_long(_SYS_BPF), ctypes.c_int(cmd), attr, ctypes.c_uint(16))
+    if fd >= 0:
+        os.close(fd)
+        return True
+    return False
 
 
 def end(p: subprocess.Popen, timeout: float = 10.0) -> None:

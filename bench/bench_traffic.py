@@ -18,18 +18,15 @@ program statistics, BPF_ENABLE_STATS, on while the session is open) over the run
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import build_c, end, load, log, med, require_root, spread, table  # noqa: E402
+from _util import build_c, end, load, log, med, require_root, spread, table, veth_pair  # noqa: E402
 
 PORT = 21080
 SIZE = 64
@@ -40,27 +37,6 @@ NICE = -10
 # run the same way; the session itself stays in the fair class (nice NICE).
 RT_PRIO = "10"
 TARGET_RR, TARGET_BULK, TARGET_NS = 0.95, 0.97, 300
-
-
-@contextlib.contextmanager
-def veth_pair() -> Iterator[tuple[str, str, str]]:
-    """Namespaces gewt-trf<rand>-a/-b joined by a veth pair; yields (a, b, server address).
-    Both namespaces are deleted on every path (which also removes the veth pair)."""
-    tag = f"trf{secrets.token_hex(2)}"
-    a, b = f"gewt-{tag}-a", f"gewt-{tag}-b"
-    ip = lambda *args: subprocess.run(["ip", *args], check=True, capture_output=True)  # noqa: E731
-    try:
-        for ns in (a, b):
-            ip("netns", "add", ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-        ip("link", "add", f"gewt{tag}a", "netns", a, "type", "veth", "peer", "name", f"gewt{tag}b", "netns", b)
-        for ns, dev, addr in ((a, f"gewt{tag}a", "10.77.241.1/24"), (b, f"gewt{tag}b", "10.77.241.2/24")):
-            ip("-n", ns, "addr", "add", addr, "dev", dev)
-            ip("-n", ns, "link", "set", dev, "up")
-        yield a, b, "10.77.241.2"
-    finally:
-        for ns in (a, b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 class Bench:
@@ -130,7 +106,7 @@ def main(argv: list[str]) -> int:
     require_root("Per-packet cost on traffic")
     load_start = load()
     os.setpriority(os.PRIO_PROCESS, 0, NICE)
-    with tempfile.TemporaryDirectory(prefix="gew-bench-") as tmp, veth_pair() as (a, b, server):
+    with tempfile.TemporaryDirectory(prefix="gew-bench-") as tmp, veth_pair("trf", 241) as (a, b, _dev, server):
         tcpload = build_c("tcpload.c", tmp)
         srv = subprocess.Popen(["ip", "netns", "exec", b, "chrt", "-f", RT_PRIO, "taskset", "-c", "1", tcpload,
                                 "serve", str(PORT)],
