@@ -28,7 +28,7 @@ def test_missing_tracepoint_disables_only_its_probes(tmp_path):
     tf = _tracefs_without(tmp_path, "tcp/tcp_probe")
     report = capability_report(tracefs=tf)
     by = {c.name: c for c in report.capabilities}
-    cap = by["tracepoint:tcp:tcp_probe"]
+    cap = by["raw_tracepoint:tcp:tcp_probe"]
     assert cap.state == session_pb2.NOT_SUPPORTED and "does not exist" in cap.reason
     ok, skipped = runnable(UNITS, report)
     assert set(skipped) == {"tcp_probe"}

@@ -216,6 +216,39 @@ class BTF:
             raise BTFError(f"{struct_name}.{path} is a bitfield")
         return Resolved(bits // 8, self.size_of(tid), tid)
 
+    def bitfield(self, struct_name: str, path: str) -> tuple[int, int, int]:
+        """(byte offset, bit shift in that byte, width in bits) of a bitfield member that
+        lies within one byte, e.g. ``inet_connection_sock.icsk_ca_state``: the probe reads
+        the byte and shifts and masks (little-endian bit numbering, as on x86/arm64)."""
+        head, _, last = path.rpartition(".")
+        tid = self.find(STRUCT, struct_name)
+        base = self.member(struct_name, head).offset * 8 if head else 0
+        if head:
+            tid = self.member(struct_name, head).type_id
+        hit = self._find_bitfield(tid, last, 0)
+        if hit is None:
+            raise BTFError(f"struct {struct_name} has no member {path}")
+        bits, width = hit
+        bits += base
+        if width == 0 or (bits % 8) + width > 8:
+            raise BTFError(f"{struct_name}.{path} is not a bitfield within one byte "
+                           f"(bit {bits}, {width} bits)")
+        return bits // 8, bits % 8, width
+
+    def _find_bitfield(self, tid: int, name: str, base: int) -> tuple[int, int] | None:
+        t = self.types[self.strip(tid)]
+        if t is None or t.kind not in (STRUCT, UNION):
+            return None
+        for m in t.members:
+            if m.name == name:
+                return base + m.bit_offset, m.bitfield_size
+        for m in t.members:
+            if not m.name:
+                hit = self._find_bitfield(m.type_id, name, base + m.bit_offset)
+                if hit is not None:
+                    return hit
+        return None
+
     def has_func(self, name: str) -> bool:
         return (FUNC, name) in self._by_name
 

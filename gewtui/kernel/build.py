@@ -84,7 +84,8 @@ def source(units: Iterable[ProbeUnit]) -> str:
 
 
 def offset_flags(units: Iterable[ProbeUnit], btf: BTF) -> list[str]:
-    """-D flags with the byte offset of every struct member the units read."""
+    """-D flags with the byte offset of every struct member the units read, and the
+    units' other BTF-derived constants (bitfield positions)."""
     flags: dict[str, int] = {}
     needs = list(CORE_BTF)
     for u in units:
@@ -95,6 +96,9 @@ def offset_flags(units: Iterable[ProbeUnit], btf: BTF) -> list[str]:
         if prev is not None and prev != off:
             raise BTFError(f"{n.define} resolves to {prev} and {off}")
         flags[n.define] = off
+    for u in units:
+        if u.btf_flags is not None:
+            flags.update(u.btf_flags(btf))
     return [f"-D{k}={v}" for k, v in sorted(flags.items())]
 
 

@@ -186,6 +186,9 @@ class ProbeUnit:
     depends: tuple[str, ...] = ()
     # checks this unit makes beyond its needs (a layout the C copies in one read, ...)
     self_check: Callable[[object], str | None] | None = None
+    # -D constants beyond member offsets (bitfield positions, ...), from BTF; raises
+    # BTFError when the kernel lacks what they describe (self_check should say so first)
+    btf_flags: Callable[[object], dict[str, int]] | None = None
 
     @property
     def needs(self) -> Needs:

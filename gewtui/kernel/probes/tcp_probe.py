@@ -15,7 +15,7 @@ from typing import Iterable
 
 from gewtui.kernel.probes.base import HDR, SOCK, Header, Program, ProbeUnit, SockSnapshot, parse_sock
 from gewtui.pb import events_pb2
-from gewtui.runtime.capabilities import TracepointNeed
+from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
 PROBE_ID = 3
 K_PROBE_ZW = 7
@@ -95,17 +95,46 @@ def periodic(dec, table_items: Iterable[tuple[int, bytes]]) -> list[events_pb2.E
     return out
 
 
+def ca_state_flags(btf) -> dict[str, int]:
+    """Where icsk_ca_state (a bitfield, so not a plain offset) lies in struct tcp_sock:
+    bpf/tcp_probe.c reads its byte to compute tcp_current_ssthresh() as the format did."""
+    byte, shift, bits = btf.bitfield("tcp_sock", "inet_conn.icsk_ca_state")
+    return {"GEW_ICSK_CA_STATE_BYTE": byte, "GEW_ICSK_CA_STATE_SHIFT": shift,
+            "GEW_ICSK_CA_STATE_BITS": bits}
+
+
+def check_ca_state(btf) -> str | None:
+    try:
+        ca_state_flags(btf)
+    except Exception as e:
+        return f"tcp_sock icsk_ca_state: {e}"
+    return None
+
+
 UNIT = ProbeUnit(
     name="tcp_probe",
     probe_id=PROBE_ID,
     source="tcp_probe.c",
     summary="per-segment counters per socket in the kernel; summaries, zero-window edges",
-    programs=(Program("gew_tcp_probe", "tcp", "tcp_probe"),),
+    programs=(Program("gew_tcp_probe", "tcp", "tcp_probe", raw=True),),
+    # raw: a raw program is skipped only when it nests in itself (see bpf/tcp_probe.c); what
+    # the format computed comes from struct tcp_sock and sk_buff at BTF offsets
     tracepoints=(
-        TracepointNeed("tcp", "tcp_probe", (
-            ("saddr", 28), ("daddr", 28), ("data_len", 2), ("snd_cwnd", 4), ("ssthresh", 4),
-            ("snd_wnd", 4), ("srtt", 4), ("rcv_wnd", 4), ("sock_cookie", 8), ("skaddr", 8))),
+        TracepointNeed("tcp", "tcp_probe", raw=True, raw_args=("struct sock *", "const struct sk_buff *")),
+    ),
+    btf=(
+        BtfNeed("tcp_sock", "snd_cwnd", "GEW_OFF_TCP_SND_CWND"),
+        BtfNeed("tcp_sock", "snd_ssthresh", "GEW_OFF_TCP_SND_SSTHRESH"),
+        BtfNeed("tcp_sock", "snd_wnd", "GEW_OFF_TCP_SND_WND"),
+        BtfNeed("tcp_sock", "rcv_wnd", "GEW_OFF_TCP_RCV_WND"),
+        BtfNeed("tcp_sock", "srtt_us", "GEW_OFF_TCP_SRTT_US"),
+        BtfNeed("sock", "__sk_common.skc_cookie", "GEW_OFF_SOCK_COOKIE"),
+        BtfNeed("sk_buff", "len", "GEW_OFF_SKB_LEN"),
+        BtfNeed("sk_buff", "head", "GEW_OFF_SKB_HEAD"),
+        BtfNeed("sk_buff", "transport_header", "GEW_OFF_SKB_TRANSPORT_HEADER"),
     ),
     decoders={K_PROBE_ZW: (HDR.size + ZW.size, decode_zero_window)},
     depends=("irqctx", "tcp_state"),
+    self_check=check_ca_state,
+    btf_flags=ca_state_flags,
 )

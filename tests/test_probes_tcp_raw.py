@@ -1,0 +1,170 @@
+"""tcp_probe attaches raw and reads struct tcp_sock / sk_buff at BTF offsets: every value it
+keeps must equal what the tcp:tcp_probe format reports for the same segments.
+
+The reference is the kernel's own ftrace event, enabled in a private tracefs instance
+(gewt-<hex>) at the same time as the plane, filtered on the test's port: for each socket,
+the number of events equals the summaries' segments, the sum of data_len their bytes, and
+the last event's snd_cwnd/ssthresh/snd_wnd/rcv_wnd/srtt the socket's last values. netem
+drops on the path put the sender through recovery, so tcp_current_ssthresh()'s two cases
+both occur."""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+from tests.probes_support import Collector, entered, in_ns, of, require_root, veth_pair
+
+pytestmark = [pytest.mark.root]
+
+TRACEFS = Path("/sys/kernel/tracing")
+LINE = re.compile(r"tcp_probe: family=\S+ src=(?P<src>\S+) dest=(?P<dst>\S+) .*?data_len=(?P<data_len>\d+) "
+                  r".*?snd_cwnd=(?P<snd_cwnd>\d+) ssthresh=(?P<ssthresh>\d+) snd_wnd=(?P<snd_wnd>\d+) "
+                  r"srtt=(?P<srtt>\d+) rcv_wnd=(?P<rcv_wnd>\d+) sock_cookie=(?P<cookie>[0-9a-f]+)")
+
+
+@contextmanager
+def ftrace_tcp_probe(port: int) -> Iterator[Path]:
+    """A tracefs instance with tcp:tcp_probe enabled for ``port``; removed afterwards."""
+    inst = TRACEFS / "instances" / f"gewt-{secrets.token_hex(3)}"
+    inst.mkdir()
+    try:
+        (inst / "buffer_size_kb").write_text("8192")
+        ev = inst / "events" / "tcp" / "tcp_probe"
+        (ev / "filter").write_text(f"sport == {port} || dport == {port}")
+        (ev / "enable").write_text("1")
+        yield inst
+    finally:
+        with open(inst / "events" / "tcp" / "tcp_probe" / "enable", "w") as f:
+            f.write("0")
+        os.rmdir(inst)
+
+
+def _port(sockaddr: str) -> int:
+    return int(sockaddr.rsplit(":", 1)[1])
+
+
+def test_raw_tcp_probe_matches_the_tracepoint_format():
+    require_root()
+    port = 20501
+    with veth_pair("raw", 45) as net:
+        # every 10th packet to the server dropped (nftables, in the server's namespace, removed
+        # with it): the client's sender goes through recovery
+        in_ns(net.b, "nft", "add table inet gewt; add chain inet gewt in { type filter hook input priority 0; }; "
+              f"add rule inet gewt in tcp dport {port} numgen inc mod 10 == 5 drop")
+        events: list = []
+        plane = KernelPlane(["tcp_probe"], PlaneConfig(summary_interval_ms=20), on_event=events.append)
+        try:
+            plane.stage()
+            plane.verify()
+            plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
+            plane.attach()
+            col = Collector(plane, events)
+            with ftrace_tcp_probe(port) as inst:
+                # traffic in a thread while the plane summarises every 20 ms: many windows
+                errors: list = []
+                t = threading.Thread(target=_bulk, args=(net, port, errors))
+                t.start()
+                while t.is_alive():
+                    plane.poll(10)
+                t.join()
+                assert not errors, errors
+                assert col.poll_until(lambda evs: sum(e.tcp_probe.final for e in of(evs, "tcp_probe", port)) == 2)
+                trace = (inst / "trace").read_text()
+                overrun = sum(int(re.search(r"overrun: (\d+)", (d / "stats").read_text()).group(1))
+                              for d in (inst / "per_cpu").iterdir())
+            misses = {fn: s.recursion_misses for fn, s in plane.program_stats().items()}
+        finally:
+            plane.close()
+    assert overrun == 0, "the reference trace lost events"
+    assert misses["gew_tcp_probe"] == 0, misses
+    lines = [m.groupdict() for m in LINE.finditer(trace)]
+    assert len(lines) > 20   # GRO on veth: one event per aggregate
+    compared = {"server": 0, "client": 0}
+    for side in ("server", "client"):
+        mine = [ln for ln in lines if (_port(ln["src"]) == port) == (side == "server")]
+        summ = [e.tcp_probe for e in of(events, "tcp_probe", port)
+                if (e.tcp_probe.tuple.sport == port) == (side == "server")]
+        assert mine and summ, side
+        last = mine[-1]
+        assert sum(s.segments for s in summ) == len(mine), side
+        assert sum(s.bytes for s in summ) == sum(int(ln["data_len"]) for ln in mine), side
+        assert sum(1 for s in summ if s.final) == 1 and summ[-1].final
+        # each summary holds the values of the segment that ended its window: after n
+        # segments in all, the n-th event's
+        n = 0
+        for got in summ:
+            n += got.segments
+            if not got.segments:
+                continue
+            ln, upto = mine[n - 1], mine[:n]
+            assert (got.snd_cwnd, got.ssthresh, got.snd_wnd, got.rcv_wnd, got.srtt_us) == (
+                int(ln["snd_cwnd"]), int(ln["ssthresh"]), int(ln["snd_wnd"]), int(ln["rcv_wnd"]),
+                int(ln["srtt"])), (side, n)
+            assert got.max_srtt_us == max(int(x["srtt"]) for x in upto), (side, n)
+            assert got.min_snd_wnd == min(int(x["snd_wnd"]) for x in upto), (side, n)
+            compared[side] += 1
+        # the cookie is the kernel's (generated by the ftrace event here, read by the probe)
+        assert {s.sock_cookie for s in summ if s.sock_cookie} == {int(last["cookie"], 16)}, side
+    assert compared["server"] >= 2 and compared["client"] >= 2, compared
+    # the sender went through recovery: ssthresh left its initial value somewhere
+    assert any(int(ln["ssthresh"]) < 0x7FFFFFFF for ln in lines)
+
+
+def _bulk(net, port: int, errors: list) -> None:
+    try:
+        _transfer(net, port)
+    except Exception as e:   # reported by the test's thread
+        errors.append(e)
+
+
+def _transfer(net, port: int) -> None:
+    """2 MB from client to server (paced) and 256 kB back, then both close."""
+    with entered(net.b):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((net.ip_b, port))
+    srv.listen(1)
+    with entered(net.a):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.settimeout(20)
+    c.connect((net.ip_b, port))
+    a, _ = srv.accept()
+    a.settimeout(20)
+    up, down = 2_000_000, 256_000
+    got = 0
+
+    def serve():
+        nonlocal got
+        while got < up:
+            chunk = a.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+        a.sendall(b"d" * down)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    for _ in range(up // 100_000):
+        c.sendall(b"u" * 100_000)
+        time.sleep(0.005)
+    back = 0
+    while back < down:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        back += len(chunk)
+    t.join(20)
+    assert (got, back) == (up, down)
+    c.close()
+    a.close()
+    srv.close()
