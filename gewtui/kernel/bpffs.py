@@ -353,8 +353,17 @@ class Instance:
             for entry in self.sessions():
                 if entry.alive or entry.session_id == skip:
                     continue
-                reports.append(self.remove_session(entry.session_id, entry.manifest, log,
-                                                   orphan=True, problem=entry.problem))
+                try:
+                    reports.append(self.remove_session(entry.session_id, entry.manifest, log,
+                                                       orphan=True, problem=entry.problem))
+                except (GewError, OSError) as e:
+                    # One bad entry (a symlink leading out of the instance, an unreadable
+                    # directory) is reported and left; it must not stop the others' cleanup.
+                    rep = CleanupReport(entry.session_id)
+                    rep.errors.append(f"not cleaned: {e.message if isinstance(e, GewError) else e}")
+                    if log is not None:
+                        log(f"session {entry.session_id}: {rep.errors[-1]}")
+                    reports.append(rep)
         return reports
 
 
