@@ -929,6 +929,61 @@ def test_case03_real_plane_failure_rolls_back_everything_in_a_living_process(lo_
     assert os.path.exists(foreign_pin)
 
 
+
+# -- case 6: hostile names and a hostile instance directory ---------------------------------
+# Names are refused before any path is built (tests/faults/test_session_faults.py, tests/
+# test_bpffs.py); here the directories themselves are hostile: session entries that are
+# symlinks leading out of the instance, in /run and in bpffs, next to a real orphan.
+def test_case06_symlinked_session_entries_never_lead_gc_outside_and_never_block_it(lo_ns, gew_instance,
+                                                                                   foreign_pin, tmp_path):
+    import json
+
+    inst = gew_instance
+    rec = str(tmp_path / "orphan.gewrec")
+    p = _apply(inst, [f"netns={lo_ns}"], rec)
+    with _stopped_safe(p):
+        sid = _attached(p)
+        maps = {_obj_id(x) for x in inst.read_manifest(sid).pins}
+        p.kill()
+        p.wait(10)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("not gew's\n")
+    manifest = inst.read_manifest(sid)
+    manifest.session_id, manifest.pins = "0evilrun", [foreign_pin]
+    (outside / "manifest.json").write_text(manifest.to_json())
+    before_outside = {f.name: f.read_bytes() for f in outside.iterdir()}
+    # sorted before the real orphan, so a gc that stops at the first bad entry would leave it
+    os.symlink(outside, os.path.join(inst.run_dir, "sessions", "0evilrun"))
+    os.symlink(os.path.dirname(foreign_pin), os.path.join(inst.bpffs_dir, "sessions", "0evilpin"))
+    try:
+        r = subprocess.run(GEW + ["session", "gc", "--instance", inst.instance_id, "--json"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in r.stderr and r.returncode == 1, r.stdout + r.stderr   # 1: errors reported
+        # nothing outside the instance was touched
+        assert os.path.exists(foreign_pin)
+        assert {f.name: f.read_bytes() for f in outside.iterdir()} == before_outside
+        # the real orphan was cleaned all the same
+        assert not os.path.exists(inst.session_bpffs(sid)) and _gone(set(), maps) == (set(), set())
+        assert sid not in [e.session_id for e in inst.sessions()]
+        errors = {x["session_id"]: x["errors"] for x in json.loads(r.stdout)["removed"]}
+        assert errors[sid] == []
+        for bad in ("0evilrun", "0evilpin"):
+            assert len(errors[bad]) == 1 and "is outside instance" in errors[bad][0]
+        # and the next start of the instance is not blocked by them either
+        r = subprocess.run(GEW + ["session", "apply", "--instance", inst.instance_id, "--scope", f"netns={lo_ns}",
+                                  "--duration", "0.5", "--record", str(tmp_path / "next.gewrec")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "observation complete" in r.stderr, r.stderr
+        assert os.path.exists(foreign_pin)
+        assert {f.name: f.read_bytes() for f in outside.iterdir()} == before_outside
+    finally:
+        for link in (os.path.join(inst.run_dir, "sessions", "0evilrun"),
+                     os.path.join(inst.bpffs_dir, "sessions", "0evilpin")):
+            with contextlib.suppress(OSError):
+                os.unlink(link)
+
+
 if __name__ == "__main__" and len(sys.argv) >= 3:
     if sys.argv[1] == "foreign-tracer":
         _foreign_tracer(sys.argv[2])
