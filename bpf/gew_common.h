@@ -321,6 +321,32 @@ static __always_inline void gew_sock_tuple(void *sk, struct gew_tuple *t)
     }
 }
 
+/* Tuple of a socket as the TCP tracepoints' formats report it (TP_STORE_ADDR_PORTS:
+ * inet_saddr and inet_sport of struct inet_sock, destination from sock_common), for raw
+ * tracepoint programs that get only the socket pointer. Needs GEW_OFF_INET_SADDR and
+ * GEW_OFF_INET_SPORT (base.INET_TUPLE_BTF). */
+#ifdef GEW_OFF_INET_SPORT
+static __always_inline void gew_inet_tuple(void *sk, struct gew_tuple *t)
+{
+    __builtin_memset(t, 0, sizeof(*t));
+    u16 family = 0, sport = 0, dport = 0;
+    bpf_probe_read_kernel(&family, 2, sk + GEW_OFF_SOCK_FAMILY);
+    bpf_probe_read_kernel(&sport, 2, sk + GEW_OFF_INET_SPORT);
+    bpf_probe_read_kernel(&dport, 2, sk + GEW_OFF_SOCK_DPORT);
+    t->family = family;
+    t->sport = bpf_ntohs(sport);
+    t->dport = bpf_ntohs(dport);
+    t->protocol = GEW_IPPROTO_TCP;
+    if (family == GEW_AF_INET6) {
+        bpf_probe_read_kernel(t->saddr, 16, sk + GEW_OFF_SOCK_V6_RCV_SADDR);
+        bpf_probe_read_kernel(t->daddr, 16, sk + GEW_OFF_SOCK_V6_DADDR);
+    } else {
+        bpf_probe_read_kernel(t->saddr, 4, sk + GEW_OFF_INET_SADDR);
+        bpf_probe_read_kernel(t->daddr, 4, sk + GEW_OFF_SOCK_DADDR);
+    }
+}
+#endif
+
 /* Tuple from tracepoint fields in the common TCP layout (v4 and v6 address arrays). */
 static __always_inline void gew_tp_tuple(struct gew_tuple *t, u16 family, u16 sport, u16 dport,
                                          const u8 *s4, const u8 *d4, const u8 *s6, const u8 *d6)

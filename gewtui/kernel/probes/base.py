@@ -62,6 +62,14 @@ CORE_BTF: tuple[BtfNeed, ...] = (
 )
 
 
+# A socket's tuple as the TCP tracepoint formats report it (gew_inet_tuple in gew_common.h):
+# the raw TCP programs read it from struct inet_sock.
+INET_TUPLE_BTF: tuple[BtfNeed, ...] = (
+    _n("inet_sock", "inet_saddr", "GEW_OFF_INET_SADDR"),
+    _n("inet_sock", "inet_sport", "GEW_OFF_INET_SPORT"),
+)
+
+
 class Header(NamedTuple):
     """struct gew_hdr. ``comm`` stays raw bytes until a decoder needs it (``comm_str``):
     most records come from softirq context and carry none."""

@@ -8,9 +8,10 @@ import struct
 from typing import Iterable
 
 from gewtui.kernel.probes import tcp_probe
-from gewtui.kernel.probes.base import HDR, SOCK, TUPLE, Header, Program, ProbeUnit, parse_sock, fill_tuple
+from gewtui.kernel.probes.base import (HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header, Program, ProbeUnit, fill_tuple,
+                                      parse_sock)
 from gewtui.pb import events_pb2
-from gewtui.runtime.capabilities import TracepointNeed
+from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
 PROBE_ID = 1
 K_STATE, K_DESTROY, K_CONG = 1, 2, 3
@@ -76,15 +77,20 @@ UNIT = ProbeUnit(
     source="tcp_state.c",
     summary="TCP state changes, socket destroy (final counters), congestion-state changes",
     programs=(
-        Program("gew_tcp_set_state", "sock", "inet_sock_set_state"),
-        Program("gew_tcp_destroy", "tcp", "tcp_destroy_sock"),
-        Program("gew_tcp_cong", "tcp", "tcp_cong_state_set"),
+        Program("gew_tcp_set_state", "sock", "inet_sock_set_state", raw=True),
+        Program("gew_tcp_destroy", "tcp", "tcp_destroy_sock", raw=True),
+        Program("gew_tcp_cong", "tcp", "tcp_cong_state_set", raw=True),
     ),
+    # raw: a raw program is skipped only when it nests in itself (see bpf/tcp_state.c)
     tracepoints=(
-        TracepointNeed("sock", "inet_sock_set_state",
-                       _TCP_FIELDS + (("oldstate", 4), ("newstate", 4), ("protocol", 2))),
-        TracepointNeed("tcp", "tcp_destroy_sock", _TCP_FIELDS + (("sock_cookie", 8),)),
-        TracepointNeed("tcp", "tcp_cong_state_set", _TCP_FIELDS + (("cong_state", 1),)),
+        TracepointNeed("sock", "inet_sock_set_state", raw=True,
+                       raw_args=("const struct sock *", "const int", "const int")),
+        TracepointNeed("tcp", "tcp_destroy_sock", raw=True, raw_args=("struct sock *",)),
+        TracepointNeed("tcp", "tcp_cong_state_set", raw=True, raw_args=("struct sock *", "const u8")),
+    ),
+    btf=INET_TUPLE_BTF + (
+        BtfNeed("sock", "sk_protocol", "GEW_OFF_SOCK_PROTOCOL"),
+        BtfNeed("sock", "__sk_common.skc_cookie", "GEW_OFF_SOCK_COOKIE"),
     ),
     decoders={
         K_STATE: (HDR.size + STATE.size, decode_state),
