@@ -420,8 +420,8 @@ class KernelPlane:
             self._lost_event(now, d, "decode", "")
         seen["decode"] = self.decoder.decode_errors
         for u in self._units:
-            if u.name == "irqctx":
-                continue   # a skipped context flag update coincides with skipped probes (see docs)
+            # irqctx too: its raw programs cannot be skipped by another unit's, so a miss
+            # there would leave the context flag wrong for records that were produced
             for p in u.programs:
                 fd = self._prog_fds.get(p.fn)
                 if fd is None:
@@ -475,8 +475,7 @@ class KernelPlane:
                 ps = prog_stats(fd)
                 s.bpf_run_time_ns += ps.run_time_ns
                 s.bpf_run_count += ps.run_cnt
-                if u.name != "irqctx":
-                    s.recursion_misses += ps.recursion_misses
+                s.recursion_misses += ps.recursion_misses
         reasons = []
         if s.lost:
             reasons.append(f"{s.lost} records lost (ring buffer full)")
