@@ -347,42 +347,6 @@ static __always_inline void gew_inet_tuple(void *sk, struct gew_tuple *t)
 }
 #endif
 
-/* Tuple from tracepoint fields in the common TCP layout (v4 and v6 address arrays). */
-static __always_inline void gew_tp_tuple(struct gew_tuple *t, u16 family, u16 sport, u16 dport,
-                                         const u8 *s4, const u8 *d4, const u8 *s6, const u8 *d6)
-{
-    __builtin_memset(t, 0, sizeof(*t));
-    t->family = family;
-    t->sport = sport;
-    t->dport = dport;
-    t->protocol = GEW_IPPROTO_TCP;
-    if (family == GEW_AF_INET6) {
-        __builtin_memcpy(t->saddr, s6, 16);
-        __builtin_memcpy(t->daddr, d6, 16);
-    } else {
-        __builtin_memcpy(t->saddr, s4, 4);
-        __builtin_memcpy(t->daddr, d4, 4);
-    }
-}
-
-/* Tuple from two struct sockaddr_in/_in6 images (28-byte tracepoint fields). */
-static __always_inline void gew_sa_tuple(struct gew_tuple *t, const u8 *src, const u8 *dst)
-{
-    __builtin_memset(t, 0, sizeof(*t));
-    u16 family = *(const u16 *)src;
-    t->family = family;
-    t->protocol = GEW_IPPROTO_TCP;
-    t->sport = bpf_ntohs(*(const u16 *)(src + 2));
-    t->dport = bpf_ntohs(*(const u16 *)(dst + 2));
-    if (family == GEW_AF_INET6) {
-        __builtin_memcpy(t->saddr, src + 8, 16);
-        __builtin_memcpy(t->daddr, dst + 8, 16);
-    } else {
-        __builtin_memcpy(t->saddr, src + 4, 4);
-        __builtin_memcpy(t->daddr, dst + 4, 4);
-    }
-}
-
 /* The in-scope entry of a socket, classifying it on first sight. Returns 0 for sockets
  * out of scope (remembered in the LRU so the next packet costs two lookups, not a
  * classification). ``t`` may be 0: the tuple is then read from the socket. */

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -44,19 +45,20 @@ EVENTS = ("tcp/tcp_probe", "sock/inet_sock_set_state")
 
 
 @contextmanager
-def ftrace_events(port: int) -> Iterator[Path]:
-    """A tracefs instance with EVENTS enabled for ``port``; removed afterwards."""
+def ftrace_events(port: int, events=EVENTS, unfiltered=()) -> Iterator[Path]:
+    """A tracefs instance with ``events`` enabled for ``port`` (and ``unfiltered`` for
+    every port: their formats have no port field); removed afterwards."""
     inst = TRACEFS / "instances" / f"gewt-{secrets.token_hex(3)}"
     inst.mkdir()
     try:
         (inst / "buffer_size_kb").write_text("8192")
-        for name in EVENTS:
-            ev = inst / "events" / name
-            (ev / "filter").write_text(f"sport == {port} || dport == {port}")
-            (ev / "enable").write_text("1")
+        for name in events:
+            (inst / "events" / name / "filter").write_text(f"sport == {port} || dport == {port}")
+        for name in (*events, *unfiltered):
+            (inst / "events" / name / "enable").write_text("1")
         yield inst
     finally:
-        for name in EVENTS:
+        for name in (*events, *unfiltered):
             with open(inst / "events" / name / "enable", "w") as f:
                 f.write("0")
         os.rmdir(inst)
@@ -190,3 +192,95 @@ def _transfer(net, port: int) -> None:
     c.close()
     a.close()
     srv.close()
+
+
+RETRANS_LINE = re.compile(r"tcp_retransmit_skb: .*? sport=(?P<sport>\d+) dport=(?P<dport>\d+) "
+                          r"saddr=(?P<saddr>\S+) daddr=(?P<daddr>\S+) .*? state=TCP_(?P<state>\w+)")
+SEND_RST_LINE = re.compile(r"tcp_send_reset: .*? src=(?P<src>\S+) dest=(?P<dst>\S+) state=(?P<state>\S+) "
+                           r"reason=(?P<reason>\S+)")
+RECV_RST_LINE = re.compile(r"tcp_receive_reset: family=\S+ sport=(?P<sport>\d+) dport=(?P<dport>\d+) "
+                           r"saddr=(?P<saddr>\S+) daddr=(?P<daddr>\S+)")
+
+
+def _ip(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+def test_raw_tcp_events_match_the_tracepoint_formats():
+    """Retransmits, resets sent (for a full socket, and for a packet no socket matched:
+    tuple from the packet, reversed) and resets received, against the formats' events."""
+    require_root()
+    port, closed = 20511, 20512
+    with veth_pair("rst", 46) as net:
+        in_ns(net.b, "nft", "add table inet gewt; add chain inet gewt in { type filter hook input priority 0; }; "
+              f"add rule inet gewt in tcp dport {port} numgen inc mod 4 == 2 drop")
+        events: list = []
+        plane = KernelPlane(["tcp_events"], PlaneConfig(), on_event=events.append)
+        try:
+            plane.stage()
+            plane.verify()
+            plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
+            plane.attach()
+            col = Collector(plane, events)
+            with ftrace_events(port, ("tcp/tcp_retransmit_skb", "tcp/tcp_receive_reset"),
+                               unfiltered=("tcp/tcp_send_reset",)) as inst:
+                _resets_and_retransmits(net, port, closed)
+                col.settle(0.5)
+                trace = (inst / "trace").read_text()
+        finally:
+            plane.close()
+    mine = (port, closed)
+    want_rt = Counter((int(m["sport"]), int(m["dport"]), m["saddr"], m["daddr"], m["state"])
+                      for m in RETRANS_LINE.finditer(trace))
+    got_rt = Counter((r.tuple.sport, r.tuple.dport, _ip(r.tuple.saddr), _ip(r.tuple.daddr),
+                      E.TcpState.Name(r.state)[4:])
+                     for r in (e.retransmit for e in of(events, "retransmit", port)) if not r.synack)
+    assert len(want_rt) >= 1 and got_rt == want_rt
+    want_sent = Counter((m["src"], m["dst"], m["state"], m["reason"]) for m in SEND_RST_LINE.finditer(trace)
+                        if _port(m["src"]) in mine or _port(m["dst"]) in mine)
+    got_sent = Counter((f"{_ip(r.tuple.saddr)}:{r.tuple.sport}", f"{_ip(r.tuple.daddr)}:{r.tuple.dport}",
+                        E.TcpState.Name(r.state) if r.state else "UNKNOWN", r.reason_name)
+                       for r in (e.reset for e in events if e.WhichOneof("body") == "reset")
+                       if r.direction == E.RESET_SENT and ({r.tuple.sport, r.tuple.dport} & set(mine)))
+    # a reset for the closed port (no socket: the packet's tuple reversed) and the abort's
+    assert {k[3] for k in want_sent} >= {"NO_SOCKET"} and len(want_sent) >= 2, want_sent
+    assert got_sent == want_sent
+    want_recv = Counter((int(m["sport"]), int(m["dport"]), m["saddr"], m["daddr"])
+                        for m in RECV_RST_LINE.finditer(trace))
+    got_recv = Counter((r.tuple.sport, r.tuple.dport, _ip(r.tuple.saddr), _ip(r.tuple.daddr))
+                       for r in (e.reset for e in of(events, "reset", port)) if r.direction == E.RESET_RECEIVED)
+    assert len(want_recv) >= 1 and got_recv == want_recv
+
+
+def _resets_and_retransmits(net, port: int, closed: int) -> None:
+    """Paced data over a lossy path (retransmits), then an abort (SO_LINGER 0) by the server;
+    two connects to a port nobody listens on."""
+    with entered(net.b):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((net.ip_b, port))
+    srv.listen(1)
+    with entered(net.a):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect((net.ip_b, port))
+    a, _ = srv.accept()
+    for _ in range(8):
+        c.sendall(b"r" * 1000)
+        time.sleep(0.02)
+    got = 0
+    a.settimeout(10)
+    while got < 8000:
+        got += len(a.recv(65536))
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a.close()
+    time.sleep(0.1)
+    c.close()
+    srv.close()
+    for _ in range(2):
+        with entered(net.a):
+            r = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        r.settimeout(3)
+        with pytest.raises(ConnectionRefusedError):
+            r.connect((net.ip_b, closed))
+        r.close()

@@ -1,19 +1,19 @@
 """tcp_events unit: retransmits (data and SYN-ACK) and resets (sent, received).
 
-Reset reason names come from tcp:tcp_send_reset's format at runtime. The capability
-"tcp_send_reset:reason-enum" states how the format's `enum sk_rst_reason` field is handled
-(bpf/tcp_events.c declares the enum so bcc's generated struct compiles; the field is read
-as the 4-byte value the format describes). Layouts mirror bpf/tcp_events.c.
+All four tracepoints attach raw (see bpf/tcp_events.c). Reset reason names come from
+tcp:tcp_send_reset's format at runtime; the reason itself is the raw `enum sk_rst_reason`
+argument (6.10+), read as the 4-byte value the format describes. The capability
+"tcp_send_reset:reason-enum" states this. Layouts mirror bpf/tcp_events.c.
 """
 from __future__ import annotations
 
 import struct
 from typing import Iterable
 
-from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, fill_tuple
-from gewtui.kernel.probes.tcp_state import _TCP_FIELDS, _state
+from gewtui.kernel.probes.base import HDR, INET_TUPLE_BTF, TUPLE, Header, Program, ProbeUnit, fill_tuple
+from gewtui.kernel.probes.tcp_state import _state
 from gewtui.pb import events_pb2, session_pb2
-from gewtui.runtime.capabilities import TracepointNeed
+from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 from gewtui.runtime.tracefs import FormatError, Tracefs
 
 PROBE_ID = 2
@@ -73,12 +73,18 @@ def reset_enum_capability(tf: Tracefs) -> session_pb2.Capability:
         c.state, c.reason = (session_pb2.SUPPORTED_RISKY,
                              f"'{f.type}' read as 4 bytes, but the format names no reason values")
     else:
-        how = ("enum declared in bpf/tcp_events.c so bcc's generated struct compiles"
-               if f.type.startswith("enum ") else f"field type {f.type}")
+        how = "the raw tracepoint argument read as its 4-byte value"
         c.state = session_pb2.FULLY_SUPPORTED
         c.reason = (f"'{f.type}' (4 bytes): {how}; {len(fmt.symbols['reason'])} reason names "
                     f"read from the format")
     return c
+
+
+def rst_reason_flags(btf) -> dict[str, int]:
+    """GEW_RST_REASON_ARG=1 when tcp_send_reset passes a reason (6.10+): a third argument,
+    an enum of 4 bytes, which the program reads as a u32."""
+    args = btf.raw_tracepoint_args("tcp_send_reset")
+    return {"GEW_RST_REASON_ARG": int(len(args) >= 3 and args[2].endswith("enum sk_rst_reason"))}
 
 
 UNIT = ProbeUnit(
@@ -87,18 +93,30 @@ UNIT = ProbeUnit(
     source="tcp_events.c",
     summary="retransmits (data, SYN-ACK) and resets sent/received, with reset reasons",
     programs=(
-        Program("gew_tcp_retrans", "tcp", "tcp_retransmit_skb"),
-        Program("gew_tcp_retrans_synack", "tcp", "tcp_retransmit_synack"),
-        Program("gew_tcp_send_reset", "tcp", "tcp_send_reset"),
-        Program("gew_tcp_recv_reset", "tcp", "tcp_receive_reset"),
+        Program("gew_tcp_retrans", "tcp", "tcp_retransmit_skb", raw=True),
+        Program("gew_tcp_retrans_synack", "tcp", "tcp_retransmit_synack", raw=True),
+        Program("gew_tcp_send_reset", "tcp", "tcp_send_reset", raw=True),
+        Program("gew_tcp_recv_reset", "tcp", "tcp_receive_reset", raw=True),
     ),
+    # raw: a raw program is skipped only when it nests in itself (see bpf/tcp_events.c)
     tracepoints=(
-        TracepointNeed("tcp", "tcp_retransmit_skb", _TCP_FIELDS + (("state", 4), ("err", 4))),
-        TracepointNeed("tcp", "tcp_retransmit_synack", _TCP_FIELDS + (("req", 8),)),
-        TracepointNeed("tcp", "tcp_send_reset", (("skbaddr", 8), ("skaddr", 8), ("state", 4), ("reason", 4),
-                                                  ("saddr", 28), ("daddr", 28))),
-        TracepointNeed("tcp", "tcp_receive_reset", _TCP_FIELDS + (("sock_cookie", 8),)),
+        TracepointNeed("tcp", "tcp_retransmit_skb", raw=True,
+                       raw_args=("const struct sock *", "const struct sk_buff *", "int")),
+        TracepointNeed("tcp", "tcp_retransmit_synack", raw=True,
+                       raw_args=("const struct sock *", "const struct request_sock *")),
+        # the reason argument (6.10+) is optional: rst_reason_flags
+        TracepointNeed("tcp", "tcp_send_reset", raw=True,
+                       raw_args=("const struct sock *", "const struct sk_buff *")),
+        TracepointNeed("tcp", "tcp_receive_reset", raw=True, raw_args=("struct sock *",)),
     ),
+    btf=INET_TUPLE_BTF + (
+        BtfNeed("sock", "__sk_common.skc_state", "GEW_OFF_SOCK_STATE"),
+        BtfNeed("sock", "__sk_common.skc_cookie", "GEW_OFF_SOCK_COOKIE"),
+        BtfNeed("sk_buff", "head", "GEW_OFF_SKB_HEAD"),
+        BtfNeed("sk_buff", "data", "GEW_OFF_SKB_DATA"),
+        BtfNeed("sk_buff", "network_header", "GEW_OFF_SKB_NETWORK_HEADER"),
+    ),
+    btf_flags=rst_reason_flags,
     extra=("ringbuf", "bcc", "btf", "kernel-headers", "privileges", "tracefs", ENUM_CAPABILITY),
     decoders={
         K_RETRANS: (HDR.size + RETRANS.size, decode_retrans),

@@ -23,9 +23,6 @@ DESTROY = struct.Struct(f"<QQ{SOCK.size}s")
 # after the header: tuple, sk, netns, ca_state, pad[3]
 CONG = struct.Struct(f"<{TUPLE.size}sQIBxxx")
 
-_TCP_FIELDS = (("skaddr", 8), ("sport", 2), ("dport", 2), ("family", 2), ("saddr", 4), ("daddr", 4),
-               ("saddr_v6", 16), ("daddr_v6", 16))
-
 
 _TCP_STATES = frozenset(events_pb2.TcpState.values())
 
