@@ -984,6 +984,63 @@ def test_case06_symlinked_session_entries_never_lead_gc_outside_and_never_block_
                 os.unlink(link)
 
 
+
+# -- case 5: two instances at once, on the real plane ---------------------------------------
+def test_case05_two_instances_orphan_cleanup_never_touches_the_other_live_session(lo_ns, gew_instance, tmp_path):
+    from gewtui.kernel.bpffs import proc_start_time
+    from tests.conftest import drop_instance
+
+    a, b = gew_instance, Instance(gew_instance.instance_id + "b")
+    pb = _apply(b, [f"netns={lo_ns}"], str(tmp_path / "b.gewrec"))
+    pa = _apply(a, [f"netns={lo_ns}"], str(tmp_path / "a.gewrec"))
+    try:
+        with _stopped_safe(pb), _stopped_safe(pa):
+            sid_b, sid_a = _attached(pb), _attached(pa)
+            pa.kill()
+            pa.wait(10)
+            m_b = b.read_manifest(sid_b)
+            b_maps = sorted(_obj_id(x) for x in m_b.pins)
+
+            def b_untouched(when: str) -> None:
+                [entry] = b.sessions()
+                assert entry.alive and entry.session_id == sid_b, when
+                assert sorted(_obj_id(x) for x in m_b.pins) == b_maps, f"B's pins changed {when}"
+                assert pb.poll() is None, f"B died {when}"
+
+            r = subprocess.run(GEW + ["session", "gc", "--instance", a.instance_id], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0 and f"session {sid_a}:" in r.stdout and sid_b not in r.stdout, r.stdout
+            b_untouched("after A's gc")
+            assert _refused_connects(lo_ns, 10) == 10
+            r = subprocess.run(GEW + ["session", "apply", "--instance", a.instance_id, "--scope", f"netns={lo_ns}",
+                                      "--duration", "0.5", "--record", str(tmp_path / "a2.gewrec")],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and sid_b not in r.stderr, r.stderr
+            b_untouched("after A's next start")
+            # B's own gc: its owner is alive (pid and start time match)
+            r = subprocess.run(GEW + ["session", "gc", "--instance", b.instance_id], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60)
+            assert r.stdout.startswith("no orphan sessions"), r.stdout
+            # the same pid with another start time is not the owner: a reused pid
+            forged = b.read_manifest(sid_b)
+            forged.session_id, forged.pins, forged.recording = "forged", [], ""
+            forged.owner_start_time = (proc_start_time(pb.pid) or 0) + 1
+            b.write_manifest(forged)
+            r = subprocess.run(GEW + ["session", "gc", "--instance", b.instance_id], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60)
+            assert "session forged:" in r.stdout and f"session {sid_b}:" not in r.stdout, r.stdout
+            b_untouched("after B's gc of a session with B's pid and another start time")
+            pb.send_signal(signal.SIGTERM)
+            err = _end(pb)
+        assert pb.returncode == 0 and "observation complete" in err, err
+        syn = [e for e in _events(_records(str(tmp_path / "b.gewrec"))) if e.WhichOneof("body") == "tcp_state"
+               and e.tcp_state.new_state == events_pb2.TCP_SYN_SENT and e.tcp_state.tuple.dport == 9]
+        assert len(syn) == 10, "B stopped observing while A was cleaned"
+    finally:
+        drop_instance(b)
+    assert a.sessions() == [] and b.sessions() == []
+
+
 if __name__ == "__main__" and len(sys.argv) >= 3:
     if sys.argv[1] == "foreign-tracer":
         _foreign_tracer(sys.argv[2])
