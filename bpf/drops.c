@@ -1,8 +1,11 @@
 /* drops — packets the kernel dropped, with the kernel's reason, tied to a flow.
  *
- * Tracepoints: skb:kfree_skb (4.x; reason since 5.17, rx_sk since 6.12),
- * sock:sock_rcvqueue_full (3.x; attached raw: its format has no socket, the raw
- * arguments (struct sock *, struct sk_buff *) do).
+ * Tracepoints, attached raw: skb:kfree_skb (4.x; args struct sk_buff *, void *location,
+ * enum skb_drop_reason (5.17+), struct sock *rx_sk (6.12+; GEW_KFREE_RX_SK_ARG says the
+ * kernel passes it)), sock:sock_rcvqueue_full (3.x; struct sock *, struct sk_buff *: its
+ * format has no socket). The protocol the format reported is skb->protocol in host order.
+ * Raw, because a perf-event tracepoint program is skipped whenever another kprobe or
+ * tracepoint program runs on the CPU; a raw one only when it nests in itself.
  * Attribution of a drop, in order: the socket the kernel names (rx_sk, else skb->sk) when
  * it is in the in-scope table (PACKET_ATTRIBUTION_SOCKET); else the packet's own IPv4/IPv6
  * and TCP/UDP headers, found through sk_buff's head/network_header/transport_header
@@ -11,10 +14,9 @@
  */
 #define GEW_PROBE_DROPS 5
 
-/* kfree_skb's format types its reason `enum skb_drop_reason`; mapped to a complete enum
- * of our own for bcc's generated struct (see tcp_events.c). Values come from the format. */
-enum gew_drop_reason { GEW_DROP_REASON_UNUSED = 0 };
-#define skb_drop_reason gew_drop_reason
+#ifndef GEW_KFREE_RX_SK_ARG
+#define GEW_KFREE_RX_SK_ARG 0
+#endif
 #define GEW_K_DROP 9
 #define GEW_K_RCVQ 10
 
@@ -94,10 +96,16 @@ static __always_inline int gew_skb_tuple(void *skb, u16 ethertype, struct gew_tu
     return 1;
 }
 
-int gew_kfree_skb(struct tracepoint__skb__kfree_skb *args)
+int gew_kfree_skb(struct bpf_raw_tracepoint_args *ctx)
 {
-    void *skb = args->skbaddr;
-    void *sk = args->rx_sk;
+    void *skb = (void *)ctx->args[0];
+    void *sk = 0;
+#if GEW_KFREE_RX_SK_ARG
+    sk = (void *)ctx->args[3];
+#endif
+    u16 protocol = 0;
+    bpf_probe_read_kernel(&protocol, sizeof(protocol), skb + GEW_OFF_SKB_PROTOCOL);
+    protocol = bpf_ntohs(protocol);
     if (!sk)
         bpf_probe_read_kernel(&sk, sizeof(sk), skb + GEW_OFF_SKB_SK);
     void *dev = 0;
@@ -115,7 +123,7 @@ int gew_kfree_skb(struct tracepoint__skb__kfree_skb *args)
         netns = s->netns;
         attribution = GEW_ATTR_SOCKET;
     } else {
-        if (gew_skb_tuple(skb, args->protocol, &t))
+        if (gew_skb_tuple(skb, protocol, &t))
             attribution = GEW_ATTR_HEADERS;
         netns = dev ? gew_dev_netns(dev) : gew_sock_netns(sk);
         if (!gew_in_scope(netns, &t, GEW_PROBE_DROPS))
@@ -127,10 +135,10 @@ int gew_kfree_skb(struct tracepoint__skb__kfree_skb *args)
         return 0;
     r->t = t;
     r->sk = (u64)sk;
-    r->location = (u64)args->location;
-    r->reason = (u32)args->reason;
+    r->location = ctx->args[1];
+    r->reason = (u32)ctx->args[2];
     r->netns = netns;
-    r->protocol = args->protocol;
+    r->protocol = protocol;
     r->attribution = attribution;
     r->pad = 0;
     r->ifindex = 0;

@@ -1,5 +1,6 @@
 """drops unit: skb drops with the kernel's reason (names from skb:kfree_skb's format) tied
-to a flow by socket or by the packet's own headers, and receive-queue-full events.
+to a flow by socket or by the packet's own headers, and receive-queue-full events; both
+tracepoints attach raw (bpf/drops.c).
 
 A drop whose reason is TCP_LISTEN_OVERFLOW also yields a ReceiveQueueFull event with
 listen_overflow set: the listener's accept queue was full. Layouts mirror bpf/drops.c.
@@ -68,22 +69,30 @@ def decode_rcvq(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     return (ev,)
 
 
+def rx_sk_flags(btf) -> dict[str, int]:
+    """GEW_KFREE_RX_SK_ARG=1 when kfree_skb passes the receiving socket (6.12+)."""
+    args = btf.raw_tracepoint_args("kfree_skb")
+    return {"GEW_KFREE_RX_SK_ARG": int(len(args) >= 4 and args[3] == "struct sock *")}
+
+
 UNIT = ProbeUnit(
     name="drops",
     probe_id=PROBE_ID,
     source="drops.c",
     summary="skb drops with the kernel's reason, attributed by socket or packet headers; receive queue full",
     programs=(
-        Program("gew_kfree_skb", "skb", "kfree_skb"),
+        Program("gew_kfree_skb", "skb", "kfree_skb", raw=True),
         Program("gew_rcvq_full", "sock", "sock_rcvqueue_full", raw=True),
     ),
     tracepoints=(
-        TracepointNeed("skb", "kfree_skb", (("skbaddr", 8), ("location", 8), ("rx_sk", 8), ("protocol", 2),
-                                            ("reason", 4))),
+        # raw (see bpf/drops.c); rx_sk, the fourth argument (6.12+), is optional: rx_sk_flags
+        TracepointNeed("skb", "kfree_skb", raw=True,
+                       raw_args=("struct sk_buff *", "void *", "enum skb_drop_reason")),
         TracepointNeed("sock", "sock_rcvqueue_full", raw=True,
                        raw_args=("struct sock *", "struct sk_buff *")),
     ),
     btf=(
+        BtfNeed("sk_buff", "protocol", "GEW_OFF_SKB_PROTOCOL"),
         BtfNeed("sk_buff", "head", "GEW_OFF_SKB_HEAD"),
         BtfNeed("sk_buff", "network_header", "GEW_OFF_SKB_NETWORK_HEADER"),
         BtfNeed("sk_buff", "transport_header", "GEW_OFF_SKB_TRANSPORT_HEADER"),
@@ -98,4 +107,5 @@ UNIT = ProbeUnit(
         K_RCVQ: (HDR.size + RCVQ.size, decode_rcvq),
     },
     depends=("irqctx", "tcp_state"),
+    btf_flags=rx_sk_flags,
 )
