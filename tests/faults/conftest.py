@@ -4,13 +4,21 @@ Every test named here is tagged with a marker per case (``case01`` … ``case15`
 case runs alone: ``pytest tests/faults -m case08``. tests/faults/README.md shows the same
 map as a table; tests/faults/test_case_map.py checks that both name only tests that exist
 and that every case has at least one test named after it.
+
+Fixture: ``lo_ns``, a fresh namespace with only lo (nothing in it makes a kernel record
+unless the test does).
 """
 from __future__ import annotations
+
+import secrets
+import subprocess
+from typing import Iterator
 
 import pytest
 
 S, K, I, R, P, Y = ("test_session_faults.py", "test_kernel_faults.py", "test_intervention_faults.py",
                     "test_recording_faults.py", "test_privilege_faults.py", "test_replay_faults.py")
+F, C = "test_flood_faults.py", "test_coexistence_faults.py"
 
 CASES: dict[int, tuple[str, list[str]]] = {
     1: ("SIGKILL while observing, then restart", [
@@ -28,7 +36,7 @@ CASES: dict[int, tuple[str, list[str]]] = {
         f"{S}::test_injected_kernel_failures_leave_nothing",
         f"{S}::test_missing_device_at_attach_refuses_and_leaves_nothing"]),
     4: ("coexistence", [
-        f"{K}::test_case04_coexistence_foreign_tracepoint_clsact_filters_and_pins_through_session_drop_and_gc",
+        f"{C}::test_case04_coexistence_foreign_tracepoint_clsact_filters_and_pins_through_session_drop_and_gc",
         f"{I}::test_coexistence_through_drop_and_undo"]),
     5: ("two instances at once", [
         f"{K}::test_case05_two_instances_orphan_cleanup_never_touches_the_other_live_session",
@@ -41,7 +49,7 @@ CASES: dict[int, tuple[str, list[str]]] = {
         f"{S}::test_bpffs_and_tracefs_not_mounted_are_mounted",
         f"{S}::test_bpffs_remounted_between_runs"]),
     8: ("event flood with the consumer stopped", [
-        f"{K}::test_case08_event_flood_with_consumer_stopped_is_counted_exactly"]),
+        f"{F}::test_case08_event_flood_with_consumer_stopped_is_counted_exactly"]),
     9: ("recording disk full or I/O error mid-session", [
         f"{K}::test_case09_recording_disk_full_mid_session_stops_observation_and_stays_readable",
         f"{R}::test_recording_on_a_real_full_filesystem_stays_readable",
@@ -70,7 +78,7 @@ CASES: dict[int, tuple[str, list[str]]] = {
         f"{R}::test_export_of_a_hostile_file_is_one_line_without_traceback",
         f"{R}::test_fuzz_reader_on_mutated_files"]),
     13: ("replay stays inert", [
-        f"{K}::test_case13_replay_of_interventions_is_inert_in_every_front_end",
+        f"{Y}::test_case13_replay_of_interventions_is_inert_in_every_front_end",
         f"{I}::test_replay_with_interventions_is_inert"]),
     14: ("privileges", [
         f"{P}::test_case14_without_privileges_every_kernel_entry_point_refuses_with_77",
@@ -87,6 +95,18 @@ _BY_TEST: dict[str, list[int]] = {}
 for _case, (_, _tests) in CASES.items():
     for _t in _tests:
         _BY_TEST.setdefault(_t, []).append(_case)
+
+
+@pytest.fixture
+def lo_ns() -> Iterator[str]:
+    """A namespace with only lo, up: nothing in it makes a record unless the test does."""
+    ns = f"gewt-{secrets.token_hex(3)}-lo"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

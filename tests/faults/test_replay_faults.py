@@ -1,12 +1,16 @@
-"""Damaged real recordings through everything that reads them (issue 7 cases 10-12, the
-consumer's side; the reader's own byte-level proofs are tests/faults/test_recording_faults.py).
+"""Replays under fault: damaged real recordings through everything that reads them (issue 7
+cases 10-12, the consumer's side; the reader's own byte-level proofs are
+tests/faults/test_recording_faults.py), and a recording full of interventions that must stay
+inert in every front end (case 13).
 
 A golden recording made by the real probes (tests/data/golden) is torn, bit-flipped or
 given hostile frames, then replayed by the debugger (the engine folds every event, as the
 TUI and the shell do) and exported by `gew export`. "Nothing lost, nobody let in" here:
 the replay never raises, holds exactly the intact events in their order (never one that was
 not written), stays in bounded memory, and export says what happened in one line with the
-documented exit code.
+documented exit code. For case 13: no bpf(2) call and no netlink socket, seen by strace.
+
+    python -m tests.faults.test_replay_faults replay shell|tui FILE   # a front end, scripted
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from gewtui.debugger.core import Debugger
 from gewtui.debugger.sources import ReplaySource
 from gewtui.recording import RecordingReader
 from gewtui.recording.framing import encode_frame
+from gewtui.pb import events_pb2
 from tests.faults.test_recording_faults import HOSTILE_FRAMES, _nested_reason_chain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,3 +124,139 @@ def test_case12_hostile_frames_in_a_real_recording_replay_in_bounded_memory(tmp_
     r = _export(path)
     err = r.stderr.strip().splitlines()
     assert r.returncode == 65 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+# -- case 13: replay stays inert in the shell, the TUI and export --------------------------
+def _intervention_recording(path: str) -> None:
+    """A past session that had every override (allow_intervention, allow_risky) and drops:
+    one TCP flow and, for it, drops that were active, expired and undone."""
+    from gewtui.pb import intervention_pb2 as ipb, recording_pb2
+    from gewtui.recording import RecordingWriter
+
+    hdr = recording_pb2.RecordingHeader()
+    hdr.session.session_id = "s-past"
+    hdr.session.allow_intervention = hdr.session.allow_risky = True
+    tup = events_pb2.Tuple(family=2, saddr=bytes([10, 0, 0, 1]), daddr=bytes([10, 0, 0, 2]), sport=40000,
+                           dport=80, protocol=6)
+    states = [events_pb2.TCP_SYN_SENT, events_pb2.TCP_ESTABLISHED]
+    with RecordingWriter(path, hdr) as w:
+        for i, st in enumerate(states + [events_pb2.TCP_ESTABLISHED] * 4, start=1):
+            ev = events_pb2.Event(id=i, ktime_ns=i * 1_000_000)
+            ev.tcp_state.tuple.CopyFrom(tup)
+            ev.tcp_state.sock, ev.tcp_state.new_state = 0x1000, st
+            ev.tcp_state.old_state = states[0] if i == 2 else (events_pb2.TCP_CLOSE if i == 1 else st)
+            w.write_event(ev)
+            for outcome in (ipb.ACTIVE, ipb.EFFECTIVE, ipb.EXPIRED):
+                w.write(recording_pb2.Record(intervention=ipb.InterventionRecord(
+                    intervention_id=10 * i + outcome, flow_id=1, action=ipb.DROP, outcome=outcome,
+                    session_id="s-past", interfaces=["gewt-gone/veth0"], tuples=[tup])))
+
+
+def _replay_frontend(frontend: str, path: str) -> None:
+    """Child: replay path through one front end's real wiring and try to drop flow 1 with
+    the typed confirmation an operator would give. Prints what the front end said."""
+    import argparse
+    import asyncio
+    import io
+
+    from gewtui.cli import tui_cmd
+
+    ap = argparse.ArgumentParser()
+    tui_cmd.add_arguments(ap, ("tui",))
+    args = ap.parse_args(["--replay", path])
+    with tui_cmd.open_debugger(args, path) as d:
+        if frontend == "shell":
+            from gewtui.debugger.runner import Runner
+            from gewtui.shell.repl import Shell, make_console
+
+            class Operator:                      # types the flow id when asked to confirm
+                def prompt(self, text: str) -> str:
+                    print("asked:", text)
+                    return "1"
+
+            out = io.StringIO()
+            runner = Runner(d).start()
+            try:
+                shell = Shell(runner, console=make_console(out, width=200))
+                shell._session = Operator()
+                for line in ("goto end", "flow 1", "drop 1", "undo 1", "gate 1"):
+                    shell.execute(line)
+            finally:
+                runner.stop()
+            print(out.getvalue())
+            return
+        from gewtui.tui.app import FixedClock, build_app
+        from gewtui.tui.messages import CommandOutput
+        from gewtui.tui.widgets.bars import CommandBar
+
+        app = build_app(d, clock=FixedClock(), cursor_blink=False)
+        said: list[str] = []
+
+        def hook(m) -> None:
+            if isinstance(m, CommandOutput):
+                said.extend(str(getattr(o, "text", o)) for o in m.outputs)
+
+        async def drive() -> None:
+            async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+                await app.settle()
+                for line in ("goto end", "flow 1"):
+                    await pilot.press("colon")
+                    app.screen.query_one(CommandBar).value = line
+                    await pilot.press("enter")
+                    await app.settle()
+                await pilot.press("d")               # drop: the typed confirmation dialog
+                await pilot.pause()
+                await pilot.press("1", "enter")
+                await app.settle()
+                await pilot.pause(0.2)
+
+        asyncio.run(drive())
+        print("\n".join(said))
+
+
+def _strace(argv: list[str], tmp_path: Path, name: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run argv under strace, tracing bpf(2) and socket(2) in every thread and child."""
+    out = tmp_path / f"{name}.strace"
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=bpf,socket", "-o", str(out), *argv], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120, input="goto end\nflow 1\ndrop 1\n")
+    return r, out.read_text()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("frontend", ["shell", "tui", "gew-shell-cli", "export"])
+def test_case13_replay_of_interventions_is_inert_in_every_front_end(tmp_path, frontend):
+    import shutil
+
+    if not shutil.which("strace"):
+        pytest.skip("strace missing: it shows that replay makes no bpf(2) call")
+    # the method can see a kernel call: a process that creates one map shows its bpf(2)
+    _, control = _strace([sys.executable, "-c", "from tests.conftest import bpf_map_create; bpf_map_create()"],
+                         tmp_path, "control")
+    assert "bpf(BPF_MAP_CREATE" in control, control[-2000:]
+    rec = str(tmp_path / "past.gewrec")
+    _intervention_recording(rec)
+    if frontend in ("shell", "tui"):
+        argv = [sys.executable, "-m", "tests.faults.test_replay_faults", "replay", frontend, rec]
+    elif frontend == "gew-shell-cli":
+        argv = GEW + ["shell", rec]
+    else:
+        argv = GEW + ["export", rec, "--what", "interventions"]
+    r, trace = _strace(argv, tmp_path, frontend)
+    # a scripted gew shell ends with 64 when a command was refused (the drop)
+    assert r.returncode == (64 if frontend == "gew-shell-cli" else 0), r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    calls = [ln for ln in trace.splitlines() if " bpf(" in ln or "AF_NETLINK" in ln]
+    assert calls == [], f"replay reached the kernel: {calls[:5]}"
+    said = r.stdout
+    if frontend == "export":
+        assert said.count("DROP") >= 6 and "ACTIVE" in said
+    elif frontend == "gew-shell-cli":
+        assert "drop needs an interactive terminal" in said + r.stderr
+    else:
+        assert "a replayed recording is inert" in said, said
+        if frontend == "shell":
+            assert "asked:" in said                 # the operator did confirm
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "replay":
+    _replay_frontend(sys.argv[2], sys.argv[3])
