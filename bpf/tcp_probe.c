@@ -8,7 +8,7 @@
  * record carries the final one.
  * What the tracepoint's format computed is read here from struct tcp_sock and sk_buff at
  * BTF offsets, the way its TP_fast_assign computes it (checked against the format's values
- * in tests/test_probes_tcp.py): data length = skb->len - TCP header length (doff), srtt =
+ * in tests/test_probes_tcp_raw.py): data length = skb->len - TCP header length (doff), srtt =
  * srtt_us >> 3, ssthresh = tcp_current_ssthresh() (icsk_ca_state, a bitfield, read as its
  * byte). The socket cookie is read, not generated (the tracepoint generated it): it stays 0
  * until something asked the kernel for it.
@@ -47,17 +47,16 @@ static __always_inline u32 gew_current_ssthresh(void *sk, u32 cwnd)
     return ssthresh > three_quarters ? ssthresh : three_quarters;
 }
 
-/* skb->len minus the TCP header (doff words), as __tcp_hdrlen(tcp_hdr(skb)) */
+/* skb->len minus the TCP header (doff words), as __tcp_hdrlen(tcp_hdr(skb)); in
+ * tcp_rcv_established skb->data is the TCP header (tcp_hdr(skb) == skb->data there) */
 static __always_inline u32 gew_tcp_data_len(void *skb)
 {
-    void *head = 0;
-    u16 th = 0;
+    void *data = 0;
     u8 doff = 0;
     u32 len = gew_tp_u32(skb + GEW_OFF_SKB_LEN);
-    bpf_probe_read_kernel(&head, sizeof(head), skb + GEW_OFF_SKB_HEAD);
-    bpf_probe_read_kernel(&th, sizeof(th), skb + GEW_OFF_SKB_TRANSPORT_HEADER);
-    if (head)
-        bpf_probe_read_kernel(&doff, 1, head + th + 12);
+    bpf_probe_read_kernel(&data, sizeof(data), skb + GEW_OFF_SKB_DATA);
+    if (data)
+        bpf_probe_read_kernel(&doff, 1, data + 12);
     u32 hdr = (doff >> 4) * 4;
     /* the format's field is 16 bits */
     return (u16)(len - hdr);
@@ -80,8 +79,6 @@ int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
     u32 snd_wnd = gew_tp_u32(sk + GEW_OFF_TCP_SND_WND);
     u32 cwnd = gew_tp_u32(sk + GEW_OFF_TCP_SND_CWND);
     u32 srtt = gew_tp_u32(sk + GEW_OFF_TCP_SRTT_US) >> 3;
-    u64 cookie = 0;
-    bpf_probe_read_kernel(&cookie, sizeof(cookie), sk + GEW_OFF_SOCK_COOKIE);
     /* updates race only with the same socket on another CPU, which TCP serialises under
      * the socket lock, so plain stores are exact here */
     if (!s->first_ns)
@@ -89,8 +86,8 @@ int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
     s->last_ns = now;
     s->segments += 1;
     s->bytes += gew_tcp_data_len(skb);
-    if (cookie)
-        s->cookie = cookie;
+    if (!s->cookie)     /* a cookie, once assigned, never changes */
+        bpf_probe_read_kernel(&s->cookie, sizeof(s->cookie), sk + GEW_OFF_SOCK_COOKIE);
     s->snd_cwnd = cwnd;
     s->ssthresh = gew_current_ssthresh(sk, cwnd);
     s->snd_wnd = snd_wnd;
