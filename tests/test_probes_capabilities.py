@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gewtui.errors import CapabilityError
+from gewtui.kernel.btf import BTFError, load_vmlinux
 from gewtui.kernel.build import capability_report, runnable
 from gewtui.kernel.plane import KernelPlane, PlaneConfig
 from gewtui.kernel.probes import UNITS
@@ -62,3 +63,40 @@ def test_plane_runs_without_the_unsupported_probe(tmp_path):
             strict.stage()
     finally:
         strict.close()
+
+
+class _BtfWithout:
+    """The running kernel's BTF, except for the members named: as a kernel lacking them."""
+
+    def __init__(self, btf, *missing: str):
+        self._btf, self._missing = btf, missing
+
+    def __getattr__(self, name):
+        return getattr(self._btf, name)
+
+    def member(self, struct_name, path):
+        if f"{struct_name}.{path}" in self._missing:
+            raise BTFError(f"struct {struct_name} has no member {path}")
+        return self._btf.member(struct_name, path)
+
+    def bitfield(self, struct_name, path):
+        if f"{struct_name}.{path}" in self._missing:
+            raise BTFError(f"struct {struct_name} has no member {path}")
+        return self._btf.bitfield(struct_name, path)
+
+
+def test_missing_btf_member_of_a_raw_program_disables_its_unit_with_the_reason():
+    btf = load_vmlinux()
+    byte, shift, bits = btf.bitfield("tcp_sock", "inet_conn.icsk_ca_state")
+    assert bits == 5 and shift + bits <= 8 and byte > 0
+    with pytest.raises(BTFError, match="bitfield"):
+        btf.bitfield("tcp_sock", "snd_cwnd")   # a plain member is not a bitfield
+    for missing, unit, why in (("tcp_sock.inet_conn.icsk_ca_state", "tcp_probe", "icsk_ca_state"),
+                               ("tcp_sock.srtt_us", "tcp_probe", "srtt_us"),
+                               ("inet_sock.inet_sport", "tcp_state", "inet_sport")):
+        report = capability_report(btf=_BtfWithout(btf, missing))
+        by = {c.name: c for c in report.capabilities}
+        cap = by[f"btf-offsets:{unit}"]
+        assert cap.state == session_pb2.NOT_SUPPORTED and why in cap.reason, (missing, cap.reason)
+        ok, skipped = runnable(UNITS, report)
+        assert unit in skipped and unit not in {u.name for u in ok}
