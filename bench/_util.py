@@ -182,3 +182,74 @@ def end(p: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+class Sampler:
+    """A sampling profiler for one thread of this process (what py-spy does, without the
+    dependency): every ``interval`` s a helper thread reads the thread's stack. The helper
+    needs the GIL to look, so samples land where the interpreter switches threads; the
+    switch interval is lowered while sampling to keep that frequent."""
+
+    def __init__(self, thread_id: int | None = None, interval: float = 0.001):
+        import threading
+
+        self.tid = thread_id if thread_id is not None else threading.get_ident()
+        self.interval = interval
+        self.stacks: dict[tuple[str, ...], int] = {}    # outermost first
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._switch = sys.getswitchinterval()
+
+    @staticmethod
+    def _name(code) -> str:
+        path = code.co_filename
+        short = os.path.relpath(path, ROOT) if path.startswith(ROOT) else os.path.basename(path)
+        return f"{code.co_qualname} ({short})"
+
+    def _run(self) -> None:
+        names: dict[object, str] = {}
+        while not self._stop.wait(self.interval):
+            frame = sys._current_frames().get(self.tid)
+            stack = []
+            while frame is not None:
+                code = frame.f_code
+                n = names.get(code)
+                if n is None:
+                    n = names[code] = self._name(code)
+                stack.append(n)
+                frame = frame.f_back
+            key = tuple(reversed(stack))
+            self.stacks[key] = self.stacks.get(key, 0) + 1
+
+    def __enter__(self) -> "Sampler":
+        sys.setswitchinterval(self.interval / 2)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        sys.setswitchinterval(self._switch)
+
+    def _within(self, part: str) -> list[tuple[tuple[str, ...], int]]:
+        out = []
+        for st, n in self.stacks.items():
+            for i, f in enumerate(st):
+                if part in f:
+                    out.append((st[i:], n))
+                    break
+        return out
+
+    def profile(self, within: str, n: int = 12) -> tuple[int, list[tuple[str, float, float]]]:
+        """(samples inside the function matching ``within``, [(function, inclusive share,
+        self share)] of its n heaviest callees by inclusive share)."""
+        stacks = self._within(within)
+        total = sum(c for _, c in stacks) or 1
+        inc: dict[str, int] = {}
+        own: dict[str, int] = {}
+        for st, c in stacks:
+            for f in set(st):
+                inc[f] = inc.get(f, 0) + c
+            own[st[-1]] = own.get(st[-1], 0) + c
+        top = sorted(inc, key=lambda f: -inc[f])[:n]
+        return total, [(f, inc[f] / total, own.get(f, 0) / total) for f in top]

@@ -43,8 +43,8 @@ import time
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import (build_c, cpus, end, load, log, pin, require_root, scratch_netns,  # noqa: E402
-                   table)
+from _util import (Sampler, build_c, cpus, end, load, log, pin, require_root,  # noqa: E402
+                   scratch_netns, table)
 
 PORT = 21999             # closed: nothing listens on it in the scratch namespace
 NICE = -10               # consumers and workload alike: other suites sharing the machine get less
@@ -70,6 +70,7 @@ class Run:
     backlog: int = 0         # most records seen waiting in the ring buffer (sampled every 0.1 s)
     skipped: int = 0         # program runs the kernel skipped (another BPF program was running)
     note: str = ""
+    profile: Sampler | None = None
 
     @property
     def rate(self) -> float:
@@ -102,7 +103,7 @@ def _workload_result(p: subprocess.Popen, run: Run) -> None:
 
 
 def run_session(ns: str, churn: str, rate: float, seconds: float, engine: bool, tmp: str,
-                profile: str | None = None) -> Run:
+                profile: str | None = None, sample: bool = False) -> Run:
     from gewtui.kernel.live import LiveSession
     from gewtui.model.engine import Engine
 
@@ -118,6 +119,10 @@ def run_session(ns: str, churn: str, rate: float, seconds: float, engine: bool, 
 
             prof = cProfile.Profile()
             prof.enable()
+        sampler = Sampler() if sample else None
+        if sampler is not None:
+            sampler.__enter__()
+            run.profile = sampler
         t0 = time.monotonic()
         p = _workload(ns, churn, rate, seconds)
         try:
@@ -139,6 +144,8 @@ def run_session(ns: str, churn: str, rate: float, seconds: float, engine: bool, 
             run.consumed_in = time.monotonic() - t0
         finally:
             end(p)
+            if sampler is not None:
+                sampler.__exit__()
             if prof is not None:
                 prof.disable()
                 prof.dump_stats(profile)
@@ -224,6 +231,7 @@ def main(argv: list[str]) -> int:
     pin(CONS_CPU)
     os.setpriority(os.PRIO_PROCESS, 0, NICE)   # inherited by tcpstates and the workload
     runs: list[Run] = []
+    profiles: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="gew-bench-") as tmp, scratch_netns("ingest") as ns:
         churn = build_c("churn.c", tmp)
 
@@ -257,7 +265,13 @@ def main(argv: list[str]) -> int:
                     active.remove(c)      # the workload cannot go faster with this consumer
             rate *= STEP
             step += 1
-    print(report(runs, consumers, ns_args.seconds, load_start))
+        for c in ("session", "apply"):
+            b = _best(runs, c)
+            if b is not None:
+                log(f"{c}: a sampled run at its ceiling, for the profile")
+                r = run_session(ns, churn, b.target, ns_args.seconds, c == "session", tmp, sample=True)
+                profiles[c] = r
+    print(report(runs, consumers, ns_args.seconds, load_start, profiles))
     return 0
 
 
@@ -271,7 +285,8 @@ def _first_loss(runs: list[Run], c: str, above: float) -> Run | None:
     return min(bad, key=lambda r: r.rate) if bad else None
 
 
-def report(runs: list[Run], consumers: list[str], seconds: float, load_start: str) -> str:
+def report(runs: list[Run], consumers: list[str], seconds: float, load_start: str,
+           profiles: dict[str, Run] | None = None) -> str:
     out = ["## Ingest ceiling with zero loss\n",
            f"Workload: `bench/churn.c`, refused TCP connections on a scratch namespace's loopback at a "
            f"paced rate on CPU {GEN_CPU}, {seconds:g} s per run; consumer on CPU {CONS_CPU}, one at a time, "
@@ -308,6 +323,15 @@ def report(runs: list[Run], consumers: list[str], seconds: float, load_start: st
         notes.append(f"Without the observation plane (what `gew session apply` runs), the same session "
                      f"takes {a.rate:,.0f} records/s with zero loss.")
     out.append("\n" + "\n".join(f"- {n}" for n in notes))
+    for c, r in (profiles or {}).items():
+        if r.profile is None:
+            continue
+        total, rows = r.profile.profile("LiveSession.poll", 14)
+        out.append(f"\nWhere the {NAMES[c]} consumer's time goes at {r.rate:,.0f} records/s "
+                   f"({r.lost} lost), sampled in-process ({total:,} samples inside `LiveSession.poll`; "
+                   f"inclusive and self shares):\n")
+        out.append(table(["function", "inclusive", "self"],
+                         [[f"`{f}`", f"{i:.0%}", f"{o:.0%}"] for f, i, o in rows]))
     out.append("\nAll runs (records/s offered, lost):\n")
     out.append(table(["consumer", "asked attempts/s", "records/s", "lost", "sustained records/s", "note"],
                      [[r.consumer, f"{r.target:,.0f}", f"{r.rate:,.0f}", f"{r.lost:,}", f"{r.sustained:,.0f}",

@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import (ROOT, bpf_id_exists, bpf_ids_of, end, load, log, med, require_root, spread,  # noqa: E402
+from _util import (ROOT, bpf_id_exists, bpf_ids_of, load, log, med, require_root, spread,  # noqa: E402
                    table, veth_pair)
 
 DROPS = 10
@@ -128,7 +128,7 @@ class Bench:
         self.gc_kill.append(took)
         self.clean.append(clean)
         self.objects.append(len(held["prog"]) + len(held["map"]))
-        self.removed = out.splitlines()[-1] if out else ""
+        self.removed = "; ".join(l.strip() for l in out.splitlines()[1:] if l.strip())
         log(f"gc after SIGKILL with {DROPS} drops: gc {took:.3f}s, clean at {clean:.3f}s "
             f"({self.objects[-1]} BPF objects held)")
 
@@ -165,7 +165,7 @@ def report(b: Bench, runs: int, load_start: str) -> str:
         f"tc filters, clsact qdisc and any of the {med(b.objects):.0f} BPF programs and maps it held. "
         f"{runs} runs each, alternating with the baseline. Load: {load_start} at the start, {load()} at the end.\n",
         table(["case", "gc process, s, median [min..max]", "clean kernel, s", "clean ÷ baseline gc"], rows),
-        f"\nThe gc after a kill reported: `{b.removed}`",
+        f"\nWhat the last gc after a kill reported: {b.removed}.",
     ])
 
 

@@ -4,7 +4,6 @@ kernel lays it out (no kernel: a memfd plays the map)."""
 import mmap
 import os
 import random
-import socket
 import struct
 
 import pytest

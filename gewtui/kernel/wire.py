@@ -36,9 +36,14 @@ def _spread28(v: int) -> int:
 
 
 def _hi_varint(hi: int) -> bytes:
+    """The varint of the groups above the low 28 bits (cached)."""
     if len(_hi_cache) > 4096:
         _hi_cache.clear()
-    v = _hi_cache[hi] = _short_uvarint(hi) if hi < 0x10000000 else _U32(_spread28(hi) | 0x80808080) + _hi_varint(hi >> 28)
+    if hi < 0x10000000:
+        v = _short_uvarint(hi)
+    else:
+        v = _U32(_spread28(hi) | 0x80808080) + _hi_varint(hi >> 28)
+    _hi_cache[hi] = v
     return v
 
 
@@ -123,10 +128,10 @@ T_SOCK, T_DIR, T_STATE, T_REASON, T_NAME, T_COOKIE = keys(
 P_REASON, P_NAME, P_PROTO, P_TUPLE, P_HOW, P_IFINDEX, P_IFNAME, P_LOC, P_SOCK, P_COUNT = keys(
     events_pb2.SkbDrop, "reason", "reason_name", "protocol", "tuple", "attribution", "ifindex", "ifname",
     "location", "sock", "count")
+if not S_SOCK == C_SOCK == D_SOCK == R_SOCK == T_SOCK:
+    raise ImportError("wire: the TCP bodies no longer share the sock field's number")
 SENT, RECEIVED = _SMALL[events_pb2.RESET_SENT], _SMALL[events_pb2.RESET_RECEIVED]
-HOW = {k: _SMALL[v] for k, v in drops.ATTRIBUTION.items()}
-HOW_UNSPEC = _SMALL[events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED]
-HOW_SOCKET, HOW_NONE = drops.ATTRIBUTION[2], drops.ATTRIBUTION[3]
+HOW_SOCKET, HOW_NONE = events_pb2.PACKET_ATTRIBUTION_SOCKET, events_pb2.PACKET_ATTRIBUTION_NONE
 
 _HDR = HDR.size
 _STATE = tcp_state.STATE.unpack_from
@@ -134,7 +139,8 @@ _CONG = tcp_state.CONG.unpack_from
 # destroy: sk, cookie, then from struct gew_sock its tuple, netns and (after owner, cookie,
 # first_ns, last_ns) its segment count
 _DESTROY_S = struct.Struct(f"<QQ{TUPLE.size}sI28xQ{SOCK.size - TUPLE.size - 4 - 28 - 8}x")
-assert _DESTROY_S.size == tcp_state.DESTROY.size
+if _DESTROY_S.size != tcp_state.DESTROY.size:
+    raise ImportError("wire: the destroy layout no longer matches tcp_state.DESTROY")
 _DESTROY = _DESTROY_S.unpack_from
 _RETRANS = tcp_events.RETRANS.unpack_from
 _RESET = tcp_events.RESET.unpack_from
@@ -168,8 +174,7 @@ class Encoders:
         v = dec.vocab
         self.tuples = TupleFields(TUPLE1)
         self.drop_tuples = TupleFields(P_TUPLE)
-        assert S_SOCK == C_SOCK == D_SOCK == R_SOCK == T_SOCK   # field 2 of every TCP body
-        self.socks = _field_cache(S_SOCK)
+        self.socks = _field_cache(S_SOCK)      # field 2 of every TCP body (checked at import)
         self.old_states, self.new_states = _state_field(S_OLD), _state_field(S_NEW)
         self.r_states, self.t_states = _state_field(R_STATE), _state_field(T_STATE)
         self.drop_reasons = Cache(lambda r: P_REASON + uvarint(r) + string_field(
@@ -182,8 +187,8 @@ class Encoders:
         self.drop_socks = _field_cache(P_SOCK)
         self.locations = _field_cache(P_LOC)
         self.protocols = _field_cache(P_PROTO, limit=1024)
-        self.hows = Cache(lambda a: P_HOW + _SMALL[drops.ATTRIBUTION.get(a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)],
-                          256)
+        self.hows = Cache(lambda a: P_HOW + _SMALL[drops.ATTRIBUTION.get(
+            a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)], 256)
 
     def tuple_payload(self, raw: bytes) -> bytes:
         """A struct gew_tuple as a serialized Tuple (see TupleFields)."""
