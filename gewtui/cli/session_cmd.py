@@ -81,8 +81,12 @@ def _apply(args: argparse.Namespace, inst: Any) -> int:
 
     if args.duration is not None and args.duration <= 0:
         raise GewError("--duration must be positive", 64)
-    if args.ringbuf_pages is not None and (args.ringbuf_pages < 1 or args.ringbuf_pages & (args.ringbuf_pages - 1)):
-        raise GewError("--ringbuf-pages must be a power of two", 64)
+    # the kernel takes a ring buffer of at most 2 GiB (a u32 power of two); beyond that bcc
+    # fails with a page of compiler output instead of one line
+    max_pages = (1 << 31) // os.sysconf("SC_PAGE_SIZE")
+    if args.ringbuf_pages is not None and (args.ringbuf_pages < 1 or args.ringbuf_pages & (args.ringbuf_pages - 1)
+                                           or args.ringbuf_pages > max_pages):
+        raise GewError(f"--ringbuf-pages must be a power of two, at most {max_pages}", 64)
     sid = new_session_id()
     record = args.record or default_recording_path(sid)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}

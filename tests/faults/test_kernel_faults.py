@@ -156,6 +156,11 @@ def test_case03_real_plane_failure_rolls_back_everything_in_a_living_process(lo_
     assert gew_instance.sessions() == [] and bpffs_tree(gew_instance, foreign_pin) == tree_before
     assert not (tmp_path / "r.gewrec").exists()
     assert os.path.exists(foreign_pin)
+    if failure == "ring-buffer-too-large":           # the command line refuses it in one line
+        r = subprocess.run(GEW + ["session", "apply", "--instance", gew_instance.instance_id, "--scope",
+                                  f"netns={lo_ns}", "--ringbuf-pages", str(1 << 20)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 64 and r.stderr.count("\n") == 1 and "--ringbuf-pages must be" in r.stderr, r.stderr
 
 
 
