@@ -208,7 +208,10 @@ def _replay_frontend(frontend: str, path: str) -> None:
                 await pilot.pause()
                 await pilot.press("1", "enter")
                 await app.settle()
-                await pilot.pause(0.2)
+                for _ in range(100):                  # the refusal comes back as a command output
+                    if any("inert" in x for x in said):
+                        break
+                    await pilot.pause(0.05)
 
         asyncio.run(drive())
         print("\n".join(said))
