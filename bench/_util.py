@@ -188,13 +188,16 @@ class Sampler:
     """A sampling profiler for one thread of this process (what py-spy does, without the
     dependency): every ``interval`` s a helper thread reads the thread's stack. The helper
     needs the GIL to look, so samples land where the interpreter switches threads; the
-    switch interval is lowered while sampling to keep that frequent."""
+    switch interval is lowered while sampling to keep that frequent. ``cpu`` pins the
+    helper elsewhere: on the profiled thread's own CPU it would mostly run while that
+    thread sleeps, and over-count the waiting."""
 
-    def __init__(self, thread_id: int | None = None, interval: float = 0.001):
+    def __init__(self, thread_id: int | None = None, interval: float = 0.001, cpu: int | None = None):
         import threading
 
         self.tid = thread_id if thread_id is not None else threading.get_ident()
         self.interval = interval
+        self.cpu = cpu
         self.stacks: dict[tuple[str, ...], int] = {}    # outermost first
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -207,6 +210,8 @@ class Sampler:
         return f"{code.co_qualname} ({short})"
 
     def _run(self) -> None:
+        if self.cpu is not None:
+            pin(self.cpu)       # this thread only (sched_setaffinity of the calling thread)
         names: dict[object, str] = {}
         while not self._stop.wait(self.interval):
             frame = sys._current_frames().get(self.tid)
@@ -240,10 +245,14 @@ class Sampler:
                     break
         return out
 
-    def profile(self, within: str, n: int = 12) -> tuple[int, list[tuple[str, float, float]]]:
-        """(samples inside the function matching ``within``, [(function, inclusive share,
-        self share)] of its n heaviest callees by inclusive share)."""
+    def profile(self, within: str, n: int = 12, idle: str = "") -> tuple[int, float, list[tuple[str, float, float]]]:
+        """(samples inside the function matching ``within`` and not waiting in ``idle``,
+        the share of them that waited, [(function, inclusive share, self share)] of the n
+        heaviest functions of the working samples by inclusive share)."""
         stacks = self._within(within)
+        everything = sum(c for _, c in stacks) or 1
+        if idle:
+            stacks = [(st, c) for st, c in stacks if not any(idle in f for f in st)]
         total = sum(c for _, c in stacks) or 1
         inc: dict[str, int] = {}
         own: dict[str, int] = {}
@@ -252,4 +261,4 @@ class Sampler:
                 inc[f] = inc.get(f, 0) + c
             own[st[-1]] = own.get(st[-1], 0) + c
         top = sorted(inc, key=lambda f: -inc[f])[:n]
-        return total, [(f, inc[f] / total, own.get(f, 0) / total) for f in top]
+        return total, 1 - total / everything, [(f, inc[f] / total, own.get(f, 0) / total) for f in top]

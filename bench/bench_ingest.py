@@ -71,6 +71,7 @@ class Run:
     skipped: int = 0         # program runs the kernel skipped (another BPF program was running)
     note: str = ""
     profile: Sampler | None = None
+    stages: "Stages | None" = None
 
     @property
     def rate(self) -> float:
@@ -87,6 +88,69 @@ class Run:
     @property
     def ok(self) -> bool:
         return self.lost == 0 and not self.note and self.records > 0
+
+
+class Stages:
+    """Wall time spent in each stage of the consumer, by wrapping the stages' entry points
+    for one run (two clock reads per call): the ring buffer drain with decoding, the
+    recorder, the observation plane, all of LiveSession.poll, and its waiting for records."""
+
+    NAMES = (("drain", "ring buffer + decode (MappedRing.drain)"), ("feed", "flows and reasons (Engine.feed)"),
+             ("write", "recording (RecordingWriter.write_event)"), ("wait", "waiting for records"))
+
+    def __init__(self, engine=None):
+        self.engine = engine
+        self.t = {k: 0.0 for k in ("drain", "feed", "write", "wait", "poll")}
+        self._saved: list[tuple[object, str, object]] = []
+
+    def _wrap(self, owner, attr: str, key: str) -> None:
+        fn = getattr(owner, attr)
+        clock, t = time.perf_counter, self.t
+
+        def timed(*a, **kw):
+            t0 = clock()
+            try:
+                return fn(*a, **kw)
+            finally:
+                t[key] += clock() - t0
+
+        self._saved.append((owner, attr, fn))
+        setattr(owner, attr, timed)
+
+    def __enter__(self) -> "Stages":
+        from gewtui.kernel.live import LiveSession
+        from gewtui.kernel.transport import MappedRing
+        from gewtui.recording.writer import RecordingWriter
+
+        self._wrap(MappedRing, "drain", "drain")
+        self._wrap(MappedRing, "wait", "wait")
+        self._wrap(RecordingWriter, "write_event", "write")
+        self._wrap(LiveSession, "poll", "poll")
+        if self.engine is not None:
+            self._wrap(self.engine, "feed", "feed")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, attr, fn in reversed(self._saved):
+            if isinstance(owner, type):
+                setattr(owner, attr, fn)
+            else:
+                delattr(owner, attr)     # back to the class's method
+        self._saved.clear()
+
+    def shares(self, records: int) -> list[tuple[str, float, float]]:
+        """(stage, share of the time inside LiveSession.poll, µs per record), the rest of
+        the poll time as "session plumbing"."""
+        total = self.t["poll"] or 1.0
+        out = [(label, self.t[k] / total, self.t[k] / max(records, 1) * 1e6)
+               for k, label in self.NAMES if self.t[k] or k != "feed"]
+        rest = total - sum(self.t[k] for k, _ in self.NAMES)
+        out.append(("session plumbing and the rest", rest / total, rest / max(records, 1) * 1e6))
+        return out
+
+    def busy_us(self, records: int) -> float:
+        """µs of consumer time per record, waiting left out."""
+        return (self.t["poll"] - self.t["wait"]) / max(records, 1) * 1e6
 
 
 def _workload(ns: str, churn: str, rate: float, seconds: float) -> subprocess.Popen:
@@ -109,6 +173,10 @@ def run_session(ns: str, churn: str, rate: float, seconds: float, engine: bool, 
 
     run = Run("session" if engine else "apply", rate)
     eng = Engine() if engine else None
+    stages = Stages(eng) if sample else None
+    if stages is not None:
+        stages.__enter__()       # before the session takes eng.feed as its event sink
+        run.stages = stages
     live = LiveSession([f"netns={ns}"], record=os.path.join(tmp, "ingest.gewrec"), instance="gewbench",
                        on_event=eng.feed if eng is not None else None)
     prof = None
@@ -146,6 +214,8 @@ def run_session(ns: str, churn: str, rate: float, seconds: float, engine: bool, 
             end(p)
             if sampler is not None:
                 sampler.__exit__()
+            if stages is not None:
+                stages.__exit__()
             if prof is not None:
                 prof.disable()
                 prof.dump_stats(profile)
@@ -326,12 +396,25 @@ def report(runs: list[Run], consumers: list[str], seconds: float, load_start: st
     for c, r in (profiles or {}).items():
         if r.profile is None:
             continue
-        total, rows = r.profile.profile("LiveSession.poll", 14)
-        out.append(f"\nWhere the {NAMES[c]} consumer's time goes at {r.rate:,.0f} records/s "
-                   f"({r.lost} lost), sampled in-process ({total:,} samples inside `LiveSession.poll`; "
-                   f"inclusive and self shares):\n")
+        if r.stages is not None:
+            out.append(f"\nWhere the {NAMES[c]} consumer's time goes at {r.rate:,.0f} records/s ({r.lost} lost), "
+                       f"timed per stage over one run (share of the time inside `LiveSession.poll`, and per "
+                       f"record):\n")
+            out.append(table(["stage", "share", "µs per record"],
+                             [[k, f"{v:.0%}", f"{us:.1f}"] for k, v, us in r.stages.shares(r.records)]))
+            busy = r.stages.busy_us(r.records)
+            feed = r.stages.t["feed"] / max(r.records, 1) * 1e6
+            line = (f"\nBusy time: {busy:.1f} µs per record, so this consumer takes at most ~{1e6 / busy:,.0f} "
+                    f"records/s on a core it has to itself; {TARGET_RECORDS:,}/s leaves {1e6 / TARGET_RECORDS:.0f} µs.")
+            if feed:
+                line += f" Engine.feed alone takes {feed:.1f} µs."
+            out.append(line)
+        total, waiting, rows = r.profile.profile("LiveSession.poll", 16, idle="MappedRing.wait")
+        out.append(f"\nThe same run sampled in-process ({total:,} samples inside `LiveSession.poll` while not "
+                   f"waiting; the sampler shares the consumer's CPU, so it over-samples waiting, which is "
+                   f"left out): inclusive and self shares of the working samples:\n")
         out.append(table(["function", "inclusive", "self"],
-                         [[f"`{f}`", f"{i:.0%}", f"{o:.0%}"] for f, i, o in rows]))
+                         [[f"`{f}`", f"{i:.0%}", f"{o:.0%}"] for f, i, o in rows if "Stages." not in f]))
     out.append("\nAll runs (records/s offered, lost):\n")
     out.append(table(["consumer", "asked attempts/s", "records/s", "lost", "sustained records/s", "note"],
                      [[r.consumer, f"{r.target:,.0f}", f"{r.rate:,.0f}", f"{r.lost:,}", f"{r.sustained:,.0f}",

@@ -163,12 +163,23 @@ def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
                 fn, (t, n) = max(progs.items(), key=lambda kv: kv[1][0])
                 out.append(f"The largest share is `{fn}`: {t / ns_total:.0%} of the BPF time, {t / max(n, 1):,.0f} ns "
                            f"per run, {n / units:.1f} runs per transaction.\n")
-        rows = []
+        else:
+            runs_with = len(b.results.get(("bulk", True), []))
+            busy = ns_total / (runs_with * seconds * 1e9) if runs_with else float("nan")
+            out.append(f"\nSession BPF time on {label}: {per_run:,.0f} ns per program run (event), "
+                       f"{runs / (runs_with * seconds):,.0f} runs/s, {busy:.1%} of one CPU.\n")
+        rows, rest_n, rest_t = [], 0, 0
         for fn, (t, n) in sorted(progs.items(), key=lambda kv: -kv[1][0]):
             if not n:
                 continue
+            if ns_total and t / ns_total < 0.005:
+                rest_n, rest_t = rest_n + 1, rest_t + t
+                continue
             per_unit = f"{n / units:.2f}" if mode == "rr" else f"{n / (rounds * seconds):,.0f}/s"
             rows.append([f"`{fn}`", per_unit, f"{t / n:,.0f}", f"{t / ns_total:.0%}" if ns_total else ""])
+        if rest_n:
+            rows.append([f"{rest_n} other programs (state changes, drops, routes...)", "", "",
+                         f"{rest_t / ns_total:.1%}"])
         out.append(table(["program", "runs per transaction" if mode == "rr" else "runs", "ns per run",
                           "share of BPF time"], rows))
     return "\n".join(out)
