@@ -13,7 +13,6 @@ import secrets
 import time
 
 from gewtui.kernel.live import LiveSession
-from gewtui.kernel.transport import prog_stats
 from gewtui.lab import Lab
 
 
@@ -24,12 +23,8 @@ def run(scenario: str, seconds: float) -> dict[str, tuple[int, int, int]]:
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 live.poll(200)
-            plane = live.session.plane
-            out = {}
-            for fn, fd in plane._prog_fds.items():
-                s = prog_stats(fd)
-                out[fn] = (s.run_cnt, s.run_time_ns, s.recursion_misses)
-    return out
+            stats = live.session.plane.program_stats()
+    return {fn: (s.run_cnt, s.run_time_ns, s.recursion_misses) for fn, s in stats.items()}
 
 
 def main() -> None:
