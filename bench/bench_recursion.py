@@ -23,7 +23,13 @@ def run(scenario: str, seconds: float) -> dict[str, tuple[int, int, int]]:
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 live.poll(200)
-            stats = live.session.plane.program_stats()
+            plane = live.session.plane
+            if hasattr(plane, "program_stats"):
+                stats = plane.program_stats()
+            else:   # a tree from before program_stats() (the "before" of docs/probes.md)
+                from gewtui.kernel.transport import prog_stats
+
+                stats = {fn: prog_stats(fd) for fn, fd in plane._prog_fds.items()}
     return {fn: (s.run_cnt, s.run_time_ns, s.recursion_misses) for fn, s in stats.items()}
 
 
