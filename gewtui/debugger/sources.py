@@ -152,10 +152,18 @@ class ReplaySource:
     def stats(self) -> SourceStats:
         st = self.last_stats
         lost = max(self._lost, st.lost_records if st else 0)
+        complete = (st.observation_complete if st else True) and lost == 0
+        reason = st.incomplete_reason if st else ""
+        if complete and self.exhausted and self.end is None:
+            # No end record: the session was killed or its disk filled. Whatever happened
+            # after the last record is unknown, so the recording cannot claim completeness.
+            complete, reason = False, "the recording has no end record (session killed or disk full)"
+        skipped = getattr(self.reader.report, "skipped_records", 0)
+        if complete and skipped:
+            complete, reason = False, f"{skipped} damaged records skipped in the recording"
         return SourceStats(
             events=max(self._events, st.events if st else 0), lost=lost,
-            complete=(st.observation_complete if st else True) and lost == 0,
-            incomplete_reason=st.incomplete_reason if st else "",
+            complete=complete, incomplete_reason=reason,
             bpf_run_time_ns=st.bpf_run_time_ns if st else 0,
             bpf_run_count=st.bpf_run_count if st else 0, recording_bytes=self.size)
 
