@@ -143,8 +143,23 @@ def test_evidence_ignores_other_flows_and_earlier_events(world):
         ev.reset.tuple.CopyFrom(t)
         c.observe(ev)
     b.hit(deny_tuple(1))
+    assert c.tick() == []            # packets dropped, no reaction seen yet: keep watching
+    clock.advance(c.verify_after_ns / 1e9)
     (v,) = c.tick()
+    assert v.outcome == ipb.EFFECTIVE
     assert list(v.verification.evidence_event_ids) == [] and v.verification.resets_after == 0
+
+
+def test_an_effective_verdict_cites_the_flows_reaction_once_it_is_seen(world):
+    c, s, e, r, b, clock = world
+    c.request_drop(1, conf(clock, 1))
+    b.hit(deny_tuple(1))
+    assert c.tick() == []
+    ev = events_pb2.Event(id=200, ktime_ns=clock())
+    ev.retransmit.tuple.CopyFrom(tup(1))
+    c.observe(ev)
+    (v,) = c.tick()
+    assert v.outcome == ipb.EFFECTIVE and list(v.verification.evidence_event_ids) == [200]
 
 
 def test_ttl_expiry_removes_on_time(world):

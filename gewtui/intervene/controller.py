@@ -425,6 +425,11 @@ class InterventionController:
         due = now - d.started_ns >= self.verify_after_ns
         if outcome == d.verified or (outcome == ipb.NO_EFFECT_SEEN and not due):
             return None
+        if outcome == ipb.EFFECTIVE and not v.evidence_event_ids and not due:
+            # Packets were dropped, but the flow's reaction (retransmits, resets, state
+            # changes stamped after the drop began) is not in yet: wait for it, so the
+            # verdict cites the evidence it rests on.
+            return None
         d.verified = outcome
         d.record = ilog.verified(d.record, v)
         self._emit(d.record)
