@@ -128,7 +128,11 @@ class Bench:
         self.gc_kill.append(took)
         self.clean.append(clean)
         self.objects.append(len(held["prog"]) + len(held["map"]))
-        self.removed = "; ".join(l.strip() for l in out.splitlines()[1:] if l.strip())
+        lines = [ln.strip() for ln in out.splitlines()[1:] if ln.strip()]
+        counts = {what: sum(ln.startswith(f"removed {what}") for ln in lines)
+                  for what in ("pin", "tc filter", "clsact qdisc", "manifest")}
+        self.removed = ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for what, n in counts.items() if n)
+        self.removed += "".join(f"; {ln}" for ln in lines if not ln.startswith("removed "))
         log(f"gc after SIGKILL with {DROPS} drops: gc {took:.3f}s, clean at {clean:.3f}s "
             f"({self.objects[-1]} BPF objects held)")
 
@@ -165,7 +169,7 @@ def report(b: Bench, runs: int, load_start: str) -> str:
         f"tc filters, clsact qdisc and any of the {med(b.objects):.0f} BPF programs and maps it held. "
         f"{runs} runs each, alternating with the baseline. Load: {load_start} at the start, {load()} at the end.\n",
         table(["case", "gc process, s, median [min..max]", "clean kernel, s", "clean ÷ baseline gc"], rows),
-        f"\nWhat the last gc after a kill reported: {b.removed}.",
+        f"\nWhat the last gc after a kill removed: {b.removed}.",
     ])
 
 
