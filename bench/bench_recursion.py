@@ -2,7 +2,7 @@
 
 Runs a lab scenario under a real LiveSession for a few seconds and prints, per program,
 the kernel's own statistics (runs, recursion misses, ns per run) read from each program's
-fdinfo just before the session closes. Usage (root):
+fdinfo just before the session closes. With no arguments it runs healthy and lossy (as `make bench` does). Usage (root):
 
     .venv/bin/python bench/bench_recursion.py healthy lossy --seconds 5 --repeat 2
 """
@@ -35,7 +35,7 @@ def run(scenario: str, seconds: float) -> dict[str, tuple[int, int, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenarios", nargs="+")
+    ap.add_argument("scenarios", nargs="*", default=["healthy", "lossy"])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args()
@@ -47,6 +47,10 @@ def main() -> None:
                 t[0] += runs
                 t[1] += ns
                 t[2] += miss
+    print("## Per-program BPF cost and recursion misses\n")
+    print(f"Scenarios {', '.join(a.scenarios)}, {a.seconds:g} s each, {a.repeat} round(s); "
+          "kernel program stats read just before the session closed.\n")
+    print("```")
     print(f"{'program':24} {'runs':>10} {'misses':>8} {'per 100k':>9} {'ns/run':>7}")
     allr = allm = alln = 0
     for fn, (runs, ns, miss) in sorted(total.items(), key=lambda kv: -kv[1][0]):
@@ -54,6 +58,7 @@ def main() -> None:
         print(f"{fn:24} {runs:10d} {miss:8d} {per:9.1f} {ns / runs if runs else 0:7.0f}")
         allr, allm, alln = allr + runs, allm + miss, alln + ns
     print(f"{'all':24} {allr:10d} {allm:8d} {1e5 * allm / max(allr, 1):9.1f} {alln / max(allr, 1):7.0f}")
+    print("```")
 
 
 if __name__ == "__main__":
