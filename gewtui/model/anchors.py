@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from gewtui.model.changes import Change
+from gewtui.model.changes import Change, change
 from gewtui.model.entities import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, ix_add,
                                    ix_get)
 from gewtui.model.flows import Registry
@@ -154,7 +154,7 @@ class TcpAnchor(Anchor):
             detail = {"from": frm, "to": to, "sock": hex(m.sock)}
         m.state = new
         f.tcp_state = new
-        out.append(Change("tcp-state", f.fid, eid, detail))
+        out.append(change("tcp-state", f.fid, eid, detail))
 
     def _attribute(self, f, ev, eid, via: str, out) -> None:
         a = ev.attr
@@ -183,7 +183,7 @@ class TcpAnchor(Anchor):
             reg.pin_id(eid)
             reg.add_trans(f, (eid, ev.ktime_ns, "owner", f"{prev[2]}[{prev[1]}]",
                               f"{a.comm}[{tgid}]", 0))
-            out.append(Change("owner", f.fid, eid, {"tgid": str(tgid), "comm": a.comm, "via": via}))
+            out.append(change("owner", f.fid, eid, {"tgid": str(tgid), "comm": a.comm, "via": via}))
 
     def _touch(self, f, eid, t, out) -> None:
         f.n_events += 1
@@ -236,7 +236,7 @@ class TcpAnchor(Anchor):
             detail = {"from": frm, "to": to, "sock": hex(sock)}
         m.state = new
         f.tcp_state = new
-        out.append(Change("tcp-state", f.fid, eid, detail))
+        out.append(change("tcp-state", f.fid, eid, detail))
         if ev.attr.source == _ATTR_PROCESS:
             self._attribute(f, ev, eid, "state", out)
         if self._m["tcp_state"]:
@@ -559,7 +559,7 @@ class SessionAnchor(Anchor):
         reg.lost_records += b.count
         reg.complete = False
         reg.note_lost(ev, eid, b.count, t1, t2, b.stage)
-        out.append(Change("lost", 0, eid, {"count": str(b.count), "stage": b.stage,
+        out.append(change("lost", 0, eid, {"count": str(b.count), "stage": b.stage,
                                            "from_ns": str(t1), "to_ns": str(t2)}))
 
     def scope_change(self, ev, b, eid, t, out) -> None:
@@ -568,7 +568,7 @@ class SessionAnchor(Anchor):
         if not b.observation_complete:
             reg.complete = False
             reg.note_lost(ev, eid, 0, t, t, b.what)
-            out.append(Change("lost", 0, eid, {"what": b.what, "iface": b.iface,
+            out.append(change("lost", 0, eid, {"what": b.what, "iface": b.iface,
                                                "netns": b.netns, "detail": b.detail}))
 
     def mark(self, ev, b, eid, t, out) -> None:
@@ -577,7 +577,7 @@ class SessionAnchor(Anchor):
         if b.unknown_to_ns:
             reg.complete = False
             reg.note_lost(ev, eid, 0, b.unknown_from_ns, b.unknown_to_ns, b.kind)
-            out.append(Change("lost", 0, eid, {"kind": b.kind, "from_ns": str(b.unknown_from_ns),
+            out.append(change("lost", 0, eid, {"kind": b.kind, "from_ns": str(b.unknown_from_ns),
                                                "to_ns": str(b.unknown_to_ns)}))
         if b.kind == "stopped":
             reg.end_all("session-end", eid, t, out)

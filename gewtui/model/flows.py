@@ -13,7 +13,7 @@ import gc
 import heapq
 from collections import deque
 
-from gewtui.model.changes import Change
+from gewtui.model.changes import change
 from gewtui.model.entities import (CLOSED_MEMBERS_CAP, CONTEXT_CAP, DIVERGED, EMERGED, EVOLVING,
                                    LOST_CAP, PATH_CAP, TERMINATED, TRANSITIONS_CAP,
                                    TRANSITIONS_KEEP, Flow, IfaceContext, Member, ix_add, ix_del)
@@ -140,7 +140,7 @@ class Registry:
             if hop is not None:
                 self.adopt(f, hop, eid, None)
                 detail["device"] = hop[1]
-        out.append(Change("emerge", fid, eid, detail))
+        out.append(change("emerge", fid, eid, detail))
         return f
 
     def evolve(self, f: Flow, eid: int, t: int, out) -> None:
@@ -148,7 +148,7 @@ class Registry:
         f.phase = EVOLVING
         self.pin_id(eid)
         f.evolved = eid
-        out.append(Change("evolve", f.fid, eid, {"phase": "EVOLVING"}))
+        out.append(change("evolve", f.fid, eid, {"phase": "EVOLVING"}))
 
     def add_trans(self, f: Flow, tr) -> None:
         """Record a transition: an int is a tcp-state change read back from its pinned
@@ -204,7 +204,7 @@ class Registry:
                 Matcher.drop_progress(self, m)
         self.live_count -= 1
         self.terminated.append(f.fid)
-        out.append(Change("diverge" if phase == DIVERGED else "terminate", f.fid, eid,
+        out.append(change("diverge" if phase == DIVERGED else "terminate", f.fid, eid,
                           {"reason": reason}))
         while len(self.terminated) > self.max_terminated:
             self.evict(self.terminated.popleft(), eid, out)
@@ -230,7 +230,7 @@ class Registry:
         for e in f.cited():
             self.unpin(e)
         self.evicted += 1
-        out.append(Change("evict", fid, eid, {"reason": f.end_reason}))
+        out.append(change("evict", fid, eid, {"reason": f.end_reason}))
 
     def release(self, m: Member) -> None:
         """Forget a socket's kernel address and tuple (closed for good, or its flow ended)."""
@@ -254,7 +254,7 @@ class Registry:
         self.socks[sock] = m
         ix_add(self.tuples, tkey, m)
         if f.members:
-            out.append(Change("evolve", f.fid, eid, {"member": hex(sock),
+            out.append(change("evolve", f.fid, eid, {"member": hex(sock),
                                                        "connections": str(f.n_conns + 1)}))
             f.members.append(m)
         else:
@@ -291,7 +291,7 @@ class Registry:
         self._add_hop(f, hop)
         self._set_dev(f, hop[1])
         if out is not None:
-            out.append(Change("path", f.fid, eid, {"device": hop[1], "gateway": _gw(hop[2])}))
+            out.append(change("path", f.fid, eid, {"device": hop[1], "gateway": _gw(hop[2])}))
 
     def _add_hop(self, f: Flow, hop: tuple) -> None:
         self.pin_id(hop[0])

@@ -8,7 +8,7 @@ store and unpinned when dropped, so eng.event(id) can always answer for a cited 
 """
 from __future__ import annotations
 
-from gewtui.model.changes import Change
+from gewtui.model.changes import change
 from gewtui.model.schema import SIGNAL_FIELDS
 from gewtui.model.templates import TemplateSet
 
@@ -264,7 +264,7 @@ class Matcher:
             f.episodes.append(ep)
             if ct.tid not in f.templates:
                 f.templates = list(f.templates) + [ct.tid]
-        out.append(Change("template", f.fid, cur, {"template": ct.tid, "severity": ct.severity,
+        out.append(change("template", f.fid, cur, {"template": ct.tid, "severity": ct.severity,
                                                     "occurrence": str(ep.occurrences)}))
         p.step, p.eids, p.bounds, p.win, p.sig = 0, (), (), None, None
         p.ep = ep if ct.single and ep.occurrences == 1 else None
