@@ -57,7 +57,8 @@ class Anchor:
 
 
 def _zero(raw: bytes) -> bool:
-    return not raw or not any(raw)
+    # All bytes zero (or none): bytes.count runs in C, any() iterates Python ints.
+    return raw.count(0) == len(raw)
 
 
 class TcpAnchor(Anchor):

@@ -169,7 +169,14 @@ class Matcher:
                 p = st[ct.slot]
             else:
                 p = st if st.slot == ct.slot else None
-            if p is None and (pred0 is None or not pred0(ev, b)):
+            if p is None:
+                if pred0 is None or not pred0(ev, b):
+                    continue
+                # A first step matched on a holder with nothing in progress: start here
+                # (what _offer_one would do, without testing the predicate again).
+                p = Progress(ct.slot)
+                tstate_put(m if ct.same else f, ct.nslots, p)
+                self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
                 continue
             self._offer_one(reg, ct, f, m, kind, ev, b, eid, t, out)
 
@@ -236,9 +243,14 @@ class Matcher:
 
     def _fire(self, reg, ct, f, m, p, t, out) -> None:
         cur = p.eids[-1]
-        eps = [e for e in f.episodes if e.tidx == ct.idx]
-        if len(eps) >= EPISODES_CAP:
-            last = eps[-1]
+        idx = ct.idx
+        n_eps = 0
+        last = None
+        for e in f.episodes:
+            if e.tidx == idx:
+                n_eps += 1
+                last = e
+        if n_eps >= EPISODES_CAP:
             last.occurrences += 1
             for e in p.eids:
                 reg.unpin(e)
@@ -296,6 +308,14 @@ class Matcher:
         """Forget a holder's progress (its socket closed); open episodes stay on the flow."""
         st = holder.tstate
         if st:
-            for e in tstate_cited(st):
-                reg.unpin(e)
+            # tstate_cited, unrolled: most holders have one Progress with nothing pinned
+            # (a pattern that just fired), and a generator costs more than that check.
+            for p in (st if st.__class__ is list else (st,)):
+                if p is None:
+                    continue
+                for e in p.eids:
+                    reg.unpin(e)
+                if p.win:
+                    for _, e in p.win:
+                        reg.unpin(e)
         holder.tstate = None
