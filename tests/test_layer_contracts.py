@@ -1,0 +1,17 @@
+"""The import-linter contracts in pyproject.toml hold: the model, the debugger core and the
+recording format import neither bcc, the UI libraries, nor the layers above them (this checks
+every import statement, including ones inside functions, which a sys.modules test cannot see)."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_linter_contracts_are_kept():
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert exe, "lint-imports missing from the venv (import-linter is a test dependency)"
+    r = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
+    assert "0 broken" in r.stdout
