@@ -42,13 +42,45 @@ class RecordingHeader(_message.Message):
     def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("event", "intervention", "stats", "end")
+    __slots__ = ("event", "intervention", "stats", "end", "checkpoint")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     INTERVENTION_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     event: _events_pb2.Event
     intervention: _intervention_pb2.InterventionRecord
     stats: _session_pb2.SessionStats
     end: _session_pb2.SessionEnd
-    def __init__(self, event: _Optional[_Union[_events_pb2.Event, _Mapping]] = ..., intervention: _Optional[_Union[_intervention_pb2.InterventionRecord, _Mapping]] = ..., stats: _Optional[_Union[_session_pb2.SessionStats, _Mapping]] = ..., end: _Optional[_Union[_session_pb2.SessionEnd, _Mapping]] = ...) -> None: ...
+    checkpoint: EngineCheckpoint
+    def __init__(self, event: _Optional[_Union[_events_pb2.Event, _Mapping]] = ..., intervention: _Optional[_Union[_intervention_pb2.InterventionRecord, _Mapping]] = ..., stats: _Optional[_Union[_session_pb2.SessionStats, _Mapping]] = ..., end: _Optional[_Union[_session_pb2.SessionEnd, _Mapping]] = ..., checkpoint: _Optional[_Union[EngineCheckpoint, _Mapping]] = ...) -> None: ...
+
+class EngineCheckpoint(_message.Message):
+    __slots__ = ("events", "last_event_id", "last_ktime_ns", "last_event", "first_ktime_ns", "resume_offset", "prev_offset", "model", "templates", "part", "parts", "first_offset", "state")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_KTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_KTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    PREV_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    events: int
+    last_event_id: int
+    last_ktime_ns: int
+    last_event: bytes
+    first_ktime_ns: int
+    resume_offset: int
+    prev_offset: int
+    model: str
+    templates: str
+    part: int
+    parts: int
+    first_offset: int
+    state: bytes
+    def __init__(self, events: _Optional[int] = ..., last_event_id: _Optional[int] = ..., last_ktime_ns: _Optional[int] = ..., last_event: _Optional[bytes] = ..., first_ktime_ns: _Optional[int] = ..., resume_offset: _Optional[int] = ..., prev_offset: _Optional[int] = ..., model: _Optional[str] = ..., templates: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., first_offset: _Optional[int] = ..., state: _Optional[bytes] = ...) -> None: ...
