@@ -35,6 +35,10 @@ ROUTES_CAP = 65536
 ATTRS_CAP = 65536
 _STATE = dict(TCP_STATE_NAMES)
 _NETNS: dict[int, int] = {}
+# Local addresses are few and shared by many flows: one bytes object each (bounded: values are
+# equal either way, interning only saves memory).
+_LOCAL: dict[bytes, bytes] = {}
+_LOCAL_CAP = 4096
 
 
 class Anchor:
@@ -70,6 +74,10 @@ class TcpAnchor(Anchor):
         self._socks = reg.socks
         by_kind = reg.matcher.by_kind
         self._m = {k: by_kind.get(k, ()) for k in self.kinds}
+        offers = reg.matcher.offers
+        # the hot kinds' unrolled offers (None: no template takes that kind)
+        self._offer_state = offers.get("tcp_state")
+        self._offer_probe = offers.get("tcp_probe")
 
     # -- socket to member -------------------------------------------------------------------
     def _member(self, ev, b, sock, eid, t, out, old=0, new=0):
@@ -92,6 +100,11 @@ class TcpAnchor(Anchor):
             reg.release(m)
         netns = ev.attr.netns
         netns = _NETNS.setdefault(netns, netns)   # one int object per namespace, not per flow
+        local = _LOCAL.get(saddr)
+        if local is not None:
+            saddr = local
+        elif len(_LOCAL) < _LOCAL_CAP:
+            _LOCAL[saddr] = saddr
         role = role_from_state(old, new) if old or new else None
         if role is None:
             role = role_from_ports(sport, dport, (netns, sport) in reg.listeners)
@@ -216,13 +229,11 @@ class TcpAnchor(Anchor):
         m.last_eid = eid
         # The transition (see _transition, the general form).
         frm, to = _STATE.get(old) or str(old), _STATE.get(new) or str(new)
-        refs = reg.refs
-        r = refs.get(eid)
-        if r:
-            refs[eid] = r + 1
+        pinned = reg.pinned
+        if eid in pinned:
+            reg.refs[eid] = reg.refs.get(eid, 1) + 1
         else:
-            refs[eid] = 1
-            reg.pinned[eid] = ev.SerializeToString(deterministic=True)
+            pinned[eid] = ev.SerializeToString(deterministic=True)
         if new == CLOSE and m.rst_eid:
             extra = m.rst_eid
             reg.pin_id(extra)
@@ -240,8 +251,8 @@ class TcpAnchor(Anchor):
         out.append(change("tcp-state", f.fid, eid, detail))
         if ev.attr.source == _ATTR_PROCESS:
             self._attribute(f, ev, eid, "state", out)
-        if self._m["tcp_state"]:
-            reg.matcher.offer(reg, f, m, "tcp_state", ev, b, eid, t, out)
+        if self._offer_state is not None:
+            self._offer_state(reg, f, m, ev, b, eid, t, out)
         if new == CLOSE:
             reg.close_member(m, t)
 
@@ -327,9 +338,8 @@ class TcpAnchor(Anchor):
         zw = b.zero_window_segments
         if zw:
             f.n_zw += zw
-        cts = self._m["tcp_probe"]
-        if cts:
-            self.reg.matcher.offer(self.reg, f, m, "tcp_probe", ev, b, eid, t, out)
+        if self._offer_probe is not None:
+            self._offer_probe(self.reg, f, m, ev, b, eid, t, out)
 
     def cong_state(self, ev, b, eid, t, out) -> None:
         m = self._sock_event(ev, b, eid, t, out)

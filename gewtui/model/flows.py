@@ -49,6 +49,9 @@ class Registry:
         self.pending: dict[int, list[int]] = {}
         self.idle: list[tuple[int, int]] = []
         self.terminated: deque[int] = deque()
+        # Evidence: event id -> its serialized bytes, and the reference count of the few held
+        # more than once (absent from refs: exactly one). Most events are cited once, so one
+        # dict entry per pinned event instead of two (see ref_count).
         self.pinned: dict[int, bytes] = {}
         self.refs: dict[int, int] = {}
         self.lost: list[tuple] = []      # (id, count, t1, t2, stage)
@@ -67,32 +70,37 @@ class Registry:
 
     # -- evidence store ---------------------------------------------------------------------
     def pin(self, eid: int, ev) -> None:
-        r = self.refs.get(eid)
-        if r:
-            self.refs[eid] = r + 1
+        if eid in self.pinned:
+            self.refs[eid] = self.refs.get(eid, 1) + 1
         else:
-            self.refs[eid] = 1
             self.pinned[eid] = ev.SerializeToString(deterministic=True)
 
     def pin_id(self, eid: int) -> bool:
-        r = self.refs.get(eid)
-        if r:
-            self.refs[eid] = r + 1
+        if eid in self.pinned:
+            self.refs[eid] = self.refs.get(eid, 1) + 1
             return True
         ev = self.ring[eid % self.ring_size]
         if ev is None or ev.id != eid:
             return False
-        self.refs[eid] = 1
         self.pinned[eid] = ev.SerializeToString(deterministic=True)
         return True
 
     def unpin(self, eid: int) -> None:
-        r = self.refs.get(eid, 0)
-        if r <= 1:
-            self.refs.pop(eid, None)
+        r = self.refs.get(eid)
+        if r is None:
             self.pinned.pop(eid, None)
+        elif r <= 2:
+            del self.refs[eid]
         else:
             self.refs[eid] = r - 1
+
+    def ref_count(self, eid: int) -> int:
+        """How many citations hold the event pinned (0: not pinned)."""
+        return self.refs.get(eid) or (1 if eid in self.pinned else 0)
+
+    def ref_counts(self) -> dict[int, int]:
+        """Every pinned event's reference count (for checks; the feed path never builds it)."""
+        return {eid: self.refs.get(eid, 1) for eid in self.pinned}
 
     def event(self, eid: int):
         raw = self.pinned.get(eid)

@@ -8,6 +8,9 @@ store and unpinned when dropped, so eng.event(id) can always answer for a cited 
 """
 from __future__ import annotations
 
+import re
+from typing import Callable
+
 from gewtui.model.changes import change
 from gewtui.model.schema import SIGNAL_FIELDS
 from gewtui.model.templates import TemplateSet
@@ -125,6 +128,21 @@ class Episode:
         return c
 
 
+_CONST = re.compile(r"\b_c(\d+)\b")
+
+
+def _inline(pred, prefix: str, ns: dict, name: str) -> str:
+    """A first-step predicate as an expression over ``e`` and ``b`` for generated code: its
+    compiled expression with its constants renamed under ``prefix`` into ``ns``; a call of
+    the predicate (bound as ``name``) when it carries no expression."""
+    expr = getattr(pred, "expr", None)
+    if expr is None:
+        return f"{name}(e, b)"
+    for k, v in pred.consts.items():
+        ns[prefix + k] = v
+    return "(" + _CONST.sub(lambda mo: f"{prefix}_c{mo.group(1)}", expr) + ")"
+
+
 class Matcher:
     def __init__(self, templates: TemplateSet):
         self.templates = templates
@@ -147,15 +165,57 @@ class Matcher:
         # Templates of a kind with their first step's predicate for it (None: the kind only
         # appears in later steps): all a holder with nothing in progress needs to test.
         self.with_first = {k: tuple((c, c.steps0.get(k)) for c in v) for k, v in by_kind.items()}
+        # kind -> offer(reg, f, m, ev, b, eid, t, out): offer() for that kind, unrolled over
+        # its templates (anchors call these directly on the feed path).
+        self.offers = {k: self._unrolled(k, v) for k, v in self.with_first.items()}
+
+    def _unrolled(self, kind: str, entries) -> Callable[..., None]:
+        """offer() for one kind as straight-line code: the template loop unrolled, each
+        template's slot a constant. Same behaviour, statement for statement, as the loop in
+        offer(); built from the compiled templates only (no template text reaches it)."""
+        ns: dict = {"start": self._start, "offer_one": self._offer_one, "kind": kind}
+        lines = ["def offer(reg, f, m, e, b, eid, t, out):", "    fst = f.tstate"]
+        if any(ct.same for ct, _ in entries):
+            lines.append("    mst = m.tstate if m is not None else None")
+        for i, (ct, pred0) in enumerate(entries):
+            ns[f"ct{i}"], ns[f"pred{i}"] = ct, pred0
+            ind = "    "
+            if ct.same:
+                lines.append("    if m is not None:")
+                ind = "        "
+            st = "mst" if ct.same else "fst"
+            lines += [f"{ind}if {st} is None:",
+                      f"{ind}    p = None",
+                      f"{ind}elif {st}.__class__ is list:",
+                      f"{ind}    p = {st}[{int(ct.slot)}]",
+                      f"{ind}else:",
+                      f"{ind}    p = {st} if {st}.slot == {int(ct.slot)} else None",
+                      f"{ind}if p is not None:",
+                      f"{ind}    offer_one(reg, ct{i}, f, m, kind, e, b, eid, t, out)"]
+            if pred0 is not None:
+                lines += [f"{ind}elif {_inline(pred0, f'_t{i}', ns, f'pred{i}')}:",
+                          f"{ind}    start(reg, ct{i}, f, m, kind, b, eid, t, out)"]
+        exec("\n".join(lines), ns)  # noqa: S102 - source built from validated names only
+        return ns["offer"]
+
+    def _start(self, reg, ct, f, m, kind, b, eid, t, out) -> None:
+        """A first step matched on a holder with nothing in progress for ``ct``."""
+        p = Progress(ct.slot)
+        tstate_put(m if ct.same else f, ct.nslots, p)
+        self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
 
     # -- feed path ---------------------------------------------------------------------------
     def offer(self, reg, f, m, kind, ev, b, eid, t, out, cts=None) -> None:
         """Offer one event (or L1 signal with b = its fields) to the templates of ``kind``.
         ``cts`` narrows the templates (path-scoped delivery); by default all of the kind."""
+        if cts is None:
+            fn = self.offers.get(kind)
+            if fn is not None:
+                fn(reg, f, m, ev, b, eid, t, out)
+            return
         fst = f.tstate
         mst = m.tstate if m is not None else None
-        for ct, pred0 in (self.with_first.get(kind, ()) if cts is None else
-                          tuple((c, c.steps0.get(kind)) for c in cts)):
+        for ct, pred0 in tuple((c, c.steps0.get(kind)) for c in cts):
             # The common case, inline: nothing in progress and the first step does not match.
             if ct.same:
                 if m is None:
@@ -172,11 +232,8 @@ class Matcher:
             if p is None:
                 if pred0 is None or not pred0(ev, b):
                     continue
-                # A first step matched on a holder with nothing in progress: start here
-                # (what _offer_one would do, without testing the predicate again).
-                p = Progress(ct.slot)
-                tstate_put(m if ct.same else f, ct.nslots, p)
-                self._matched(reg, ct, f, m, p, kind, b, eid, t, out)
+                # (what _offer_one would do, without testing the predicate again)
+                self._start(reg, ct, f, m, kind, b, eid, t, out)
                 continue
             self._offer_one(reg, ct, f, m, kind, ev, b, eid, t, out)
 

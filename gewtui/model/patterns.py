@@ -188,8 +188,11 @@ def _compile(conds_groups: list[tuple[Cond, ...]]) -> Predicate:
             else:  # prefix
                 ands.append(f"{x}.startswith({name})")
         ors.append("(" + (" and ".join(ands) if ands else "True") + ")")
-    src = "lambda e, b: " + " or ".join(ors)
-    return eval(src, {"__builtins__": {}, **consts})  # noqa: S307 - source built from validated names
+    expr = " or ".join(ors)
+    fn = eval("lambda e, b: " + expr, {"__builtins__": {}, **consts})  # noqa: S307 - source built from validated names
+    # kept for callers that inline the test into generated code (the matcher's unrolled offers)
+    fn.expr, fn.consts = expr, consts
+    return fn
 
 
 def _ms(value, where: str, *, minimum: int = 1) -> int:
