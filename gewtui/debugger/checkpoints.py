@@ -51,10 +51,12 @@ class Checkpoints:
         self._events += events
         self._feed_s += seconds
 
-    def due(self) -> bool:
+    def due(self, scale: float = 1.0) -> bool:
+        """Is a checkpoint due? ``scale`` > 1 spaces them further (a long jump far from
+        where it will stop takes fewer, see the debugger's DENSE_TAIL)."""
         p = self.policy
         return (self._events >= p.min_events
-                and self._feed_s >= max(p.budget_s, p.overhead_ratio * self._last_cost_s))
+                and self._feed_s >= scale * max(p.budget_s, p.overhead_ratio * self._last_cost_s))
 
     def add(self, position: int, state: Any, cost_s: float) -> None:
         """Keep ``state``, the engine after ``position`` events were folded."""
@@ -70,6 +72,20 @@ class Checkpoints:
         self.taken += 1
         if len(self._positions) > self.policy.max_count:
             self._thin()
+
+    def seed(self, position: int, state: Any) -> None:
+        """Enter a checkpoint made elsewhere (one stored in a recording): no accounting."""
+        i = bisect.bisect_left(self._positions, position)
+        if i < len(self._positions) and self._positions[i] == position:
+            return
+        self._positions.insert(i, position)
+        self._states.insert(i, state)
+
+    def drop(self, position: int) -> None:
+        i = bisect.bisect_left(self._positions, position)
+        if i < len(self._positions) and self._positions[i] == position:
+            del self._positions[i]
+            del self._states[i]
 
     def reset_accounting(self) -> None:
         """The feeding engine moved somewhere already covered: restart the counters."""

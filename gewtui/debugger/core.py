@@ -22,6 +22,10 @@ The model, live and replayed alike:
   gewtui.debugger.checkpoints. ``back``, ``goto`` backwards and reverse searches restore the
   nearest checkpoint and replay forward, so their cost is bounded by the checkpoint spacing,
   not by the length of the session.
+- **stored checkpoints**: a recording may hold engine states (written by the live session's
+  head engine, or by ``gew recording index``); a forward jump on a recording starts from
+  the one nearest below its target and leaves the events it skipped as a hole in the log,
+  read when needed (gewtui.debugger.stored).
 - **motions** (step, continue, goto forward) advance in slices (``run(budget_s)``), so a
   front end's pump can interleave ingestion and rendering and a ``pause`` can interrupt them.
   A motion that needs events not read yet simply waits for the next ingest.
@@ -37,14 +41,21 @@ from gewtui.debugger.breakpoints import BreakpointTable, Hit
 from gewtui.debugger.checkpoints import CheckpointPolicy, Checkpoints
 from gewtui.debugger.filters import FlowFilter
 from gewtui.debugger.store import EventLog
+from gewtui.debugger.stored import Stored, StoredCheckpoints, StoreWriter, insort_gap
 from gewtui.debugger.view import Stop
-from gewtui.errors import UsageError
+from gewtui.errors import GewError, UsageError
 from gewtui.pb import events_pb2
 
 # Change kinds that count as lifecycle transitions for ``step transition``.
 TRANSITION_KINDS = frozenset({"emerge", "diverge", "terminate", "tcp-state", "path"})
 # Events that concern the whole session; a flow filter never hides them.
 SESSION_BODIES = frozenset({"lost", "scope_change", "mark"})
+
+# A long jump takes checkpoints SPARSE times further apart until it is this many events
+# from where it will stop: 'back' from there stays within the normal budget, and the jump
+# does not spend a third of its time copying engines it will never go back to.
+DENSE_TAIL = 100_000
+SPARSE = 8.0
 
 # (event, the changes folding it produced, the engine that folded it) -> stop here?
 Predicate = Callable[[events_pb2.Event, Sequence[Any], Any], bool]
@@ -92,6 +103,10 @@ class Debugger:
         self.intervention = intervention       # the drop controller (injected, live only)
         self.log = EventLog()
         self.checkpoints = Checkpoints(policy)
+        self.stored = StoredCheckpoints(self)
+        self.log.loader = self.stored.load_hole
+        # A live session's head engine leaves its state in the recording now and then.
+        self.store_writer = StoreWriter() if self.live else None
         self.breakpoints = BreakpointTable()
         self.filter = FlowFilter()
         self._new_engine = engine_factory
@@ -154,7 +169,11 @@ class Debugger:
     def ingest(self, max_events: int = 20000, timeout_s: float = 0.0) -> int:
         """Pull what the source has into the log (and the head engine, live). Returns the
         number of events taken."""
-        events = self.source.read(max_events, timeout_s)
+        read_raw = getattr(self.source, "read_with_raw", None)
+        if read_raw is not None:
+            events = read_raw(max_events, timeout_s)
+        else:
+            events = [(ev, None) for ev in self.source.read(max_events, timeout_s)]
         if not events:
             if not self.live and getattr(self.source, "exhausted", False) and not self.log.complete:
                 self.log.complete = True
@@ -163,21 +182,33 @@ class Debugger:
         head = self._head
         perf = time.perf_counter
         observers = self.observers
-        for ev in events:
-            pos = self.log.append(ev)
+        append = self.log.append
+        if head is None and not observers:
+            # A recording read ahead of the cursor: only stored (no re-encode). A lost
+            # record carries Event field 22 (tag bytes B2 01): only those are looked at.
+            first = self.log.extend(events)
+            for i, (ev, raw) in enumerate(events):
+                if (raw is None or b"\xb2\x01" in raw) and ev.WhichOneof("body") == "lost":
+                    self.note_lost(first + i, ev)
+            self.version += 1
+            return len(events)
+        store = self.store_writer
+        for ev, raw in events:
+            pos = append(ev, raw)
             for observe in observers:
                 observe(ev)
             if ev.WhichOneof("body") == "lost":
-                lo = ev.lost
-                self.lost_gaps.append(LostGap(pos + 1, ev.id, lo.count,
-                                              lo.window_start_ns or ev.ktime_ns,
-                                              lo.window_end_ns or ev.ktime_ns))
+                self.note_lost(pos, ev)
             if head is None:
                 continue
             following = self._cur is head
             t0 = perf()
             changes = head.feed(ev)
-            self.checkpoints.account(1, perf() - t0)
+            dt = perf() - t0
+            self.checkpoints.account(1, dt)
+            if store is not None:
+                store.events += 1
+                store.feed_s += dt
             if following:
                 self.position = pos + 1
                 self._touch(changes)
@@ -187,8 +218,20 @@ class Debugger:
                     self._stopped(Stop("breakpoint", hit.text(), pos + 1, ev.id, hit.flow_id), hit)
             if self.checkpoints.due():
                 self._checkpoint(head, pos + 1)
+        if store is not None and head is not None and store.due():
+            # At the end of a batch: every event before this point is in the recording.
+            store.write(self.source, head, len(self.log), events[-1][0], self.log.first_ktime)
         self.version += 1
         return len(events)
+
+    def note_lost(self, pos: int, ev: events_pb2.Event) -> None:
+        lo = ev.lost
+        gap = LostGap(pos + 1, ev.id, lo.count, lo.window_start_ns or ev.ktime_ns,
+                      lo.window_end_ns or ev.ktime_ns)
+        if self.lost_gaps and self.lost_gaps[-1].position > gap.position:
+            insort_gap(self.lost_gaps, gap)      # read from a hole, after later events
+        else:
+            self.lost_gaps.append(gap)
 
     def _checkpoint(self, engine: Any, position: int) -> Any:
         t0 = time.perf_counter()
@@ -251,18 +294,35 @@ class Debugger:
         self._touch(changes)
         return ev, changes
 
+    def _engine_from(self, position: int) -> tuple[Any, int]:
+        """A new engine restored from the nearest checkpoint at or before ``position`` (a
+        stored one is read on first use; one that does not load is forgotten), and its
+        position."""
+        while True:
+            cp = self.checkpoints.nearest(position)
+            if cp is None:
+                return self._new_engine(), 0
+            pos, state = cp
+            if type(state) is Stored:
+                try:
+                    state = self.stored.load(state)
+                except GewError as e:
+                    self.stored.forget(pos, e.message)
+                    continue
+            return self._restore(state), pos
+
     def _restore_to(self, target: int) -> None:
         """Put the cursor at ``target`` (<= known events): from where it is when that is
         closest, else from the spare engine trailing the cursor, else from the nearest
         checkpoint. Never folds the head."""
-        cp_pos, state = self.checkpoints.nearest(target) or (0, None)
+        cp_pos = (self.checkpoints.nearest(target) or (0, None))[0]
         here = not self.following and cp_pos <= self.position <= target
         spare = self._spare
         if spare is not None and cp_pos <= spare[1] <= target and (not here or spare[1] > self.position):
             self._spare = None
             self._set_engine(spare[0], spare[1])
         elif not here:
-            engine = self._restore(state) if state is not None else self._new_engine()
+            engine, cp_pos = self._engine_from(target)
             self._set_engine(engine, cp_pos)
         while self.position < target:
             self._fold()
@@ -273,17 +333,17 @@ class Debugger:
         few thousand events behind the cursor, so the next ``back`` folds a short stretch
         instead of restoring a checkpoint (whose cost grows with the engine's state) and
         replaying up to a checkpoint interval. Returns whether it did any work."""
-        if self.motion is not None or self.following or self.position == 0:
+        if self.motion is not None or self.following:
             return False
         want = max(0, self.position - self.spare_lag)
         spare = self._spare
-        if spare is not None and want - self.spare_lag <= spare[1] <= want:
-            return False
+        if self.position == 0 or (spare is not None and want - self.spare_lag <= spare[1] <= want):
+            return self._fill_a_hole()
         job = self._spare_job
-        cp_pos, state = self.checkpoints.nearest(want) or (0, None)
+        cp_pos = (self.checkpoints.nearest(want) or (0, None))[0]
         if job is None or not cp_pos <= job[1] <= want:
             # No job, or the cursor moved so that a checkpoint is a better start.
-            engine = self._restore(state) if state is not None else self._new_engine()
+            engine, cp_pos = self._engine_from(want)
             job = self._spare_job = [engine, cp_pos]
             return True
         engine, pos = job
@@ -297,6 +357,113 @@ class Debugger:
         if pos >= want:
             self._spare, self._spare_job = (engine, pos), None
         return True
+
+    def _fill_a_hole(self) -> bool:
+        """Idle work after a jump: read one stretch of events the jump skipped, the one
+        nearest below the cursor first (where ``back`` goes)."""
+        holes = self.log.holes
+        if not holes:
+            return False
+        below = [h for h in holes if h.start < self.position]
+        try:
+            self.log.fill(below[-1] if below else holes[0])
+        except GewError as e:
+            self._distrust(e.message)
+        self.version += 1
+        return True
+
+    def _distrust(self, why: str) -> None:
+        """The recording's stored checkpoints do not match its events: forget them and
+        everything taken from them, and read the file again from its first event."""
+        self.stored = StoredCheckpoints(self)
+        self.stored._refs = []
+        self.checkpoints = Checkpoints(self.checkpoints.policy)
+        self.log = EventLog()
+        self.log.loader = self.stored.load_hole
+        self.lost_gaps = []
+        self._spare = self._spare_job = None
+        self._frontier = 0
+        self.source.seek(self.source.reader.data_start)
+        self.motion = None
+        self._set_engine(self._new_engine(), 0)
+        self.message = f"{why}; stored checkpoints ignored, reading from the first event"
+        self._stops.append(Stop("paused", self.message, 0, 0))
+
+    def _leap(self, target: int | None = None, event_id: int | None = None,
+              ktime_ns: int | None = None) -> None:
+        """Before a forward jump on a recording: start from the stored checkpoint nearest
+        below the target when it is far enough ahead of the cursor."""
+        if self.live:
+            return
+        ref = self.stored.best(target, event_id, ktime_ns)
+        if ref is None:
+            return
+        cp = self.checkpoints.nearest(ref.events)
+        if cp is None or type(cp[1]) is not Stored or cp[0] != ref.events:
+            return
+        try:
+            state = self.stored.load(cp[1])
+        except GewError as e:
+            self.stored.forget(ref.events, e.message)
+            return
+        self.stored.reach(ref)
+        self._set_engine(self._restore(state), ref.events)
+        self._spare = self._spare_job = None
+        if ref.events > self._frontier:
+            self._frontier = ref.events
+            self.checkpoints.reset_accounting()
+
+    def _stop_estimate(self) -> int:
+        """Where the running goto will stop: its target, the end of a recording read to
+        its end, or the end estimated from the bytes not read yet."""
+        m = self.motion
+        if m is not None and m.target is not None:
+            return m.target
+        n = len(self.log)
+        if self.log.complete or not n:
+            return n
+        tell, size = getattr(self.source, "tell", None), getattr(self.source, "size", 0)
+        if tell is None or not size:
+            return n
+        at = tell()
+        return n + int((size - at) * n / max(1, at))
+
+    def _fold_to(self, limit: int, deadline: float) -> None:
+        """Fold up to position ``limit`` with nothing to test per event (a goto): the
+        per-event work is the engine's, the rest is done every 128 events (or every
+        checkpoint interval, if that is shorter)."""
+        get = self.log.get
+        cur = self._cur
+        feed = cur.feed
+        touch = self._touch
+        cps = self.checkpoints
+        replay = self._head is None
+        perf = time.perf_counter
+        clock = self.clock
+        pos = self.position
+        mark = perf()
+        n = 0
+        far = self._stop_estimate() - DENSE_TAIL
+        step = max(1, min(128, cps.policy.min_events))
+        while pos < limit:
+            changes = feed(get(pos))
+            pos += 1
+            if changes:
+                touch(changes)
+            n += 1
+            if n >= step or pos == limit:
+                self.position = pos
+                if replay and pos > self._frontier:
+                    now = perf()
+                    cps.account(min(n, pos - self._frontier), now - mark)
+                    self._frontier = pos
+                    if cps.due(SPARSE if pos < far else 1.0):
+                        self._checkpoint(cur, pos)
+                    mark = perf()
+                n = 0
+                if clock() >= deadline:
+                    break
+        self.position = pos
 
     # ---- motions -----------------------------------------------------------------------
 
@@ -335,7 +502,15 @@ class Debugger:
             return None
         deadline = self.clock() + budget_s
         n = 0
+        plain = m.kind == "goto" and m.until is None and m.stop_before is None and not m.breakpoints
         while True:
+            if plain:
+                limit = len(self.log) if m.target is None else min(m.target, len(self.log))
+                if self.position < limit:
+                    self._fold_to(limit, deadline)
+                    if self.position < limit:
+                        self.version += 1
+                        return None
             pos = self.position
             if m.target is not None and pos >= m.target:
                 return self._stopped(Stop("goto", f"at #{self.cursor_event_id()}", pos,
@@ -463,9 +638,7 @@ class Debugger:
         searched one checkpoint segment at a time, newest segment first."""
         hi = before - 1
         while hi >= 1:
-            cp = self.checkpoints.nearest(hi - 1)
-            lo, state = cp if cp else (0, None)
-            engine = self._restore(state) if state is not None else self._new_engine()
+            engine, lo = self._engine_from(hi - 1)
             found = None
             for idx in range(lo, hi):
                 ev = self.log.get(idx)
@@ -489,6 +662,7 @@ class Debugger:
         if self.live and target > len(self.log):
             raise UsageError(f"position {target} is beyond the newest event ({len(self.log)})")
         self._begin(Motion("goto", f"goto {target}", breakpoints=False, target=target))
+        self._leap(target)
 
     def goto_event(self, event_id: int) -> None:
         i = self.log.position_at_or_after_id(event_id)
@@ -500,6 +674,7 @@ class Debugger:
         # Not read yet: walk forward until the event is folded.
         self._begin(Motion("goto", f"goto #{event_id}", breakpoints=False,
                            stop_before=lambda pos: pos > 0 and self.log.event_id(pos - 1) >= event_id))
+        self._leap(event_id=event_id)
 
     def goto_ktime(self, ktime_ns: int) -> None:
         if len(self.log) and (ktime_ns <= self.log.last_ktime or self.live or self.log.complete):
@@ -509,12 +684,14 @@ class Debugger:
             return self.goto_position(pos)
         self._begin(Motion("goto", f"goto @{ktime_ns}", breakpoints=False,
                            stop_before=lambda pos: self.log.ktime(pos) > ktime_ns))
+        self._leap(ktime_ns=ktime_ns)
 
     def goto_end(self) -> None:
         if self.live:
             return self.goto_position(len(self.log))
         self._begin(Motion("goto", "goto end", breakpoints=False, target=None))
         # A goto without a target runs to the end of the recording ("end" stop).
+        self._leap()
 
     def select(self, flow_id: int) -> Any:
         snap = self.engine.flow(flow_id)

@@ -9,6 +9,7 @@ without bcc.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ class SourceStats:
     bpf_run_time_ns: int = 0
     bpf_run_count: int = 0
     recording_bytes: int = 0
+
+
+def _frame_len(n: int) -> int:
+    """Bytes of a record frame whose payload is ``n`` bytes (marker, varint, payload, CRC)."""
+    return 4 + (n.bit_length() + 6) // 7 + n + 4 if n else 9
 
 
 def _verdict(report: session_pb2.CapabilityReport | None) -> str:
@@ -94,54 +100,143 @@ class ReplaySource:
 
     Interventions, stats and end records are kept aside: the intervention panel shows past
     interventions (a replay never executes one), the status bar shows the recording's
-    session stats (the last stats record wins, as in the file's contract).
+    session stats (the last stats record wins, as in the file's contract). Engine
+    checkpoints stored in the file are listed by ``checkpoints()``; after a jump to one the
+    reading goes on from it (``seek``) and the skipped stretch is read later with
+    ``read_at`` (the debugger's log holds it as a hole meanwhile).
     """
 
     live = False
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, use_checkpoints: bool = True) -> None:
         from gewtui.recording import open_recording
 
         self.path = os.fspath(path)
         self.reader = open_recording(self.path)
         self.header = self.reader.header
-        self._records = self.reader.records()
+        self.use_checkpoints = use_checkpoints
         self.exhausted = False
         self.interventions: list[intervention_pb2.InterventionRecord] = []
+        self._intervention_at: list[int] = []       # file offset of each, sorted
         self.last_stats: session_pb2.SessionStats | None = None
+        self._stats_at = -1
         self.end: session_pb2.SessionEnd | None = None
         self._events = 0
         self._lost = 0
+        self._checkpoints: list | None = None
+        self._frames = self.reader.frames()
+        self._next = self.reader.data_start         # offset of the next frame to read
         try:
             self.size = os.path.getsize(self.path)
         except OSError:
             self.size = 0
 
     def read(self, max_events: int, timeout_s: float = 0.0) -> list[events_pb2.Event]:
-        out: list[events_pb2.Event] = []
+        return [ev for ev, _ in self.read_with_raw(max_events, timeout_s)]
+
+    def read_with_raw(self, max_events: int, timeout_s: float = 0.0
+                      ) -> list[tuple[events_pb2.Event, bytes]]:
+        """Like ``read``, with each event's serialized form (the log stores it as is)."""
         if self.exhausted:
-            return out
-        for rec in self._records:
-            which = rec.WhichOneof("body")
-            if which == "event":
-                ev = rec.event
-                out.append(ev)
-                if ev.WhichOneof("body") == "lost":
-                    self._lost += ev.lost.count
-                if len(out) >= max_events:
-                    break
-            elif which == "intervention":
-                self.interventions.append(rec.intervention)
-            elif which == "stats":
-                self.last_stats = rec.stats
-            elif which == "end":
-                self.end = rec.end
-                if rec.end.HasField("stats"):
-                    self.last_stats = rec.end.stats
-        else:
+            return []
+        out, nxt = self._take(self._frames, max_events, self.reader.report)
+        if nxt is None:
             self.exhausted = True
-        self._events += len(out)
+        else:
+            self._next = nxt
         return out
+
+    def _take(self, frames: Any, max_events: int, report: Any
+              ) -> tuple[list[tuple[events_pb2.Event, bytes]], int | None]:
+        """Up to ``max_events`` events from a frame walk, side records kept aside. Returns
+        them and the offset of the frame after the last one taken (None: the walk ended)."""
+        from gewtui.recording.reader import event_bytes
+
+        parse_event = events_pb2.Event.FromString
+        parse_record = recording_pb2.Record.FromString
+        out: list[tuple[events_pb2.Event, bytes]] = []
+        n = 0
+        for off, payload in frames:
+            # event_bytes inlined for the commonest frame: one Record.event of < 128 bytes.
+            ln = len(payload)
+            if ln > 2 and payload[0] == 0x0A and payload[1] == ln - 2:
+                raw = payload[2:]
+            else:
+                raw = event_bytes(payload)
+            try:
+                if raw is not None:
+                    ev = parse_event(raw)
+                else:
+                    rec = parse_record(payload)
+                    which = rec.WhichOneof("body")
+                    if which != "event":
+                        self._side(off, which, rec)
+                        continue
+                    ev = rec.event
+                    raw = ev.SerializeToString()
+            except Exception as e:     # foreign or hostile payload: counted, never an event
+                self.reader._undecodable(report, off, len(payload), e)
+                continue
+            out.append((ev, raw))
+            if b"\xb2\x01" in raw and ev.WhichOneof("body") == "lost":   # Event field 22
+                self._lost += ev.lost.count
+            n += 1
+            if n >= max_events:
+                self._events += n
+                return out, off + _frame_len(len(payload))
+        self._events += n
+        return out, None
+
+    def _side(self, off: int, which: str | None, rec: recording_pb2.Record) -> None:
+        if which == "intervention":
+            i = bisect.bisect_left(self._intervention_at, off)
+            if i < len(self._intervention_at) and self._intervention_at[i] == off:
+                return        # read twice (a hole re-read): already kept
+            self._intervention_at.insert(i, off)
+            self.interventions.insert(i, rec.intervention)
+        elif which == "stats" and off > self._stats_at:
+            self.last_stats, self._stats_at = rec.stats, off
+        elif which == "end":
+            self.end = rec.end
+            if rec.end.HasField("stats") and off >= self._stats_at:
+                self.last_stats, self._stats_at = rec.end.stats, off
+
+    # ---- checkpoints and jumps -----------------------------------------------------------
+
+    def checkpoints(self) -> list:
+        """The engine checkpoints stored in the file (gewtui.recording.checkpoints), found
+        once, by position; empty when disabled."""
+        if self._checkpoints is None:
+            if not self.use_checkpoints:
+                self._checkpoints = []
+            else:
+                from gewtui.recording.checkpoints import find_checkpoints
+
+                self._checkpoints = find_checkpoints(self.reader)
+        return self._checkpoints
+
+    def load_checkpoint(self, ref: Any) -> bytes:
+        from gewtui.recording.checkpoints import load_state
+
+        return load_state(self.reader, ref)
+
+    def tell(self) -> int:
+        """Offset where sequential reading goes on."""
+        return self._next
+
+    def seek(self, offset: int) -> None:
+        """Go on reading from the frame at ``offset`` (a checkpoint's resume offset)."""
+        self._frames = self.reader.frames(offset)    # a new report: damage from here on
+        self._next = offset
+        self.exhausted = False
+
+    def read_at(self, offset: int, count: int) -> tuple[list[tuple[events_pb2.Event, bytes]], int | None]:
+        """``count`` events from the frame at ``offset`` (fewer at the end of the file), and
+        the offset after the last. Does not move sequential reading."""
+        from gewtui.recording import ReadReport
+
+        report = ReadReport()
+        return self._take(self.reader.frames(offset, report), count, report)
 
     def info(self) -> SourceInfo:
         s = self.header.session
@@ -200,6 +295,16 @@ class LiveSource:
             scope=describe() if callable(describe) else "host netns",
             recording=getattr(s, "record_path", "") or "",
             allow_intervention=bool(getattr(s, "allow_intervention", False)))
+
+    def store_checkpoint(self, state: bytes, **meta: Any) -> int | None:
+        """Write an engine checkpoint into the session's recording, after the events it
+        has recorded so far (gewtui.recording.checkpoints); None when it records nothing."""
+        w = getattr(self.session, "writer", None)
+        if w is None or not hasattr(w, "next_offset"):
+            return None
+        from gewtui.recording.checkpoints import write_checkpoint
+
+        return write_checkpoint(w, state, **meta)
 
     def stats(self) -> SourceStats:
         st = self.session.stats

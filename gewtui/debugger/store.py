@@ -8,16 +8,37 @@ be dense (a filtered recording keeps its original ids), so lookups by id bisect.
 Events are kept serialized, packed into blocks of bytes, because a long live session holds
 millions of them: a parsed protobuf message costs several hundred bytes of Python objects,
 its wire form about a tenth of that, and parsing one back takes well under a microsecond.
+
+A replay that jumps (to a checkpoint stored in the recording) leaves a **hole**: positions
+whose count is known from the checkpoint but whose events were not read yet. A hole knows
+its last event (the checkpoint carries it) and its id and time bounds, so lookups only read
+it when they must; it is read through ``loader`` (the debugger's, which knows the file) the
+first time a position, id or time inside it is asked for.
 """
 from __future__ import annotations
 
 import bisect
 from array import array
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from gewtui.pb import events_pb2
 
 _BLOCK = 4096
+
+
+@dataclass
+class Hole:
+    """Positions [start, end) known to exist, not read yet."""
+
+    start: int
+    end: int
+    lo_id: int          # id of the event before it (0: none): every id inside is greater
+    hi_id: int          # id of its last event
+    lo_ktime: int
+    hi_ktime: int
+    last: bytes         # its last event, serialized
+    where: Any          # what the loader needs to read it (a file offset)
 
 
 class EventLog:
@@ -26,6 +47,7 @@ class EventLog:
     def __init__(self) -> None:
         self._ids = array("Q")
         self._ktimes = array("Q")
+        self._starts: list[int] = []      # first position of each block (sorted)
         self._blocks: list[bytearray] = []
         self._ends: list[array] = []      # per block: end offset of each event in the block
         self.complete = False             # no more events will arrive (replay read to its end)
@@ -35,6 +57,10 @@ class EventLog:
         self._recent: list[events_pb2.Event] = []
         self._recent_base = 0
         self.recent_cap = 65536
+        self.holes: list[Hole] = []
+        # Reads a hole: returns its events with their serialized forms, or raises.
+        self.loader: Callable[[Hole], list[tuple[events_pb2.Event, bytes]]] | None = None
+        self._filled: tuple[int, list[events_pb2.Event]] = (0, [])   # the last hole read
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -42,7 +68,9 @@ class EventLog:
     def append(self, event: events_pb2.Event, raw: bytes | None = None) -> int:
         """Store one event; returns its position."""
         pos = len(self._ids)
-        if pos % _BLOCK == 0:
+        starts = self._starts
+        if not starts or pos - starts[-1] >= _BLOCK or pos != starts[-1] + len(self._ends[-1]):
+            starts.append(pos)
             self._blocks.append(bytearray())
             self._ends.append(array("L"))
         blob = raw if raw is not None else event.SerializeToString()
@@ -56,14 +84,104 @@ class EventLog:
             half = len(recent) // 2
             del recent[:half]
             self._recent_base += half
-        if not recent:
+        if not recent or self._recent_base + len(recent) != pos:
+            recent.clear()
             self._recent_base = pos
         recent.append(event)
         return pos
 
+    def extend(self, pairs: list[tuple[events_pb2.Event, bytes | None]]) -> int:
+        """Store many (event, serialized event) pairs; returns the first one's position."""
+        first = len(self._ids)
+        append = self.append
+        ids, kts = self._ids, self._ktimes
+        for ev, raw in pairs:
+            ends = self._ends[-1] if self._ends else None
+            pos = len(ids)
+            if ends is None or raw is None or len(ends) >= _BLOCK or \
+                    pos != self._starts[-1] + len(ends) or self._recent_base + len(self._recent) != pos \
+                    or len(self._recent) >= self.recent_cap:
+                append(ev, raw)
+                continue
+            block = self._blocks[-1]
+            block += raw
+            ends.append(len(block))
+            ids.append(ev.id)
+            kts.append(ev.ktime_ns)
+            self._recent.append(ev)
+        return first
+
+    # ---- holes ----------------------------------------------------------------------------
+
+    def add_hole(self, end: int, hi_id: int, hi_ktime: int, last: bytes, where: Any,
+                 first_ktime: int = 0) -> Hole:
+        """Positions [len, end) exist but are not read; ``end - 1`` is the event ``last``
+        (id ``hi_id``, time ``hi_ktime``). ``first_ktime``: the session's first event time,
+        for a hole at position 0."""
+        start = len(self._ids)
+        if end <= start:
+            raise ValueError("a hole must add positions")
+        lo_id = self._ids[-1] if start else 0
+        lo_kt = self._ktimes[-1] if start else min(first_ktime or hi_ktime, hi_ktime)
+        # Placeholders keep both arrays sorted for bisect; the hole's last entry is exact.
+        n = end - start - 1
+        self._ids.extend(array("Q", [lo_id]) * n)
+        self._ids.append(hi_id)
+        self._ktimes.extend(array("Q", [lo_kt]) * n)
+        self._ktimes.append(hi_ktime)
+        h = Hole(start, end, lo_id, hi_id, lo_kt, hi_ktime, last, where)
+        self.holes.append(h)
+        return h
+
+    def _hole_at(self, pos: int) -> Hole | None:
+        for h in self.holes:
+            if h.start <= pos < h.end:
+                return h
+        return None
+
+    def fill(self, h: Hole) -> None:
+        """Read hole ``h`` now (through ``loader``)."""
+        if h not in self.holes:
+            return
+        if self.loader is None:
+            raise LookupError(f"events {h.start}..{h.end - 1} were not read and cannot be")
+        pairs = self.loader(h)
+        if len(pairs) != h.end - h.start or pairs[-1][0].id != h.hi_id:
+            raise LookupError(f"events {h.start}..{h.end - 1}: the file holds other events there")
+        self.holes.remove(h)
+        i = bisect.bisect_left(self._starts, h.start)
+        for k in range(0, len(pairs), _BLOCK):
+            chunk = pairs[k:k + _BLOCK]
+            block = bytearray()
+            ends = array("L")
+            for _, raw in chunk:
+                block += raw
+                ends.append(len(block))
+            self._starts.insert(i, h.start + k)
+            self._blocks.insert(i, block)
+            self._ends.insert(i, ends)
+            i += 1
+        self._ids[h.start:h.end] = array("Q", [ev.id for ev, _ in pairs])
+        self._ktimes[h.start:h.end] = array("Q", [ev.ktime_ns for ev, _ in pairs])
+        self._filled = (h.start, [ev for ev, _ in pairs])
+
+    def _need(self, pos: int) -> None:
+        h = self._hole_at(pos)
+        if h is not None and pos != h.end - 1:
+            self.fill(h)
+
+    # ---- reading ----------------------------------------------------------------------------
+
     def raw(self, pos: int) -> bytes:
-        b, k = divmod(pos, _BLOCK)
+        if self.holes:
+            h = self._hole_at(pos)
+            if h is not None:
+                if pos == h.end - 1:
+                    return h.last
+                self.fill(h)
+        b = bisect.bisect_right(self._starts, pos) - 1
         ends = self._ends[b]
+        k = pos - self._starts[b]
         start = ends[k - 1] if k else 0
         return bytes(self._blocks[b][start:ends[k]])
 
@@ -73,6 +191,9 @@ class EventLog:
         i = pos - self._recent_base
         if 0 <= i < len(self._recent):
             return self._recent[i]
+        base, evs = self._filled
+        if 0 <= pos - base < len(evs):
+            return evs[pos - base]
         return events_pb2.Event.FromString(self.raw(pos))
 
     def iter_range(self, start: int, stop: int) -> Iterator[events_pb2.Event]:
@@ -82,12 +203,23 @@ class EventLog:
             yield parse(self.raw(pos))
 
     def event_id(self, pos: int) -> int:
+        if self.holes:
+            self._need(pos)
         return self._ids[pos]
 
     def ktime(self, pos: int) -> int:
+        if self.holes:
+            self._need(pos)
         return self._ktimes[pos]
 
+    def _need_id(self, event_id: int) -> None:
+        for h in list(self.holes):
+            if h.lo_id < event_id < h.hi_id:
+                self.fill(h)
+
     def position_of_id(self, event_id: int) -> int | None:
+        if self.holes:
+            self._need_id(event_id)
         i = bisect.bisect_left(self._ids, event_id)
         if i < len(self._ids) and self._ids[i] == event_id:
             return i
@@ -95,6 +227,8 @@ class EventLog:
 
     def position_at_or_after_id(self, event_id: int) -> int:
         """Position of the first event whose id is >= ``event_id`` (len() when none)."""
+        if self.holes:
+            self._need_id(event_id)
         return bisect.bisect_left(self._ids, event_id)
 
     def position_at_ktime(self, ktime_ns: int) -> int:
@@ -103,6 +237,10 @@ class EventLog:
         ktimes are monotonic per CPU but records from different CPUs can interleave by a few
         microseconds, so this bisects on the recorded order, which is the order of replay.
         """
+        if self.holes:
+            for h in list(self.holes):
+                if h.lo_ktime <= ktime_ns < h.hi_ktime:
+                    self.fill(h)
         i = bisect.bisect_right(self._ktimes, ktime_ns)
         return max(0, i - 1)
 

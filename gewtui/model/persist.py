@@ -102,6 +102,15 @@ def _canon(v: Any) -> Any:
 
 # ---- writing ----------------------------------------------------------------------------------
 
+def engine_view(engine: Any) -> Checkpoint:
+    """An engine's current state as a Checkpoint *without copying it*, for ``dumps`` only:
+    it shares the engine's live objects, so dump it before the engine folds again (saves
+    the copy ``Engine.checkpoint()`` makes)."""
+    reg = engine._reg
+    return Checkpoint(reg, engine.templates, engine.session_id, engine._interventions,
+                      engine._config, reg.n_events)
+
+
 def dumps(cp: Checkpoint) -> bytes:
     """The bytes of an engine checkpoint (``Engine.checkpoint()``); see the module docstring."""
     reg = cp.reg

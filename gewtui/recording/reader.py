@@ -96,11 +96,14 @@ class RecordingReader:
 
     # -- iteration -----------------------------------------------------------------------
 
-    def frames(self, start: int | None = None) -> Iterator[tuple[int, bytes]]:
+    def frames(self, start: int | None = None, report: ReadReport | None = None
+               ) -> Iterator[tuple[int, bytes]]:
         """(offset, payload) of every valid frame, payloads not decoded. Starts a new
-        ``report``. Iterations are independent: several may be in progress at once."""
-        self.report = ReadReport()
-        return self._walk(start, self.report)
+        ``report`` (or fills the given one, leaving ``self.report`` alone). Iterations are
+        independent: several may be in progress at once."""
+        if report is None:
+            report = self.report = ReadReport()
+        return self._walk(start, report)
 
     def _walk(self, start: int | None, report: ReadReport) -> Iterator[tuple[int, bytes]]:
         return walk_frames(self._f.fileno(), self.data_start if start is None else start,
@@ -142,19 +145,12 @@ class RecordingReader:
         for off, payload in frames:
             n = len(payload)
             try:
-                if n > 2 and payload[0] == 0x0A:
-                    b1 = payload[1]
-                    if b1 < 0x80:
-                        if n == b1 + 2:
-                            ev = parse_event(payload[2:])
-                            report.records += 1
-                            yield ev
-                            continue
-                    elif n > 3 and payload[2] < 0x80 and n == (b1 & 0x7F) + (payload[2] << 7) + 3:
-                        ev = parse_event(payload[3:])
-                        report.records += 1
-                        yield ev
-                        continue
+                raw = event_bytes(payload)
+                if raw is not None:
+                    ev = parse_event(raw)
+                    report.records += 1
+                    yield ev
+                    continue
                 rec = parse_record(payload)
             except _DECODE_ERRORS as e:
                 self._undecodable(report, off, n, e)
@@ -198,6 +194,20 @@ class RecordingReader:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def event_bytes(payload: bytes) -> bytes | None:
+    """The serialized Event when a Record payload is exactly one ``event`` field (what the
+    writer produces), else None (decode it as a Record: protobuf's merge rules decide)."""
+    n = len(payload)
+    if n > 2 and payload[0] == 0x0A:
+        b1 = payload[1]
+        if b1 < 0x80:
+            if n == b1 + 2:
+                return payload[2:]
+        elif n > 3 and payload[2] < 0x80 and n == (b1 & 0x7F) + (payload[2] << 7) + 3:
+            return payload[3:]
+    return None
 
 
 def open_recording(path: str | os.PathLike[str], *, strict: bool = False) -> RecordingReader:

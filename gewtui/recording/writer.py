@@ -244,6 +244,11 @@ class RecordingWriter:
         return self._failed
 
     @property
+    def next_offset(self) -> int:
+        """File offset at which the next record's frame will start (buffered bytes counted)."""
+        return self._offset + len(self._buf)
+
+    @property
     def bytes_written(self) -> int:
         """Bytes in the file (flushed frames), header included."""
         return self._offset

@@ -1,0 +1,225 @@
+"""Engine checkpoints stored in recordings: how a replay jumps, how a live session leaves them.
+
+Place in the pipeline: the debugger core (gewtui.debugger.core) asks ``StoredCheckpoints``
+before a forward jump on a recording whether a checkpoint stored in the file lies between
+the cursor and the target. If so the cursor's engine is restored from it (gewtui.model.persist)
+and only the events after it are folded; the events skipped become a hole in the event log
+(gewtui.debugger.store), read from the file when something needs them or when the operator
+is idle. Stored states enter the debugger's checkpoint table as ``Stored`` entries, loaded
+the first time they are restored, so ``back`` and ``goto`` use them like any other.
+
+A stored state is used only when it is exactly what folding the file would give here: made
+by this model layout (``persist.MODEL_ID``), with this template set (by digest), this engine
+configuration and session id. Otherwise, or when it does not load, it is ignored with a
+message and the debugger folds, as it would without it.
+
+On a live session ``StoreWriter`` writes them into the session's recording from the head
+engine, at the end of an ingested batch (so the count of events before it in the file is
+the head's position), never more often than every ``min_events`` events and never for more
+than ``max_share`` of the head's folding time. A head engine that has taken interventions
+stores none: its state is no longer a function of the recorded events alone.
+"""
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gewtui.errors import RecordingError
+
+# Below this many events, folding on from the cursor is cheaper than loading a state.
+LEAP_MIN = 20_000
+
+
+class Stored:
+    """A checkpoint-table entry whose state is still in the recording."""
+
+    __slots__ = ("ref", "cp")
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+        self.cp: Any = None
+
+
+class StoredCheckpoints:
+    def __init__(self, debugger: Any) -> None:
+        self.d = debugger
+        self._refs: list | None = None
+        self._probe: Any = None
+        self.ignored = ""
+
+    def refs(self) -> list:
+        """The usable stored checkpoints of a replayed recording, by position (found and
+        entered into the checkpoint table on first use)."""
+        if self._refs is not None:
+            return self._refs
+        self._refs = []
+        d = self.d
+        find = getattr(d.source, "checkpoints", None)
+        if d.live or find is None:
+            return self._refs
+        from gewtui.model.engine import Engine
+        from gewtui.model import persist
+
+        probe = d._new_engine()
+        if type(probe) is not Engine:
+            return self._refs           # an injected engine (tests): states are not its own
+        self._probe = probe.checkpoint()
+        try:
+            refs = find()
+        except RecordingError as e:
+            self._ignore(f"stored checkpoints not read: {e.message}")
+            return self._refs
+        digest = persist.template_digest(probe.templates)
+        usable = [r for r in refs if r.model == persist.MODEL_ID and r.templates == digest]
+        if len(usable) < len(refs):
+            self._ignore(f"{len(refs) - len(usable)} stored checkpoint(s) made by another "
+                         "build or template set: ignored")
+        self._refs = usable
+        for r in usable:
+            if r.events > 0:
+                d.checkpoints.seed(r.events, Stored(r))
+        return self._refs
+
+    def _ignore(self, text: str) -> None:
+        self.ignored = text
+        self.d.message = text
+
+    def load(self, entry: Stored) -> Any:
+        """The Checkpoint of a stored entry (read and checked once). Raises GewError."""
+        if entry.cp is None:
+            from gewtui.model import persist
+
+            p = self._probe
+            data = self.d.source.load_checkpoint(entry.ref)
+            cp = persist.loads(data, p.templates, config=p.config, session_id=p.session_id)
+            if cp.event_index != entry.ref.events or cp.event_id != entry.ref.last_event_id:
+                raise persist.StateError("engine state: not at the position its record names")
+            entry.cp = cp
+        return entry.cp
+
+    def forget(self, position: int, why: str) -> None:
+        self.d.checkpoints.drop(position)
+        self._refs = [r for r in self._refs or () if r.events != position]
+        self._ignore(f"stored checkpoint at position {position} ignored: {why}")
+
+    # ---- jumping ------------------------------------------------------------------------------
+
+    def best(self, target: int | None = None, event_id: int | None = None,
+             ktime_ns: int | None = None) -> Any:
+        """The stored checkpoint nearest below a forward target (a position, an event id not
+        read yet, a time; none of them: the end), if it is worth a jump from the cursor."""
+        refs = self.refs()
+        if not refs:
+            return None
+        d = self.d
+        best = None
+        for r in refs:
+            if target is not None and r.events > target:
+                break
+            if event_id is not None and r.last_event_id >= event_id:
+                break
+            if ktime_ns is not None and r.last_ktime_ns > ktime_ns:
+                break
+            best = r
+        if best is None or best.events < d.position + LEAP_MIN:
+            return None
+        return best
+
+    def reach(self, ref: Any) -> None:
+        """Make the log reach ``ref``'s position: what was not read becomes holes (split at
+        the stored checkpoints in between, each read on its own), and reading goes on after it."""
+        d = self.d
+        log = d.log
+        if len(log) >= ref.events:
+            return
+        where = d.source.tell()
+        for r in self._refs or ():
+            if len(log) < r.events <= ref.events:
+                log.add_hole(r.events, r.last_event_id, r.last_ktime_ns, r.last_event, where,
+                             first_ktime=r.first_ktime_ns)
+                where = r.resume_offset
+        d.source.seek(ref.resume_offset)
+        log.complete = False
+
+    def load_hole(self, h: Any) -> list:
+        """The log's loader: the events of hole ``h`` from the file (lost-record gaps noted)."""
+        d = self.d
+        pairs, _ = d.source.read_at(h.where, h.end - h.start)
+        if len(pairs) != h.end - h.start or (pairs and pairs[-1][0].id != h.hi_id):
+            raise RecordingError(
+                f"{getattr(d.source, 'path', 'recording')}: the stored checkpoint at position "
+                f"{h.end} does not match the events before it (open the recording without "
+                "stored checkpoints)")
+        for i, (ev, _) in enumerate(pairs):
+            if ev.WhichOneof("body") == "lost":
+                d.note_lost(h.start + i, ev)
+        return pairs
+
+
+@dataclass
+class StorePolicy:
+    min_events: int = 50_000
+    max_share: float = 0.1        # of the head engine's folding time
+
+
+class StoreWriter:
+    """Writes the head engine's state into a live session's recording (see the docstring)."""
+
+    def __init__(self, policy: StorePolicy | None = None) -> None:
+        self.policy = policy or StorePolicy()
+        self.events = 0          # folded since the last one
+        self.feed_s = 0.0
+        self.last_cost_s = 0.0
+        self.written = 0
+        self.prev_offset = 0
+        self.cost_s = 0.0        # all of them
+        self.disabled = ""
+
+    def due(self) -> bool:
+        p = self.policy
+        return (not self.disabled and self.events >= p.min_events
+                and self.feed_s * p.max_share >= self.last_cost_s)
+
+    def write(self, source: Any, head: Any, position: int, last_event: Any, first_ktime: int) -> bool:
+        """Store the head's state at ``position`` (the end of an ingested batch)."""
+        store = getattr(source, "store_checkpoint", None)
+        if store is None:
+            self.disabled = "the source keeps no recording"
+            return False
+        from gewtui.model import persist
+
+        t0 = time.perf_counter()
+        self.events = 0
+        self.feed_s = 0.0
+        if last_event is None or last_event.id != position:
+            # Live sessions number their events from 1 with no gap; otherwise this engine
+            # did not see every recorded event and its position would lie.
+            self.disabled = "the head engine did not fold every recorded event"
+            return False
+        view = persist.engine_view(head)
+        if view.interventions:
+            self.disabled = "interventions were taken: the state is no longer the events' alone"
+            return False
+        state = persist.dumps(view)
+        try:
+            off = store(state, events=position, last_event=last_event, first_ktime_ns=first_ktime,
+                        model=persist.MODEL_ID, templates=persist.template_digest(view.templates),
+                        prev_offset=self.prev_offset)
+        except RecordingError as e:
+            self.disabled = e.message
+            return False
+        if off is None:
+            self.disabled = "the session records nothing"
+            return False
+        self.prev_offset = off
+        self.written += 1
+        self.last_cost_s = time.perf_counter() - t0
+        self.cost_s += self.last_cost_s
+        return True
+
+
+def insort_gap(gaps: list, gap: Any) -> None:
+    """Keep lost-record gaps in position order when a hole is read after later events."""
+    bisect.insort(gaps, gap, key=lambda g: g.position)
