@@ -40,6 +40,7 @@ from gewtui.debugger.attribution import last_event_id, touches
 from gewtui.debugger.breakpoints import BreakpointTable, Hit
 from gewtui.debugger.checkpoints import CheckpointPolicy, Checkpoints
 from gewtui.debugger.filters import FlowFilter
+from gewtui.debugger.folding import fold_to
 from gewtui.debugger.store import EventLog
 from gewtui.debugger.stored import Stored, StoredCheckpoints, StoreWriter, insort_gap
 from gewtui.debugger.view import Stop
@@ -50,12 +51,6 @@ from gewtui.pb import events_pb2
 TRANSITION_KINDS = frozenset({"emerge", "diverge", "terminate", "tcp-state", "path"})
 # Events that concern the whole session; a flow filter never hides them.
 SESSION_BODIES = frozenset({"lost", "scope_change", "mark"})
-
-# A long jump takes checkpoints SPARSE times further apart until it is this many events
-# from where it will stop: 'back' from there stays within the normal budget, and the jump
-# does not spend a third of its time copying engines it will never go back to.
-DENSE_TAIL = 100_000
-SPARSE = 8.0
 
 # (event, the changes folding it produced, the engine that folded it) -> stop here?
 Predicate = Callable[[events_pb2.Event, Sequence[Any], Any], bool]
@@ -329,6 +324,16 @@ class Debugger:
         self.version += 1
 
     def idle(self, budget_s: float = 0.03) -> bool:
+        try:
+            return self._idle(budget_s)
+        except GewError as e:
+            if not self.log.holes and not self.stored.refs():
+                raise
+            # Reading a stretch a stored checkpoint skipped showed the file lies about it.
+            self.stored.distrust(e.message)
+            return True
+
+    def _idle(self, budget_s: float) -> bool:
         """Use idle time (a paused cursor, an operator reading) to prepare a spare engine a
         few thousand events behind the cursor, so the next ``back`` folds a short stretch
         instead of restoring a checkpoint (whose cost grows with the engine's state) and
@@ -359,111 +364,15 @@ class Debugger:
         return True
 
     def _fill_a_hole(self) -> bool:
-        """Idle work after a jump: read one stretch of events the jump skipped, the one
-        nearest below the cursor first (where ``back`` goes)."""
-        holes = self.log.holes
-        if not holes:
-            return False
-        below = [h for h in holes if h.start < self.position]
-        try:
-            self.log.fill(below[-1] if below else holes[0])
-        except GewError as e:
-            self._distrust(e.message)
-        self.version += 1
-        return True
-
-    def _distrust(self, why: str) -> None:
-        """The recording's stored checkpoints do not match its events: forget them and
-        everything taken from them, and read the file again from its first event."""
-        self.stored = StoredCheckpoints(self)
-        self.stored._refs = []
-        self.checkpoints = Checkpoints(self.checkpoints.policy)
-        self.log = EventLog()
-        self.log.loader = self.stored.load_hole
-        self.lost_gaps = []
-        self._spare = self._spare_job = None
-        self._frontier = 0
-        self.source.seek(self.source.reader.data_start)
-        self.motion = None
-        self._set_engine(self._new_engine(), 0)
-        self.message = f"{why}; stored checkpoints ignored, reading from the first event"
-        self._stops.append(Stop("paused", self.message, 0, 0))
+        return self.stored.fill_one()
 
     def _leap(self, target: int | None = None, event_id: int | None = None,
               ktime_ns: int | None = None) -> None:
-        """Before a forward jump on a recording: start from the stored checkpoint nearest
-        below the target when it is far enough ahead of the cursor."""
-        if self.live:
-            return
-        ref = self.stored.best(target, event_id, ktime_ns)
-        if ref is None:
-            return
-        cp = self.checkpoints.nearest(ref.events)
-        if cp is None or type(cp[1]) is not Stored or cp[0] != ref.events:
-            return
-        try:
-            state = self.stored.load(cp[1])
-        except GewError as e:
-            self.stored.forget(ref.events, e.message)
-            return
-        self.stored.reach(ref)
-        self._set_engine(self._restore(state), ref.events)
-        self._spare = self._spare_job = None
-        if ref.events > self._frontier:
-            self._frontier = ref.events
-            self.checkpoints.reset_accounting()
-
-    def _stop_estimate(self) -> int:
-        """Where the running goto will stop: its target, the end of a recording read to
-        its end, or the end estimated from the bytes not read yet."""
-        m = self.motion
-        if m is not None and m.target is not None:
-            return m.target
-        n = len(self.log)
-        if self.log.complete or not n:
-            return n
-        tell, size = getattr(self.source, "tell", None), getattr(self.source, "size", 0)
-        if tell is None or not size:
-            return n
-        at = tell()
-        return n + int((size - at) * n / max(1, at))
+        if not self.live:
+            self.stored.leap(target, event_id, ktime_ns)
 
     def _fold_to(self, limit: int, deadline: float) -> None:
-        """Fold up to position ``limit`` with nothing to test per event (a goto): the
-        per-event work is the engine's, the rest is done every 128 events (or every
-        checkpoint interval, if that is shorter)."""
-        get = self.log.get
-        cur = self._cur
-        feed = cur.feed
-        touch = self._touch
-        cps = self.checkpoints
-        replay = self._head is None
-        perf = time.perf_counter
-        clock = self.clock
-        pos = self.position
-        mark = perf()
-        n = 0
-        far = self._stop_estimate() - DENSE_TAIL
-        step = max(1, min(128, cps.policy.min_events))
-        while pos < limit:
-            changes = feed(get(pos))
-            pos += 1
-            if changes:
-                touch(changes)
-            n += 1
-            if n >= step or pos == limit:
-                self.position = pos
-                if replay and pos > self._frontier:
-                    now = perf()
-                    cps.account(min(n, pos - self._frontier), now - mark)
-                    self._frontier = pos
-                    if cps.due(SPARSE if pos < far else 1.0):
-                        self._checkpoint(cur, pos)
-                    mark = perf()
-                n = 0
-                if clock() >= deadline:
-                    break
-        self.position = pos
+        fold_to(self, limit, deadline)
 
     # ---- motions -----------------------------------------------------------------------
 

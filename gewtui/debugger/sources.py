@@ -146,7 +146,7 @@ class ReplaySource:
             self._next = nxt
         return out
 
-    def _take(self, frames: Any, max_events: int, report: Any
+    def _take(self, frames: Any, max_events: int, report: Any, stop: int | None = None
               ) -> tuple[list[tuple[events_pb2.Event, bytes]], int | None]:
         """Up to ``max_events`` events from a frame walk, side records kept aside. Returns
         them and the offset of the frame after the last one taken (None: the walk ended)."""
@@ -157,6 +157,8 @@ class ReplaySource:
         out: list[tuple[events_pb2.Event, bytes]] = []
         n = 0
         for off, payload in frames:
+            if stop is not None and off >= stop:
+                break
             # event_bytes inlined for the commonest frame: one Record.event of < 128 bytes.
             ln = len(payload)
             if ln > 2 and payload[0] == 0x0A and payload[1] == ln - 2:
@@ -230,13 +232,15 @@ class ReplaySource:
         self._next = offset
         self.exhausted = False
 
-    def read_at(self, offset: int, count: int) -> tuple[list[tuple[events_pb2.Event, bytes]], int | None]:
-        """``count`` events from the frame at ``offset`` (fewer at the end of the file), and
-        the offset after the last. Does not move sequential reading."""
+    def read_at(self, offset: int, count: int, stop: int | None = None
+                ) -> tuple[list[tuple[events_pb2.Event, bytes]], int | None]:
+        """``count`` events from the frame at ``offset`` (fewer at the end of the file or
+        at a frame starting at ``stop``), and the offset after the last. Does not move
+        sequential reading."""
         from gewtui.recording import ReadReport
 
         report = ReadReport()
-        return self._take(self.reader.frames(offset, report), count, report)
+        return self._take(self.reader.frames(offset, report), count, report, stop)
 
     def info(self) -> SourceInfo:
         s = self.header.session

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gewtui.errors import RecordingError
+from gewtui.errors import GewError, RecordingError
 
 # Below this many events, folding on from the cursor is cheaper than loading a state.
 LEAP_MIN = 20_000
@@ -48,6 +48,7 @@ class StoredCheckpoints:
         self._refs: list | None = None
         self._probe: Any = None
         self.ignored = ""
+        self.leap_min = LEAP_MIN
 
     def refs(self) -> list:
         """The usable stored checkpoints of a replayed recording, by position (found and
@@ -106,6 +107,62 @@ class StoredCheckpoints:
 
     # ---- jumping ------------------------------------------------------------------------------
 
+    def leap(self, target: int | None = None, event_id: int | None = None,
+             ktime_ns: int | None = None) -> None:
+        """Before a forward jump on a recording: put the cursor on the stored checkpoint
+        nearest below the target when it is far enough ahead of the cursor."""
+        d = self.d
+        ref = self.best(target, event_id, ktime_ns)
+        if ref is None:
+            return
+        cp = d.checkpoints.nearest(ref.events)
+        if cp is None or type(cp[1]) is not Stored or cp[0] != ref.events:
+            return
+        try:
+            state = self.load(cp[1])
+        except GewError as e:
+            self.forget(ref.events, e.message)
+            return
+        self.reach(ref)
+        d._set_engine(d._restore(state), ref.events)
+        d._spare = d._spare_job = None
+        if ref.events > d._frontier:
+            d._frontier = ref.events
+            d.checkpoints.reset_accounting()
+
+    def fill_one(self) -> bool:
+        """Idle work after a jump: read one stretch of events the jump skipped, the one
+        nearest below the cursor first (where 'back' goes). False: nothing to read."""
+        d = self.d
+        holes = d.log.holes
+        if not holes:
+            return False
+        below = [h for h in holes if h.start < d.position]
+        d.log.fill(below[-1] if below else holes[0])     # a lie: see Debugger.idle
+        d.version += 1
+        return True
+
+    def distrust(self, why: str) -> None:
+        """The recording's stored checkpoints do not match its events: forget them and
+        everything taken from them, and read the file again from its first event."""
+        from gewtui.debugger.checkpoints import Checkpoints
+        from gewtui.debugger.store import EventLog
+        from gewtui.debugger.view import Stop
+
+        d = self.d
+        self._refs = []
+        d.checkpoints = Checkpoints(d.checkpoints.policy)
+        d.log = EventLog()
+        d.log.loader = self.load_hole
+        d.lost_gaps = []
+        d._spare = d._spare_job = None
+        d._frontier = 0
+        d.source.seek(d.source.reader.data_start)
+        d.motion = None
+        d._set_engine(d._new_engine(), 0)
+        d.message = f"{why}; stored checkpoints ignored, reading from the first event"
+        d._stops.append(Stop("paused", d.message, 0, 0))
+
     def best(self, target: int | None = None, event_id: int | None = None,
              ktime_ns: int | None = None) -> Any:
         """The stored checkpoint nearest below a forward target (a position, an event id not
@@ -123,7 +180,7 @@ class StoredCheckpoints:
             if ktime_ns is not None and r.last_ktime_ns > ktime_ns:
                 break
             best = r
-        if best is None or best.events < d.position + LEAP_MIN:
+        if best is None or best.events < d.position + self.leap_min:
             return None
         return best
 
@@ -137,8 +194,11 @@ class StoredCheckpoints:
         where = d.source.tell()
         for r in self._refs or ():
             if len(log) < r.events <= ref.events:
-                log.add_hole(r.events, r.last_event_id, r.last_ktime_ns, r.last_event, where,
-                             first_ktime=r.first_ktime_ns)
+                # The hole's events lie between ``where`` and the checkpoint (in the stream)
+                # or the frame it resumes at (appended): an event beyond that means it lies.
+                bound = min(r.offset, r.resume_offset)
+                log.add_hole(r.events, r.last_event_id, r.last_ktime_ns, r.last_event,
+                             (where, bound), first_ktime=r.first_ktime_ns)
                 where = r.resume_offset
         d.source.seek(ref.resume_offset)
         log.complete = False
@@ -146,8 +206,10 @@ class StoredCheckpoints:
     def load_hole(self, h: Any) -> list:
         """The log's loader: the events of hole ``h`` from the file (lost-record gaps noted)."""
         d = self.d
-        pairs, _ = d.source.read_at(h.where, h.end - h.start)
-        if len(pairs) != h.end - h.start or (pairs and pairs[-1][0].id != h.hi_id):
+        start, bound = h.where
+        n = h.end - h.start
+        pairs, _ = d.source.read_at(start, n + 1, stop=bound)
+        if len(pairs) != n or pairs[-1][0].id != h.hi_id:
             raise RecordingError(
                 f"{getattr(d.source, 'path', 'recording')}: the stored checkpoint at position "
                 f"{h.end} does not match the events before it (open the recording without "

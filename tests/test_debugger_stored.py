@@ -1,0 +1,219 @@
+"""Engine checkpoints stored in recordings (gewtui.debugger.stored): a live session's head
+engine writes them; a replay jumps through them and ends up exactly where folding the
+whole file would; anything foreign, damaged or lying is ignored and folding takes over."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gewtui.debugger import commands
+from gewtui.debugger.core import Debugger
+from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.sources import LiveSource, ReplaySource
+from gewtui.debugger.stored import StorePolicy, StoreWriter
+from gewtui.model.engine import Engine
+from gewtui.pb import recording_pb2
+from gewtui.recording import RecordingWriter, open_recording
+from gewtui.recording.checkpoints import find_checkpoints, write_checkpoint
+from tests.debugger_support import big_stream, header
+
+N = 12_000
+SID = "test-session"
+
+
+class FakeSession:
+    """What LiveSession does for the debugger: number, record, then hand over events."""
+
+    session_id = SID
+
+    def __init__(self, path, events, batch=500):
+        self.writer = RecordingWriter(path, header(SID))
+        self.events, self.batch, self.i = events, batch, 0
+
+    def poll(self, timeout_ms):
+        out = self.events[self.i:self.i + self.batch]
+        self.i += len(out)
+        for ev in out:
+            self.writer.write_event(ev)
+        return out
+
+    def close(self):
+        self.writer.write(recording_pb2.Record(end=recording_pb2.Record().end))
+        self.writer.close()
+
+
+def record_live(path, events, policy=StorePolicy(min_events=2000, max_share=1.0)) -> Debugger:
+    sess = FakeSession(path, events)
+    d = Debugger(LiveSource(sess))
+    d.store_writer = StoreWriter(policy)
+    while sess.i < len(events):
+        d.ingest(50000)
+    sess.close()
+    return d
+
+
+def dump(eng) -> bytes:
+    return b"|".join([f.SerializeToString(deterministic=True) for f in eng.flows()]
+                     + [c.SerializeToString(deterministic=True) for c in eng.chains()])
+
+
+def straight(events, n):
+    e = Engine(session_id=SID)
+    for ev in events[:n]:
+        e.feed(ev)
+    return e
+
+
+def replay(path, **kw):
+    d = Debugger(ReplaySource(path, **kw))
+    d.stored.leap_min = 100
+    return d, commands.Context(d, ViewBuilder(d))
+
+
+def run(ctx, line):
+    out = commands.execute(ctx, line)
+    assert not [o for o in out if getattr(o, "level", "") == "error"], out
+    ctx.debugger.settle()
+    return out + ctx.debugger.take_stops()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    events = list(big_stream(N, flows=300))
+    path = str(tmp_path_factory.mktemp("stored") / "live.gewrec")
+    d = record_live(path, events)
+    return path, events, d
+
+
+def test_the_live_head_stores_checkpoints_that_readers_skip(live):
+    path, events, d = live
+    assert d.store_writer.written >= 3, d.store_writer.disabled
+    with open_recording(path) as r:
+        refs = find_checkpoints(r)
+        assert [ev.id for ev in r.iter_events()] == [ev.id for ev in events]
+        kinds = [rec.WhichOneof("body") for rec in r.records()]
+    assert kinds.count("checkpoint") >= len(refs) >= 3
+    for ref in refs:
+        assert ref.last_event_id == ref.events and ref.events % 500 == 0   # batch ends
+    from gewtui.cli.main import gew_main
+    assert gew_main(["export", path, "--what", "events", "--json"]) == 0
+
+
+def test_goto_end_jumps_and_matches_a_straight_fold(live):
+    path, events, _ = live
+    d, ctx = replay(path)
+    run(ctx, "goto end")
+    assert d.position == len(events) and d.log.holes, "the jump should skip the start"
+    assert dump(d.engine) == dump(straight(events, len(events)))
+    assert d.cursor_event_id() == events[-1].id
+    # back, goto and id lookups inside the skipped stretch read it and agree with folding
+    for target in (len(events) - 1, len(events) - 3000, 4321, 17, 0):
+        run(ctx, f"goto {target}" if target else "goto 0")
+        assert d.position == target
+        assert dump(d.engine) == dump(straight(events, target)), target
+    assert d.log.position_of_id(events[777].id) == 777
+    assert [d.log.get(i).id for i in range(0, len(events), 97)] == [e.id for e in events[::97]]
+
+
+def test_holes_are_read_in_idle_time(live):
+    path, events, _ = live
+    d, ctx = replay(path)
+    run(ctx, "goto end")
+    assert d.log.holes
+    while d.idle(0.05):
+        pass
+    assert not d.log.holes
+    assert [d.log.event_id(i) for i in range(len(events))] == [e.id for e in events]
+
+
+def test_disabled_checkpoints_fold_from_the_start(live):
+    path, events, _ = live
+    d, ctx = replay(path, use_checkpoints=False)
+    run(ctx, "goto end")
+    assert not d.log.holes and d.position == len(events)
+    assert dump(d.engine) == dump(straight(events, len(events)))
+
+
+def _copy_with(path, dst, mutate) -> str:
+    data = bytearray(open(path, "rb").read())
+    mutate(data)
+    open(dst, "wb").write(data)
+    return dst
+
+
+def test_a_damaged_checkpoint_is_not_used(live, tmp_path):
+    path, events, _ = live
+    with open_recording(path) as r:
+        refs = find_checkpoints(r)
+    last = refs[-1]
+
+    def flip(data):
+        data[last.parts[0][0] + last.parts[0][1] // 2] ^= 0xFF
+    bad = _copy_with(path, tmp_path / "bad.gewrec", flip)
+    d, ctx = replay(bad)
+    assert [r.events for r in d.stored.refs()] == [r.events for r in refs[:-1]]
+    run(ctx, "goto end")
+    assert dump(d.engine) == dump(straight(events, len(events)))
+
+
+def test_checkpoints_from_another_template_set_are_ignored(live, tmp_path):
+    path, events, _ = live
+    from gewtui.model.templates import load_templates
+    from gewtui.resources import templates_dir
+    from pathlib import Path
+    src = sorted(Path(templates_dir()).glob("*.toml"))[0]
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / src.name).write_text(src.read_text().replace('title = "', 'title = "x ', 1))
+    tpl = load_templates([tmp_path / "t"])
+    d = Debugger(ReplaySource(path), engine_factory=lambda: Engine(templates=tpl, session_id=SID),
+                 engine_restore=Engine.restore)
+    ctx = commands.Context(d, ViewBuilder(d))
+    assert d.stored.refs() == [] and "template set" in d.message
+    run(ctx, "goto end")
+    assert not d.log.holes and d.position == len(events)
+
+
+def test_a_checkpoint_that_lies_about_its_position_is_caught(live, tmp_path):
+    """A well-formed checkpoint (valid CRC) whose count does not match the events before
+    it: reading the stretch it skipped finds out, and the debugger starts over."""
+    path, events, _ = live
+    with open_recording(path) as r:
+        good = find_checkpoints(r)[-1]
+        state = b"".join(rec.checkpoint.state for rec in r.records()
+                         if rec.WhichOneof("body") == "checkpoint" and rec.checkpoint.events == good.events)
+    dst = str(tmp_path / "lie.gewrec")
+    with open_recording(path) as r, RecordingWriter(dst, r.header) as w:
+        n = 0
+        for rec in r.records():
+            if rec.WhichOneof("body") == "checkpoint":
+                continue
+            w.write(rec)
+            n += rec.WhichOneof("body") == "event"
+            if n == good.events - 50 and rec.WhichOneof("body") == "event":
+                # claims the 50 events that follow are already folded
+                write_checkpoint(w, state, events=good.events, last_event=events[good.events - 1],
+                                 first_ktime_ns=events[0].ktime_ns, model=good.model,
+                                 templates=good.templates, resume_offset=0)
+    d, ctx = replay(dst)
+    run(ctx, "goto end")
+    assert d.log.holes
+    while d.idle(0.05):
+        pass
+    assert "does not match" in d.message
+    run(ctx, "goto end")
+    assert d.position == len(events) and dump(d.engine) == dump(straight(events, len(events)))
+
+
+def test_no_checkpoint_after_interventions_or_missed_events(tmp_path):
+    events = list(big_stream(3000, flows=50))
+    sess = FakeSession(str(tmp_path / "a.gewrec"), events[100:])   # the head missed 100
+    d = Debugger(LiveSource(sess))
+    d.store_writer = StoreWriter(StorePolicy(min_events=500, max_share=1.0))
+    while sess.i < len(sess.events):
+        d.ingest(50000)
+    sess.close()
+    assert d.store_writer.written == 0 and "did not fold" in d.store_writer.disabled
+    with open_recording(tmp_path / "a.gewrec") as r:
+        assert find_checkpoints(r) == []
+    assert os.path.getsize(tmp_path / "a.gewrec") > 0
