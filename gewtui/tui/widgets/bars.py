@@ -76,7 +76,7 @@ class StatusBar(Static):
         if self._last is not None and t == self._last:
             return
         self._last = t
-        self.update(t)
+        self.update(t, layout=False)        # two lines, always: no layout pass needed
 
 
 class CommandSuggester(Suggester):

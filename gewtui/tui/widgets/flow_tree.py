@@ -5,20 +5,26 @@ counters.
 Place in the pipeline: the main screen hands it each new DebugView; ``Selected`` tells the
 screen which flow the operator picked (the screen turns it into ``flow N``).
 
-Why it stays smooth with 10,000 flows: it is a line-API widget (only the visible lines are
-rendered, ``render_line``), the line list is rebuilt only when the tree's *structure*
-changed (a flow appeared, vanished, changed phase or parent), found by comparing row
-objects by identity (the view builder reuses unchanged rows); a counter ticking on some
-flow only repaints what is on screen.
+Why it stays smooth with 10,000 flows: it is a line-API widget (``render_line``: only the
+visible lines are rendered, and Textual keeps each painted line until it is refreshed).
+A view is compared with the previous one by row identity (the view builder reuses the
+objects of unchanged rows): the line list is rebuilt only when the tree's *structure*
+changed (a flow appeared, vanished, changed phase or parent); otherwise only the visible
+lines whose rows changed are repainted. Rendered lines are also kept by flow and row
+object, so scrolling back or moving the cursor re-renders nothing, and the styles a line
+needs are looked up once per paint, not per line.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Mapping
+from itertools import compress
+from operator import is_not
+from typing import Mapping, NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.events import Click
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -38,35 +44,58 @@ SHORT_STATE = {"ESTABLISHED": "ESTAB", "SYN_SENT": "SYNSNT", "SYN_RECV": "SYNRCV
 # A line is ("g", phase, count) for a group header or ("f", flow_id, depth) for a flow.
 Line = tuple[str, object, int]
 
+# Rendered lines kept (a few screens' worth: scrolling back, cursor moves).
+LINE_CACHE = 1024
+
 
 def build_lines(rows: Mapping[int, FlowRow], collapsed: set[str]) -> list[Line]:
     children: dict[int, list[int]] = defaultdict(list)
     roots: dict[str, list[int]] = {p: [] for p in PHASES}
     for fid, r in rows.items():
-        if r.parent_id and r.parent_id in rows:
-            children[r.parent_id].append(fid)
+        parent = r.parent_id
+        if parent and parent in rows:
+            children[parent].append(fid)
         else:
             roots.setdefault(r.phase, []).append(fid)
     lines: list[Line] = []
 
-    def add(fid: int, depth: int) -> None:
-        lines.append(("f", fid, depth))
+    def add(out: list[Line], fid: int, depth: int) -> None:
+        out.append(("f", fid, depth))
         for c in sorted(children.get(fid, ())):
-            add(c, depth + 1)
+            add(out, c, depth + 1)
 
-    def size(fid: int) -> int:
-        return 1 + sum(size(c) for c in children.get(fid, ()))
-
-    for phase in roots:
-        ids = sorted(roots[phase])
+    for phase, ids in roots.items():
         if not ids:
             continue
-        lines.append(("g", phase, sum(size(f) for f in ids)))
-        if phase in collapsed:
-            continue
-        for fid in ids:
-            add(fid, 0)
+        ids.sort()
+        if children:
+            sub: list[Line] = []
+            for fid in ids:
+                add(sub, fid, 0)
+        else:                       # no diverged children: one line per root, no recursion
+            sub = [("f", fid, 0) for fid in ids]
+        lines.append(("g", phase, len(sub)))
+        if phase not in collapsed:
+            lines += sub
     return lines
+
+
+def changed_rows(old: Mapping[int, FlowRow], new: Mapping[int, FlowRow]) -> list[int] | None:
+    """The flows whose row object differs between two views, or None when the tree's
+    structure changed (a flow appeared or vanished, or changed phase or parent)."""
+    if len(old) != len(new):
+        return None
+    if list(old) == list(new):
+        # The same flows in the same order (the view builder keeps it): compare the row
+        # objects pairwise without a Python-level loop over 10,000 flows.
+        changed = list(compress(new, map(is_not, old.values(), new.values())))
+    else:
+        changed = [fid for fid, r in new.items() if old.get(fid) is not r]
+    for fid in changed:
+        o, r = old.get(fid), new[fid]
+        if o is None or o.phase != r.phase or o.parent_id != r.parent_id:
+            return None
+    return changed
 
 
 def _human(n: int) -> str:
@@ -75,6 +104,18 @@ def _human(n: int) -> str:
     if n < 10_000_000:
         return f"{n // 1000}k"
     return f"{n // 1_000_000}M"
+
+
+class _Look(NamedTuple):
+    """The styles of one paint (they change with the theme and the focus)."""
+    base: Style
+    cursor: Style
+    group: Style
+    selected: Style
+    dim: Style
+    warn: Style
+    bad: Style
+    ok: Style
 
 
 class FlowTree(ScrollView, can_focus=True):
@@ -95,8 +136,9 @@ class FlowTree(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"flow-tree--cursor", "flow-tree--group", "flow-tree--selected",
                          "flow-tree--dim", "flow-tree--warn", "flow-tree--bad", "flow-tree--ok"}
 
+    # Lines are fitted to the pane (the peer is shortened), so it never scrolls sideways.
     DEFAULT_CSS = """
-    FlowTree { background: $surface; scrollbar-size-vertical: 1; }
+    FlowTree { background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden; }
     FlowTree > .flow-tree--cursor { background: $gew-cursor; color: $gew-cursor-text; }
     FlowTree:blur > .flow-tree--cursor { background: $panel; color: $foreground; }
     FlowTree > .flow-tree--group { color: $primary; text-style: bold; }
@@ -122,42 +164,47 @@ class FlowTree(ScrollView, can_focus=True):
         self._collapsed: set[str] = set()
         self._selected: int | None = None
         self._id_width = 3
+        # Rendered lines: (flow, depth, width, selected) -> (row, strip); a hit counts only
+        # for the same row object. Group lines: (line, width, collapsed) -> strip.
+        self._line_cache: LRUCache[tuple, object] = LRUCache(LINE_CACHE)
+        self._look: _Look | None = None
+        self._paint: tuple[int, int, _Look] | None = None    # set while render_lines runs
         self.rebuilds = 0          # how often the structure changed (tests, bench)
 
     # ---- data -------------------------------------------------------------------------------
 
     def update_view(self, view: DebugView) -> None:
-        rows = view.flows
-        selected_changed = view.selected != self._selected
-        self._selected = view.selected
-        if rows is self._rows and not selected_changed:
-            return
-        if rows is not self._rows:
-            structural = self._structural(self._rows, rows)
+        rows, old_rows = view.flows, self._rows
+        old_selected, self._selected = self._selected, view.selected
+        if rows is not old_rows:
+            changed = changed_rows(old_rows, rows)
             self._rows = rows
-            if structural:
+            if changed is None:
                 self._rebuild()
-        self.refresh()
+                self.refresh()
+                return
+            for fid in changed:
+                self._refresh_flow(fid)
+        if old_selected != view.selected:
+            self._refresh_flow(old_selected)
+            self._refresh_flow(view.selected)
 
-    @staticmethod
-    def _structural(old: Mapping[int, FlowRow], new: Mapping[int, FlowRow]) -> bool:
-        if len(old) != len(new):
-            return True
-        for fid, r in new.items():
-            o = old.get(fid)
-            if o is r:
-                continue
-            if o is None or o.phase != r.phase or o.parent_id != r.parent_id:
-                return True
-        return False
+    def _refresh_flow(self, fid: int | None) -> None:
+        """Repaint one flow's line if it is on screen (nothing otherwise)."""
+        idx = self._index.get(fid) if fid is not None else None
+        if idx is not None:
+            self.refresh_line(idx)
 
     def _rebuild(self) -> None:
         keep = self.current_flow()
         self._lines = build_lines(self._rows, self._collapsed)
-        self._index = {ln[1]: i for i, ln in enumerate(self._lines) if ln[0] == "f"}
-        self._id_width = len(str(max(self._rows, default=0)))
+        self._index = {ln[1]: i for i, ln in enumerate(self._lines) if ln[0] == "f"}  # type: ignore[misc]
+        id_width = len(str(max(self._rows, default=0)))
+        if id_width != self._id_width:
+            self._id_width = id_width
+            self._line_cache.clear()
         self.rebuilds += 1
-        self.virtual_size = Size(self.size.width, len(self._lines))
+        self.virtual_size = Size(0, len(self._lines))
         if keep is not None and keep in self._index:
             self.cursor = self._index[keep]
         else:
@@ -167,60 +214,94 @@ class FlowTree(ScrollView, can_focus=True):
         if 0 <= self.cursor < len(self._lines):
             kind, ident, _ = self._lines[self.cursor]
             if kind == "f":
-                return int(ident)
+                return int(ident)  # type: ignore[call-overload]
         return None
 
     def line_count(self) -> int:
         return len(self._lines)
 
+    def line_of(self, flow_id: int) -> int | None:
+        """The line showing a flow (None when it is not in the tree or its group is folded)."""
+        return self._index.get(flow_id)
+
+    def clear_line_cache(self) -> None:
+        self._line_cache.clear()
+
     # ---- rendering --------------------------------------------------------------------------
 
+    def _paint_context(self) -> tuple[int, int, _Look]:
+        comp = self.get_component_rich_style
+        look = _Look(self.rich_style, comp("flow-tree--cursor"), comp("flow-tree--group"),
+                     comp("flow-tree--selected"), comp("flow-tree--dim"), comp("flow-tree--warn"),
+                     comp("flow-tree--bad"), comp("flow-tree--ok"))
+        if look != self._look:          # another theme, or the focus moved: lines differ
+            self._look = look
+            self._line_cache.clear()
+        return self.scroll_offset.y, self.scrollable_content_region.width, look
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._paint = self._paint_context()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint = None
+
     def render_line(self, y: int) -> Strip:
-        _, scroll_y = self.scroll_offset
+        scroll_y, width, look = self._paint or self._paint_context()
         idx = scroll_y + y
-        width = self.size.width
-        base = self.rich_style
         if idx >= len(self._lines):
-            return Strip.blank(width, base)
-        kind, ident, n = self._lines[idx]
-        if kind == "g":
-            mark = "▸" if ident in self._collapsed else "▾"
-            style = self.get_component_rich_style("flow-tree--group")
-            segs = [Segment(f"{mark} {ident} ({_human(n)})", style)]
-        else:
-            segs = self._flow_segments(int(ident), n)
-        strip = Strip(segs).adjust_cell_length(width, base)
+            return Strip.blank(width, look.base)
+        strip = self._line_strip(self._lines[idx], width, look)
         if idx == self.cursor:
-            strip = strip.apply_style(self.get_component_rich_style("flow-tree--cursor"))
+            strip = strip.apply_style(look.cursor)
         return strip
 
-    def _flow_segments(self, fid: int, depth: int) -> list[Segment]:
+    def _line_strip(self, line: Line, width: int, look: _Look) -> Strip:
+        kind, ident, n = line
+        cache = self._line_cache
+        if kind == "g":
+            collapsed = ident in self._collapsed
+            gkey = (line, width, collapsed)
+            strip = cache.get(gkey)
+            if strip is None:
+                text = f"{'▸' if collapsed else '▾'} {ident} ({_human(n)})"
+                strip = Strip([Segment(text, look.group)]).adjust_cell_length(width, look.base)
+                cache[gkey] = strip
+            return strip  # type: ignore[return-value]
+        fid = int(ident)  # type: ignore[call-overload]
+        row = self._rows.get(fid)
+        selected = fid == self._selected
+        key = (fid, n, width, selected)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is row:  # type: ignore[index]
+            return hit[1]  # type: ignore[index]
+        segs = [Segment("")] if row is None else self._flow_segments(row, n, width, selected, look)
+        strip = Strip(segs).adjust_cell_length(width, look.base)
+        cache[key] = (row, strip)
+        return strip
+
+    def _flow_segments(self, r: FlowRow, depth: int, width: int, sel: bool,
+                       look: _Look) -> list[Segment]:
         """``▶f17 ● ESTAB  10.0.0.2:8080   r3 d1 12ev storm``: the peer takes what the
         fixed columns leave, so the line reads at 80 columns and grows with the pane."""
-        r = self._rows.get(fid)
-        if r is None:
-            return [Segment("")]
-        comp = self.get_component_rich_style
-        sel = fid == self._selected
-        dim = comp("flow-tree--dim")
-        phase_style = comp("flow-tree--ok") if r.phase == "evolving" else \
-            dim if r.phase == "terminated" else Style()
+        dim = look.dim
+        phase_style = look.ok if r.phase == "evolving" else dim if r.phase == "terminated" else Style()
         indent = " " + "  " * depth + ("└" if depth else " ")
         head = [Segment(indent),
-                Segment(("▶" if sel else " ") + f"f{fid:<{self._id_width}}",
-                        comp("flow-tree--selected") if sel else Style()),
+                Segment(("▶" if sel else " ") + f"f{r.flow_id:<{self._id_width}}",
+                        look.selected if sel else Style()),
                 Segment(" " + GLYPH.get(r.phase, "?") + " ", phase_style),
                 Segment(f"{SHORT_STATE.get(r.tcp_state, r.tcp_state[:6]):<6} ", dim)]
         counters: list[Segment] = []
-        for value, tag, cls in ((r.retransmits, "r", "flow-tree--warn"),
-                                (r.drops, "d", "flow-tree--bad"), (r.resets, "x", "flow-tree--bad")):
+        for value, tag, style in ((r.retransmits, "r", look.warn), (r.drops, "d", look.bad),
+                                  (r.resets, "x", look.bad)):
             if value:
-                counters.append(Segment(f" {tag}{_human(value)}", comp(cls)))
+                counters.append(Segment(f" {tag}{_human(value)}", style))
         optional = [Segment(f" {_human(r.events)}ev", dim)]
         if r.templates:
-            optional.append(Segment(" " + ",".join(r.templates), comp("flow-tree--warn")))
+            optional.append(Segment(" " + ",".join(r.templates), look.warn))
         # The peer first, then the counters; the event count and templates if they fit.
-        room = self.size.width - sum(s.cell_length for s in head + counters)
+        room = width - sum(s.cell_length for s in head + counters)
         while optional and len(r.peer) + sum(s.cell_length for s in optional) > room:
             optional.pop()
         room -= sum(s.cell_length for s in optional)
@@ -240,14 +321,11 @@ class FlowTree(ScrollView, can_focus=True):
 
     def _scroll_to_cursor(self) -> None:
         _, top = self.scroll_offset
-        h = max(1, self.size.height)
+        h = max(1, self.scrollable_content_region.height)
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False)
         elif self.cursor >= top + h:
             self.scroll_to(y=self.cursor - h + 1, animate=False)
-
-    def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self._lines))
 
     # ---- actions ----------------------------------------------------------------------------
 
@@ -256,7 +334,7 @@ class FlowTree(ScrollView, can_focus=True):
             self.cursor = max(0, min(len(self._lines) - 1, self.cursor + delta))
 
     def action_page(self, direction: int) -> None:
-        self.action_cursor(direction * max(1, self.size.height - 1))
+        self.action_cursor(direction * max(1, self.scrollable_content_region.height - 1))
 
     def action_edge(self, end: int) -> None:
         if self._lines:
@@ -269,7 +347,7 @@ class FlowTree(ScrollView, can_focus=True):
         if kind == "g":
             self._toggle(str(ident))
         else:
-            self.post_message(self.Selected(int(ident)))
+            self.post_message(self.Selected(int(ident)))  # type: ignore[call-overload]
 
     def action_fold(self, collapse: int) -> None:
         if not (0 <= self.cursor < len(self._lines)):

@@ -4,19 +4,66 @@ Place in the pipeline: the main screen hands each new DebugView to ``update_view
 render the parts of it they show with the renderers shared with the shell
 (gewtui.shell.render), and repaint only when their part changed (compared by identity:
 the view builder reuses unchanged values).
+
+What a frame costs here: a repaint of a few lines is cheap, a layout pass (the whole
+screen arranged again) is not. So a panel in a tab that is not shown keeps the latest view
+and renders it when its tab comes to the front (``Deferred``), and a ``Body`` whose new
+content is as tall as the old one repaints without asking for a layout.
 """
 from __future__ import annotations
 
-from rich.console import Group
+from collections import deque
+from typing import Any
+
+from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import RichLog, Static
 
 from gewtui.debugger.view import DebugView, Output
 from gewtui.shell import render
 
 
-class FlowView(VerticalScroll):
+def displayed(widget: Widget) -> bool:
+    """Whether the widget takes part in the screen (no hidden ancestor, e.g. a tab pane
+    that is not the active one)."""
+    return all(node.display for node in widget.ancestors_with_self if isinstance(node, Widget))
+
+
+class Body(Static):
+    """A Static whose updates ask Textual for a layout only when its height changes."""
+
+    def show(self, content: RenderableType) -> None:
+        width, height = self.size
+        self.update(content, layout=False)
+        if not width or self.get_content_height(self.size, self.size, width) != height:
+            self.refresh(layout=True)
+
+
+class Deferred:
+    """For a panel that lives in a tab: views arriving while the tab is hidden are kept,
+    and the latest is rendered when the tab is shown (Textual sends ``Show``)."""
+
+    _pending: DebugView | None = None
+
+    def update_view(self, view: DebugView) -> None:
+        if not displayed(self):  # type: ignore[arg-type]
+            self._pending = view
+            return
+        self._pending = None
+        self.render_view(view)
+
+    def render_view(self, view: DebugView) -> None:
+        raise NotImplementedError
+
+    def on_show(self) -> None:
+        view, self._pending = self._pending, None
+        if view is not None:
+            self.render_view(view)
+
+
+class FlowView(Deferred, VerticalScroll):
     """The selected flow: header, counters, sockets, path history, state timeline with the
     lost-records gaps drawn where they happened, and what changed since the previous stop."""
 
@@ -30,14 +77,14 @@ class FlowView(VerticalScroll):
         self._key: tuple = ()
 
     def compose(self):
-        yield Static(id="flow-body")
+        yield Body(id="flow-body")
 
-    def update_view(self, view: DebugView) -> None:
+    def render_view(self, view: DebugView) -> None:
         key = (view.detail, view.event)
         if key == self._key:
             return
         self._key = key
-        parts = []
+        parts: list[RenderableType] = []
         if view.event is not None:
             parts.append(Text.assemble(("at cursor ", "gew.dim"), render.event_summary_line(view.event)))
         else:
@@ -48,7 +95,7 @@ class FlowView(VerticalScroll):
         else:
             parts.append(Text(""))
             parts.append(render.flow(_without_gate(view.detail)))
-        self.query_one("#flow-body", Static).update(Group(*parts))
+        self.query_one("#flow-body", Body).show(Group(*parts))
 
 
 def _without_gate(detail):
@@ -58,7 +105,7 @@ def _without_gate(detail):
     return replace(detail, gate=None) if detail.gate is not None else detail
 
 
-class InterventionPanel(VerticalScroll):
+class InterventionPanel(Deferred, VerticalScroll):
     """For the selected flow, each condition of the intervention gate with ✓/✗ and why, and
     the interventions already recorded for it."""
 
@@ -71,20 +118,20 @@ class InterventionPanel(VerticalScroll):
         self._key: object = object()
 
     def compose(self):
-        yield Static(id="gate-body")
+        yield Body(id="gate-body")
 
-    def update_view(self, view: DebugView) -> None:
+    def render_view(self, view: DebugView) -> None:
         d = view.detail
         key = (view.selected, d.gate if d else None, d.interventions if d else None,
                view.status.allow_intervention, view.status.mode)
         if key == self._key:
             return
         self._key = key
-        body = self.query_one("#gate-body", Static)
+        body = self.query_one("#gate-body", Body)
         if d is None:
-            body.update(Text("select a flow to see whether it may be dropped", "gew.dim"))
+            body.show(Text("select a flow to see whether it may be dropped", "gew.dim"))
             return
-        parts: list = []
+        parts: list[RenderableType] = []
         if d.gate is None:
             parts.append(Text("no gate evaluator in this session", "gew.warn"))
         else:
@@ -102,22 +149,37 @@ class InterventionPanel(VerticalScroll):
             parts.append(Text("replay: interventions are shown, never executed", "gew.dim"))
         for iv in d.interventions:
             parts.append(Text(f"#{iv.intervention_id} {iv.action}: {iv.outcome}  {iv.detail}"))
-        body.update(Group(*parts))
+        body.show(Group(*parts))
 
 
 class Console(RichLog):
-    """Commands typed in the command bar and what they printed."""
+    """Commands typed in the command bar and what they printed. While its tab is hidden,
+    lines are held (each write would grow the log and ask for a layout of the screen) and
+    written when it is shown."""
 
     DEFAULT_CSS = """
     Console { background: $surface; padding: 0 1; }
     """
 
+    MAX_LINES = 5000
+
     def __init__(self, **kw) -> None:
-        super().__init__(markup=False, highlight=False, wrap=True, max_lines=5000, **kw)
+        super().__init__(markup=False, highlight=False, wrap=True, max_lines=self.MAX_LINES, **kw)
+        self._held: deque[Any] = deque(maxlen=self.MAX_LINES)
 
     def echo(self, line: str) -> None:
-        self.write(Text.assemble(("› ", "gew.dim"), (line, "gew.head")))
+        self._add(Text.assemble(("› ", "gew.dim"), (line, "gew.head")))
 
     def show(self, outputs: list[Output]) -> None:
         for o in outputs:
-            self.write(render.output(o))
+            self._add(render.output(o))
+
+    def _add(self, renderable: Any) -> None:
+        if displayed(self):
+            self.write(renderable)
+        else:
+            self._held.append(renderable)
+
+    def on_show(self) -> None:
+        while self._held:
+            self.write(self._held.popleft())

@@ -4,7 +4,8 @@ node fetches the raw event (every field); ``j`` moves the debugger's cursor to t
 event.
 
 Place in the pipeline: the main screen hands it each DebugView (it rebuilds the tree only
-when the chain's content changed, keeping what was expanded) and routes the raw event the
+when the chain's content changed, keeping what was expanded, and only while its tab is
+shown: a hidden tab renders the latest view when it comes to the front) and routes the raw event the
 screen fetched back into ``show_event``. It asks for things with messages (``OpenEvent``,
 ``JumpTo``); the screen turns them into ``event #ID`` and ``goto #ID``.
 """
@@ -15,10 +16,11 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Static, Tree
+from textual.widgets import Tree
 
 from gewtui.debugger.view import ChainNode, DebugView, EventView
 from gewtui.shell import render
+from gewtui.tui.widgets.panels import Body, Deferred
 
 
 class ChainTree(Tree[ChainNode]):
@@ -40,7 +42,7 @@ class ChainTree(Tree[ChainNode]):
             self.post_message(ReasonInspector.OpenEvent(node.data.evidence[0]))
 
 
-class ReasonInspector(Vertical):
+class ReasonInspector(Deferred, Vertical):
     DEFAULT_CSS = """
     ReasonInspector { background: $surface; }
     ReasonInspector > ChainTree { height: 1fr; min-height: 5; background: $surface; }
@@ -69,13 +71,13 @@ class ReasonInspector(Vertical):
         tree.guide_depth = 3
         yield tree
         with VerticalScroll(id="reason-detail"):
-            yield Static(id="reason-node")
+            yield Body(id="reason-node")
 
     @property
     def tree(self) -> ChainTree:
         return self.query_one(ChainTree)
 
-    def update_view(self, view: DebugView) -> None:
+    def render_view(self, view: DebugView) -> None:
         root = view.detail.chain if view.detail is not None else None
         if root == self._root and view.selected == self._flow:
             return
@@ -125,9 +127,9 @@ class ReasonInspector(Vertical):
             self.post_message(self.OpenEvent(node.evidence[0]))
 
     def _show_node(self, node: ChainNode | None) -> None:
-        body = self.query_one("#reason-node", Static)
+        body = self.query_one("#reason-node", Body)
         if node is None:
-            body.update("")
+            body.show(Text(""))
             return
         parts: list = [render.chain_label(node)]
         for k, v in node.fields:
@@ -138,7 +140,7 @@ class ReasonInspector(Vertical):
             parts.append(Text(hint, "gew.dim"))
         if self._event is not None and self._event.event_id in node.evidence:
             parts.append(render.event(self._event))
-        body.update(Group(*parts))
+        body.show(Group(*parts))
 
     def show_event(self, ev: EventView) -> None:
         """The raw event the screen fetched for an opened node."""
