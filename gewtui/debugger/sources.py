@@ -108,12 +108,14 @@ class ReplaySource:
 
     live = False
 
-    def __init__(self, path: str | os.PathLike[str], *, use_checkpoints: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, use_checkpoints: bool | None = None) -> None:
         from gewtui.recording import open_recording
 
         self.path = os.fspath(path)
         self.reader = open_recording(self.path)
         self.header = self.reader.header
+        if use_checkpoints is None:       # GEW_IGNORE_CHECKPOINTS=1: replay as if it had none
+            use_checkpoints = os.environ.get("GEW_IGNORE_CHECKPOINTS", "") not in ("1", "yes", "true")
         self.use_checkpoints = use_checkpoints
         self.exhausted = False
         self.interventions: list[intervention_pb2.InterventionRecord] = []

@@ -212,8 +212,8 @@ class StoredCheckpoints:
         if len(pairs) != n or pairs[-1][0].id != h.hi_id:
             raise RecordingError(
                 f"{getattr(d.source, 'path', 'recording')}: the stored checkpoint at position "
-                f"{h.end} does not match the events before it (open the recording without "
-                "stored checkpoints)")
+                f"{h.end} does not match the events before it (GEW_IGNORE_CHECKPOINTS=1 "
+                "replays without them)")
         for i, (ev, _) in enumerate(pairs):
             if ev.WhichOneof("body") == "lost":
                 d.note_lost(h.start + i, ev)
