@@ -217,3 +217,55 @@ def test_no_checkpoint_after_interventions_or_missed_events(tmp_path):
     with open_recording(tmp_path / "a.gewrec") as r:
         assert find_checkpoints(r) == []
     assert os.path.getsize(tmp_path / "a.gewrec") > 0
+
+
+def test_idle_time_refolds_skipped_stretches_with_checkpoints(live):
+    path, events, _ = live
+    from gewtui.debugger.checkpoints import CheckpointPolicy
+    d, ctx = replay(path)
+    d.checkpoints.policy = CheckpointPolicy(budget_s=0.0, overhead_ratio=0.0, min_events=100)
+    d.stored.dense_gap = 500
+    run(ctx, "goto end")
+    stored = [r.events for r in d.stored.refs()]
+    assert d.checkpoints.first_gap(len(events), 500) is not None
+    while d.idle(0.05):
+        pass
+    assert d.checkpoints.first_gap(len(events), 500) is None
+    mid = (stored[0] + stored[1]) // 2
+    run(ctx, f"goto {mid}")
+    assert dump(d.engine) == dump(straight(events, mid))
+
+
+def _cli(*argv) -> int:
+    from gewtui.cli.main import gew_main
+    return gew_main(list(argv))
+
+
+def test_gew_recording_index_stores_checkpoints_a_replay_uses(tmp_path, capsys):
+    events = list(big_stream(9000, flows=200))
+    path = str(tmp_path / "plain.gewrec")
+    with RecordingWriter(path, header(SID)) as w:
+        for ev in events:
+            w.write_event(ev)
+    size = os.path.getsize(path)
+    assert _cli("recording", "index", path, "--every", "2000") == 64     # no end record
+    assert "no end record" in capsys.readouterr().err
+    assert os.path.getsize(path) == size
+    assert _cli("recording", "index", path, "--every", "2000", "--force") == 0
+    assert "4 checkpoint(s) stored" in capsys.readouterr().out
+    with open_recording(path) as r:
+        assert [ev.id for ev in r.iter_events()] == [ev.id for ev in events]
+        assert [c.events for c in find_checkpoints(r)] == [2000, 4000, 6000, 8000]
+    d, ctx = replay(path)
+    run(ctx, "goto end")
+    assert d.log.holes and d.position == len(events)
+    assert dump(d.engine) == dump(straight(events, len(events)))
+    for target in (7999, 4100, 1500):
+        run(ctx, f"goto {target}")
+        assert dump(d.engine) == dump(straight(events, target))
+    while d.idle(0.05):
+        pass
+    assert [d.log.event_id(i) for i in range(len(events))] == [e.id for e in events]
+    capsys.readouterr()
+    assert _cli("recording", "index", path) == 0
+    assert "already holds" in capsys.readouterr().out

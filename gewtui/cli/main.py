@@ -25,6 +25,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("session", "gc"), "gewtui.cli.session_cmd", "clean up orphan sessions whose owner process is gone"),
     (("export",), "gewtui.cli.export_cmd", "read a recording offline (no root): events, flows, reasons, interventions"),
     (("shell",), "gewtui.cli.shell_cmd", "the debugger shell over a recording, or live without FILE"),
+    (("recording", "index"), "gewtui.cli.recording_cmd", "store engine checkpoints in a recording so replays jump through it fast"),
     (("lab", "up"), "gewtui.cli.lab_cmd", "bring up a built-in network-namespace lab scenario"),
     (("lab", "down"), "gewtui.cli.lab_cmd", "remove the lab (also after a crash)"),
     (("lab", "list"), "gewtui.cli.lab_cmd", "the lab scenarios and what each one produces"),

@@ -87,6 +87,18 @@ class Checkpoints:
             del self._positions[i]
             del self._states[i]
 
+    def first_gap(self, limit: int, min_gap: int) -> tuple[int, int] | None:
+        """The first stretch (a, b) between two checkpoints (or position 0 and the first),
+        ending at or below ``limit``, longer than ``min_gap`` events."""
+        prev = 0
+        for pos in self._positions:
+            if pos > limit:
+                break
+            if pos - prev > min_gap:
+                return prev, pos
+            prev = pos
+        return None
+
     def reset_accounting(self) -> None:
         """The feeding engine moved somewhere already covered: restart the counters."""
         self._feed_s = 0.0

@@ -343,7 +343,7 @@ class Debugger:
         want = max(0, self.position - self.spare_lag)
         spare = self._spare
         if self.position == 0 or (spare is not None and want - self.spare_lag <= spare[1] <= want):
-            return self._fill_a_hole()
+            return self._fill_a_hole() or self.stored.densify(budget_s)
         job = self._spare_job
         cp_pos = (self.checkpoints.nearest(want) or (0, None))[0]
         if job is None or not cp_pos <= job[1] <= want:

@@ -15,9 +15,12 @@ message and the debugger folds, as it would without it.
 
 On a live session ``StoreWriter`` writes them into the session's recording from the head
 engine, at the end of an ingested batch (so the count of events before it in the file is
-the head's position), never more often than every ``min_events`` events and never for more
-than ``max_share`` of the head's folding time. A head engine that has taken interventions
-stores none: its state is no longer a function of the recorded events alone.
+the head's position), never more often than every ``min_events`` events, and otherwise when
+its cost stays within ``max_share`` of the head's folding time since the last one, or at the
+latest after ``max_events`` events (that bounds what a jump folds: on a saturated session
+with a large state the share can then exceed ``max_share``; the bench states it). A head
+engine that has taken interventions stores none: its state is no longer a function of the
+recorded events alone.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from gewtui.errors import GewError, RecordingError
 
 # Below this many events, folding on from the cursor is cheaper than loading a state.
 LEAP_MIN = 20_000
+# Idle time refolds stretches this long without a checkpoint (see densify).
+DENSE_GAP = 30_000
 
 
 class Stored:
@@ -49,6 +54,8 @@ class StoredCheckpoints:
         self._probe: Any = None
         self.ignored = ""
         self.leap_min = LEAP_MIN
+        self.dense_gap = DENSE_GAP
+        self._dense: list | None = None    # idle job: [engine, position, end, feed s, last cost]
 
     def refs(self) -> list:
         """The usable stored checkpoints of a replayed recording, by position (found and
@@ -142,6 +149,44 @@ class StoredCheckpoints:
         d.version += 1
         return True
 
+    def densify(self, budget_s: float) -> bool:
+        """Idle work after the holes are read: fold the stretches a jump skipped (or a
+        long jump crossed sparsely) once more, leaving checkpoints in them at the normal
+        spacing, so a later goto or back there is as quick as anywhere. False: none left."""
+        d = self.d
+        job = self._dense
+        if job is None:
+            gap = d.checkpoints.first_gap(min(len(d.log), d._frontier), self.dense_gap)
+            if gap is None or d.log.holes:
+                return False
+            engine, pos = d._engine_from(gap[0])
+            self._dense = [engine, pos, gap[1], 0.0, 0.0]
+            return True
+        engine, pos, end, feed_s, last_cost = job
+        p = d.checkpoints.policy
+        get = d.log.get
+        perf = time.perf_counter
+        deadline = perf() + budget_s
+        t = perf()
+        n = 0
+        while pos < end:
+            engine.feed(get(pos))
+            pos += 1
+            n += 1
+            if n & 127 == 0:
+                now = perf()
+                feed_s += now - t
+                t = now
+                if feed_s >= max(p.budget_s, p.overhead_ratio * last_cost) and end - pos > p.min_events:
+                    d.checkpoints.seed(pos, engine.checkpoint())
+                    last_cost, feed_s, t = perf() - now, 0.0, perf()
+                if t >= deadline:
+                    break
+        job[1:] = [pos, end, feed_s, last_cost]
+        if pos >= end:
+            self._dense = None
+        return True
+
     def distrust(self, why: str) -> None:
         """The recording's stored checkpoints do not match its events: forget them and
         everything taken from them, and read the file again from its first event."""
@@ -223,7 +268,8 @@ class StoredCheckpoints:
 @dataclass
 class StorePolicy:
     min_events: int = 50_000
-    max_share: float = 0.1        # of the head engine's folding time
+    max_share: float = 0.1        # of the head engine's folding time...
+    max_events: int = 150_000     # ...unless this many events passed since the last one
 
 
 class StoreWriter:
@@ -242,7 +288,7 @@ class StoreWriter:
     def due(self) -> bool:
         p = self.policy
         return (not self.disabled and self.events >= p.min_events
-                and self.feed_s * p.max_share >= self.last_cost_s)
+                and (self.feed_s * p.max_share >= self.last_cost_s or self.events >= p.max_events))
 
     def write(self, source: Any, head: Any, position: int, last_event: Any, first_ktime: int) -> bool:
         """Store the head's state at ``position`` (the end of an ingested batch)."""
