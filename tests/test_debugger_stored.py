@@ -17,6 +17,7 @@ from gewtui.pb import recording_pb2
 from gewtui.recording import RecordingWriter, open_recording
 from gewtui.recording.checkpoints import find_checkpoints, write_checkpoint
 from tests.debugger_support import big_stream, header
+from tests.test_debugger_engine import dump, run, straight
 
 N = 12_000
 SID = "test-session"
@@ -53,29 +54,10 @@ def record_live(path, events, policy=StorePolicy(min_events=2000, max_share=1.0)
     return d
 
 
-def dump(eng) -> bytes:
-    return b"|".join([f.SerializeToString(deterministic=True) for f in eng.flows()]
-                     + [c.SerializeToString(deterministic=True) for c in eng.chains()])
-
-
-def straight(events, n):
-    e = Engine(session_id=SID)
-    for ev in events[:n]:
-        e.feed(ev)
-    return e
-
-
 def replay(path, **kw):
     d = Debugger(ReplaySource(path, **kw))
     d.stored.leap_min = 100
     return d, commands.Context(d, ViewBuilder(d))
-
-
-def run(ctx, line):
-    out = commands.execute(ctx, line)
-    assert not [o for o in out if getattr(o, "level", "") == "error"], out
-    ctx.debugger.settle()
-    return out + ctx.debugger.take_stops()
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +87,13 @@ def test_goto_end_jumps_and_matches_a_straight_fold(live):
     d, ctx = replay(path)
     run(ctx, "goto end")
     assert d.position == len(events) and d.log.holes, "the jump should skip the start"
-    assert dump(d.engine) == dump(straight(events, len(events)))
+    assert dump(d.engine) == straight(events, len(events))
     assert d.cursor_event_id() == events[-1].id
     # back, goto and id lookups inside the skipped stretch read it and agree with folding
     for target in (len(events) - 1, len(events) - 3000, 4321, 17, 0):
         run(ctx, f"goto {target}" if target else "goto 0")
         assert d.position == target
-        assert dump(d.engine) == dump(straight(events, target)), target
+        assert dump(d.engine) == straight(events, target), target
     assert d.log.position_of_id(events[777].id) == 777
     assert [d.log.get(i).id for i in range(0, len(events), 97)] == [e.id for e in events[::97]]
 
@@ -132,7 +114,7 @@ def test_disabled_checkpoints_fold_from_the_start(live):
     d, ctx = replay(path, use_checkpoints=False)
     run(ctx, "goto end")
     assert not d.log.holes and d.position == len(events)
-    assert dump(d.engine) == dump(straight(events, len(events)))
+    assert dump(d.engine) == straight(events, len(events))
 
 
 def _copy_with(path, dst, mutate) -> str:
@@ -154,7 +136,7 @@ def test_a_damaged_checkpoint_is_not_used(live, tmp_path):
     d, ctx = replay(bad)
     assert [r.events for r in d.stored.refs()] == [r.events for r in refs[:-1]]
     run(ctx, "goto end")
-    assert dump(d.engine) == dump(straight(events, len(events)))
+    assert dump(d.engine) == straight(events, len(events))
 
 
 def test_checkpoints_from_another_template_set_are_ignored(live, tmp_path):
@@ -202,7 +184,7 @@ def test_a_checkpoint_that_lies_about_its_position_is_caught(live, tmp_path):
         pass
     assert "does not match" in d.message
     run(ctx, "goto end")
-    assert d.position == len(events) and dump(d.engine) == dump(straight(events, len(events)))
+    assert d.position == len(events) and dump(d.engine) == straight(events, len(events))
 
 
 def test_no_checkpoint_after_interventions_or_missed_events(tmp_path):
@@ -233,7 +215,7 @@ def test_idle_time_refolds_skipped_stretches_with_checkpoints(live):
     assert d.checkpoints.first_gap(len(events), 500) is None
     mid = (stored[0] + stored[1]) // 2
     run(ctx, f"goto {mid}")
-    assert dump(d.engine) == dump(straight(events, mid))
+    assert dump(d.engine) == straight(events, mid)
 
 
 def _cli(*argv) -> int:
@@ -259,10 +241,10 @@ def test_gew_recording_index_stores_checkpoints_a_replay_uses(tmp_path, capsys):
     d, ctx = replay(path)
     run(ctx, "goto end")
     assert d.log.holes and d.position == len(events)
-    assert dump(d.engine) == dump(straight(events, len(events)))
+    assert dump(d.engine) == straight(events, len(events))
     for target in (7999, 4100, 1500):
         run(ctx, f"goto {target}")
-        assert dump(d.engine) == dump(straight(events, target))
+        assert dump(d.engine) == straight(events, target)
     while d.idle(0.05):
         pass
     assert [d.log.event_id(i) for i in range(len(events))] == [e.id for e in events]
