@@ -241,113 +241,13 @@ def _timed(fn) -> float:
 
 # ---- 10,000 flows in the TUI ----------------------------------------------------------------
 
-def flows_stream(n_flows: int, probes: int):
-    """``n_flows`` connections to distinct peers opened and established, then ``probes``
-    probe summaries round-robin over them (each touches one flow)."""
-    t, ev_id = 1_000_000_000, 0
-
-    def ev_for(k: int) -> E.Event:
-        nonlocal t, ev_id
-        t += 1000
-        ev_id += 1
-        return E.Event(id=ev_id, ktime_ns=t)
-
-    def fill(b, k):
-        b.sock = 0xFFFF888000000000 + k * 0x1000
-        tu = b.tuple
-        tu.family, tu.protocol, tu.dport, tu.sport = 2, 6, 443, 30000 + k % 30000
-        tu.saddr = bytes((10, 0, 0, 1))
-        tu.daddr = bytes((10, 2 + (k >> 16), (k >> 8) & 255, k & 255))
-
-    for old, new in ((E.TCP_CLOSE, E.TCP_SYN_SENT), (E.TCP_SYN_SENT, E.TCP_ESTABLISHED)):
-        for k in range(n_flows):
-            ev = ev_for(k)
-            ev.tcp_state.old_state, ev.tcp_state.new_state = old, new
-            fill(ev.tcp_state, k)
-            yield ev
-    for i in range(probes):
-        ev = ev_for(i % n_flows)
-        p = ev.tcp_probe
-        p.segments, p.bytes = 10, 14480
-        fill(p, i % n_flows)
-        yield ev
-
-
 def bench_tui(rows: list[tuple[str, str]]) -> None:
-    from gewtui.tui.app import FixedClock, build_app
-    from gewtui.tui.widgets.flow_tree import FlowTree
+    """gew-tui with 10,000 flows (bench/tui_frames.py): the UI thread's work per input and
+    per frame, told apart from Textual's frame pacing and Pilot's idle waits, with an app
+    of one Static measured in the same run as the baseline."""
+    from bench.tui_frames import bench_tui as tui_frames
 
-    events = list(flows_stream(N_FLOWS, 20_000))
-    d = Debugger(MemorySource(events))
-    views = ViewBuilder(d)
-    ctx = commands.Context(d, views)
-    run(ctx, f"goto #{2 * N_FLOWS}")
-    t_full = min(_timed(ViewBuilder(d).build) for _ in range(3))
-    views.build()
-    run(ctx, "step 100")
-    t_inc = _timed(views.build)
-    run(ctx, "back 100")
-    t_back_view = _timed(views.build)
-    rows += [
-        (f"view build, {N_FLOWS:,} flows, every row (first view)", ms(t_full)),
-        ("view build after a step that touched 100 flows", ms(t_inc)),
-        ("view build after back 100 (rows resynced by fingerprint)", ms(t_back_view)),
-    ]
-
-    async def frames() -> None:
-        app = build_app(d, clock=FixedClock(), cursor_blink=False)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await app.settle()
-            await pilot.pause()
-            tree = app.screen.query_one(FlowTree)
-            assert tree.line_count() >= N_FLOWS
-            # An empty tick: a view with nothing changed, applied and painted.
-            empty = []
-            for _ in range(10):
-                t0 = time.perf_counter()
-                app.screen.apply_view(app.view)
-                await pilot.pause()
-                empty.append(time.perf_counter() - t0)
-            # A step touching 100 flows: key to painted frame, through the pump.
-            steps, applies = [], []
-            for _ in range(10):
-                t0 = time.perf_counter()
-                app.run_line("step 100")
-                v = await app.settle()
-                await pilot.pause()
-                steps.append(time.perf_counter() - t0)
-                t1 = time.perf_counter()
-                app.screen.apply_view(v)
-                applies.append(time.perf_counter() - t1)
-            # Scrolling the tree: a page down, painted; and the tree's own share of a
-            # frame, rendering every visible line.
-            tree.focus()
-            scroll, lines = [], []
-            for _ in range(10):
-                t0 = time.perf_counter()
-                await pilot.press("pagedown")
-                await pilot.pause()
-                scroll.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                for y in range(tree.size.height):
-                    tree.render_line(y)
-                lines.append(time.perf_counter() - t0)
-            # A structural change: every flow's phase moves (back to before ESTABLISHED).
-            t0 = time.perf_counter()
-            app.run_line(f"goto #{N_FLOWS + 1}")
-            await app.settle()
-            await pilot.pause()
-            structural = time.perf_counter() - t0
-            rows.extend([
-                ("baseline: an unchanged view applied and painted (120x40)", median_range(empty)),
-                ("apply a view where 100 rows changed (UI thread only)", median_range(applies)),
-                ("step 100 (100 flows change): key to painted frame", median_range(steps)),
-                ("page down in the 10,000-row tree, painted (Pilot round trip)", median_range(scroll)),
-                ("the tree's share of a frame: render its visible lines", median_range(lines)),
-                ("goto backwards: 10,000 rows change phase, tree rebuilt, painted", ms(structural)),
-            ])
-
-    asyncio.run(frames())
+    tui_frames(rows)
 
 
 def main() -> int:
