@@ -44,8 +44,10 @@ SHORT_STATE = {"ESTABLISHED": "ESTAB", "SYN_SENT": "SYNSNT", "SYN_RECV": "SYNRCV
 # A line is ("g", phase, count) for a group header or ("f", flow_id, depth) for a flow.
 Line = tuple[str, object, int]
 
-# Rendered lines kept (a few screens' worth: scrolling back, cursor moves).
-LINE_CACHE = 1024
+# Rendered lines kept: a few screens' worth (scrolling back, cursor moves). Each Strip
+# carries its own small caches, so a larger store would mostly add to what the garbage
+# collector's full passes walk.
+LINE_CACHE = 256
 
 
 def build_lines(rows: Mapping[int, FlowRow], collapsed: set[str]) -> list[Line]:
