@@ -251,3 +251,25 @@ def test_gew_recording_index_stores_checkpoints_a_replay_uses(tmp_path, capsys):
     capsys.readouterr()
     assert _cli("recording", "index", path) == 0
     assert "already holds" in capsys.readouterr().out
+
+
+def test_a_state_split_over_parts_reads_back_and_a_damaged_part_drops_it(tmp_path, monkeypatch):
+    from gewtui.recording import checkpoints as cpmod
+    monkeypatch.setattr(cpmod, "PART_BYTES", 2048)
+    events = list(big_stream(4000, flows=60))
+    path = str(tmp_path / "parts.gewrec")
+    record_live(path, events, StorePolicy(min_events=1000, max_share=1.0))
+    with open_recording(path) as r:
+        refs = find_checkpoints(r)
+    assert len(refs) >= 2 and all(len(c.parts) > 1 for c in refs)
+    d, ctx = replay(path)
+    run(ctx, "goto end")
+    assert d.log.holes and straight(events, len(events)) == dump(d.engine)
+    victim = refs[-1]
+
+    def flip(data):
+        at, n = victim.parts[len(victim.parts) // 2]
+        data[at + n // 2] ^= 0x55
+    bad = _copy_with(path, tmp_path / "bad.gewrec", flip)
+    with open_recording(bad) as r:
+        assert [c.events for c in find_checkpoints(r)] == [c.events for c in refs[:-1]]

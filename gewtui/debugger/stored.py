@@ -297,10 +297,14 @@ class StoreWriter:
             self.disabled = "the source keeps no recording"
             return False
         from gewtui.model import persist
+        from gewtui.model.engine import Engine
 
         t0 = time.perf_counter()
         self.events = 0
         self.feed_s = 0.0
+        if type(head) is not Engine:
+            self.disabled = "the head engine is not the observation engine"
+            return False
         if last_event is None or last_event.id != position:
             # Live sessions number their events from 1 with no gap; otherwise this engine
             # did not see every recorded event and its position would lie.
