@@ -32,6 +32,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _util  # noqa: E402
 from gewtui.debugger import commands  # noqa: E402
 from gewtui.debugger.core import Debugger  # noqa: E402
 from gewtui.debugger.snapshot import ViewBuilder  # noqa: E402
@@ -71,7 +72,7 @@ def ms(s: float) -> str:
 
 
 def spread(xs: list[float]) -> str:
-    return f"{ms(statistics.median(xs))} [{ms(min(xs))}..{ms(max(xs))}]"
+    return _util.spread([x * 1000 for x in xs], "{:.1f} ms")
 
 
 def _run(ctx: commands.Context, line: str) -> None:
@@ -85,6 +86,13 @@ def _timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def _cpu(fn: Callable[[], object]) -> float:
+    """The calling thread's CPU time for ``fn`` (what other processes take is left out)."""
+    c0 = time.thread_time()
+    fn()
+    return time.thread_time() - c0
 
 
 # ---- what Textual does per frame ------------------------------------------------------------
@@ -304,9 +312,9 @@ def bench_tui(rows: list[tuple[str, str]]) -> None:
                 for _ in range(RUNS):
                     tree.refresh()
                     tree.clear_line_cache()
-                    fresh.append(_timed(lambda: tree.render_lines(region)))
+                    fresh.append(_cpu(lambda: tree.render_lines(region)))
                     tree.refresh()
-                    cached.append(_timed(lambda: tree.render_lines(region)))
+                    cached.append(_cpu(lambda: tree.render_lines(region)))
                 await _settle(pilot)
                 # A structural change: every flow's phase moves (back to before ESTABLISHED).
                 rebuilds = tree.rebuilds
@@ -335,7 +343,7 @@ def bench_tui(rows: list[tuple[str, str]]) -> None:
             ("page down: the longest frame (layout, compositor, write)", spread(_col(pages, "longest"))),
             ("page down: key to painted frame, wall", spread(_col(pages, "latency"))),
             ("page down: Pilot round trip (press + pause)", spread(page_pilot)),
-            ("the tree's share of a page-down frame: render its visible lines, none cached / cached",
+            ("the tree's share of a page-down frame: render its visible lines (CPU), none cached / cached",
              f"{spread(fresh)} / {spread(cached)}"),
             (f"goto backwards: {N_FLOWS:,} rows change phase, tree rebuilt: UI thread CPU from the "
              f"command to the painted result ({goto['frames']} frames painted)", ms(goto["cpu"])),
