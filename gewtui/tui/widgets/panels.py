@@ -65,7 +65,9 @@ class Deferred:
 
 class FlowView(Deferred, VerticalScroll):
     """The selected flow: header, counters, sockets, path history, state timeline with the
-    lost-records gaps drawn where they happened, and what changed since the previous stop."""
+    lost-records gaps drawn where they happened, and what changed since the previous stop.
+    The line about the event at the cursor is a Body of its own: it changes with every
+    event, the flow's text only when the flow does."""
 
     DEFAULT_CSS = """
     FlowView { background: $surface; padding: 0 1; }
@@ -74,28 +76,30 @@ class FlowView(Deferred, VerticalScroll):
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        self._key: tuple = ()
+        self._event: object = object()
+        self._detail: object = object()
 
     def compose(self):
+        yield Body(id="flow-cursor")
         yield Body(id="flow-body")
 
     def render_view(self, view: DebugView) -> None:
-        key = (view.detail, view.event)
-        if key == self._key:
-            return
-        self._key = key
-        parts: list[RenderableType] = []
-        if view.event is not None:
-            parts.append(Text.assemble(("at cursor ", "gew.dim"), render.event_summary_line(view.event)))
-        else:
-            parts.append(Text("the cursor is before the first event: n steps, space runs", "gew.dim"))
-        if view.detail is None:
-            parts.append(Text("\nno flow selected: pick one in the tree (enter) or type :flow N",
-                              "gew.dim"))
-        else:
-            parts.append(Text(""))
-            parts.append(render.flow(_without_gate(view.detail)))
-        self.query_one("#flow-body", Body).show(Group(*parts))
+        if view.event != self._event:
+            self._event = view.event
+            if view.event is not None:
+                line = Text.assemble(("at cursor ", "gew.dim"), render.event_summary_line(view.event))
+            else:
+                line = Text("the cursor is before the first event: n steps, space runs", "gew.dim")
+            # As a rich renderable (not a Textual Content): wrapped the way the shell wraps it.
+            self.query_one("#flow-cursor", Body).show(Group(line))
+        if view.detail != self._detail:
+            self._detail = view.detail
+            if view.detail is None:
+                body: RenderableType = Text("\nno flow selected: pick one in the tree (enter) or type "
+                                            ":flow N", "gew.dim")
+            else:
+                body = Group(Text(""), render.flow(_without_gate(view.detail)))
+            self.query_one("#flow-body", Body).show(body)
 
 
 def _without_gate(detail):
