@@ -7,7 +7,8 @@ kernel that is running and the plane passes them to the BPF C as ``-D`` constant
 whose offsets come from here is as exact as the kernel's own debug info.
 
 Only what offset resolution needs is decoded: type kinds, names, struct/union members
-(through anonymous members and typedef/const/volatile chains), pointers, arrays, enums.
+(through anonymous members and typedef/const/volatile chains), pointers, arrays, enums,
+and the variables of data sections (where each per-CPU variable lies in .data..percpu).
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ class BTF:
         self._strings = data[sstart:sstart + str_len]
         self.types: list[BType | None] = [None]  # id 0 is void
         self._by_name: dict[tuple[int, str], list[int]] = {}
+        # DATASEC name -> [(VAR type id, byte offset in the section, size)]
+        self._datasecs: dict[str, list[tuple[int, int, int]]] = {}
         self._parse_types(data, tstart, tstart + type_len)
 
     def _str(self, off: int) -> str:
@@ -135,6 +138,8 @@ class BTF:
                 ref = size_or_type
                 pos += 4
             elif kind == DATASEC:
+                self._datasecs.setdefault(name, []).extend(
+                    unpack("<III", data, pos + 12 * i) for i in range(vlen))
                 pos += 12 * vlen
             elif kind == DECL_TAG:
                 pos += 4
@@ -248,6 +253,16 @@ class BTF:
                 if hit is not None:
                     return hit
         return None
+
+    def section_var(self, section: str, name: str) -> tuple[int, int]:
+        """(byte offset, size) of variable ``name`` in data section ``section``, e.g. a
+        per-CPU variable in ``.data..percpu``: two variables' offsets differ by as much as
+        their per-CPU instances on any one CPU do."""
+        for tid, off, size in self._datasecs.get(section, ()):
+            t = self.types[tid] if 0 <= tid < len(self.types) else None
+            if t is not None and t.kind == VAR and t.name == name:
+                return off, size
+        raise BTFError(f"BTF has no variable {name} in {section}")
 
     def has_func(self, name: str) -> bool:
         return (FUNC, name) in self._by_name
