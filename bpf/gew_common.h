@@ -27,13 +27,19 @@
 #define GEW_IPPROTO_TCP 6
 #define GEW_IPPROTO_UDP 17
 
-/* Execution context of the event, as tracked by the irqctx unit. Tracepoint records carry
- * common_flags, but the kernel overwrites the first 8 bytes of the record with a pt_regs
- * pointer before a BPF program sees it (and the verifier refuses reads there), so the
- * context is tracked from irq:softirq_entry/exit instead. */
+/* Execution context of the event (the irqctx unit, gewtui/kernel/probes/irqctx.py). Tracepoint
+ * records carry common_flags, but the kernel overwrites the first 8 bytes of the record with
+ * a pt_regs pointer before a BPF program sees it (and the verifier refuses reads there), so
+ * the context is read from the CPU's preempt count instead (or, on kernels where that cannot
+ * be found, tracked from irq:softirq_entry/exit). */
 #define GEW_CTX_PROCESS 0
 #define GEW_CTX_SOFTIRQ 1
 #define GEW_CTX_UNKNOWN 2
+/* preempt_count() bits (include/linux/preempt.h): serving a softirq, hardirq, NMI. Bits
+ * 9-15 only count local_bh_disable() in process context, which is still process context. */
+#define GEW_PC_SOFTIRQ_OFFSET 0x100
+#define GEW_PC_HARDIRQ_MASK 0xf0000
+#define GEW_PC_NMI_MASK 0xf00000
 
 /* Per-probe kernel-side counters, per CPU: index = probe * GEW_C_STRIDE + counter. */
 #define GEW_C_PRODUCED 0   /* records the probe tried to emit (reserve attempts) */
@@ -89,7 +95,8 @@ struct gew_sock {
     u8 zw_now;
     u8 state;
     u8 pad[2];
-};                     /* 128 bytes */
+    u64 last_tick;     /* kernel only: jiffies when last_ns was taken (tcp_probe) */
+};                     /* 136 bytes */
 
 struct gew_scope_cfg {
     u32 netns_on;
@@ -110,9 +117,21 @@ struct gew_iface_key {
     u32 ifindex;
 };
 
+/* The owner unit's per-CPU memory of the last (socket, process) it checked; valid while
+ * gew_sock_gen has not moved since (see gew_sock_gen_bump). */
+struct gew_owner_last {
+    u64 sk;
+    u32 tgid;
+    u32 gen;
+};
+
 BPF_RINGBUF_OUTPUT(gew_rb, GEW_RB_PAGES);
 BPF_PERCPU_ARRAY(gew_counters, u64, GEW_NPROBES * GEW_C_STRIDE);
 BPF_PERCPU_ARRAY(gew_irqctx, u32, 1);
+/* Generation of what the kernel side concluded about sockets: moves whenever a socket enters
+ * or leaves the in-scope table or changes owner, and when userspace resets the tables. */
+BPF_ARRAY(gew_sock_gen, u32, 1);
+BPF_PERCPU_ARRAY(gew_owner_last, struct gew_owner_last, 1);
 BPF_ARRAY(gew_scope_cfg, struct gew_scope_cfg, 1);
 BPF_HASH(gew_scope_netns, u32, u8, 1024);
 BPF_LPM_TRIE(gew_scope_prefix, struct gew_lpm_key, u8, 1024);
@@ -130,13 +149,66 @@ static __always_inline void gew_count(u32 probe, u32 counter)
         *v += 1;
 }
 
+/* The execution context, asked only where a record is made (never per packet). Three ways,
+ * chosen by the irqctx unit from the kernel's BTF:
+ * - GEW_CTX_PCPU_FROM_RQ (x86: preempt_count is the per-CPU __preempt_count): this CPU's
+ *   per-CPU area is found through the current task's runqueue (task->se.cfs_rq->rq is this
+ *   CPU's runqueues instance: set_task_rq() keeps it on the task's CPU whatever its class),
+ *   and __preempt_count lies at a fixed distance from it (both are per-CPU variables, their
+ *   distance read from BTF's .data..percpu). Where cpu_number follows __preempt_count, the
+ *   same read returns it and it must equal this CPU, or the context is unknown.
+ * - GEW_CTX_TI_PREEMPT (arm64 and others: preempt_count in struct thread_info): one read
+ *   from the current task.
+ * - neither: the per-CPU flag the irqctx tracker programs set at softirq_entry and clear
+ *   at softirq_exit (two program runs per softirq). */
 static __always_inline u8 gew_ctx(void)
 {
+#if defined(GEW_CTX_PCPU_FROM_RQ) || defined(GEW_CTX_TI_PREEMPT)
+    void *task = (void *)bpf_get_current_task();
+    struct {
+        u32 count;
+        u32 cpu;
+    } pc = {};
+#if defined(GEW_CTX_PCPU_FROM_RQ)
+    void *cfs_rq = 0, *rq = 0;
+    bpf_probe_read_kernel(&cfs_rq, sizeof(cfs_rq), task + GEW_CTX_OFF_TASK_CFS_RQ);
+    if (!cfs_rq)
+        return GEW_CTX_UNKNOWN;
+    bpf_probe_read_kernel(&rq, sizeof(rq), cfs_rq + GEW_CTX_OFF_CFS_RQ_RQ);
+    if (!rq)
+        return GEW_CTX_UNKNOWN;
+#ifdef GEW_CTX_PCPU_CPU_CHECK
+    if (bpf_probe_read_kernel(&pc, 8, rq + GEW_CTX_PCPU_FROM_RQ) != 0)
+        return GEW_CTX_UNKNOWN;
+    if (pc.cpu != bpf_get_smp_processor_id())
+        return GEW_CTX_UNKNOWN;
+#else
+    if (bpf_probe_read_kernel(&pc.count, 4, rq + GEW_CTX_PCPU_FROM_RQ) != 0)
+        return GEW_CTX_UNKNOWN;
+#endif
+#else
+    if (bpf_probe_read_kernel(&pc.count, 4, task + GEW_CTX_TI_PREEMPT) != 0)
+        return GEW_CTX_UNKNOWN;
+#endif
+    if (pc.count & (GEW_PC_SOFTIRQ_OFFSET | GEW_PC_HARDIRQ_MASK | GEW_PC_NMI_MASK))
+        return GEW_CTX_SOFTIRQ;
+    return GEW_CTX_PROCESS;
+#else
     u32 z = 0;
     u32 *v = gew_irqctx.lookup(&z);
     if (!v)
         return GEW_CTX_UNKNOWN;
     return *v ? GEW_CTX_SOFTIRQ : GEW_CTX_PROCESS;
+#endif
+}
+
+/* Something the owner unit's per-CPU memory may rely on changed (see gew_owner_last). */
+static __always_inline void gew_sock_gen_bump(void)
+{
+    u32 z = 0;
+    u32 *g = gew_sock_gen.lookup(&z);
+    if (g)
+        __sync_fetch_and_add(g, 1);
 }
 
 static __always_inline u32 gew_net_inum(void *net)
@@ -376,6 +448,7 @@ static __always_inline struct gew_sock *gew_sock_get(void *sk, struct gew_tuple 
             gew_count(probe, GEW_C_MAPFULL);
         return s;
     }
+    gew_sock_gen_bump();
     return gew_socks.lookup(&key);
 }
 
@@ -387,5 +460,6 @@ static __always_inline u32 gew_sock_owner(struct gew_sock *s, struct gew_hdr *h)
         return 0;
     u32 prev = s->owner_tgid;
     s->owner_tgid = h->tgid;
+    gew_sock_gen_bump();
     return prev ? prev : 0xffffffff;
 }

@@ -1,4 +1,9 @@
-/* irqctx — execution-context tracker (attribution).
+/* irqctx — execution-context tracker (attribution), the fallback of gew_ctx().
+ *
+ * gew_ctx() in gew_common.h reads the CPU's preempt count when the kernel's BTF shows
+ * where it lies (gewtui/kernel/probes/irqctx.py: context_source), and then these programs
+ * are neither loaded nor attached. Otherwise (PREEMPT_RT, or no per-CPU __preempt_count
+ * and no thread_info.preempt_count to find) they keep the context themselves:
  *
  * Tracepoints: irq:softirq_entry, irq:softirq_exit (Linux 2.6.37), attached raw
  * (args: unsigned int vec_nr). Keeps one per-CPU flag: set while a softirq handler runs.

@@ -2,16 +2,27 @@
  *
  * Tracepoint: tcp:tcp_probe (4.16), attached raw (args: struct sock *, const struct
  * sk_buff *). It fires for every segment received on an established socket, so the hot
- * path is one lookup in the in-scope socket table plus in-place updates: no record crosses
- * to userspace except on a zero-window edge (the peer's advertised window reaching or
- * leaving zero). Userspace reads the table for periodic summaries; tcp_state's destroy
- * record carries the final one.
+ * path is one lookup in the in-scope socket table, two reads of kernel memory and in-place
+ * updates: no record crosses to userspace except on a zero-window edge (the peer's
+ * advertised window reaching or leaving zero). Userspace reads the table for periodic
+ * summaries; tcp_state's destroy record carries the final one.
  * What the tracepoint's format computed is read here from struct tcp_sock and sk_buff at
  * BTF offsets, the way its TP_fast_assign computes it (checked against the format's values
- * in tests/test_probes_tcp_raw.py): data length = skb->len - TCP header length (doff), srtt =
- * srtt_us >> 3, ssthresh = tcp_current_ssthresh() (icsk_ca_state, a bitfield, read as its
- * byte). The socket cookie is read, not generated (the tracepoint generated it): it stays 0
- * until something asked the kernel for it.
+ * in tests/test_probes_tcp_raw.py), with as few reads as the layout allows:
+ * - the tcp_sock fields (snd_cwnd, snd_ssthresh, snd_wnd, rcv_wnd, srtt_us) in one read of
+ *   the span that holds them all (GEW_TP_SPAN_*, computed from BTF; field by field if the
+ *   span is too long), into a per-CPU scratch buffer; srtt = srtt_us >> 3, ssthresh =
+ *   tcp_current_ssthresh(), which needs the icsk_ca_state bitfield's byte only when
+ *   snd_ssthresh is below 3/4 of cwnd (after a loss);
+ * - the data length from the segment's control block (TCP_SKB_CB, filled by tcp_v4_rcv /
+ *   tcp_v6_rcv before this point): end_seq - seq minus the SYN and FIN flags, which is the
+ *   format's skb->len - __tcp_hdrlen(th), in one read (truncated to the format's 16 bits).
+ * Time: last_ns is the ktime of the socket's last segment to within one jiffy, never
+ * later: bpf_ktime_get_ns() is asked only for the first segment of each jiffy (the tick
+ * kept in the entry), since reading the clock costs as much as the rest of the update here.
+ * The socket cookie is read, not generated (the tracepoint generated it): it stays 0 until
+ * something asked the kernel for it, and is read with the clock, not on every segment (a
+ * cookie, once assigned, never changes).
  * Raw, because a perf-event tracepoint program is skipped whenever another kprobe or
  * tracepoint program runs on the CPU; a raw one only when it nests in itself.
  */
@@ -22,44 +33,87 @@ struct gew_rec_zw {
     struct gew_hdr h;
     u64 sk;
     struct gew_sock s;
-};                     /* 192 */
+};                     /* 200 */
 
 #define GEW_TCP_CA_CWR 2
 #define GEW_TCP_CA_RECOVERY 3
+#define GEW_TCPHDR_FIN 0x01
+#define GEW_TCPHDR_SYN 0x02
 
-static __always_inline u32 gew_tp_u32(void *p)
+/* What one segment's update needs from struct tcp_sock (icsk_ca_state only sometimes:
+ * gew_current_ssthresh). */
+struct gew_tp_vals {
+    u32 snd_wnd;
+    u32 cwnd;
+    u32 ssthresh;
+    u32 rcv_wnd;
+    u32 srtt_us;
+};
+
+#ifdef GEW_TP_SPAN_LEN
+/* a kernel-sized buffer, not a record layout (a typedef: tests/test_decode_layouts.py
+ * sizes every struct gew_*) */
+typedef struct {
+    u8 b[GEW_TP_SPAN_SIZE];
+} gew_tp_span_t;
+BPF_PERCPU_ARRAY(gew_tp_scratch, gew_tp_span_t, 1);
+#define GEW_TP_AT(sp, off, type) (*(type *)((sp)->b + ((off) - GEW_TP_SPAN_START)))
+
+static __always_inline int gew_tp_read(void *sk, struct gew_tp_vals *v)
 {
-    u32 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), p);
-    return v;
+    u32 z = 0;
+    gew_tp_span_t *sp = gew_tp_scratch.lookup(&z);
+    if (!sp)
+        return -1;
+    if (bpf_probe_read_kernel(sp->b, GEW_TP_SPAN_LEN, sk + GEW_TP_SPAN_START) != 0)
+        return -1;
+    v->snd_wnd = GEW_TP_AT(sp, GEW_OFF_TCP_SND_WND, u32);
+    v->cwnd = GEW_TP_AT(sp, GEW_OFF_TCP_SND_CWND, u32);
+    v->ssthresh = GEW_TP_AT(sp, GEW_OFF_TCP_SND_SSTHRESH, u32);
+    v->rcv_wnd = GEW_TP_AT(sp, GEW_OFF_TCP_RCV_WND, u32);
+    v->srtt_us = GEW_TP_AT(sp, GEW_OFF_TCP_SRTT_US, u32);
+    return 0;
 }
-
-/* tcp_current_ssthresh(): the slow-start threshold as the tracepoint reports it */
-static __always_inline u32 gew_current_ssthresh(void *sk, u32 cwnd)
+#else
+static __always_inline int gew_tp_read(void *sk, struct gew_tp_vals *v)
 {
-    u32 ssthresh = gew_tp_u32(sk + GEW_OFF_TCP_SND_SSTHRESH);
+    bpf_probe_read_kernel(&v->snd_wnd, 4, sk + GEW_OFF_TCP_SND_WND);
+    bpf_probe_read_kernel(&v->cwnd, 4, sk + GEW_OFF_TCP_SND_CWND);
+    bpf_probe_read_kernel(&v->ssthresh, 4, sk + GEW_OFF_TCP_SND_SSTHRESH);
+    bpf_probe_read_kernel(&v->rcv_wnd, 4, sk + GEW_OFF_TCP_RCV_WND);
+    bpf_probe_read_kernel(&v->srtt_us, 4, sk + GEW_OFF_TCP_SRTT_US);
+    return 0;
+}
+#endif
+
+/* tcp_current_ssthresh(): the slow-start threshold as the tracepoint reports it. Where
+ * snd_ssthresh is at least 3/4 of cwnd (always, until a first loss: it starts "infinite"),
+ * both of its cases give snd_ssthresh, so icsk_ca_state is read only otherwise. */
+static __always_inline u32 gew_current_ssthresh(void *sk, struct gew_tp_vals *v)
+{
+    u32 three_quarters = (v->cwnd >> 1) + (v->cwnd >> 2);
+    if (v->ssthresh >= three_quarters)
+        return v->ssthresh;
     u8 b = 0;
     bpf_probe_read_kernel(&b, 1, sk + GEW_ICSK_CA_STATE_BYTE);
     u8 ca = (b >> GEW_ICSK_CA_STATE_SHIFT) & ((1 << GEW_ICSK_CA_STATE_BITS) - 1);
     if (ca == GEW_TCP_CA_CWR || ca == GEW_TCP_CA_RECOVERY)
-        return ssthresh;
-    u32 three_quarters = (cwnd >> 1) + (cwnd >> 2);
-    return ssthresh > three_quarters ? ssthresh : three_quarters;
+        return v->ssthresh;
+    return three_quarters;
 }
 
-/* skb->len minus the TCP header (doff words), as __tcp_hdrlen(tcp_hdr(skb)); in
- * tcp_rcv_established skb->data is the TCP header (tcp_hdr(skb) == skb->data there) */
+/* The segment's data length from TCP_SKB_CB(skb): seq, end_seq (seq + SYN + FIN + data)
+ * and tcp_flags lie within 16 bytes of the control block's start (checked from BTF). */
 static __always_inline u32 gew_tcp_data_len(void *skb)
 {
-    void *data = 0;
-    u8 doff = 0;
-    u32 len = gew_tp_u32(skb + GEW_OFF_SKB_LEN);
-    bpf_probe_read_kernel(&data, sizeof(data), skb + GEW_OFF_SKB_DATA);
-    if (data)
-        bpf_probe_read_kernel(&doff, 1, data + 12);
-    u32 hdr = (doff >> 4) * 4;
+    u8 cb[16] = {};
+    bpf_probe_read_kernel(cb, sizeof(cb), skb + GEW_OFF_SKB_CB + GEW_OFF_TCB_SEQ);
+    u32 seq = *(u32 *)(cb);
+    u32 end_seq = *(u32 *)(cb + (GEW_OFF_TCB_END_SEQ - GEW_OFF_TCB_SEQ));
+    u8 flags = cb[GEW_OFF_TCB_FLAGS - GEW_OFF_TCB_SEQ];
+    u32 len = end_seq - seq - (flags & GEW_TCPHDR_FIN) - ((flags & GEW_TCPHDR_SYN) >> 1);
     /* the format's field is 16 bits */
-    return (u16)(len - hdr);
+    return (u16)len;
 }
 
 int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
@@ -75,29 +129,34 @@ int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
         if (!s)
             return 0;
     }
-    u64 now = bpf_ktime_get_ns();
-    u32 snd_wnd = gew_tp_u32(sk + GEW_OFF_TCP_SND_WND);
-    u32 cwnd = gew_tp_u32(sk + GEW_OFF_TCP_SND_CWND);
-    u32 srtt = gew_tp_u32(sk + GEW_OFF_TCP_SRTT_US) >> 3;
+    struct gew_tp_vals v = {};
+    gew_tp_read(sk, &v);
+    u32 len = gew_tcp_data_len(skb);
     /* updates race only with the same socket on another CPU, which TCP serialises under
      * the socket lock, so plain stores are exact here */
-    if (!s->first_ns)
-        s->first_ns = now;
-    s->last_ns = now;
+    u64 tick = bpf_jiffies64();
+    if (tick != s->last_tick) {
+        u64 now = bpf_ktime_get_ns();
+        s->last_tick = tick;
+        if (!s->first_ns)
+            s->first_ns = now;
+        s->last_ns = now;
+        if (!s->cookie)
+            bpf_probe_read_kernel(&s->cookie, sizeof(s->cookie), sk + GEW_OFF_SOCK_COOKIE);
+    }
     s->segments += 1;
-    s->bytes += gew_tcp_data_len(skb);
-    if (!s->cookie)     /* a cookie, once assigned, never changes */
-        bpf_probe_read_kernel(&s->cookie, sizeof(s->cookie), sk + GEW_OFF_SOCK_COOKIE);
-    s->snd_cwnd = cwnd;
-    s->ssthresh = gew_current_ssthresh(sk, cwnd);
-    s->snd_wnd = snd_wnd;
-    s->rcv_wnd = gew_tp_u32(sk + GEW_OFF_TCP_RCV_WND);
+    s->bytes += len;
+    u32 srtt = v.srtt_us >> 3;
+    s->snd_cwnd = v.cwnd;
+    s->ssthresh = gew_current_ssthresh(sk, &v);
+    s->snd_wnd = v.snd_wnd;
+    s->rcv_wnd = v.rcv_wnd;
     s->srtt_us = srtt;
     if (srtt > s->max_srtt_us)
         s->max_srtt_us = srtt;
-    if (snd_wnd < s->min_snd_wnd)
-        s->min_snd_wnd = snd_wnd;
-    u8 zw = snd_wnd == 0;
+    if (v.snd_wnd < s->min_snd_wnd)
+        s->min_snd_wnd = v.snd_wnd;
+    u8 zw = v.snd_wnd == 0;
     if (zw)
         s->zw_segments += 1;
     if (zw == s->zw_now)
@@ -107,6 +166,8 @@ int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
     r = gew_begin(sizeof(*r), GEW_K_PROBE_ZW, GEW_PROBE_TCP_PROBE);
     if (!r)
         return 0;
+    if (!s->cookie)
+        bpf_probe_read_kernel(&s->cookie, sizeof(s->cookie), sk + GEW_OFF_SOCK_COOKIE);
     r->sk = key;
     __builtin_memcpy(&r->s, s, sizeof(r->s));
     gew_submit(r, GEW_PROBE_TCP_PROBE);

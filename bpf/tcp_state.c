@@ -9,8 +9,9 @@
  * skipped whenever another kprobe or tracepoint program runs on the CPU; a raw one only
  * when it nests in itself.
  * Maintains the in-scope socket table (gew_socks): a socket is classified on each state
- * change (a new socket may reuse a freed one's address) and removed when destroyed. The
- * destroy record carries the socket's final tcp_probe counters.
+ * change (a new socket may reuse a freed one's address) and removed when destroyed, each
+ * change moving gew_sock_gen (the owner unit's per-CPU memory relies on it). The destroy
+ * record carries the socket's final tcp_probe counters.
  */
 #define GEW_PROBE_TCP_STATE 1
 #define GEW_K_STATE 1
@@ -63,6 +64,7 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
      * the address now belongs to a new socket, maybe in another namespace: classify again. */
     if (s && (oldstate == GEW_TCP_CLOSE || oldstate == GEW_TCP_SYN_RECV)) {
         gew_socks.delete(&key);
+        gew_sock_gen_bump();
         s = 0;
     }
     if (!s) {
@@ -109,6 +111,7 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
     }
     /* removed even when the record was lost, or the table would leak */
     gew_socks.delete(&key);
+    gew_sock_gen_bump();
     return 0;
 }
 

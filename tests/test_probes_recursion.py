@@ -5,13 +5,18 @@ never because another BPF program is running there, as it did for perf-event tra
 programs (the global per-CPU bpf_prog_active: about 1 run in 1,500 of tcp_probe/softirq in
 the lab before).
 
-A healthy lab scenario under a real session for 5 s: the programs run hundreds of
-thousands of times; skipped runs are rare (at most 1 per 100,000, usually none), and the
-ones there are are counted exactly: each is a LostRecords "recursion" event in the
-recording and the reason of an incomplete observation, and nothing else is."""
+A healthy lab scenario under a real session for 5 s, with request/response traffic over
+loopback beside it (outside the session's scope, but every per-packet program runs for it:
+the lab alone is a few connections a second): the programs run tens of thousands of times;
+skipped runs are rare (at most 1 per 100,000, usually none), and the ones there are are
+counted exactly: each is a LostRecords "recursion" event in the recording and the reason of
+an incomplete observation, and nothing else is."""
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
+import threading
 import time
 
 import pytest
@@ -29,10 +34,44 @@ def test_every_program_is_a_raw_tracepoint():
     assert not perf, f"perf-event tracepoint programs are skipped whenever another program runs: {perf}"
 
 
+@contextlib.contextmanager
+def loopback_traffic():
+    """64-byte requests and responses over one loopback TCP connection, paced to a few
+    thousand a second, until the block ends."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    cli = socket.create_connection(srv.getsockname(), timeout=5)
+    peer, _ = srv.accept()
+    peer.settimeout(5)
+    stop = threading.Event()
+
+    def run():
+        msg = b"q" * 64
+        while not stop.is_set():
+            for _ in range(50):
+                cli.sendall(msg)
+                peer.recv(64)
+                peer.sendall(msg)
+                cli.recv(64)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(10)
+        for s in (cli, peer, srv):
+            s.close()
+
+
 def test_lab_session_recursion_misses_are_rare_and_counted_exactly(gew_instance, tmp_path):
     rec = str(tmp_path / "r.gewrec")
     with Lab("healthy", name="r" + secrets.token_hex(3)) as lab:
-        with LiveSession(lab.scope_args, record=rec, instance=gew_instance.instance_id) as live:
+        with LiveSession(lab.scope_args, record=rec, instance=gew_instance.instance_id) as live, \
+                loopback_traffic():
             plane = live.session.plane
             # At least 5 s, and until the probes ran enough to make "rare" mean something
             # (a loaded machine runs the lab's traffic slower), at most 30 s.

@@ -40,8 +40,8 @@ from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
 from gewtui.kernel import build
 from gewtui.kernel.btf import BTFError, load_vmlinux
 from gewtui.kernel.decode import Decoder, Vocab, monotonic_ns
-from gewtui.kernel.probes import DEFAULT, queue, resolve, route, tcp_probe
-from gewtui.kernel.probes.base import SOCK, ProbeUnit
+from gewtui.kernel.probes import DEFAULT, irqctx, queue, resolve, route, tcp_probe
+from gewtui.kernel.probes.base import SOCK, Program, ProbeUnit
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime import mounts, privileges
 from gewtui.runtime.tracefs import Tracefs
@@ -50,7 +50,8 @@ EventSink = Callable[[events_pb2.Event], None]
 
 # Maps of gew_common.h, in every session's object.
 COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_scope_cfg", "gew_scope_netns",
-               "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks")
+               "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks",
+               "gew_sock_gen")
 UNIT_MAPS = {"queue": ("gew_qdiscs",), "route": ("gew_fib_seen",)}
 
 
@@ -147,6 +148,8 @@ class KernelPlane:
         self._next_tick = 0
         self._seen_loss: dict = {}
         self._prog_fds: dict[str, int] = {}
+        # unit name -> the programs loaded and attached for it on this kernel (stage)
+        self._unit_programs: dict[str, tuple[Program, ...]] = {}
         self._closed_stats: PlaneStats | None = None
         self.attached_ktime_ns = 0
 
@@ -204,6 +207,8 @@ class KernelPlane:
                 GEW_FIB_CADENCE_NS=self.config.fib_cadence_ms * 1_000_000)
         except BTFError as e:
             raise CapabilityError(f"struct offsets unavailable: {e}") from None
+        # the context tracker's programs only where gew_ctx() cannot read the preempt count
+        self._unit_programs = {u.name: (irqctx.programs_for(btf) if u.name == irqctx.UNIT.name else u.programs) for u in ok}
         text = build.source(ok)
         try:
             # build.load_bpf: bcc itself would keep the maps of a load the kernel refused
@@ -223,7 +228,7 @@ class KernelPlane:
         from bcc import BPF
 
         for u in self._units:
-            for p in u.programs:
+            for p in self._programs(u):
                 try:
                     fn = self.bpf.load_func(p.fn.encode(), BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
                 except Exception as e:
@@ -284,12 +289,15 @@ class KernelPlane:
             for name in ("gew_socks", "gew_out_socks") + UNIT_MAPS.get("queue", ()):
                 if name in self.maps:
                     b[name].clear()
+            # what the owner unit remembers per CPU held under the old tables
+            gen = b["gew_sock_gen"]
+            gen[gen.Key(0)] = gen.Leaf(gen[gen.Key(0)].value + 1)
         self.scope = scope
 
     # -- attach/pin ------------------------------------------------------------------------
     def attach(self) -> None:
-        """Attach every program (the context tracker first, so attribution is right from
-        the first record) and open the ring buffer."""
+        """Attach every program (the context tracker first, where this kernel needs one, so
+        attribution is right from the first record) and open the ring buffer."""
         self._expect("verified", "attach")
         from gewtui.kernel.transport import RingTransport, StatsEnabler
 
@@ -298,7 +306,7 @@ class KernelPlane:
             self._stats_enabler.enable()
         self._transport = RingTransport(self.bpf, self.decoder)
         for u in self._units:
-            for p in u.programs:
+            for p in self._programs(u):
                 try:
                     if p.raw:
                         self.bpf.attach_raw_tracepoint(tp=p.name.encode(), fn_name=p.fn.encode())
@@ -422,7 +430,7 @@ class KernelPlane:
         for u in self._units:
             # irqctx too: its raw programs cannot be skipped by another unit's, so a miss
             # there would leave the context flag wrong for records that were produced
-            for p in u.programs:
+            for p in self._programs(u):
                 fd = self._prog_fds.get(p.fn)
                 if fd is None:
                     continue
@@ -468,7 +476,7 @@ class KernelPlane:
         s.map_full = sum(c.map_full.values())
         s.unknown_netns = sum(c.no_netns.values())
         for u in self._units:
-            for p in u.programs:
+            for p in self._programs(u):
                 fd = self._prog_fds.get(p.fn)
                 if fd is None:
                     continue
@@ -551,6 +559,9 @@ class KernelPlane:
     @property
     def _tables(self):
         return _Tables(self.bpf)
+
+    def _programs(self, u: ProbeUnit) -> tuple[Program, ...]:
+        return self._unit_programs.get(u.name, u.programs)
 
     def _expect(self, state: str, step: str) -> None:
         if self.state != state:

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 HDR = struct.Struct("<QHBBIIIIIQ16s")
 # struct gew_tuple: saddr[16], daddr[16], sport, dport, family, protocol, pad
 TUPLE = struct.Struct("<16s16sHHHBx")
-# struct gew_sock
-SOCK = struct.Struct("<40sIIQQQQQQIIIIIIIBBxx")
+# struct gew_sock (its last 8 bytes, last_tick, are the kernel's own: not decoded)
+SOCK = struct.Struct("<40sIIQQQQQQIIIIIIIBBxx8x")
 
 CTX_PROCESS = 0
 CTX_SOFTIRQ = 1

@@ -103,11 +103,43 @@ def ca_state_flags(btf) -> dict[str, int]:
             "GEW_ICSK_CA_STATE_BITS": bits}
 
 
-def check_ca_state(btf) -> str | None:
+# The tcp_sock members read on every segment; read in one piece when they lie within
+# SPAN_MAX bytes of each other (one bpf_probe_read_kernel costs about what six reads of
+# four bytes cost less five: the call, not the copy, is the price).
+TCP_SOCK_FIELDS = ("snd_cwnd", "snd_ssthresh", "snd_wnd", "rcv_wnd", "srtt_us")
+SPAN_MAX = 1024
+# TCP_SKB_CB(skb)'s seq, end_seq and tcp_flags are read in one 16-byte piece
+CB_READ = 16
+
+
+def span_flags(btf) -> dict[str, int]:
+    """GEW_TP_SPAN_START/LEN/SIZE: the span of struct tcp_sock holding every member the
+    per-segment update reads (from an 8-byte boundary); none when it exceeds SPAN_MAX,
+    and the C then reads member by member."""
+    parts = [(r.offset, r.size) for r in (btf.member("tcp_sock", f) for f in TCP_SOCK_FIELDS)]
+    start = min(o for o, _ in parts) // 8 * 8
+    length = max(o + n for o, n in parts) - start
+    if length > SPAN_MAX:
+        return {}
+    return {"GEW_TP_SPAN_START": start, "GEW_TP_SPAN_LEN": length, "GEW_TP_SPAN_SIZE": (length + 7) // 8 * 8}
+
+
+def btf_flags(btf) -> dict[str, int]:
+    return {**ca_state_flags(btf), **span_flags(btf)}
+
+
+def check_layout(btf) -> str | None:
     try:
         ca_state_flags(btf)
     except Exception as e:
         return f"tcp_sock icsk_ca_state: {e}"
+    try:
+        seq = btf.member("tcp_skb_cb", "seq").offset
+        far = max(btf.member("tcp_skb_cb", "end_seq").offset + 4, btf.member("tcp_skb_cb", "tcp_flags").offset + 1)
+    except Exception as e:
+        return f"tcp_skb_cb: {e}"
+    if seq < 0 or far - seq > CB_READ:
+        return f"tcp_skb_cb: seq, end_seq and tcp_flags span {far - seq} bytes (read as {CB_READ})"
     return None
 
 
@@ -129,11 +161,13 @@ UNIT = ProbeUnit(
         BtfNeed("tcp_sock", "rcv_wnd", "GEW_OFF_TCP_RCV_WND"),
         BtfNeed("tcp_sock", "srtt_us", "GEW_OFF_TCP_SRTT_US"),
         BtfNeed("sock", "__sk_common.skc_cookie", "GEW_OFF_SOCK_COOKIE"),
-        BtfNeed("sk_buff", "len", "GEW_OFF_SKB_LEN"),
-        BtfNeed("sk_buff", "data", "GEW_OFF_SKB_DATA"),
+        BtfNeed("sk_buff", "cb", "GEW_OFF_SKB_CB"),
+        BtfNeed("tcp_skb_cb", "seq", "GEW_OFF_TCB_SEQ"),
+        BtfNeed("tcp_skb_cb", "end_seq", "GEW_OFF_TCB_END_SEQ"),
+        BtfNeed("tcp_skb_cb", "tcp_flags", "GEW_OFF_TCB_FLAGS"),
     ),
     decoders={K_PROBE_ZW: (HDR.size + ZW.size, decode_zero_window)},
     depends=("irqctx", "tcp_state"),
-    self_check=check_ca_state,
-    btf_flags=ca_state_flags,
+    self_check=check_layout,
+    btf_flags=btf_flags,
 )
