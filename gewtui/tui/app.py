@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.timer import Timer
 
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.gating import gate_view
@@ -26,6 +27,10 @@ from gewtui.tui.messages import CommandOutput, ViewUpdated
 from gewtui.tui.palette import DebuggerCommands
 from gewtui.tui.screens.dialogs import ConfirmDrop, HelpScreen
 from gewtui.tui.screens.main import MainScreen
+
+
+# How long a motion may run before its RUNNING state is painted.
+RUNNING_DELAY_S = 0.05
 
 
 class GewApp(App[int]):
@@ -57,7 +62,9 @@ class GewApp(App[int]):
         self.theme_name = theme
         self.cursor_blink = cursor_blink
         self.drop_reasons = drop_reasons
-        self.view: DebugView | None = None
+        self.view: DebugView | None = None          # the latest view from the pump
+        self._shown: DebugView | None = None        # the latest one handed to the screen
+        self._running_timer: Timer | None = None
         self.views_applied = 0
         self._theme, self._rich_theme = themes.load(theme)
 
@@ -99,11 +106,33 @@ class GewApp(App[int]):
     # ---- from the pump -------------------------------------------------------------------
 
     def on_view_updated(self, message: ViewUpdated) -> None:
-        self.view = message.view
+        view = message.view
+        self.view = view
+        shown = self._shown
+        if (view.cursor.state == "running" and shown is not None
+                and shown.cursor.state != "running"):
+            # A motion just started. Most stop within a moment (a step, a short goto): their
+            # RUNNING state is not painted, the stop is (one frame instead of two). One that
+            # goes on shows it after RUNNING_DELAY_S.
+            if self._running_timer is None:
+                self._running_timer = self.set_timer(RUNNING_DELAY_S, self._show_latest)
+            return
+        self._show(view)
+
+    def _show_latest(self) -> None:
+        self._running_timer = None
+        if self.view is not None and self.view is not self._shown:
+            self._show(self.view)
+
+    def _show(self, view: DebugView) -> None:
+        if self._running_timer is not None:
+            self._running_timer.stop()
+            self._running_timer = None
+        self._shown = view
         self.views_applied += 1
         screen = self._main()
         if screen is not None:
-            screen.apply_view(message.view)
+            screen.apply_view(view)
 
     def on_command_output(self, message: CommandOutput) -> None:
         screen = self._main()
@@ -194,9 +223,10 @@ class GewApp(App[int]):
         while True:
             view = await asyncio.to_thread(self.runner.view_now, timeout)
             moving = view.cursor.state == "running"
-            if (not motion or not moving) and self.view is not None and self.view.seq >= view.seq:
+            shown = self._shown
+            if (not motion or not moving) and shown is not None and shown.seq >= view.seq:
                 await asyncio.sleep(0)
-                return self.view
+                return shown
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the debugger did not settle (state {view.cursor.state})")
             await asyncio.sleep(0.02)

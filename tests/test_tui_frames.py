@@ -1,4 +1,4 @@
-"""The flow tree and the panels with thousands of flows: what a frame renders.
+"""The flow tree, the panels and the app with thousands of flows: what a frame renders.
 
 The tree is driven with constructed row mappings (as the view builder makes them: an
 unchanged row is the same object), in a bare app under Textual's headless driver; the
@@ -17,7 +17,11 @@ from textual.app import App
 from gewtui.debugger.view import FlowRow
 from gewtui.tui import themes
 from gewtui.tui.widgets.flow_tree import FlowTree, build_lines, changed_rows
+from tests import debugger_support
 from tests.test_tui import command, sync
+
+# The shared scenario's recording (a fixture of tests/debugger_support.py).
+scenario, recording = debugger_support.scenario, debugger_support.recording
 
 N = 3000
 SIZE = (100, 30)
@@ -238,3 +242,44 @@ async def test_the_console_keeps_what_was_printed_while_its_tab_was_hidden():
         await pilot.pause()
         text = "\n".join(strip.text for strip in app.screen.query_one(Console).lines)
         assert text.index("› step") < text.index("› step 2")
+
+
+@sync
+async def test_a_motion_that_stops_at_once_paints_its_stop_but_not_its_running_state(recording):
+    from gewtui.tui.app import RUNNING_DELAY_S
+    from gewtui.tui.messages import ViewUpdated
+    from gewtui.tui.widgets.bars import StatusBar
+    from tests.test_tui import make_app, text_of
+
+    app = make_app(recording)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.settle()
+        app.runner.stop()                      # only the views below arrive from now on
+        await pilot.pause()
+        paused = app.screen.view
+        assert paused.cursor.state == "paused"
+        status = app.screen.query_one(StatusBar)
+        seq = paused.seq + 1000
+
+        def arrives(state: str) -> None:
+            """A view from the pump, handled as the app handles one."""
+            nonlocal seq
+            seq += 1
+            cursor = dataclasses.replace(paused.cursor, state=state)
+            app.on_view_updated(ViewUpdated(dataclasses.replace(paused, seq=seq, cursor=cursor)))
+
+        # Running, then stopped within the delay: the RUNNING view never reaches the screen.
+        arrives("running")
+        assert app.screen.view is paused
+        arrives("paused")
+        assert app.screen.view.seq == seq
+        await pilot.pause(RUNNING_DELAY_S * 3)
+        assert app.screen.view.seq == seq and "PAUSED" in text_of(status)
+        # Running for longer: RUNNING is shown once the delay has passed, every later
+        # running view at once.
+        arrives("running")
+        assert app.screen.view.seq == seq - 1
+        await pilot.pause(RUNNING_DELAY_S * 3)
+        assert app.screen.view.seq == seq and "RUNNING" in text_of(status)
+        arrives("running")
+        assert app.screen.view.seq == seq
