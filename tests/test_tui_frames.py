@@ -108,6 +108,11 @@ async def test_a_changed_row_repaints_only_its_own_line():
         # The same rows again: nothing to paint.
         tree.update_view(view(rows))
         assert await _frame(pilot, tree) == []
+        # Every row changed (a back that rebuilt them all): the screen is painted again.
+        rows = {fid: dataclasses.replace(r, drops=2) for fid, r in rows.items()}
+        tree.update_view(view(rows))
+        assert await _frame(pilot, tree) == list(range(height))
+        assert tree.rebuilds == 1 and " d2" in _text(tree, 1)
 
 
 @sync

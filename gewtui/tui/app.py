@@ -6,6 +6,9 @@ the one thread that touches it) and an App. The runner's callbacks post ``ViewUp
 produce command lines of the debugger's language (``run_line``), exactly what ``:`` or
 ``gew shell`` would send. The factory takes a clock and a cursor-blink switch so tests
 and snapshots are deterministic.
+
+A motion's first RUNNING view is held for ``RUNNING_DELAY_S``: a step or a short goto is
+painted once, stopped, instead of a RUNNING frame followed at once by the stop.
 """
 from __future__ import annotations
 

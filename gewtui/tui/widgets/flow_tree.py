@@ -185,8 +185,11 @@ class FlowTree(ScrollView, can_focus=True):
                 self._rebuild()
                 self.refresh()
                 return
-            for fid in changed:
-                self._refresh_flow(fid)
+            if len(changed) > self.size.height:
+                self.refresh()              # cheaper than looking each one up
+            else:
+                for fid in changed:
+                    self._refresh_flow(fid)
         if old_selected != view.selected:
             self._refresh_flow(old_selected)
             self._refresh_flow(view.selected)
