@@ -116,22 +116,21 @@ static __always_inline u32 gew_tcp_data_len(void *skb)
     return (u16)len;
 }
 
-int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
+/* The in-scope entry of the socket, classifying it on first sight; 0 when out of scope. */
+static __always_inline struct gew_sock *gew_tp_sock(void *sk)
 {
-    void *sk = (void *)ctx->args[0];
-    void *skb = (void *)ctx->args[1];
     u64 key = (u64)sk;
     struct gew_sock *s = gew_socks.lookup(&key);
-    if (!s) {
-        if (gew_out_socks.lookup(&key))
-            return 0;
-        s = gew_sock_get(sk, 0, GEW_PROBE_TCP_PROBE);
-        if (!s)
-            return 0;
-    }
-    struct gew_tp_vals v = {};
-    gew_tp_read(sk, &v);
-    u32 len = gew_tcp_data_len(skb);
+    if (s)
+        return s;
+    if (gew_out_socks.lookup(&key))
+        return 0;
+    return gew_sock_get(sk, 0, GEW_PROBE_TCP_PROBE);
+}
+
+/* One segment's update of the socket's entry; a record only on a zero-window edge. */
+static __always_inline int gew_tp_update(void *sk, struct gew_sock *s, struct gew_tp_vals *v, u32 len)
+{
     /* updates race only with the same socket on another CPU, which TCP serialises under
      * the socket lock, so plain stores are exact here */
     u64 tick = bpf_jiffies64();
@@ -146,17 +145,17 @@ int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
     }
     s->segments += 1;
     s->bytes += len;
-    u32 srtt = v.srtt_us >> 3;
-    s->snd_cwnd = v.cwnd;
-    s->ssthresh = gew_current_ssthresh(sk, &v);
-    s->snd_wnd = v.snd_wnd;
-    s->rcv_wnd = v.rcv_wnd;
+    u32 srtt = v->srtt_us >> 3;
+    s->snd_cwnd = v->cwnd;
+    s->ssthresh = gew_current_ssthresh(sk, v);
+    s->snd_wnd = v->snd_wnd;
+    s->rcv_wnd = v->rcv_wnd;
     s->srtt_us = srtt;
     if (srtt > s->max_srtt_us)
         s->max_srtt_us = srtt;
-    if (v.snd_wnd < s->min_snd_wnd)
-        s->min_snd_wnd = v.snd_wnd;
-    u8 zw = v.snd_wnd == 0;
+    if (v->snd_wnd < s->min_snd_wnd)
+        s->min_snd_wnd = v->snd_wnd;
+    u8 zw = v->snd_wnd == 0;
     if (zw)
         s->zw_segments += 1;
     if (zw == s->zw_now)
@@ -166,10 +165,60 @@ int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
     r = gew_begin(sizeof(*r), GEW_K_PROBE_ZW, GEW_PROBE_TCP_PROBE);
     if (!r)
         return 0;
+    /* the edge's summary ends at this segment, to the nanosecond */
+    s->last_ns = r->h.ktime_ns;
     if (!s->cookie)
         bpf_probe_read_kernel(&s->cookie, sizeof(s->cookie), sk + GEW_OFF_SOCK_COOKIE);
-    r->sk = key;
+    r->sk = (u64)sk;
     __builtin_memcpy(&r->s, s, sizeof(r->s));
     gew_submit(r, GEW_PROBE_TCP_PROBE);
     return 0;
+}
+
+/* The raw program: the socket and the segment through bpf_probe_read_kernel (two reads). */
+int gew_tcp_probe(struct bpf_raw_tracepoint_args *ctx)
+{
+    void *sk = (void *)ctx->args[0];
+    void *skb = (void *)ctx->args[1];
+    struct gew_sock *s = gew_tp_sock(sk);
+    if (!s)
+        return 0;
+    struct gew_tp_vals v = {};
+    gew_tp_read(sk, &v);
+    return gew_tp_update(sk, s, &v, gew_tcp_data_len(skb));
+}
+
+/* The BTF-typed program (tp_btf), loaded instead where the kernel accepts it
+ * (gewtui/kernel/probes/typed.py): its arguments are typed pointers, so the verifier lets
+ * it load the members directly (plain loads, each checked against the struct's BTF) where
+ * the raw program pays a helper call per read. The loads are written in assembly because
+ * bcc would otherwise turn every dereference into bpf_probe_read. The struct sock argument
+ * is cast to struct tcp_sock with bpf_skc_to_tcp_sock(), since its fields lie beyond
+ * struct sock. */
+#define GEW_LOAD(dst, base, off, type) \
+    asm volatile("%0 = *(" #type " *)(%1 + %2)" : "=r"(dst) : "r"(base), "i"(off))
+
+int gew_tcp_probe_typed(struct bpf_raw_tracepoint_args *ctx)
+{
+    void *sk = (void *)ctx->args[0];
+    void *skb = (void *)ctx->args[1];
+    struct gew_sock *s = gew_tp_sock(sk);
+    if (!s)
+        return 0;
+    void *tp = bpf_skc_to_tcp_sock(sk);
+    if (!tp)
+        return 0;
+    u64 snd_wnd, cwnd, ssthresh, rcv_wnd, srtt_us, seq, end_seq, flags;
+    GEW_LOAD(snd_wnd, tp, GEW_OFF_TCP_SND_WND, u32);
+    GEW_LOAD(cwnd, tp, GEW_OFF_TCP_SND_CWND, u32);
+    GEW_LOAD(ssthresh, tp, GEW_OFF_TCP_SND_SSTHRESH, u32);
+    GEW_LOAD(rcv_wnd, tp, GEW_OFF_TCP_RCV_WND, u32);
+    GEW_LOAD(srtt_us, tp, GEW_OFF_TCP_SRTT_US, u32);
+    GEW_LOAD(seq, skb, GEW_OFF_SKB_CB + GEW_OFF_TCB_SEQ, u32);
+    GEW_LOAD(end_seq, skb, GEW_OFF_SKB_CB + GEW_OFF_TCB_END_SEQ, u32);
+    GEW_LOAD(flags, skb, GEW_OFF_SKB_CB + GEW_OFF_TCB_FLAGS, u8);
+    struct gew_tp_vals v = {.snd_wnd = snd_wnd, .cwnd = cwnd, .ssthresh = ssthresh, .rcv_wnd = rcv_wnd,
+                            .srtt_us = srtt_us};
+    u32 len = (u32)end_seq - (u32)seq - (flags & GEW_TCPHDR_FIN) - ((flags & GEW_TCPHDR_SYN) >> 1);
+    return gew_tp_update(sk, s, &v, (u16)len);
 }

@@ -32,6 +32,7 @@ failures and programs the kernel skipped (recursion) become LostRecords events a
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -40,7 +41,7 @@ from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
 from gewtui.kernel import build
 from gewtui.kernel.btf import BTFError, load_vmlinux
 from gewtui.kernel.decode import Decoder, Vocab, monotonic_ns
-from gewtui.kernel.probes import DEFAULT, irqctx, queue, resolve, route, tcp_probe
+from gewtui.kernel.probes import DEFAULT, irqctx, queue, resolve, route, tcp_probe, typed
 from gewtui.kernel.probes.base import SOCK, Program, ProbeUnit
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime import mounts, privileges
@@ -118,6 +119,7 @@ class PlaneConfig:
     allow_risky: bool = False
     strict: bool = False            # refuse (instead of skip) requested probes that cannot run
     bpf_stats: bool = True
+    typed_programs: bool = True     # BTF-typed variants of per-packet programs where the kernel takes them
 
 
 class KernelPlane:
@@ -150,6 +152,11 @@ class KernelPlane:
         self._prog_fds: dict[str, int] = {}
         # unit name -> the programs loaded and attached for it on this kernel (stage)
         self._unit_programs: dict[str, tuple[Program, ...]] = {}
+        # programs loaded as their BTF-typed variant (typed.py): fn -> fd, and their links
+        self._typed_fds: dict[str, int] = {}
+        self._typed_links: dict[str, int] = {}
+        self.typed_refused: dict[str, str] = {}   # fn -> why the kernel kept the raw program
+        self._btf = None
         self._closed_stats: PlaneStats | None = None
         self.attached_ktime_ns = 0
 
@@ -166,6 +173,12 @@ class KernelPlane:
     def units(self) -> list[str]:
         """Names of the probe units this plane runs (after stage: those that can run)."""
         return [u.name for u in self._units]
+
+    @property
+    def typed(self) -> list[str]:
+        """Programs running as their BTF-typed variant (the others, if refused, in
+        ``typed_refused``)."""
+        return list(self._typed_fds)
 
     @property
     def drop_reasons(self) -> dict[int, str]:
@@ -209,6 +222,7 @@ class KernelPlane:
             raise CapabilityError(f"struct offsets unavailable: {e}") from None
         # the context tracker's programs only where gew_ctx() cannot read the preempt count
         self._unit_programs = {u.name: (irqctx.programs_for(btf) if u.name == irqctx.UNIT.name else u.programs) for u in ok}
+        self._btf = btf
         text = build.source(ok)
         try:
             # build.load_bpf: bcc itself would keep the maps of a load the kernel refused
@@ -229,6 +243,15 @@ class KernelPlane:
 
         for u in self._units:
             for p in self._programs(u):
+                if p.typed_fn and self.config.typed_programs:
+                    try:
+                        fd = typed.load(self.bpf.dump_func(p.typed_fn.encode()), p.fn, p.name, self._btf)
+                    except typed.TypedLoadError as e:
+                        self.typed_refused[p.fn] = str(e)   # the raw program runs instead
+                    else:
+                        self._typed_fds[p.fn] = self._prog_fds[p.fn] = fd
+                        self.programs.append(p.fn)
+                        continue
                 try:
                     fn = self.bpf.load_func(p.fn.encode(), BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
                 except Exception as e:
@@ -308,7 +331,9 @@ class KernelPlane:
         for u in self._units:
             for p in self._programs(u):
                 try:
-                    if p.raw:
+                    if p.fn in self._typed_fds:
+                        self._typed_links[p.fn] = typed.attach(self._typed_fds[p.fn])
+                    elif p.raw:
                         self.bpf.attach_raw_tracepoint(tp=p.name.encode(), fn_name=p.fn.encode())
                     else:
                         self.bpf.attach_tracepoint(tp=f"{p.group}:{p.name}".encode(), fn_name=p.fn.encode())
@@ -523,6 +548,13 @@ class KernelPlane:
             if self._stats_enabler is not None:
                 self._stats_enabler.disable()
                 self._stats_enabler = None
+            for fd in list(self._typed_links.values()) + list(self._typed_fds.values()):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._typed_links.clear()
+            self._typed_fds.clear()
             if self.bpf is not None:
                 try:
                     self.bpf.cleanup()
@@ -537,7 +569,9 @@ class KernelPlane:
     def _detach_all(self) -> None:
         for p in reversed(self._attached):
             try:
-                if p.raw:
+                if p.fn in self._typed_links:
+                    os.close(self._typed_links.pop(p.fn))
+                elif p.raw:
                     self.bpf.detach_raw_tracepoint(p.name.encode())
                 else:
                     self.bpf.detach_tracepoint(f"{p.group}:{p.name}".encode())

@@ -163,12 +163,15 @@ def parse_sock(buf: bytes, offset: int = 0) -> SockSnapshot:
 
 @dataclass(frozen=True)
 class Program:
-    """One BPF function of a unit and where it attaches."""
+    """One BPF function of a unit and where it attaches. ``typed_fn``: a BTF-typed variant
+    of a raw program (gewtui/kernel/probes/typed.py), loaded under ``fn``'s name instead
+    where the kernel accepts it."""
 
     fn: str
     group: str
     name: str
     raw: bool = False
+    typed_fn: str = ""
 
     @property
     def attach_point(self) -> str:

@@ -148,7 +148,8 @@ UNIT = ProbeUnit(
     probe_id=PROBE_ID,
     source="tcp_probe.c",
     summary="per-segment counters per socket in the kernel; summaries, zero-window edges",
-    programs=(Program("gew_tcp_probe", "tcp", "tcp_probe", raw=True),),
+    # typed: direct loads where the kernel takes a tp_btf program (no helper call per read)
+    programs=(Program("gew_tcp_probe", "tcp", "tcp_probe", raw=True, typed_fn="gew_tcp_probe_typed"),),
     # raw: a raw program is skipped only when it nests in itself (see bpf/tcp_probe.c); what
     # the format computed comes from struct tcp_sock and sk_buff at BTF offsets
     tracepoints=(
