@@ -99,6 +99,8 @@ def test_every_program_and_offset_named_in_python_exists_in_c():
         for p in u.programs:
             arg = "struct bpf_raw_tracepoint_args" if p.raw else f"struct tracepoint__{p.group}__{p.name}"
             assert re.search(rf"int {p.fn}\({arg} \*", src), f"{p.fn} in {u.source}"
+            if p.typed_fn:
+                assert re.search(rf"int {p.typed_fn}\({arg} \*", src), f"{p.typed_fn} in {u.source}"
         for need in base.CORE_BTF + u.btf:
             assert need.define in text
     used = set(re.findall(r"GEW_OFF_[A-Z0-9_]+", text))

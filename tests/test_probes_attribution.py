@@ -1,7 +1,10 @@
 """Attribution is true: a server accept()ing in one namespace and a client in another, as
 separate processes. The server's SYN_RECV -> ESTABLISHED runs in softirq, on the client's
 CPU time (veth delivers in the sender's context): it must not be attributed to the client
-(bcc#2304), and once the server has acted on the socket, its softirq events name the server."""
+(bcc#2304), and once the server has acted on the socket, its softirq events name the server.
+Both ways the kernel side learns the context: the CPU's preempt count (read where a record
+is made; no program of its own) and, where that cannot be found, the softirq tracker
+programs."""
 import os
 import subprocess
 import sys
@@ -9,7 +12,9 @@ import time
 
 import pytest
 
+from gewtui.kernel.btf import load_vmlinux
 from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+from gewtui.kernel.probes import irqctx
 from gewtui.pb import events_pb2 as E
 from tests.probes_support import Collector, of, require_root, veth_pair
 
@@ -34,15 +39,22 @@ time.sleep(0.2); c.close(); time.sleep(0.5)
 """
 
 
-@pytest.fixture(scope="module")
-def setup():
+@pytest.fixture(scope="module", params=["preempt-count", "tracker"])
+def setup(request):
     require_root()
-    with veth_pair("att", 43) as net:
+    with veth_pair("att", 43) as net, pytest.MonkeyPatch.context() as mp:
+        if request.param == "tracker":
+            # as on a kernel whose BTF shows no way to the preempt count
+            mp.setattr(irqctx, "context_source", lambda btf: ("tracker", {}))
         events = []
         plane = KernelPlane(["tcp_state", "owner"], PlaneConfig(), on_event=events.append)
         try:
             plane.stage()
             plane.verify()
+            tracker = {"gew_softirq_entry", "gew_softirq_exit"}
+            assert (tracker <= set(plane.programs)) == (request.param == "tracker"), plane.programs
+            if request.param == "preempt-count":
+                assert irqctx.context_source(load_vmlinux())[0] != "tracker"
             plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
             plane.attach()
             yield net, Collector(plane, events)

@@ -68,7 +68,10 @@ def _port(sockaddr: str) -> int:
     return int(sockaddr.rsplit(":", 1)[1])
 
 
-def test_raw_tcp_programs_match_the_tracepoint_formats():
+@pytest.mark.parametrize("typed", [True, False], ids=["typed", "raw"])
+def test_raw_tcp_programs_match_the_tracepoint_formats(typed):
+    """tcp_probe twice: as the BTF-typed program the plane prefers (direct loads) and as
+    the raw one it falls back to (bpf_probe_read_kernel)."""
     require_root()
     port = 20501
     with veth_pair("raw", 45) as net:
@@ -77,10 +80,12 @@ def test_raw_tcp_programs_match_the_tracepoint_formats():
         in_ns(net.b, "nft", "add table inet gewt; add chain inet gewt in { type filter hook input priority 0; }; "
               f"add rule inet gewt in tcp dport {port} numgen inc mod 10 == 5 drop")
         events: list = []
-        plane = KernelPlane(["tcp_probe"], PlaneConfig(summary_interval_ms=20), on_event=events.append)
+        plane = KernelPlane(["tcp_probe"], PlaneConfig(summary_interval_ms=20, typed_programs=typed),
+                            on_event=events.append)
         try:
             plane.stage()
             plane.verify()
+            assert plane.typed == (["gew_tcp_probe"] if typed else []), plane.typed_refused
             plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
             plane.attach()
             col = Collector(plane, events)

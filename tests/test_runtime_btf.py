@@ -54,3 +54,29 @@ def test_running_kernel_offsets_and_raw_tracepoint_prototypes():
     assert b.raw_tracepoint_args("fib6_table_lookup")[0] == "const struct net *"
     ca = b.enum("tcp_ca_state")
     assert ca["TCP_CA_Open"] == 0 and "TCP_CA_Loss" in ca
+
+
+def test_data_section_variables():
+    # strings: 0 "", 1 "int", 5 "a", 7 "b", 9 ".data..percpu"
+    strings = b"\0int\0a\0b\0.data..percpu\0"
+    INT = struct.pack("<III", 1, B.INT << 24, 4) + struct.pack("<I", 32)           # id 1
+    VAR_A = struct.pack("<III", 5, B.VAR << 24, 1) + struct.pack("<I", 1)           # id 2: a (global)
+    VAR_B = struct.pack("<III", 7, B.VAR << 24, 1) + struct.pack("<I", 1)           # id 3: b
+    # id 4: .data..percpu with b at 16 and a at 4096 (listed out of order)
+    SEC = (struct.pack("<III", 9, (B.DATASEC << 24) | 2, 8192)
+           + struct.pack("<III", 3, 16, 4) + struct.pack("<III", 2, 4096, 4))
+    b = B.BTF(_blob([INT, VAR_A, VAR_B, SEC], strings))
+    assert b.section_var(".data..percpu", "a") == (4096, 4)
+    assert b.section_var(".data..percpu", "b") == (16, 4)
+    with pytest.raises(B.BTFError, match="no variable c"):
+        b.section_var(".data..percpu", "c")
+    with pytest.raises(B.BTFError, match="no variable a in .data"):
+        b.section_var(".data", "a")
+
+
+@pytest.mark.skipif(not os.path.exists(B.VMLINUX), reason="kernel BTF missing: /sys/kernel/btf/vmlinux")
+def test_running_kernel_per_cpu_variables():
+    b = B.load_vmlinux()
+    rq_off, rq_size = b.section_var(".data..percpu", "runqueues")
+    assert rq_size == b.size_of(b.find(B.STRUCT, "rq"))
+    assert rq_off > 0
