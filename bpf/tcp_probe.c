@@ -1,30 +1,37 @@
 /* tcp_probe — per-segment TCP counters, kept in the kernel.
  *
- * Tracepoint: tcp:tcp_probe (4.16), attached raw (args: struct sock *, const struct
- * sk_buff *). It fires for every segment received on an established socket, so the hot
- * path is one lookup in the in-scope socket table, two reads of kernel memory and in-place
- * updates: no record crosses to userspace except on a zero-window edge (the peer's
- * advertised window reaching or leaving zero). Userspace reads the table for periodic
- * summaries; tcp_state's destroy record carries the final one.
+ * Tracepoint: tcp:tcp_probe (4.16), attached as a BTF-typed raw tracepoint where the
+ * kernel takes it (gew_tcp_probe_typed), else raw (gew_tcp_probe); args: struct sock *,
+ * const struct sk_buff *. It fires for every segment received on an established socket,
+ * so the hot path is one lookup in the in-scope socket table, the members below, and
+ * in-place updates: no record crosses to userspace except on a zero-window edge (the
+ * peer's advertised window reaching or leaving zero). Userspace reads the table for
+ * periodic summaries; tcp_state's destroy record carries the final one.
  * What the tracepoint's format computed is read here from struct tcp_sock and sk_buff at
  * BTF offsets, the way its TP_fast_assign computes it (checked against the format's values
- * in tests/test_probes_tcp_raw.py), with as few reads as the layout allows:
- * - the tcp_sock fields (snd_cwnd, snd_ssthresh, snd_wnd, rcv_wnd, srtt_us) in one read of
- *   the span that holds them all (GEW_TP_SPAN_*, computed from BTF; field by field if the
- *   span is too long), into a per-CPU scratch buffer; srtt = srtt_us >> 3, ssthresh =
+ * in tests/test_probes_tcp_raw.py, for both programs):
+ * - from tcp_sock: snd_cwnd, snd_ssthresh, snd_wnd, rcv_wnd, srtt_us (srtt = srtt_us >> 3)
+ *   and tcp_mstamp. The typed program loads them directly; the raw one reads the span that
+ *   holds them all in one bpf_probe_read_kernel (GEW_TP_SPAN_*, from BTF; field by field
+ *   if the span is too long) into a per-CPU scratch buffer. ssthresh is
  *   tcp_current_ssthresh(), which needs the icsk_ca_state bitfield's byte only when
  *   snd_ssthresh is below 3/4 of cwnd (after a loss);
  * - the data length from the segment's control block (TCP_SKB_CB, filled by tcp_v4_rcv /
  *   tcp_v6_rcv before this point): end_seq - seq minus the SYN and FIN flags, which is the
- *   format's skb->len - __tcp_hdrlen(th), in one read (truncated to the format's 16 bits).
- * Time: last_ns is the ktime of the socket's last segment to within one jiffy, never
- * later: bpf_ktime_get_ns() is asked only for the first segment of each jiffy (the tick
- * kept in the entry), since reading the clock costs as much as the rest of the update here.
+ *   format's skb->len - __tcp_hdrlen(th) (truncated to the format's 16 bits).
+ * Time: reading the clock (bpf_ktime_get_ns) costs as much as the rest of the update, so
+ * it is read only for the first segment of each jiffy (the tick kept in the entry); later
+ * segments of the same jiffy move last_ns to the socket's own clock, tcp_mstamp (the
+ * kernel's ktime in us of the socket's previous TCP activity; it is refreshed just after
+ * this tracepoint) when that is later. last_ns is so never after the socket's last
+ * segment, and before it by less than one jiffy and less than the gap since the socket's
+ * previous activity.
  * The socket cookie is read, not generated (the tracepoint generated it): it stays 0 until
  * something asked the kernel for it, and is read with the clock, not on every segment (a
- * cookie, once assigned, never changes).
+ * cookie, once assigned, never changes), and before a zero-window record.
  * Raw, because a perf-event tracepoint program is skipped whenever another kprobe or
- * tracepoint program runs on the CPU; a raw one only when it nests in itself.
+ * tracepoint program runs on the CPU; a raw one (typed or not) only when it nests in
+ * itself.
  */
 #define GEW_PROBE_TCP_PROBE 3
 #define GEW_K_PROBE_ZW 7
@@ -43,6 +50,7 @@ struct gew_rec_zw {
 /* What one segment's update needs from struct tcp_sock (icsk_ca_state only sometimes:
  * gew_current_ssthresh). */
 struct gew_tp_vals {
+    u64 mstamp_us;
     u32 snd_wnd;
     u32 cwnd;
     u32 ssthresh;
@@ -72,6 +80,7 @@ static __always_inline int gew_tp_read(void *sk, struct gew_tp_vals *v)
     v->ssthresh = GEW_TP_AT(sp, GEW_OFF_TCP_SND_SSTHRESH, u32);
     v->rcv_wnd = GEW_TP_AT(sp, GEW_OFF_TCP_RCV_WND, u32);
     v->srtt_us = GEW_TP_AT(sp, GEW_OFF_TCP_SRTT_US, u32);
+    v->mstamp_us = GEW_TP_AT(sp, GEW_OFF_TCP_MSTAMP, u64);
     return 0;
 }
 #else
@@ -82,6 +91,7 @@ static __always_inline int gew_tp_read(void *sk, struct gew_tp_vals *v)
     bpf_probe_read_kernel(&v->ssthresh, 4, sk + GEW_OFF_TCP_SND_SSTHRESH);
     bpf_probe_read_kernel(&v->rcv_wnd, 4, sk + GEW_OFF_TCP_RCV_WND);
     bpf_probe_read_kernel(&v->srtt_us, 4, sk + GEW_OFF_TCP_SRTT_US);
+    bpf_probe_read_kernel(&v->mstamp_us, 8, sk + GEW_OFF_TCP_MSTAMP);
     return 0;
 }
 #endif
@@ -142,6 +152,8 @@ static __always_inline int gew_tp_update(void *sk, struct gew_sock *s, struct ge
         s->last_ns = now;
         if (!s->cookie)
             bpf_probe_read_kernel(&s->cookie, sizeof(s->cookie), sk + GEW_OFF_SOCK_COOKIE);
+    } else if (v->mstamp_us * 1000 > s->last_ns) {
+        s->last_ns = v->mstamp_us * 1000;
     }
     s->segments += 1;
     s->bytes += len;
@@ -208,7 +220,8 @@ int gew_tcp_probe_typed(struct bpf_raw_tracepoint_args *ctx)
     void *tp = bpf_skc_to_tcp_sock(sk);
     if (!tp)
         return 0;
-    u64 snd_wnd, cwnd, ssthresh, rcv_wnd, srtt_us, seq, end_seq, flags;
+    u64 mstamp_us, snd_wnd, cwnd, ssthresh, rcv_wnd, srtt_us, seq, end_seq, flags;
+    GEW_LOAD(mstamp_us, tp, GEW_OFF_TCP_MSTAMP, u64);
     GEW_LOAD(snd_wnd, tp, GEW_OFF_TCP_SND_WND, u32);
     GEW_LOAD(cwnd, tp, GEW_OFF_TCP_SND_CWND, u32);
     GEW_LOAD(ssthresh, tp, GEW_OFF_TCP_SND_SSTHRESH, u32);
@@ -217,8 +230,8 @@ int gew_tcp_probe_typed(struct bpf_raw_tracepoint_args *ctx)
     GEW_LOAD(seq, skb, GEW_OFF_SKB_CB + GEW_OFF_TCB_SEQ, u32);
     GEW_LOAD(end_seq, skb, GEW_OFF_SKB_CB + GEW_OFF_TCB_END_SEQ, u32);
     GEW_LOAD(flags, skb, GEW_OFF_SKB_CB + GEW_OFF_TCB_FLAGS, u8);
-    struct gew_tp_vals v = {.snd_wnd = snd_wnd, .cwnd = cwnd, .ssthresh = ssthresh, .rcv_wnd = rcv_wnd,
-                            .srtt_us = srtt_us};
+    struct gew_tp_vals v = {.mstamp_us = mstamp_us, .snd_wnd = snd_wnd, .cwnd = cwnd, .ssthresh = ssthresh,
+                            .rcv_wnd = rcv_wnd, .srtt_us = srtt_us};
     u32 len = (u32)end_seq - (u32)seq - (flags & GEW_TCPHDR_FIN) - ((flags & GEW_TCPHDR_SYN) >> 1);
     return gew_tp_update(sk, s, &v, (u16)len);
 }

@@ -106,7 +106,7 @@ def ca_state_flags(btf) -> dict[str, int]:
 # The tcp_sock members read on every segment; read in one piece when they lie within
 # SPAN_MAX bytes of each other (one bpf_probe_read_kernel costs about what six reads of
 # four bytes cost less five: the call, not the copy, is the price).
-TCP_SOCK_FIELDS = ("snd_cwnd", "snd_ssthresh", "snd_wnd", "rcv_wnd", "srtt_us")
+TCP_SOCK_FIELDS = ("snd_cwnd", "snd_ssthresh", "snd_wnd", "rcv_wnd", "srtt_us", "tcp_mstamp")
 SPAN_MAX = 1024
 # TCP_SKB_CB(skb)'s seq, end_seq and tcp_flags are read in one 16-byte piece
 CB_READ = 16
@@ -161,6 +161,7 @@ UNIT = ProbeUnit(
         BtfNeed("tcp_sock", "snd_wnd", "GEW_OFF_TCP_SND_WND"),
         BtfNeed("tcp_sock", "rcv_wnd", "GEW_OFF_TCP_RCV_WND"),
         BtfNeed("tcp_sock", "srtt_us", "GEW_OFF_TCP_SRTT_US"),
+        BtfNeed("tcp_sock", "tcp_mstamp", "GEW_OFF_TCP_MSTAMP"),
         BtfNeed("sock", "__sk_common.skc_cookie", "GEW_OFF_SOCK_COOKIE"),
         BtfNeed("sk_buff", "cb", "GEW_OFF_SKB_CB"),
         BtfNeed("tcp_skb_cb", "seq", "GEW_OFF_TCB_SEQ"),
