@@ -47,6 +47,7 @@ class Bench:
         self.units: dict[str, float] = {"rr": 0.0, "bulk": 0.0}    # transactions with a session (rr)
         self.session_events = 0
         self.session_cpu: dict[str, list[float]] = {}     # the session process's CPU share per run
+        self.kernel_side = ""                              # how the per-packet programs ran
 
     def client(self, mode: str, live=None) -> float:
         argv = (["rr", self.server, str(PORT), str(SIZE), str(self.seconds)] if mode == "rr"
@@ -81,6 +82,7 @@ class Bench:
         with LiveSession([f"netns={self.a}", f"netns={self.b}"], record=os.path.join(self.tmp, "traffic.gewrec"),
                          instance="gewbench", on_event=eng.feed) as live:
             plane = live.session.plane
+            self.kernel_side = kernel_side(plane)
             for mode in ("rr", "bulk"):
                 before = plane.program_stats()
                 cpu0 = time.process_time()
@@ -126,13 +128,29 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def kernel_side(plane) -> str:
+    """How the session's per-packet programs ran on this kernel (they choose at load)."""
+    typed = getattr(plane, "typed", None)
+    refused = getattr(plane, "typed_refused", {})
+    if typed is None:
+        how = "raw tracepoints"
+    elif typed:
+        how = f"BTF-typed (direct loads): {', '.join(f'`{t}`' for t in typed)}"
+    else:
+        how = "raw tracepoints" + (f" (typed refused: {'; '.join(refused.values())})" if refused else "")
+    tracker = {"gew_softirq_entry", "gew_softirq_exit"} & set(plane.programs)
+    ctx = ("a softirq tracker (two programs per softirq)" if tracker
+           else "the CPU's preempt count, read only where a record is made")
+    return f"Per-packet programs: {how}; execution context from {ctx}."
+
+
 def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
     out = ["## Per-packet cost on traffic\n",
            f"TCP over a veth pair between two scratch namespaces; client on CPU 0, server on CPU 1, both "
            f"SCHED_FIFO {RT_PRIO} (the fair scheduler's wakeup latency behind other suites on this machine "
            f"swamped the measurement); the session at nice {NICE}; {rounds} rounds of {seconds:g} s runs, with and without a full session (every probe unit, "
            f"recording, Engine.feed), order alternating per round. Load: {load_start} at the start, {load()} at "
-           f"the end. The sessions recorded {b.session_events:,} events in all.\n"]
+           f"the end. The sessions recorded {b.session_events:,} events in all. {b.kernel_side}\n"]
     rows = []
     for mode, unit, target in (("rr", "transactions/s", TARGET_RR), ("bulk", "Gbit/s", TARGET_BULK)):
         w, wo = b.results.get((mode, True), []), b.results.get((mode, False), [])
