@@ -197,3 +197,30 @@ def test_rows_after_time_travel_equal_rows_built_from_scratch(tmp_path):
         for ev in sc.events[:d.position]:
             e.feed(ev)
         assert rows == {f.flow_id: render.flow_row(f) for f in e.flows()}, line
+
+
+def test_rows_follow_events_that_only_move_counters():
+    """Summaries and single retransmits produce no Change, yet the flow tree's counters
+    must follow them step by step (a row rebuilt only for Changes would stay stale)."""
+    s = StreamBuilder()
+    c = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.established(c)
+    s.transfer(c, summaries=4)
+    s.retransmit(c)
+    d = Debugger(MemorySource(s.events, header()))
+    vb = ViewBuilder(d)
+    ctx = commands.Context(d, vb)
+    run(ctx, "step 2")
+    fid = d.engine.flow_ids()[0]
+    assert vb.build().flows[fid].segments == 0
+    for n in range(3, len(s.events) + 1):
+        run(ctx, "step")
+        row = vb.build().flows[fid]
+        snap = d.engine.flow(fid)
+        assert (row.events, row.segments, row.bytes, row.retransmits) == (
+            snap.counters.events, snap.counters.segments, snap.counters.bytes,
+            snap.counters.retransmits), f"after event {n}"
+    assert row.retransmits == 1 and row.segments > 0
+    run(ctx, "back 3")      # and back again: rows follow the restored engine
+    row = vb.build().flows[fid]
+    assert row.retransmits == 0 and row.events == d.engine.flow(fid).counters.events

@@ -62,6 +62,7 @@ class ViewBuilder:
         self._fp: dict[int, tuple | None] = {}
         self._visible: MappingProxyType = EMPTY_FLOWS
         self._flows_version = 0
+        self._seen = 0          # the engine's event id when the rows were last refreshed
         self._filter = None
         self._seq = 0
         self._events_rate = Rate(self.clock)
@@ -79,9 +80,23 @@ class ViewBuilder:
         elif d.dirty is None:
             changed = self._resync(eng)
         else:
-            for fid in d.dirty:
-                changed |= self._refresh_one(eng, fid)
+            dirty = d.dirty
+            touched = getattr(eng, "flows_touched_since", None)
+            at = getattr(eng, "at_event_id", None)
+            if touched is not None and at is not None:
+                if at < self._seen:
+                    dirty = None    # not a step forward: compare every row
+                else:
+                    # Changes name what moved a flow's phase, path or chain; events that
+                    # only move its counters name nothing: ask which flows events reached.
+                    dirty = dirty.union(touched(self._seen))
+            if dirty is None:
+                changed = self._resync(eng)
+            else:
+                for fid in dirty:
+                    changed |= self._refresh_one(eng, fid)
         d.dirty = set()
+        self._seen = getattr(eng, "at_event_id", 0)
         if changed:
             self._flows_version += 1
             if d.filter:

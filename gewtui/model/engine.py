@@ -166,6 +166,12 @@ class Engine:
         f = self._reg.flows.get(flow_id)
         return f.last_eid if f is not None else 0
 
+    def flows_touched_since(self, event_id: int) -> list[int]:
+        """Flows with an event attributed after ``event_id``: also those whose events changed
+        only counters (summaries, retransmits), which feed() reports no Change for. One pass
+        over the flows, nothing added to the feed path."""
+        return [fid for fid, f in self._reg.flows.items() if f.last_eid > event_id]
+
     def is_live(self, flow_id: int) -> bool:
         f = self._reg.flows.get(flow_id)
         return f is not None and f.phase < DIVERGED
