@@ -7,7 +7,6 @@ the app. Prints Markdown; no timed assertions. Run: ``python bench/bench_debugge
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import sys
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gewtui.debugger import commands  # noqa: E402
 from gewtui.debugger.core import Debugger  # noqa: E402
 from gewtui.debugger.snapshot import ViewBuilder  # noqa: E402
-from gewtui.debugger.sources import LiveSource, MemorySource, ReplaySource  # noqa: E402
+from gewtui.debugger.sources import LiveSource, ReplaySource  # noqa: E402
 from gewtui.model.engine import Engine  # noqa: E402
 from gewtui.pb import events_pb2 as E  # noqa: E402
 from gewtui.pb import recording_pb2  # noqa: E402
