@@ -159,3 +159,21 @@ def states(events, port: int) -> list[tuple[int, int]]:
 def addr(text: str) -> bytes:
     fam = socket.AF_INET6 if ":" in text else socket.AF_INET
     return socket.inet_pton(fam, text)
+
+
+@contextlib.contextmanager
+def running_plane(units, net: Net, config=None) -> Iterator[Collector]:
+    """A plane of ``units`` attached with both namespaces of ``net`` in scope; closed on
+    every path. The collector's ``plane`` is the plane."""
+    from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+
+    events: list = []
+    plane = KernelPlane(units, config or PlaneConfig(), on_event=events.append)
+    try:
+        plane.stage()
+        plane.verify()
+        plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
+        plane.attach()
+        yield Collector(plane, events)
+    finally:
+        plane.close()

@@ -13,9 +13,8 @@ import sys
 
 import pytest
 
-from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
 from gewtui.pb import events_pb2 as E
-from tests.probes_support import Collector, entered, of, require_root, veth_pair
+from tests.probes_support import entered, of, require_root, running_plane, veth_pair
 
 pytestmark = [pytest.mark.root]
 
@@ -40,16 +39,9 @@ def test_every_change_of_hands_is_one_owner_event(cpus):
     if max(cpus) >= (os.cpu_count() or 1):
         pytest.skip(f"needs {max(cpus) + 1} CPUs: the holders run on different CPUs")
     port = 20601
-    with veth_pair("own", 47) as net:
-        events: list = []
-        plane = KernelPlane(["owner"], PlaneConfig(), on_event=events.append)
-        holders: list[subprocess.Popen] = []
+    holders: list[subprocess.Popen] = []
+    with veth_pair("own", 47) as net, running_plane(["owner"], net) as col:
         try:
-            plane.stage()
-            plane.verify()
-            plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
-            plane.attach()
-            col = Collector(plane, events)
             with entered(net.b):
                 srv = socket.socket()
             srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -89,6 +81,8 @@ def test_every_change_of_hands_is_one_owner_event(cpus):
             got = [(e.attr.tgid, e.owner.previous_tgid, e.owner.via) for e in client_owners(col.events)]
             assert got == want
             assert all(e.attr.source == E.ATTRIBUTION_PROCESS_CONTEXT for e in client_owners(col.events))
+            st = col.plane.stats()
+            assert st.lost == 0 and st.decode_errors == 0
             peer.close()
             srv.close()
         finally:
@@ -100,6 +94,3 @@ def test_every_change_of_hands_is_one_owner_event(cpus):
                 except subprocess.TimeoutExpired:
                     h.kill()
                     h.wait()
-            plane.close()
-        st = plane.stats()
-        assert st.lost == 0 and st.decode_errors == 0
