@@ -32,7 +32,6 @@ failures and programs the kernel skipped (recursion) become LostRecords events a
 from __future__ import annotations
 
 import ipaddress
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -152,10 +151,7 @@ class KernelPlane:
         self._prog_fds: dict[str, int] = {}
         # unit name -> the programs loaded and attached for it on this kernel (stage)
         self._unit_programs: dict[str, tuple[Program, ...]] = {}
-        # programs loaded as their BTF-typed variant (typed.py): fn -> fd, and their links
-        self._typed_fds: dict[str, int] = {}
-        self._typed_links: dict[str, int] = {}
-        self.typed_refused: dict[str, str] = {}   # fn -> why the kernel kept the raw program
+        self._typed = typed.TypedPrograms()      # programs loaded as their BTF-typed variant
         self._btf = None
         self._closed_stats: PlaneStats | None = None
         self.attached_ktime_ns = 0
@@ -178,7 +174,12 @@ class KernelPlane:
     def typed(self) -> list[str]:
         """Programs running as their BTF-typed variant (the others, if refused, in
         ``typed_refused``)."""
-        return list(self._typed_fds)
+        return list(self._typed.fds)
+
+    @property
+    def typed_refused(self) -> dict[str, str]:
+        """Program name -> why the kernel refused its typed variant (it runs raw)."""
+        return dict(self._typed.refused)
 
     @property
     def drop_reasons(self) -> dict[int, str]:
@@ -244,12 +245,9 @@ class KernelPlane:
         for u in self._units:
             for p in self._programs(u):
                 if p.typed_fn and self.config.typed_programs:
-                    try:
-                        fd = typed.load(self.bpf.dump_func(p.typed_fn.encode()), p.fn, p.name, self._btf)
-                    except typed.TypedLoadError as e:
-                        self.typed_refused[p.fn] = str(e)   # the raw program runs instead
-                    else:
-                        self._typed_fds[p.fn] = self._prog_fds[p.fn] = fd
+                    fd = self._typed.load(self.bpf.dump_func(p.typed_fn.encode()), p.fn, p.name, self._btf)
+                    if fd is not None:      # else the raw program runs instead
+                        self._prog_fds[p.fn] = fd
                         self.programs.append(p.fn)
                         continue
                 try:
@@ -331,8 +329,8 @@ class KernelPlane:
         for u in self._units:
             for p in self._programs(u):
                 try:
-                    if p.fn in self._typed_fds:
-                        self._typed_links[p.fn] = typed.attach(self._typed_fds[p.fn])
+                    if self._typed.attach(p.fn):
+                        pass    # a typed program: attached by its own link
                     elif p.raw:
                         self.bpf.attach_raw_tracepoint(tp=p.name.encode(), fn_name=p.fn.encode())
                     else:
@@ -548,13 +546,7 @@ class KernelPlane:
             if self._stats_enabler is not None:
                 self._stats_enabler.disable()
                 self._stats_enabler = None
-            for fd in list(self._typed_links.values()) + list(self._typed_fds.values()):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            self._typed_links.clear()
-            self._typed_fds.clear()
+            self._typed.close()
             if self.bpf is not None:
                 try:
                     self.bpf.cleanup()
@@ -569,9 +561,9 @@ class KernelPlane:
     def _detach_all(self) -> None:
         for p in reversed(self._attached):
             try:
-                if p.fn in self._typed_links:
-                    os.close(self._typed_links.pop(p.fn))
-                elif p.raw:
+                if self._typed.detach(p.fn):
+                    continue
+                if p.raw:
                     self.bpf.detach_raw_tracepoint(p.name.encode())
                 else:
                     self.bpf.detach_tracepoint(f"{p.group}:{p.name}".encode())

@@ -78,3 +78,45 @@ def attach(prog_fd: int) -> int:
     if fd < 0:
         raise TypedLoadError(f"attaching: {os.strerror(ctypes.get_errno())}")
     return int(fd)
+
+
+class TypedPrograms:
+    """The typed programs of one plane: their descriptors, their links, and why the kernel
+    refused the ones that run raw instead."""
+
+    def __init__(self):
+        self.fds: dict[str, int] = {}       # program name -> fd
+        self.links: dict[str, int] = {}     # program name -> link fd while attached
+        self.refused: dict[str, str] = {}   # program name -> the kernel's reason
+
+    def load(self, insns: bytes, name: str, tracepoint: str, btf) -> int | None:
+        """The typed program's fd, or None when the kernel refused it (reason kept)."""
+        try:
+            self.fds[name] = load(insns, name, tracepoint, btf)
+        except TypedLoadError as e:
+            self.refused[name] = str(e)
+            return None
+        return self.fds[name]
+
+    def attach(self, name: str) -> bool:
+        """Attach ``name`` if it is loaded typed; False for a program that is not."""
+        if name not in self.fds:
+            return False
+        self.links[name] = attach(self.fds[name])
+        return True
+
+    def detach(self, name: str) -> bool:
+        fd = self.links.pop(name, None)
+        if fd is None:
+            return False
+        os.close(fd)
+        return True
+
+    def close(self) -> None:
+        for fd in list(self.links.values()) + list(self.fds.values()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.links.clear()
+        self.fds.clear()
