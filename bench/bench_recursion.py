@@ -19,7 +19,7 @@ from gewtui.lab import Lab
 def run(scenario: str, seconds: float) -> dict[str, tuple[int, int, int]]:
     """{program: (runs, run_time_ns, recursion_misses)} after ``seconds`` of ``scenario``."""
     with Lab(scenario, name="b" + secrets.token_hex(3)) as lab:
-        with LiveSession(lab.scope_args) as live:
+        with LiveSession(lab.scope_args, bpf_stats=True) as live:   # run counts need the kernel timing
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 live.poll(200)

@@ -92,6 +92,8 @@ def test_session_records_what_the_scenario_produces(scenario, gew_instance, tmp_
     with Lab(scenario, name="s" + secrets.token_hex(3)) as lab:
         scope_inodes = {os.stat(f"/run/netns/{a.split('=', 1)[1]}").st_ino for a in lab.scope_args}
         with LiveSession(lab.scope_args, record=rec, instance=gew_instance.instance_id) as live:
+            # the kernel's per-run timing costs every packet: off unless asked (--bpf-stats)
+            assert not live.session.plane.config.bpf_stats and live.session.plane._stats_enabler is None
             evs: Events = []
             deadline = time.monotonic() + 12
             why = "nothing observed"

@@ -70,9 +70,11 @@ def loopback_traffic():
 def test_lab_session_recursion_misses_are_rare_and_counted_exactly(gew_instance, tmp_path):
     rec = str(tmp_path / "r.gewrec")
     with Lab("healthy", name="r" + secrets.token_hex(3)) as lab:
-        with LiveSession(lab.scope_args, record=rec, instance=gew_instance.instance_id) as live, \
-                loopback_traffic():
+        with LiveSession(lab.scope_args, record=rec, instance=gew_instance.instance_id,
+                         bpf_stats=True) as live, loopback_traffic():
             plane = live.session.plane
+            # run counts come from the kernel's timing, which a session enables only on request
+            assert plane.config.bpf_stats and plane._stats_enabler is not None
             # At least 5 s, and until the probes ran enough to make "rare" mean something
             # (a loaded machine runs the lab's traffic slower), at most 30 s.
             start = time.monotonic()

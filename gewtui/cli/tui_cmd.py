@@ -45,6 +45,8 @@ def add_source_arguments(p: argparse.ArgumentParser, *, replay_flag: bool = True
                    help="accept capabilities that are supported but risky on this kernel")
     p.add_argument("--allow-intervention", action="store_true",
                    help="allow gated drop interventions (local command line only)")
+    p.add_argument("--bpf-stats", action="store_true",
+                   help="time every probe run in the kernel (BPF_ENABLE_STATS) to show the session's own BPF cost; the timing adds ~100 ns per program run, so it is off by default")
     p.add_argument("--drop-ttl", metavar="TIME", default="5m",
                    help="how long a drop lasts before it expires (default 5m; 90s, 5m, 1h)")
     p.add_argument("--templates", metavar="DIR", action="append", default=[],
@@ -125,7 +127,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
 
         sid = new_session_id()
         live = LiveSession(scope, record=args.record or default_recording_path(sid),
-                           session_id=sid, allow_risky=args.allow_risky,
+                           session_id=sid, allow_risky=args.allow_risky, bpf_stats=args.bpf_stats,
                            allow_intervention=args.allow_intervention)
         stack.enter_context(live)
         new_engine, restore = engine_factory(dirs, sid)

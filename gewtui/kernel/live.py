@@ -91,7 +91,7 @@ class LiveSession:
                  record: str | None = None, instance: str = "default",
                  session_id: str | None = None, allow_risky: bool = False,
                  allow_intervention: bool = False, ringbuf_pages: int | None = None,
-                 on_event: Callable[[events_pb2.Event], None] | None = None,
+                 bpf_stats: bool = False, on_event: Callable[[events_pb2.Event], None] | None = None,
                  plane_factory: PlaneFactory | None = None, fault: str | None = None,
                  log: Log | None = None, gc_on_start: bool = True, require_root: bool = True,
                  verify: Callable[[Any, bool], session_pb2.CapabilityReport] | None = verify_capabilities):
@@ -102,6 +102,7 @@ class LiveSession:
         self.allow_risky = allow_risky
         self.allow_intervention = allow_intervention
         self.ringbuf_pages = ringbuf_pages
+        self.bpf_stats = bpf_stats
         self.on_event = on_event
         self.plane_factory = plane_factory
         self.fault = fault if fault is not None else fault_from_env()
@@ -157,7 +158,8 @@ class LiveSession:
             self.scope, self.plane_factory, instance=self.instance, session_id=self.session_id,
             recording_path=self.record_path or "", allow_risky=self.allow_risky,
             allow_intervention=self.allow_intervention, ringbuf_pages=self.ringbuf_pages,
-            on_event=self._sink, fault=self.fault, log=self.log, before_attach=self._verify)
+            on_event=self._sink, fault=self.fault, log=self.log, before_attach=self._verify,
+            bpf_stats=self.bpf_stats)
         self.session.open()
         try:
             if self.record_path:

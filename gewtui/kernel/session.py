@@ -67,6 +67,7 @@ class PlaneContext:
     add_tc_filter: Callable[..., TcFilterRecord]
     ringbuf_pages: int | None = None
     allow_risky: bool = False
+    bpf_stats: bool = False          # time every program run in the kernel (see PlaneConfig)
 
 
 PlaneFactory = Callable[[PlaneContext], KernelPlaneLike]
@@ -89,7 +90,7 @@ class Session:
                  recording_path: str = "", allow_risky: bool = False,
                  allow_intervention: bool = False, ringbuf_pages: int | None = None,
                  on_event: Callable[[events_pb2.Event], None] | None = None,
-                 fault: str | None = None, log: Log | None = None,
+                 fault: str | None = None, log: Log | None = None, bpf_stats: bool = False,
                  before_attach: Callable[[KernelPlaneLike], None] | None = None):
         self.instance = instance if isinstance(instance, Instance) else Instance(instance)
         self.session_id = validate_name(session_id or new_session_id(), "session")
@@ -98,6 +99,7 @@ class Session:
         self.before_attach = before_attach   # e.g. capability verification; may raise
         self.on_event = on_event or (lambda ev: None)
         self.ringbuf_pages = ringbuf_pages
+        self.bpf_stats = bpf_stats
         self.log = log or (lambda s: None)
         self._fault = _parse_fault(fault)
         self.plane: KernelPlaneLike | None = None
@@ -157,7 +159,8 @@ class Session:
                 raise SessionError(f"session {self.session_id} already exists")
             self._save("creating")
         ctx = PlaneContext(self.session_id, self.instance.instance_id, self.scope,
-                           self.on_event, self.add_tc_filter, self.ringbuf_pages, self.manifest.allow_risky)
+                           self.on_event, self.add_tc_filter, self.ringbuf_pages, self.manifest.allow_risky,
+                           self.bpf_stats)
         self.plane = self.plane_factory(ctx)
 
     def _stage(self) -> None:
