@@ -1,6 +1,7 @@
 """Engine surface: changes, stats, determinism, checkpoint/restore for time travel."""
 from __future__ import annotations
 
+import os
 import time
 
 from tests.model_streams import StreamBuilder
@@ -143,3 +144,29 @@ def test_checkpoint_and_restore_are_fast_with_many_terminated_flows():
     took = time.perf_counter() - t0
     # Terminated flows are shared, not copied: this is a few ms; allow a loaded CI box 50x.
     assert took < 0.5, took
+
+
+def test_flow_summary_equals_the_snapshot_in_every_field_it_has():
+    """The listing's cheap snapshot: the fields it sets are the full snapshot's, over the
+    golden lab recordings' flows at several points."""
+    import glob
+
+    from gewtui.recording import open_recording
+
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "data", "golden", "*.gewrec")))
+    assert paths
+    compared = 0
+    for path in paths:
+        eng = Engine()
+        with open_recording(path) as r:
+            for k, ev in enumerate(r.iter_events()):
+                eng.feed(ev)
+                if k % 5:
+                    continue
+                for fid in eng.flow_ids():
+                    full, summ = eng.flow(fid), eng.flow_summary(fid)
+                    for fd, value in summ.ListFields():
+                        assert getattr(full, fd.name) == value, (path, fid, fd.name)
+                    assert not summ.members and not summ.transitions and not summ.path
+                    compared += 1
+    assert compared > 100

@@ -115,8 +115,16 @@ class ViewBuilder:
             return None
         return last(fid), live(fid)
 
+    def _row_snapshot(self, eng, fid: int):
+        """What a row (and the filter) needs: a flow's summary when no filter looks at its
+        members, its full snapshot otherwise."""
+        summary = getattr(eng, "flow_summary", None)
+        if summary is not None and not self.d.filter:
+            return summary(fid)
+        return eng.flow(fid)
+
     def _refresh_one(self, eng, fid: int) -> bool:
-        f = eng.flow(fid)
+        f = self._row_snapshot(eng, fid)
         if f is None:
             if self._rows.pop(fid, None) is not None:
                 self._match.pop(fid, None)
@@ -130,7 +138,10 @@ class ViewBuilder:
 
     def _rebuild_all(self, eng) -> bool:
         self._rows, self._match, self._fp = {}, {}, {}
-        for f in eng.flows():
+        ids = getattr(eng, "flow_ids", None)
+        snaps = ([self._row_snapshot(eng, fid) for fid in ids()] if ids is not None
+                 else eng.flows())
+        for f in snaps:
             self._rows[f.flow_id] = render.flow_row(f)
             self._match[f.flow_id] = self.d.filter.matches(f)
             self._fp[f.flow_id] = self._fingerprint(eng, f.flow_id)
