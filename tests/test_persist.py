@@ -205,3 +205,26 @@ def test_a_decompression_bomb_is_refused():
     with pytest.raises(persist.StateError) as e:
         persist.loads(bomb, eng.templates)
     _one_line(e)
+
+
+def test_a_state_whose_flows_lack_fields_or_hold_the_wrong_kinds_is_refused():
+    """Objects of the allowed classes pass the unpickler; what they hold is checked before
+    the state is used, so a forged flow fails in loads, never in a later fold."""
+    from gewtui.model.entities import Flow
+
+    eng, data = _state()
+    cp = persist.loads(data, eng.templates)
+    body = {k: getattr(cp.reg, k) for k in cp.reg.__slots__ if k not in ("matcher", "ring")}
+    body["terminated"] = list(body["terminated"])
+    ring = [None] * cp.config[2]
+    fid, real = next(iter(body["flows"].items()))
+    empty = Flow.__new__(Flow)
+    wrong = real.clone({})
+    wrong.n_events = "many"
+    for forged in (empty, wrong):
+        flows = dict(body["flows"])
+        flows[fid] = forged
+        bad = dict(body, flows=flows)
+        with pytest.raises(persist.StateError) as e:
+            persist.loads(_forge(pickle.dumps((bad, ring, {})), data), eng.templates)
+        _one_line(e)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 from gewtui.errors import UsageError
@@ -65,61 +66,68 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--templates {d}: not a directory")
     templates = load_templates(args.templates) if args.templates else None
     t0 = time.monotonic()
-    with open_recording(args.file) as r:
-        sid = r.header.session.session_id or os.path.basename(args.file)
-        eng = Engine(templates=templates, session_id=sid)
-        digest = persist.template_digest(eng.templates)
-        have = [c for c in find_checkpoints(r)
-                if c.model == persist.MODEL_ID and c.templates == digest]
-        if have and not args.force:
-            print(f"{args.file}: already holds {len(have)} checkpoint(s) from this build and "
-                  "template set; nothing done (--force adds more)")
-            return 0
-        parse = events_pb2.Event.FromString
-        states = []
-        n = 0
-        first_kt = 0
-        ended = False
-        from gewtui.pb import recording_pb2
+    with tempfile.TemporaryFile(prefix="gew-index-") as spill:
+        with open_recording(args.file) as r:
+            sid = r.header.session.session_id or os.path.basename(args.file)
+            eng = Engine(templates=templates, session_id=sid)
+            digest = persist.template_digest(eng.templates)
+            have = [c for c in find_checkpoints(r)
+                    if c.model == persist.MODEL_ID and c.templates == digest]
+            if have and not args.force:
+                print(f"{args.file}: already holds {len(have)} checkpoint(s) from this build and "
+                      "template set; nothing done (--force adds more)")
+                return 0
+            parse = events_pb2.Event.FromString
+            states: list[tuple] = []
+            n = 0
+            first_kt = 0
+            ended = False
+            from gewtui.pb import recording_pb2
 
-        for off, payload in r.frames():
-            raw = event_bytes(payload)
-            if raw is None:
-                try:
-                    rec = recording_pb2.Record.FromString(payload)
-                except Exception:
-                    continue
-                ended |= rec.WhichOneof("body") == "end"
-                if not rec.HasField("event"):
-                    continue
-                ev = rec.event
-            else:
-                ev = parse(raw)
-            eng.feed(ev)
-            n += 1
-            if n == 1:
-                first_kt = ev.ktime_ns
-            if n % args.every == 0:
-                states.append((n, ev, off + _frame_len(len(payload)),
-                               persist.dumps(persist.engine_view(eng))))
-        damage = r.report.summary()
-    if not ended and not args.force:
-        raise UsageError(f"{args.file}: no end record (a session may still be writing it, or "
-                         "was killed): --force indexes it anyway")
-    if not states:
-        print(f"{args.file}: {n:,} events, fewer than --every {args.every:,}: nothing to store")
+            for off, payload in r.frames():
+                raw = event_bytes(payload)
+                if raw is None:
+                    try:
+                        rec = recording_pb2.Record.FromString(payload)
+                    except Exception:
+                        continue
+                    ended |= rec.WhichOneof("body") == "end"
+                    if not rec.HasField("event"):
+                        continue
+                    ev = rec.event
+                else:
+                    try:
+                        ev = parse(raw)
+                    except Exception:
+                        continue    # undecodable: skipped, as a replay skips it
+                eng.feed(ev)
+                n += 1
+                if n == 1:
+                    first_kt = ev.ktime_ns
+                if n % args.every == 0:
+                    # states wait on disk, not in memory (each is ~1 MiB per 2,000 live flows)
+                    blob = persist.dumps(persist.engine_view(eng))
+                    states.append((n, ev, off + _frame_len(len(payload)), spill.tell(), len(blob)))
+                    spill.write(blob)
+            damage = r.report.summary()
+        if not ended and not args.force:
+            raise UsageError(f"{args.file}: no end record (a session may still be writing it, or "
+                             "was killed): --force indexes it anyway")
+        if not states:
+            print(f"{args.file}: {n:,} events, fewer than --every {args.every:,}: nothing to store")
+            return 0
+        before = os.path.getsize(args.file)
+        prev = have[-1].offset if have else 0
+        with RecordingWriter.append(args.file) as w:
+            for k, ev, resume, at, size in states:
+                spill.seek(at)
+                prev = write_checkpoint(w, spill.read(size), events=k, last_event=ev, first_ktime_ns=first_kt,
+                                        model=persist.MODEL_ID, templates=digest, prev_offset=prev,
+                                        resume_offset=resume)
+        added = os.path.getsize(args.file) - before
+        print(f"{args.file}: {n:,} events, {len(states)} checkpoint(s) stored (every "
+              f"{args.every:,} events), {added / 2**20:.1f} MiB added, "
+              f"{time.monotonic() - t0:.1f} s")
+        if damage:
+            print(f"gew: warning: {args.file}: {damage}", file=sys.stderr)
         return 0
-    before = os.path.getsize(args.file)
-    prev = have[-1].offset if have else 0
-    with RecordingWriter.append(args.file) as w:
-        for k, ev, resume, state in states:
-            prev = write_checkpoint(w, state, events=k, last_event=ev, first_ktime_ns=first_kt,
-                                    model=persist.MODEL_ID, templates=digest, prev_offset=prev,
-                                    resume_offset=resume)
-    added = os.path.getsize(args.file) - before
-    print(f"{args.file}: {n:,} events, {len(states)} checkpoint(s) stored (every "
-          f"{args.every:,} events), {added / 2**20:.1f} MiB added, "
-          f"{time.monotonic() - t0:.1f} s")
-    if damage:
-        print(f"gew: warning: {args.file}: {damage}", file=sys.stderr)
-    return 0

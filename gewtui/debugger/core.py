@@ -300,10 +300,12 @@ class Debugger:
             pos, state = cp
             if type(state) is Stored:
                 try:
-                    state = self.stored.load(state)
+                    return self._restore(self.stored.load(state)), pos
                 except GewError as e:
                     self.stored.forget(pos, e.message)
-                    continue
+                except Exception as e:   # loaded, but cannot be restored: never trusted
+                    self.stored.forget(pos, f"cannot be restored ({type(e).__name__})")
+                continue
             return self._restore(state), pos
 
     def _restore_to(self, target: int) -> None:

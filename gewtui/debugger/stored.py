@@ -127,11 +127,15 @@ class StoredCheckpoints:
             return
         try:
             state = self.load(cp[1])
+            engine = d._restore(state)
         except GewError as e:
             self.forget(ref.events, e.message)
             return
+        except Exception as e:   # a state that loaded but cannot be restored: never trusted
+            self.forget(ref.events, f"cannot be restored ({type(e).__name__})")
+            return
         self.reach(ref)
-        d._set_engine(d._restore(state), ref.events)
+        d._set_engine(engine, ref.events)
         d._spare = d._spare_job = None
         if ref.events > d._frontier:
             d._frontier = ref.events

@@ -41,6 +41,7 @@ from gewtui.model.engine import Checkpoint
 from gewtui.model.entities import Flow, IfaceContext, Member
 from gewtui.model.flows import Registry
 from gewtui.model.matcher import Episode, Matcher, Progress
+from gewtui.model.snapshots import flow_summary
 from gewtui.model.templates import TemplateSet
 from gewtui.pb import events_pb2, intervention_pb2
 
@@ -250,6 +251,14 @@ def _registry(body: Any, ring: Any, recent: int) -> Registry:
     for m in reg.socks.values():
         if type(m) is not Member:
             raise StateError("engine state: a socket is not a socket")
+    _check_objects(body)
+    try:
+        # Every flow as a listing shows it: protobuf checks each field's type on assignment,
+        # so a flow whose counters, addresses or templates are of the wrong kind fails here.
+        for f in reg.flows.values():
+            flow_summary(f)
+    except Exception as e:
+        raise StateError(f"engine state: a flow does not hold what a flow holds ({type(e).__name__})") from None
     parse = events_pb2.Event.FromString
     try:
         reg.ring = [parse(b) if b is not None else None for b in ring]
@@ -257,6 +266,31 @@ def _registry(body: Any, ring: Any, recent: int) -> Registry:
         raise StateError("engine state: undecodable event in its window of recent events") from None
     reg.ring_size = recent
     return reg
+
+
+def _check_objects(root: Any) -> None:
+    """Every model object reachable from the state has all of its slots set (a state whose
+    objects lack fields would fail in the middle of a fold instead of here)."""
+    seen: set[int] = set()
+    todo = [root]
+    containers = (dict, list, tuple, set, frozenset, deque)
+    while todo:
+        o = todo.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        t = type(o)
+        if t is dict:
+            todo.extend(o.keys())
+            todo.extend(o.values())
+        elif t in containers:
+            todo.extend(o)
+        elif t in _CLASSES:
+            for slot in t.__slots__:
+                try:
+                    todo.append(getattr(o, slot))
+                except AttributeError:
+                    raise StateError(f"engine state: a {t.__name__} without its {slot}") from None
 
 
 def _interventions(raw: Any) -> dict:
