@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+from gewtui.kernel.plane import PlaneConfig
 from gewtui.pb import events_pb2 as E
-from tests.probes_support import Collector, addr, entered, in_ns, of, require_root, veth_pair
+from tests.probes_support import addr, entered, in_ns, of, require_root, running_plane, veth_pair
 
 pytestmark = [pytest.mark.root]
 
@@ -22,18 +22,10 @@ def net():
 
 @pytest.fixture(scope="module")
 def col(net):
-    events = []
-    plane = KernelPlane(["drops", "route", "queue", "tcp_state"], PlaneConfig(summary_interval_ms=200),
-                        on_event=events.append)
-    try:
-        plane.stage()
-        plane.verify()
-        plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
-        plane.attach()
-        yield Collector(plane, events)
-    finally:
-        plane.close()
-    st = plane.stats()
+    with running_plane(["drops", "route", "queue", "tcp_state"], net,
+                       PlaneConfig(summary_interval_ms=200)) as c:
+        yield c
+    st = c.plane.stats()
     assert st.decode_errors == 0 and st.produced == st.consumed + st.lost
 
 

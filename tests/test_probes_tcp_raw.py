@@ -156,8 +156,8 @@ def _bulk(net, port: int, errors: list) -> None:
         errors.append(e)
 
 
-def _transfer(net, port: int) -> None:
-    """2 MB from client to server (paced) and 256 kB back, then both close."""
+def _connected(net, port: int, timeout: float):
+    """A listener in b, a client in a connected to it, and the accepted socket."""
     with entered(net.b):
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -165,9 +165,15 @@ def _transfer(net, port: int) -> None:
     srv.listen(1)
     with entered(net.a):
         c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    c.settimeout(20)
+    c.settimeout(timeout)
     c.connect((net.ip_b, port))
     a, _ = srv.accept()
+    return srv, c, a
+
+
+def _transfer(net, port: int) -> None:
+    """2 MB from client to server (paced) and 256 kB back, then both close."""
+    srv, c, a = _connected(net, port, 20)
     a.settimeout(20)
     up, down = 2_000_000, 256_000
     got = 0
@@ -260,16 +266,7 @@ def test_raw_tcp_events_match_the_tracepoint_formats():
 def _resets_and_retransmits(net, port: int, closed: int) -> None:
     """Paced data over a lossy path (retransmits), then an abort (SO_LINGER 0) by the server;
     two connects to a port nobody listens on."""
-    with entered(net.b):
-        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((net.ip_b, port))
-    srv.listen(1)
-    with entered(net.a):
-        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    c.settimeout(10)
-    c.connect((net.ip_b, port))
-    a, _ = srv.accept()
+    srv, c, a = _connected(net, port, 10)
     for _ in range(8):
         c.sendall(b"r" * 1000)
         time.sleep(0.02)

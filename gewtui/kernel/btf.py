@@ -189,15 +189,15 @@ class BTF:
             return t.nelems * self.size_of(t.ref)
         return t.size
 
-    def _find_member(self, tid: int, name: str, base: int) -> tuple[int, int] | None:
-        """Bit offset and type id of member ``name`` in struct/union ``tid``, searching
+    def _find_member(self, tid: int, name: str, base: int):
+        """(bit offset, the member) of member ``name`` in struct/union ``tid``, searching
         anonymous struct/union members recursively (C11 anonymous members)."""
         t = self.types[self.strip(tid)]
         if t is None or t.kind not in (STRUCT, UNION):
             return None
         for m in t.members:
             if m.name == name:
-                return base + m.bit_offset, m.type_id
+                return base + m.bit_offset, m
         for m in t.members:
             if not m.name:
                 hit = self._find_member(m.type_id, name, base + m.bit_offset)
@@ -215,7 +215,8 @@ class BTF:
             hit = self._find_member(tid, part, 0)
             if hit is None:
                 raise BTFError(f"struct {struct_name} has no member {path} (at {part})")
-            off, tid = hit
+            off, m = hit
+            tid = m.type_id
             bits += off
         if bits % 8:
             raise BTFError(f"{struct_name}.{path} is a bitfield")
@@ -227,32 +228,18 @@ class BTF:
         the byte and shifts and masks (little-endian bit numbering, as on x86/arm64)."""
         head, _, last = path.rpartition(".")
         tid = self.find(STRUCT, struct_name)
-        base = self.member(struct_name, head).offset * 8 if head else 0
+        base = 0
         if head:
-            tid = self.member(struct_name, head).type_id
-        hit = self._find_bitfield(tid, last, 0)
+            outer = self.member(struct_name, head)
+            base, tid = outer.offset * 8, outer.type_id
+        hit = self._find_member(tid, last, 0)
         if hit is None:
             raise BTFError(f"struct {struct_name} has no member {path}")
-        bits, width = hit
-        bits += base
+        bits, width = base + hit[0], hit[1].bitfield_size
         if width == 0 or (bits % 8) + width > 8:
             raise BTFError(f"{struct_name}.{path} is not a bitfield within one byte "
                            f"(bit {bits}, {width} bits)")
         return bits // 8, bits % 8, width
-
-    def _find_bitfield(self, tid: int, name: str, base: int) -> tuple[int, int] | None:
-        t = self.types[self.strip(tid)]
-        if t is None or t.kind not in (STRUCT, UNION):
-            return None
-        for m in t.members:
-            if m.name == name:
-                return base + m.bit_offset, m.bitfield_size
-        for m in t.members:
-            if not m.name:
-                hit = self._find_bitfield(m.type_id, name, base + m.bit_offset)
-                if hit is not None:
-                    return hit
-        return None
 
     def section_var(self, section: str, name: str) -> tuple[int, int]:
         """(byte offset, size) of variable ``name`` in data section ``section``, e.g. a
