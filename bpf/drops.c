@@ -12,6 +12,10 @@
  * offsets from BTF and the stable UAPI header layouts (PACKET_ATTRIBUTION_HEADERS); else
  * none (namespace/interface only). Out-of-scope drops never leave the kernel.
  */
+/* what a socket holds in its lifecycle entry crosses before a record about it (tcp_state.c) */
+#ifndef GEW_LIFE_FLUSH
+#define GEW_LIFE_FLUSH(key) do {} while (0)
+#endif
 #define GEW_PROBE_DROPS 5
 
 #ifndef GEW_KFREE_RX_SK_ARG
@@ -122,6 +126,7 @@ int gew_kfree_skb(struct bpf_raw_tracepoint_args *ctx)
         t = s->t;
         netns = s->netns;
         attribution = GEW_ATTR_SOCKET;
+        GEW_LIFE_FLUSH((u64)sk);
     } else {
         if (gew_skb_tuple(skb, protocol, &t))
             attribution = GEW_ATTR_HEADERS;
@@ -163,6 +168,7 @@ int gew_rcvq_full(struct bpf_raw_tracepoint_args *ctx)
     u32 netns = gew_sock_netns(sk);
     if (!gew_in_scope(netns, &t, GEW_PROBE_DROPS))
         return 0;
+    GEW_LIFE_FLUSH((u64)sk);
     struct gew_rec_rcvq *r;
     r = gew_begin(sizeof(*r), GEW_K_RCVQ, GEW_PROBE_DROPS);
     if (!r)

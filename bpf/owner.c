@@ -12,6 +12,8 @@
  * same generation has nothing new to say. The generation moves whenever a socket enters or
  * leaves the in-scope table or changes owner (gew_sock_gen_bump) and when userspace resets
  * the tables, so a remembered pair is never trusted across such a change.
+ * With the lifecycle on (bpf/tcp_state.c), an owner change is held in the socket's
+ * lifecycle entry and crosses with its transitions instead of as a record of its own.
  * Raw, because a perf-event tracepoint program is skipped whenever another kprobe or
  * tracepoint program runs on the CPU; a raw one only when it nests in itself.
  */
@@ -57,6 +59,13 @@ static __always_inline int gew_owner_check(void *sk, u32 tgid, u8 via)
     u32 prev = s->owner_tgid;
     s->owner_tgid = tgid;
     gew_sock_gen_bump();
+#ifdef GEW_LIFE_ON
+    /* held with the socket's transitions (bpf/tcp_state.c), crossing with them */
+    struct gew_hdr h;
+    gew_fill_hdr(&h, GEW_K_OWNER, GEW_PROBE_OWNER);
+    gew_life_add(key, s, &s->t, &h, GEW_LIFE_OWNER, via, 0, prev, GEW_PROBE_OWNER);
+    return 1;
+#else
     struct gew_rec_owner *r;
     r = gew_begin(sizeof(*r), GEW_K_OWNER, GEW_PROBE_OWNER);
     if (!r)
@@ -69,6 +78,7 @@ static __always_inline int gew_owner_check(void *sk, u32 tgid, u8 via)
     __builtin_memset(r->pad, 0, sizeof(r->pad));
     gew_submit(r, GEW_PROBE_OWNER);
     return 1;
+#endif
 }
 
 static __always_inline int gew_owner_seen(void *sk, u8 via)

@@ -19,6 +19,10 @@
 #define GEW_K_RESET_RECV 6
 #define GEW_TCP_TIME_WAIT 6
 #define GEW_TCP_NEW_SYN_RECV 12
+/* what a socket holds in its lifecycle entry crosses before a record about it (tcp_state.c) */
+#ifndef GEW_LIFE_FLUSH
+#define GEW_LIFE_FLUSH(key) do {} while (0)
+#endif
 #ifndef GEW_RST_REASON_ARG
 #define GEW_RST_REASON_ARG 0
 #endif
@@ -49,6 +53,8 @@ struct gew_rec_reset {
 static __always_inline int gew_emit_retrans(void *sk, struct gew_tuple *t, u32 netns,
                                             s32 state, s32 err, u8 synack, struct gew_sock *s)
 {
+    if (s)
+        GEW_LIFE_FLUSH((u64)sk);
     struct gew_rec_retrans *r;
     r = gew_begin(sizeof(*r), GEW_K_RETRANS, GEW_PROBE_TCP_EVENTS);
     if (!r)
@@ -121,6 +127,8 @@ int gew_tcp_retrans_synack(struct bpf_raw_tracepoint_args *ctx)
 static __always_inline int gew_emit_reset(u16 kind, struct gew_tuple *t, u64 sk, u64 cookie, u32 netns,
                                           s32 state, u32 reason, u8 direction, struct gew_sock *s)
 {
+    if (s)
+        GEW_LIFE_FLUSH(sk);
     struct gew_rec_reset *r;
     r = gew_begin(sizeof(*r), kind, GEW_PROBE_TCP_EVENTS);
     if (!r)

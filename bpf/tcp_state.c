@@ -12,11 +12,49 @@
  * change (a new socket may reuse a freed one's address) and removed when destroyed, each
  * change moving gew_sock_gen (the owner unit's per-CPU memory relies on it). The destroy
  * record carries the socket's final tcp_probe counters.
+ * Lifecycle (GEW_LIFECYCLE=1, the default): a socket's state transitions, owner changes and
+ * returns to congestion state Open are kept in the kernel (gew_life, one entry per in-scope socket, beside gew_socks) and
+ * cross as one record (K_LIFE) when the socket is destroyed, carrying its final counters,
+ * so a healthy short connection costs one record instead of one per transition. Held items
+ * cross earlier, as a non-final K_LIFE record, when: the entry is full (GEW_LIFE_ITEMS); a
+ * task other than the one the entry holds acts on the socket, or its addresses change
+ * (one task and one address pair per record; each item keeps its own time, CPU, context
+ * and ports); an anomaly about the socket must cross at once (congestion state here,
+ * resets and retransmits in tcp_events, drops and full receive queues in drops: each
+ * flushes first, so a socket's events keep the kernel's order); a new life begins at the
+ * same address; or userspace asks (gew_life_flush, run with BPF_PROG_TEST_RUN for sockets
+ * held longer than a short bound, so long connections show live). An entry that cannot be
+ * created (gew_life full) is a map-full loss: the transition is not kept and the session
+ * is incomplete. Items carry a socket-local sequence (seq + index) so the decoder can drop
+ * a duplicate or count a gap. GEW_LIFECYCLE=0 keeps the per-event path: one K_STATE
+ * record per transition, one K_DESTROY record, owner records from the owner unit.
  */
 #define GEW_PROBE_TCP_STATE 1
 #define GEW_K_STATE 1
 #define GEW_K_DESTROY 2
 #define GEW_K_CONG 3
+#define GEW_K_LIFE 14
+#ifndef GEW_LIFECYCLE
+#define GEW_LIFECYCLE 1
+#endif
+#ifndef GEW_LIFE_ITEMS
+#define GEW_LIFE_ITEMS 8
+#endif
+#ifndef GEW_MAX_LIFE
+#define GEW_MAX_LIFE GEW_MAX_SOCKS
+#endif
+#define GEW_LIFE_STATE 1
+#define GEW_LIFE_OWNER 2
+#define GEW_LIFE_CONG 3
+#define GEW_TCP_CA_OPEN 0
+/* why held items crossed */
+#define GEW_LIFE_CLOSE 1
+#define GEW_LIFE_FULL 2
+#define GEW_LIFE_TASK 3
+#define GEW_LIFE_ADDRS 4
+#define GEW_LIFE_ANOMALY 5
+#define GEW_LIFE_ASKED 6
+#define GEW_LIFE_NEWLIFE 7
 #define GEW_TCP_SYN_RECV 3
 #define GEW_TCP_CLOSE 7
 
@@ -46,6 +84,172 @@ struct gew_rec_cong {
     u8 pad[3];
 };                     /* 112 */
 
+/* One held transition or owner change: what its per-event record's header and body would
+ * have carried, less what the entry holds once (task, addresses, namespace). */
+struct gew_life_item {
+    u64 ktime_ns;
+    u32 cpu;
+    u32 aux;           /* owner change: the previous owner's tgid */
+    u16 sport;
+    u16 dport;
+    u8 kind;           /* GEW_LIFE_STATE, GEW_LIFE_OWNER, GEW_LIFE_CONG */
+    u8 ctx;
+    u8 a;              /* state: old state; owner: via; congestion: ca_state */
+    u8 b;              /* state: new state */
+};                     /* 24 */
+
+/* The task of the entry's process-context items (gew_hdr's task fields). */
+struct gew_life_task {
+    u32 pid;
+    u32 tgid;
+    u32 uid;
+    u32 netns;
+    u64 cgroup;
+    char comm[16];
+};                     /* 40 */
+
+struct gew_life {
+    u32 n;             /* items held */
+    u32 seq;           /* items of this socket's life that crossed before items[0] */
+    u32 netns;         /* the socket's namespace (gew_sock.netns) */
+    u8 has_task;
+    u8 pad[3];
+    struct gew_life_task task;
+    struct gew_tuple t;   /* the latest tuple; items keep their own ports */
+    struct gew_life_item items[GEW_LIFE_ITEMS];
+};                     /* 288 with 8 items */
+
+struct gew_rec_life {
+    struct gew_hdr h;  /* when the items crossed; for a close, the destroy's own header */
+    u64 sk;
+    u64 cookie;        /* close only */
+    u8 final;          /* 1: the socket was destroyed; s holds its final counters */
+    u8 why;            /* GEW_LIFE_CLOSE ... */
+    u8 pad[6];
+    struct gew_life l;
+    struct gew_sock s;
+};                     /* 504 with 8 items */
+
+#if GEW_LIFECYCLE
+#define GEW_LIFE_ON 1
+BPF_HASH(gew_life, u64, struct gew_life, GEW_MAX_LIFE);
+/* an all-zero entry to insert from (too large for the stack) */
+BPF_PERCPU_ARRAY(gew_life_zero, struct gew_life, 1);
+
+/* Hand the held items over as one record and start holding anew. A record the ring buffer
+ * cannot take is counted lost (gew_reserve) with everything it held. */
+static __always_inline void gew_life_emit(u64 key, struct gew_life *l, u8 why)
+{
+    u32 n = l->n;
+    if (!n)
+        return;
+    struct gew_rec_life *r;
+    r = gew_begin(sizeof(*r), GEW_K_LIFE, GEW_PROBE_TCP_STATE);
+    if (r) {
+        r->sk = key;
+        r->cookie = 0;
+        r->final = 0;
+        r->why = why;
+        __builtin_memset(r->pad, 0, sizeof(r->pad));
+        __builtin_memcpy(&r->l, l, sizeof(r->l));
+        __builtin_memset(&r->s, 0, sizeof(r->s));
+        gew_submit(r, GEW_PROBE_TCP_STATE);
+    }
+    l->seq += n;
+    l->n = 0;
+    l->has_task = 0;
+}
+
+/* Before a record about socket ``key`` crosses at once: what the socket holds goes first. */
+static __always_inline void gew_life_flush(u64 key)
+{
+    struct gew_life *l = gew_life.lookup(&key);
+    if (l && l->n)
+        gew_life_emit(key, l, GEW_LIFE_ANOMALY);
+}
+#define GEW_LIFE_FLUSH(key) gew_life_flush(key)
+
+static __always_inline int gew_same_task(struct gew_life_task *a, struct gew_hdr *h)
+{
+    u64 *ca = (u64 *)a->comm, *ch = (u64 *)h->comm;
+    return a->pid == h->pid && a->tgid == h->tgid && a->uid == h->uid && a->netns == h->netns &&
+           a->cgroup == h->cgroup && ca[0] == ch[0] && ca[1] == ch[1];
+}
+
+static __always_inline int gew_same_addrs(struct gew_tuple *a, struct gew_tuple *b)
+{
+    u64 *x = (u64 *)a->saddr, *y = (u64 *)b->saddr;
+    return a->family == b->family && a->protocol == b->protocol && x[0] == y[0] && x[1] == y[1] &&
+           x[2] == y[2] && x[3] == y[3];
+}
+
+/* Hold one item for socket ``key`` (``h``: the header its per-event record would have had).
+ * Returns 0 when held, -1 when no entry could be made (counted map-full for ``probe``). */
+static __always_inline int gew_life_add(u64 key, struct gew_sock *s, struct gew_tuple *t, struct gew_hdr *h,
+                                        u8 kind, u8 a, u8 b, u32 aux, u32 probe)
+{
+    struct gew_life *l = gew_life.lookup(&key);
+    if (!l) {
+        u32 z = 0;
+        struct gew_life *zero = gew_life_zero.lookup(&z);
+        if (!zero)
+            return -1;
+        if (gew_life.insert(&key, zero) != 0 && !gew_life.lookup(&key)) {
+            gew_count(probe, GEW_C_MAPFULL);
+            return -1;
+        }
+        l = gew_life.lookup(&key);
+        if (!l)
+            return -1;
+    }
+    if (h->ctx == GEW_CTX_PROCESS && l->has_task && !gew_same_task(&l->task, h))
+        gew_life_emit(key, l, GEW_LIFE_TASK);
+    if (l->n && !gew_same_addrs(&l->t, t))
+        gew_life_emit(key, l, GEW_LIFE_ADDRS);
+    if (l->n >= GEW_LIFE_ITEMS)
+        gew_life_emit(key, l, GEW_LIFE_FULL);
+    if (h->ctx == GEW_CTX_PROCESS && !l->has_task) {
+        l->task.pid = h->pid;
+        l->task.tgid = h->tgid;
+        l->task.uid = h->uid;
+        l->task.netns = h->netns;
+        l->task.cgroup = h->cgroup;
+        __builtin_memcpy(l->task.comm, h->comm, sizeof(l->task.comm));
+        l->has_task = 1;
+    }
+    u32 i = l->n;
+    if (i >= GEW_LIFE_ITEMS)
+        return -1;
+    struct gew_life_item *it = &l->items[i];
+    it->ktime_ns = h->ktime_ns;
+    it->cpu = h->cpu;
+    it->aux = aux;
+    it->sport = t->sport;
+    it->dport = t->dport;
+    it->kind = kind;
+    it->ctx = h->ctx;
+    it->a = a;
+    it->b = b;
+    l->t = *t;
+    l->netns = s->netns;
+    l->n = i + 1;
+    return 0;
+}
+
+/* Userspace's request (BPF_PROG_TEST_RUN, args[0] = the socket's key): hand over what the
+ * socket holds now. Loaded, never attached. */
+int gew_life_asked(struct bpf_raw_tracepoint_args *ctx)
+{
+    u64 key = ctx->args[0];
+    struct gew_life *l = gew_life.lookup(&key);
+    if (l && l->n)
+        gew_life_emit(key, l, GEW_LIFE_ASKED);
+    return 0;
+}
+#else
+#define GEW_LIFE_FLUSH(key) do {} while (0)
+#endif
+
 int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
 {
     void *sk = (void *)ctx->args[0];
@@ -63,6 +267,13 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
      * child). An entry found then is stale: its destroy was never seen (a skipped run), and
      * the address now belongs to a new socket, maybe in another namespace: classify again. */
     if (s && (oldstate == GEW_TCP_CLOSE || oldstate == GEW_TCP_SYN_RECV)) {
+#if GEW_LIFECYCLE
+        /* what the previous life held crosses as it was, then the entry starts over */
+        struct gew_life *l = gew_life.lookup(&key);
+        if (l)
+            gew_life_emit(key, l, GEW_LIFE_NEWLIFE);
+        gew_life.delete(&key);
+#endif
         gew_socks.delete(&key);
         gew_sock_gen_bump();
         s = 0;
@@ -76,6 +287,12 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
     /* the source port is often assigned after SYN_SENT is set: keep the latest tuple */
     s->t = t;
     s->state = newstate;
+#if GEW_LIFECYCLE
+    struct gew_hdr h;
+    gew_fill_hdr(&h, GEW_K_STATE, GEW_PROBE_TCP_STATE);
+    gew_sock_owner(s, &h);
+    gew_life_add(key, s, &t, &h, GEW_LIFE_STATE, oldstate, newstate, 0, GEW_PROBE_TCP_STATE);
+#else
     struct gew_rec_state *r;
     r = gew_begin(sizeof(*r), GEW_K_STATE, GEW_PROBE_TCP_STATE);
     if (!r)
@@ -89,6 +306,7 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
     r->pad[0] = 0;
     r->pad[1] = 0;
     gew_submit(r, GEW_PROBE_TCP_STATE);
+#endif
     return 0;
 }
 
@@ -98,8 +316,39 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
     u64 key = (u64)sk;
     gew_out_socks.delete(&key);
     struct gew_sock *s = gew_socks.lookup(&key);
-    if (!s)
+    if (!s) {
+#if GEW_LIFECYCLE
+        gew_life.delete(&key);
+#endif
         return 0;
+    }
+#if GEW_LIFECYCLE
+    /* the socket's last record: what it still holds, its destroy and its final counters */
+    struct gew_life *l = gew_life.lookup(&key);
+    struct gew_rec_life *lr;
+    lr = gew_begin(sizeof(*lr), GEW_K_LIFE, GEW_PROBE_TCP_STATE);
+    if (lr) {
+        lr->sk = key;
+        lr->cookie = 0;
+        bpf_probe_read_kernel(&lr->cookie, sizeof(lr->cookie), sk + GEW_OFF_SOCK_COOKIE);
+        lr->final = 1;
+        lr->why = GEW_LIFE_CLOSE;
+        __builtin_memset(lr->pad, 0, sizeof(lr->pad));
+        if (l) {
+            __builtin_memcpy(&lr->l, l, sizeof(lr->l));
+        } else {
+            u32 z = 0;
+            struct gew_life *zero = gew_life_zero.lookup(&z);
+            if (zero)
+                __builtin_memcpy(&lr->l, zero, sizeof(lr->l));
+            else
+                lr->l.n = 0;
+        }
+        __builtin_memcpy(&lr->s, s, sizeof(lr->s));
+        gew_submit(lr, GEW_PROBE_TCP_STATE);
+    }
+    gew_life.delete(&key);
+#else
     struct gew_rec_destroy *r;
     r = gew_begin(sizeof(*r), GEW_K_DESTROY, GEW_PROBE_TCP_STATE);
     if (r) {
@@ -109,6 +358,7 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
         __builtin_memcpy(&r->s, s, sizeof(r->s));
         gew_submit(r, GEW_PROBE_TCP_STATE);
     }
+#endif
     /* removed even when the record was lost, or the table would leak */
     gew_socks.delete(&key);
     gew_sock_gen_bump();
@@ -124,6 +374,18 @@ int gew_tcp_cong(struct bpf_raw_tracepoint_args *ctx)
     struct gew_sock *s = gew_sock_get(sk, &t, GEW_PROBE_TCP_STATE);
     if (!s)
         return 0;
+#if GEW_LIFECYCLE
+    /* a return to Open is the normal course of a connection (every healthy one makes one):
+     * held with its transitions; Disorder, CWR, Recovery and Loss cross at once */
+    if (ca_state == GEW_TCP_CA_OPEN) {
+        struct gew_hdr h;
+        gew_fill_hdr(&h, GEW_K_CONG, GEW_PROBE_TCP_STATE);
+        gew_sock_owner(s, &h);
+        gew_life_add((u64)sk, s, &t, &h, GEW_LIFE_CONG, ca_state, 0, 0, GEW_PROBE_TCP_STATE);
+        return 0;
+    }
+#endif
+    GEW_LIFE_FLUSH((u64)sk);
     struct gew_rec_cong *r;
     r = gew_begin(sizeof(*r), GEW_K_CONG, GEW_PROBE_TCP_STATE);
     if (!r)

@@ -54,7 +54,8 @@ def test_process_context_envelope_and_state_change(dec):
     assert (a.pid, a.tgid, a.comm, a.uid, a.cgroup_id, a.netns) == (42, 42, "curl", 1000, 77, NS_TASK)
     assert a.source == E.ATTRIBUTION_PROCESS_CONTEXT
     s = ev.tcp_state
-    assert (s.old_state, s.new_state, s.sock) == (E.TCP_CLOSE, E.TCP_SYN_SENT, SK)
+    # the socket is named by the session's opaque id, never by its kernel address
+    assert (s.old_state, s.new_state, s.sock) == (E.TCP_CLOSE, E.TCP_SYN_SENT, 1)
     assert (s.tuple.saddr, s.tuple.daddr, s.tuple.sport, s.tuple.dport) == (A, B, 40000, 80)
     assert s.tuple.family == 2 and s.tuple.protocol == 6
 
@@ -86,7 +87,7 @@ def test_destroy_emits_final_probe_summary_and_forgets_owner(dec):
     dec.record(state_rec(pid=42, comm=b"srv"))
     dec.record(hdr(tcp_state.K_DESTROY, ctx=1) + tcp_state.DESTROY.pack(SK, 4242, sock_blob(segments=3, nbytes=300)))
     destroy, final = dec.out[1], dec.out[2]
-    assert destroy.destroy.sock == SK and destroy.destroy.sock_cookie == 4242
+    assert destroy.destroy.sock == dec.out[0].tcp_state.sock != SK and destroy.destroy.sock_cookie == 4242
     assert destroy.attr.source == E.ATTRIBUTION_SOCKET_OWNER and destroy.attr.tgid == 42
     p = final.tcp_probe
     assert p.final and p.segments == 3 and p.bytes == 300 and p.sock_cookie == 4242
@@ -155,7 +156,7 @@ def test_drop_reasons_attribution_and_listen_overflow(dec):
     assert hdrs.skb_drop.attribution == E.PACKET_ATTRIBUTION_HEADERS and hdrs.skb_drop.ifname == "veth0"
     assert none.skb_drop.attribution == E.PACKET_ATTRIBUTION_NONE and not none.skb_drop.HasField("tuple")
     assert ovf.skb_drop.attribution == E.PACKET_ATTRIBUTION_SOCKET
-    assert q.rcvq_full.listen_overflow and q.rcvq_full.sock == SK
+    assert q.rcvq_full.listen_overflow and q.rcvq_full.sock == ovf.skb_drop.sock and q.rcvq_full.sock not in (0, SK)
     dec.record(hdr(drops.K_DROP, ctx=1, probe=5) + drops.DROP.pack(tup(), 0, 0, 60000, 0, 0, 0, 3, b""))
     assert dec.out[-1].skb_drop.reason_name == "reason 60000"   # unknown values are never named
 

@@ -19,13 +19,15 @@ def _sources() -> str:
 
 def _structs(text: str) -> dict[str, list[tuple[str, str, int]]]:
     out = {}
+    consts = _defines(text)   # array bounds named by a #define (GEW_LIFE_ITEMS)
     for m in re.finditer(r"struct (gew_\w+) \{(.*?)\};", text, re.S):
         fields = []
         for line in m.group(2).splitlines():
             line = re.sub(r"/\*.*?\*/", "", line).strip()
             f = re.match(r"^(struct \w+|\w+) (\w+)(?:\[(\w+)\])?;$", line)
             if f:
-                fields.append((f.group(1), f.group(2), int(f.group(3) or 1)))
+                n = f.group(3) or "1"
+                fields.append((f.group(1), f.group(2), consts[n] if n in consts else int(n)))
         out[m.group(1)] = fields
     return out
 
@@ -55,6 +57,10 @@ def structs():
     ("gew_rec_state", base.HDR.size + tcp_state.STATE.size),
     ("gew_rec_destroy", base.HDR.size + tcp_state.DESTROY.size),
     ("gew_rec_cong", base.HDR.size + tcp_state.CONG.size),
+    ("gew_life_item", tcp_state.LIFE_ITEM.size),
+    ("gew_life_task", tcp_state.LIFE_TASK.size),
+    ("gew_life", tcp_state.LIFE.size),
+    ("gew_rec_life", base.HDR.size + tcp_state.REC_LIFE.size),
     ("gew_rec_retrans", base.HDR.size + tcp_events.RETRANS.size),
     ("gew_rec_reset", base.HDR.size + tcp_events.RESET.size),
     ("gew_rec_zw", base.HDR.size + tcp_probe.ZW.size),
@@ -78,6 +84,9 @@ def _defines(text: str) -> dict[str, int]:
 
 def test_kinds_probe_ids_and_counters_match():
     d = _defines(_sources())
+    assert d["GEW_LIFE_ITEMS"] == tcp_state.LIFE_ITEMS
+    assert (d["GEW_LIFE_STATE"], d["GEW_LIFE_OWNER"], d["GEW_LIFE_CONG"]) == (
+        tcp_state.LIFE_STATE, tcp_state.LIFE_OWNER, tcp_state.LIFE_CONG)
     py_kinds = {}
     for u in UNITS:
         assert d.get(f"GEW_PROBE_{u.name.upper()}", 0) == u.probe_id or u.name == "irqctx"

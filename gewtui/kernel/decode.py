@@ -82,6 +82,9 @@ _PROCESS = events_pb2.ATTRIBUTION_PROCESS_CONTEXT
 _SOCKET_OWNER = events_pb2.ATTRIBUTION_SOCKET_OWNER
 _NONE = events_pb2.ATTRIBUTION_NONE
 _uvarint = wire.uvarint
+# bodies whose ``sock`` names a socket by kernel address until the decoder hides it
+_SOCK_BODIES = frozenset(("tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner",
+                          "skb_drop", "rcvq_full"))
 _K_CPU, _K_ATTR = wire.K_CPU, wire.K_ATTR
 
 
@@ -122,6 +125,15 @@ class Decoder:
                 if kind in self._kinds:
                     raise ValueError(f"record kind {kind} declared twice")
                 self._kinds[kind] = (size, fn, None)
+        # Opaque socket ids: kernel addresses never leave the decoder. An id is minted on a
+        # socket's first sight and again when a new life begins at its address (leaving
+        # CLOSE) or after its destroy; two generations of at most ``sock_id_limit`` entries
+        # bound the table (an id unused for two whole generations is forgotten).
+        self._ids_new: dict[int, int] = {}
+        self._ids_old: dict[int, int] = {}
+        self._next_sock = 1
+        self.sock_id_limit = 65536
+        self._forget: list[int] = []
         # (pid, tgid, uid, netns, cgroup, comm) -> process-context attr field; netns -> none
         self._task_attr = wire.Cache(lambda key: self._task_field(key, _PROCESS))
         # the same key -> the Owner a socket acted on by that task gets (immutable, shared)
@@ -158,12 +170,11 @@ class Decoder:
                 if payload is not None:
                     ev = _FromString(payload)
             if ev is None:
-                events = fn(self, _make_header(h), data)
-                if type(events) is not tuple and type(events) is not list:
-                    events = list(events)
+                events = self._unit_events(fn, h, data)
         except Exception:
             # a record that cannot be decoded is a lost record (stage "decode"), never a crash
             self.decode_errors += 1
+            self._forget.clear()
             return 0
         if ev is not None:   # the fast path's one event
             ev.ktime_ns = h[0]
@@ -171,6 +182,8 @@ class Decoder:
             self.next_id += 1
             self.events += 1
             self.sink(ev)
+            if self._forget:
+                self._forgotten()
             return 1
         sink = self.sink
         for ev in events:
@@ -178,9 +191,80 @@ class Decoder:
             self.next_id += 1
             self.events += 1
             sink(ev)
+        if self._forget:
+            self._forgotten()
         return len(events)
 
+    def _unit_events(self, fn: Callable, h: tuple, data: bytes) -> list:
+        """A unit decoder's events with kernel addresses replaced by socket ids (a decoder
+        marked ``sock_ids``, such as a lifecycle expansion, returns them so already)."""
+        events = fn(self, _make_header(h), data)
+        if type(events) is not tuple and type(events) is not list:
+            events = list(events)
+        if not getattr(fn, "sock_ids", False):
+            for ev in events:
+                self._hide_sock(ev)
+        return events
+
+    def expand(self, data: bytes) -> list[events_pb2.Event]:
+        """The events one record of the per-event layout would have made (a lifecycle
+        record's items are rebuilt as such records), without ids and without counting it as
+        consumed: every field mapping stays written once, in the kind's own decoder or
+        encoder. Raises on a malformed record; the caller's record is then a decode loss."""
+        h = _HDR_UNPACK(data, 0)
+        size, fn, fast = self._kinds[h[1]]
+        if len(data) != size:
+            raise ValueError(f"kind {h[1]}: {len(data)} bytes, layout says {size}")
+        if fast is not None:
+            payload = fast(h, data)
+            if payload is not None:
+                ev = _FromString(payload)
+                ev.ktime_ns = h[0]
+                return [ev]
+        return self._unit_events(fn, h, data)
+
+    # -- socket ids ------------------------------------------------------------------------
+    def sock_id(self, ptr: int) -> int:
+        """The session's opaque id of the socket at kernel address ``ptr`` (0 stays 0)."""
+        sid = self._ids_new.get(ptr)
+        if sid is not None:
+            return sid
+        if not ptr:
+            return 0
+        sid = self._ids_old.pop(ptr, None)
+        if sid is None:
+            sid = self._next_sock
+            self._next_sock += 1
+        if len(self._ids_new) >= self.sock_id_limit:
+            self._ids_old = self._ids_new
+            self._ids_new = {}
+        self._ids_new[ptr] = sid
+        return sid
+
+    def renew_socket(self, ptr: int) -> None:
+        """A new life begins at ``ptr`` (a transition out of CLOSE): it gets a new id."""
+        self._ids_new.pop(ptr, None)
+        self._ids_old.pop(ptr, None)
+
+    def _hide_sock(self, ev: events_pb2.Event) -> None:
+        which = ev.WhichOneof("body")
+        if which in _SOCK_BODIES:
+            b = getattr(ev, which)
+            if b.sock:
+                b.sock = self.sock_id(b.sock)
+
+    def _forgotten(self) -> None:
+        # after the record's events took their ids: a destroyed socket's address is free
+        for ptr in self._forget:
+            self.owners.pop(ptr, None)
+            self._ids_new.pop(ptr, None)
+            self._ids_old.pop(ptr, None)
+        self._forget.clear()
+
     def emit(self, ev: events_pb2.Event) -> None:
+        """Hand over an event made outside a record (summaries read from a map, loss
+        notices); a kernel address in its ``sock`` becomes the socket's id."""
+        self._hide_sock(ev)
         ev.id = self.next_id
         self.next_id += 1
         self.events += 1
@@ -244,7 +328,11 @@ class Decoder:
         return ev
 
     def forget_socket(self, sock: int) -> None:
-        self.owners.pop(sock, None)
+        """The socket at ``sock`` was destroyed: its owner and id are dropped once the
+        current record's events are out (they still name it)."""
+        self._forget.append(sock)
+        if len(self._forget) > 64:
+            self._forgotten()
 
     def unit_state(self, unit: str) -> dict:
         return self.state.setdefault(unit, {})

@@ -32,6 +32,7 @@ failures and programs the kernel skipped (recursion) become LostRecords events a
 from __future__ import annotations
 
 import ipaddress
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -40,7 +41,7 @@ from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
 from gewtui.kernel import build
 from gewtui.kernel.btf import BTFError, load_vmlinux
 from gewtui.kernel.decode import Decoder, Vocab, monotonic_ns
-from gewtui.kernel.probes import DEFAULT, irqctx, queue, resolve, route, tcp_probe, typed
+from gewtui.kernel.probes import DEFAULT, irqctx, queue, resolve, route, tcp_probe, tcp_state, typed
 from gewtui.kernel.probes.base import SOCK, Program, ProbeUnit
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime import mounts, privileges
@@ -53,6 +54,7 @@ COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_scope_cfg", "gew_sco
                "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks",
                "gew_sock_gen")
 UNIT_MAPS = {"queue": ("gew_qdiscs",), "route": ("gew_fib_seen",)}
+LIFE_MAPS = ("gew_life", "gew_life_zero")   # tcp_state's, with the lifecycle on
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,20 @@ class PlaneConfig:
     # program itself, so only on request (--bpf-stats); recursion misses are counted either way.
     bpf_stats: bool = False
     typed_programs: bool = True     # BTF-typed variants of per-packet programs where the kernel takes them
+    # Lifecycle records (bpf/tcp_state.c): a socket's transitions held in the kernel and
+    # handed over as one record at its close. False: one record per transition (the
+    # per-event path; the same events, more records).
+    lifecycle: bool = True
+    max_life: int = 0               # lifecycle entries; 0: as many as max_socks
+    # items held longer than this are asked for at the next summary tick, so a long
+    # connection shows live (its establishment within about this plus the tick)
+    life_hold_ms: int = 250
+
+
+# gew_life's item count and its first item's time; gew_sock's segment count (after tuple,
+# netns, owner, cookie, first_ns, last_ns)
+_LIFE_HEAD = struct.Struct(f"<I{tcp_state.LIFE_ITEMS_AT - 4}xQ").unpack_from
+_SOCK_SEGMENTS = struct.Struct("<40xIIQQQQ").unpack_from
 
 
 class KernelPlane:
@@ -156,6 +172,7 @@ class KernelPlane:
         self._typed = typed.TypedPrograms()      # programs loaded as their BTF-typed variant
         self._btf = None
         self._closed_stats: PlaneStats | None = None
+        self._life_asked: int | None = None     # fd of the lifecycle hand-over program
         self.attached_ktime_ns = 0
 
     @classmethod
@@ -221,7 +238,9 @@ class KernelPlane:
                 GEW_RB_PAGES=self.config.ringbuf_pages, GEW_WAKE_EVERY=max(1, self.config.wake_every),
                 GEW_MAX_SOCKS=self.config.max_socks, GEW_MAX_OUT_SOCKS=self.config.max_out_socks,
                 GEW_MAX_QDISCS=self.config.max_qdiscs, GEW_MAX_FIB_KEYS=self.config.max_fib_keys,
-                GEW_FIB_CADENCE_NS=self.config.fib_cadence_ms * 1_000_000)
+                GEW_FIB_CADENCE_NS=self.config.fib_cadence_ms * 1_000_000,
+                GEW_LIFECYCLE=int(self._lifecycle_in(ok)),
+                GEW_MAX_LIFE=self.config.max_life or self.config.max_socks)
         except BTFError as e:
             raise CapabilityError(f"struct offsets unavailable: {e}") from None
         # the context tracker's programs only where gew_ctx() cannot read the preempt count
@@ -235,6 +254,8 @@ class KernelPlane:
             raise SessionError(f"compiling the probes failed: {str(e).splitlines()[0]} "
                                "(compiler output above)") from None
         self.maps = list(COMMON_MAPS) + [m for u in ok for m in UNIT_MAPS.get(u.name, ())]
+        if self._lifecycle_in(ok):
+            self.maps.extend(LIFE_MAPS)
         vocab = Vocab.from_kernel(tf, btf)
         self.decoder = Decoder(ok, vocab, self._emit)
         self.decoder.hooks["qdisc_gone"] = self._qdisc_gone
@@ -260,6 +281,14 @@ class KernelPlane:
                                        f"{str(e).splitlines()[0]}") from None
                 self._prog_fds[p.fn] = fn.fd
                 self.programs.append(p.fn)
+        if "gew_life" in self.maps:
+            # loaded, never attached: run on request (_ask_lifecycles)
+            try:
+                self._life_asked = self.bpf.load_func(b"gew_life_asked", BPF.RAW_TRACEPOINT).fd
+            except Exception as e:
+                raise SessionError(f"the verifier refused gew_life_asked (tcp_state): "
+                                   f"{str(e).splitlines()[0]}") from None
+            self.programs.append("gew_life_asked")
         self.state = "verified"
 
     # -- scope -----------------------------------------------------------------------------
@@ -389,6 +418,8 @@ class KernelPlane:
         now = monotonic_ns()
         dec = self.decoder
         names = {u.name for u in self._units}
+        if self._life_asked is not None and self.state == "attached":
+            self._ask_lifecycles(now)
         if "tcp_probe" in names:
             items = [(int.from_bytes(k, "little"), v[:SOCK.size]) for k, v in hash_items(self.bpf, "gew_socks")]
             for ev in tcp_probe.periodic(dec, items):
@@ -401,6 +432,26 @@ class KernelPlane:
         self._account_losses(now)
         self._tick_start = now
         self._next_tick = now + self.config.summary_interval_ms * 1_000_000
+
+    def _ask_lifecycles(self, now: int) -> None:
+        """Have the kernel hand over what sockets hold in their lifecycle entries when it is
+        older than ``life_hold_ms`` (a long connection then shows live) or when a summary of
+        the socket is about to be made (its transitions come first), then decode those
+        records before the summaries are made."""
+        from gewtui.kernel.transport import hash_items
+
+        hold = self.config.life_hold_ms * 1_000_000
+        active = set()
+        if "tcp_probe" in {u.name for u in self._units}:
+            active = {k for k, v in hash_items(self.bpf, "gew_socks") if _SOCK_SEGMENTS(v, 0)[-1]}
+        asked = 0
+        for k, v in hash_items(self.bpf, "gew_life"):
+            n, first_ktime = _LIFE_HEAD(v, 0)
+            if n and (now - first_ktime >= hold or k in active):
+                typed.run_raw(self._life_asked, int.from_bytes(k, "little"))
+                asked += 1
+        if asked:
+            self._transport.drain()
 
     def _qdisc_gone(self, dec, qdisc: int, ktime_ns: int):
         from gewtui.kernel.transport import per_cpu
@@ -591,6 +642,9 @@ class KernelPlane:
 
     def _programs(self, u: ProbeUnit) -> tuple[Program, ...]:
         return self._unit_programs.get(u.name, u.programs)
+
+    def _lifecycle_in(self, units) -> bool:
+        return self.config.lifecycle and any(u.name == tcp_state.UNIT.name for u in units)
 
     def _expect(self, state: str, step: str) -> None:
         if self.state != state:

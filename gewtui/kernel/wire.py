@@ -146,6 +146,7 @@ _RETRANS = tcp_events.RETRANS.unpack_from
 _RESET = tcp_events.RESET.unpack_from
 _DROP = drops.DROP.unpack_from
 _state = tcp_state._state
+_CLOSE = events_pb2.TCP_CLOSE
 
 
 _LEN = [uvarint(n) for n in range(1024)]
@@ -174,7 +175,7 @@ class Encoders:
         v = dec.vocab
         self.tuples = TupleFields(TUPLE1)
         self.drop_tuples = TupleFields(P_TUPLE)
-        self.socks = _field_cache(S_SOCK)      # field 2 of every TCP body (checked at import)
+        self.socks = _field_cache(S_SOCK)      # field 2 of every TCP body (checked at import), by socket id
         self.old_states, self.new_states = _state_field(S_OLD), _state_field(S_NEW)
         self.r_states, self.t_states = _state_field(R_STATE), _state_field(T_STATE)
         self.drop_reasons = Cache(lambda r: P_REASON + uvarint(r) + string_field(
@@ -199,7 +200,7 @@ class Encoders:
         encoders are closures over the caches (a local lookup instead of an attribute
         lookup per field: this runs once per record)."""
         dec = self.dec
-        env, forget = dec.envelope_bytes, dec.forget_socket
+        env, forget, sid, renew = dec.envelope_bytes, dec.forget_socket, dec.sock_id, dec.renew_socket
         tuples, drop_tuples, socks = self.tuples, self.drop_tuples, self.socks
         old_states, new_states, r_states, t_states = self.old_states, self.new_states, self.r_states, self.t_states
         ca_fields, reset_reasons, drop_reasons, overflow = self.ca, self.reset_reasons, self.drop_reasons, self.overflow
@@ -209,27 +210,29 @@ class Encoders:
 
         def state(h: tuple, buf: bytes) -> bytes:
             t, sk, netns, old, new = _STATE(buf, _HDR)
-            body = tuples[t] + socks[sk] + old_states[old] + new_states[new]
+            if old == _CLOSE:
+                renew(sk)       # a new life at this address: a new socket id
+            body = tuples[t] + socks[sid(sk)] + old_states[old] + new_states[new]
             n = len(body)
             return env(h, sk, netns) + B_STATE + (_LEN[n] if n < 1024 else uvarint(n)) + body
 
         def cong(h: tuple, buf: bytes) -> bytes:
             t, sk, netns, ca = _CONG(buf, _HDR)
-            body = tuples[t] + socks[sk] + ca_fields[ca]
+            body = tuples[t] + socks[sid(sk)] + ca_fields[ca]
             return env(h, sk, netns) + B_CONG + _len(len(body)) + body
 
         def destroy(h: tuple, buf: bytes) -> bytes | None:
             sk, cookie, t, netns, segments = _DESTROY(buf, _HDR)
             if segments and summaries:
                 return None   # with the final tcp_probe summary: the unit decoder makes both events
-            body = tuples[t] + socks[sk] + D_COOKIE + uvarint(cookie)
+            body = tuples[t] + socks[sid(sk)] + D_COOKIE + uvarint(cookie)
             out = env(h, sk, netns, False) + B_DESTROY + _len(len(body)) + body
             forget(sk)
             return out
 
         def retrans(h: tuple, buf: bytes) -> bytes:
             t, sk, netns, state, err, synack = _RETRANS(buf, _HDR)
-            body = (tuples[t] + socks[sk] + r_states[state] + R_ERR + ivarint(err)
+            body = (tuples[t] + socks[sid(sk)] + r_states[state] + R_ERR + ivarint(err)
                     + R_SYNACK + (b"\x01" if synack else b"\x00"))
             # a SYN-ACK retransmit names the request socket, which has no owner of its own
             return env(h, 0 if synack else sk, netns) + B_RETRANS + _len(len(body)) + body
@@ -237,7 +240,7 @@ class Encoders:
         def reset(h: tuple, buf: bytes) -> bytes:
             t, sk, cookie, netns, state, reason, direction = _RESET(buf, _HDR)
             sent = direction == 1
-            body = (tuples[t] + socks[sk] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
+            body = (tuples[t] + socks[sid(sk)] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
                     + T_COOKIE + uvarint(cookie))
             if sent:
                 body += reset_reasons[reason]
@@ -253,7 +256,7 @@ class Encoders:
             body = drop_reasons[reason] + protocols[proto]
             if how != HOW_NONE:
                 body += drop_tuples[t]
-            body += (hows[attribution] + ifaces[(ifindex, ifname)] + locations[location] + drop_socks[sk]
+            body += (hows[attribution] + ifaces[(ifindex, ifname)] + locations[location] + drop_socks[sid(sk)]
                      + P_COUNT + b"\x01")
             return env(h, sk if how == HOW_SOCKET else 0, netns, False) + B_DROP + _len(len(body)) + body
 

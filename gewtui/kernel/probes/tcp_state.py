@@ -1,20 +1,28 @@
 """tcp_state unit: TCP state changes, socket destruction (with the final tcp_probe
 summary) and congestion-state changes. Also maintains the in-scope socket table the other
 TCP units look sockets up in. Layouts mirror bpf/tcp_state.c.
+
+With the lifecycle on (the default), a socket's transitions, owner changes and returns to
+congestion state Open are held in the kernel and cross as one K_LIFE record, at its destroy
+or earlier (bpf/tcp_state.c says when). ``decode_life`` expands it into exactly the events
+the per-event records would have made: each held item is rebuilt as the record its
+per-event path emits (same header, same body) and decoded by that kind's own decoder, so
+no field mapping is written twice and both paths agree by construction.
 """
 from __future__ import annotations
 
 import struct
 from typing import Iterable
 
-from gewtui.kernel.probes import tcp_probe
-from gewtui.kernel.probes.base import (HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header, Program, ProbeUnit, fill_tuple,
+from gewtui.kernel.probes import owner, tcp_probe
+from gewtui.kernel.probes.base import (CTX_PROCESS, HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header, Program, ProbeUnit, fill_tuple,
                                       parse_sock)
 from gewtui.pb import events_pb2
 from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
 PROBE_ID = 1
 K_STATE, K_DESTROY, K_CONG = 1, 2, 3
+K_LIFE = 14
 
 # after the header: tuple, sk, netns, oldstate, newstate, pad[2]
 STATE = struct.Struct(f"<{TUPLE.size}sQIBBxx")
@@ -22,6 +30,21 @@ STATE = struct.Struct(f"<{TUPLE.size}sQIBBxx")
 DESTROY = struct.Struct(f"<QQ{SOCK.size}s")
 # after the header: tuple, sk, netns, ca_state, pad[3]
 CONG = struct.Struct(f"<{TUPLE.size}sQIBxxx")
+
+# Lifecycle (GEW_LIFECYCLE): struct gew_life_item, gew_life_task, gew_life, gew_rec_life.
+LIFE_ITEMS = 8                               # GEW_LIFE_ITEMS
+LIFE_STATE, LIFE_OWNER, LIFE_CONG = 1, 2, 3  # item kinds
+# ktime, cpu, aux (previous owner), sport, dport, kind, ctx, a, b
+LIFE_ITEM = struct.Struct("<QIIHHBBBB")
+# pid, tgid, uid, netns, cgroup, comm
+LIFE_TASK = struct.Struct("<IIIIQ16s")
+# n, seq, netns, has_task, pad[3], task, tuple, items
+LIFE = struct.Struct(f"<IIIB3x{LIFE_TASK.size}s{TUPLE.size}s{LIFE_ITEMS * LIFE_ITEM.size}s")
+# after the header: sk, cookie, final, why, pad[6], struct gew_life, struct gew_sock
+LIFE_ITEMS_AT = LIFE.size - LIFE_ITEMS * LIFE_ITEM.size   # offset of items[0] in struct gew_life
+REC_LIFE = struct.Struct(f"<QQBB6x{LIFE.size}s{SOCK.size}s")
+LIFE_WHY = {1: "close", 2: "full", 3: "task", 4: "addresses", 5: "anomaly", 6: "asked", 7: "new-life"}
+_NO_TASK = (0, 0, 0, 0, 0, bytes(16))
 
 
 _TCP_STATES = frozenset(events_pb2.TcpState.values())
@@ -34,6 +57,8 @@ def _state(v: int) -> int:
 
 def decode_state(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     t, sk, netns, old, new = STATE.unpack_from(buf, HDR.size)
+    if old == events_pb2.TCP_CLOSE:
+        dec.renew_socket(sk)    # a new life at this address: a new socket id
     ev = dec.envelope(hdr, sk, netns)
     b = ev.tcp_state
     fill_tuple(b.tuple, t)
@@ -68,6 +93,46 @@ def decode_cong(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     return (ev,)
 
 
+def decode_life(dec, hdr: Header, buf: bytes) -> list[events_pb2.Event]:
+    """A lifecycle record: its held items in order, then (final) the socket's destroy and
+    last tcp_probe summary, each decoded from the per-event record it stands for."""
+    sk, cookie, final, _why, life, sock = REC_LIFE.unpack_from(buf, HDR.size)
+    n, seq, netns, has_task, task, tup, items = LIFE.unpack(life)
+    if n > LIFE_ITEMS:
+        raise ValueError(f"lifecycle record holds {n} items (at most {LIFE_ITEMS})")
+    # items are numbered per socket life: a flush userspace asked for may race one the
+    # kernel made, and an item seen twice is dropped here
+    seen: dict[int, int] = dec.unit_state("tcp_state.life")
+    skip = 0 if seq == 0 else max(0, seen.get(sk, 0) - seq)
+    task_fields = LIFE_TASK.unpack(task) if has_task else _NO_TASK
+    saddr, daddr, _, _, family, protocol = TUPLE.unpack(tup)
+    pack_hdr, pack_tuple = HDR.pack, TUPLE.pack
+    out: list[events_pb2.Event] = []
+    for i in range(skip, n):
+        ktime, cpu, aux, sport, dport, kind, ctx, a, b = LIFE_ITEM.unpack_from(items, i * LIFE_ITEM.size)
+        who = task_fields if ctx == CTX_PROCESS else _NO_TASK
+        t = pack_tuple(saddr, daddr, sport, dport, family, protocol)
+        if kind == LIFE_STATE:
+            rec = pack_hdr(ktime, K_STATE, ctx, PROBE_ID, cpu, *who) + STATE.pack(t, sk, netns, a, b)
+        elif kind == LIFE_OWNER:
+            rec = (pack_hdr(ktime, owner.K_OWNER, ctx, owner.PROBE_ID, cpu, *who)
+                   + owner.OWNER.pack(t, sk, netns, aux, a))
+        elif kind == LIFE_CONG:
+            rec = pack_hdr(ktime, K_CONG, ctx, PROBE_ID, cpu, *who) + CONG.pack(t, sk, netns, a)
+        else:
+            raise ValueError(f"lifecycle item kind {kind}")
+        out.extend(dec.expand(rec))
+    if final:
+        seen.pop(sk, None)
+        rec = pack_hdr(hdr.ktime_ns, K_DESTROY, *hdr[2:]) + DESTROY.pack(sk, cookie, sock)
+        out.extend(dec.expand(rec))
+    else:
+        seen[sk] = seq + n
+    return out
+
+
+decode_life.sock_ids = True   # its events come from dec.expand, ids already in place
+
 UNIT = ProbeUnit(
     name="tcp_state",
     probe_id=PROBE_ID,
@@ -93,6 +158,7 @@ UNIT = ProbeUnit(
         K_STATE: (HDR.size + STATE.size, decode_state),
         K_DESTROY: (HDR.size + DESTROY.size, decode_destroy),
         K_CONG: (HDR.size + CONG.size, decode_cong),
+        K_LIFE: (HDR.size + REC_LIFE.size, decode_life),
     },
     depends=("irqctx",),
 )

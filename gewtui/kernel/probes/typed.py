@@ -80,6 +80,23 @@ def attach(prog_fd: int) -> int:
     return int(fd)
 
 
+BPF_PROG_TEST_RUN = 10
+
+
+def run_raw(prog_fd: int, *args: int) -> int:
+    """Run a loaded raw tracepoint program once on this CPU with ``args`` as its arguments
+    (BPF_PROG_TEST_RUN); returns the program's return value. Used for work userspace asks
+    of the kernel side (a lifecycle entry handed over on request), never for tracing."""
+    ctx = ctypes.create_string_buffer(struct.pack(f"<{len(args)}Q", *args), 8 * len(args))
+    attr = ctypes.create_string_buffer(80)
+    struct.pack_into("<I", attr, 0, prog_fd)
+    struct.pack_into("<I", attr, 40, 8 * len(args))           # ctx_size_in
+    struct.pack_into("<Q", attr, 48, ctypes.addressof(ctx))   # ctx_in
+    if _bpf(BPF_PROG_TEST_RUN, attr) < 0:
+        raise OSError(ctypes.get_errno(), f"running a program on request: {os.strerror(ctypes.get_errno())}")
+    return struct.unpack_from("<I", attr, 4)[0]
+
+
 class TypedPrograms:
     """The typed programs of one plane: their descriptors, their links, and why the kernel
     refused the ones that run raw instead."""
