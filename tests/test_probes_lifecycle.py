@@ -1,0 +1,240 @@
+"""Lifecycle records on the real kernel (bpf/tcp_state.c, GEW_LIFECYCLE): a socket's
+transitions held in the kernel and handed over as one record expand to exactly the events
+the per-event path makes for the same connections (both planes attached at once, on the
+same traffic); a lifecycle entry that does not fit is a counted loss that makes the
+session incomplete; a long connection shows live; sockets are named by opaque ids.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gewtui.kernel.probes import DEFAULT
+from gewtui.pb import events_pb2
+from tests.probes_support import body, entered, free_port, require_root, running_plane, veth_pair
+
+E = events_pb2
+KERNEL_ADDRESS = 0xFFFF800000000000
+LIFE_KINDS = ("tcp_state", "owner", "cong_state", "destroy")
+
+
+def _serve(net, port: int, n: int, hold: float = 0.0) -> tuple[socket.socket, threading.Thread]:
+    with entered(net.b):
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((net.ip_b, port))
+        srv.listen(64)
+
+    def run():
+        for _ in range(n):
+            c, _ = srv.accept()
+            c.recv(16)
+            c.sendall(b"pong")
+            if hold:
+                time.sleep(hold)
+            c.close()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return srv, th
+
+
+def _short_connections(net, port: int, n: int) -> None:
+    with entered(net.a):
+        for _ in range(n):
+            k = socket.create_connection((net.ip_b, port), timeout=5)
+            k.sendall(b"ping")
+            k.recv(16)
+            k.close()
+
+
+def _refused(net, port: int) -> None:
+    with entered(net.a):
+        k = socket.socket()
+        k.settimeout(5)
+        with pytest.raises(ConnectionRefusedError):
+            k.connect((net.ip_b, port))
+        k.close()
+
+
+def _lives(events) -> dict[tuple, list[tuple]]:
+    """Per connection (family, local, remote address and port as the last state change
+    saw them): its lifecycle events in order, each as what it says, without its id, its
+    kernel time (each plane reads the clock itself) or its socket id."""
+    by_sock: dict[int, list] = collections.defaultdict(list)
+    for ev in events:
+        k = body(ev)
+        if k not in LIFE_KINDS:
+            continue
+        b = getattr(ev, k)
+        if k == "cong_state" and b.ca_state != 0:
+            continue          # anomalies cross at once on both paths
+        by_sock[b.sock].append(ev)
+    out = {}
+    for evs in by_sock.values():
+        last = [e.tcp_state.tuple for e in evs if body(e) == "tcp_state"][-1]
+        key = (last.family, last.saddr, last.sport, last.daddr, last.dport)
+        rows = []
+        for e in evs:
+            k = body(e)
+            b = getattr(e, k)
+            a = e.attr
+            what = {"tcp_state": lambda: (b.old_state, b.new_state),
+                    "owner": lambda: (b.previous_tgid, b.previous_comm, b.via),
+                    "cong_state": lambda: (b.ca_state, b.ca_state_name),
+                    "destroy": lambda: (b.sock_cookie,)}[k]()
+            rows.append((k, what, b.tuple.SerializeToString(), e.cpu, a.source, a.pid, a.tgid, a.comm, a.uid,
+                         a.cgroup_id, a.netns))
+        out.setdefault(key, []).append((rows, [e.ktime_ns for e in evs]))
+    return out
+
+
+def test_lifecycle_records_expand_to_the_per_event_transitions():
+    """Both paths attached at once, on the same short connections, a refused one and a
+    listener: every connection's transitions, owner changes, congestion returns to Open and
+    destroy come out the same, in the same order, with the same attribution; the lifecycle
+    path hands them over in at most two records per connection and side."""
+    require_root()
+    from gewtui.kernel.plane import PlaneConfig
+
+    n = 12
+    with veth_pair("lcy", 92) as net:
+        with running_plane(DEFAULT, net, PlaneConfig(lifecycle=True)) as life, \
+                running_plane(DEFAULT, net, PlaneConfig(lifecycle=False)) as per_event:
+            port = free_port()
+            srv, th = _serve(net, port, n)
+            _short_connections(net, port, n)
+            th.join(10)
+            srv.close()
+            _refused(net, free_port())
+            time.sleep(0.2)
+            for c in (life, per_event):
+                c.settle(1.5)
+            life_stats, pe_stats = life.plane.stats(), per_event.plane.stats()
+            a, b = _lives(life.events), _lives(per_event.events)
+    assert life_stats.observation_complete and pe_stats.observation_complete, (
+        life_stats.incomplete_reason, pe_stats.incomplete_reason)
+    assert len(a) >= 2 * n + 2           # both sides of each connection, the listener, the refused one
+    assert a.keys() == b.keys()
+    for key in a:
+        (rows_a, times_a), = a[key]
+        (rows_b, times_b), = b[key]
+        assert rows_a == rows_b, key
+        # each plane's program reads the clock itself, one after the other on the same CPU
+        assert all(abs(x - y) < 5_000_000 for x, y in zip(times_a, times_b)), key
+    kinds = collections.Counter(r[0] for rows in a.values() for (rs, _) in rows for r in rs)
+    assert kinds["tcp_state"] >= 9 * n and kinds["destroy"] >= 2 * n and kinds["owner"] >= n
+    # fewer records for the same truth: the per-event path makes one per event
+    assert life_stats.consumed * 2 < pe_stats.consumed
+    life_records = sum(1 for _ in a) * 2
+    assert life_stats.consumed <= life_records + (pe_stats.consumed - sum(kinds.values()))
+
+
+def test_a_long_connection_shows_live():
+    """A connection that stays open is handed over while it lives (the summary tick asks
+    for what was held longer than life_hold_ms), not only at its close."""
+    require_root()
+    from gewtui.kernel.plane import PlaneConfig
+
+    with veth_pair("lcl", 93) as net:
+        with running_plane(DEFAULT, net, PlaneConfig(lifecycle=True, life_hold_ms=100)) as c:
+            port = free_port()
+            srv, th = _serve(net, port, 1, hold=5.0)
+            with entered(net.a):
+                k = socket.create_connection((net.ip_b, port), timeout=5)
+                k.sendall(b"ping")
+                k.recv(16)
+            t0 = time.monotonic()
+            try:
+                seen = c.poll_until(lambda evs: any(
+                    body(e) == "tcp_state" and e.tcp_state.new_state == E.TCP_ESTABLISHED
+                    and port in (e.tcp_state.tuple.sport, e.tcp_state.tuple.dport) for e in evs), timeout=3.0)
+                waited = time.monotonic() - t0
+                closed = any(body(e) == "destroy" and port in (e.destroy.tuple.sport, e.destroy.tuple.dport)
+                             for e in c.events)
+            finally:
+                k.close()
+                th.join(10)
+                srv.close()
+    assert seen and not closed, "the established connection was not shown before its close"
+    assert waited < 2.5
+
+
+def test_a_lifecycle_entry_that_does_not_fit_is_a_counted_loss():
+    """gew_life sized for two sockets, four connections open at once: the sockets that
+    find no entry lose their transitions, counted map-full, and the session says it is
+    incomplete (and a LostRecords event says where)."""
+    require_root()
+    from gewtui.kernel.plane import PlaneConfig
+
+    with veth_pair("lco", 94) as net:
+        with running_plane(("tcp_state",), net, PlaneConfig(lifecycle=True, max_life=2)) as c:
+            port = free_port()
+            with entered(net.b):
+                srv = socket.socket()
+                srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                srv.bind((net.ip_b, port))
+                srv.listen(16)
+            with entered(net.a):
+                ks = [socket.create_connection((net.ip_b, port), timeout=5) for _ in range(4)]
+            accepted = [srv.accept()[0] for _ in range(4)]
+            c.settle(1.3)
+            st = c.plane.stats()
+            for s in ks + accepted + [srv]:
+                s.close()
+            c.settle(0.5)
+            lost = [e for e in c.events if body(e) == "lost"]
+    assert st.map_full > 0
+    assert not st.observation_complete and "did not fit a kernel map" in st.incomplete_reason
+    assert any(e.lost.stage == "map-full" and e.lost.probe == "tcp_state" and e.lost.count > 0 for e in lost)
+
+
+def test_recordings_name_sockets_by_opaque_ids(tmp_path):
+    """gew session apply, real traffic: no event in the recording carries a kernel
+    address as its socket, and one connection keeps one id from its first transition to
+    its destroy."""
+    require_root()
+    from gewtui.recording.reader import RecordingReader
+
+    gew = os.path.join(os.path.dirname(sys.executable), "gew")
+    rec = tmp_path / "ids.gewrec"
+    with veth_pair("lci", 95) as net:
+        p = subprocess.Popen([gew, "session", "apply", "--scope", f"netns={net.b}", "--duration", "6",
+                              "--record", str(rec)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not rec.exists() and time.monotonic() < deadline and p.poll() is None:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            port = free_port()
+            srv, th = _serve(net, port, 5)
+            _short_connections(net, port, 5)
+            th.join(10)
+            srv.close()
+        finally:
+            _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    socks: dict[int, set] = collections.defaultdict(set)
+    n = 0
+    with RecordingReader(rec) as r:
+        for ev in r.iter_events():
+            k = body(ev)
+            b = getattr(ev, k)
+            if hasattr(b, "sock") and b.sock:
+                n += 1
+                assert b.sock < KERNEL_ADDRESS, (k, hex(b.sock))
+                if k in ("tcp_state", "destroy") and port in (b.tuple.sport, b.tuple.dport):
+                    socks[b.sock].add((b.tuple.sport, b.tuple.dport) if k == "destroy" else None)
+    assert n > 0
+    # the server side of each connection (the listener's destroy has no peer port), one id
+    # from its first transition to its destroy
+    destroyed = [s for s, seen in socks.items() if any(x is not None and x[1] for x in seen)]
+    assert len(destroyed) == 5
+    assert all(None in socks[s] for s in destroyed)
