@@ -265,8 +265,10 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
     struct gew_sock *s = gew_socks.lookup(&key);
     /* A socket's life begins leaving CLOSE (connect, listen) or SYN_RECV (an accepted
      * child). An entry found then is stale: its destroy was never seen (a skipped run), and
-     * the address now belongs to a new socket, maybe in another namespace: classify again. */
-    if (s && (oldstate == GEW_TCP_CLOSE || oldstate == GEW_TCP_SYN_RECV)) {
+     * the address now belongs to a new socket, maybe in another namespace: classify again.
+     * Not when the entry saw this socket enter SYN_RECV: an accepted child is cloned from
+     * its listener and first moves LISTEN -> SYN_RECV, then SYN_RECV -> ESTABLISHED. */
+    if (s && (oldstate == GEW_TCP_CLOSE || (oldstate == GEW_TCP_SYN_RECV && s->state != GEW_TCP_SYN_RECV))) {
 #if GEW_LIFECYCLE
         /* what the previous life held crosses as it was, then the entry starts over */
         struct gew_life *l = gew_life.lookup(&key);
