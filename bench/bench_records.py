@@ -63,13 +63,7 @@ class Net:
 
 
 def churn(net: Net, n: int) -> float:
-    r = sh("ip", "netns", "exec", net.cli, "redis-benchmark", "-h", net.ip_srv, "-p", str(REDIS_PORT),
-           "-c", "32", "-n", str(n), "-k", "0", "-t", "ping_inline", "-q")
-    # "PING_INLINE: 18254.84 requests per second, p50=..."
-    for part in r.stdout.replace("\r", "\n").splitlines():
-        if "requests per second" in part:
-            return float(part.split(":", 1)[1].split("requests")[0])
-    raise RuntimeError(f"no rate in redis-benchmark output: {r.stdout[-200:]!r}")
+    return bench(net, 0, n)
 
 
 def observed(gew: str, net: Net, n: int) -> dict:
@@ -103,12 +97,64 @@ def observed(gew: str, net: Net, n: int) -> dict:
     return {"rate": rate, "kinds": kinds, "stats": stats, "out": out}
 
 
+def bench(net: Net, keepalive: int, n: int) -> float:
+    r = sh("ip", "netns", "exec", net.cli, "redis-benchmark", "-h", net.ip_srv, "-p", str(REDIS_PORT),
+           "-c", "32", "-n", str(n), "-k", str(keepalive), "-t", "ping_inline", "-q")
+    for part in r.stdout.replace("\r", "\n").splitlines():
+        if "requests per second" in part:
+            return float(part.split(":", 1)[1].split("requests")[0])
+    raise RuntimeError(f"no rate in redis-benchmark output: {r.stdout[-200:]!r}")
+
+
+def program_costs(net: Net, n: int) -> None:
+    """Each program's kernel run time (BPF_ENABLE_STATS) per request, on churn (-k 0) and
+    request/response over kept-alive connections (-k 1), per-event path and lifecycle."""
+    import threading
+
+    from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+
+    inode = os.stat(f"/run/netns/{net.srv}").st_ino
+    print(f"\nper program, {n} requests each (runs and ns per request; ns per run)")
+    for workload, keep in (("churn", 0), ("request/response", 1)):
+        for lifecycle in (False, True):
+            plane = KernelPlane(None, PlaneConfig(bpf_stats=True, lifecycle=lifecycle), on_event=lambda e: None)
+            try:
+                plane.stage()
+                plane.verify()
+                plane.set_scope(ScopeFilter(netns_inodes=(inode,)))
+                plane.attach()
+                before = plane.program_stats()
+                out: dict = {}
+                t = threading.Thread(target=lambda: out.setdefault("rate", bench(net, keep, n)))
+                t.start()
+                while t.is_alive():
+                    plane.poll(20)
+                for _ in range(20):
+                    plane.poll(20)
+                after = plane.program_stats()
+                st = plane.stats()
+            finally:
+                plane.close()
+            mode = "lifecycle" if lifecycle else "per-event"
+            total = sum(after[k].run_time_ns - before[k].run_time_ns for k in after)
+            print(f"{workload} ({mode}): {out['rate']:.0f} req/s, records {st.produced} "
+                  f"({st.produced / n:.2f}/req), lost {st.lost}, BPF {total / n:.0f} ns/req")
+            for k in sorted(after, key=lambda k: -(after[k].run_time_ns - before[k].run_time_ns)):
+                runs = after[k].run_cnt - before[k].run_cnt
+                ns = after[k].run_time_ns - before[k].run_time_ns
+                if runs:
+                    print(f"   {k:<24} {runs / n:7.2f} runs/req {ns / n:7.0f} ns/req {ns / runs:6.0f} ns/run")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="example: sudo .venv/bin/python -m bench.bench_records -n 20000")
     ap.add_argument("--gew", action="append", help="a gew executable to run as the observer (repeatable)")
     ap.add_argument("-n", type=int, default=60000, help="connections per run (default 60000)")
+    ap.add_argument("--programs", action="store_true",
+                    help="also time each program per request, per-event path against lifecycle, on churn "
+                         "and on request/response (in-process planes with --bpf-stats)")
     args = ap.parse_args(argv)
     gews = args.gew or [os.path.join(os.path.dirname(sys.executable), "gew")]
     if os.geteuid() != 0:
@@ -136,6 +182,8 @@ def main(argv=None) -> int:
                 print(f"{gew[-40:]:<40} {o['rate']:8.0f} {o['rate'] / base:5.2f} {ev:8d} {produced:8d} {lost:6d} "
                       f"{produced / args.n:8.2f} {ev / args.n:8.2f} {bpf / args.n:11.0f}")
                 print("   events by kind: " + ", ".join(f"{k} {v}" for k, v in o["kinds"].most_common()))
+            if args.programs:
+                program_costs(net, args.n)
         finally:
             srv.terminate()
             srv.wait(timeout=10)

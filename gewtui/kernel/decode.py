@@ -102,6 +102,7 @@ class Decoder:
 
     def __init__(self, units: Iterable[ProbeUnit], vocab: Vocab, sink: EventSink,
                  clock: Callable[[], int] = monotonic_ns, fast: bool = True):
+        units = tuple(units)
         # fast=False decodes every kind with its unit's decoder (the reference the fast
         # path is tested against)
         self.vocab = vocab
@@ -141,7 +142,7 @@ class Decoder:
         self._none_attr = wire.Cache(lambda netns: _attr_field(netns=netns, source=_NONE))
         self._cpu = wire.Cache(lambda cpu: _K_CPU + _uvarint(cpu))
         if fast:
-            for kind, enc in wire.Encoders(self).table().items():
+            for kind, enc in wire.Encoders(self, units).table().items():
                 size, fn, _ = self._kinds[kind]
                 self._kinds[kind] = (size, fn, enc)
 

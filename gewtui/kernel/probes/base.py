@@ -194,6 +194,8 @@ class ProbeUnit:
     btf: tuple[BtfNeed, ...] = ()
     extra: tuple[str, ...] = ("ringbuf", "bcc", "btf", "kernel-headers", "privileges", "tracefs")
     decoders: dict[int, tuple[int, RecordDecoder]] = field(default_factory=dict)  # kind -> (size, fn)
+    # fast encoders of the frequent kinds: fast(wire.Encoders) -> {kind: encoder}
+    fast: Callable[[object], dict] | None = None
     depends: tuple[str, ...] = ()
     # checks this unit makes beyond its needs (a layout the C copies in one read, ...)
     self_check: Callable[[object], str | None] | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
+from gewtui.kernel import wire
 from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, cstr, fill_tuple
 from gewtui.pb import events_pb2
 from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
@@ -75,6 +76,45 @@ def rx_sk_flags(btf) -> dict[str, int]:
     return {"GEW_KFREE_RX_SK_ARG": int(len(args) >= 4 and args[3] == "struct sock *")}
 
 
+def fast(enc) -> dict:
+    """Fast encoder for drops (see gewtui.kernel.wire); a listen overflow, which also makes
+    a ReceiveQueueFull event, goes to decode_drop."""
+    dec = enc.dec
+    v = dec.vocab
+    env, sid, length = dec.envelope_bytes, dec.sock_id, wire.length
+    tuples = enc.tuple_fields(P_TUPLE)
+    reasons = wire.Cache(lambda r: P_REASON + wire.uvarint(r) + wire.string_field(
+        P_NAME, v.drop_reasons.get(r, f"reason {r}")), 1024)
+    overflow = wire.Cache(lambda r: v.drop_reasons.get(r) == "TCP_LISTEN_OVERFLOW", 1024)
+    ifaces = wire.Cache(lambda k: P_IFINDEX + wire.uvarint(k[0]) + wire.string_field(P_IFNAME, cstr(k[1])), 1024)
+    socks, locations = wire.field_cache(P_SOCK), wire.field_cache(P_LOC)
+    protocols = wire.field_cache(P_PROTO, limit=1024)
+    hows = wire.Cache(lambda a: P_HOW + wire.SMALL[ATTRIBUTION.get(
+        a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)], 256)
+    unpack, at = DROP.unpack_from, HDR.size
+    by_socket, unattributed = events_pb2.PACKET_ATTRIBUTION_SOCKET, events_pb2.PACKET_ATTRIBUTION_NONE
+
+    def drop(h: tuple, buf: bytes) -> bytes | None:
+        t, sk, location, reason, netns, ifindex, proto, attribution, ifname = unpack(buf, at)
+        if overflow[reason]:
+            return None   # also a ReceiveQueueFull event: the unit decoder makes both
+        how = ATTRIBUTION.get(attribution, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)
+        body = reasons[reason] + protocols[proto]
+        if how != unattributed:
+            body += tuples[t]
+        body += (hows[attribution] + ifaces[(ifindex, ifname)] + locations[location] + socks[sid(sk)]
+                 + P_COUNT + b"\x01")
+        return env(h, sk if how == by_socket else 0, netns, False) + B_DROP + length(len(body)) + body
+
+    return {K_DROP: drop}
+
+
+B_DROP = wire.tag(events_pb2.Event, "skb_drop")
+P_REASON, P_NAME, P_PROTO, P_TUPLE, P_HOW, P_IFINDEX, P_IFNAME, P_LOC, P_SOCK, P_COUNT = wire.keys(
+    events_pb2.SkbDrop, "reason", "reason_name", "protocol", "tuple", "attribution", "ifindex", "ifname",
+    "location", "sock", "count")
+
+
 UNIT = ProbeUnit(
     name="drops",
     probe_id=PROBE_ID,
@@ -106,6 +146,7 @@ UNIT = ProbeUnit(
         K_DROP: (HDR.size + DROP.size, decode_drop),
         K_RCVQ: (HDR.size + RCVQ.size, decode_rcvq),
     },
+    fast=fast,
     depends=("irqctx", "tcp_state"),
     btf_flags=rx_sk_flags,
 )

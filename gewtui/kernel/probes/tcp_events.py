@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
+from gewtui.kernel import wire
 from gewtui.kernel.probes.base import HDR, INET_TUPLE_BTF, TUPLE, Header, Program, ProbeUnit, fill_tuple
 from gewtui.kernel.probes.tcp_state import _state
 from gewtui.pb import events_pb2, session_pb2
@@ -87,6 +88,44 @@ def rst_reason_flags(btf) -> dict[str, int]:
     return {"GEW_RST_REASON_ARG": int(len(args) >= 3 and args[2].endswith("enum sk_rst_reason"))}
 
 
+def fast(enc) -> dict:
+    """Fast encoders for retransmits and resets (see gewtui.kernel.wire)."""
+    dec = enc.dec
+    v = dec.vocab
+    env, sid, tuples, socks, length = dec.envelope_bytes, dec.sock_id, enc.tuples, enc.socks, wire.length
+    r_states = wire.Cache(lambda s: R_STATE + wire.SMALL[_state(s)], 1024)
+    t_states = wire.Cache(lambda s: T_STATE + wire.SMALL[_state(s)], 1024)
+    reasons = wire.Cache(lambda r: T_REASON + wire.uvarint(r) + wire.string_field(
+        T_NAME, v.reset_reasons.get(r, f"reason {r}")), 1024)
+    unpack_retrans, unpack_reset, at = RETRANS.unpack_from, RESET.unpack_from, HDR.size
+
+    def retrans(h: tuple, buf: bytes) -> bytes:
+        t, sk, netns, state, err, synack = unpack_retrans(buf, at)
+        body = (tuples[t] + socks[sid(sk)] + r_states[state] + R_ERR + wire.ivarint(err)
+                + R_SYNACK + (b"\x01" if synack else b"\x00"))
+        # a SYN-ACK retransmit names the request socket, which has no owner of its own
+        return env(h, 0 if synack else sk, netns) + B_RETRANS + length(len(body)) + body
+
+    def reset(h: tuple, buf: bytes) -> bytes:
+        t, sk, cookie, netns, state, reason, direction = unpack_reset(buf, at)
+        sent = direction == 1
+        body = (tuples[t] + socks[sid(sk)] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
+                + T_COOKIE + wire.uvarint(cookie))
+        if sent:
+            body += reasons[reason]
+        # a sent reset may name a request or timewait socket: only tracked sockets have owners
+        return env(h, sk, netns, not sent) + B_RESET + length(len(body)) + body
+
+    return {K_RETRANS: retrans, K_RESET_SENT: reset, K_RESET_RECV: reset}
+
+
+B_RETRANS, B_RESET = wire.keys(events_pb2.Event, "retransmit", "reset")
+R_STATE, R_ERR, R_SYNACK = wire.keys(events_pb2.TcpRetransmit, "state", "err", "synack")
+T_DIR, T_STATE, T_REASON, T_NAME, T_COOKIE = wire.keys(
+    events_pb2.TcpReset, "direction", "state", "reason", "reason_name", "sock_cookie")
+SENT, RECEIVED = wire.SMALL[events_pb2.RESET_SENT], wire.SMALL[events_pb2.RESET_RECEIVED]
+
+
 UNIT = ProbeUnit(
     name="tcp_events",
     probe_id=PROBE_ID,
@@ -123,6 +162,7 @@ UNIT = ProbeUnit(
         K_RESET_SENT: (HDR.size + RESET.size, decode_reset),
         K_RESET_RECV: (HDR.size + RESET.size, decode_reset),
     },
+    fast=fast,
     depends=("irqctx", "tcp_state"),
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
+from gewtui.kernel import wire
 from gewtui.kernel.probes import owner, tcp_probe
 from gewtui.kernel.probes.base import (CTX_PROCESS, HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header, Program, ProbeUnit, fill_tuple,
                                       parse_sock)
@@ -93,6 +94,58 @@ def decode_cong(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     return (ev,)
 
 
+def fast(enc) -> dict:
+    """Fast encoders for K_STATE, K_CONG and K_DESTROY (see gewtui.kernel.wire)."""
+    dec = enc.dec
+    v = dec.vocab
+    env, forget, sid, renew = dec.envelope_bytes, dec.forget_socket, dec.sock_id, dec.renew_socket
+    tuples, socks, length = enc.tuples, enc.socks, wire.length
+    old_states, new_states = _state_fields(S_OLD), _state_fields(S_NEW)
+    ca_fields = wire.Cache(lambda c: C_CA + wire.uvarint(c) + wire.string_field(C_NAME, v.ca_states.get(c, str(c))),
+                           1024)
+    summaries = tcp_probe.PROBE_ID in dec.unit_names
+    unpack_state, unpack_cong, unpack_destroy, at = STATE.unpack_from, CONG.unpack_from, _DESTROY.unpack_from, HDR.size
+    close = events_pb2.TCP_CLOSE
+
+    def state(h: tuple, buf: bytes) -> bytes:
+        t, sk, netns, old, new = unpack_state(buf, at)
+        if old == close:
+            renew(sk)       # a new life at this address: a new socket id
+        body = tuples[t] + socks[sid(sk)] + old_states[old] + new_states[new]
+        return env(h, sk, netns) + B_STATE + length(len(body)) + body
+
+    def cong(h: tuple, buf: bytes) -> bytes:
+        t, sk, netns, ca = unpack_cong(buf, at)
+        body = tuples[t] + socks[sid(sk)] + ca_fields[ca]
+        return env(h, sk, netns) + B_CONG + length(len(body)) + body
+
+    def destroy(h: tuple, buf: bytes) -> bytes | None:
+        sk, cookie, t, netns, segments = unpack_destroy(buf, at)
+        if segments and summaries:
+            return None   # with the final tcp_probe summary: the unit decoder makes both events
+        body = tuples[t] + socks[sid(sk)] + D_COOKIE + wire.uvarint(cookie)
+        out = env(h, sk, netns, False) + B_DESTROY + length(len(body)) + body
+        forget(sk)
+        return out
+
+    return {K_STATE: state, K_CONG: cong, K_DESTROY: destroy}
+
+
+def _state_fields(key: bytes) -> wire.Cache:
+    return wire.Cache(lambda v: key + wire.SMALL[_state(v)], 1024)
+
+
+B_STATE, B_CONG, B_DESTROY = wire.keys(events_pb2.Event, "tcp_state", "cong_state", "destroy")
+S_OLD, S_NEW = wire.keys(events_pb2.TcpStateChange, "old_state", "new_state")
+C_CA, C_NAME = wire.keys(events_pb2.TcpCongState, "ca_state", "ca_state_name")
+D_COOKIE = wire.tag(events_pb2.SocketDestroy, "sock_cookie")
+# destroy, as the fast path reads it: sk, cookie, then from struct gew_sock its tuple, netns
+# and (after owner, cookie, first_ns, last_ns) its segment count
+_DESTROY = struct.Struct(f"<QQ{TUPLE.size}sI28xQ{SOCK.size - TUPLE.size - 4 - 28 - 8}x")
+if _DESTROY.size != DESTROY.size:
+    raise ImportError("tcp_state: the fast destroy layout no longer matches DESTROY")
+
+
 def decode_life(dec, hdr: Header, buf: bytes) -> list[events_pb2.Event]:
     """A lifecycle record: its held items in order, then (final) the socket's destroy and
     last tcp_probe summary, each decoded from the per-event record it stands for."""
@@ -160,5 +213,6 @@ UNIT = ProbeUnit(
         K_CONG: (HDR.size + CONG.size, decode_cong),
         K_LIFE: (HDR.size + REC_LIFE.size, decode_life),
     },
+    fast=fast,
     depends=("irqctx",),
 )
