@@ -32,7 +32,6 @@ failures and programs the kernel skipped (recursion) become LostRecords events a
 from __future__ import annotations
 
 import ipaddress
-import struct
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -41,8 +40,8 @@ from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
 from gewtui.kernel import build
 from gewtui.kernel.btf import BTFError, load_vmlinux
 from gewtui.kernel.decode import Decoder, Vocab, monotonic_ns
-from gewtui.kernel.probes import DEFAULT, irqctx, queue, resolve, route, tcp_probe, tcp_state, typed
-from gewtui.kernel.probes.base import SOCK, Program, ProbeUnit
+from gewtui.kernel.probes import DEFAULT, resolve, typed
+from gewtui.kernel.probes.base import Program, ProbeUnit
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime import mounts, privileges
 from gewtui.runtime.tracefs import Tracefs
@@ -53,8 +52,6 @@ EventSink = Callable[[events_pb2.Event], None]
 COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_scope_cfg", "gew_scope_netns",
                "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks",
                "gew_sock_gen")
-UNIT_MAPS = {"queue": ("gew_qdiscs",), "route": ("gew_fib_seen",)}
-LIFE_MAPS = ("gew_life", "gew_life_zero")   # tcp_state's, with the lifecycle on
 
 
 @dataclass(frozen=True)
@@ -133,12 +130,6 @@ class PlaneConfig:
     life_hold_ms: int = 250
 
 
-# gew_life's item count and its first item's time; gew_sock's segment count (after tuple,
-# netns, owner, cookie, first_ns, last_ns)
-_LIFE_HEAD = struct.Struct(f"<I{tcp_state.LIFE_ITEMS_AT - 4}xQ").unpack_from
-_SOCK_SEGMENTS = struct.Struct("<40xIIQQQQ").unpack_from
-
-
 class KernelPlane:
     """See the module docstring."""
 
@@ -172,7 +163,7 @@ class KernelPlane:
         self._typed = typed.TypedPrograms()      # programs loaded as their BTF-typed variant
         self._btf = None
         self._closed_stats: PlaneStats | None = None
-        self._life_asked: int | None = None     # fd of the lifecycle hand-over program
+        self._unit_data: dict[str, dict] = {}   # per unit, what its hooks keep (unit_data)
         self.attached_ktime_ns = 0
 
     @classmethod
@@ -228,7 +219,7 @@ class KernelPlane:
         if self.config.strict and self.skipped:
             name, why = next(iter(self.skipped.items()))
             raise CapabilityError(f"probe {name} cannot run: {why}")
-        if not [u for u in ok if u.name != "irqctx"]:
+        if not [u for u in ok if u.decoders]:   # a unit that makes records (not only the context tracker)
             why = "; ".join(f"{k}: {v}" for k, v in self.skipped.items()) or "none requested"
             raise CapabilityError(f"no probe can run ({why})")
         self._units = ok
@@ -239,12 +230,11 @@ class KernelPlane:
                 GEW_MAX_SOCKS=self.config.max_socks, GEW_MAX_OUT_SOCKS=self.config.max_out_socks,
                 GEW_MAX_QDISCS=self.config.max_qdiscs, GEW_MAX_FIB_KEYS=self.config.max_fib_keys,
                 GEW_FIB_CADENCE_NS=self.config.fib_cadence_ms * 1_000_000,
-                GEW_LIFECYCLE=int(self._lifecycle_in(ok)),
-                GEW_MAX_LIFE=self.config.max_life or self.config.max_socks)
+                **{k: v for u in ok if u.cflags for k, v in u.cflags(self.config).items()})
         except BTFError as e:
             raise CapabilityError(f"struct offsets unavailable: {e}") from None
         # the context tracker's programs only where gew_ctx() cannot read the preempt count
-        self._unit_programs = {u.name: (irqctx.programs_for(btf) if u.name == irqctx.UNIT.name else u.programs) for u in ok}
+        self._unit_programs = {u.name: (u.programs_for(btf) if u.programs_for else u.programs) for u in ok}
         self._btf = btf
         text = build.source(ok)
         try:
@@ -253,12 +243,9 @@ class KernelPlane:
         except Exception as e:
             raise SessionError(f"compiling the probes failed: {str(e).splitlines()[0]} "
                                "(compiler output above)") from None
-        self.maps = list(COMMON_MAPS) + [m for u in ok for m in UNIT_MAPS.get(u.name, ())]
-        if self._lifecycle_in(ok):
-            self.maps.extend(LIFE_MAPS)
+        self.maps = list(COMMON_MAPS) + [m for u in ok if u.maps for m in u.maps(self.config)]
         vocab = Vocab.from_kernel(tf, btf)
         self.decoder = Decoder(ok, vocab, self._emit)
-        self.decoder.hooks["qdisc_gone"] = self._qdisc_gone
         self.state = "staged"
 
     def verify(self) -> None:
@@ -281,14 +268,9 @@ class KernelPlane:
                                        f"{str(e).splitlines()[0]}") from None
                 self._prog_fds[p.fn] = fn.fd
                 self.programs.append(p.fn)
-        if "gew_life" in self.maps:
-            # loaded, never attached: run on request (_ask_lifecycles)
-            try:
-                self._life_asked = self.bpf.load_func(b"gew_life_asked", BPF.RAW_TRACEPOINT).fd
-            except Exception as e:
-                raise SessionError(f"the verifier refused gew_life_asked (tcp_state): "
-                                   f"{str(e).splitlines()[0]}") from None
-            self.programs.append("gew_life_asked")
+        for u in self._units:
+            if u.start is not None:
+                u.start(self)
         self.state = "verified"
 
     # -- scope -----------------------------------------------------------------------------
@@ -339,9 +321,11 @@ class KernelPlane:
         v.port_on, v.iface_on = int(bool(scope.ports)), int(bool(scope.ifindexes))
         cfg[cfg.Key(0)] = v
         if self.state == "attached":
-            for name in ("gew_socks", "gew_out_socks") + UNIT_MAPS.get("queue", ()):
-                if name in self.maps:
-                    b[name].clear()
+            for u in self._units:
+                if u.rescope is not None:
+                    u.rescope(self)
+            for name in ("gew_socks", "gew_out_socks"):
+                b[name].clear()
             # what the owner unit remembers per CPU held under the old tables
             gen = b["gew_sock_gen"]
             gen[gen.Key(0)] = gen.Leaf(gen[gen.Key(0)].value + 1)
@@ -412,65 +396,57 @@ class KernelPlane:
             self.on_event(ev)
 
     def _tick(self, force: bool = False) -> None:
-        """Periodic work: summaries read from kernel tables, loss accounting."""
-        from gewtui.kernel.transport import hash_items, per_cpu
-
+        """Periodic work: each unit's (summaries read from kernel tables, in UNITS order),
+        then loss accounting."""
         now = monotonic_ns()
-        dec = self.decoder
-        names = {u.name for u in self._units}
-        if self._life_asked is not None and self.state == "attached":
-            self._ask_lifecycles(now)
-        if "tcp_probe" in names:
-            items = [(int.from_bytes(k, "little"), v[:SOCK.size]) for k, v in hash_items(self.bpf, "gew_socks")]
-            for ev in tcp_probe.periodic(dec, items):
-                dec.emit(ev)
-        if "queue" in names:
-            table = [(int.from_bytes(k, "little"), per_cpu(v, queue.QSTAT.size))
-                     for k, v in hash_items(self.bpf, "gew_qdiscs")]
-            for ev in queue.summaries(dec, table, now):
-                dec.emit(ev)
+        for u in self._units:
+            if u.tick is not None:
+                u.tick(self, now)
         self._account_losses(now)
         self._tick_start = now
         self._next_tick = now + self.config.summary_interval_ms * 1_000_000
 
-    def _ask_lifecycles(self, now: int) -> None:
-        """Have the kernel hand over what sockets hold in their lifecycle entries when it is
-        older than ``life_hold_ms`` (a long connection then shows live) or when a summary of
-        the socket is about to be made (its transitions come first), then decode those
-        records before the summaries are made."""
+    # -- what units' hooks use (gewtui.kernel.probes.base.ProbeUnit) --------------------------
+    def items(self, name: str):
+        """(key bytes, value bytes) of every entry of map ``name``, read in one batch."""
         from gewtui.kernel.transport import hash_items
 
-        hold = self.config.life_hold_ms * 1_000_000
-        active = set()
-        if "tcp_probe" in {u.name for u in self._units}:
-            active = {k for k, v in hash_items(self.bpf, "gew_socks") if _SOCK_SEGMENTS(v, 0)[-1]}
-        asked = 0
-        for k, v in hash_items(self.bpf, "gew_life"):
-            n, first_ktime = _LIFE_HEAD(v, 0)
-            if n and (now - first_ktime >= hold or k in active):
-                typed.run_raw(self._life_asked, int.from_bytes(k, "little"))
-                asked += 1
-        if asked:
-            self._transport.drain()
+        return hash_items(self.bpf, name)
 
-    def _qdisc_gone(self, dec, qdisc: int, ktime_ns: int):
+    @staticmethod
+    def per_cpu(raw: bytes, leaf_size: int) -> list[bytes]:
         from gewtui.kernel.transport import per_cpu
 
-        t = self._tables["gew_qdiscs"]
-        key = t.Key(qdisc)
+        return per_cpu(raw, leaf_size)
+
+    def table(self, name: str):
+        """bcc's table object of map ``name``."""
+        return self._tables[name]
+
+    def drain(self) -> None:
+        """Decode everything the ring buffer holds now (after a helper made records)."""
+        if self._transport is not None:
+            self._transport.drain()
+
+    def unit_data(self, unit: str) -> dict:
+        """A unit's own state on this plane (helper program descriptors, ...)."""
+        return self._unit_data.setdefault(unit, {})
+
+    def load_helper(self, fn: str, unit: str) -> int:
+        """Load program ``fn`` of the session's object as a raw tracepoint program that is
+        never attached, only run on request (run_helper); returns its descriptor."""
+        from bcc import BPF
+
         try:
-            raw = bytes(t[key])
-        except KeyError:
-            return []
-        totals = queue.fold_cpus(per_cpu(raw, queue.QSTAT.size))
-        try:
-            del t[key]
-        except KeyError:
-            pass
-        if totals is None:
-            return []
-        ev = queue.summarise(dec, qdisc, totals, ktime_ns, force=True)
-        return [ev] if ev is not None else []
+            fd = self.bpf.load_func(fn.encode(), BPF.RAW_TRACEPOINT).fd
+        except Exception as e:
+            raise SessionError(f"the verifier refused {fn} ({unit}): {str(e).splitlines()[0]}") from None
+        self.programs.append(fn)
+        return fd
+
+    @staticmethod
+    def run_helper(fd: int, *args: int) -> int:
+        return typed.run_raw(fd, *args)
 
     def _lost_event(self, now: int, count: int, stage: str, probe: str, cpu: int = 0) -> None:
         ev = self.decoder.synthetic(now)
@@ -626,15 +602,12 @@ class KernelPlane:
         self._attached.clear()
 
     def _final_drain(self) -> None:
-        from gewtui.kernel.transport import hash_items, per_cpu
-
         self._transport.drain()
-        now = monotonic_ns()
         self._tick(force=True)
-        if "route" in {u.name for u in self._units}:
-            table = [(k, per_cpu(v, route.FIB_VAL.size)) for k, v in hash_items(self.bpf, "gew_fib_seen")]
-            for ev in route.flush(self.decoder, table, now):
-                self.decoder.emit(ev)
+        now = monotonic_ns()
+        for u in self._units:
+            if u.final is not None:
+                u.final(self, now)
 
     @property
     def _tables(self):
@@ -642,9 +615,6 @@ class KernelPlane:
 
     def _programs(self, u: ProbeUnit) -> tuple[Program, ...]:
         return self._unit_programs.get(u.name, u.programs)
-
-    def _lifecycle_in(self, units) -> bool:
-        return self.config.lifecycle and any(u.name == tcp_state.UNIT.name for u in units)
 
     def _expect(self, state: str, step: str) -> None:
         if self.state != state:

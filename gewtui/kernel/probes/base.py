@@ -196,6 +196,15 @@ class ProbeUnit:
     decoders: dict[int, tuple[int, RecordDecoder]] = field(default_factory=dict)  # kind -> (size, fn)
     # fast encoders of the frequent kinds: fast(wire.Encoders) -> {kind: encoder}
     fast: Callable[[object], dict] | None = None
+    # Lifecycle hooks, each optional; ``plane`` is the KernelPlane running the unit (its
+    # config, decoder, map reads, drain), so the plane names no unit.
+    maps: Callable[[object], tuple[str, ...]] | None = None       # maps(config): the unit's maps to pin
+    cflags: Callable[[object], dict[str, int]] | None = None      # cflags(config): -D tunables
+    programs_for: Callable[[object], tuple["Program", ...]] | None = None  # programs_for(btf)
+    start: Callable[[object], None] | None = None        # start(plane): after verify (helpers, decoder hooks)
+    tick: Callable[[object, int], None] | None = None    # tick(plane, now): periodic work, in UNITS order
+    rescope: Callable[[object], None] | None = None      # rescope(plane): the scope changes after attach
+    final: Callable[[object, int], None] | None = None   # final(plane, now): after the last drain
     depends: tuple[str, ...] = ()
     # checks this unit makes beyond its needs (a layout the C copies in one read, ...)
     self_check: Callable[[object], str | None] | None = None

@@ -81,4 +81,5 @@ UNIT = ProbeUnit(
         TracepointNeed("irq", "softirq_exit", raw=True, raw_args=("unsigned int",)),
     ),
     btf_flags=context_flags,
+    programs_for=programs_for,
 )

@@ -128,6 +128,43 @@ def decode_gone(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     return out
 
 
+# -- lifecycle hooks (see base.ProbeUnit) --------------------------------------------------
+MAP = "gew_qdiscs"
+
+
+def _start(plane) -> None:
+    plane.decoder.hooks["qdisc_gone"] = lambda dec, qdisc, ktime_ns: _gone(plane, dec, qdisc, ktime_ns)
+
+
+def _tick(plane, now: int) -> None:
+    table = [(int.from_bytes(k, "little"), plane.per_cpu(v, QSTAT.size)) for k, v in plane.items(MAP)]
+    for ev in summaries(plane.decoder, table, now):
+        plane.decoder.emit(ev)
+
+
+def _rescope(plane) -> None:
+    plane.table(MAP).clear()
+
+
+def _gone(plane, dec, qdisc: int, ktime_ns: int) -> list[events_pb2.Event]:
+    """A qdisc was destroyed: its last counters, read from the map before it goes."""
+    t = plane.table(MAP)
+    key = t.Key(qdisc)
+    try:
+        raw = bytes(t[key])
+    except KeyError:
+        return []
+    totals = fold_cpus(plane.per_cpu(raw, QSTAT.size))
+    try:
+        del t[key]
+    except KeyError:
+        pass
+    if totals is None:
+        return []
+    ev = summarise(dec, qdisc, totals, ktime_ns, force=True)
+    return [ev] if ev is not None else []
+
+
 def check_qstats_layout(btf) -> str | None:
     """bpf/queue.c copies struct gnet_stats_queue in one 20-byte read into five u32s."""
     want = ("qlen", "backlog", "drops", "requeues", "overlimits")
@@ -171,4 +208,8 @@ UNIT = ProbeUnit(
     decoders={K_QDISC_GONE: (HDR.size + GONE.size, decode_gone)},
     depends=("irqctx",),
     self_check=check_qstats_layout,
+    maps=lambda config: (MAP,),
+    start=_start,
+    tick=_tick,
+    rescope=_rescope,
 )

@@ -75,6 +75,12 @@ def flush(dec, table: Iterable[tuple[bytes, Sequence[bytes]]], ktime_ns: int) ->
     return out
 
 
+def _final(plane, now: int) -> None:
+    table = [(k, plane.per_cpu(v, FIB_VAL.size)) for k, v in plane.items("gew_fib_seen")]
+    for ev in flush(plane.decoder, table, now):
+        plane.decoder.emit(ev)
+
+
 def decode_neigh(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     family, netns, ifindex, old, new, alen, addr, lladdr, dev = NEIGH.unpack_from(buf, HDR.size)
     ev = dec.envelope(hdr, 0, netns, learn_owner=False)
@@ -143,4 +149,6 @@ UNIT = ProbeUnit(
         K_NEIGH: (HDR.size + NEIGH.size, decode_neigh),
     },
     depends=("irqctx",),
+    maps=lambda config: ("gew_fib_seen",),
+    final=_final,
 )

@@ -95,6 +95,13 @@ def periodic(dec, table_items: Iterable[tuple[int, bytes]]) -> list[events_pb2.E
     return out
 
 
+def _tick(plane, now: int) -> None:
+    """Periodic summaries from a read of the socket table (a lifecycle hook)."""
+    items = [(int.from_bytes(k, "little"), v[:SOCK.size]) for k, v in plane.items("gew_socks")]
+    for ev in periodic(plane.decoder, items):
+        plane.decoder.emit(ev)
+
+
 def ca_state_flags(btf) -> dict[str, int]:
     """Where icsk_ca_state (a bitfield, so not a plain offset) lies in struct tcp_sock:
     bpf/tcp_probe.c reads its byte to compute tcp_current_ssthresh() as the format did."""
@@ -172,4 +179,5 @@ UNIT = ProbeUnit(
     depends=("irqctx", "tcp_state"),
     self_check=check_layout,
     btf_flags=btf_flags,
+    tick=_tick,
 )

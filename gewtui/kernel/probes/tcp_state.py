@@ -186,6 +186,57 @@ def decode_life(dec, hdr: Header, buf: bytes) -> list[events_pb2.Event]:
 
 decode_life.sock_ids = True   # its events come from dec.expand, ids already in place
 
+# -- lifecycle hooks (see base.ProbeUnit) --------------------------------------------------
+LIFE_MAPS = ("gew_life", "gew_life_zero")
+# gew_life's item count and its first item's time; gew_sock's segment count (after tuple,
+# netns, owner, cookie, first_ns, last_ns)
+_LIFE_HEAD = struct.Struct(f"<I{LIFE_ITEMS_AT - 4}xQ").unpack_from
+_SOCK_SEGMENTS = struct.Struct(f"<{TUPLE.size}xIIQQQQ").unpack_from
+
+
+def _maps(config) -> tuple[str, ...]:
+    return LIFE_MAPS if config.lifecycle else ()
+
+
+def _cflags(config) -> dict[str, int]:
+    return {"GEW_LIFECYCLE": int(config.lifecycle), "GEW_MAX_LIFE": config.max_life or config.max_socks}
+
+
+def _start(plane) -> None:
+    if plane.config.lifecycle:
+        # loaded, never attached: run on request (_ask)
+        plane.unit_data("tcp_state")["asked"] = plane.load_helper("gew_life_asked", "tcp_state")
+
+
+def _ask(plane, now: int, everything: bool = False) -> None:
+    """Have the kernel hand over what sockets hold in their lifecycle entries when it is
+    older than ``life_hold_ms`` (a long connection then shows live), when a summary of the
+    socket is about to be made (its transitions come first; units tick in UNITS order, this
+    one before tcp_probe) or, ``everything``, before the tables are reset; then decode those
+    records at once."""
+    fd = plane.unit_data("tcp_state").get("asked")
+    if fd is None or plane.state != "attached":
+        return
+    hold = plane.config.life_hold_ms * 1_000_000
+    active = set()
+    if not everything and tcp_probe.UNIT.name in plane.units:
+        active = {k for k, v in plane.items("gew_socks") if _SOCK_SEGMENTS(v, 0)[-1]}
+    asked = 0
+    for k, v in plane.items("gew_life"):
+        n, first_ktime = _LIFE_HEAD(v, 0)
+        if n and (everything or now - first_ktime >= hold or k in active):
+            plane.run_helper(fd, int.from_bytes(k, "little"))
+            asked += 1
+    if asked:
+        plane.drain()
+
+
+def _rescope(plane) -> None:
+    if plane.config.lifecycle:
+        _ask(plane, 0, everything=True)
+        plane.table("gew_life").clear()
+
+
 UNIT = ProbeUnit(
     name="tcp_state",
     probe_id=PROBE_ID,
@@ -214,5 +265,10 @@ UNIT = ProbeUnit(
         K_LIFE: (HDR.size + REC_LIFE.size, decode_life),
     },
     fast=fast,
+    maps=_maps,
+    cflags=_cflags,
+    start=_start,
+    tick=_ask,
+    rescope=_rescope,
     depends=("irqctx",),
 )
