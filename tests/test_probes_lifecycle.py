@@ -96,6 +96,18 @@ def _lives(events) -> dict[tuple, list[tuple]]:
     return out
 
 
+def _flows(events) -> list[tuple]:
+    """What the flow engine concludes from a stream, less ids and times."""
+    from gewtui.model.engine import Engine
+
+    eng = Engine()
+    for ev in events:
+        eng.feed(ev)
+    return sorted((f.key, f.phase, f.tcp_state, f.counters.connections, f.counters.resets_received,
+                   f.counters.segments, f.counters.bytes, tuple(f.templates), f.end_reason,
+                   tuple(sorted((p.tgid, p.comm) for p in f.processes))) for f in eng.flows())
+
+
 def test_lifecycle_records_expand_to_the_per_event_transitions():
     """Both paths attached at once, on the same short connections, a refused one and a
     listener: every connection's transitions, owner changes, congestion returns to Open and
@@ -119,6 +131,7 @@ def test_lifecycle_records_expand_to_the_per_event_transitions():
                 c.settle(1.5)
             life_stats, pe_stats = life.plane.stats(), per_event.plane.stats()
             a, b = _lives(life.events), _lives(per_event.events)
+            life_events, pe_events = list(life.events), list(per_event.events)
     assert life_stats.observation_complete and pe_stats.observation_complete, (
         life_stats.incomplete_reason, pe_stats.incomplete_reason)
     assert len(a) >= 2 * n + 2           # both sides of each connection, the listener, the refused one
@@ -129,6 +142,17 @@ def test_lifecycle_records_expand_to_the_per_event_transitions():
         assert rows_a == rows_b, key
         # each plane's program reads the clock itself, one after the other on the same CPU
         assert all(abs(x - y) < 5_000_000 for x, y in zip(times_a, times_b)), key
+    # a reset crosses at once, after what its socket held: the refused connection's events
+    # keep the kernel's order on the lifecycle path too
+    refused = [e for e in life_events if body(e) == "reset" and e.reset.direction == E.RESET_RECEIVED]
+    assert len(refused) == 1
+    sock = refused[0].reset.sock
+    order = [(body(e), getattr(e, body(e)).new_state if body(e) == "tcp_state" else 0)
+             for e in life_events if body(e) in ("tcp_state", "reset", "destroy")
+             and getattr(e, body(e)).sock == sock]
+    assert order == [("tcp_state", E.TCP_SYN_SENT), ("reset", 0), ("tcp_state", E.TCP_CLOSE), ("destroy", 0)]
+    # and the model concludes the same from both streams
+    assert _flows(life_events) == _flows(pe_events)
     kinds = collections.Counter(r[0] for rows in a.values() for (rs, _) in rows for r in rs)
     assert kinds["tcp_state"] >= 9 * n and kinds["destroy"] >= 2 * n and kinds["owner"] >= n
     # fewer records for the same truth: the per-event path makes one per event
