@@ -12,22 +12,24 @@
  * change (a new socket may reuse a freed one's address) and removed when destroyed, each
  * change moving gew_sock_gen (the owner unit's per-CPU memory relies on it). The destroy
  * record carries the socket's final tcp_probe counters.
- * Lifecycle (GEW_LIFECYCLE=1, the default): a socket's state transitions, owner changes and
- * returns to congestion state Open are kept in the kernel (gew_life, one entry per in-scope socket, beside gew_socks) and
- * cross as one record (K_LIFE) when the socket is destroyed, carrying its final counters,
- * so a healthy short connection costs one record instead of one per transition. Held items
- * cross earlier, as a non-final K_LIFE record, when: the entry is full (GEW_LIFE_ITEMS); a
- * task other than the one the entry holds acts on the socket, or its addresses change
- * (one task and one address pair per record; each item keeps its own time, CPU, context
- * and ports); an anomaly about the socket must cross at once (congestion state here,
- * resets and retransmits in tcp_events, drops and full receive queues in drops: each
- * flushes first, so a socket's events keep the kernel's order); a new life begins at the
- * same address; or userspace asks (gew_life_flush, run with BPF_PROG_TEST_RUN for sockets
- * held longer than a short bound, so long connections show live). An entry that cannot be
- * created (gew_life full) is a map-full loss: the transition is not kept and the session
- * is incomplete. Items carry a socket-local sequence (seq + index) so the decoder can drop
- * a duplicate or count a gap. GEW_LIFECYCLE=0 keeps the per-event path: one K_STATE
- * record per transition, one K_DESTROY record, owner records from the owner unit.
+ * Lifecycle (GEW_LIFECYCLE=1, the default): a socket's state transitions, owner changes
+ * (bpf/owner.c) and returns to congestion state Open are kept in the kernel (gew_life, one
+ * entry per in-scope socket beside gew_socks), each item with its own time, CPU, context
+ * and ports. A life's first item crosses at once (it is what places the socket in a flow);
+ * the rest crosses as one K_LIFE record when the socket is destroyed, with the destroy and
+ * the final counters: two records for a healthy short connection instead of one per
+ * transition. Held items cross earlier, as a non-final K_LIFE record, when the entry is
+ * full (GEW_LIFE_ITEMS); when a task other than the one the entry holds acts on the socket,
+ * or its addresses change (one task and one address pair per record); before any record
+ * about the socket that crosses at once (congestion states other than Open here, resets
+ * and retransmits in tcp_events, drops and full receive queues in drops: GEW_LIFE_FLUSH,
+ * so a socket's events keep the kernel's order); when a new life begins at the address;
+ * and when userspace asks (gew_life_asked, run with BPF_PROG_TEST_RUN for entries held
+ * longer than a short bound, so long connections show live). An entry that cannot be made
+ * (gew_life full) is a map-full loss: the item is not kept and the session is incomplete.
+ * Items are numbered per life (seq + index) so the decoder drops one delivered twice.
+ * GEW_LIFECYCLE=0 keeps the per-event path: one K_STATE record per transition, one
+ * K_DESTROY record, owner records from the owner unit.
  */
 #define GEW_PROBE_TCP_STATE 1
 #define GEW_K_STATE 1
@@ -55,6 +57,7 @@
 #define GEW_LIFE_ANOMALY 5
 #define GEW_LIFE_ASKED 6
 #define GEW_LIFE_NEWLIFE 7
+#define GEW_LIFE_FIRST 8
 #define GEW_TCP_SYN_RECV 3
 #define GEW_TCP_CLOSE 7
 
@@ -233,6 +236,11 @@ static __always_inline int gew_life_add(u64 key, struct gew_sock *s, struct gew_
     l->t = *t;
     l->netns = s->netns;
     l->n = i + 1;
+    /* A life's first item crosses at once: it is what makes a socket part of a flow (or
+     * a flow emerge), and a flow holding an open socket is never ended for silence, so
+     * what stays held can no longer change which flow anything belongs to. */
+    if (l->seq == 0 && i == 0)
+        gew_life_emit(key, l, GEW_LIFE_FIRST);
     return 0;
 }
 

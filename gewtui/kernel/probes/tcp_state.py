@@ -44,7 +44,7 @@ LIFE = struct.Struct(f"<IIIB3x{LIFE_TASK.size}s{TUPLE.size}s{LIFE_ITEMS * LIFE_I
 # after the header: sk, cookie, final, why, pad[6], struct gew_life, struct gew_sock
 LIFE_ITEMS_AT = LIFE.size - LIFE_ITEMS * LIFE_ITEM.size   # offset of items[0] in struct gew_life
 REC_LIFE = struct.Struct(f"<QQBB6x{LIFE.size}s{SOCK.size}s")
-LIFE_WHY = {1: "close", 2: "full", 3: "task", 4: "addresses", 5: "anomaly", 6: "asked", 7: "new-life"}
+LIFE_WHY = {1: "close", 2: "full", 3: "task", 4: "addresses", 5: "anomaly", 6: "asked", 7: "new-life", 8: "first"}
 _NO_TASK = (0, 0, 0, 0, 0, bytes(16))
 
 
