@@ -25,12 +25,17 @@ KERNEL_ADDRESS = 0xFFFF800000000000
 LIFE_KINDS = ("tcp_state", "owner", "cong_state", "destroy")
 
 
-def _serve(net, port: int, n: int, hold: float = 0.0) -> tuple[socket.socket, threading.Thread]:
+def _listener(net, port: int) -> socket.socket:
     with entered(net.b):
         srv = socket.socket()
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind((net.ip_b, port))
         srv.listen(64)
+    return srv
+
+
+def _serve(net, port: int, n: int, hold: float = 0.0) -> tuple[socket.socket, threading.Thread]:
+    srv = _listener(net, port)
 
     def run():
         for _ in range(n):
@@ -56,12 +61,8 @@ def _short_connections(net, port: int, n: int) -> None:
 
 
 def _refused(net, port: int) -> None:
-    with entered(net.a):
-        k = socket.socket()
-        k.settimeout(5)
-        with pytest.raises(ConnectionRefusedError):
-            k.connect((net.ip_b, port))
-        k.close()
+    with entered(net.a), pytest.raises(ConnectionRefusedError):
+        socket.create_connection((net.ip_b, port), timeout=5).close()
 
 
 def _lives(events) -> dict[tuple, list[tuple]]:
@@ -205,11 +206,7 @@ def test_a_lifecycle_entry_that_does_not_fit_is_a_counted_loss():
     with veth_pair("lco", 94) as net:
         with running_plane(("tcp_state",), net, PlaneConfig(lifecycle=True, max_life=2)) as c:
             port = free_port()
-            with entered(net.b):
-                srv = socket.socket()
-                srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                srv.bind((net.ip_b, port))
-                srv.listen(16)
+            srv = _listener(net, port)
             with entered(net.a):
                 ks = [socket.create_connection((net.ip_b, port), timeout=5) for _ in range(4)]
             accepted = [srv.accept()[0] for _ in range(4)]
