@@ -152,15 +152,19 @@ def main(argv=None) -> int:
                                  epilog="example: sudo .venv/bin/python -m bench.bench_records -n 20000")
     ap.add_argument("--gew", action="append", help="a gew executable to run as the observer (repeatable)")
     ap.add_argument("-n", type=int, default=60000, help="connections per run (default 60000)")
-    ap.add_argument("--programs", action="store_true",
-                    help="also time each program per request, per-event path against lifecycle, on churn "
-                         "and on request/response (in-process planes with --bpf-stats)")
+    ap.add_argument("--no-programs", dest="programs", action="store_false",
+                    help="skip timing each program per request, per-event path against lifecycle, on churn "
+                         "and on request/response (in-process planes with BPF statistics)")
     args = ap.parse_args(argv)
     gews = args.gew or [os.path.join(os.path.dirname(sys.executable), "gew")]
     if os.geteuid() != 0:
         print("bench_records: needs root (namespaces, probes)", file=sys.stderr)
         return 77
-    print("note: other work may share this machine; figures are from one sitting")
+    print("## Records per connection and BPF cost on connection churn (bench_records.py)\n")
+    print(f"redis-server and `redis-benchmark -c 32 -n {args.n} -k 0 -t ping_inline` in two namespaces over a "
+          "veth pair, normal scheduling, one sitting; other work may share this machine. Records, loss and BPF "
+          "time from each recording's final SessionStats (`--bpf-stats`).\n")
+    print("```")
     with Net() as net:
         srv = subprocess.Popen(["ip", "netns", "exec", net.srv, "redis-server", "--port", str(REDIS_PORT),
                                 "--bind", net.ip_srv, "--save", "", "--appendonly", "no", "--protected-mode", "no",
@@ -184,6 +188,7 @@ def main(argv=None) -> int:
                 print("   events by kind: " + ", ".join(f"{k} {v}" for k, v in o["kinds"].most_common()))
             if args.programs:
                 program_costs(net, args.n)
+            print("```")
         finally:
             srv.terminate()
             srv.wait(timeout=10)
