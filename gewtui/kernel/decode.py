@@ -6,11 +6,14 @@ record made in process context carries the acting task; one made in softirq cont
 attributed to the socket's last process-context owner seen in this session
 (ATTRIBUTION_SOCKET_OWNER) or left empty (ATTRIBUTION_NONE). The kernel vocabularies used
 for names (TCP states, drop and reset reasons, neighbour states) come from the running
-kernel's tracepoint formats and BTF, never from a table in this code.
+kernel's tracepoint formats and BTF, never from a table in this code. Sockets are named by
+opaque per-session ids (``sock_id``): kernel addresses are used inside the decoder only.
+A record may stand for several per-event records (a lifecycle record): its unit's decoder
+rebuilds them and decodes each with ``expand``, through the same code as a record of its own.
 
 Speed: a busy session decodes hundreds of thousands of records a second on one core. The
-frequent kinds take the fast path of gewtui.kernel.wire (the event's wire bytes written
-directly, parsed once); every other kind goes to its unit's decoder, whose envelope is built
+frequent kinds take their unit's fast encoder (ProbeUnit.fast, on gewtui.kernel.wire: the
+event's wire bytes written directly, parsed once); every other kind goes to its unit's decoder, whose envelope is built
 the same way. Attributions are encoded once per task or owner and cached.
 
 No bcc here: tests feed crafted bytes.

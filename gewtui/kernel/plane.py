@@ -413,12 +413,6 @@ class KernelPlane:
 
         return hash_items(self.bpf, name)
 
-    @staticmethod
-    def per_cpu(raw: bytes, leaf_size: int) -> list[bytes]:
-        from gewtui.kernel.transport import per_cpu
-
-        return per_cpu(raw, leaf_size)
-
     def table(self, name: str):
         """bcc's table object of map ``name``."""
         return self._tables[name]
@@ -434,7 +428,7 @@ class KernelPlane:
 
     def load_helper(self, fn: str, unit: str) -> int:
         """Load program ``fn`` of the session's object as a raw tracepoint program that is
-        never attached, only run on request (run_helper); returns its descriptor."""
+        never attached, only run on request (probes.typed.run_raw); returns its descriptor."""
         from bcc import BPF
 
         try:
@@ -443,10 +437,6 @@ class KernelPlane:
             raise SessionError(f"the verifier refused {fn} ({unit}): {str(e).splitlines()[0]}") from None
         self.programs.append(fn)
         return fd
-
-    @staticmethod
-    def run_helper(fd: int, *args: int) -> int:
-        return typed.run_raw(fd, *args)
 
     def _lost_event(self, now: int, count: int, stage: str, probe: str, cpu: int = 0) -> None:
         ev = self.decoder.synthetic(now)

@@ -137,7 +137,9 @@ def _start(plane) -> None:
 
 
 def _tick(plane, now: int) -> None:
-    table = [(int.from_bytes(k, "little"), plane.per_cpu(v, QSTAT.size)) for k, v in plane.items(MAP)]
+    from gewtui.kernel.transport import per_cpu
+
+    table = [(int.from_bytes(k, "little"), per_cpu(v, QSTAT.size)) for k, v in plane.items(MAP)]
     for ev in summaries(plane.decoder, table, now):
         plane.decoder.emit(ev)
 
@@ -148,13 +150,15 @@ def _rescope(plane) -> None:
 
 def _gone(plane, dec, qdisc: int, ktime_ns: int) -> list[events_pb2.Event]:
     """A qdisc was destroyed: its last counters, read from the map before it goes."""
+    from gewtui.kernel.transport import per_cpu
+
     t = plane.table(MAP)
     key = t.Key(qdisc)
     try:
         raw = bytes(t[key])
     except KeyError:
         return []
-    totals = fold_cpus(plane.per_cpu(raw, QSTAT.size))
+    totals = fold_cpus(per_cpu(raw, QSTAT.size))
     try:
         del t[key]
     except KeyError:

@@ -76,7 +76,9 @@ def flush(dec, table: Iterable[tuple[bytes, Sequence[bytes]]], ktime_ns: int) ->
 
 
 def _final(plane, now: int) -> None:
-    table = [(k, plane.per_cpu(v, FIB_VAL.size)) for k, v in plane.items("gew_fib_seen")]
+    from gewtui.kernel.transport import per_cpu
+
+    table = [(k, per_cpu(v, FIB_VAL.size)) for k, v in plane.items("gew_fib_seen")]
     for ev in flush(plane.decoder, table, now):
         plane.decoder.emit(ev)
 

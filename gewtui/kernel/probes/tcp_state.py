@@ -15,7 +15,7 @@ import struct
 from typing import Iterable
 
 from gewtui.kernel import wire
-from gewtui.kernel.probes import owner, tcp_probe
+from gewtui.kernel.probes import owner, tcp_probe, typed
 from gewtui.kernel.probes.base import (CTX_PROCESS, HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header, Program, ProbeUnit, fill_tuple,
                                       parse_sock)
 from gewtui.pb import events_pb2
@@ -225,7 +225,7 @@ def _ask(plane, now: int, everything: bool = False) -> None:
     for k, v in plane.items("gew_life"):
         n, first_ktime = _LIFE_HEAD(v, 0)
         if n and (everything or now - first_ktime >= hold or k in active):
-            plane.run_helper(fd, int.from_bytes(k, "little"))
+            typed.run_raw(fd, int.from_bytes(k, "little"))
             asked += 1
     if asked:
         plane.drain()
