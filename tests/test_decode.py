@@ -214,3 +214,26 @@ def test_ipv6_tuple_keeps_sixteen_bytes(dec):
     dec.record(hdr(tcp_state.K_STATE, pid=1) + tcp_state.STATE.pack(tup(a6, b6, family=10), SK, 0, 7, 2))
     t = dec.out[0].tcp_state.tuple
     assert (t.saddr, t.daddr, t.family) == (a6, b6, 10)
+
+
+def test_sockets_are_named_by_opaque_ids_one_per_life(dec):
+    """No event carries a kernel address; a quiet socket keeps its id however many other
+    addresses pass by; a new life at an address (leaving CLOSE, or after a destroy) gets a
+    new id."""
+    dec.sock_id_limit = 4
+    dec.record(state_rec(sk=SK, old=7, new=2))                   # connect: a life begins
+    dec.record(state_rec(sk=SK, old=2, new=1))
+    first = dec.out[0].tcp_state.sock
+    assert first and first == dec.out[1].tcp_state.sock
+    for i in range(20):                                           # resets naming 20 timewait sockets
+        dec.record(hdr(tcp_events.K_RESET_SENT, probe=2)
+                   + tcp_events.RESET.pack(tup(), 0xFFFF888000100000 + 64 * i, 0, NS_SOCK, 6, 2, 1))
+    dec.record(state_rec(sk=SK, old=1, new=4))
+    assert dec.out[-1].tcp_state.sock == first                    # still the same socket
+    dec.record(hdr(tcp_state.K_DESTROY) + tcp_state.DESTROY.pack(SK, 0, sock_blob()))
+    assert dec.out[-1].destroy.sock == first
+    dec.record(state_rec(sk=SK, old=7, new=2))                    # the address serves a new socket
+    second = dec.out[-1].tcp_state.sock
+    dec.record(state_rec(sk=SK, old=7, new=10))                   # and another life without a destroy
+    assert len({first, second, dec.out[-1].tcp_state.sock}) == 3
+    assert all(getattr(e, e.WhichOneof("body")).sock < 2**32 for e in dec.out)

@@ -131,12 +131,18 @@ class Decoder:
                 self._kinds[kind] = (size, fn, None)
         # Opaque socket ids: kernel addresses never leave the decoder. An id is minted on a
         # socket's first sight and again when a new life begins at its address (leaving
-        # CLOSE) or after its destroy; two generations of at most ``sock_id_limit`` entries
-        # bound the table (an id unused for two whole generations is forgotten).
+        # CLOSE) or after its destroy. A socket with a state change is held until its
+        # destroy (``_live``, bounded by the kernel's socket table, emptied into the
+        # generations only if destroys went missing past ``live_limit``); addresses seen
+        # only in resets and drops (request and timewait sockets, which have no destroy)
+        # live in two generations of at most ``sock_id_limit`` entries (an id unused for two
+        # whole generations is forgotten).
+        self._live: dict[int, int] = {}
         self._ids_new: dict[int, int] = {}
         self._ids_old: dict[int, int] = {}
         self._next_sock = 1
         self.sock_id_limit = 65536
+        self.live_limit = 1 << 18
         self._forget: list[int] = []
         # (pid, tgid, uid, netns, cgroup, comm) -> process-context attr field; netns -> none
         self._task_attr = wire.Cache(lambda key: self._task_field(key, _PROCESS))
@@ -230,6 +236,9 @@ class Decoder:
     # -- socket ids ------------------------------------------------------------------------
     def sock_id(self, ptr: int) -> int:
         """The session's opaque id of the socket at kernel address ``ptr`` (0 stays 0)."""
+        sid = self._live.get(ptr)
+        if sid is not None:
+            return sid
         sid = self._ids_new.get(ptr)
         if sid is not None:
             return sid
@@ -245,8 +254,23 @@ class Decoder:
         self._ids_new[ptr] = sid
         return sid
 
+    def live_sock_id(self, ptr: int) -> int:
+        """sock_id for a socket with a state change: kept until its destroy, however long
+        it stays quiet."""
+        sid = self._live.get(ptr)
+        if sid is not None:
+            return sid
+        sid = self.sock_id(ptr)
+        self._ids_new.pop(ptr, None)
+        if len(self._live) >= self.live_limit:
+            self._ids_old.update(self._live)    # destroys went missing: age them out
+            self._live = {}
+        self._live[ptr] = sid
+        return sid
+
     def renew_socket(self, ptr: int) -> None:
         """A new life begins at ``ptr`` (a transition out of CLOSE): it gets a new id."""
+        self._live.pop(ptr, None)
         self._ids_new.pop(ptr, None)
         self._ids_old.pop(ptr, None)
 
@@ -255,12 +279,13 @@ class Decoder:
         if which in _SOCK_BODIES:
             b = getattr(ev, which)
             if b.sock:
-                b.sock = self.sock_id(b.sock)
+                b.sock = self.live_sock_id(b.sock) if which == "tcp_state" else self.sock_id(b.sock)
 
     def _forgotten(self) -> None:
         # after the record's events took their ids: a destroyed socket's address is free
         for ptr in self._forget:
             self.owners.pop(ptr, None)
+            self._live.pop(ptr, None)
             self._ids_new.pop(ptr, None)
             self._ids_old.pop(ptr, None)
         self._forget.clear()

@@ -98,7 +98,8 @@ def fast(enc) -> dict:
     """Fast encoders for K_STATE, K_CONG and K_DESTROY (see gewtui.kernel.wire)."""
     dec = enc.dec
     v = dec.vocab
-    env, forget, sid, renew = dec.envelope_bytes, dec.forget_socket, dec.sock_id, dec.renew_socket
+    env, forget, sid, renew, live = (dec.envelope_bytes, dec.forget_socket, dec.sock_id, dec.renew_socket,
+                                     dec.live_sock_id)
     tuples, socks, length = enc.tuples, enc.socks, wire.length
     old_states, new_states = _state_fields(S_OLD), _state_fields(S_NEW)
     ca_fields = wire.Cache(lambda c: C_CA + wire.uvarint(c) + wire.string_field(C_NAME, v.ca_states.get(c, str(c))),
@@ -111,7 +112,7 @@ def fast(enc) -> dict:
         t, sk, netns, old, new = unpack_state(buf, at)
         if old == close:
             renew(sk)       # a new life at this address: a new socket id
-        body = tuples[t] + socks[sid(sk)] + old_states[old] + new_states[new]
+        body = tuples[t] + socks[live(sk)] + old_states[old] + new_states[new]
         return env(h, sk, netns) + B_STATE + length(len(body)) + body
 
     def cong(h: tuple, buf: bytes) -> bytes:
