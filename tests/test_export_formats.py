@@ -131,3 +131,46 @@ def test_bad_format_combinations_are_one_line(args, says):
     r = gew("export", str(LOSSY), *args)
     assert r.returncode == 64 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and says in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.gewrec")))
+def test_perfetto_trace_of_a_golden_recording_has_one_track_per_flow(tmp_path, name):
+    src = GOLDEN / f"{name}.gewrec"
+    out = tmp_path / "trace.json"
+    r = gew("export", str(src), "--perfetto", str(out))
+    assert r.returncode == 0, r.stderr
+    trace = json.loads(out.read_text())["traceEvents"]
+    flows = _rows(gew("export", str(src), "--what", "flows", "--json"))
+    tracks = {e["tid"]: e["args"]["name"] for e in trace
+              if e["ph"] == "M" and e["name"] == "thread_name" and e["tid"] != 0}
+    assert sorted(tracks) == sorted(f["flow_id"] for f in flows)
+    for f in flows:
+        assert tracks[f["flow_id"]] == f"flow {f['flow_id']} {f['key']}"
+    # Every event is an instant, once; states are slices on flow tracks; matches are marked.
+    events = _rows(gew("export", str(src), "--json"))
+    instants = [e for e in trace if e["ph"] == "i" and e["cat"] == "event"]
+    assert sorted(e["args"]["id"] for e in instants) == [e["id"] for e in events]
+    by_id = {e["id"]: e for e in events}
+    assert all(e["ts"] * 1000 == pytest.approx(by_id[e["args"]["id"]].get("ktime_ns", 0))
+               for e in instants)
+    slices = [e for e in trace if e["ph"] == "X"]
+    assert all(e["tid"] in tracks and e["name"].startswith("TCP_") and e["dur"] >= 0
+               for e in slices)
+    if any(f.get("tcp_state") for f in flows):
+        assert slices
+    matched = sorted({t for f in flows for t in f.get("templates", [])})
+    marks = sorted({e["name"][3:] for e in trace if e.get("cat") == "L2"})
+    assert marks == matched
+    # The file is private and was created, never an existing one reused.
+    assert (out.stat().st_mode & 0o777) == 0o600
+    again = gew("export", str(src), "--perfetto", str(out))
+    assert again.returncode == 64 and "exists" in again.stderr
+
+
+def test_perfetto_refuses_to_follow_a_planted_link(tmp_path):
+    target = tmp_path / "victim"
+    target.write_text("keep me")
+    link = tmp_path / "trace.json"
+    link.symlink_to(target)
+    r = gew("export", str(LOSSY), "--perfetto", str(link))
+    assert r.returncode == 64 and target.read_text() == "keep me"
