@@ -29,6 +29,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("lab", "up"), "gewtui.cli.lab_cmd", "bring up a built-in network-namespace lab scenario"),
     (("lab", "down"), "gewtui.cli.lab_cmd", "remove the lab (also after a crash)"),
     (("lab", "list"), "gewtui.cli.lab_cmd", "the lab scenarios and what each one produces"),
+    (("config", "show"), "gewtui.cli.config_cmd", "the effective user configuration (keymap, theme, defaults) and where each value came from"),
 ]
 
 EPILOG = """\
