@@ -66,6 +66,7 @@ class ConfirmDrop(ModalScreen[str | None]):
     ConfirmDrop { align: center middle; }
     ConfirmDrop > Vertical { width: 60; height: auto; background: $surface;
                              border: thick $error; padding: 1 2; }
+    ConfirmDrop Label { width: 1fr; }
     ConfirmDrop Input { margin-top: 1; }
     """
 
