@@ -106,7 +106,8 @@ def test_config_show_names_the_source_of_every_value(tmp_path):
     lines = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()[1:]}
     assert lines["theme"] == ["light", path]
     assert lines["keymap.run.step"] == ["x", path]
-    assert lines["keymap.run.back"] == ["N,", "p", "default"]
+    assert lines["keymap.run.back"] == ["N,p", "default"]
+    assert lines["keymap.run.toggle"] == ["space", "default"]
     assert lines["defaults.replay_open"] == ["first-match", path]
     assert lines["defaults.drop_ttl"] == ["5m", "default"]
     js = json.loads(config_show(tmp_path, "--json").stdout)
@@ -205,3 +206,49 @@ async def test_without_open_at_a_replay_stays_at_the_start(recording):
     async with app.run_test(size=SIZE) as pilot:
         v = await app.settle()
         assert v.cursor.position == 0 and app.opener.done
+
+
+def test_export_format_default_comes_from_the_config_file(tmp_path):
+    from tests.test_export_formats import LOSSY
+
+    write_config(tmp_path, '[defaults]\nexport_format = "jsonl"\n')
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    r = subprocess.run([GEW, "export", str(LOSSY), "--what", "flows"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["kind"] == "flow"
+    r = subprocess.run([GEW, "export", str(LOSSY), "--what", "flows", "--format", "text"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.stdout.startswith("flow 1 ")
+
+
+# ---- the smaller things an operator noticed --------------------------------------------------
+
+def test_a_transition_before_the_first_event_reads_minus_not_plus_minus():
+    from gewtui.debugger import render
+    from gewtui.pb import model_pb2
+
+    f = model_pb2.FlowSnapshot(flow_id=1)
+    f.transitions.add(event_id=2, ktime_ns=900_000_000, what="phase", to="emerged")
+    f.transitions.add(event_id=3, ktime_ns=1_200_000_000, what="phase", to="evolving")
+    rel = [e.rel for e in render.timeline(f, [], 1_000_000_000)]
+    assert rel == ["-100.000ms", "+200.000ms"]
+
+
+@sync
+async def test_tree_rows_show_no_bare_dash_and_keep_their_template(tmp_path):
+    from tests.test_export_formats import GOLDEN
+    from tests.test_tui_frames import _text
+
+    for name, size in (("refused", (80, 24)), ("refused", (120, 40)), ("route-flap", (80, 24))):
+        app = make_app(GOLDEN / f"{name}.gewrec", open_at="end")
+        async with app.run_test(size=size) as pilot:
+            v = await opened(app)
+            tree = app.screen.query_one(FlowTree)
+            for fid, row in v.flows.items():
+                line = _text(tree, tree.line_of(fid))
+                assert " - " not in line.replace(" -> ", ""), line
+                if row.templates:
+                    # the verdict is there: by name when the pane is wide, as a mark when not
+                    assert row.templates[0][:5] in line or "⚑" in line, line
+            if size[0] >= 120 and name == "refused":
+                assert "connection-refused" in _text(tree, tree.line_of(1))

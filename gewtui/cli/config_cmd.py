@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         seen.add(b.id)
         src = cfg.keymap[b.id].source if b.id in cfg.keymap else "default"
-        rows.append((f"keymap.{b.id}", keymap.key_text(b), src))
+        # Key names as the config file spells them ("space", not the footer's "spc").
+        rows.append((f"keymap.{b.id}", ",".join(k.strip() for k in b.key.split(",")), src))
     if args.json:
         out = {"file": cfg.path, "present": cfg.present,
                "theme": {"value": cfg.theme.value, "source": cfg.theme.source},

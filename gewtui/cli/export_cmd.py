@@ -85,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
 def _format(args: argparse.Namespace) -> str:
     if args.json and args.format not in (None, "jsonl"):
         raise UsageError(f"--json is --format jsonl: it cannot go with --format {args.format}")
-    fmt = "jsonl" if args.json else (args.format or "text")
+    if args.json or args.format:
+        fmt = "jsonl" if args.json else args.format
+    else:
+        fmt = _configured_format(args.what)
     if fmt == "csv" and args.what != "flows":
         raise UsageError("--format csv is for --what flows (events: use jsonl or table)")
     if fmt == "table" and args.what == "reasons":
@@ -94,6 +97,15 @@ def _format(args: argparse.Namespace) -> str:
         raise UsageError("--perfetto writes a trace of the whole recording: it takes --at and "
                          "--filter, not --out, --what, --json or --format")
     return fmt
+
+
+def _configured_format(what: str) -> str:
+    """defaults.export_format from the user's config file, where it fits the layer (a table
+    of reason chains does not exist: those stay text)."""
+    from gewtui import config
+
+    fmt = config.load().default("export_format")
+    return "text" if fmt == "table" and what == "reasons" else fmt
 
 
 def _perfetto(args: argparse.Namespace) -> int:

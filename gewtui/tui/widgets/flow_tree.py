@@ -108,6 +108,17 @@ def _human(n: int) -> str:
     return f"{n // 1_000_000}M"
 
 
+def squeeze_peer(peer: str, n: int) -> str:
+    """The peer in ``n`` cells, the port kept whole (it says the most): ``10.77.…:8081``."""
+    if len(peer) <= n:
+        return peer
+    host, sep, port = peer.rpartition(":")
+    keep = n - len(port) - 2
+    if sep and port.isdigit() and keep >= 2:
+        return host[:keep] + "…:" + port
+    return peer[: max(1, n - 1)] + "…"
+
+
 class _Look(NamedTuple):
     """The styles of one paint (they change with the theme and the focus)."""
     base: Style
@@ -308,7 +319,7 @@ class FlowTree(ScrollView, can_focus=True):
         # What must stay: the template verdict (shortened last), then the peer (at least a
         # few characters), then the event count if it still fits.
         room = width - sum(s.cell_length for s in head + counters)
-        peer_min = min(len(r.peer), 16)
+        peer_min = min(len(r.peer), 10)
         tpl = (" " + ",".join(r.templates)) if r.templates else ""
         if len(tpl) > room - peer_min:
             keep = room - peer_min - 1
@@ -319,7 +330,7 @@ class FlowTree(ScrollView, can_focus=True):
         if len(r.peer) + len(events) > room:
             events = ""
         room -= len(events)
-        peer = r.peer if len(r.peer) <= room else r.peer[: max(1, room - 1)] + "…"
+        peer = squeeze_peer(r.peer, room)
         out = head + [Segment(peer)] + counters
         if events:
             out.append(Segment(events, dim))
