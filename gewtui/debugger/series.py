@@ -6,8 +6,10 @@ Place in the pipeline: the view builder (gewtui.debugger.snapshot) calls these o
 thread, as of the cursor, and puts the immutable results in the DebugView; the front ends
 only draw them. Both read the session's event log, never the engine's live state.
 
-Bounded work, never sampled: a flow's chart reads at most ``FLOW_SCAN`` events back from
-the cursor and says so when the flow started earlier (``partial``); the session's counts
+Bounded work, never sampled: a flow's chart is built from at most ``FLOW_SCAN`` events back
+from the cursor and then extended as the cursor steps forward (a step reads the one new
+event), keeps at most ``MAX_POINTS`` per quantity, and says so when it does not reach back
+to the flow's first event (``partial``); the session's counts
 are kept per second of session time and each second is counted once (a second that ended
 never changes), at most ``SESSION_BUDGET`` events per view; seconds not yet counted are
 drawn as unknown, not as zero.
@@ -20,6 +22,7 @@ from typing import Any
 from gewtui.pb import events_pb2
 
 FLOW_SCAN = 5000            # events read back from the cursor for one flow's chart
+MAX_POINTS = 20_000         # points of one quantity kept for a chart
 SESSION_BUCKET_NS = 1_000_000_000
 SESSION_WINDOW = 60         # seconds the sparkline shows
 SESSION_BUDGET = 20_000     # events read per view for the sparkline
@@ -51,50 +54,73 @@ def _tuple_key(t: events_pb2.Tuple) -> tuple:
 def flow_series(log: Any, snap: Any, upto: int) -> FlowSeries | None:
     """The flow's series from its first event (or ``FLOW_SCAN`` events back) to position
     ``upto`` (exclusive). ``snap``: the flow's FlowSnapshot with its members."""
-    # The flow's sockets and their tuples (either direction). The engine ties a few more
-    # packets to a flow (a listener's port, a SYN whose port no event showed yet), so the
-    # chart's totals are the flow's counters, and its bars say when these happened.
-    keys = {_tuple_key(m.tuple) for m in snap.members if m.HasField("tuple")}
-    socks = {m.sock for m in snap.members if m.sock}
-    if not keys and not socks:
-        return None
+    return FlowSeriesCache().series(log, snap, upto)
 
-    def ours(body: Any) -> bool:
-        sock = getattr(body, "sock", 0)
-        return bool(sock and sock in socks) or (body.HasField("tuple")
-                                                and _tuple_key(body.tuple) in keys)
 
-    first = log.first_ktime
-    start_pos = log.position_at_or_after_id(snap.first_event_id) if snap.first_event_id else 0
-    lo = max(start_pos, upto - FLOW_SCAN)
-    cwnd: list[tuple[int, int]] = []
-    srtt: list[tuple[int, int]] = []
-    nbytes: list[tuple[int, int]] = []
-    rtx: list[int] = []
-    drops: list[tuple[int, int]] = []
-    for ev in log.iter_range(lo, upto):
-        kind = ev.WhichOneof("body")
-        if kind not in ("tcp_probe", "retransmit", "skb_drop"):
-            continue
-        body = getattr(ev, kind)
-        if not ours(body):
-            continue
-        t = ev.ktime_ns - first if first else ev.ktime_ns
-        if kind == "tcp_probe":
-            if body.snd_cwnd:
-                cwnd.append((t, body.snd_cwnd))
-            if body.srtt_us:
-                srtt.append((t, body.srtt_us))
-            nbytes.append((t, body.bytes))
-        elif kind == "retransmit":
-            rtx.append(t)
-        else:
-            drops.append((t, body.count or 1))
-    t_first = (snap.first_ktime_ns - first) if first and snap.first_ktime_ns else 0
-    end = log.ktime(upto - 1) if upto > 0 else 0
-    t1 = end - first if first and end else 0
-    return FlowSeries(max(0, t_first), max(t1, t_first), tuple(cwnd), tuple(srtt),
-                      tuple(nbytes), tuple(rtx), tuple(drops), partial=lo > start_pos)
+class FlowSeriesCache:
+    """One flow's points, extended as the cursor moves forward (a step reads one event, not
+    the flow's history again); built anew when another flow is selected, the cursor went
+    back, or the flow gained a socket."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._lo = self._upto = 0
+        self._pts: tuple[list, list, list, list, list] = ([], [], [], [], [])
+        self._trimmed = False
+
+    def series(self, log: Any, snap: Any, upto: int) -> FlowSeries | None:
+        # The flow's sockets and their tuples (either direction). The engine ties a few more
+        # packets to a flow (a listener's port, a SYN whose port no event showed yet), so the
+        # chart's totals are the flow's counters, and its bars say when these happened.
+        keys = frozenset(_tuple_key(m.tuple) for m in snap.members if m.HasField("tuple"))
+        socks = frozenset(m.sock for m in snap.members if m.sock)
+        if not keys and not socks:
+            return None
+        start_pos = log.position_at_or_after_id(snap.first_event_id) if snap.first_event_id else 0
+        key = (snap.flow_id, start_pos, keys, socks, log.first_ktime)
+        if key != self._key or upto < self._upto or upto - self._upto > FLOW_SCAN:
+            self._key = key
+            self._lo = self._upto = max(start_pos, upto - FLOW_SCAN)
+            self._pts = ([], [], [], [], [])
+            self._trimmed = False
+        self._scan(log, keys, socks, self._upto, upto)
+        self._upto = upto
+        first = log.first_ktime
+        t_first = (snap.first_ktime_ns - first) if first and snap.first_ktime_ns else 0
+        end = log.ktime(upto - 1) if upto > 0 else 0
+        t1 = end - first if first and end else 0
+        cwnd, srtt, nbytes, rtx, drops = self._pts
+        return FlowSeries(max(0, t_first), max(t1, t_first), tuple(cwnd), tuple(srtt),
+                          tuple(nbytes), tuple(rtx), tuple(drops), partial=self._lo > start_pos or self._trimmed)
+
+    def _scan(self, log: Any, keys: frozenset, socks: frozenset, lo: int, hi: int) -> None:
+        first = log.first_ktime
+        cwnd, srtt, nbytes, rtx, drops = self._pts
+        for ev in log.iter_range(lo, hi):
+            kind = ev.WhichOneof("body")
+            if kind not in ("tcp_probe", "retransmit", "skb_drop"):
+                continue
+            body = getattr(ev, kind)
+            sock = getattr(body, "sock", 0)
+            if not ((sock and sock in socks)
+                    or (body.HasField("tuple") and _tuple_key(body.tuple) in keys)):
+                continue
+            t = ev.ktime_ns - first if first else ev.ktime_ns
+            if kind == "tcp_probe":
+                if body.snd_cwnd:
+                    cwnd.append((t, body.snd_cwnd))
+                if body.srtt_us:
+                    srtt.append((t, body.srtt_us))
+                nbytes.append((t, body.bytes))
+            elif kind == "retransmit":
+                rtx.append(t)
+            else:
+                drops.append((t, body.count or 1))
+        for pts in self._pts:
+            if len(pts) > MAX_POINTS:
+                # Oldest points go first; the chart then starts later (and says partial).
+                del pts[: len(pts) - MAX_POINTS]
+                self._trimmed = True
 
 
 @dataclass(frozen=True)

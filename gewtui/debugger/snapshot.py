@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from gewtui.debugger import names, render
 from gewtui.debugger.core import Debugger
-from gewtui.debugger.series import SessionRates, flow_series
+from gewtui.debugger.series import FlowSeriesCache, SessionRates
 from gewtui.debugger.sources import SourceInfo
 from gewtui.debugger.view import (BreakpointView, CursorView, DebugView, EMPTY_FLOWS, FlowDetail,
                                   FlowRow, GateView, StatusView)
@@ -70,6 +70,7 @@ class ViewBuilder:
         self._runs_rate = Rate(self.clock)
         self._detail = _Cache()
         self._rates = SessionRates()
+        self._series = FlowSeriesCache()
 
     # ---- rows ---------------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class ViewBuilder:
             chain=render.chain_node(chain.root) if chain is not None and chain.HasField("root") else None,
             gate=self.gate_view(d, flow_id) if self.gate_view else None,
             interventions=interventions,
-            series=flow_series(d.log, snap, d.position),
+            series=self._series.series(d.log, snap, d.position),
         )
 
     # ---- the whole view -------------------------------------------------------------------
