@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 from textual.binding import Binding
+from textual.keys import format_key
 
 # Debugger commands that a binding runs, so the palette can show the key beside them.
 COMMAND_BINDING = {"continue": "run.toggle", "pause": "run.toggle", "step": "run.step",
@@ -52,7 +53,7 @@ def key_text(b: Binding) -> str:
     """The keys of a binding as the help shows them: ``N, p``; ``space``."""
     if b.key_display:
         return b.key_display
-    return ", ".join(k.strip() for k in b.key.split(","))
+    return ", ".join(format_key(k.strip()) for k in b.key.split(","))
 
 
 def keys_for(binding_id: str, keymap: Mapping[str, str]) -> str:
