@@ -179,7 +179,7 @@ async def test_a_replay_opens_at_its_end_with_its_flows_on_screen(recording, sce
         assert "no flow selected" not in body and f"flow {v.selected}" in body
         assert "before the first event" not in text_of(app.screen.query_one("#flow-cursor"))
         # one key goes back through the cursor's history: to before the first event
-        await pilot.press("o")
+        await pilot.press("ctrl+o")
         v = await app.settle()
         assert v.cursor.position == 0
 
@@ -195,7 +195,7 @@ async def test_a_replay_can_open_at_its_first_template_match(recording, scenario
         assert v.selected is not None and v.flows[v.selected].templates
         status = text_of(app.screen.query_one("StatusBar"))
         assert "● breakpoint" in status
-        await pilot.press("o")
+        await pilot.press("ctrl+o")
         v = await app.settle()
         assert v.cursor.position == 0
 

@@ -49,7 +49,7 @@ class GewApp(App[int]):
         Binding("N,p", "back", "Back", id="run.back"),
         Binding("f", "line('step flow')", "Step flow", show=False, id="run.step-flow"),
         Binding("t", "line('step transition')", "Step transition", show=False, id="run.step-transition"),
-        Binding("o", "jump_back", "Jump back", show=False, id="run.jump-back",
+        Binding("ctrl+o", "jump_back", "Jump back", show=False, id="run.jump-back",
                 tooltip="back to the cursor's previous stop (its history)"),
         Binding("b", "bar('break ')", "Break", id="break.set"),
         Binding("slash", "bar('filter ')", "Filter", id="filter.set"),
