@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SCENARIO ?= lossy
 
-.PHONY: help host venv demo test test-unit test-root test-faults bench proto proto-check clean lint
+.PHONY: help host venv demo test test-unit test-root test-faults bench proto proto-check docs clean lint
 
 help:
 	@echo "make demo         install what is missing, then run gew-tui live on the '$(SCENARIO)' lab"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-faults  only the fault-injection suite (tests/faults)"
 	@echo "make bench        run the benchmarks and refresh docs/PERFORMANCE.md"
 	@echo "make proto        regenerate gewtui/pb from proto/"
+	@echo "make docs         regenerate docs/commands.md from the command table"
 
 # System packages, kernel headers, tracefs/bpffs mounts (.ci/host-setup says what it did).
 host:
@@ -42,6 +43,9 @@ bench: venv
 
 proto: $(STAMP)
 	$(PY) proto/gen_proto.py
+
+docs: $(STAMP)
+	$(PY) -m gewtui.debugger.reference > docs/commands.md
 
 proto-check: $(STAMP)
 	$(PY) proto/gen_proto.py --check

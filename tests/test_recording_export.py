@@ -182,7 +182,7 @@ def test_export_runs_as_an_unprivileged_user():
                             GEW, "export", path, "--json"], capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout.splitlines()[0])["id"] == "1"
+        assert json.loads(r.stdout.splitlines()[0])["id"] == 1
     finally:
         shutil.rmtree(d)
 

@@ -20,13 +20,19 @@ from gewtui.errors import EX_DATAERR, GewError, RecordingError, UsageError
 EPILOG = """\
 examples:
   gew export /tmp/s.gewrec                      every event, one line each
-  gew export /tmp/s.gewrec --json | jq .        the same as JSON lines (protobuf JSON mapping)
+  gew export /tmp/s.gewrec --json | jq .        the same as JSON lines: addresses as text,
+                                                enums by name, kernel times also as *_wall
+  gew export /tmp/s.gewrec --json | grep 10.0.0.2    an address is found as typed
+  gew export /tmp/s.gewrec --what flows --format table       flows as aligned columns
+  gew export /tmp/s.gewrec --what flows --format csv > f.csv for a spreadsheet
   gew export /tmp/s.gewrec --what flows --at 1200 --json   flows as of event #1200
   gew export /tmp/s.gewrec --what reasons --filter 'dport 443'
   gew export /tmp/s.gewrec --filter 'template retransmission-storm' --out /tmp/cut.gewrec
+  gew export /tmp/s.gewrec --perfetto /tmp/s.trace.json      open it in ui.perfetto.dev
 """
 
 WHAT = ("events", "flows", "reasons", "interventions")
+FORMATS = ("text", "jsonl", "table", "csv")
 
 
 def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
@@ -36,7 +42,13 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
     p.add_argument("--what", choices=WHAT, default="events",
                    help="which layer to print (default: events)")
     p.add_argument("--json", action="store_true",
-                   help='one JSON object per line, with a "kind" field')
+                   help='one JSON object per line, with a "kind" field (= --format jsonl)')
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="text (default: one readable line per record), jsonl (JSON lines), "
+                        "table (aligned columns), csv (flows only)")
+    p.add_argument("--perfetto", metavar="TRACE",
+                   help="write a Chrome trace-event JSON file for ui.perfetto.dev: one track per "
+                        "flow, TCP states as slices, events as instants, template matches marked")
     p.add_argument("--at", type=int, metavar="EVENT_ID",
                    help="stop after this event: the recording as of that moment")
     p.add_argument("--filter", action="append", default=[], metavar="EXPR",
@@ -50,13 +62,16 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
 def run(args: argparse.Namespace) -> int:
     from gewtui.recording.reader import open_recording
 
+    fmt = _format(args)
     if args.out:
         return _cut(args)
+    if args.perfetto:
+        return _perfetto(args)
     if args.filter and args.what not in ("flows", "reasons"):
         raise UsageError("--filter selects flows: use it with --what flows, --what reasons "
                          "or --out")
     with open_recording(args.file) as reader:
-        lines = _lines(reader, args.what, args.json, args.at, args.filter)
+        lines = _lines(reader, args.what, fmt, args.at, args.filter)
         try:
             _write_all(lines)
         except BrokenPipeError:
@@ -64,6 +79,48 @@ def run(args: argparse.Namespace) -> int:
             _silence_stdout()
             return 0
         report = reader.report
+    return _damage(args.file, report)
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.json and args.format not in (None, "jsonl"):
+        raise UsageError(f"--json is --format jsonl: it cannot go with --format {args.format}")
+    if args.json or args.format:
+        fmt = "jsonl" if args.json else args.format
+    else:
+        fmt = _configured_format(args.what)
+    if fmt == "csv" and args.what != "flows":
+        raise UsageError("--format csv is for --what flows (events: use jsonl or table)")
+    if fmt == "table" and args.what == "reasons":
+        raise UsageError("reason chains are trees: use --format text or jsonl")
+    if args.perfetto and (args.out or args.format or args.json or args.what != "events"):
+        raise UsageError("--perfetto writes a trace of the whole recording: it takes --at and "
+                         "--filter, not --out, --what, --json or --format")
+    return fmt
+
+
+def _configured_format(what: str) -> str:
+    """defaults.export_format from the user's config file, where it fits the layer (a table
+    of reason chains does not exist: those stay text)."""
+    from gewtui import config
+
+    fmt = config.load().default("export_format")
+    return "text" if fmt == "table" and what == "reasons" else fmt
+
+
+def _perfetto(args: argparse.Namespace) -> int:
+    from gewtui.recording.reader import open_recording
+
+    try:
+        from gewtui.debugger.perfetto import write_trace
+    except ImportError as e:
+        if not (e.name or "").startswith("gewtui."):
+            raise
+        raise GewError("export --perfetto needs the observation plane, not in this build") from None
+    with open_recording(args.file) as reader:
+        result = write_trace(reader, args.perfetto, at=args.at, filters=args.filter)
+        report = reader.report
+    print(result.text())
     return _damage(args.file, report)
 
 
@@ -79,8 +136,9 @@ def _damage(path: str, report) -> int:
 def _cut(args: argparse.Namespace) -> int:
     from gewtui.recording.reader import open_recording
 
-    if args.what != "events" or args.json or args.at is not None:
-        raise UsageError("--out writes a recording: it takes --filter, not --what, --json or --at")
+    if args.what != "events" or args.json or args.format or args.at is not None:
+        raise UsageError("--out writes a recording: it takes --filter, not --what, --json, "
+                         "--format or --at")
     with open_recording(args.file) as reader:
         report = reader.scan_offsets(every=1 << 62).report   # damage, told after the cut
     try:
@@ -93,19 +151,25 @@ def _cut(args: argparse.Namespace) -> int:
     return _damage(args.file, report)
 
 
-def _lines(reader, what: str, as_json: bool, at: int | None,
+def _lines(reader, what: str, fmt_name: str, at: int | None,
            filters: list[str]) -> Iterator[str]:
     from gewtui.recording import export as fmt
 
+    ctx = fmt.ExportContext.from_header(reader.header)
+    as_json = fmt_name == "jsonl"
     if what == "events":
         t0 = reader.header.session.started_ktime_ns
-        for ev in _events_until(reader.iter_events(), at):
-            yield fmt.json_line("event", ev) if as_json else fmt.event_text(ev, t0)
+        events = _events_until(reader.iter_events(), at)
+        if fmt_name == "table":
+            yield from _event_table(events, ctx)
+            return
+        for ev in events:
+            yield fmt.json_line("event", ev, ctx) if as_json else fmt.event_text(ev, t0)
     elif what == "interventions":
         for rec in _records_until(reader, at):
             if rec.HasField("intervention"):
                 r = rec.intervention
-                yield fmt.json_line("intervention", r) if as_json else fmt.intervention_text(r)
+                yield fmt.json_line("intervention", r, ctx) if as_json else fmt.intervention_text(r)
     else:
         engine = _engine(what, reader.header.session.session_id)
         keep = _flow_filter(filters)
@@ -116,17 +180,31 @@ def _lines(reader, what: str, as_json: bool, at: int | None,
                 engine.add_intervention(rec.intervention)
         flows = [f for f in engine.flows() if keep is None or keep.matches(f)]
         if what == "flows":
+            if fmt_name in ("table", "csv"):
+                shape = fmt.table_lines if fmt_name == "table" else fmt.csv_lines
+                yield from shape(fmt.FLOW_COLUMNS, (fmt.flow_row(f, ctx) for f in flows))
+                return
             for f in flows:
-                yield fmt.json_line("flow", f) if as_json else fmt.flow_text(f)
+                yield fmt.json_line("flow", f, ctx) if as_json else fmt.flow_text(f)
         else:
             for f in flows:
                 c = engine.chain(f.flow_id)
                 if c is None:
                     continue
                 if as_json:
-                    yield fmt.json_line("reason", c)
+                    yield fmt.json_line("reason", c, ctx)
                 else:
                     yield from fmt.reason_lines(c)
+
+
+def _event_table(events: Iterable, ctx) -> Iterator[str]:
+    """Fixed columns, so a million events stream without being read twice."""
+    from gewtui.recording import export as fmt
+
+    line = "{:>8}  {:<30}  {:>3}  {:<11}  {:<45}  {:<18}  {}"
+    yield line.format(*(c.upper() for c in fmt.EVENT_COLUMNS)).rstrip()
+    for ev in events:
+        yield line.format(*fmt.event_row(ev, ctx)).rstrip()
 
 
 def _events_until(events: Iterable, at: int | None) -> Iterator:

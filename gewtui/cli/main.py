@@ -29,6 +29,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("lab", "up"), "gewtui.cli.lab_cmd", "bring up a built-in network-namespace lab scenario"),
     (("lab", "down"), "gewtui.cli.lab_cmd", "remove the lab (also after a crash)"),
     (("lab", "list"), "gewtui.cli.lab_cmd", "the lab scenarios and what each one produces"),
+    (("config", "show"), "gewtui.cli.config_cmd", "the effective user configuration (keymap, theme, defaults) and where each value came from"),
 ]
 
 EPILOG = """\
@@ -59,12 +60,27 @@ def _build_gew_parser() -> argparse.ArgumentParser:
             p = top.add_parser(words[0], help=helptext, description=helptext)
         else:
             if words[0] not in groups:
-                g = top.add_parser(words[0], help=f"{words[0]} commands")
+                g = top.add_parser(words[0], help=f"{words[0]} commands",
+                                   epilog=_group_examples(words[0]),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
                 groups[words[0]] = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
             p = groups[words[0]].add_parser(words[1], help=helptext, description=helptext)
         p.set_defaults(_module=module, _words=words)
         _lazy_arguments(p, module, words)
     return ap
+
+
+def _group_examples(group: str) -> str:
+    """``gew GROUP --help``: the examples of its subcommands, from their own epilogs."""
+    lines: list[str] = []
+    for words, module, _ in COMMANDS:
+        if words[0] != group:
+            continue
+        epilog = getattr(importlib.import_module(module), "EPILOG", "") or ""
+        for line in epilog.splitlines():
+            if line.startswith(f"  gew {group} ") and line not in lines:
+                lines.append(line)
+    return "examples:\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _lazy_arguments(p: argparse.ArgumentParser, module: str, words: tuple[str, ...]) -> None:

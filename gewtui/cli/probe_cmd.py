@@ -7,10 +7,19 @@ from __future__ import annotations
 import json
 import sys
 
-EPILOG = ""
+EPILOG = """\
+examples:
+  gew probe list                    each probe, its tracepoints, whether it compiles and loads here
+  gew probe list --no-load          judge from the tracepoints only (fast, nothing loaded)
+  gew probe list --json | jq -r '.probes[] | select(.state != "fully supported") | .name'
+"""
 
 
 def add_arguments(p, words) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-load", action="store_true",
                    help="only judge capabilities; do not compile and load the programs")

@@ -8,12 +8,20 @@ from __future__ import annotations
 import json
 import sys
 
-EPILOG = ""
+EPILOG = """\
+examples:
+  gew runtime info                  the kernel, each capability in one of three states, the verdict
+  gew runtime info --json | jq '.capabilities[] | select(.state != "FULLY_SUPPORTED")'
+"""
 
 STATE_SHORT = {1: "not supported", 2: "risky", 3: "fully supported"}
 
 
 def add_arguments(p, words) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
     p.add_argument("--json", action="store_true", help="machine-readable output (the CapabilityReport as JSON)")
 
 

@@ -25,9 +25,12 @@ examples:
   gew-tui --lab lossy                         bring a lab scenario up, debug it live, take it down on q
   gew-tui --scope netns=gewlab-client         a live session on one namespace
   gew-tui --theme high-contrast --replay F    themes: dark, light, high-contrast (NO_COLOR honoured)
+  gew-tui --replay F --open first-match       open a replay on its first template match
+  gew config show                             the keymap, theme and defaults in effect
 
 keys: space pause/continue · n step · N/p back · b break · / filter · g goto · e export ·
       : command · ? help · q quit. The command bar speaks the same language as 'gew shell'.
+      Remap them in ~/.config/gew/config.toml ([keymap] "run.step" = "x").
 """
 
 
@@ -47,16 +50,21 @@ def add_source_arguments(p: argparse.ArgumentParser, *, replay_flag: bool = True
                    help="allow gated drop interventions (local command line only)")
     p.add_argument("--bpf-stats", action="store_true",
                    help="time every probe run in the kernel (BPF_ENABLE_STATS) to show the session's own BPF cost; the timing adds ~100 ns per program run, so it is off by default")
-    p.add_argument("--drop-ttl", metavar="TIME", default="5m",
-                   help="how long a drop lasts before it expires (default 5m; 90s, 5m, 1h)")
+    p.add_argument("--drop-ttl", metavar="TIME", default=None,
+                   help="how long a drop lasts before it expires (default 5m, or defaults.drop_ttl "
+                        "in the config file; 90s, 5m, 1h)")
     p.add_argument("--templates", metavar="DIR", action="append", default=[],
                    help="extra template directory (repeatable), added to the packaged templates")
 
 
 def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
     add_source_arguments(p)
-    p.add_argument("--theme", choices=THEMES, default="dark",
-                   help="colour theme (default dark; NO_COLOR turns colour off)")
+    p.add_argument("--theme", choices=THEMES, default=None,
+                   help="colour theme (default dark, or theme in the config file; NO_COLOR turns "
+                        "colour off)")
+    p.add_argument("--open", choices=("end", "first-match", "start"), default=None, dest="open_at",
+                   help="where a replay opens: end (every flow and verdict; default, or "
+                        "defaults.replay_open), first-match (the first template match), start")
 
 
 def engine_factory(template_dirs: list[str], session_id: str) -> tuple[Any, Any]:
@@ -161,15 +169,27 @@ def _controller(live: Any, d: Any, args: argparse.Namespace) -> Any:
         d.version += 1
 
     try:
-        return InterventionController(live, d.head_engine, ttl_s=parse_ttl(args.drop_ttl),
+        ttl = args.drop_ttl or user_config().default("drop_ttl")
+        return InterventionController(live, d.head_engine, ttl_s=parse_ttl(ttl),
                                       on_record=recorded)
     except GewError as e:
         d.message = f"interventions unavailable: {e.message}"
         return None
 
 
+def user_config(binding_ids: Any = None) -> Any:
+    """The user's config file (gewtui.config), read once per command."""
+    from gewtui import config
+
+    return config.load(binding_ids)
+
+
 def run(args: argparse.Namespace) -> int:
     from gewtui.tui.app import run_app
+    from gewtui.tui.keymap import binding_ids
 
+    cfg = user_config(binding_ids())      # before the session: a bad file costs no attach
+    theme = args.theme or cfg.theme.value
+    open_at = args.open_at or cfg.default("replay_open")
     with open_debugger(args, args.replay) as d:
-        return run_app(d, theme=args.theme)
+        return run_app(d, theme=theme, keymap=cfg.keys(), open_at=open_at if args.replay else None)

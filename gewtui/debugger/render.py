@@ -173,7 +173,12 @@ def timeline(f: model_pb2.FlowSnapshot, gaps: Iterable[tuple[int, int, int, int]
     """The flow's transitions, with each lost-records window that overlaps the flow's life
     drawn where it happened. ``gaps`` are (event_id, count, start_ns, end_ns)."""
     def rel(ns: int) -> str:
-        return "+" + names.duration_text(ns - first_ktime) if first_ktime and ns else ""
+        # An event can precede the session's first (a socket seen before the scope opened):
+        # "-106.852ms", never "+-106.852ms".
+        if not (first_ktime and ns):
+            return ""
+        d = ns - first_ktime
+        return ("+" if d >= 0 else "") + names.duration_text(d)
 
     entries = [TimelineEntry(t.ktime_ns, rel(t.ktime_ns), t.event_id, t.what,
                              f"{t.what} {_short(getattr(t, 'from'))} → {_short(t.to)}")

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from gewtui.debugger import names, render
 from gewtui.debugger.core import Debugger
+from gewtui.debugger.series import FlowSeriesCache, SessionRates
 from gewtui.debugger.sources import SourceInfo
 from gewtui.debugger.view import (BreakpointView, CursorView, DebugView, EMPTY_FLOWS, FlowDetail,
                                   FlowRow, GateView, StatusView)
@@ -68,6 +69,8 @@ class ViewBuilder:
         self._events_rate = Rate(self.clock)
         self._runs_rate = Rate(self.clock)
         self._detail = _Cache()
+        self._rates = SessionRates()
+        self._series = FlowSeriesCache()
 
     # ---- rows ---------------------------------------------------------------------------
 
@@ -204,6 +207,7 @@ class ViewBuilder:
             chain=render.chain_node(chain.root) if chain is not None and chain.HasField("root") else None,
             gate=self.gate_view(d, flow_id) if self.gate_view else None,
             interventions=interventions,
+            series=self._series.series(d.log, snap, d.position),
         )
 
     # ---- the whole view -------------------------------------------------------------------
@@ -248,6 +252,7 @@ class ViewBuilder:
             hit=d.hit.text() if d.hit is not None else "",
             filters=tuple(d.filter.describe()), message=d.message,
             templates=template_ids(templates),
+            rates=self._rates.series(d.log, len(d.log) if d.following else pos),
         )
 
 

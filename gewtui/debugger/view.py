@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, Union
+from typing import Any, Mapping, Union
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ class FlowDetail:
     chain: ChainNode | None
     gate: GateView | None
     interventions: tuple[InterventionView, ...] = ()
+    series: Any = None         # gewtui.debugger.series.FlowSeries: the flow view's chart
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class DebugView:
     filters: tuple[str, ...]
     message: str
     templates: tuple[str, ...] = ()
+    rates: Any = None                     # gewtui.debugger.series.SessionSeries (sparkline)
 
 
 # ---- command results -------------------------------------------------------------------

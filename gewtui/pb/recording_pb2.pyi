@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordingHeader(_message.Message):
-    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons")
+    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons", "clock_offset_ns")
     class DropReasonsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class RecordingHeader(_message.Message):
     WRITER_FIELD_NUMBER: _ClassVar[int]
     DROP_REASONS_FIELD_NUMBER: _ClassVar[int]
     RESET_REASONS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_NS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     session: _session_pb2.SessionInfo
     capabilities: _session_pb2.CapabilityReport
@@ -39,7 +40,8 @@ class RecordingHeader(_message.Message):
     writer: str
     drop_reasons: _containers.ScalarMap[int, str]
     reset_reasons: _containers.ScalarMap[int, str]
-    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ...) -> None: ...
+    clock_offset_ns: int
+    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ..., clock_offset_ns: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("event", "intervention", "stats", "end", "checkpoint")

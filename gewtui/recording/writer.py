@@ -84,6 +84,10 @@ class RecordingWriter:
             h.format_version = FORMAT_VERSION
         if not h.created_unix_ns:
             h.created_unix_ns = time.time_ns()
+            if not h.clock_offset_ns:
+                # A fresh header: the events about to be written carry this host's
+                # CLOCK_MONOTONIC, so exports can give them wall-clock times.
+                h.clock_offset_ns = time.time_ns() - time.monotonic_ns()
         if not h.writer:
             h.writer = f"gew-tui {__version__}"
         payload = h.SerializeToString()

@@ -117,8 +117,11 @@ def gate(g: GateView, flow_id: int) -> RenderableType:
 def flow(d: FlowDetail) -> RenderableType:
     r = d.row
     parts: list[RenderableType] = []
+    # An unknown local end or TCP state is left out rather than shown as "-".
+    local = f"{r.local} → " if r.local and r.local != "-" else "→ "
+    state = f"  {r.tcp_state}" if r.tcp_state and r.tcp_state != "-" else ""
     head = Text.assemble(("flow ", "gew.head"), (str(r.flow_id), "gew.id"),
-                         f"  {r.phase}  {r.local} → {r.peer}  {r.tcp_state}")
+                         f"  {r.phase}  {local}{r.peer}{state}")
     if r.parent_id:
         head.append(f"  (diverged from flow {r.parent_id})", style="gew.dim")
     if r.children:

@@ -27,6 +27,7 @@ from gewtui.debugger.snapshot import ViewBuilder
 from gewtui.debugger.view import DebugView, Output
 from gewtui.tui import themes
 from gewtui.tui.messages import CommandOutput, ViewUpdated
+from gewtui.tui.opening import CursorHistory, StoryOpener
 from gewtui.tui.palette import DebuggerCommands
 from gewtui.tui.screens.dialogs import ConfirmDrop, HelpScreen
 from gewtui.tui.screens.main import MainScreen
@@ -48,6 +49,8 @@ class GewApp(App[int]):
         Binding("N,p", "back", "Back", id="run.back"),
         Binding("f", "line('step flow')", "Step flow", show=False, id="run.step-flow"),
         Binding("t", "line('step transition')", "Step transition", show=False, id="run.step-transition"),
+        Binding("ctrl+o", "jump_back", "Jump back", show=False, id="run.jump-back",
+                tooltip="back to the cursor's previous stop (its history)"),
         Binding("b", "bar('break ')", "Break", id="break.set"),
         Binding("slash", "bar('filter ')", "Filter", id="filter.set"),
         Binding("g", "bar('goto ')", "Goto", id="run.goto"),
@@ -59,9 +62,13 @@ class GewApp(App[int]):
     ]
 
     def __init__(self, runner: Runner, *, theme: str = "dark", cursor_blink: bool = True,
-                 drop_reasons: tuple[str, ...] = ()) -> None:
+                 drop_reasons: tuple[str, ...] = (), keymap: dict[str, str] | None = None,
+                 open_at: str | None = None) -> None:
         super().__init__()
         self.runner = runner
+        self.opener = StoryOpener(open_at)          # where a replay opens (gewtui.tui.opening)
+        self.history = CursorHistory()
+        self.user_keymap = dict(keymap or {})      # binding id -> keys (gewtui.config)
         self.theme_name = theme
         self.cursor_blink = cursor_blink
         self.drop_reasons = drop_reasons
@@ -77,6 +84,8 @@ class GewApp(App[int]):
         return MainScreen()
 
     def on_mount(self) -> None:
+        if self.user_keymap:
+            self.set_keymap(self.user_keymap)
         self.register_theme(self._theme)
         self.theme = self._theme.name
         self.console.push_theme(self._rich_theme)
@@ -111,6 +120,10 @@ class GewApp(App[int]):
     def on_view_updated(self, message: ViewUpdated) -> None:
         view = message.view
         self.view = view
+        self.history.seen(view)
+        if not self.opener.done:
+            for line in self.opener.seen(view):
+                self.run_line(line, echo=False)
         shown = self._shown
         if (view.cursor.state == "running" and shown is not None
                 and shown.cursor.state != "running"):
@@ -187,6 +200,13 @@ class GewApp(App[int]):
     def action_back(self) -> None:
         self.run_line("back")
 
+    def action_jump_back(self) -> None:
+        line = self.history.back()
+        if line is None:
+            self.notify("no earlier stop in the cursor's history", timeout=2)
+        else:
+            self.run_line(line)
+
     def action_line(self, line: str) -> None:
         self.run_line(line)
 
@@ -197,12 +217,9 @@ class GewApp(App[int]):
         self.push_screen(HelpScreen(self._all_bindings()))
 
     def _all_bindings(self) -> list[Binding]:
-        out = [b for b in self.BINDINGS if isinstance(b, Binding)]
-        out += [b for b in MainScreen.BINDINGS if isinstance(b, Binding)]
-        from gewtui.tui.widgets.flow_tree import FlowTree
-        from gewtui.tui.widgets.reasons import ChainTree
-        out += [b for b in FlowTree.BINDINGS + ChainTree.BINDINGS if isinstance(b, Binding)]
-        return out
+        from gewtui.tui import keymap
+
+        return keymap.effective(keymap.all_bindings(), self.user_keymap)
 
     def action_drop(self) -> None:
         v = self.view
@@ -246,18 +263,21 @@ class FixedClock:
 
 
 def build_app(debugger: Debugger, *, theme: str = "dark", clock: Callable[[], float] | None = None,
-              cursor_blink: bool = True, tick_s: float = 0.1) -> GewApp:
+              cursor_blink: bool = True, tick_s: float = 0.1,
+              keymap: dict[str, str] | None = None, open_at: str | None = None) -> GewApp:
     """The app over a debugger (not started: the app starts its pump on mount)."""
     views = ViewBuilder(debugger, clock=clock or time.monotonic,
                         gate_view=debugger.gate or gate_view)
     runner = Runner(debugger, views, tick_s=tick_s)
     header = debugger.source.info().header
     reasons = tuple(sorted(set(header.drop_reasons.values()))) if header is not None else ()
-    return GewApp(runner, theme=theme, cursor_blink=cursor_blink, drop_reasons=reasons)
+    return GewApp(runner, theme=theme, cursor_blink=cursor_blink, drop_reasons=reasons,
+                  keymap=keymap, open_at=open_at)
 
 
-def run_app(debugger: Debugger, *, theme: str = "dark") -> int:
-    app = build_app(debugger, theme=theme)
+def run_app(debugger: Debugger, *, theme: str = "dark", keymap: dict[str, str] | None = None,
+            open_at: str | None = None) -> int:
+    app = build_app(debugger, theme=theme, keymap=keymap, open_at=open_at)
     try:
         result = app.run()
     finally:

@@ -19,7 +19,10 @@ _BARE = {"continue", "pause", "step", "back", "reverse", "flows", "info", "break
 
 class DebuggerCommands(Provider):
     def _entries(self):
+        from gewtui.tui.keymap import COMMAND_BINDING, keys_for
+
         app = self.app
+        user = getattr(app, "user_keymap", {})
         for c in commands.COMMANDS:
             if c.name == "quit":
                 continue
@@ -28,7 +31,9 @@ class DebuggerCommands(Provider):
                 action = partial(app.run_line, c.name)
             else:
                 action = partial(app.open_command_bar, c.name + " ")
-            yield title, action, f"{c.usage} — {c.summary}"
+            keys = keys_for(COMMAND_BINDING[c.name], user) if c.name in COMMAND_BINDING else ""
+            key = f"key {keys} · " if keys else ""
+            yield title, action, f"{key}{c.usage} — {c.summary}"
 
     async def discover(self) -> Hits:
         for title, action, help_text in self._entries():

@@ -25,8 +25,10 @@ def keys_table(bindings) -> RTable:
     rt.add_column(style="gew.id", no_wrap=True)
     rt.add_column()
     rt.add_column(style="gew.dim")
+    from gewtui.tui.keymap import key_text
+
     for b in bindings:
-        rt.add_row(Text(b.key_display or b.key), Text(b.description), Text(b.id or ""))
+        rt.add_row(Text(key_text(b)), Text(b.description), Text(b.id or ""))
     return rt
 
 
@@ -64,6 +66,7 @@ class ConfirmDrop(ModalScreen[str | None]):
     ConfirmDrop { align: center middle; }
     ConfirmDrop > Vertical { width: 60; height: auto; background: $surface;
                              border: thick $error; padding: 1 2; }
+    ConfirmDrop Label { width: 1fr; }
     ConfirmDrop Input { margin-top: 1; }
     """
 

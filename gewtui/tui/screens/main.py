@@ -16,6 +16,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from gewtui.debugger.view import ChainOut, DebugView, EventOut, FlowOut, GateOut, Message, Output, Stop
 from gewtui.tui.widgets.bars import CommandBar, StatusBar
+from gewtui.tui.widgets.charts import SessionSparkline
 from gewtui.tui.widgets.flow_tree import FlowTree
 from gewtui.tui.widgets.panels import Console, FlowView, InterventionPanel
 from gewtui.tui.widgets.reasons import ReasonInspector
@@ -38,6 +39,8 @@ class MainScreen(Screen):
     MainScreen FlowTree { width: 42%; min-width: 30; border-right: vkey $panel; }
     MainScreen #side { width: 1fr; }
     MainScreen TabPane { padding: 0; }
+    MainScreen #status-row { height: 2; }
+    MainScreen StatusBar { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self) -> None:
@@ -57,7 +60,9 @@ class MainScreen(Screen):
                     yield InterventionPanel()
                 with TabPane("Console", id="console"):
                     yield Console()
-        yield StatusBar()
+        with Horizontal(id="status-row"):
+            yield StatusBar()
+            yield SessionSparkline()
         yield CommandBar()
         yield Footer(compact=True, show_command_palette=False)
 
@@ -82,6 +87,7 @@ class MainScreen(Screen):
             self.query_one(ReasonInspector).update_view(view)
             self.query_one(InterventionPanel).update_view(view)
             self.query_one(StatusBar).update_view(view)
+            self.query_one(SessionSparkline).show_rates(view.rates)
             self.query_one(CommandBar).view = view
 
     def show_outputs(self, outputs: list[Output], quiet: bool = False) -> None:

@@ -108,6 +108,17 @@ def _human(n: int) -> str:
     return f"{n // 1_000_000}M"
 
 
+def squeeze_peer(peer: str, n: int) -> str:
+    """The peer in ``n`` cells, the port kept whole (it says the most): ``10.77.…:8081``."""
+    if len(peer) <= n:
+        return peer
+    host, sep, port = peer.rpartition(":")
+    keep = n - len(port) - 2
+    if sep and port.isdigit() and keep >= 2:
+        return host[:keep] + "…:" + port
+    return peer[: max(1, n - 1)] + "…"
+
+
 class _Look(NamedTuple):
     """The styles of one paint (they change with the theme and the focus)."""
     base: Style
@@ -292,26 +303,40 @@ class FlowTree(ScrollView, can_focus=True):
         dim = look.dim
         phase_style = look.ok if r.phase == "evolving" else dim if r.phase == "terminated" else Style()
         indent = " " + "  " * depth + ("└" if depth else " ")
+        state = SHORT_STATE.get(r.tcp_state, r.tcp_state[:6])
         head = [Segment(indent),
                 Segment(("▶" if sel else " ") + f"f{r.flow_id:<{self._id_width}}",
                         look.selected if sel else Style()),
                 Segment(" " + GLYPH.get(r.phase, "?") + " ", phase_style),
-                Segment(f"{SHORT_STATE.get(r.tcp_state, r.tcp_state[:6]):<6} ", dim)]
+                # No TCP state (a diverged parent, a flow of no socket): blank, not a "-"
+                # that reads as a missing endpoint next to the glyph.
+                Segment(f"{'' if state == '-' else state:<6} ", dim)]
         counters: list[Segment] = []
         for value, tag, style in ((r.retransmits, "r", look.warn), (r.drops, "d", look.bad),
                                   (r.resets, "x", look.bad)):
             if value:
                 counters.append(Segment(f" {tag}{_human(value)}", style))
-        optional = [Segment(f" {_human(r.events)}ev", dim)]
-        if r.templates:
-            optional.append(Segment(" " + ",".join(r.templates), look.warn))
-        # The peer first, then the counters; the event count and templates if they fit.
+        # What must stay: the template verdict (shortened last), then the peer (at least a
+        # few characters), then the event count if it still fits.
         room = width - sum(s.cell_length for s in head + counters)
-        while optional and len(r.peer) + sum(s.cell_length for s in optional) > room:
-            optional.pop()
-        room -= sum(s.cell_length for s in optional)
-        peer = r.peer if len(r.peer) <= room else r.peer[: max(1, room - 1)] + "…"
-        return head + [Segment(peer)] + counters + optional
+        peer_min = min(len(r.peer), 10)
+        tpl = (" " + ",".join(r.templates)) if r.templates else ""
+        if len(tpl) > room - peer_min:
+            keep = room - peer_min - 1
+            # Too narrow for a name: a mark still says this flow has a verdict.
+            tpl = tpl[:keep] + "…" if keep >= 6 else " ⚑"
+        room -= len(tpl)
+        events = f" {_human(r.events)}ev"
+        if len(r.peer) + len(events) > room:
+            events = ""
+        room -= len(events)
+        peer = squeeze_peer(r.peer, room)
+        out = head + [Segment(peer)] + counters
+        if events:
+            out.append(Segment(events, dim))
+        if tpl:
+            out.append(Segment(tpl, look.warn))
+        return out
 
     def watch_cursor(self, old: int, new: int) -> None:
         self.refresh_line(old)

@@ -23,6 +23,7 @@ from textual.widgets import RichLog, Static
 
 from gewtui.debugger.view import DebugView, Output
 from gewtui.shell import render
+from gewtui.tui.widgets.charts import FlowChart
 
 
 def displayed(widget: Widget) -> bool:
@@ -64,8 +65,9 @@ class Deferred:
 
 
 class FlowView(Deferred, VerticalScroll):
-    """The selected flow: header, counters, sockets, path history, state timeline with the
-    lost-records gaps drawn where they happened, and what changed since the previous stop.
+    """The selected flow: a chart of its cwnd, srtt, bytes, retransmits and drops over time,
+    header, counters, sockets, path history, state timeline with the lost-records gaps
+    drawn where they happened, and what changed since the previous stop.
     The line about the event at the cursor is a Body of its own: it changes with every
     event, the flow's text only when the flow does."""
 
@@ -81,6 +83,7 @@ class FlowView(Deferred, VerticalScroll):
 
     def compose(self):
         yield Body(id="flow-cursor")
+        yield FlowChart(id="flow-chart")
         yield Body(id="flow-body")
 
     def render_view(self, view: DebugView) -> None:
@@ -94,6 +97,9 @@ class FlowView(Deferred, VerticalScroll):
             self.query_one("#flow-cursor", Body).show(Group(line))
         if view.detail != self._detail:
             self._detail = view.detail
+            d = view.detail
+            self.query_one(FlowChart).show_series(
+                d.series if d else None, (d.row.retransmits, d.row.drops) if d else None)
             if view.detail is None:
                 body: RenderableType = Text("\nno flow selected: pick one in the tree (enter) or type "
                                             ":flow N", "gew.dim")
