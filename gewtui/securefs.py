@@ -191,12 +191,22 @@ def create_file(dfd: int, name: str, *, replace: bool = False, mode: int = 0o600
                 flags: int = os.O_WRONLY) -> int:
     """Create ``name`` in directory ``dfd`` exclusively (O_CREAT|O_EXCL|O_NOFOLLOW, ``mode``).
 
-    With ``replace``, an existing entry is replaced instead: the file is created under a
-    temporary name and renamed over it, so a link planted at ``name`` is replaced and its
-    target never opened. Returns the fd."""
+    With ``replace``, an existing regular file or link is replaced instead (anything else
+    is refused): the file is created under a temporary name and renamed over it, so a link
+    planted at ``name`` is replaced and its target never opened. Returns the fd."""
     base = flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     if not replace:
         return os.open(name, base, mode, dir_fd=dfd)
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        # Only a file or a link is replaced: a device node (/dev/null), FIFO or socket
+        # given as the target stays what it is (nobody unprivileged can create devices,
+        # so this check cannot be raced into replacing one).
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise _refuse(name, f"{_kind(st.st_mode)}, not a regular file to replace")
     tmp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, base, mode, dir_fd=dfd)
     try:
