@@ -146,6 +146,7 @@ class LiveSession:
         from gewtui.runtime.mounts import ensure_mounted
 
         ensure_mounted()
+        self.instance.ensure_roots()   # checked at every start: a foreign root stops us here
         if self.gc_on_start:
             self.gc_reports = self.instance.gc(self.log)
         self.scope = self._resolve_scope()
