@@ -248,6 +248,7 @@ class ViewBuilder:
             hit=d.hit.text() if d.hit is not None else "",
             filters=tuple(d.filter.describe()), message=d.message,
             templates=template_ids(templates),
+            template_notes=tuple(getattr(templates, "override_notes", tuple)()),
         )
 
 

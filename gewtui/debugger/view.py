@@ -190,6 +190,7 @@ class DebugView:
     filters: tuple[str, ...]
     message: str
     templates: tuple[str, ...] = ()
+    template_notes: tuple[str, ...] = ()  # packaged templates the operator replaced
 
 
 # ---- command results -------------------------------------------------------------------
