@@ -31,6 +31,7 @@ from gewtui.debugger.commands import CompletionData
 from gewtui.debugger.runner import Runner
 from gewtui.debugger.view import DebugView, Message, Output, Stop
 from gewtui.errors import EX_USAGE, GewError
+from gewtui.intervene.gate import Answer
 from gewtui.shell import render
 
 BANNER = "gew shell: 'help' lists the commands, Tab completes, Ctrl-C pauses a run, Ctrl-D quits."
@@ -108,7 +109,7 @@ class Shell:
 
     # ---- one line ----------------------------------------------------------------------------
 
-    def execute(self, line: str, *, confirm_text: str | None = None) -> bool:
+    def execute(self, line: str, *, confirm_text: Any = None) -> bool:
         """Run one line and print what it produced. False when the shell should end."""
         try:
             parsed = commands.parse(line)
@@ -140,7 +141,7 @@ class Shell:
                 # Ctrl-C during a run pauses it; the command's future then resolves.
                 self.runner.submit("pause")
 
-    def confirm_drop(self, args: list[str]) -> str | None:
+    def confirm_drop(self, args: list[str]) -> Answer | None:
         """The typed confirmation, asked for before the command goes to the pump (which
         must not wait on a person while the session runs)."""
         if self._session is None:
@@ -148,8 +149,9 @@ class Shell:
                                         "confirmation", "error")], None)
             return None
         flow = args[0] if args else "the selected flow"
+        answer = Answer.opener()              # stamped before the prompt: 60 s from here
         try:
-            return self._session.prompt(f"Drop {flow}'s packets? Type the flow id to confirm: ")
+            return answer(self._session.prompt(f"Drop {flow}'s packets? Type the flow id to confirm: "))
         except (EOFError, KeyboardInterrupt):
             return None
 
