@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
@@ -357,6 +358,12 @@ class Instance:
             return
         removed: list[str] = []
         try:
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISLNK(os.stat(sid, dir_fd=pfd, follow_symlinks=False).st_mode):
+                    # Only root can write here, so this is damage, not ours: said, and the
+                    # link itself removed (remove_tree unlinks it, never follows it).
+                    rep.errors.append(f"{os.path.join(parent, sid)}: a symbolic link, not a session "
+                                      "directory; removed the link, not what it names")
             securefs.remove_tree(pfd, sid, shown=os.path.join(parent, sid), on_removed=removed.append,
                                  on_error=lambda p, e: rep.errors.append(
                                      f"{'unpin' if pins else 'remove'} {p}: {e.strerror}"))
