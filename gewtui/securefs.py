@@ -343,17 +343,12 @@ def remove_tree(parent_fd: int, name: str, *, shown: str = "",
                 _unlink(fd, child, path, on_removed, on_error)
     finally:
         os.close(fd)
-    try:
-        os.rmdir(name, dir_fd=parent_fd)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        _report(on_error, shown, e)
+    _unlink(parent_fd, name, shown, None, on_error, rmdir=True)
 
 
-def _unlink(dfd: int, name: str, shown: str, on_removed, on_error) -> None:
+def _unlink(dfd: int, name: str, shown: str, on_removed, on_error, *, rmdir: bool = False) -> None:
     try:
-        os.unlink(name, dir_fd=dfd)
+        (os.rmdir if rmdir else os.unlink)(name, dir_fd=dfd)
     except FileNotFoundError:
         return
     except OSError as e:

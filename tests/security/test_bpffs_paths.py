@@ -13,18 +13,9 @@ import stat
 
 import pytest
 
-from tests.security.support import NOBODY, as_nobody, fresh_roots, one_line
+from tests.security.support import NOBODY, as_nobody, one_line
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def roots():
-    r = fresh_roots()
-    try:
-        yield r
-    finally:
-        r.remove()
 
 
 def test_planted_bpffs_root_symlink_deletes_nothing(roots, netns_pair, tmp_path):

@@ -22,18 +22,9 @@ import pytest
 from gewtui.kernel.bpffs import Instance, Manifest
 from gewtui.recording import RecordingReader
 from gewtui.recording.sample import write_sample
-from tests.security.support import as_nobody, fresh_roots, one_line
+from tests.security.support import as_nobody, one_line
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def roots():
-    r = fresh_roots()
-    try:
-        yield r
-    finally:
-        r.remove()
 
 
 @pytest.fixture
