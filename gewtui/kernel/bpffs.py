@@ -218,10 +218,12 @@ class Instance:
             pass
         return path
 
-    def ensure_roots(self) -> None:
-        """Create or check both roots (0700, root-owned); UnsafePath names one that fails."""
+    def ensure_roots(self, *, create: bool = True) -> None:
+        """Create (or, without ``create``, only check those that exist) both roots: 0700,
+        root-owned; UnsafePath names one that fails."""
         for top in (self.run_root, self.bpffs_root):
-            os.close(securefs.open_dir(top, create=True, private_below=top, owners=_OWNERS))
+            if create or os.path.lexists(top):
+                os.close(securefs.open_dir(top, create=create, private_below=top, owners=_OWNERS))
 
     def session_bpffs(self, session_id: str) -> str:
         sid = validate_name(session_id, "session")
@@ -255,7 +257,9 @@ class Instance:
     # -- lock: create and gc never interleave within one instance -----------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        self.ensure_roots()
+        # The bpffs root is only checked here: bpffs may not be mounted (gc after an
+        # unmount); the session's pin directory creates it when it pins.
+        self.ensure_roots(create=False)
         dfd = self._open(self.run_dir, create=True)
         try:
             fd = os.open(".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
@@ -412,6 +416,7 @@ class Instance:
     def gc(self, log: Log | None = None, *, skip: str | None = None) -> list[CleanupReport]:
         """Clean every orphan of this instance; live sessions (pid + start time) are left alone."""
         reports: list[CleanupReport] = []
+        self.ensure_roots(create=False)   # a root another user made is said, even with nothing to do
         if not os.path.lexists(self.run_dir) and not os.path.lexists(self.bpffs_dir):
             return reports            # nothing of this instance exists: leave no trace either
         with self.lock():
