@@ -12,6 +12,7 @@ import pytest
 from gewtui.errors import UsageError
 from gewtui.kernel.bpffs import (Instance, Manifest, TcFilterRecord, owner_alive, proc_start_time,
                                  validate_name)
+from gewtui.securefs import UnsafePath
 from tests.conftest import bpf_map_create, bpf_obj_pin, drop_instance
 
 HOSTILE = [".", "..", "/", "a/b", "../x", "x/..", "", " ", "a b", "tab\tx", "nl\nx", "x" * 65,
@@ -50,7 +51,7 @@ def test_a_symlinked_session_dir_cannot_lead_outside(tmp_path):
     os.makedirs(inst.run_dir + "/sessions")
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", inst.run_dir + "/sessions/evil")
-    with pytest.raises(UsageError, match="outside instance"):
+    with pytest.raises(UnsafePath, match="evil: a symbolic link"):
         inst.session_run("evil")
 
 

@@ -147,7 +147,7 @@ def test_checkpoints_from_another_template_set_are_ignored(live, tmp_path):
     src = sorted(Path(templates_dir()).glob("*.toml"))[0]
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / src.name).write_text(src.read_text().replace('title = "', 'title = "x ', 1))
-    tpl = load_templates([tmp_path / "t"])
+    tpl = load_templates([tmp_path / "t"], allow_override=[src.stem])
     d = Debugger(ReplaySource(path), engine_factory=lambda: Engine(templates=tpl, session_id=SID),
                  engine_restore=Engine.restore)
     ctx = commands.Context(d, ViewBuilder(d))

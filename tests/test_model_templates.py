@@ -256,13 +256,19 @@ def write(tmp_path, name, text):
 def test_user_directory_adds_templates_and_may_override_a_packaged_one(tmp_path):
     write(tmp_path, "my-resets", GOOD.format(id="my-resets"))
     write(tmp_path, "peer-reset", GOOD.format(id="peer-reset"))
-    ts = load_templates([tmp_path])
+    with pytest.raises(TemplateError, match="packaged template; replacing it needs --override-template peer-reset"):
+        load_templates([tmp_path])
+    ts = load_templates([tmp_path], allow_override=["peer-reset"])
     assert "my-resets" in ts and ts["peer-reset"].source.startswith(str(tmp_path))
     assert ts.overridden == ("peer-reset",)
+    assert ts.override_notes() == (f"template peer-reset replaced by {tmp_path}/peer-reset.toml",)
     eng = reset_received(ts)
     assert set(eng.flows()[0].templates) == {"my-resets", "peer-reset"}
     l2 = [n for n in eng.chain(1).root.children if n.kind == "my-resets"][0]
     assert l2.text == "1 resets to 10.0.0.2:80, first " and l2.severity == "info"
+    replaced = [n for n in eng.chain(1).root.children if n.kind == "peer-reset"][0]
+    assert replaced.text.endswith(f"(template peer-reset from {tmp_path}/peer-reset.toml, replacing the packaged one)")
+    assert replaced.fields["replaces_packaged"] == f"{tmp_path}/peer-reset.toml"
 
 
 BAD = [

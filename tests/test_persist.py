@@ -111,7 +111,7 @@ def test_another_template_set_config_or_session_is_refused(tmp_path: Path):
     src = sorted(Path(templates_dir()).glob("*.toml"))[0]
     text = src.read_text()
     (tmp_path / src.name).write_text(text.replace('title = "', 'title = "tuned ', 1))
-    other = load_templates([tmp_path])
+    other = load_templates([tmp_path], allow_override=[src.stem])
     assert other.overridden == (src.stem,)
     assert persist.template_digest(other) != persist.template_digest(packaged_templates())
     with pytest.raises(persist.StateError) as e:

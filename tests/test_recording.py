@@ -4,12 +4,13 @@ tests/faults/test_recording_faults.py."""
 from __future__ import annotations
 
 import errno
+import stat
 import os
 import time
 
 import pytest
 
-from gewtui.errors import EX_IOERR, EX_NOINPUT, RecordingError
+from gewtui.errors import EX_IOERR, EX_NOINPUT, GewError, RecordingError
 from gewtui.pb import events_pb2, recording_pb2
 from gewtui.recording import (
     FORMAT_VERSION, MAGIC, MAX_RECORD_BYTES, RecordingReader, RecordingWriter, open_recording,
@@ -217,11 +218,13 @@ def test_missing_and_unopenable_files_are_noinput_errors(tmp_path):
     assert ei.value.code == EX_NOINPUT
 
 
-def test_writer_on_a_full_device_raises_a_recording_error():
-    with pytest.raises(RecordingError) as ei:
+def test_writer_never_replaces_a_device_node():
+    """A recording path naming a device (here /dev/full) is refused in one line and the
+    node stays a device: the writer replaces only files and links."""
+    with pytest.raises(GewError) as ei:
         RecordingWriter("/dev/full", sample_header())
-    assert ei.value.code == EX_IOERR
-    assert "No space left on device" in ei.value.message
+    assert "a device, not a regular file" in ei.value.message and "\n" not in ei.value.message
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
 
 
 def test_cannot_create_is_a_recording_error(tmp_path):

@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
                         "a jump then folds at most N events)")
     p.add_argument("--templates", metavar="DIR", action="append", default=[],
                    help="extra template directory (repeatable), as you will replay with")
+    from gewtui.cli.tui_cmd import add_override_argument
+
+    add_override_argument(p)
     p.add_argument("--force", action="store_true",
                    help="index a file without an end record, or add checkpoints to one "
                         "that has some from this build already")
@@ -64,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
     for d in args.templates:
         if not os.path.isdir(d):
             raise UsageError(f"--templates {d}: not a directory")
-    templates = load_templates(args.templates) if args.templates else None
+    if args.override_template and not args.templates:
+        raise UsageError("--override-template needs --templates DIR holding the replacement")
+    templates = load_templates(args.templates, allow_override=args.override_template) if args.templates else None
+    for note in templates.override_notes() if templates is not None else ():
+        print(f"gew: warning: {note}", file=sys.stderr)
     t0 = time.monotonic()
     with tempfile.TemporaryFile(prefix="gew-index-") as spill:
         with open_recording(args.file) as r:

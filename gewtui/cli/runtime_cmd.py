@@ -20,9 +20,35 @@ STATE_SHORT = {1: "not supported", 2: "risky", 3: "fully supported"}
 def add_arguments(p, words) -> None:
     import argparse
 
+    from gewtui.cli.tui_cmd import add_override_argument
+
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
     p.add_argument("--json", action="store_true", help="machine-readable output (the CapabilityReport as JSON)")
+    p.add_argument("--templates", metavar="DIR", action="append", default=[],
+                   help="also check and list this template directory (as gew-tui --templates would load it)")
+    add_override_argument(p)
+
+
+def template_rows(args) -> list[list[str]]:
+    """The template set gew-tui would load with these options: counts and every packaged
+    template a user file replaces (loading errors are the usual one line)."""
+    from gewtui.errors import UsageError
+    from gewtui.model.templates import load_templates
+
+    if args.override_template and not args.templates:
+        raise UsageError("--override-template needs --templates DIR holding the replacement")
+    ts = load_templates(args.templates, allow_override=args.override_template)
+    user = sum(1 for t in ts if not t.source.startswith(str(_packaged_dir())))
+    rows = [["templates", f"{len(ts)} ({len(ts) - user} packaged, {user} from --templates)"]]
+    rows += [["replaced", n] for n in ts.override_notes()]
+    return rows
+
+
+def _packaged_dir():
+    from gewtui.resources import templates_dir
+
+    return templates_dir()
 
 
 def table(rows: list[list[str]], headers: list[str], max_last: int = 0) -> str:
@@ -49,7 +75,7 @@ def _yes(v: bool) -> str:
     return "yes" if v else "no"
 
 
-def render_runtime(info) -> str:
+def render_runtime(info, extra: list[list[str]] = ()) -> str:
     headers = f"{info.headers_path or 'none'}"
     if info.headers_path:
         headers += f" ({info.headers_release or 'unknown release'}; " + (
@@ -63,6 +89,7 @@ def render_runtime(info) -> str:
         ["tracefs", f"mounted at {info.tracefs_path}" if info.tracefs_mounted else "not mounted"],
         ["bpffs", f"mounted at {info.bpffs_path}" if info.bpffs_mounted else "not mounted"],
         ["root", f"{_yes(info.root)} (CAP_BPF {_yes(info.cap_bpf)}, CAP_SYS_ADMIN {_yes(info.cap_sys_admin)})"],
+        *extra,
     ]
     w = max(len(r[0]) for r in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)
@@ -76,12 +103,16 @@ def render_capabilities(report) -> str:
 def run(args) -> int:
     from gewtui.kernel.build import capability_report
 
+    extra = template_rows(args)
     report = capability_report()
     if args.json:
-        print(report_json(report))
+        text = report_json(report)
+        d = json.loads(text)
+        d["templates"] = {"summary": extra[0][1], "replaced": [r[1] for r in extra[1:]]}
+        print(json.dumps(d, indent=2))
         return 0
     out = sys.stdout
-    out.write(render_runtime(report.runtime) + "\n\n")
+    out.write(render_runtime(report.runtime, extra) + "\n\n")
     out.write(render_capabilities(report) + "\n\n")
     out.write(f"verdict: {STATE_SHORT.get(report.verdict, '?')} — {report.verdict_reason}\n")
     return 0

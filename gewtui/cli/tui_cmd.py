@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import signal
+import sys
 from typing import Any, Iterator
 
 from gewtui.errors import UsageError
@@ -55,6 +56,13 @@ def add_source_arguments(p: argparse.ArgumentParser, *, replay_flag: bool = True
                         "in the config file; 90s, 5m, 1h)")
     p.add_argument("--templates", metavar="DIR", action="append", default=[],
                    help="extra template directory (repeatable), added to the packaged templates")
+    add_override_argument(p)
+
+
+def add_override_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--override-template", metavar="ID", action="append", default=[],
+                   help="let a --templates file replace the packaged template ID (repeatable); "
+                        "the replacement is shown in the status bar and in every chain it concludes")
 
 
 def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
@@ -67,7 +75,8 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
                         "defaults.replay_open), first-match (the first template match), start")
 
 
-def engine_factory(template_dirs: list[str], session_id: str) -> tuple[Any, Any]:
+def engine_factory(template_dirs: list[str], session_id: str,
+                   overrides: list[str] = ()) -> tuple[Any, Any]:
     """The observation engine's constructor (packaged templates plus the user's) and
     restore. The session id goes into every reason chain (the gate checks it)."""
     from gewtui.model.engine import Engine
@@ -79,7 +88,11 @@ def engine_factory(template_dirs: list[str], session_id: str) -> tuple[Any, Any]
                 raise UsageError(f"--templates {d}: not a directory")
         from gewtui.model.templates import load_templates
 
-        templates = load_templates(template_dirs)
+        templates = load_templates(template_dirs, allow_override=overrides)
+        for note in templates.override_notes():
+            print(f"gew: warning: {note}", file=sys.stderr)
+    elif overrides:
+        raise UsageError("--override-template needs --templates DIR holding the replacement")
     return (lambda: Engine(templates=templates, session_id=session_id)), Engine.restore
 
 
@@ -107,6 +120,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
     from gewtui.debugger.sources import LiveSource, ReplaySource
 
     dirs = getattr(args, "templates", []) or []
+    overrides = getattr(args, "override_template", []) or []
     if replay:
         if args.lab or args.scope or args.record:
             raise UsageError("--replay reads a recording: --lab, --scope and --record are for live sessions")
@@ -114,7 +128,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
             raise UsageError("a replayed recording is inert: --allow-intervention has no meaning with it")
         src = ReplaySource(replay)
         try:
-            new_engine, restore = engine_factory(dirs, src.info().session_id)
+            new_engine, restore = engine_factory(dirs, src.info().session_id, overrides)
             yield Debugger(src, engine_factory=new_engine, engine_restore=restore,
                            gate=_gate_view())
         finally:
@@ -138,7 +152,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
                            session_id=sid, allow_risky=args.allow_risky, bpf_stats=args.bpf_stats,
                            allow_intervention=args.allow_intervention)
         stack.enter_context(live)
-        new_engine, restore = engine_factory(dirs, sid)
+        new_engine, restore = engine_factory(dirs, sid, overrides)
         d = Debugger(LiveSource(live), engine_factory=new_engine, engine_restore=restore,
                      gate=_gate_view())
         d.intervention = _controller(live, d, args)

@@ -62,10 +62,10 @@ class Command:
 
 def _int(text: str, what: str) -> int:
     t = text.strip().lstrip("#")
-    if t[:1] in ("f", "F") and t[1:].isdigit():
+    if t[:1] in ("f", "F") and names.is_number(t[1:]):
         t = t[1:]
-    if not t.isdigit():
-        raise UsageError(f"{what} must be a number, not {text!r}")
+    if not names.is_number(t):
+        raise UsageError(f"{what} must be a number (ASCII digits), not {ascii(text)[:40]}")
     return int(t)
 
 
@@ -80,7 +80,7 @@ def _flow_arg(ctx: Context, args: list[str], i: int = 0) -> int:
 def _count_and_what(args: list[str], words: Sequence[str]) -> tuple[int, str]:
     count, what = 1, "event"
     for a in args:
-        if a.isdigit():
+        if names.is_number(a):
             count = int(a)
         else:
             match = [w for w in words if w.startswith(a.lower())]

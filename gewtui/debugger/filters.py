@@ -50,8 +50,8 @@ def parse_term(text: str) -> Term:
     if kind in ("dst", "src", "addr"):
         value = str(names.parse_network(value))
     elif kind in ("port", "sport", "dport"):
-        if not value.isdigit() or not 0 < int(value) < 65536:
-            raise UsageError(f"not a port: {value!r}")
+        if not names.is_number(value) or not 0 < int(value) < 65536:
+            raise UsageError(f"not a port: {ascii(value)[:40]}")
     elif kind == "phase":
         value = "live" if value.lower() == "live" else names.phase_name(names.parse_phase(value))
     elif kind == "netns":
@@ -60,12 +60,15 @@ def parse_term(text: str) -> Term:
 
 
 def _netns_inode(value: str) -> int:
-    if value.isdigit():
+    if names.is_number(value):
         return int(value)
+    # Validated as a name first: only /run/netns/<name> is ever looked at, so a filter
+    # cannot be used to probe for files elsewhere ("../../etc/passwd").
+    name = names.parse_netns_name(value)
     try:
-        return os.stat(f"/run/netns/{value}").st_ino
+        return os.stat(f"/run/netns/{name}").st_ino
     except OSError:
-        raise UsageError(f"no network namespace named {value!r} (give its inode number)") from None
+        raise UsageError(f"no network namespace named {name} (give its inode number)") from None
 
 
 class FlowFilter:

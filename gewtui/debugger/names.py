@@ -24,6 +24,26 @@ PHASES: dict[str, int] = {
 LAYERS: dict[int, str] = {v: k for k, v in model_pb2.ReasonLayer.items() if v}
 
 
+# What the command language accepts as a number: ASCII digits only (str.isdigit() is also
+# true for "²", which int() refuses), and few enough that int() never refuses the length.
+_NUMBER = re.compile(r"[0-9]{1,20}", re.ASCII)
+# A namespace name as `ip netns` makes one: a single file name under /run/netns.
+_NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", re.ASCII)
+
+
+def is_number(text: str) -> bool:
+    return bool(_NUMBER.fullmatch(text))
+
+
+def parse_netns_name(text: str) -> str:
+    """A network namespace name, refused unless it is one plain file name (no '/', no
+    leading '.', no spaces or control characters): never a path."""
+    if not _NETNS.fullmatch(text):
+        raise UsageError(f"not a network namespace name: {ascii(text)[:40]} (letters, digits, "
+                         "'_', '-', '.'; at most 64)")
+    return text
+
+
 def tcp_state_name(value: int) -> str:
     for name, v in TCP_STATES.items():
         if v == value:
@@ -36,7 +56,7 @@ def parse_tcp_state(text: str) -> int:
     t = text.strip().upper()
     if t.startswith("TCP_"):
         t = t[4:]
-    if t.isdigit() and int(t) in TCP_STATES.values():
+    if is_number(t) and int(t) in TCP_STATES.values():
         return int(t)
     if t in TCP_STATES:
         return TCP_STATES[t]

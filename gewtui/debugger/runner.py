@@ -22,7 +22,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from gewtui.debugger import commands
 from gewtui.debugger.core import Debugger
@@ -36,7 +36,7 @@ class _Request:
     line: str
     future: Future
     wait_stop: bool = False
-    confirm_text: str | None = None
+    confirm_text: Any = None       # what was typed: a str, or an intervene.gate.Answer
     outputs: list[Output] = field(default_factory=list)
 
 
@@ -87,7 +87,7 @@ class Runner:
     # ---- requests (any thread) ---------------------------------------------------------
 
     def submit(self, line: str, *, wait_stop: bool = False,
-               confirm_text: str | None = None) -> Future:
+               confirm_text: Any = None) -> Future:
         """Queue a command line; the future resolves to its outputs (with ``wait_stop``,
         only once a motion it started has stopped, its Stop included)."""
         fut: Future = Future()
@@ -103,7 +103,7 @@ class Runner:
             self._cv.notify_all()
 
     def call(self, line: str, *, wait_stop: bool = True, timeout: float | None = None,
-             confirm_text: str | None = None) -> list[Output]:
+             confirm_text: Any = None) -> list[Output]:
         return self.submit(line, wait_stop=wait_stop, confirm_text=confirm_text).result(timeout)
 
     def view_now(self, timeout: float = 10.0) -> DebugView:

@@ -253,6 +253,7 @@ class ViewBuilder:
             filters=tuple(d.filter.describe()), message=d.message,
             templates=template_ids(templates),
             rates=self._rates.series(d.log, len(d.log) if d.following else pos),
+            template_notes=tuple(getattr(templates, "override_notes", tuple)()),
         )
 
 

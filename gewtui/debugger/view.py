@@ -192,6 +192,7 @@ class DebugView:
     message: str
     templates: tuple[str, ...] = ()
     rates: Any = None                     # gewtui.debugger.series.SessionSeries (sparkline)
+    template_notes: tuple[str, ...] = ()  # packaged templates the operator replaced
 
 
 # ---- command results -------------------------------------------------------------------

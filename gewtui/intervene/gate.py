@@ -132,15 +132,39 @@ class Confirmation:
     @classmethod
     def typed_now(cls, typed: str, flow_id: int, session_id: str,
                   clock: Callable[[], int] = time.monotonic_ns) -> "Confirmation":
+        """A confirmation typed at this instant (programmatic callers; front ends that ask a
+        person use ``Answer``, stamped when the question was put)."""
         return cls(typed=typed, flow_id=flow_id, session_id=session_id, created_ns=clock())
 
+    @classmethod
+    def from_answer(cls, answer: "Answer", flow_id: int, session_id: str) -> "Confirmation":
+        return cls(typed=answer.text, flow_id=flow_id, session_id=session_id,
+                   created_ns=answer.opened_ns, nonce=answer.nonce)
 
-_TYPED = re.compile(r"^\s*[fF#]?(\d{1,20})\s*$")
+
+@dataclass(frozen=True)
+class Answer:
+    """What the operator typed into a confirmation dialog, stamped when the dialog *opened*:
+    the 60 s run from the question, not from the answer, however long the typing took, and
+    the nonce is the dialog's, so one dialog confirms at most one drop."""
+
+    text: str
+    opened_ns: int
+    nonce: str
+
+    @classmethod
+    def opener(cls, clock: Callable[[], int] = time.monotonic_ns) -> Callable[[str], "Answer"]:
+        """Call when the dialog opens; call the result with what was typed."""
+        opened, nonce = clock(), secrets.token_hex(8)
+        return lambda text: cls(text, opened, nonce)
+
+
+_TYPED = re.compile(r"\s*[fF#]?([0-9]{1,20})\s*", re.ASCII)
 
 
 def typed_flow_id(typed: str) -> int | None:
     """The flow id the operator typed: "17", "f17" or "#17"; None if it is not one."""
-    m = _TYPED.match(typed)
+    m = _TYPED.fullmatch(typed)
     return int(m.group(1)) if m else None
 
 

@@ -22,10 +22,12 @@ import fcntl
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
+from gewtui import securefs
 from gewtui.errors import GewError, UsageError
 
 BPFFS_MOUNT = "/sys/fs/bpf"
@@ -33,6 +35,9 @@ BPFFS_ROOT = BPFFS_MOUNT + "/gewyvern"
 RUN_ROOT = "/run/gewyvern"
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+_MAX_MANIFEST = 4 << 20             # a manifest names pins and filters: far below this
+#: Owners a directory on the way to gew's roots may have: root (and our own uid).
+_OWNERS = frozenset({0, os.geteuid()})
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -180,37 +185,87 @@ class CleanupReport:
 
 
 class Instance:
-    """One instance's part of the ownership tree. Everything else is out of reach."""
+    """One instance's part of the ownership tree. Everything else is out of reach.
+
+    Both roots (/sys/fs/bpf/gewyvern, /run/gewyvern) and everything below them are private
+    to root: created 0700, checked on every start (``ensure_roots``), never removed, and
+    walked only through directory fds without following links (gewtui.securefs). A root
+    that fails the check stops the session with one line naming it; an unprivileged user
+    who creates /sys/fs/bpf/gewyvern first (bpffs is world-writable and sticky) can stop
+    gew, but never make it touch a file of theirs or anyone else's."""
 
     def __init__(self, instance_id: str = "default", *, bpffs_root: str = BPFFS_ROOT,
                  run_root: str = RUN_ROOT):
         self.instance_id = validate_name(instance_id, "instance")
+        self.bpffs_root, self.run_root = bpffs_root, run_root
         self.bpffs_dir = os.path.join(bpffs_root, "instances", self.instance_id)
         self.run_dir = os.path.join(run_root, "instances", self.instance_id)
 
     # -- paths -------------------------------------------------------------------------
-    def _inside(self, path: str, root: str) -> str:
-        real = os.path.realpath(path)
-        if not real.startswith(os.path.realpath(root) + os.sep):
-            raise UsageError(f"path {ascii(path)} is outside instance {self.instance_id}")
+    def _open(self, path: str, *, create: bool = False) -> int:
+        """A directory fd for ``path`` (inside one of the two roots), walked without links;
+        FileNotFoundError when it does not exist and ``create`` is false."""
+        top = self.bpffs_root if path.startswith(self.bpffs_root + os.sep) or path == self.bpffs_root \
+            else self.run_root
+        return securefs.open_dir(path, create=create, private_below=top, owners=_OWNERS)
+
+    def _inside(self, path: str) -> str:
+        """``path`` if every existing component of it is a private directory of ours (a
+        link or a foreign directory raises UnsafePath naming it); nothing is created."""
+        try:
+            os.close(self._open(path))
+        except FileNotFoundError:
+            pass
         return path
+
+    def ensure_roots(self, *, create: bool = True) -> None:
+        """Create (or, without ``create``, only check those that exist) both roots: 0700,
+        root-owned; UnsafePath names one that fails."""
+        for top in (self.run_root, self.bpffs_root):
+            if create or os.path.lexists(top):
+                os.close(securefs.open_dir(top, create=create, private_below=top, owners=_OWNERS))
 
     def session_bpffs(self, session_id: str) -> str:
         sid = validate_name(session_id, "session")
-        return self._inside(os.path.join(self.bpffs_dir, "sessions", sid), self.bpffs_dir)
+        return self._inside(os.path.join(self.bpffs_dir, "sessions", sid))
 
     def session_run(self, session_id: str) -> str:
         sid = validate_name(session_id, "session")
-        return self._inside(os.path.join(self.run_dir, "sessions", sid), self.run_dir)
+        return self._inside(os.path.join(self.run_dir, "sessions", sid))
 
     def manifest_path(self, session_id: str) -> str:
         return os.path.join(self.session_run(session_id), MANIFEST)
 
+    def make_session_bpffs(self, session_id: str) -> str:
+        """Create the session's pin directory (0700, every parent checked); its path.
+
+        Pinning goes by path (the kernel pins by name), which is safe below a root-only
+        0700 directory: nobody else can place anything there."""
+        path = self.session_bpffs(session_id)
+        os.close(self._open(path, create=True))
+        return path
+
+    def session_exists(self, session_id: str) -> bool:
+        for path in (self.session_run(session_id), self.session_bpffs(session_id)):
+            try:
+                os.close(self._open(path))
+                return True
+            except FileNotFoundError:
+                pass
+        return False
+
     # -- lock: create and gc never interleave within one instance -----------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(self.run_dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # The bpffs root is only checked here: bpffs may not be mounted (gc after an
+        # unmount); the session's pin directory creates it when it pins.
+        self.ensure_roots(create=False)
+        dfd = self._open(self.run_dir, create=True)
+        try:
+            fd = os.open(".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dfd)
+        finally:
+            os.close(dfd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -222,18 +277,23 @@ class Instance:
         """Atomic replace: a reader sees the old or the new manifest, never half of one."""
         if m.instance_id != self.instance_id:
             raise UsageError(f"manifest of instance {m.instance_id} written to {self.instance_id}")
-        d = self.session_run(m.session_id)
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        tmp = os.path.join(d, MANIFEST + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(m.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(d, MANIFEST))
+        dfd = self._open(self.session_run(m.session_id), create=True)
+        try:
+            securefs.write_file(dfd, MANIFEST, m.to_json().encode())
+        finally:
+            os.close(dfd)
 
     def read_manifest(self, session_id: str) -> Manifest:
-        with open(self.manifest_path(session_id)) as f:
-            m = Manifest.from_json(f.read())
+        dfd = self._open(self.session_run(session_id))
+        try:
+            fd = securefs.open_existing(dfd, MANIFEST, shown=self.manifest_path(session_id))
+        finally:
+            os.close(dfd)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(_MAX_MANIFEST + 1)
+        if len(data) > _MAX_MANIFEST:
+            raise ValueError(f"manifest over {_MAX_MANIFEST} bytes")
+        m = Manifest.from_json(data.decode())
         if m.session_id != session_id or m.instance_id != self.instance_id:
             raise ValueError("manifest names another session")
         return m
@@ -243,9 +303,13 @@ class Instance:
         ids: set[str] = set()
         for root in (os.path.join(self.run_dir, "sessions"), os.path.join(self.bpffs_dir, "sessions")):
             try:
-                names = os.listdir(root)
+                dfd = self._open(root)
             except FileNotFoundError:
                 continue
+            try:
+                names = os.listdir(dfd)
+            finally:
+                os.close(dfd)
             ids.update(n for n in names if _NAME_RE.fullmatch(n))
         return sorted(ids)
 
@@ -258,7 +322,7 @@ class Instance:
                 out.append(SessionEntry(sid, None, False, "no manifest"))
                 continue
             except (OSError, ValueError, TypeError, GewError) as e:
-                out.append(SessionEntry(sid, None, False, f"unreadable manifest: {e}"))
+                out.append(SessionEntry(sid, None, False, f"unreadable manifest: {_why(e)}"))
                 continue
             out.append(SessionEntry(sid, m, owner_alive(m.owner_pid, m.owner_start_time)))
         return out
@@ -270,8 +334,11 @@ class Instance:
 
         Idempotent: anything already gone is skipped. The manifest goes last, so a cleanup
         interrupted half-way is finished by the next one. For an orphan, its recording gets
-        a record saying the session ended without cleanup, with the unknown window."""
+        a record saying the session ended without cleanup, with the unknown window.
+        Directories are removed through fds (securefs.remove_tree): a link is unlinked,
+        never followed."""
         log = log or (lambda s: None)
+        sid = validate_name(session_id, "session")
         rep = CleanupReport(session_id)
         if problem:
             rep.errors.append(f"{problem}: tc filters it may have named cannot be found")
@@ -281,31 +348,54 @@ class Instance:
                 self._remove_tc(rec, rep)
             if orphan and manifest.recording:
                 _mark_recording_ended(manifest, rep)
-        self._remove_pins(self.session_bpffs(session_id), rep)
-        run = self.session_run(session_id)
-        for name in (MANIFEST + ".tmp", MANIFEST):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(run, name))
-                if name == MANIFEST:
-                    rep.manifest_removed = True
-        with contextlib.suppress(FileNotFoundError, OSError):
-            os.rmdir(run)
+        self._remove_dir(os.path.join(self.bpffs_dir, "sessions"), sid, rep, pins=True)
+        self._remove_dir(os.path.join(self.run_dir, "sessions"), sid, rep, pins=False)
         self._prune_empty_bpffs()
         for line in rep.lines():
             log(f"session {session_id}: {line}")
         return rep
 
+    def _remove_dir(self, parent: str, sid: str, rep: CleanupReport, *, pins: bool) -> None:
+        try:
+            pfd = self._open(parent)
+        except FileNotFoundError:
+            return
+        removed: list[str] = []
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISLNK(os.stat(sid, dir_fd=pfd, follow_symlinks=False).st_mode):
+                    # Only root can write here, so this is damage, not ours: said, and the
+                    # link itself removed (remove_tree unlinks it, never follows it).
+                    rep.errors.append(f"{os.path.join(parent, sid)}: a symbolic link, not a session "
+                                      "directory; removed the link, not what it names")
+            securefs.remove_tree(pfd, sid, shown=os.path.join(parent, sid), on_removed=removed.append,
+                                 on_error=lambda p, e: rep.errors.append(
+                                     f"{'unpin' if pins else 'remove'} {p}: {e.strerror}"))
+        finally:
+            os.close(pfd)
+        if pins:
+            rep.removed_pins += removed
+        else:
+            rep.manifest_removed = any(p.endswith("/" + MANIFEST) for p in removed)
+
     def _prune_empty_bpffs(self) -> None:
         """Remove this instance's bpffs directories once no session is left in them, so a
-        finished session leaves nothing in bpffs. rmdir refuses a non-empty directory, so a
-        session of this instance that is being created keeps its directories."""
-        sessions = os.path.join(self.bpffs_dir, "sessions")
-        instances = os.path.dirname(self.bpffs_dir)
-        for d in (sessions, self.bpffs_dir, instances, os.path.dirname(instances)):
+        finished session leaves only the (empty, root-only) roots in bpffs. rmdir refuses a
+        non-empty directory, so a session of this instance that is being created keeps its
+        directories. The roots themselves are never removed: a removed root is a name an
+        unprivileged user could create first in world-writable bpffs."""
+        for parent, name in ((self.bpffs_dir, "sessions"),
+                             (os.path.dirname(self.bpffs_dir), self.instance_id)):
             try:
-                os.rmdir(d)
+                pfd = self._open(parent)
+            except (OSError, GewError):
+                return
+            try:
+                os.rmdir(name, dir_fd=pfd)
             except OSError:
                 return
+            finally:
+                os.close(pfd)
 
     def _remove_tc(self, rec: TcFilterRecord, rep: CleanupReport) -> None:
         from gewtui.kernel import tc
@@ -323,31 +413,11 @@ class Instance:
         if res.clsact_removed:
             rep.removed_qdiscs.append(f"{rec.netns or 'host'}/{rec.ifname}")
 
-    def _remove_pins(self, directory: str, rep: CleanupReport) -> None:
-        """Unlink every pin under the session's own bpffs directory, bottom-up."""
-        if not os.path.isdir(directory):
-            return
-        self._inside(directory, self.bpffs_dir)
-        for root, dirs, files in os.walk(directory, topdown=False, followlinks=False):
-            for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-                p = os.path.join(root, name)
-                try:
-                    os.unlink(p)
-                    rep.removed_pins.append(p)
-                except FileNotFoundError:
-                    pass
-                except OSError as e:
-                    rep.errors.append(f"unpin {p}: {e.strerror}")
-            for name in dirs:
-                p = os.path.join(root, name)
-                if not os.path.islink(p):
-                    _rmdir_quiet(p, rep)
-        _rmdir_quiet(directory, rep)
-
     def gc(self, log: Log | None = None, *, skip: str | None = None) -> list[CleanupReport]:
         """Clean every orphan of this instance; live sessions (pid + start time) are left alone."""
         reports: list[CleanupReport] = []
-        if not os.path.isdir(self.run_dir) and not os.path.isdir(self.bpffs_dir):
+        self.ensure_roots(create=False)   # a root another user made is said, even with nothing to do
+        if not os.path.lexists(self.run_dir) and not os.path.lexists(self.bpffs_dir):
             return reports            # nothing of this instance exists: leave no trace either
         with self.lock():
             for entry in self.sessions():
@@ -360,7 +430,7 @@ class Instance:
                     # One bad entry (a symlink leading out of the instance, an unreadable
                     # directory) is reported and left; it must not stop the others' cleanup.
                     rep = CleanupReport(entry.session_id)
-                    rep.errors.append(f"not cleaned: {e.message if isinstance(e, GewError) else e}")
+                    rep.errors.append(f"not cleaned: {_why(e)}")
                     if log is not None:
                         log(f"session {entry.session_id}: {rep.errors[-1]}")
                     reports.append(rep)
@@ -400,10 +470,5 @@ def _mark_recording_ended(m: Manifest, rep: CleanupReport) -> None:
         rep.errors.append(f"recording {m.recording}: {e}")
 
 
-def _rmdir_quiet(path: str, rep: CleanupReport) -> None:
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        rep.errors.append(f"rmdir {path}: {e.strerror}")
+def _why(e: BaseException) -> str:
+    return e.message if isinstance(e, GewError) else str(e)

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from gewtui import __version__
+from gewtui import __version__, securefs
 from gewtui.errors import CapabilityError, GewError, RecordingError
 from gewtui.kernel.bpffs import CleanupReport, Instance, Log
 from gewtui.kernel.scope import ResolvedScope, ScopeEntry, ScopeWatcher, parse_scope, resolve
@@ -146,14 +146,16 @@ class LiveSession:
         from gewtui.runtime.mounts import ensure_mounted
 
         ensure_mounted()
+        self.instance.ensure_roots()   # checked at every start: a foreign root stops us here
         if self.gc_on_start:
             self.gc_reports = self.instance.gc(self.log)
         self.scope = self._resolve_scope()
         if self.record_path:
+            # The directory is walked without links and checked (gewtui.securefs); the
+            # default one, and /var/lib/gewyvern above it, are private (root, 0700).
             d = os.path.dirname(os.path.abspath(self.record_path))
-            os.makedirs(d, exist_ok=True)
-            if not os.access(d, os.W_OK):
-                raise RecordingError(f"cannot write recordings into {d}")
+            private = os.path.dirname(RECORDINGS_DIR) if d == RECORDINGS_DIR else None
+            os.close(securefs.open_dir(d, create=True, private_below=private))
         self.session = Session(
             self.scope, self.plane_factory, instance=self.instance, session_id=self.session_id,
             recording_path=self.record_path or "", allow_risky=self.allow_risky,

@@ -155,7 +155,7 @@ class Session:
         self.manifest.heartbeat_unix_ns = self.manifest.started_unix_ns
         self.manifest.heartbeat_ktime_ns = time.monotonic_ns()
         with self.instance.lock():  # gc of this instance never sees a half-written session
-            if os.path.exists(self.instance.manifest_path(self.session_id)) or os.path.exists(self.bpffs_dir):
+            if self.instance.session_exists(self.session_id):
                 raise SessionError(f"session {self.session_id} already exists")
             self._save("creating")
         ctx = PlaneContext(self.session_id, self.instance.instance_id, self.scope,
@@ -195,7 +195,7 @@ class Session:
 
     def _commit(self) -> None:
         assert self.plane is not None
-        os.makedirs(self.bpffs_dir, mode=0o700, exist_ok=True)
+        self.instance.make_session_bpffs(self.session_id)
         self._save("pinning")
         self.manifest.pins = list(self.plane.pin(self.bpffs_dir))
         self._save("committed")

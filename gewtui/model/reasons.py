@@ -100,6 +100,10 @@ class _Builder:
         if tpl is not None:
             fields["classification"] = tpl.classification
             fields["allows"] = ",".join(tpl.allows)
+            if ep.tid in self.templates.overridden:
+                # The operator replaced a packaged template: every conclusion it draws says so.
+                fields["replaces_packaged"] = tpl.source
+                text += f" (template {ep.tid} from {tpl.source}, replacing the packaged one)"
         children = []
         for e, fl in zip(ep.eids, ev_fields):
             leaf = self.l0(e, nid)

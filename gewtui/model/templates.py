@@ -4,6 +4,13 @@ its evidence. The packaged set lives in gewtui/model/templates/; users add direc
 ``--templates DIR`` (the CLI calls load_templates(dirs)).
 
 Loading validates everything up front and fails with one line naming the file and the key.
+A template directory is hostile input: only regular ``*.toml`` files directly in it are
+read (a FIFO, device or directory named like one is refused without blocking), each at
+most MAX_TEMPLATE_BYTES, at most MAX_TEMPLATES_PER_DIR of them, nesting bounded, and no
+string may hold a control character (a newline in an id or a title would forge lines in
+every front end). A user template replaces a packaged one only when the operator names
+its id (``--override-template ID``); the set remembers which (``TemplateSet.overridden``)
+so the runtime info, the status bar and the chain can say so.
 """
 from __future__ import annotations
 
@@ -21,7 +28,11 @@ from gewtui.resources import templates_dir
 
 SEVERITIES = ("info", "warning", "critical")
 INTERVENTION_LEVELS = ("drop", "replay", "redirect")
-_ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_ID_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")           # fullmatch: "$" would allow a "\n"
+MAX_TEMPLATE_BYTES = 64 * 1024
+MAX_TEMPLATES_PER_DIR = 256
+MAX_NESTING = 16            # tables/arrays inside a template; the real ones use 3
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _KEYS = {"id", "title", "classification", "severity", "allows", "text", "pattern"}
 #: Placeholders every text may use, filled from the match and the flow's identity.
 PLAIN_PLACEHOLDERS = ("count", "occurrences", "span_ms", "flow", "flow_id", "peer", "local",
@@ -83,6 +94,10 @@ class TemplateSet:
     def at(self, i: int) -> Template:
         return self._list[i]
 
+    def override_notes(self) -> tuple[str, ...]:
+        """One line per packaged template replaced by a user file, for every front end."""
+        return tuple(f"template {tid} replaced by {self._by_id[tid].source}" for tid in self.overridden)
+
 
 def _check_text(text: str, pattern: Pattern, where: str) -> None:
     steps = pattern.steps
@@ -135,9 +150,12 @@ def parse_template(data: dict, source: str) -> Template:
     for key in ("id", "title", "classification", "severity", "text"):
         if not isinstance(data[key], str) or not data[key].strip():
             raise TemplateError(f"{source}: {key}: must be a non-empty string")
+    for key in ("id", "title", "classification", "severity", "text"):
+        if _CONTROL_RE.search(data[key]):
+            raise TemplateError(f"{source}: {key}: must be one line without control characters")
     tid = data["id"]
-    if not _ID_RE.match(tid):
-        raise TemplateError(f"{source}: id: {tid!r} must be lower-case letters, digits and '-'")
+    if not _ID_RE.fullmatch(tid):
+        raise TemplateError(f"{source}: id: {ascii(tid)} must be lower-case letters, digits and '-'")
     if data["severity"] not in SEVERITIES:
         raise TemplateError(f"{source}: severity: {data['severity']!r} is not one of {', '.join(SEVERITIES)}")
     if not re.fullmatch(r"[a-z][a-z0-9-]*", data["classification"]):
@@ -154,39 +172,73 @@ def parse_template(data: dict, source: str) -> Template:
                     tuple(dict.fromkeys(allows)), data["text"], pattern, source)
 
 
+def _depth(v: object, limit: int, d: int = 0) -> int:
+    if d > limit:
+        return d
+    if isinstance(v, dict):
+        return max((_depth(x, limit, d + 1) for x in v.values()), default=d)
+    if isinstance(v, list):
+        return max((_depth(x, limit, d + 1) for x in v), default=d)
+    return d
+
+
 def load_template_file(path: Path) -> Template:
+    from gewtui.securefs import InputRefused, read_input, show
+
+    where = show(str(path))
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as e:
-        raise TemplateError(f"{path}: cannot read: {e.strerror or e}") from None
+        raw = read_input(str(path), MAX_TEMPLATE_BYTES)
+    except InputRefused as e:
+        raise TemplateError(e.message) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise TemplateError(f"{where}: not UTF-8 (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise TemplateError(f"{path}: not valid TOML: {e}") from None
-    t = parse_template(data, str(path))
+        raise TemplateError(f"{where}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise TemplateError(f"{where}: nested deeper than {MAX_NESTING} levels") from None
+    if _depth(data, MAX_NESTING) > MAX_NESTING:
+        raise TemplateError(f"{where}: nested deeper than {MAX_NESTING} levels")
+    try:
+        t = parse_template(data, where)
+    except TemplateError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as e:
+        # A value of a type the pattern parser did not expect: still one line, never a traceback.
+        raise TemplateError(f"{where}: malformed ({type(e).__name__}: {str(e)[:120]})") from None
     if path.stem != t.id:
-        raise TemplateError(f"{path}: id: {t.id!r} must match the file name ({path.stem}.toml)")
+        raise TemplateError(f"{where}: id: {t.id!r} must match the file name ({t.id}.toml)")
     return t
 
 
 def _dir_templates(d: Path) -> list[Template]:
+    from gewtui.securefs import show
+
     if not d.is_dir():
-        raise TemplateError(f"{d}: not a directory of templates")
+        raise TemplateError(f"{show(str(d))}: not a directory of templates")
     files = sorted(d.glob("*.toml"))
     if not files:
-        raise TemplateError(f"{d}: no *.toml templates in it")
+        raise TemplateError(f"{show(str(d))}: no *.toml templates in it")
+    if len(files) > MAX_TEMPLATES_PER_DIR:
+        raise TemplateError(f"{show(str(d))}: {len(files)} templates, over the limit of {MAX_TEMPLATES_PER_DIR}")
     return [load_template_file(f) for f in files]
 
 
-def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool = True) -> TemplateSet:
+def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool = True,
+                   allow_override: Iterable[str] = ()) -> TemplateSet:
     """The packaged templates (unless packaged=False) plus those in ``dirs``.
 
-    A user template with a packaged template's id replaces it (to tune a threshold); two
-    user files with one id are an error.
+    A user template with a packaged template's id replaces it (to tune a threshold) only
+    when that id is in ``allow_override`` (``--override-template ID``); otherwise it is an
+    error, so a directory cannot silently change what a packaged template concludes. Two
+    user files with one id are an error, and so is an allowed id no user file replaces.
     """
     found: dict[str, Template] = {}
     if packaged:
         for t in _dir_templates(templates_dir()):
             found[t.id] = t
+    allowed = set(allow_override)
     overridden: list[str] = []
     user: dict[str, str] = {}
     for d in dirs or ():
@@ -195,8 +247,14 @@ def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool =
                 raise TemplateError(f"{t.source}: id: {t.id!r} already defined in {user[t.id]}")
             user[t.id] = t.source
             if t.id in found:
+                if t.id not in allowed:
+                    raise TemplateError(f"{t.source}: id: {t.id!r} is a packaged template; replacing "
+                                        f"it needs --override-template {t.id}")
                 overridden.append(t.id)
             found[t.id] = t
+    for tid in sorted(allowed - set(overridden)):
+        raise TemplateError(f"--override-template {ascii(tid)}: no template in --templates "
+                            "replaces a packaged one with that id")
     return TemplateSet(found.values(), overridden)
 
 

@@ -23,6 +23,7 @@ from typing import BinaryIO, Iterator
 
 from google.protobuf.message import DecodeError
 
+from gewtui import securefs
 from gewtui.errors import EX_NOINPUT, RecordingError
 from gewtui.pb import events_pb2, recording_pb2
 from gewtui.recording.framing import (
@@ -56,14 +57,12 @@ class RecordingReader:
         self.chunk_size = chunk_size
         self.report = ReadReport()
         try:
-            self._f: BinaryIO = open(self.path, "rb", buffering=0)
-        except FileNotFoundError:
-            raise RecordingError(f"{self.path}: no such file", code=EX_NOINPUT) from None
-        except IsADirectoryError:
-            raise RecordingError(f"{self.path}: is a directory", code=EX_NOINPUT) from None
-        except OSError as e:
-            raise RecordingError(f"{self.path}: cannot open: {e.strerror}",
-                                 code=EX_NOINPUT) from None
+            # A FIFO, device or directory is refused at once (opened O_NONBLOCK, then fstat):
+            # a recording given by name must not block the reader or stream forever.
+            fd = securefs.open_input(self.path)
+        except securefs.InputRefused as e:
+            raise RecordingError(e.message, code=EX_NOINPUT) from None
+        self._f: BinaryIO = os.fdopen(fd, "rb", buffering=0)
         try:
             self.header, self.data_start = self._read_header()
         except BaseException:

@@ -19,7 +19,7 @@ import time
 import zlib
 from types import TracebackType
 
-from gewtui import __version__
+from gewtui import __version__, securefs
 from gewtui.errors import EX_IOERR, RecordingError
 from gewtui.pb import events_pb2, recording_pb2
 
@@ -38,7 +38,10 @@ _pack_u32 = _U32.pack
 class RecordingWriter:
     """Write one recording: ``RecordingWriter(path, header)`` then ``write_event(ev)``...
 
-    An existing file at ``path`` is replaced. ``header`` is copied; ``format_version``,
+    An existing file at ``path`` is replaced: the new file (mode 0600) is created under a
+    temporary name in the same directory and renamed over it, walking the directory
+    without following links (gewtui.securefs), so a link planted at ``path`` is replaced,
+    never written through. ``header`` is copied; ``format_version``,
     ``created_unix_ns`` and ``writer`` are filled in when unset. The magic and header reach
     the file before the constructor returns.
     """
@@ -46,7 +49,8 @@ class RecordingWriter:
     def __init__(self, path: str | os.PathLike[str],
                  header: recording_pb2.RecordingHeader | None = None, *,
                  flush_interval: float = 1.0, buffer_bytes: int = 1 << 20,
-                 fsync_on_close: bool = True, _append_at: int | None = None):
+                 fsync_on_close: bool = True, _append_at: int | None = None,
+                 _fd: int | None = None):
         self.path = os.fspath(path)
         self.flush_interval = flush_interval
         self.buffer_bytes = buffer_bytes
@@ -58,14 +62,7 @@ class RecordingWriter:
         self._failed: RecordingError | None = None
         self._closed = False
         self._deadline = time.monotonic() + flush_interval
-        flags = os.O_WRONLY | os.O_CLOEXEC
-        if _append_at is None:
-            flags |= os.O_CREAT | os.O_TRUNC
-        try:
-            self._fd = os.open(self.path, flags, 0o644)
-        except OSError as e:
-            raise RecordingError(f"cannot open recording {self.path}: {e.strerror}",
-                                 code=EX_IOERR) from None
+        self._fd = _create(self.path) if _fd is None else _fd
         if _append_at is not None:
             self._offset = _append_at     # file offset of the end of the last full frame
             try:
@@ -113,9 +110,16 @@ class RecordingWriter:
         """
         from gewtui.recording.reader import RecordingReader
 
-        with RecordingReader(path) as r:
-            end = r.scan_offsets(every=1 << 62).end_offset
-        return cls(path, None, _append_at=end, **kw)
+        fd = _open_existing(os.fspath(path))
+        try:
+            with RecordingReader(path) as r:
+                if not os.path.samestat(os.fstat(r._f.fileno()), os.fstat(fd)):
+                    raise RecordingError(f"{path}: replaced while being opened", code=EX_IOERR)
+                end = r.scan_offsets(every=1 << 62).end_offset
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, None, _append_at=end, _fd=fd, **kw)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -278,6 +282,29 @@ class RecordingWriter:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _create(path: str) -> int:
+    """A new, empty recording file at ``path`` (0600, replacing what is there)."""
+    d, name = securefs.split(path)
+    try:
+        with securefs.dir_fd(d) as dfd:
+            return securefs.create_file(dfd, name, replace=True)
+    except OSError as e:
+        raise RecordingError(f"cannot open recording {path}: {e.strerror}"
+                             + (f" ({securefs.show(e.filename)})" if e.filename and e.filename != path else ""),
+                             code=EX_IOERR) from None
+
+
+def _open_existing(path: str) -> int:
+    """An existing recording reopened to append: a regular file with one link, reached
+    without following a link (a planted one is refused, its target untouched)."""
+    d, name = securefs.split(path)
+    try:
+        with securefs.dir_fd(d) as dfd:
+            return securefs.open_existing(dfd, name, os.O_WRONLY, shown=path)
+    except OSError as e:
+        raise RecordingError(f"cannot append to {path}: {e.strerror}", code=EX_IOERR) from None
 
 
 def _whole_frames(data: bytes | bytearray, limit: int) -> tuple[int, int]:

@@ -36,13 +36,20 @@ def message(m: Message) -> Text:
     return Text(m.text)
 
 
+def _plain(cell: object) -> Text:
+    """A table cell as literal text. rich reads a plain str cell as markup, and cells carry
+    what recordings and users wrote (process names, template ids, typed values): "[/]" in
+    one must print as itself, not end a style or raise."""
+    return cell if isinstance(cell, Text) else Text(str(cell))
+
+
 def table(t: Table) -> RTable:
-    rt = RTable(title=t.title, title_justify="left", show_edge=False, pad_edge=False,
-                header_style="gew.head")
+    rt = RTable(title=_plain(t.title) if t.title else None, title_justify="left", show_edge=False,
+                pad_edge=False, header_style="gew.head")
     for c in t.columns:
-        rt.add_column(c, no_wrap=c in ("flow", "#", "events"))
+        rt.add_column(_plain(c), no_wrap=c in ("flow", "#", "events"))
     for row in t.rows:
-        rt.add_row(*row)
+        rt.add_row(*map(_plain, row))
     if not t.rows:
         rt.caption = "(none)"
     return rt
@@ -89,7 +96,7 @@ def event(ev: EventView) -> RenderableType:
     rt.add_column(style="gew.dim")
     rt.add_column()
     for k, v in ev.fields:
-        rt.add_row(k, v)
+        rt.add_row(_plain(k), _plain(v))
     return Group(event_summary_line(ev), rt)
 
 
@@ -174,7 +181,7 @@ def help_out(h: HelpOut) -> RenderableType:
     rt.add_column()
     last = ""
     for e in h.entries:
-        rt.add_row(e.area if e.area != last else "", e.usage, e.summary)
+        rt.add_row(_plain(e.area if e.area != last else ""), _plain(e.usage), _plain(e.summary))
         last = e.area
     return Group(rt, Text("'help COMMAND' for details; words may be abbreviated", style="gew.dim"))
 
@@ -185,7 +192,7 @@ def pairs(p: Pairs) -> RenderableType:
     rt.add_column()
     for k, v in p.pairs:
         style = "gew.bad" if (k == "lost records" and v != "0") or v == "INCOMPLETE" else ""
-        rt.add_row(k, Text(v, style=style))
+        rt.add_row(_plain(k), Text(v, style=style))
     return rt
 
 

@@ -8,7 +8,7 @@ them with the shared rich renderers (gewtui.shell.render).
 Two ways in:
 - a terminal: prompt_toolkit with completion (commands, flow ids, template names, breakpoint
   numbers, states) and a history file under ``$XDG_STATE_HOME/gewyvern/`` (or
-  ``~/.local/state/gewyvern/``); the prompt shows the cursor (``gew #1234 paused>``);
+  ``~/.local/state/gewyvern/``; root's own home as root, whatever the environment); the prompt shows the cursor (``gew #1234 paused>``);
 - anything else on stdin (``echo flows | gew shell rec.gewrec``): one command per line,
   printed results, exit at the end; the exit status is 64 if any line failed.
 """
@@ -30,15 +30,42 @@ from gewtui.debugger import commands
 from gewtui.debugger.commands import CompletionData
 from gewtui.debugger.runner import Runner
 from gewtui.debugger.view import DebugView, Message, Output, Stop
-from gewtui.errors import EX_USAGE
+from gewtui.errors import EX_USAGE, GewError
+from gewtui.intervene.gate import Answer
 from gewtui.shell import render
 
 BANNER = "gew shell: 'help' lists the commands, Tab completes, Ctrl-C pauses a run, Ctrl-D quits."
 
 
 def history_path() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    """Where the history lives. As root the environment is not consulted: under ``sudo -E``
+    $XDG_STATE_HOME and $HOME are another user's, so root's own home (from passwd) is used."""
+    if os.geteuid() == 0:
+        import pwd
+
+        base = os.path.join(pwd.getpwuid(0).pw_dir, ".local", "state")
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "gewyvern" / "shell_history"
+
+
+def open_history(p: Path) -> FileHistory:
+    """The history file opened once, safely: its directory walked without links and
+    checked (gewtui.securefs), the file reopened only if it is a regular file with one
+    link, or created exclusively with mode 0600. prompt_toolkit then reads and appends
+    through /proc/self/fd/N, which always names the file opened here."""
+    from gewtui import securefs
+
+    dfd = securefs.open_dir(str(p.parent), create=True)
+    try:
+        flags = os.O_RDWR | os.O_APPEND
+        try:
+            fd = securefs.open_existing(dfd, p.name, flags, shown=str(p))
+        except FileNotFoundError:
+            fd = securefs.create_file(dfd, p.name, flags=flags)
+    finally:
+        os.close(dfd)
+    return FileHistory(f"/proc/self/fd/{fd}")
 
 
 def make_console(file: IO[str] | None = None, width: int | None = None) -> Console:
@@ -82,7 +109,7 @@ class Shell:
 
     # ---- one line ----------------------------------------------------------------------------
 
-    def execute(self, line: str, *, confirm_text: str | None = None) -> bool:
+    def execute(self, line: str, *, confirm_text: Any = None) -> bool:
         """Run one line and print what it produced. False when the shell should end."""
         try:
             parsed = commands.parse(line)
@@ -114,7 +141,7 @@ class Shell:
                 # Ctrl-C during a run pauses it; the command's future then resolves.
                 self.runner.submit("pause")
 
-    def confirm_drop(self, args: list[str]) -> str | None:
+    def confirm_drop(self, args: list[str]) -> Answer | None:
         """The typed confirmation, asked for before the command goes to the pump (which
         must not wait on a person while the session runs)."""
         if self._session is None:
@@ -122,8 +149,9 @@ class Shell:
                                         "confirmation", "error")], None)
             return None
         flow = args[0] if args else "the selected flow"
+        answer = Answer.opener()              # stamped before the prompt: 60 s from here
         try:
-            return self._session.prompt(f"Drop {flow}'s packets? Type the flow id to confirm: ")
+            return answer(self._session.prompt(f"Drop {flow}'s packets? Type the flow id to confirm: "))
         except (EOFError, KeyboardInterrupt):
             return None
 
@@ -151,10 +179,10 @@ class Shell:
         history = self._history
         if history is None:
             try:
-                p = history_path()
-                p.parent.mkdir(parents=True, exist_ok=True)
-                history = FileHistory(str(p))
-            except OSError:
+                history = open_history(history_path())
+            except (OSError, GewError) as e:
+                if isinstance(e, GewError):   # a refused path is said once, then forgotten
+                    print(f"gew: history not kept: {e.message}", file=sys.stderr)
                 history = InMemoryHistory()
         self._session = PromptSession(history=history, completer=_Completer(self),
                                       complete_while_typing=False, input=self._input,

@@ -163,7 +163,7 @@ class GewApp(App[int]):
 
     # ---- to the pump ---------------------------------------------------------------------
 
-    def run_line(self, line: str, *, echo: bool = True, confirm_text: str | None = None) -> Any:
+    def run_line(self, line: str, *, echo: bool = True, confirm_text: Any = None) -> Any:
         """Send one command line to the debugger; its outputs come back as CommandOutput."""
         screen = self._main()
         if echo and screen is not None:
@@ -228,8 +228,8 @@ class GewApp(App[int]):
             return
         flow_id = v.selected
 
-        def confirmed(typed: str | None) -> None:
-            if typed:
+        def confirmed(typed: Any) -> None:      # an intervene.gate.Answer, or None
+            if typed is not None and typed.text:
                 self.run_line(f"drop {flow_id}", confirm_text=typed)
 
         self.push_screen(ConfirmDrop(flow_id), confirmed)

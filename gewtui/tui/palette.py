@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape
 
 from gewtui.debugger import commands
 
@@ -33,7 +34,8 @@ class DebuggerCommands(Provider):
                 action = partial(app.open_command_bar, c.name + " ")
             keys = keys_for(COMMAND_BINDING[c.name], user) if c.name in COMMAND_BINDING else ""
             key = f"key {keys} · " if keys else ""
-            yield title, action, f"{key}{c.usage} — {c.summary}"
+            # Textual reads a hit's help as markup: usages hold "[N...]", so escape it.
+            yield title, action, escape(f"{key}{c.usage} — {c.summary}")
 
     async def discover(self) -> Hits:
         for title, action, help_text in self._entries():

@@ -17,6 +17,7 @@ from textual.widgets import Input, Label, Static
 
 from gewtui.debugger import commands
 from gewtui.debugger.view import HelpOut
+from gewtui.intervene.gate import Answer
 from gewtui.shell import render
 
 
@@ -73,6 +74,7 @@ class ConfirmDrop(ModalScreen[str | None]):
     def __init__(self, flow_id: int) -> None:
         super().__init__()
         self.flow_id = flow_id
+        self._answer = Answer.opener()     # the confirmation's 60 s start as the dialog opens
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -87,7 +89,7 @@ class ConfirmDrop(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(event.value)
+        self.dismiss(self._answer(event.value))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -99,10 +99,11 @@ class MainScreen(Screen):
             if isinstance(o, EventOut) and quiet:
                 self.query_one(ReasonInspector).show_event(o.event)
             elif isinstance(o, Message) and o.level == "error":
-                self.app.notify(o.text, severity="error", timeout=4)
+                # markup=False: the text quotes what the user typed or a file held
+                self.app.notify(o.text, severity="error", timeout=4, markup=False)
             elif isinstance(o, Stop) and o.reason in ("breakpoint", "end"):
                 self.app.notify(o.text, severity="warning" if o.reason == "breakpoint"
-                                else "information", timeout=3)
+                                else "information", timeout=3, markup=False)
             if not quiet and not isinstance(o, (Stop, Message)):
                 # The panel that shows this kind of answer comes to the front; tables,
                 # help and the like live in the console.

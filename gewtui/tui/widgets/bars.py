@@ -55,6 +55,8 @@ def status_text(v: DebugView) -> Text:
     t.append(f"  flows {v.flows_total}")
     if v.filters:
         t.append(f" ({len(v.flows)} shown)", style="gew.warn")
+    if v.template_notes:
+        t.append(f"  {len(v.template_notes)} template(s) replaced", style="gew.warn")
     if v.hit:
         t.append("  ● " + v.hit, style="gew.hit")
     elif v.message:
