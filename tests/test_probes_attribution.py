@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from gewtui.kernel.btf import load_vmlinux
+from gewtui.runtime.btf import load_vmlinux
 from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
 from gewtui.kernel.probes import irqctx
 from gewtui.pb import events_pb2 as E

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gewtui.errors import CapabilityError
-from gewtui.kernel.btf import BTFError, load_vmlinux
+from gewtui.runtime.btf import BTFError, load_vmlinux
 from gewtui.kernel.build import capability_report, runnable
 from gewtui.kernel.plane import KernelPlane, PlaneConfig
 from gewtui.kernel.probes import UNITS

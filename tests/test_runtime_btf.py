@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from gewtui.kernel import btf as B
+from gewtui.runtime import btf as B
 
 
 def _blob(types: list[bytes], strings: bytes) -> bytes:

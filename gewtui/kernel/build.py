@@ -10,7 +10,7 @@ import contextlib
 import os
 from typing import Any, Iterable
 
-from gewtui.kernel.btf import BTF, BTFError, load_vmlinux
+from gewtui.runtime.btf import BTF, BTFError, load_vmlinux
 from gewtui.kernel.probes import UNITS, tcp_events
 from gewtui.kernel.probes.base import CORE_BTF, ProbeUnit
 from gewtui.pb import session_pb2

@@ -38,7 +38,7 @@ from typing import Callable, Protocol
 
 from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
 from gewtui.kernel import build
-from gewtui.kernel.btf import BTFError, load_vmlinux
+from gewtui.runtime.btf import BTFError, load_vmlinux
 from gewtui.kernel.decode import Decoder, Vocab, monotonic_ns
 from gewtui.kernel.probes import DEFAULT, resolve, typed
 from gewtui.kernel.probes.base import Program, ProbeUnit

@@ -204,7 +204,7 @@ def check_btf_offsets(btf, needs: Needs) -> tuple[int, str]:
 
 def _load_btf():
     try:
-        from gewtui.kernel.btf import load_vmlinux  # pure Python, no bcc
+        from gewtui.runtime.btf import load_vmlinux
 
         return load_vmlinux()
     except Exception:

@@ -20,7 +20,7 @@ attaches raw.
 """
 from __future__ import annotations
 
-from gewtui.kernel.btf import BTFError
+from gewtui.runtime.btf import BTFError
 from gewtui.kernel.probes.base import Program, ProbeUnit
 from gewtui.runtime.capabilities import TracepointNeed
 

@@ -20,7 +20,7 @@ import os
 import platform
 import struct
 
-from gewtui.kernel.btf import TYPEDEF, BTFError
+from gewtui.runtime.btf import TYPEDEF, BTFError
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
 BPF_PROG_LOAD = 5

@@ -1,4 +1,6 @@
-"""A small pure-Python reader of the running kernel's BTF (/sys/kernel/btf/vmlinux).
+"""A small pure-Python reader of the running kernel's BTF (/sys/kernel/btf/vmlinux): a runtime fact
+like the tracefs formats (gewtui.runtime.tracefs), read by capability negotiation and by the
+kernel plane alike.
 
 The probes read a few kernel structs (the socket's network namespace, an skb's headers, a
 qdisc's device). The kernel headers on disk may belong to another kernel version, so struct
