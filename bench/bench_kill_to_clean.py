@@ -37,7 +37,7 @@ DROPS = 10
 def hold(cfg: dict) -> None:
     """Open a full live session, drop DROPS flows, report, and wait to be killed."""
     from gewtui.intervene.gate import Confirmation
-    from gewtui.intervene.wiring import controller_for
+    from gewtui.intervene.controller import controller_for
     from gewtui.kernel.live import LiveSession
     from gewtui.pb import events_pb2
     from tests.test_intervention_lab import LabEngine   # flow snapshots as the engine holds them

@@ -21,7 +21,7 @@ def _attempt(gew_instance, record: str):
     or skipped probe runs — observation incomplete, so no drop may run — else asserts the
     whole story."""
     from gewtui.errors import GateRefused
-    from gewtui.intervene.wiring import controller_for
+    from gewtui.intervene.controller import controller_for
     from gewtui.kernel import tc
     from gewtui.kernel.live import LiveSession
     from gewtui.lab import Lab

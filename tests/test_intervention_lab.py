@@ -16,7 +16,7 @@ import time
 import pytest
 
 from gewtui.intervene.gate import Confirmation
-from gewtui.intervene.wiring import controller_for
+from gewtui.intervene.controller import controller_for
 from gewtui.kernel import netns as nsmod
 from gewtui.kernel import tc
 from gewtui.kernel.plane import PlaneStats

@@ -22,13 +22,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable
 
 from gewtui.errors import GewError, UsageError
 from gewtui.intervene import log as ilog
-from gewtui.intervene.classifier import DenyCounters, DenyTuple
+from gewtui.intervene.classifier import DenyTuple
 from gewtui.intervene.gate import Confirmation, SessionContext, evaluate_gate, refusal
+from gewtui.intervene.ports import DropBackend, DropFailed, EngineReader, GateFacts, ReplayInert
 from gewtui.intervene.targets import Attachment, attachments_for, deny_entries, denied
+from gewtui.intervene.wiring import adapt_live
 from gewtui.pb import events_pb2, intervention_pb2, model_pb2, recording_pb2
 
 ipb = intervention_pb2
@@ -36,45 +38,6 @@ DEFAULT_TTL_S = 300.0
 MAX_TTL_S = 24 * 3600.0
 VERIFY_AFTER_S = 3.0          # with no packet dropped by then, the verdict is "no effect seen"
 _NS = 1_000_000_000
-
-
-class ReplayInert(GewError):
-    """An intervention controller was asked for over something that is not a live session."""
-
-    code = 69
-
-
-class DropFailed(GewError):
-    """The gate allowed the drop but executing it failed; everything was rolled back."""
-
-
-class DropBackend(Protocol):
-    """The kernel side of a drop (gewtui.intervene.backend.KernelDropBackend in a session)."""
-
-    def deny(self, tuples: list[DenyTuple], expires_ns: int) -> list[DenyTuple]: ...
-    def allow(self, tuples: Iterable[DenyTuple]) -> dict[DenyTuple, DenyCounters]: ...
-    def counters(self, tuples: Iterable[DenyTuple]) -> DenyCounters: ...
-    def attach(self, where: Attachment) -> None: ...
-    def detach(self, where: Attachment) -> None: ...
-    def close(self) -> None: ...
-
-
-class Engine(Protocol):
-    """What the controller needs from the observation plane's engine."""
-
-    def flow(self, flow_id: int) -> model_pb2.FlowSnapshot | None: ...
-    def chain(self, flow_id: int) -> model_pb2.ReasonChain | None: ...
-    def add_intervention(self, rec: intervention_pb2.InterventionRecord) -> None: ...
-
-
-@dataclass(frozen=True)
-class GateFacts:
-    """The session's state the gate needs, read at the moment of execution."""
-
-    observation_complete: bool
-    lost_records: int
-    incomplete_reason: str = ""
-    at_event_id: int = 0
 
 
 @dataclass
@@ -142,13 +105,13 @@ class InterventionController:
     command line), ``scope`` (its resolved scope) and ``gate_facts()``. ``backend`` is built
     from the session when not given. Thread-safe: every public method takes one lock."""
 
-    def __init__(self, session: Any, engine: Engine, recorder: Any | None = None, *,
+    def __init__(self, session: Any, engine: EngineReader, recorder: Any | None = None, *,
                  backend: DropBackend | None = None, ttl_s: float = DEFAULT_TTL_S,
                  verify_after_s: float = VERIFY_AFTER_S,
                  clock: Callable[[], int] = time.monotonic_ns,
                  actor: ilog.Actor | None = None, argv: list[str] | None = None,
                  on_record: Callable[[intervention_pb2.InterventionRecord], None] | None = None):
-        session, recorder = _adapt_live(session, recorder)
+        session, recorder = adapt_live(session, recorder)
         if not getattr(session, "is_live", False) or getattr(session, "replay", False):
             raise ReplayInert("interventions need a live session; a replayed recording is inert")
         self.session = session
@@ -464,19 +427,17 @@ class InterventionController:
                     self._backend.close()
 
 
-def _adapt_live(session: Any, recorder: Any) -> tuple[Any, Any]:
-    """A gewtui.kernel LiveSession given directly is wrapped in its views (see
-    gewtui.intervene.wiring); its raw recording writer is replaced by the view that notices
-    the writer failing or being dropped."""
+def controller_for(live: Any, engine: EngineReader, *, ttl_s: float = DEFAULT_TTL_S,
+                   **kw: Any) -> InterventionController:
+    """The intervention controller of an open LiveSession. Anything else — a replay source,
+    a recording, a closed session — is refused with ReplayInert before the kernel is touched."""
     from gewtui.kernel.live import LiveSession
 
-    if not isinstance(session, LiveSession):
-        return session, recorder
-    from gewtui.intervene.wiring import LiveRecorder, LiveSessionView
-
-    if recorder is None or recorder is session.writer:
-        recorder = LiveRecorder(session) if session.record_path else None
-    return LiveSessionView(session), recorder
+    if not isinstance(live, LiveSession):
+        raise ReplayInert("interventions need a live session; a replayed recording is inert")
+    if getattr(live, "_closed", False):
+        raise ReplayInert("the live session is closed")
+    return InterventionController(live, engine, None, ttl_s=ttl_s, **kw)
 
 
 def _quiet(fn: Callable[..., Any], *args: Any) -> None:

@@ -1,7 +1,8 @@
-"""Connects the intervention controller to a gewtui.kernel LiveSession.
+"""The intervention controller's views of a gewtui.kernel LiveSession.
 
 Place in the pipeline: the TUI, the shell and `gew session apply` own a LiveSession and an
-engine; ``controller_for(live, engine)`` gives them the controller for it. The views here
+engine; ``controller_for(live, engine)`` (gewtui.intervene.controller) gives them the
+controller for it, which wraps the session with ``adapt_live``. The views here
 turn the live session into what the controller asks for (gate facts, scope, the session's
 manifest-recording tc hook) and its recording writer into a recorder whose failure is seen:
 LiveSession drops its writer after a write error, which must read as "the log failed", never
@@ -17,8 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from gewtui.errors import RecordingError
-from gewtui.intervene.controller import (DEFAULT_TTL_S, Engine, GateFacts, InterventionController,
-                                         ReplayInert)
+from gewtui.intervene.ports import GateFacts, ReplayInert
 
 
 class LiveSessionView:
@@ -77,14 +77,14 @@ class LiveRecorder:
             self.live.writer.flush()
 
 
-def controller_for(live: Any, engine: Engine, *, ttl_s: float = DEFAULT_TTL_S,
-                   **kw: Any) -> InterventionController:
-    """The intervention controller of an open LiveSession. Anything else — a replay source,
-    a recording, a closed session — is refused with ReplayInert before the kernel is touched."""
+def adapt_live(session: Any, recorder: Any) -> tuple[Any, Any]:
+    """A gewtui.kernel LiveSession given directly is wrapped in its views; its raw recording
+    writer is replaced by the view that notices the writer failing or being dropped.
+    Anything else (a test's fake session) is handed back as it is."""
     from gewtui.kernel.live import LiveSession
 
-    if not isinstance(live, LiveSession):
-        raise ReplayInert("interventions need a live session; a replayed recording is inert")
-    if getattr(live, "_closed", False):
-        raise ReplayInert("the live session is closed")
-    return InterventionController(live, engine, None, ttl_s=ttl_s, **kw)
+    if not isinstance(session, LiveSession):
+        return session, recorder
+    if recorder is None or recorder is session.writer:
+        recorder = LiveRecorder(session) if session.record_path else None
+    return LiveSessionView(session), recorder

@@ -59,7 +59,7 @@ def _tuple_json(t) -> dict:
 def _child(cfg: dict) -> None:
     """Hold one drop until killed. Its own command line carries --allow-intervention."""
     from gewtui.errors import GewError
-    from gewtui.intervene.wiring import controller_for
+    from gewtui.intervene.controller import controller_for
     from gewtui.pb import events_pb2
     from tests.test_intervention_lab import LabEngine
 
@@ -240,7 +240,7 @@ def test_override_never_from_environment_or_session_options(netns_pair, gew_inst
 
 @pytest.mark.root
 def test_coexistence_through_drop_and_undo(foreign_tc, gew_instance, tmp_path):
-    from gewtui.intervene.wiring import controller_for
+    from gewtui.intervene.controller import controller_for
     from tests.conftest import tc_filters, tc_qdiscs
     from tests.test_intervention_lab import LabEngine, Stream
 
@@ -279,7 +279,7 @@ def tiny_fs(tmp_path):
 
 @pytest.mark.root
 def test_recording_disk_full_removes_drop_and_logs_it(netns_pair, gew_instance, tiny_fs):
-    from gewtui.intervene.wiring import controller_for
+    from gewtui.intervene.controller import controller_for
     from tests.test_intervention_lab import LabEngine, Stream
 
     pair = netns_pair
@@ -324,7 +324,7 @@ def test_recording_disk_full_removes_drop_and_logs_it(netns_pair, gew_instance, 
 
 @pytest.mark.root
 def test_scoped_interface_disappears_removes_drop(netns_pair, gew_instance, tmp_path):
-    from gewtui.intervene.wiring import controller_for
+    from gewtui.intervene.controller import controller_for
     from gewtui.kernel import live as live_mod
     from tests.test_intervention_lab import LabEngine, Stream
 
@@ -364,7 +364,7 @@ def test_replay_with_interventions_is_inert(tmp_path, monkeypatch):
     from gewtui.errors import GewError
     from gewtui.intervene import backend, classifier
     from gewtui.intervene.controller import ReplayInert
-    from gewtui.intervene.wiring import controller_for
+    from gewtui.intervene.controller import controller_for
     from gewtui.kernel import session as ksession, tc
     from gewtui.pb import events_pb2, recording_pb2
     from gewtui.recording import RecordingWriter
