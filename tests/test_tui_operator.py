@@ -13,7 +13,7 @@ from gewtui import config
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.sources import ReplaySource
 from gewtui.tui.app import FixedClock, build_app
-from gewtui.tui.keymap import binding_ids
+from gewtui.tui.app import binding_ids
 from gewtui.tui.widgets.flow_tree import FlowTree
 from tests import debugger_support
 from tests.test_recording_export import GEW

@@ -35,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
 def run(args: argparse.Namespace) -> int:
     from gewtui import config
     from gewtui.tui import keymap
+    from gewtui.tui.app import all_bindings
 
-    bindings = keymap.all_bindings()
+    bindings = all_bindings()
     cfg = config.load(b.id for b in bindings if b.id)
     rows: list[tuple[str, str, str]] = [("theme", cfg.theme.value, cfg.theme.source)]
     if os.environ.get("NO_COLOR"):

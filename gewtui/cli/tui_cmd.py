@@ -199,8 +199,7 @@ def user_config(binding_ids: Any = None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gewtui.tui.app import run_app
-    from gewtui.tui.keymap import binding_ids
+    from gewtui.tui.app import binding_ids, run_app
 
     cfg = user_config(binding_ids())      # before the session: a bad file costs no attach
     theme = args.theme or cfg.theme.value

@@ -25,7 +25,7 @@ from gewtui.debugger.gating import gate_view
 from gewtui.debugger.runner import Runner
 from gewtui.debugger.snapshot import ViewBuilder
 from gewtui.debugger.view import DebugView, Output
-from gewtui.tui import themes
+from gewtui.tui import keymap, themes
 from gewtui.tui.messages import CommandOutput, ViewUpdated
 from gewtui.tui.opening import CursorHistory, StoryOpener
 from gewtui.tui.palette import DebuggerCommands
@@ -217,9 +217,11 @@ class GewApp(App[int]):
         self.push_screen(HelpScreen(self._all_bindings()))
 
     def _all_bindings(self) -> list[Binding]:
-        from gewtui.tui import keymap
+        return keymap.effective(all_bindings(), self.user_keymap)
 
-        return keymap.effective(keymap.all_bindings(), self.user_keymap)
+    def keys_for(self, binding_id: str) -> str:
+        """The keys bound to one id under the user's keymap ('' when none)."""
+        return keymap.keys_in(all_bindings(), binding_id, self.user_keymap)
 
     def action_drop(self) -> None:
         v = self.view
@@ -285,3 +287,20 @@ def run_app(debugger: Debugger, *, theme: str = "dark", keymap: dict[str, str] |
     if app.runner.error is not None:
         raise app.runner.error
     return int(result or 0)
+
+
+def all_bindings() -> list[Binding]:
+    """Every binding of the app, its screens and widgets, in help order."""
+    from gewtui.tui.widgets.bars import CommandBar
+    from gewtui.tui.widgets.flow_tree import FlowTree
+    from gewtui.tui.widgets.reasons import ChainTree
+
+    out: list[Binding] = []
+    for cls in (GewApp, MainScreen, FlowTree, ChainTree, CommandBar, HelpScreen, ConfirmDrop):
+        out += [b for b in cls.BINDINGS if isinstance(b, Binding)]
+    return out
+
+
+def binding_ids() -> list[str]:
+    """The ids a user's keymap may name (gewtui.config checks them)."""
+    return [b.id for b in all_bindings() if b.id]

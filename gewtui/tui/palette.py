@@ -12,6 +12,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
 from gewtui.debugger import commands
+from gewtui.tui.keymap import COMMAND_BINDING
 
 # Commands that run as they are, without arguments.
 _BARE = {"continue", "pause", "step", "back", "reverse", "flows", "info", "break", "filter",
@@ -20,10 +21,7 @@ _BARE = {"continue", "pause", "step", "back", "reverse", "flows", "info", "break
 
 class DebuggerCommands(Provider):
     def _entries(self):
-        from gewtui.tui.keymap import COMMAND_BINDING, keys_for
-
         app = self.app
-        user = getattr(app, "user_keymap", {})
         for c in commands.COMMANDS:
             if c.name == "quit":
                 continue
@@ -32,7 +30,7 @@ class DebuggerCommands(Provider):
                 action = partial(app.run_line, c.name)
             else:
                 action = partial(app.open_command_bar, c.name + " ")
-            keys = keys_for(COMMAND_BINDING[c.name], user) if c.name in COMMAND_BINDING else ""
+            keys = app.keys_for(COMMAND_BINDING[c.name]) if c.name in COMMAND_BINDING else ""
             key = f"key {keys} · " if keys else ""
             # Textual reads a hit's help as markup: usages hold "[N...]", so escape it.
             yield title, action, escape(f"{key}{c.usage} — {c.summary}")
