@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime.capabilities import BtfNeed, Needs, TracepointNeed
-
-if TYPE_CHECKING:
-    from gewtui.kernel.decode import Decoder
 
 # struct gew_hdr: ktime, kind, ctx, probe, cpu, pid, tgid, uid, netns, cgroup, comm
 HDR = struct.Struct("<QHBBIIIIIQ16s")
@@ -178,7 +175,9 @@ class Program:
         return f"{'raw_tracepoint' if self.raw else 'tracepoint'}:{self.group}:{self.name}"
 
 
-RecordDecoder = Callable[["Decoder", Header, bytes], Iterable[events_pb2.Event]]
+# A unit's record decoder: (the gewtui.kernel.decode.Decoder running it, header, record) ->
+# events. The decoder is typed Any here: decode imports the units, never the other way round.
+RecordDecoder = Callable[[Any, Header, bytes], Iterable[events_pb2.Event]]
 
 
 @dataclass
