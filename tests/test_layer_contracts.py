@@ -1,6 +1,9 @@
-"""The import-linter contracts in pyproject.toml hold: the model, the debugger core and the
-recording format import neither bcc, the UI libraries, nor the layers above them (this checks
-every import statement, including ones inside functions, which a sys.modules test cannot see)."""
+"""The import-linter contracts in pyproject.toml hold: one per floor of docs/ARCHITECTURE.md
+(the model, the debugger core and the recording format import neither bcc, the UI libraries,
+nor the layers above them; runtime is below the kernel; the kernel knows no intervention; the
+debugger reaches interventions through gewtui.debugger.gating only; the two front ends do not
+know each other). This checks every import statement, including ones inside functions, which
+a sys.modules test cannot see; `make test` runs it with the rest of the suite."""
 import shutil
 import subprocess
 import sys

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.sources import ReplaySource
-from gewtui.shell import render
+from gewtui.present import renderables
 from gewtui.tui.app import FixedClock, GewApp, build_app
 from gewtui.tui.messages import CommandOutput, ViewUpdated
 from gewtui.tui.widgets.bars import CommandBar, StatusBar
@@ -64,7 +64,7 @@ async def read_all(app: GewApp, known: int, timeout: float = 10.0):
 def text_of(widget) -> str:
     """A Static's content as plain text (what the operator reads)."""
     console = Console(width=200, file=io.StringIO(), record=True, color_system=None,
-                      theme=render.THEME)
+                      theme=renderables.THEME)
     console.print(widget.content)
     return console.export_text()
 

@@ -47,7 +47,10 @@ def gate_view(d: Debugger, flow_id: int) -> GateView:
     return GateView(v.allowed, v.conditions, v.at_event_id, note=f"as of {where}")
 
 
-Confirm = Callable[[str, int], "str | gatemod.Answer | None"]
+# The operator's typed answer, stamped when the question was put: the front ends build it
+# through this port, never from gewtui.intervene themselves.
+Answer = gatemod.Answer
+Confirm = Callable[[str, int], "str | Answer | None"]
 
 
 def request_drop(d: Debugger, flow_id: int, confirm: Confirm | None) -> str:
@@ -62,10 +65,10 @@ def request_drop(d: Debugger, flow_id: int, confirm: Confirm | None) -> str:
         raise UsageError("drop refused: this front end cannot ask for the typed confirmation")
     # A callback that asks now is stamped from before it asks; a front end that asked
     # earlier (a dialog) hands back an Answer stamped when its dialog opened.
-    ask = gatemod.Answer.opener()
+    ask = Answer.opener()
     typed = confirm(f"Drop flow {flow_id}'s packets? Type the flow id ({flow_id}) to confirm",
                     flow_id)
-    answer = typed if isinstance(typed, gatemod.Answer) else ask(typed) if typed is not None else None
+    answer = typed if isinstance(typed, Answer) else ask(typed) if typed is not None else None
     if answer is None or not answer.text.strip():
         return f"drop of flow {flow_id} cancelled"
     confirmation = gatemod.Confirmation.from_answer(answer, flow_id, d.source.info().session_id)

@@ -3,7 +3,7 @@
 Place in the pipeline: the CLI builds a debugger over a recording or a live session and
 starts its pump (gewtui.debugger.runner); this module reads command lines, hands them to
 the pump, waits for their outputs (a motion: until it stops; Ctrl-C pauses it) and prints
-them with the shared rich renderers (gewtui.shell.render).
+them with the shared rich renderers (gewtui.present.renderables).
 
 Two ways in:
 - a terminal: prompt_toolkit with completion (commands, flow ids, template names, breakpoint
@@ -28,11 +28,11 @@ from rich.console import Console
 
 from gewtui.debugger import commands
 from gewtui.debugger.commands import CompletionData
+from gewtui.debugger.gating import Answer
 from gewtui.debugger.runner import Runner
 from gewtui.debugger.view import DebugView, Message, Output, Stop
 from gewtui.errors import EX_USAGE, GewError
-from gewtui.intervene.gate import Answer
-from gewtui.shell import render
+from gewtui.present import renderables
 
 BANNER = "gew shell: 'help' lists the commands, Tab completes, Ctrl-C pauses a run, Ctrl-D quits."
 
@@ -70,7 +70,7 @@ def open_history(p: Path) -> FileHistory:
 
 def make_console(file: IO[str] | None = None, width: int | None = None) -> Console:
     """A console honouring NO_COLOR (rich reads it) with the shell's style names."""
-    return Console(file=file, theme=render.THEME, width=width, highlight=False,
+    return Console(file=file, theme=renderables.THEME, width=width, highlight=False,
                    soft_wrap=False)
 
 
@@ -95,17 +95,17 @@ class Shell:
         """Outputs nobody asked for (a breakpoint hit while following a live session)."""
         if not owned:
             with self._lock:
-                self.console.print(*(render.output(o) for o in outputs))
+                self.console.print(*(renderables.output(o) for o in outputs))
 
     def print_outputs(self, outputs: list[Output], view: DebugView | None) -> None:
         with self._lock:
             for o in outputs:
                 if isinstance(o, Message) and o.level == "error":
                     self.failures += 1
-                self.console.print(render.output(o))
+                self.console.print(renderables.output(o))
             if any(isinstance(o, Stop) for o in outputs) and view is not None and view.event:
                 ev = view.event
-                self.console.print(render.event_summary_line(ev))
+                self.console.print(renderables.event_summary_line(ev))
 
     # ---- one line ----------------------------------------------------------------------------
 
@@ -187,7 +187,7 @@ class Shell:
         self._session = PromptSession(history=history, completer=_Completer(self),
                                       complete_while_typing=False, input=self._input,
                                       output=self._output)
-        self.console.print(render.muted(BANNER))
+        self.console.print(renderables.muted(BANNER))
         self.runner.view_now()
         while True:
             try:

@@ -23,7 +23,7 @@ _BASE = ("primary", "secondary", "warning", "error", "success", "accent", "foreg
 _DECL = re.compile(r"^\s*\$([a-z0-9-]+)\s*:\s*([^;]+);", re.M)
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
 
-# rich style name -> (modifier, theme variable) for the renderables of gewtui.shell.render
+# rich style name -> (modifier, theme variable) for the renderables of gewtui.present.renderables
 _RICH = {
     "gew.error": ("bold", "gew-bad"), "gew.warn": ("", "gew-warn"), "gew.ok": ("", "gew-ok"),
     "gew.bad": ("", "gew-bad"), "gew.dim": ("", "gew-dim"), "gew.id": ("", "gew-id"),

@@ -16,9 +16,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from gewtui.debugger import commands
+from gewtui.debugger.gating import Answer
 from gewtui.debugger.view import HelpOut
-from gewtui.intervene.gate import Answer
-from gewtui.shell import render
+from gewtui.present import renderables
 
 
 def keys_table(bindings) -> RTable:
@@ -53,7 +53,7 @@ class HelpScreen(ModalScreen[None]):
                  "as of the cursor. ':' opens the command bar (the same language as gew shell).",
                  "gew.dim"),
             Text(""), keys_table(self._keys), Text(""),
-            Text("commands", "gew.head"), render.help_out(HelpOut(entries)),
+            Text("commands", "gew.head"), renderables.help_out(HelpOut(entries)),
         )
         with VerticalScroll():
             yield Static(body)

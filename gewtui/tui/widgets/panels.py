@@ -2,7 +2,7 @@
 
 Place in the pipeline: the main screen hands each new DebugView to ``update_view``; they
 render the parts of it they show with the renderers shared with the shell
-(gewtui.shell.render), and repaint only when their part changed (compared by identity:
+(gewtui.present.renderables), and repaint only when their part changed (compared by identity:
 the view builder reuses unchanged values).
 
 What a frame costs here: a repaint of a few lines is cheap, a layout pass (the whole
@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import RichLog, Static
 
 from gewtui.debugger.view import DebugView, Output
-from gewtui.shell import render
+from gewtui.present import renderables
 from gewtui.tui.widgets.charts import FlowChart
 
 
@@ -90,7 +90,7 @@ class FlowView(Deferred, VerticalScroll):
         if view.event != self._event:
             self._event = view.event
             if view.event is not None:
-                line = Text.assemble(("at cursor ", "gew.dim"), render.event_summary_line(view.event))
+                line = Text.assemble(("at cursor ", "gew.dim"), renderables.event_summary_line(view.event))
             else:
                 line = Text("the cursor is before the first event: n steps, space runs", "gew.dim")
             # As a rich renderable (not a Textual Content): wrapped the way the shell wraps it.
@@ -104,7 +104,7 @@ class FlowView(Deferred, VerticalScroll):
                 body: RenderableType = Text("\nno flow selected: pick one in the tree (enter) or type "
                                             ":flow N", "gew.dim")
             else:
-                body = Group(Text(""), render.flow(_without_gate(view.detail)))
+                body = Group(Text(""), renderables.flow(_without_gate(view.detail)))
             self.query_one("#flow-body", Body).show(body)
 
 
@@ -145,7 +145,7 @@ class InterventionPanel(Deferred, VerticalScroll):
         if d.gate is None:
             parts.append(Text("no gate evaluator in this session", "gew.warn"))
         else:
-            parts.append(render.gate(d.gate, d.row.flow_id))
+            parts.append(renderables.gate(d.gate, d.row.flow_id))
             failed = [c.name for c in d.gate.conditions if not c.ok]
             if d.gate.allowed:
                 hint = "all conditions hold: d drops it (you will type the flow id)"
@@ -182,7 +182,7 @@ class Console(RichLog):
 
     def show(self, outputs: list[Output]) -> None:
         for o in outputs:
-            self._add(render.output(o))
+            self._add(renderables.output(o))
 
     def _add(self, renderable: Any) -> None:
         if displayed(self):

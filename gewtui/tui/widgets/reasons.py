@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.widgets import Tree
 
 from gewtui.debugger.view import ChainNode, DebugView, EventView
-from gewtui.shell import render
+from gewtui.present import renderables
 from gewtui.tui.widgets.panels import Body, Deferred
 
 
@@ -96,11 +96,11 @@ class ReasonInspector(Deferred, Vertical):
             self._show_node(None)
             return
         tree.root.data = root
-        tree.root.set_label(render.chain_label(root))
+        tree.root.set_label(renderables.chain_label(root))
 
         def add(parent, node: ChainNode) -> None:
             for c in node.children:
-                child = parent.add(render.chain_label(c), data=c, allow_expand=bool(c.children))
+                child = parent.add(renderables.chain_label(c), data=c, allow_expand=bool(c.children))
                 add(child, c)
 
         add(tree.root, root)
@@ -131,7 +131,7 @@ class ReasonInspector(Deferred, Vertical):
         if node is None:
             body.show(Text(""))
             return
-        parts: list = [render.chain_label(node)]
+        parts: list = [renderables.chain_label(node)]
         for k, v in node.fields:
             parts.append(Text.assemble((f"  {k} ", "gew.dim"), v))
         if node.evidence:
@@ -139,7 +139,7 @@ class ReasonInspector(Deferred, Vertical):
                 else "j moves the cursor to the first evidence event"
             parts.append(Text(hint, "gew.dim"))
         if self._event is not None and self._event.event_id in node.evidence:
-            parts.append(render.event(self._event))
+            parts.append(renderables.event(self._event))
         body.show(Group(*parts))
 
     def show_event(self, ev: EventView) -> None:

@@ -1,6 +1,6 @@
 """Rich renderables for the debugger's command outputs and views.
 
-Place in the pipeline: ``gew shell`` prints these; the TUI's console pane shows the same
+Place in the pipeline: ``gew shell`` prints these; the TUI's panels and console pane show the same
 renderables for commands typed in its command bar, so both front ends say the same thing
 the same way. Input is only the immutable values of gewtui.debugger.view.
 Styles name meanings (``gew.error``, ``gew.ok``...) resolved by the console's theme, so
