@@ -29,7 +29,8 @@ from tests.security import checkpoint_forge as cf
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the host key is root-only: "
                                 "these tests write states with it and need root")
 
-# Bounds for a replay of a forged file beside the same replay of the genuine one.
+# Bounds for a replay of a forged file beside the same replay of the genuine one (the
+# attacks below cost a pickle-based build tens of seconds or half a GiB and more).
 EXTRA_S = 10.0
 EXTRA_MIB = 200.0
 
@@ -69,11 +70,11 @@ def _forged(lab, name: str, edit) -> str:
     return cf.write(str(lab["tmp"] / name), lab["events"], states)
 
 
-def _assert_same_conclusion(lab, path: str) -> dict:
+def _assert_same_conclusion(lab, path: str, extra_s: float = EXTRA_S) -> dict:
     got = cf.replay(path, lab["host"])
     base = lab["base"]
     assert got["lines"] == lab["want"] == cf.export(path)
-    assert got["seconds"] <= base["seconds"] + EXTRA_S, (got["seconds"], base["seconds"])
+    assert got["seconds"] <= base["seconds"] + extra_s, (got["seconds"], base["seconds"])
     assert got["rss"] <= base["rss"] + EXTRA_MIB, (got["rss"], base["rss"])
     return got
 
@@ -216,8 +217,9 @@ def _colliding_pairs(n: int) -> list[tuple[int, int]]:
 
 
 def test_a_hash_collision_bomb_state_is_bounded(lab):
-    """60,000 listener keys sharing one hash: building that dict is quadratic."""
-    keys = _colliding_pairs(60_000)
+    """40,000 listener keys sharing one hash: building that dict is quadratic (the test
+    itself pays that once, to make the state)."""
+    keys = _colliding_pairs(40_000)
 
     def bomb(cp):
         fid = next(iter(cp.reg.flows))
@@ -237,7 +239,7 @@ def test_a_hash_collision_bomb_state_is_bounded(lab):
     states[cf.EVERY] = state
     path = cf.write(str(lab["tmp"] / "hashbomb.gewrec"), lab["events"],
                     {p: s for p, s in states.items() if p <= cf.EVERY})
-    _assert_same_conclusion(lab, path)
+    _assert_same_conclusion(lab, path, extra_s=5.0)
 
 
 def test_false_checkpoint_heads_do_not_make_the_scan_quadratic(lab):
