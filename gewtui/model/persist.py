@@ -308,6 +308,13 @@ def _check(reg: Registry) -> None:
         for m in (v if v.__class__ is list else (v,)):
             if m.tkey != k:
                 raise _bad("a tuple index names the wrong socket")
+    ev = events_pb2.Event()
+    try:
+        # Evidence is read back when a chain cites it: every pinned event must parse.
+        for raw in reg.pinned.values():
+            ev.ParseFromString(raw)
+    except (DecodeError, RecursionError, ValueError):
+        raise _bad("undecodable pinned evidence") from None
     try:
         # Every flow as a listing shows it (protobuf checks each field's range on assignment).
         for f in flows.values():
