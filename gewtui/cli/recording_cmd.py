@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.isdir(d):
             raise UsageError(f"--templates {d}: not a directory")
     templates = load_templates(args.templates) if args.templates else None
+    # States are authenticated with this host's root-only key: without it (not root, or
+    # /etc/gewyvern refused) say so before folding the whole file.
+    from gewtui.model import state_key
+    state_key.state_key(create=True)
     t0 = time.monotonic()
     with tempfile.TemporaryFile(prefix="gew-index-") as spill:
         with open_recording(args.file) as r:

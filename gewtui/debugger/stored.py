@@ -56,6 +56,7 @@ class StoredCheckpoints:
         self._refs: list | None = None
         self._probe: Any = None
         self.ignored = ""
+        self.used = False       # a stored state was restored (see folding.fold_to)
         self.leap_min = LEAP_MIN
         self.dense_gap = DENSE_GAP
         self._dense: list | None = None    # idle job: [engine, position, end, feed s, last cost]
@@ -117,6 +118,7 @@ class StoredCheckpoints:
             if cp.event_index != entry.ref.events or cp.event_id != entry.ref.last_event_id:
                 raise persist.StateError("engine state: not at the position its record names")
             entry.cp = cp
+            self.used = True
         return entry.cp
 
     def forget(self, position: int, why: str) -> None:
@@ -212,6 +214,7 @@ class StoredCheckpoints:
 
         d = self.d
         self._refs = []
+        self.used = False
         d.checkpoints = Checkpoints(d.checkpoints.policy)
         d.log = EventLog()
         d.log.loader = self.load_hole
