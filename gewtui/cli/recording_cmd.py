@@ -30,9 +30,9 @@ examples:
 Needs root: each state is authenticated with this host's key (/etc/gewyvern), and a
 replay uses a checkpoint only if that key, as root, authenticates it and it was made by
 the same build of the observation engine with the same template set (--templates must
-match what you replay with); others are ignored. Each costs about 1 MiB per 2,000 live flows. The file must not be
-written any more: a recording without an end record (a session still running, or killed)
-is refused unless --force. GEW_IGNORE_CHECKPOINTS=1 replays as if there were none.
+match what you replay with); others are ignored. Each costs about 1 MiB per 2,000 live
+flows. The file must not be written any more: a recording without an end record (a
+session still running, or killed) is refused unless --force. GEW_IGNORE_CHECKPOINTS=1 replays as if there were none.
 """
 
 
