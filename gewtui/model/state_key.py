@@ -35,15 +35,19 @@ class KeyRefused(GewError):
 
 
 def _open_dir(path: str, create: bool) -> int:
+    made = False
     if create:
         try:
             os.mkdir(path, 0o700)
+            made = True
         except FileExistsError:
             pass
         except OSError as e:
             raise KeyRefused(f"{path}: cannot create ({e.strerror})") from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if made and os.fstat(fd).st_uid == 0:
+            os.fchmod(fd, 0o700)        # ours, just made: exactly 0700 whatever the umask
     except FileNotFoundError:
         raise KeyRefused(f"{path}: no key directory (stored states are written by root)") from None
     except OSError as e:
@@ -96,6 +100,7 @@ def state_key(create: bool = False) -> bytes:
                 fd = -1              # another gew made it meanwhile: read theirs
             if fd >= 0:
                 try:
+                    os.fchmod(fd, 0o600)    # ours, just made: exactly 0600 whatever the umask
                     os.write(fd, os.urandom(KEY_BYTES))
                     os.fsync(fd)
                 finally:
