@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gewtui.errors import GewError, RecordingError
-from gewtui.model import persist, state_key, state_schema
+from gewtui.model import persist, state_codec, state_key, state_schema
 from gewtui.model.engine import Engine
 from gewtui.model.templates import load_templates, packaged_templates
 from gewtui.pb import engine_state_pb2, intervention_pb2
@@ -264,8 +264,8 @@ def test_a_state_with_wrong_types_is_refused_before_use():
     reg = msg.registry
     shape = bytearray(reg.shape)
     # the first slot after the registry's opcode is silence_ns (an int): make it a string
-    assert shape[1] == state_schema.INT
-    for op in (state_schema.STR, state_schema.LIST, state_schema.OBJ, state_schema.NONE, 255):
+    assert shape[1] == state_codec.INT
+    for op in (state_codec.STR, state_codec.LIST, state_codec.OBJ, state_codec.NONE, 255):
         bad = engine_state_pb2.EngineState()
         bad.CopyFrom(msg)
         bad.registry.shape = bytes(shape[:1]) + bytes([op]) + bytes(shape[2:])
@@ -302,12 +302,12 @@ def test_a_value_bomb_is_refused_before_anything_is_built():
     tooth = engine_state_pb2.EngineState()
     tooth.CopyFrom(_body(data))
     reg = tooth.registry
-    reg.shape = bytes([state_schema.OBJ, state_schema.LIST])
+    reg.shape = bytes([state_codec.OBJ, state_codec.LIST])
     reg.ints[:] = [1 << 40]
     with pytest.raises(persist.StateError) as e:
         persist.loads(_forge(tooth.SerializeToString(), data), eng.templates)
     _one_line(e)
-    reg.shape = bytes([state_schema.NONE]) * (persist.MAX_VALUES + 1)
+    reg.shape = bytes([state_codec.NONE]) * (persist.MAX_VALUES + 1)
     reg.heap = os.urandom(persist.MAX_VALUES // 24)    # so its ratio looks ordinary
     t0 = time.perf_counter()
     with pytest.raises(persist.StateError) as e:

@@ -47,7 +47,7 @@ from gewtui.model.entities import DIVERGED, EMERGED, TERMINATED, Flow
 from gewtui.model.flows import Registry
 from gewtui.model.matcher import Matcher, Progress
 from gewtui.model.snapshots import flow_summary
-from gewtui.model.state_schema import StateError
+from gewtui.model.state_codec import StateError
 from gewtui.model.templates import TemplateSet
 from gewtui.pb import engine_state_pb2, events_pb2, intervention_pb2
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gewtui.model import persist, state_key, state_schema
+from gewtui.model import persist, state_codec, state_key
 from gewtui.model.engine import Engine
 from gewtui.pb import engine_state_pb2
 from gewtui.recording import open_recording
@@ -164,7 +164,7 @@ def test_deep_nesting_is_refused_not_recursed(base):
     refuses at the first place a list does not belong."""
     body = engine_state_pb2.EngineState()
     body.CopyFrom(base["body"])
-    body.registry.shape = bytes([state_schema.OBJ]) + bytes([state_schema.LIST]) * 1_000_000
+    body.registry.shape = bytes([state_codec.OBJ]) + bytes([state_codec.LIST]) * 1_000_000
     body.registry.ints[:] = [1] * 1_000_000
     with pytest.raises(persist.StateError):
         persist.loads(_signed(base, body.SerializeToString()), base["eng"].templates)
