@@ -138,6 +138,8 @@ def dumps(cp: Checkpoint) -> bytes:
         "size": len(payload),
     }, sort_keys=True, separators=(",", ":")).encode()
     out = MAGIC + _U32.pack(len(header)) + header + zlib.compress(payload, 1)
+    if len(out) > MAX_STORED:
+        raise StateError(f"engine state: {len(out) >> 20} MiB stored, more than a state may be")
     return out + _mac(key, out)
 
 

@@ -34,6 +34,9 @@ _HEAD = re.compile(re.escape(MARKER) + rb"[\x80-\xff]{0,9}[\x00-\x7f]\x2a")
 _MAX_HEAD = len(MARKER) + 10 + 1
 # A part's frame: its state bytes and the checkpoint's few fields (the last event among them).
 _PART_CAP = PART_BYTES + (1 << 16)
+# Parts of one state: a stored state is at most 64 MiB (gewtui.model.persist.MAX_STORED), so
+# a checkpoint claiming more is never read into memory.
+MAX_PARTS = 80
 # False checkpoint heads (a head whose frame is not an intact checkpoint) a scan looks at
 # before it gives up: a real file has none outside the states it skips.
 MAX_FALSE_HEADS = 1000
@@ -151,7 +154,7 @@ def _assemble(parts: list[tuple[int, int, recording_pb2.EngineCheckpoint]]) -> l
         n = cp.parts
         group = parts[i:i + n]
         i += 1
-        if cp.part != 0 or n < 1 or len(group) < n:
+        if cp.part != 0 or not 1 <= n <= MAX_PARTS or len(group) < n:
             continue
         ok = all(g[2].part == k and g[2].parts == n and g[2].first_offset == (at if k else 0)
                  and g[0] == (group[k - 1][0] + group[k - 1][1] if k else at)
