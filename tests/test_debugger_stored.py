@@ -23,6 +23,24 @@ N = 12_000
 SID = "test-session"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def host_key(tmp_path_factory):
+    """This host's state key, in a private directory of the module's own (root only:
+    stored states are written with a root-only key)."""
+    from gewtui.model import state_key
+
+    if os.geteuid() != 0:
+        pytest.skip("stored states are authenticated with a root-only key")
+    d = tmp_path_factory.mktemp("host-key")
+    os.chmod(d, 0o700)
+    old = state_key.KEY_DIR
+    state_key.KEY_DIR = str(d)
+    state_key.forget()
+    yield str(d)
+    state_key.KEY_DIR = old
+    state_key.forget()
+
+
 class FakeSession:
     """What LiveSession does for the debugger: number, record, then hand over events."""
 
@@ -216,6 +234,26 @@ def test_idle_time_refolds_skipped_stretches_with_checkpoints(live):
     mid = (stored[0] + stored[1]) // 2
     run(ctx, f"goto {mid}")
     assert dump(d.engine) == straight(events, mid)
+
+
+def test_without_the_key_a_replay_ignores_stored_states_and_folds(live, monkeypatch, capsys):
+    """A replay without root cannot read the host key: no stored state can be
+    authenticated, so none is used, and it concludes what folding the events gives."""
+    from gewtui.model import state_key
+
+    path, events, _ = live
+    monkeypatch.setattr(state_key.os, "geteuid", lambda: 65534)
+    state_key.forget()
+    d, ctx = replay(path)
+    run(ctx, "goto end")
+    assert not d.log.holes and d.position == len(events)
+    assert "stored checkpoints ignored" in d.stored.ignored and "root" in d.stored.ignored
+    assert dump(d.engine) == straight(events, len(events))
+    # and gew recording index, which writes states, refuses in one line
+    assert _cli("recording", "index", path, "--force") == 77
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "root" in err
+    state_key.forget()
 
 
 def _cli(*argv) -> int:

@@ -2,7 +2,8 @@
 replay (gew-tui --replay, gew shell FILE) jumps to its end, or anywhere, without folding
 every event first.
 
-Place in the pipeline: offline, no root. It folds the file once through the observation
+Place in the pipeline: offline, as root (the states are authenticated with this host's
+root-only key, gewtui.model.state_key; only replays here, as root, use them). It folds the file once through the observation
 engine (as the debugger's replay does: events only, interventions are not folded) and
 appends an ``EngineCheckpoint`` record every ``--every`` events at the end of the file
 (gewtui.recording.checkpoints, gewtui.model.persist). The events are not touched: older
@@ -26,11 +27,12 @@ examples:
   gew recording index /tmp/s.gewrec --every 50000 --templates ./my-templates
   gew-tui --replay /tmp/s.gewrec                 then 'goto end' starts from the last one
 
-A replay uses a checkpoint only if it was made by the same build of the observation
-engine with the same template set (--templates must match what you replay with);
-others are ignored. Each costs about 1 MiB per 2,000 live flows. The file must not be
-written any more: a recording without an end record (a session still running, or killed)
-is refused unless --force. GEW_IGNORE_CHECKPOINTS=1 replays as if there were none.
+Needs root: each state is authenticated with this host's key (/etc/gewyvern), and a
+replay uses a checkpoint only if that key, as root, authenticates it and it was made by
+the same build of the observation engine with the same template set (--templates must
+match what you replay with); others are ignored. Each costs about 1 MiB per 2,000 live
+flows. The file must not be written any more: a recording without an end record (a
+session still running, or killed) is refused unless --force. GEW_IGNORE_CHECKPOINTS=1 replays as if there were none.
 """
 
 
@@ -72,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     templates = load_templates(args.templates, allow_override=args.override_template) if args.templates else None
     for note in templates.override_notes() if templates is not None else ():
         print(f"gew: warning: {note}", file=sys.stderr)
+    # States are authenticated with this host's root-only key: without it (not root, or
+    # /etc/gewyvern refused) say so before folding the whole file.
+    from gewtui.model import state_key
+    state_key.state_key(create=True)
     t0 = time.monotonic()
     with tempfile.TemporaryFile(prefix="gew-index-") as spill:
         with open_recording(args.file) as r:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gewtui.errors import GewError
+
 # A long jump takes checkpoints SPARSE times further apart until it is this many events
 # from where it will stop: 'back' from there stays within the normal budget, and the jump
 # does not spend a third of its time copying engines it will never go back to.
@@ -35,6 +37,20 @@ def fold_to(d: Any, limit: int, deadline: float) -> None:
     """Fold up to position ``limit`` with nothing to test per event (a goto): the
     per-event work is the engine's, the rest is done every 128 events (or every
     checkpoint interval, if that is shorter)."""
+    try:
+        _fold_to(d, limit, deadline)
+    except GewError:
+        raise
+    except Exception as e:
+        # A state restored from the recording passed every check and still failed here:
+        # it is not trusted (one line), and the file is read again from its first event.
+        stored = getattr(d, "stored", None)
+        if stored is None or not stored.used:
+            raise
+        stored.distrust(f"a stored checkpoint failed a fold ({type(e).__name__})")
+
+
+def _fold_to(d: Any, limit: int, deadline: float) -> None:
     get = d.log.get
     cur = d._cur
     feed = cur.feed

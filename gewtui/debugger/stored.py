@@ -8,10 +8,13 @@ and only the events after it are folded; the events skipped become a hole in the
 is idle. Stored states enter the debugger's checkpoint table as ``Stored`` entries, loaded
 the first time they are restored, so ``back`` and ``goto`` use them like any other.
 
-A stored state is used only when it is exactly what folding the file would give here: made
-by this model layout (``persist.MODEL_ID``), with this template set (by digest), this engine
-configuration and session id. Otherwise, or when it does not load, it is ignored with a
-message and the debugger folds, as it would without it.
+A stored state is used only when it was written by this host's gew (its HMAC checks under
+the root-only key of gewtui.model.state_key: without root, or for a recording from
+elsewhere, every stored state is ignored and the events are folded) and it is exactly what
+folding the file would give here: made by this model layout (``persist.MODEL_ID``), with
+this template set (by digest), this engine configuration and session id. Otherwise, or when
+it does not load, it is ignored with a message and the debugger folds, as it would
+without it: a stored state can make a replay faster, never change what it concludes.
 
 On a live session ``StoreWriter`` writes them into the session's recording from the head
 engine, at the end of an ingested batch (so the count of events before it in the file is
@@ -53,6 +56,7 @@ class StoredCheckpoints:
         self._refs: list | None = None
         self._probe: Any = None
         self.ignored = ""
+        self.used = False       # a stored state was restored (see folding.fold_to)
         self.leap_min = LEAP_MIN
         self.dense_gap = DENSE_GAP
         self._dense: list | None = None    # idle job: [engine, position, end, feed s, last cost]
@@ -74,6 +78,15 @@ class StoredCheckpoints:
         if type(probe) is not Engine:
             return self._refs           # an injected engine (tests): states are not its own
         self._probe = probe.checkpoint()
+        from gewtui.model import state_key
+
+        try:
+            state_key.state_key()
+        except GewError as e:
+            # No key here (not root, or no state ever written on this host): no stored
+            # state can be authenticated, so none is even looked for.
+            self._ignore(f"stored checkpoints ignored, folding the events: {e.message}")
+            return self._refs
         try:
             refs = find()
         except RecordingError as e:
@@ -105,6 +118,7 @@ class StoredCheckpoints:
             if cp.event_index != entry.ref.events or cp.event_id != entry.ref.last_event_id:
                 raise persist.StateError("engine state: not at the position its record names")
             entry.cp = cp
+            self.used = True
         return entry.cp
 
     def forget(self, position: int, why: str) -> None:
@@ -200,6 +214,7 @@ class StoredCheckpoints:
 
         d = self.d
         self._refs = []
+        self.used = False
         d.checkpoints = Checkpoints(d.checkpoints.policy)
         d.log = EventLog()
         d.log.loader = self.load_hole
@@ -318,7 +333,11 @@ class StoreWriter:
         if view.interventions:
             self.disabled = "interventions were taken: the state is no longer the events' alone"
             return False
-        state = persist.dumps(view)
+        try:
+            state = persist.dumps(view)
+        except GewError as e:
+            self.disabled = e.message
+            return False
         try:
             off = store(state, events=position, last_event=last_event, first_ktime_ns=first_ktime,
                         model=persist.MODEL_ID, templates=persist.template_digest(view.templates),

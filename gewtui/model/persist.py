@@ -9,70 +9,69 @@ and compares every flow and chain with a straight fold).
 
 The bytes::
 
-    MAGIC (8) | header length (u32 LE) | header (JSON) | zlib(pickle(body)) | crc32 (u32 LE)
+    MAGIC (8) | header length (u32 LE) | header (JSON) | zlib(EngineState) | HMAC-SHA256 (32)
 
-(the CRC covers everything before it: a state stands on its own, in a recording or not)
 The header names the state format (``MODEL_ID``: this module's version and a fingerprint of
-the model classes' slot layouts, so a state made by a build whose classes differ is refused,
-never misread), the template set's digest, the engine's configuration, the session id and
-the position. The body is the registry's slots (the compiled matcher is rebuilt from the
-templates, the window of recent events travels as serialized events, the deque as a list).
+the schema of the model's slots, so a state made by a build whose classes differ is
+refused, never misread), the template set's digest, the engine's configuration, the
+session id and the position. The body is an ``EngineState`` message
+(proto/gewyvern/v1/engine_state.proto): the registry encoded slot by slot by its schema
+(gewtui.model.state_schema), the window of recent events as serialized events and the
+interventions as records. The compiled matcher is rebuilt from the templates.
 
-Recordings come from boxes under investigation, so a state is untrusted input. ``loads``
-unpickles with ``find_class`` limited to the plain model classes below, whose constructors
-(if a hostile stream calls them) only make small empty objects: no other callable, module
-or builtin can be reached, so loading cannot run code. Decompression is capped. Anything
-unknown, damaged or from another layout raises ``StateError`` (one line); the caller then
-folds from the start. Same state in, same bytes out: ``dumps`` is deterministic.
+A stored state counts only if it was written by this host's gew: the HMAC, under the
+root-only key of gewtui.model.state_key, covers every byte before it and is checked before
+anything else is read. A state from another host, another user or an editor, or any state
+read without root, is refused (``StateError``) and the caller folds the events, so a
+recording concludes exactly what its events say. What follows the check is bounded all the
+same (stored and inflated size, value count, string length, depth, dict-key hashes) and
+type-checked field by field, and the registry's internal references are checked, so a
+state that loads cannot fail a later fold. Same state in, same bytes out: ``dumps`` is
+deterministic.
 """
 from __future__ import annotations
 
 import hashlib
-import io
+import hmac
 import json
-import pickle
 import struct
 import zlib
-from collections import deque
 from typing import Any
 
-from gewtui.errors import RecordingError
+from google.protobuf.message import DecodeError
+
+from gewtui.errors import GewError
+from gewtui.model import state_key, state_schema
 from gewtui.model.engine import Checkpoint
-from gewtui.model.entities import Flow, IfaceContext, Member
+from gewtui.model.entities import DIVERGED, EMERGED, TERMINATED, Flow
 from gewtui.model.flows import Registry
-from gewtui.model.matcher import Episode, Matcher, Progress
+from gewtui.model.matcher import Matcher, Progress
 from gewtui.model.snapshots import flow_summary
+from gewtui.model.state_codec import StateError
 from gewtui.model.templates import TemplateSet
-from gewtui.pb import events_pb2, intervention_pb2
+from gewtui.pb import engine_state_pb2, events_pb2, intervention_pb2
+
+__all__ = ["StateError", "MODEL_ID", "dumps", "loads", "header", "template_digest", "engine_view"]
 
 MAGIC = b"GEWSTATE"
-FORMAT = 1
-PROTOCOL = 5
-# Registry slots that are not state: the compiled templates (rebuilt), and the ring of
-# recent events (carried as bytes).
-_NOT_PICKLED = ("matcher", "ring")
-# Every class a state may contain. Their constructors take at most two plain values and
-# allocate nothing in proportion to them, so even a hostile REDUCE of one is inert. The
-# registry itself is not among them (its constructor allocates by an argument): it is
-# carried as a dict of its slots.
-_CLASSES = (Flow, Member, IfaceContext, Progress, Episode)
-_ALLOWED = {(c.__module__, c.__qualname__): c for c in _CLASSES}
+FORMAT = 2
 _U32 = struct.Struct("<I")
-MAX_HEADER = 1 << 16
-# A state inflates about 4x here; a hostile one must not inflate without bound.
-MAX_RATIO = 64
-MAX_STATE = 1 << 30
-
-
-class StateError(RecordingError):
-    """A persisted engine state that cannot be used (one line; fold from the start)."""
+MAC_BYTES = 32
+MAX_HEADER = 1 << 12
+# Bounds on what a state may cost to read. A state of 2,000 live and 10,000 ended flows
+# stores about 1.5 MiB and inflates about 4x; a state beyond these is not written either.
+MAX_STORED = 64 << 20          # bytes of the compressed body
+MAX_INFLATED = 96 << 20        # bytes it inflates to...
+MAX_RATIO = 32                 # ...and at most this many times its stored size (or 4 MiB)
+MAX_VALUES = 8_000_000         # values in the registry's encoding (opcodes)
+MAX_RING = 1 << 20             # slots of the window of recent events
+MAX_EVENT = 1 << 20            # one serialized event
 
 
 def _fingerprint() -> str:
     h = hashlib.sha256()
-    for c in (Registry, *_CLASSES, Checkpoint):
-        h.update(f"{c.__module__}.{c.__qualname__}:{','.join(c.__slots__)};".encode())
-    h.update(f"pickle{PROTOCOL}".encode())
+    h.update(state_schema.fingerprint().encode())
+    h.update(f"Checkpoint:{','.join(Checkpoint.__slots__)}".encode())
     return h.hexdigest()[:16]
 
 
@@ -112,17 +111,26 @@ def engine_view(engine: Any) -> Checkpoint:
                       engine._config, reg.n_events)
 
 
+def _mac(key: bytes, data: bytes | memoryview) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
 def dumps(cp: Checkpoint) -> bytes:
-    """The bytes of an engine checkpoint (``Engine.checkpoint()``); see the module docstring."""
+    """The bytes of an engine checkpoint (``Engine.checkpoint()``), authenticated with this
+    host's key (created on first use). GewError when there is no key to write with (not
+    root, or /etc/gewyvern fails its checks) or the state exceeds what ``loads`` reads."""
+    key = state_key.state_key(create=True)
     reg = cp.reg
-    body = {k: getattr(reg, k) for k in Registry.__slots__ if k not in _NOT_PICKLED}
-    body["terminated"] = list(reg.terminated)
-    ring = [ev.SerializeToString(deterministic=True) if ev is not None else None
-            for ev in reg.ring]
-    interventions = {fid: [(rec.SerializeToString(deterministic=True), list(ids))
-                           for rec, ids in items]
-                     for fid, items in cp.interventions.items()}
-    payload = pickle.dumps((body, ring, interventions), protocol=PROTOCOL)
+    msg = engine_state_pb2.EngineState(registry=state_schema.encode(reg))
+    msg.ring.extend(ev.SerializeToString(deterministic=True) if ev is not None else b""
+                    for ev in reg.ring)
+    for fid, items in cp.interventions.items():
+        for rec, ids in items:
+            msg.interventions.add(flow_id=fid, record=rec.SerializeToString(deterministic=True),
+                                  event_ids=ids)
+    payload = msg.SerializeToString(deterministic=True)
+    if len(payload) > MAX_INFLATED or len(msg.registry.shape) > MAX_VALUES:
+        raise StateError(f"engine state: {len(payload) >> 20} MiB, more than a stored state may hold")
     header = json.dumps({
         "model": MODEL_ID, "templates": template_digest(cp.templates),
         "config": list(cp.config), "session_id": cp.session_id,
@@ -130,11 +138,13 @@ def dumps(cp: Checkpoint) -> bytes:
         "size": len(payload),
     }, sort_keys=True, separators=(",", ":")).encode()
     out = MAGIC + _U32.pack(len(header)) + header + zlib.compress(payload, 1)
-    return out + _U32.pack(zlib.crc32(out))
+    if len(out) > MAX_STORED:
+        raise StateError(f"engine state: {len(out) >> 20} MiB stored, more than a state may be")
+    return out + _mac(key, out)
 
 
 def header(data: bytes) -> dict:
-    """The header of persisted state bytes, without unpickling anything."""
+    """The header of persisted state bytes (not authenticated: for display and tests)."""
     if data[:len(MAGIC)] != MAGIC:
         raise StateError("engine state: not a gew engine state (bad magic)")
     if len(data) < len(MAGIC) + 4:
@@ -145,7 +155,7 @@ def header(data: bytes) -> dict:
         raise StateError("engine state: header length out of range")
     try:
         h = json.loads(data[start:start + n])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise StateError("engine state: header is not valid JSON") from None
     if not isinstance(h, dict):
         raise StateError("engine state: header is not an object")
@@ -154,15 +164,18 @@ def header(data: bytes) -> dict:
 
 # ---- reading ----------------------------------------------------------------------------------
 
-class _Unpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        c = _ALLOWED.get((module, name))
-        if c is None:
-            raise StateError(f"engine state: refers to {module}.{name}, which a state never holds")
-        return c
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise StateError("engine state: persistent references are not allowed")
+def authenticate(data: bytes) -> None:
+    """Raise StateError unless ``data`` was written by this host's gew (its HMAC checks)."""
+    if len(data) < len(MAGIC) + 4 + MAC_BYTES or data[:len(MAGIC)] != MAGIC:
+        raise StateError("engine state: not a gew engine state (bad magic)")
+    try:
+        key = state_key.state_key()
+    except GewError as e:
+        raise StateError(f"engine state: not authenticated ({e.message})") from None
+    view = memoryview(data)
+    if not hmac.compare_digest(_mac(key, view[:-MAC_BYTES]), bytes(view[-MAC_BYTES:])):
+        raise StateError("engine state: not written by this host's gew (authentication "
+                         "failed): ignored")
 
 
 _MATCHERS: dict[int, tuple[TemplateSet, Matcher]] = {}
@@ -182,127 +195,162 @@ def loads(data: bytes, templates: TemplateSet, *, config: tuple | None = None,
           session_id: str | None = None) -> Checkpoint:
     """A Checkpoint from ``dumps`` bytes, for ``Engine.restore``. ``templates`` must be the set
     the state was folded with (by digest); ``config`` and ``session_id``, when given, must match
-    the engine the caller would otherwise build. Raises StateError."""
-    if len(data) < len(MAGIC) + 8 or zlib.crc32(memoryview(data)[:-4]) != _U32.unpack_from(data, len(data) - 4)[0]:
-        raise StateError("engine state: damaged or truncated (checksum mismatch)"
-                         if data[:len(MAGIC)] == MAGIC else "engine state: not a gew engine state (bad magic)")
+    the engine the caller would otherwise build. Raises StateError (and only that)."""
+    if type(data) is not bytes:
+        raise StateError("engine state: not bytes")
+    authenticate(data)
     h = header(data)
     if h.get("model") != MODEL_ID:
-        raise StateError(f"engine state: made by another model layout ({h.get('model')!r}, "
+        raise StateError(f"engine state: made by another model layout ({str(h.get('model'))[:80]!r}, "
                          f"this build reads {MODEL_ID!r})")
     if h.get("templates") != template_digest(templates):
         raise StateError("engine state: folded with another template set")
     cfg = h.get("config")
-    if not (isinstance(cfg, list) and len(cfg) == 3 and all(type(x) is int and x >= 0 for x in cfg)):
+    if not (isinstance(cfg, list) and len(cfg) == 3 and all(type(x) is int and x >= 0 for x in cfg)
+            and 1 <= cfg[2] <= MAX_RING):
         raise StateError("engine state: bad engine configuration")
     if config is not None and tuple(cfg) != tuple(config):
         raise StateError(f"engine state: engine configured {tuple(cfg)}, expected {tuple(config)}")
-    if session_id is not None and h.get("session_id") != session_id:
+    sid = h.get("session_id")
+    if type(sid) is not str or (session_id is not None and sid != session_id):
         raise StateError("engine state: from another session")
-    size, index = h.get("size"), h.get("event_index")
-    if type(size) is not int or not 0 < size <= MAX_STATE or type(index) is not int or index < 0:
-        raise StateError("engine state: bad size or position in its header")
+    size, index, eid = h.get("size"), h.get("event_index"), h.get("event_id")
+    if type(index) is not int or index < 0 or type(eid) is not int or eid < 0:
+        raise StateError("engine state: bad position in its header")
     start = len(MAGIC) + 4 + _U32.unpack_from(data, len(MAGIC))[0]
+    stored = len(data) - start - MAC_BYTES
+    if type(size) is not int or not 0 < size <= min(MAX_INFLATED, max(4 << 20, MAX_RATIO * stored)) \
+            or stored > MAX_STORED:
+        raise StateError("engine state: larger than a stored state may be")
     z = zlib.decompressobj()
     try:
-        payload = z.decompress(memoryview(data)[start:-4], min(size, MAX_RATIO * (len(data) - start - 4)) + 1)
+        payload = z.decompress(memoryview(data)[start:-MAC_BYTES], size + 1)
     except zlib.error as e:
         raise StateError(f"engine state: damaged ({e})") from None
     if len(payload) != size or not z.eof or z.unconsumed_tail:
         raise StateError("engine state: damaged (size does not match its header)")
     try:
-        body, ring, interventions = _Unpickler(io.BytesIO(payload)).load()
-    except StateError:
-        raise
-    except Exception as e:    # any malformed stream: a one-line refusal, never a traceback
-        raise StateError(f"engine state: undecodable ({type(e).__name__})") from None
+        msg = engine_state_pb2.EngineState.FromString(payload)
+    except (DecodeError, RecursionError, ValueError):
+        raise StateError("engine state: undecodable") from None
+    del payload
     max_terminated, silence_ns, recent = cfg
-    reg = _registry(body, ring, recent)
+    reg = state_schema.decode(msg.registry, MAX_VALUES)
     reg.matcher = _matcher(templates)
-    if reg.silence_ns != silence_ns or reg.max_terminated != max_terminated or reg.last_eid != h.get("event_id"):
+    reg.ring = _ring(msg.ring, recent)
+    if reg.silence_ns != silence_ns or reg.max_terminated != max_terminated \
+            or reg.last_eid != eid or reg.ring_size != recent or reg.n_events != index:
         raise StateError("engine state: body does not match its header")
-    return Checkpoint(reg, templates, h.get("session_id", ""), _interventions(interventions),
-                      tuple(cfg), index)
+    _check(reg)
+    return Checkpoint(reg, templates, sid, _interventions(msg.interventions), tuple(cfg), index)
 
 
-def _registry(body: Any, ring: Any, recent: int) -> Registry:
-    """Rebuild the registry from its slot dict, checking each slot has the type a fresh
-    registry gives it (a hostile state must fail here, not in the middle of a fold)."""
-    fresh = Registry(None, silence_ns=0, max_terminated=0, recent_events=1)  # type: ignore[arg-type]
-    want = set(Registry.__slots__) - set(_NOT_PICKLED)
-    if type(body) is not dict or set(body) != want:
-        raise StateError("engine state: registry slots do not match this build")
-    if type(ring) is not list or len(ring) != recent:
+def _ring(raw: Any, recent: int) -> list:
+    if len(raw) != recent:
         raise StateError("engine state: window of recent events has the wrong size")
-    reg = Registry.__new__(Registry)
-    for k, v in body.items():
-        ref = getattr(fresh, k)
-        if k == "terminated":
-            if type(v) is not list:
-                raise StateError("engine state: registry slot terminated has the wrong type")
-            v = deque(v)
-        elif type(v) is not type(ref) and not (type(ref) is int and type(v) is bool) \
-                and not (type(ref) is bool and type(v) is int):
-            raise StateError(f"engine state: registry slot {k} has the wrong type")
-        setattr(reg, k, v)
-    for fid, f in reg.flows.items():
-        if type(fid) is not int or type(f) is not Flow:
-            raise StateError("engine state: a flow is not a flow")
-    for m in reg.socks.values():
-        if type(m) is not Member:
-            raise StateError("engine state: a socket is not a socket")
-    _check_objects(body)
-    try:
-        # Every flow as a listing shows it: protobuf checks each field's type on assignment,
-        # so a flow whose counters, addresses or templates are of the wrong kind fails here.
-        for f in reg.flows.values():
-            flow_summary(f)
-    except Exception as e:
-        raise StateError(f"engine state: a flow does not hold what a flow holds ({type(e).__name__})") from None
     parse = events_pb2.Event.FromString
+    out: list = []
     try:
-        reg.ring = [parse(b) if b is not None else None for b in ring]
-    except Exception:
+        for b in raw:
+            if len(b) > MAX_EVENT:
+                raise StateError("engine state: an event larger than a record")
+            out.append(parse(b) if b else None)
+    except (DecodeError, RecursionError, ValueError):
         raise StateError("engine state: undecodable event in its window of recent events") from None
-    reg.ring_size = recent
-    return reg
+    for i, ev in enumerate(out):
+        if ev is not None and ev.id % recent != i:
+            raise StateError("engine state: an event in the wrong slot of its window")
+    return out
 
 
-def _check_objects(root: Any) -> None:
-    """Every model object reachable from the state has all of its slots set (a state whose
-    objects lack fields would fail in the middle of a fold instead of here)."""
-    seen: set[int] = set()
-    todo = [root]
-    containers = (dict, list, tuple, set, frozenset, deque)
-    while todo:
-        o = todo.pop()
-        if id(o) in seen:
-            continue
-        seen.add(id(o))
-        t = type(o)
-        if t is dict:
-            todo.extend(o.keys())
-            todo.extend(o.values())
-        elif t in containers:
-            todo.extend(o)
-        elif t in _CLASSES:
-            for slot in t.__slots__:
-                try:
-                    todo.append(getattr(o, slot))
-                except AttributeError:
-                    raise StateError(f"engine state: a {t.__name__} without its {slot}") from None
+def _bad(what: str) -> StateError:
+    return StateError(f"engine state: {what}")
+
+
+def _check(reg: Registry) -> None:
+    """The registry's references between its parts hold, so no later fold can fail on
+    them: every index names a flow or socket that is there, every open match fits the
+    compiled templates (a list of the right length, a slot and step that exist)."""
+    flows = reg.flows
+    compiled = reg.matcher.compiled
+    groups = {True: {c.slot: c for c in compiled if c.same},
+              False: {c.slot: c for c in compiled if not c.same}}
+    top = 0
+    for fid, f in flows.items():
+        if f.fid != fid or not EMERGED <= f.phase <= TERMINATED or fid <= 0:
+            raise _bad(f"flow {fid} is not what its entry names")
+        top = max(top, fid)
+        _tstate(f.tstate, groups[False])
+        for m in f.members:
+            _tstate(m.tstate, groups[True])
+        for e in f.episodes:
+            if not 0 <= e.tidx < len(compiled) or compiled[e.tidx].tid != e.tid:
+                raise _bad(f"flow {fid} holds a match of no template")
+        if f.parent and f.parent not in flows and f.parent >= f.fid:
+            raise _bad(f"flow {fid} has a parent from its future")
+    if reg.next_fid <= top:
+        raise _bad("flow numbering runs backwards")
+    if any(v not in flows for v in reg.keys.values()) or \
+            any(v not in flows for v in reg.listeners.values()):
+        raise _bad("an identity index names a flow that is not there")
+    for k, fid in reg.keys.items():
+        if flows[fid].key != k or flows[fid].phase >= DIVERGED:
+            raise _bad("an identity index names the wrong flow")
+    for v in reg.peers.values():
+        for fid in (v if v.__class__ is list else (v,)):
+            if fid not in flows:
+                raise _bad("a peer index names a flow that is not there")
+    for d in reg.paths.values():
+        if any(fid not in flows for fid in d):
+            raise _bad("a path index names a flow that is not there")
+    for sock, m in reg.socks.items():
+        if m.sock != sock or not m.indexed:
+            raise _bad("a socket index names the wrong socket")
+    for k, v in reg.tuples.items():
+        for m in (v if v.__class__ is list else (v,)):
+            if m.tkey != k:
+                raise _bad("a tuple index names the wrong socket")
+    ev = events_pb2.Event()
+    try:
+        # Evidence is read back when a chain cites it: every pinned event must parse.
+        for raw in reg.pinned.values():
+            ev.ParseFromString(raw)
+    except (DecodeError, RecursionError, ValueError):
+        raise _bad("undecodable pinned evidence") from None
+    try:
+        # Every flow as a listing shows it (protobuf checks each field's range on assignment).
+        for f in flows.values():
+            flow_summary(f)
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as e:
+        raise _bad(f"a flow does not hold what a flow holds ({type(e).__name__})") from None
+
+
+def _tstate(st: Any, group: dict) -> None:
+    if st is None:
+        return
+    n = len(group)
+    if st.__class__ is list:
+        if len(st) != n:
+            raise _bad("open matches of the wrong number of templates")
+        for i, p in enumerate(st):
+            if p is not None:
+                _progress(p, group, i)
+    else:
+        _progress(st, group, st.slot)
+
+
+def _progress(p: Progress, group: dict, slot: int) -> None:
+    c = group.get(slot)
+    if c is None or p.slot != slot or not 0 <= p.step < c.nsteps:
+        raise _bad("an open match of no template")
 
 
 def _interventions(raw: Any) -> dict:
-    if type(raw) is not dict:
-        raise StateError("engine state: interventions have the wrong type")
-    out = {}
+    out: dict = {}
     parse = intervention_pb2.InterventionRecord.FromString
     try:
-        for fid, items in raw.items():
-            out[int(fid)] = [(parse(b), [int(i) for i in ids]) for b, ids in items]
-    except StateError:
-        raise
-    except Exception:
+        for it in raw:
+            out.setdefault(it.flow_id, []).append((parse(it.record), list(it.event_ids)))
+    except (DecodeError, RecursionError, ValueError):
         raise StateError("engine state: undecodable intervention record") from None
     return out

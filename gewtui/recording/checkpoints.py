@@ -25,13 +25,21 @@ from google.protobuf.message import DecodeError
 
 from gewtui.errors import RecordingError
 from gewtui.pb import recording_pb2
-from gewtui.recording.framing import MARKER, MAX_RECORD_BYTES, READ_CHUNK, _Bad, parse_frame
+from gewtui.recording.framing import MARKER, READ_CHUNK, _Bad, _CrcBudget, parse_frame
 
 # State bytes per frame: well under a record's cap, so a part never nears it.
 PART_BYTES = 1 << 20
 # A frame head whose payload is a Record with field 5 (checkpoint), length-delimited.
 _HEAD = re.compile(re.escape(MARKER) + rb"[\x80-\xff]{0,9}[\x00-\x7f]\x2a")
 _MAX_HEAD = len(MARKER) + 10 + 1
+# A part's frame: its state bytes and the checkpoint's few fields (the last event among them).
+_PART_CAP = PART_BYTES + (1 << 16)
+# Parts of one state: a stored state is at most 64 MiB (gewtui.model.persist.MAX_STORED), so
+# a checkpoint claiming more is never read into memory.
+MAX_PARTS = 80
+# False checkpoint heads (a head whose frame is not an intact checkpoint) a scan looks at
+# before it gives up: a real file has none outside the states it skips.
+MAX_FALSE_HEADS = 1000
 
 
 @dataclass(frozen=True)
@@ -72,36 +80,49 @@ def write_checkpoint(writer: Any, state: bytes, *, events: int, last_event: Any,
     return first
 
 
-def _frame_at(fd: int, off: int, size: int) -> tuple[int, recording_pb2.EngineCheckpoint] | None:
-    """The checkpoint part whose frame starts at ``off`` (its frame length too), or None
-    when no intact checkpoint frame starts there."""
+def _frame_at(fd: int, off: int, size: int) -> tuple[int, recording_pb2.EngineCheckpoint] | int:
+    """The checkpoint part whose frame starts at ``off`` (its frame length too), or, when no
+    intact checkpoint frame starts there, the bytes read and checksummed to find that out.
+    The head is read first and only the length it claims after it (never more than a part
+    may be), so a false head costs what it claims, not a megabyte."""
     try:
-        buf = os.pread(fd, _MAX_HEAD + PART_BYTES + 4096, off)
-        got = parse_frame(buf, 0, MAX_RECORD_BYTES)
+        buf = os.pread(fd, _MAX_HEAD, off)
+        got = parse_frame(buf, 0, _PART_CAP)
         if type(got) is int:
-            if off + len(buf) + got > size:
-                return None
-            buf += os.pread(fd, got, off + len(buf))
-            got = parse_frame(buf, 0, MAX_RECORD_BYTES)
+            need = len(buf) + got
+            if off + need > size:
+                return len(buf)
+            buf = os.pread(fd, need, off)
+            got = parse_frame(buf, 0, _PART_CAP)
             if type(got) is int:
-                return None
+                return len(buf)
         rec = recording_pb2.Record.FromString(buf[got[0]:got[1]])
-    except (_Bad, DecodeError, RecursionError, ValueError, MemoryError, OverflowError):
-        return None
+    except _Bad as e:
+        return max(e.work, len(buf))
+    except (DecodeError, RecursionError, ValueError, MemoryError, OverflowError):
+        return len(buf)
     except OSError as e:
         raise RecordingError(f"read failed: {e.strerror or e}") from None
     if rec.WhichOneof("body") != "checkpoint":
-        return None
+        return len(buf)
     return got[1] + 4, rec.checkpoint
 
 
 def find_checkpoints(reader: Any) -> list[CheckpointRef]:
     """Every intact checkpoint in an open RecordingReader, by position (one per position:
-    the last written wins). Reads the file once, decodes only checkpoint frames."""
+    the last written wins). Reads the file once, decodes only checkpoint frames.
+
+    A crafted file can hold a false checkpoint head every few bytes: at most
+    ``MAX_FALSE_HEADS`` of them are looked at, and the bytes checksummed for them stay
+    within the reader's budget for false frames (a multiple of the bytes walked), so
+    RecordingError ends a hostile scan and the replay folds its events instead."""
     fd = reader._f.fileno()
     size = os.fstat(fd).st_size
     parts: list[tuple[int, int, recording_pb2.EngineCheckpoint]] = []
     off = reader.data_start
+    name = getattr(reader, "path", "recording")
+    budget = _CrcBudget(off, _PART_CAP, str(name))
+    false_heads = 0
     seen = -1
     while off < size:
         buf = os.pread(fd, READ_CHUNK + _MAX_HEAD, off)
@@ -112,9 +133,15 @@ def find_checkpoints(reader: Any) -> list[CheckpointRef]:
             if m.start() >= READ_CHUNK or at <= seen:
                 continue
             got = _frame_at(fd, at, size)
-            if got is not None:
-                parts.append((at, got[0], got[1]))
-                seen = at + got[0] - 1      # a marker inside this part's state is not a frame
+            if type(got) is int:
+                false_heads += 1
+                if false_heads > MAX_FALSE_HEADS:
+                    raise RecordingError(f"{name}: more than {MAX_FALSE_HEADS} false checkpoint "
+                                         "heads: stored checkpoints not read")
+                budget.spend(got + 64, at)
+                continue
+            parts.append((at, got[0], got[1]))
+            seen = at + got[0] - 1      # a marker inside this part's state is not a frame
         off += READ_CHUNK
     return _assemble(parts)
 
@@ -127,7 +154,7 @@ def _assemble(parts: list[tuple[int, int, recording_pb2.EngineCheckpoint]]) -> l
         n = cp.parts
         group = parts[i:i + n]
         i += 1
-        if cp.part != 0 or n < 1 or len(group) < n:
+        if cp.part != 0 or not 1 <= n <= MAX_PARTS or len(group) < n:
             continue
         ok = all(g[2].part == k and g[2].parts == n and g[2].first_offset == (at if k else 0)
                  and g[0] == (group[k - 1][0] + group[k - 1][1] if k else at)
@@ -151,7 +178,7 @@ def load_state(reader: Any, ref: CheckpointRef) -> bytes:
     out = []
     for k, (at, _) in enumerate(ref.parts):
         got = _frame_at(fd, at, size)
-        if got is None or got[1].part != k or got[1].events != ref.events:
+        if type(got) is int or got[1].part != k or got[1].events != ref.events:
             raise RecordingError(f"{reader.path}: checkpoint at byte {ref.offset} no longer reads back")
         out.append(got[1].state)
     return b"".join(out)
