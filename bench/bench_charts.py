@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.tui_frames import N_FLOWS, _run, flows_stream  # noqa: E402
 from gewtui.debugger import commands, series  # noqa: E402
 from gewtui.debugger.core import Debugger  # noqa: E402
-from gewtui.debugger.snapshot import ViewBuilder  # noqa: E402
+from gewtui.debugger.view_builder import ViewBuilder  # noqa: E402
 from gewtui.debugger.sources import MemorySource  # noqa: E402
 
 RUNS = 21

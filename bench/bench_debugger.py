@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gewtui.debugger import commands  # noqa: E402
 from gewtui.debugger.core import Debugger  # noqa: E402
-from gewtui.debugger.snapshot import ViewBuilder  # noqa: E402
+from gewtui.debugger.view_builder import ViewBuilder  # noqa: E402
 from gewtui.debugger.sources import LiveSource, ReplaySource  # noqa: E402
 from gewtui.model.engine import Engine  # noqa: E402
 from gewtui.pb import events_pb2 as E  # noqa: E402

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _util  # noqa: E402
 from gewtui.debugger import commands  # noqa: E402
 from gewtui.debugger.core import Debugger  # noqa: E402
-from gewtui.debugger.snapshot import ViewBuilder  # noqa: E402
+from gewtui.debugger.view_builder import ViewBuilder  # noqa: E402
 from gewtui.debugger.sources import MemorySource  # noqa: E402
 from gewtui.pb import events_pb2 as E  # noqa: E402
 

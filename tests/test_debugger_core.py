@@ -13,7 +13,7 @@ from tests.debugger_support import STORM_EVENT_ID, ToyEngine, big_stream, header
 from gewtui.debugger import commands
 from gewtui.debugger.checkpoints import CheckpointPolicy
 from gewtui.debugger.core import Debugger
-from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.sources import MemorySource
 from gewtui.pb import events_pb2
 

@@ -8,7 +8,7 @@ from gewtui.debugger import commands
 from gewtui.debugger.checkpoints import CheckpointPolicy
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.export import filter_recording
-from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.sources import MemorySource, ReplaySource
 from gewtui.model.engine import Engine
 from gewtui.recording import open_recording
@@ -185,7 +185,7 @@ def test_replay_of_a_damaged_recording_reads_what_is_there(tmp_path):
 def test_rows_after_time_travel_equal_rows_built_from_scratch(tmp_path):
     """The view builder only rebuilds rows whose fingerprint moved after back/goto; the
     result must equal building every row anew."""
-    from gewtui.debugger import render
+    from gewtui.debugger import view_values
 
     sc = lab_scenario()
     d, ctx = replay(write_recording(tmp_path / "r.gewrec", sc.events), policy=DENSE)
@@ -196,7 +196,7 @@ def test_rows_after_time_travel_equal_rows_built_from_scratch(tmp_path):
         e = Engine(session_id="test-session")
         for ev in sc.events[:d.position]:
             e.feed(ev)
-        assert rows == {f.flow_id: render.flow_row(f) for f in e.flows()}, line
+        assert rows == {f.flow_id: view_values.flow_row(f) for f in e.flows()}, line
 
 
 def test_rows_follow_events_that_only_move_counters():

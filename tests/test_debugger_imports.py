@@ -10,9 +10,9 @@ FORBIDDEN = ("textual", "rich", "prompt_toolkit", "bcc", "pyroute2", "gewtui.ker
              "gewtui.tui", "gewtui.shell", "gewtui.lab", "gewtui.cli")
 
 CORE = ("gewtui.debugger", "gewtui.debugger.core", "gewtui.debugger.commands",
-        "gewtui.debugger.runner", "gewtui.debugger.snapshot", "gewtui.debugger.export",
+        "gewtui.debugger.runner", "gewtui.debugger.view_builder", "gewtui.debugger.export",
         "gewtui.debugger.gating", "gewtui.debugger.sources", "gewtui.debugger.filters",
-        "gewtui.debugger.breakpoints", "gewtui.debugger.view", "gewtui.debugger.render")
+        "gewtui.debugger.breakpoints", "gewtui.debugger.view", "gewtui.debugger.view_values")
 
 
 def loaded_after(modules, probe) -> list[str]:

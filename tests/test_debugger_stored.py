@@ -9,7 +9,7 @@ import pytest
 
 from gewtui.debugger import commands
 from gewtui.debugger.core import Debugger
-from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.sources import LiveSource, ReplaySource
 from gewtui.debugger.stored import StorePolicy, StoreWriter
 from gewtui.model.engine import Engine

@@ -224,13 +224,13 @@ def test_export_format_default_comes_from_the_config_file(tmp_path):
 # ---- the smaller things an operator noticed --------------------------------------------------
 
 def test_a_transition_before_the_first_event_reads_minus_not_plus_minus():
-    from gewtui.debugger import render
+    from gewtui.debugger import view_values
     from gewtui.pb import model_pb2
 
     f = model_pb2.FlowSnapshot(flow_id=1)
     f.transitions.add(event_id=2, ktime_ns=900_000_000, what="phase", to="emerged")
     f.transitions.add(event_id=3, ktime_ns=1_200_000_000, what="phase", to="evolving")
-    rel = [e.rel for e in render.timeline(f, [], 1_000_000_000)]
+    rel = [e.rel for e in view_values.timeline(f, [], 1_000_000_000)]
     assert rel == ["-100.000ms", "+200.000ms"]
 
 

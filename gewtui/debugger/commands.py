@@ -18,9 +18,9 @@ from typing import Callable, Sequence
 
 from gewtui.debugger import breakpoints as bpmod
 from gewtui.debugger import filters as fmod
-from gewtui.debugger import names, render
+from gewtui.debugger import names, view_values
 from gewtui.debugger.core import Debugger
-from gewtui.debugger.snapshot import ViewBuilder, template_ids
+from gewtui.debugger.view_builder import ViewBuilder, template_ids
 from gewtui.debugger.view import (ChainOut, EventOut, FlowOut, GateOut, HelpEntry, HelpOut, Message,
                                   Output, Pairs, Table)
 from gewtui.errors import GewError, UsageError
@@ -181,7 +181,7 @@ def _chain(ctx: Context, args: list[str]) -> list[Output]:
     chain = d.engine.chain(fid)
     if chain is None or not chain.HasField("root"):
         return [ChainOut(fid, None, d.cursor_event_id())]
-    return [ChainOut(fid, render.chain_node(chain.root), chain.at_event_id)]
+    return [ChainOut(fid, view_values.chain_node(chain.root), chain.at_event_id)]
 
 
 def _event(ctx: Context, args: list[str]) -> list[Output]:
@@ -196,7 +196,7 @@ def _event(ctx: Context, args: list[str]) -> list[Output]:
         ev = d.event_at_cursor()
         if ev is None:
             raise UsageError("the cursor is before the first event")
-    return [EventOut(render.event_view(ev, d.log.first_ktime))]
+    return [EventOut(view_values.event_view(ev, d.log.first_ktime))]
 
 
 def _info(ctx: Context, args: list[str]) -> list[Output]:

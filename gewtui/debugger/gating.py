@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from gewtui.debugger import render
+from gewtui.debugger import view_values
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.view import GateView
 from gewtui.errors import UsageError
@@ -42,7 +42,7 @@ def gate_view(d: Debugger, flow_id: int) -> GateView:
     that one is asked for when the operator drops)."""
     eng = d.head_engine
     ev = gatemod.evaluate_gate(eng.flow(flow_id), eng.chain(flow_id), session_context(d), None)
-    v = render.gate_view(ev)
+    v = view_values.gate_evaluation_view(ev)
     where = "the newest event" if d.live else "the cursor"
     return GateView(v.allowed, v.conditions, v.at_event_id, note=f"as of {where}")
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from gewtui.debugger import commands
 from gewtui.debugger.core import Debugger
-from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.view import DebugView, Message, Output
 from gewtui.errors import GewError
 

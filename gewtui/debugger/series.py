@@ -2,7 +2,7 @@
 (the flow view's chart), and the session's events, retransmits and drops per second (the
 status bar's sparkline).
 
-Place in the pipeline: the view builder (gewtui.debugger.snapshot) calls these on the pump
+Place in the pipeline: the view builder (gewtui.debugger.view_builder) calls these on the pump
 thread, as of the cursor, and puts the immutable results in the DebugView; the front ends
 only draw them. Both read the session's event log, never the engine's live state.
 

@@ -23,7 +23,7 @@ from textual.timer import Timer
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.gating import gate_view
 from gewtui.debugger.runner import Runner
-from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.view import DebugView, Output
 from gewtui.tui import keymap, themes
 from gewtui.tui.messages import CommandOutput, ViewUpdated

@@ -99,7 +99,7 @@ except ImportError:
     pass
 from gewtui.debugger import commands
 from gewtui.debugger.core import Debugger
-from gewtui.debugger.snapshot import ViewBuilder
+from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.sources import ReplaySource
 from gewtui.recording.export import json_line
 t0 = time.perf_counter()

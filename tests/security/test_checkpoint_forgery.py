@@ -160,7 +160,7 @@ def test_a_state_cannot_set_attributes_on_the_model_classes(lab, model_classes):
     way to name a class, and an unauthenticated state is not even decoded."""
     from gewtui.debugger import commands
     from gewtui.debugger.core import Debugger
-    from gewtui.debugger.snapshot import ViewBuilder
+    from gewtui.debugger.view_builder import ViewBuilder
     from gewtui.debugger.sources import ReplaySource
     from gewtui.recording.export import json_line
 

@@ -42,7 +42,7 @@ def chain_node(n: model_pb2.ReasonNode) -> ChainNode:
     )
 
 
-def gate_view(g: intervention_pb2.GateEvaluation) -> GateView:
+def gate_evaluation_view(g: intervention_pb2.GateEvaluation) -> GateView:
     return GateView(
         allowed=g.allowed, at_event_id=g.at_event_id,
         conditions=tuple(GateConditionView(c.name, c.ok, c.why) for c in g.conditions),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
-from gewtui.debugger import names, render
+from gewtui.debugger import names, view_values
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.series import FlowSeriesCache, SessionRates
 from gewtui.debugger.sources import SourceInfo
@@ -134,7 +134,7 @@ class ViewBuilder:
                 self._fp.pop(fid, None)
                 return True
             return False
-        self._rows[fid] = render.flow_row(f)
+        self._rows[fid] = view_values.flow_row(f)
         self._match[fid] = self.d.filter.matches(f)
         self._fp[fid] = self._fingerprint(eng, fid)
         return True
@@ -145,7 +145,7 @@ class ViewBuilder:
         snaps = ([self._row_snapshot(eng, fid) for fid in ids()] if ids is not None
                  else eng.flows())
         for f in snaps:
-            self._rows[f.flow_id] = render.flow_row(f)
+            self._rows[f.flow_id] = view_values.flow_row(f)
             self._match[f.flow_id] = self.d.filter.matches(f)
             self._fp[f.flow_id] = self._fingerprint(eng, f.flow_id)
         self._filter = self.d.filter
@@ -195,16 +195,16 @@ class ViewBuilder:
         base_event, base = d.diff_base
         if base is not None and base.flow_id != flow_id:
             base = None
-        interventions = tuple(render.intervention_view(r)
+        interventions = tuple(view_values.intervention_view(r)
                               for r in getattr(d.source, "interventions", ()) if r.flow_id == flow_id)
         return FlowDetail(
-            row=render.flow_row(snap), key=snap.key,
-            members=tuple(f"{render.tuple_text(m.tuple)}  {names.tcp_state_name(m.state)}"
+            row=view_values.flow_row(snap), key=snap.key,
+            members=tuple(f"{view_values.tuple_text(m.tuple)}  {names.tcp_state_name(m.state)}"
                           for m in snap.members),
-            path=render.path_views(snap), timeline=render.timeline(snap, gaps, first),
-            diff=render.diff(base, snap) if base is not None else (),
+            path=view_values.path_views(snap), timeline=view_values.timeline(snap, gaps, first),
+            diff=view_values.diff(base, snap) if base is not None else (),
             diff_since_event=base_event if base is not None else 0,
-            chain=render.chain_node(chain.root) if chain is not None and chain.HasField("root") else None,
+            chain=view_values.chain_node(chain.root) if chain is not None and chain.HasField("root") else None,
             gate=self.gate_view(d, flow_id) if self.gate_view else None,
             interventions=interventions,
             series=self._series.series(d.log, snap, d.position),
@@ -246,7 +246,7 @@ class ViewBuilder:
             seq=self._seq, status=status, cursor=cursor, flows=self._visible,
             flows_total=len(self._rows), flows_version=self._flows_version,
             selected=d.selected, detail=self._flow_detail(),
-            event=render.event_view(ev, first) if ev is not None else None,
+            event=view_values.event_view(ev, first) if ev is not None else None,
             breakpoints=tuple(BreakpointView(b.number, b.describe(), b.enabled, b.hits)
                               for b in d.breakpoints),
             hit=d.hit.text() if d.hit is not None else "",
