@@ -17,15 +17,11 @@ The model, live and replayed alike:
   head, then drops its own engine and follows the head again.
 - **replay**: there is no head; the cursor's engine walks the recording, which is read into
   the log ahead of it.
-- **checkpoints** are taken by whichever engine first passes a position (the head, or a
-  replay cursor at its frontier), by the time-and-overhead policy in
-  gewtui.debugger.checkpoints. ``back``, ``goto`` backwards and reverse searches restore the
-  nearest checkpoint and replay forward, so their cost is bounded by the checkpoint spacing,
-  not by the length of the session.
-- **stored checkpoints**: a recording may hold engine states (written by the live session's
-  head engine, or by ``gew recording index``); a forward jump on a recording starts from
-  the one nearest below its target and leaves the events it skipped as a hole in the log,
-  read when needed (gewtui.debugger.stored).
+- **the timeline** (gewtui.debugger.timeline) owns the log, the engines (cursor, head,
+  spare) and the checkpoints, stored ones included: ``back``, ``goto`` backwards and reverse
+  searches restore the nearest checkpoint and replay forward, so their cost is bounded by
+  the checkpoint spacing, not by the length of the session. This core keeps ingestion,
+  motions, navigation and selection, and asks the timeline to move.
 - **motions** (step, continue, goto forward) advance in slices (``run(budget_s)``), so a
   front end's pump can interleave ingestion and rendering and a ``pause`` can interrupt them.
   A motion that needs events not read yet simply waits for the next ingest.
@@ -40,20 +36,17 @@ from gewtui.debugger.attribution import last_event_id, touches
 from gewtui.debugger.breakpoints import BreakpointTable, Hit
 from gewtui.debugger.checkpoints import CheckpointPolicy, Checkpoints
 from gewtui.debugger.filters import FlowFilter
-from gewtui.debugger.folding import fold_to
 from gewtui.debugger.store import EventLog
-from gewtui.debugger.stored import Stored, StoredCheckpoints, StoreWriter, insort_gap
+from gewtui.debugger.stored import StoredCheckpoints, StoreWriter, insort_gap
+from gewtui.debugger.timeline import Predicate, Timeline
 from gewtui.debugger.view import Stop
-from gewtui.errors import GewError, UsageError
+from gewtui.errors import UsageError
 from gewtui.pb import events_pb2
 
 # Change kinds that count as lifecycle transitions for ``step transition``.
 TRANSITION_KINDS = frozenset({"emerge", "diverge", "terminate", "tcp-state", "path"})
 # Events that concern the whole session; a flow filter never hides them.
 SESSION_BODIES = frozenset({"lost", "scope_change", "mark"})
-
-# (event, the changes folding it produced, the engine that folded it) -> stop here?
-Predicate = Callable[[events_pb2.Event, Sequence[Any], Any], bool]
 
 
 @dataclass
@@ -96,26 +89,16 @@ class Debugger:
         self.clock = clock
         self.gate = gate                       # (debugger, flow id) -> GateView (injected)
         self.intervention = intervention       # the drop controller (injected, live only)
-        self.log = EventLog()
-        self.checkpoints = Checkpoints(policy)
-        self.stored = StoredCheckpoints(self)
-        self.log.loader = self.stored.load_hole
+        self.motion: Motion | None = Motion("continue", "follow") if self.live else None
+        self.timeline = Timeline(self, engine_factory, engine_restore, policy)
         # A live session's head engine leaves its state in the recording now and then.
         self.store_writer = StoreWriter() if self.live else None
         self.breakpoints = BreakpointTable()
         self.filter = FlowFilter()
-        self._new_engine = engine_factory
-        self._restore = engine_restore
-        self._head = engine_factory() if self.live else None
-        self._cur = self._head if self.live else engine_factory()
-        self.position = 0
-        self._frontier = 0                     # replay: the furthest position ever folded
-        self.motion: Motion | None = Motion("continue", "follow") if self.live else None
         self.selected: int | None = None
         self.hit: Hit | None = None
         self.message = ""
         self.lost_gaps: list[LostGap] = []
-        self.engine_generation = 0             # bumps when the cursor gets another engine
         self.dirty: set[int] | None = None     # flows changed since the view last looked
         self._matching: set[int] | None = None  # flows the filter shows (None: recompute)
         self.diff_base: tuple[int, Any] = (0, None)   # (event id, selected flow's snapshot)
@@ -124,26 +107,55 @@ class Debugger:
         # Called with every ingested event, on the debugger's thread (the intervention
         # controller's verification loop listens here).
         self.observers: list[Callable[[events_pb2.Event], None]] = []
-        # A spare engine trailing a paused cursor (see idle()); never the cursor's own.
-        self._spare: tuple[Any, int] | None = None
-        self._spare_job: list | None = None
-        self.spare_lag = 2048
 
-    # ---- state -------------------------------------------------------------------------
+    # ---- state (the timeline's, as the commands and views read it) ----------------------
 
     @property
     def engine(self) -> Any:
         """The engine at the cursor (what the view shows)."""
-        return self._cur
+        return self.timeline.cursor
 
     @property
     def head_engine(self) -> Any:
         """The engine at the newest event: live truth for gates and interventions."""
-        return self._head if self._head is not None else self._cur
+        return self.timeline.head_engine
+
+    @property
+    def position(self) -> int:
+        """Events ``[0, position)`` are folded into the cursor's engine."""
+        return self.timeline.position
+
+    @property
+    def log(self) -> EventLog:
+        return self.timeline.log
+
+    @property
+    def checkpoints(self) -> Checkpoints:
+        return self.timeline.checkpoints
+
+    @property
+    def stored(self) -> StoredCheckpoints:
+        return self.timeline.stored
+
+    @property
+    def engine_generation(self) -> int:
+        return self.timeline.generation
+
+    @property
+    def spare_lag(self) -> int:
+        return self.timeline.spare_lag
+
+    @spare_lag.setter
+    def spare_lag(self, events: int) -> None:
+        self.timeline.spare_lag = events
+
+    @property
+    def _spare(self) -> tuple[Any, int] | None:
+        return self.timeline.spare
 
     @property
     def following(self) -> bool:
-        return self._head is not None and self._cur is self._head
+        return self.timeline.following
 
     @property
     def running(self) -> bool:
@@ -174,7 +186,8 @@ class Debugger:
                 self.log.complete = True
                 self.version += 1
             return 0
-        head = self._head
+        tl = self.timeline
+        head = tl.head
         perf = time.perf_counter
         observers = self.observers
         append = self.log.append
@@ -196,23 +209,23 @@ class Debugger:
                 self.note_lost(pos, ev)
             if head is None:
                 continue
-            following = self._cur is head
+            following = tl.cursor is head
             t0 = perf()
             changes = head.feed(ev)
             dt = perf() - t0
-            self.checkpoints.account(1, dt)
+            tl.checkpoints.account(1, dt)
             if store is not None:
                 store.events += 1
                 store.feed_s += dt
             if following:
-                self.position = pos + 1
-                self._touch(changes)
+                tl.position = pos + 1
+                self.touched(changes)
                 hit = self.breakpoints.check(ev, changes, pos + 1, head)
                 if hit is not None:
                     self._freeze_head()
                     self._stopped(Stop("breakpoint", hit.text(), pos + 1, ev.id, hit.flow_id), hit)
-            if self.checkpoints.due():
-                self._checkpoint(head, pos + 1)
+            if tl.checkpoints.due():
+                tl.checkpoint(head, pos + 1)
         if store is not None and head is not None and store.due():
             # At the end of a batch: every event before this point is in the recording.
             store.write(self.source, head, len(self.log), events[-1][0], self.log.first_ktime)
@@ -228,21 +241,24 @@ class Debugger:
         else:
             self.lost_gaps.append(gap)
 
-    def _checkpoint(self, engine: Any, position: int) -> Any:
-        t0 = time.perf_counter()
-        state = engine.checkpoint()
-        self.checkpoints.add(position, state, time.perf_counter() - t0)
-        return state
-
     def _freeze_head(self) -> None:
         """Give the cursor its own copy of the head at the current position."""
-        state = self._checkpoint(self._head, self.position)
-        self._set_engine(self._restore(state), self.position, all_dirty=False)
+        self.timeline.freeze()
         self.motion = None
 
-    # ---- folding -----------------------------------------------------------------------
+    def add_intervention(self, rec: Any) -> None:
+        """An intervention record the controller wrote: the trace and the panel show it."""
+        self.source.interventions.append(rec)
+        self.version += 1
 
-    def _touch(self, changes: Sequence[Any]) -> None:
+    def changed(self) -> None:
+        """Something a view could show changed (a drop, a filter, a hole read)."""
+        self.version += 1
+
+    # ---- what the timeline tells the debugger -------------------------------------------
+
+    def touched(self, changes: Sequence[Any]) -> None:
+        """The changes folding an event at the cursor produced."""
         if self.selected is None:
             # Like a debugger's current frame, there is always a flow to talk about once
             # one exists: the first to emerge, until a breakpoint or 'flow N' picks another.
@@ -258,123 +274,33 @@ class Debugger:
             # Whether a flow matches changes only with a change to it (phase, template,
             # path, members), so re-testing the flows a change names keeps the set exact.
             for fid in {c.flow_id for c in changes if c.flow_id}:
-                snap = self._cur.flow(fid)
+                snap = self.timeline.cursor.flow(fid)
                 if snap is not None and self.filter.matches(snap):
                     self._matching.add(fid)
                 else:
                     self._matching.discard(fid)
 
-    def _set_engine(self, engine: Any, position: int, all_dirty: bool = True) -> None:
-        self._cur = engine
-        self.position = position
-        self.engine_generation += 1
+    def engine_switched(self, all_dirty: bool) -> None:
+        """The cursor got another engine: every row is dirty unless it is a copy of the
+        engine it had (``all_dirty`` false)."""
         if all_dirty:
             self.dirty = None
             self._matching = None
         self.version += 1
 
-    def _fold(self) -> tuple[events_pb2.Event, Sequence[Any]]:
-        pos = self.position
-        ev = self.log.get(pos)
-        if self._head is None and pos >= self._frontier:
-            t0 = time.perf_counter()
-            changes = self._cur.feed(ev)
-            self.checkpoints.account(1, time.perf_counter() - t0)
-            self.position = self._frontier = pos + 1
-            if self.checkpoints.due():
-                self._checkpoint(self._cur, self.position)
-        else:
-            changes = self._cur.feed(ev)
-            self.position = pos + 1
-        self._touch(changes)
-        return ev, changes
+    def say(self, text: str) -> None:
+        self.message = text
 
-    def _engine_from(self, position: int) -> tuple[Any, int]:
-        """A new engine restored from the nearest checkpoint at or before ``position`` (a
-        stored one is read on first use; one that does not load is forgotten), and its
-        position."""
-        while True:
-            cp = self.checkpoints.nearest(position)
-            if cp is None:
-                return self._new_engine(), 0
-            pos, state = cp
-            if type(state) is Stored:
-                try:
-                    return self._restore(self.stored.load(state)), pos
-                except GewError as e:
-                    self.stored.forget(pos, e.message)
-                except Exception as e:   # loaded, but cannot be restored: never trusted
-                    self.stored.forget(pos, f"cannot be restored ({type(e).__name__})")
-                continue
-            return self._restore(state), pos
-
-    def _restore_to(self, target: int) -> None:
-        """Put the cursor at ``target`` (<= known events): from where it is when that is
-        closest, else from the spare engine trailing the cursor, else from the nearest
-        checkpoint. Never folds the head."""
-        cp_pos = (self.checkpoints.nearest(target) or (0, None))[0]
-        here = not self.following and cp_pos <= self.position <= target
-        spare = self._spare
-        if spare is not None and cp_pos <= spare[1] <= target and (not here or spare[1] > self.position):
-            self._spare = None
-            self._set_engine(spare[0], spare[1])
-        elif not here:
-            engine, cp_pos = self._engine_from(target)
-            self._set_engine(engine, cp_pos)
-        while self.position < target:
-            self._fold()
-        self.version += 1
+    def restarted(self, text: str) -> None:
+        """The recording is read again from its first event (its stored checkpoints lied)."""
+        self.lost_gaps = []
+        self.motion = None
+        self.message = text
+        self._stops.append(Stop("paused", text, 0, 0))
 
     def idle(self, budget_s: float = 0.03) -> bool:
-        try:
-            return self._idle(budget_s)
-        except GewError as e:
-            if not self.log.holes and not self.stored.refs():
-                raise
-            # Reading a stretch a stored checkpoint skipped showed the file lies about it.
-            self.stored.distrust(e.message)
-            return True
-
-    def _idle(self, budget_s: float) -> bool:
-        """Use idle time (a paused cursor, an operator reading) to prepare a spare engine a
-        few thousand events behind the cursor, so the next ``back`` folds a short stretch
-        instead of restoring a checkpoint (whose cost grows with the engine's state) and
-        replaying up to a checkpoint interval. Returns whether it did any work."""
-        if self.motion is not None or self.following:
-            return False
-        want = max(0, self.position - self.spare_lag)
-        spare = self._spare
-        if self.position == 0 or (spare is not None and want - self.spare_lag <= spare[1] <= want):
-            return self._fill_a_hole() or self.stored.densify(budget_s)
-        job = self._spare_job
-        cp_pos = (self.checkpoints.nearest(want) or (0, None))[0]
-        if job is None or not cp_pos <= job[1] <= want:
-            # No job, or the cursor moved so that a checkpoint is a better start.
-            engine, cp_pos = self._engine_from(want)
-            job = self._spare_job = [engine, cp_pos]
-            return True
-        engine, pos = job
-        deadline = time.perf_counter() + budget_s
-        while pos < want:
-            engine.feed(self.log.get(pos))
-            pos += 1
-            if pos & 255 == 0 and time.perf_counter() >= deadline:
-                break
-        job[1] = pos
-        if pos >= want:
-            self._spare, self._spare_job = (engine, pos), None
-        return True
-
-    def _fill_a_hole(self) -> bool:
-        return self.stored.fill_one()
-
-    def _leap(self, target: int | None = None, event_id: int | None = None,
-              ktime_ns: int | None = None) -> None:
-        if not self.live:
-            self.stored.leap(target, event_id, ktime_ns)
-
-    def _fold_to(self, limit: int, deadline: float) -> None:
-        fold_to(self, limit, deadline)
+        """Idle time for the timeline (spare engine, holes), unless a motion runs."""
+        return self.motion is None and self.timeline.idle(budget_s)
 
     # ---- motions -----------------------------------------------------------------------
 
@@ -391,7 +317,7 @@ class Debugger:
     def _stopped(self, stop: Stop, hit: Hit | None = None) -> Stop:
         self.motion = None
         self.hit = hit
-        if hit is not None and hit.flow_id and self._cur.flow(hit.flow_id) is not None:
+        if hit is not None and hit.flow_id and self.engine.flow(hit.flow_id) is not None:
             # Like a debugger's current frame: the flow a breakpoint stopped on is the one
             # 'chain', 'step flow' and the panels talk about, until another is selected.
             self.selected = hit.flow_id
@@ -418,7 +344,7 @@ class Debugger:
             if plain:
                 limit = len(self.log) if m.target is None else min(m.target, len(self.log))
                 if self.position < limit:
-                    self._fold_to(limit, deadline)
+                    self.timeline.fold_to(limit, deadline)
                     if self.position < limit:
                         self.version += 1
                         return None
@@ -429,7 +355,7 @@ class Debugger:
             if pos >= len(self.log):
                 if self.live:
                     if m.kind == "continue":
-                        self._set_engine(self._head, len(self.log), all_dirty=True)
+                        self.timeline.follow()
                         self.motion = Motion("continue", "follow")
                         return None
                     return None                # a step waits for the next event
@@ -440,13 +366,13 @@ class Debugger:
             if m.stop_before is not None and m.stop_before(pos):
                 return self._stopped(Stop("goto", f"at #{self.cursor_event_id()}", pos,
                                           self.cursor_event_id()))
-            ev, changes = self._fold()
+            ev, changes = self.timeline.fold()
             if m.breakpoints:
-                hit = self.breakpoints.check(ev, changes, self.position, self._cur)
+                hit = self.breakpoints.check(ev, changes, self.position, self.engine)
                 if hit is not None:
                     return self._stopped(Stop("breakpoint", hit.text(), self.position, ev.id,
                                               hit.flow_id), hit)
-            if m.until is not None and m.until(ev, changes, self._cur):
+            if m.until is not None and m.until(ev, changes, self.engine):
                 m.count -= 1
                 if m.count <= 0:
                     flow = next((c.flow_id for c in changes if c.flow_id), 0)
@@ -489,7 +415,7 @@ class Debugger:
     def matching_flows(self) -> set[int]:
         """The flows the filter shows at the cursor."""
         if self._matching is None:
-            self._matching = {f.flow_id for f in self._cur.flows() if self.filter.matches(f)}
+            self._matching = {f.flow_id for f in self.engine.flows() if self.filter.matches(f)}
         return self._matching
 
     def _visible(self, ev: events_pb2.Event, changes: Sequence[Any], engine: Any) -> bool:
@@ -532,7 +458,7 @@ class Debugger:
                 pred = self._step_predicate(what)[0]
             target = self.position
             for _ in range(max(1, count)):
-                found = self._reverse_find(pred, target)
+                found = self.timeline.search_back(pred, target)
                 if found is None:
                     break
                 target = found
@@ -540,25 +466,9 @@ class Debugger:
                 return self._stopped(Stop("back", f"nothing earlier matches; still at "
                                           f"#{self.cursor_event_id()}", self.position,
                                           self.cursor_event_id()))
-        self._restore_to(target)
+        self.timeline.restore_to(target)
         return self._stopped(Stop("back", f"back at #{self.cursor_event_id()}", self.position,
                                   self.cursor_event_id()))
-
-    def _reverse_find(self, pred: Predicate, before: int) -> int | None:
-        """The largest position q < ``before`` whose event (log[q-1]) satisfies ``pred``,
-        searched one checkpoint segment at a time, newest segment first."""
-        hi = before - 1
-        while hi >= 1:
-            engine, lo = self._engine_from(hi - 1)
-            found = None
-            for idx in range(lo, hi):
-                ev = self.log.get(idx)
-                if pred(ev, engine.feed(ev), engine):
-                    found = idx + 1
-            if found is not None:
-                return found
-            hi = lo
-        return None
 
     def goto_position(self, target: int) -> None:
         """Jump (no breakpoints) so that ``target`` events are folded."""
@@ -566,14 +476,14 @@ class Debugger:
         if target <= len(self.log) and target < self.position or (
                 target == self.position):
             self._begin(None)
-            self._restore_to(target)
+            self.timeline.restore_to(target)
             self._stopped(Stop("goto", f"at #{self.cursor_event_id()}", self.position,
                                self.cursor_event_id()))
             return
         if self.live and target > len(self.log):
             raise UsageError(f"position {target} is beyond the newest event ({len(self.log)})")
         self._begin(Motion("goto", f"goto {target}", breakpoints=False, target=target))
-        self._leap(target)
+        self.timeline.leap(target)
 
     def goto_event(self, event_id: int) -> None:
         i = self.log.position_at_or_after_id(event_id)
@@ -585,7 +495,7 @@ class Debugger:
         # Not read yet: walk forward until the event is folded.
         self._begin(Motion("goto", f"goto #{event_id}", breakpoints=False,
                            stop_before=lambda pos: pos > 0 and self.log.event_id(pos - 1) >= event_id))
-        self._leap(event_id=event_id)
+        self.timeline.leap(event_id=event_id)
 
     def goto_ktime(self, ktime_ns: int) -> None:
         if len(self.log) and (ktime_ns <= self.log.last_ktime or self.live or self.log.complete):
@@ -595,14 +505,14 @@ class Debugger:
             return self.goto_position(pos)
         self._begin(Motion("goto", f"goto @{ktime_ns}", breakpoints=False,
                            stop_before=lambda pos: self.log.ktime(pos) > ktime_ns))
-        self._leap(ktime_ns=ktime_ns)
+        self.timeline.leap(ktime_ns=ktime_ns)
 
     def goto_end(self) -> None:
         if self.live:
             return self.goto_position(len(self.log))
         self._begin(Motion("goto", "goto end", breakpoints=False, target=None))
         # A goto without a target runs to the end of the recording ("end" stop).
-        self._leap()
+        self.timeline.leap()
 
     def select(self, flow_id: int) -> Any:
         snap = self.engine.flow(flow_id)

@@ -143,7 +143,7 @@ def export_log(d: Any, out_path: str | os.PathLike[str]) -> ExportResult:
     from gewtui.recording import RecordingWriter
 
     n = len(d.log)
-    new_engine = d._new_engine
+    new_engine = d.timeline.new_engine
     flt: FlowFilter = d.filter
     info = d.source.info()
     header = recording_pb2.RecordingHeader()

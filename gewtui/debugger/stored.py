@@ -1,11 +1,11 @@
 """Engine checkpoints stored in recordings: how a replay jumps, how a live session leaves them.
 
-Place in the pipeline: the debugger core (gewtui.debugger.core) asks ``StoredCheckpoints``
-before a forward jump on a recording whether a checkpoint stored in the file lies between
+Place in the pipeline: the debugger's timeline (gewtui.debugger.timeline) asks
+``StoredCheckpoints`` before a forward jump on a recording whether a checkpoint stored in the file lies between
 the cursor and the target. If so the cursor's engine is restored from it (gewtui.model.persist)
 and only the events after it are folded; the events skipped become a hole in the event log
 (gewtui.debugger.store), read from the file when something needs them or when the operator
-is idle. Stored states enter the debugger's checkpoint table as ``Stored`` entries, loaded
+is idle. Stored states enter the timeline's checkpoint table as ``Stored`` entries, loaded
 the first time they are restored, so ``back`` and ``goto`` use them like any other.
 
 A stored state is used only when it was written by this host's gew (its HMAC checks under
@@ -51,12 +51,15 @@ class Stored:
 
 
 class StoredCheckpoints:
-    def __init__(self, debugger: Any) -> None:
-        self.d = debugger
+    """The stored checkpoints of the recording a timeline (gewtui.debugger.timeline) walks;
+    it moves the timeline's cursor through the timeline's own API."""
+
+    def __init__(self, timeline: Any) -> None:
+        self.tl = timeline
         self._refs: list | None = None
         self._probe: Any = None
         self.ignored = ""
-        self.used = False       # a stored state was restored (see folding.fold_to)
+        self.used = False       # a stored state was restored (see Timeline.fold_to)
         self.leap_min = LEAP_MIN
         self.dense_gap = DENSE_GAP
         self._dense: list | None = None    # idle job: [engine, position, end, feed s, last cost]
@@ -67,14 +70,14 @@ class StoredCheckpoints:
         if self._refs is not None:
             return self._refs
         self._refs = []
-        d = self.d
-        find = getattr(d.source, "checkpoints", None)
-        if d.live or find is None:
+        tl = self.tl
+        find = getattr(tl.host.source, "checkpoints", None)
+        if tl.host.live or find is None:
             return self._refs
         from gewtui.model.engine import Engine
         from gewtui.model import persist
 
-        probe = d._new_engine()
+        probe = tl.new_engine()
         if type(probe) is not Engine:
             return self._refs           # an injected engine (tests): states are not its own
         self._probe = probe.checkpoint()
@@ -100,12 +103,12 @@ class StoredCheckpoints:
         self._refs = usable
         for r in usable:
             if r.events > 0:
-                d.checkpoints.seed(r.events, Stored(r))
+                tl.checkpoints.seed(r.events, Stored(r))
         return self._refs
 
     def _ignore(self, text: str) -> None:
         self.ignored = text
-        self.d.message = text
+        self.tl.host.say(text)
 
     def load(self, entry: Stored) -> Any:
         """The Checkpoint of a stored entry (read and checked once). Raises GewError."""
@@ -113,7 +116,7 @@ class StoredCheckpoints:
             from gewtui.model import persist
 
             p = self._probe
-            data = self.d.source.load_checkpoint(entry.ref)
+            data = self.tl.host.source.load_checkpoint(entry.ref)
             cp = persist.loads(data, p.templates, config=p.config, session_id=p.session_id)
             if cp.event_index != entry.ref.events or cp.event_id != entry.ref.last_event_id:
                 raise persist.StateError("engine state: not at the position its record names")
@@ -122,7 +125,7 @@ class StoredCheckpoints:
         return entry.cp
 
     def forget(self, position: int, why: str) -> None:
-        self.d.checkpoints.drop(position)
+        self.tl.checkpoints.drop(position)
         self._refs = [r for r in self._refs or () if r.events != position]
         self._ignore(f"stored checkpoint at position {position} ignored: {why}")
 
@@ -132,16 +135,16 @@ class StoredCheckpoints:
              ktime_ns: int | None = None) -> None:
         """Before a forward jump on a recording: put the cursor on the stored checkpoint
         nearest below the target when it is far enough ahead of the cursor."""
-        d = self.d
+        tl = self.tl
         ref = self.best(target, event_id, ktime_ns)
         if ref is None:
             return
-        cp = d.checkpoints.nearest(ref.events)
+        cp = tl.checkpoints.nearest(ref.events)
         if cp is None or type(cp[1]) is not Stored or cp[0] != ref.events:
             return
         try:
             state = self.load(cp[1])
-            engine = d._restore(state)
+            engine = tl.restore(state)
         except GewError as e:
             self.forget(ref.events, e.message)
             return
@@ -149,40 +152,36 @@ class StoredCheckpoints:
             self.forget(ref.events, f"cannot be restored ({type(e).__name__})")
             return
         self.reach(ref)
-        d._set_engine(engine, ref.events)
-        d._spare = d._spare_job = None
-        if ref.events > d._frontier:
-            d._frontier = ref.events
-            d.checkpoints.reset_accounting()
+        tl.jump(engine, ref.events)
 
     def fill_one(self) -> bool:
         """Idle work after a jump: read one stretch of events the jump skipped, the one
         nearest below the cursor first (where 'back' goes). False: nothing to read."""
-        d = self.d
-        holes = d.log.holes
+        tl = self.tl
+        holes = tl.log.holes
         if not holes:
             return False
-        below = [h for h in holes if h.start < d.position]
-        d.log.fill(below[-1] if below else holes[0])     # a lie: see Debugger.idle
-        d.version += 1
+        below = [h for h in holes if h.start < tl.position]
+        tl.log.fill(below[-1] if below else holes[0])     # a lie: see Timeline.idle
+        tl.host.changed()
         return True
 
     def densify(self, budget_s: float) -> bool:
         """Idle work after the holes are read: fold the stretches a jump skipped (or a
         long jump crossed sparsely) once more, leaving checkpoints in them at the normal
         spacing, so a later goto or back there is as quick as anywhere. False: none left."""
-        d = self.d
+        tl = self.tl
         job = self._dense
         if job is None:
-            gap = d.checkpoints.first_gap(min(len(d.log), d._frontier), self.dense_gap)
-            if gap is None or d.log.holes:
+            gap = tl.checkpoints.first_gap(min(len(tl.log), tl.frontier), self.dense_gap)
+            if gap is None or tl.log.holes:
                 return False
-            engine, pos = d._engine_from(gap[0])
+            engine, pos = tl.engine_at(gap[0])
             self._dense = [engine, pos, gap[1], 0.0, 0.0]
             return True
         engine, pos, end, feed_s, last_cost = job
-        p = d.checkpoints.policy
-        get = d.log.get
+        p = tl.checkpoints.policy
+        get = tl.log.get
         perf = time.perf_counter
         deadline = perf() + budget_s
         t = perf()
@@ -196,7 +195,7 @@ class StoredCheckpoints:
                 feed_s += now - t
                 t = now
                 if feed_s >= max(p.budget_s, p.overhead_ratio * last_cost) and end - pos > p.min_events:
-                    d.checkpoints.seed(pos, engine.checkpoint())
+                    tl.checkpoints.seed(pos, engine.checkpoint())
                     last_cost, feed_s, t = perf() - now, 0.0, perf()
                 if t >= deadline:
                     break
@@ -208,24 +207,14 @@ class StoredCheckpoints:
     def distrust(self, why: str) -> None:
         """The recording's stored checkpoints do not match its events: forget them and
         everything taken from them, and read the file again from its first event."""
-        from gewtui.debugger.checkpoints import Checkpoints
-        from gewtui.debugger.store import EventLog
-        from gewtui.debugger.view import Stop
-
-        d = self.d
+        tl = self.tl
         self._refs = []
         self.used = False
-        d.checkpoints = Checkpoints(d.checkpoints.policy)
-        d.log = EventLog()
-        d.log.loader = self.load_hole
-        d.lost_gaps = []
-        d._spare = d._spare_job = None
-        d._frontier = 0
-        d.source.seek(d.source.reader.data_start)
-        d.motion = None
-        d._set_engine(d._new_engine(), 0)
-        d.message = f"{why}; stored checkpoints ignored, reading from the first event"
-        d._stops.append(Stop("paused", d.message, 0, 0))
+        tl.reset()
+        source = tl.host.source
+        source.seek(source.reader.data_start)
+        tl.set_cursor(tl.new_engine(), 0)
+        tl.host.restarted(f"{why}; stored checkpoints ignored, reading from the first event")
 
     def best(self, target: int | None = None, event_id: int | None = None,
              ktime_ns: int | None = None) -> Any:
@@ -234,7 +223,6 @@ class StoredCheckpoints:
         refs = self.refs()
         if not refs:
             return None
-        d = self.d
         best = None
         for r in refs:
             if target is not None and r.events > target:
@@ -244,18 +232,18 @@ class StoredCheckpoints:
             if ktime_ns is not None and r.last_ktime_ns > ktime_ns:
                 break
             best = r
-        if best is None or best.events < d.position + self.leap_min:
+        if best is None or best.events < self.tl.position + self.leap_min:
             return None
         return best
 
     def reach(self, ref: Any) -> None:
         """Make the log reach ``ref``'s position: what was not read becomes holes (split at
         the stored checkpoints in between, each read on its own), and reading goes on after it."""
-        d = self.d
-        log = d.log
+        log = self.tl.log
+        source = self.tl.host.source
         if len(log) >= ref.events:
             return
-        where = d.source.tell()
+        where = source.tell()
         for r in self._refs or ():
             if len(log) < r.events <= ref.events:
                 # The hole's events lie between ``where`` and the checkpoint (in the stream)
@@ -264,23 +252,23 @@ class StoredCheckpoints:
                 log.add_hole(r.events, r.last_event_id, r.last_ktime_ns, r.last_event,
                              (where, bound), first_ktime=r.first_ktime_ns)
                 where = r.resume_offset
-        d.source.seek(ref.resume_offset)
+        source.seek(ref.resume_offset)
         log.complete = False
 
     def load_hole(self, h: Any) -> list:
         """The log's loader: the events of hole ``h`` from the file (lost-record gaps noted)."""
-        d = self.d
+        source = self.tl.host.source
         start, bound = h.where
         n = h.end - h.start
-        pairs, _ = d.source.read_at(start, n + 1, stop=bound)
+        pairs, _ = source.read_at(start, n + 1, stop=bound)
         if len(pairs) != n or pairs[-1][0].id != h.hi_id:
             raise RecordingError(
-                f"{getattr(d.source, 'path', 'recording')}: the stored checkpoint at position "
+                f"{getattr(source, 'path', 'recording')}: the stored checkpoint at position "
                 f"{h.end} does not match the events before it (GEW_IGNORE_CHECKPOINTS=1 "
                 "replays without them)")
         for i, (ev, _) in enumerate(pairs):
             if ev.WhichOneof("body") == "lost":
-                d.note_lost(h.start + i, ev)
+                self.tl.host.note_lost(h.start + i, ev)
         return pairs
 
 
