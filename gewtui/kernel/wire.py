@@ -84,7 +84,13 @@ def ld(key: bytes, payload: bytes) -> bytes:
 
 
 def string_field(key: bytes, s: str) -> bytes:
-    return ld(key, s.encode("utf-8"))
+    return ld(key, s.encode("utf-8")) if s else b""
+
+
+# Zero scalars and empty strings are left out, as protobuf's own serializer leaves them
+# out: an encoded event is byte for byte what SerializeToString gives for it.
+def opt(key: bytes, v: int) -> bytes:
+    return key + uvarint(v) if v else b""
 
 
 class Cache(dict):
@@ -157,11 +163,11 @@ def _len(n: int) -> bytes:
 
 def _field_cache(key: bytes, encode: Callable = uvarint, limit: int = 8192) -> Cache:
     """value -> key + encode(value), built once per value."""
-    return Cache(lambda v: key + encode(v), limit)
+    return Cache(lambda v: key + encode(v) if v else b"", limit)
 
 
 def _state_field(key: bytes) -> Cache:
-    return Cache(lambda v: key + _SMALL[_state(v)], 1024)
+    return Cache(lambda v: key + _SMALL[_state(v)] if _state(v) else b"", 1024)
 
 
 class Encoders:
@@ -177,18 +183,18 @@ class Encoders:
         self.socks = _field_cache(S_SOCK)      # field 2 of every TCP body (checked at import)
         self.old_states, self.new_states = _state_field(S_OLD), _state_field(S_NEW)
         self.r_states, self.t_states = _state_field(R_STATE), _state_field(T_STATE)
-        self.drop_reasons = Cache(lambda r: P_REASON + uvarint(r) + string_field(
+        self.drop_reasons = Cache(lambda r: opt(P_REASON, r) + string_field(
             P_NAME, v.drop_reasons.get(r, f"reason {r}")), 1024)
         self.overflow = Cache(lambda r: v.drop_reasons.get(r) == "TCP_LISTEN_OVERFLOW", 1024)
-        self.reset_reasons = Cache(lambda r: T_REASON + uvarint(r) + string_field(
+        self.reset_reasons = Cache(lambda r: opt(T_REASON, r) + string_field(
             T_NAME, v.reset_reasons.get(r, f"reason {r}")), 1024)
-        self.ca = Cache(lambda c: C_CA + uvarint(c) + string_field(C_NAME, v.ca_states.get(c, str(c))), 1024)
-        self.ifaces = Cache(lambda k: P_IFINDEX + uvarint(k[0]) + string_field(P_IFNAME, cstr(k[1])), 1024)
+        self.ca = Cache(lambda c: opt(C_CA, c) + string_field(C_NAME, v.ca_states.get(c, str(c))), 1024)
+        self.ifaces = Cache(lambda k: opt(P_IFINDEX, k[0]) + string_field(P_IFNAME, cstr(k[1])), 1024)
         self.drop_socks = _field_cache(P_SOCK)
         self.locations = _field_cache(P_LOC)
         self.protocols = _field_cache(P_PROTO, limit=1024)
-        self.hows = Cache(lambda a: P_HOW + _SMALL[drops.ATTRIBUTION.get(
-            a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)], 256)
+        self.hows = Cache(lambda a: opt(P_HOW, drops.ATTRIBUTION.get(
+            a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)), 256)
 
     def tuple_payload(self, raw: bytes) -> bytes:
         """A struct gew_tuple as a serialized Tuple (see TupleFields)."""
@@ -222,25 +228,26 @@ class Encoders:
             sk, cookie, t, netns, segments = _DESTROY(buf, _HDR)
             if segments and summaries:
                 return None   # with the final tcp_probe summary: the unit decoder makes both events
-            body = tuples[t] + socks[sk] + D_COOKIE + uvarint(cookie)
+            body = tuples[t] + socks[sk] + (D_COOKIE + uvarint(cookie) if cookie else b"")
             out = env(h, sk, netns, False) + B_DESTROY + _len(len(body)) + body
             forget(sk)
             return out
 
         def retrans(h: tuple, buf: bytes) -> bytes:
             t, sk, netns, state, err, synack = _RETRANS(buf, _HDR)
-            body = (tuples[t] + socks[sk] + r_states[state] + R_ERR + ivarint(err)
-                    + R_SYNACK + (b"\x01" if synack else b"\x00"))
+            body = (tuples[t] + socks[sk] + r_states[state] + (R_ERR + ivarint(err) if err else b"")
+                    + (R_SYNACK + b"\x01" if synack else b""))
             # a SYN-ACK retransmit names the request socket, which has no owner of its own
             return env(h, 0 if synack else sk, netns) + B_RETRANS + _len(len(body)) + body
 
         def reset(h: tuple, buf: bytes) -> bytes:
             t, sk, cookie, netns, state, reason, direction = _RESET(buf, _HDR)
             sent = direction == 1
-            body = (tuples[t] + socks[sk] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
-                    + T_COOKIE + uvarint(cookie))
+            body = tuples[t] + socks[sk] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
             if sent:
-                body += reset_reasons[reason]
+                body += reset_reasons[reason]     # fields 5, 6: before the cookie (7)
+            if cookie:
+                body += T_COOKIE + uvarint(cookie)
             n = len(body)
             # a sent reset may name a request or timewait socket: only tracked sockets have owners
             return env(h, sk, netns, not sent) + B_RESET + (_LEN[n] if n < 1024 else uvarint(n)) + body
