@@ -46,6 +46,11 @@ from gewtui.pb import events_pb2, recording_pb2, session_pb2
 
 RECORDINGS_DIR = "/var/lib/gewyvern/recordings"
 WATCH_INTERVAL_S = 1.0
+# A live session's ring buffer: 64 MiB, ~450k records. On a busy box under normal scheduling
+# the capture is runnable but off the CPU for tens to hundreds of ms at a time, and a churn
+# workload makes ~100k records/s meanwhile: the 4 MiB kernel-plane default (~0.3 s of that)
+# lost records to it, this one lets the capture catch up (bench/bench_churn.py measures it).
+RINGBUF_PAGES = 16384
 
 
 def default_recording_path(session_id: str) -> str:
@@ -113,7 +118,7 @@ class LiveSession:
         self.record_path = record
         self.allow_risky = allow_risky
         self.allow_intervention = allow_intervention
-        self.ringbuf_pages = ringbuf_pages
+        self.ringbuf_pages = ringbuf_pages or RINGBUF_PAGES
         self.bpf_stats = bpf_stats
         self.on_event = on_event
         self.plane_factory = plane_factory
