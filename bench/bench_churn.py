@@ -51,6 +51,7 @@ NAMES = {"none": "none", "apply": "`gew session apply --scope netns=<server>`",
          "live": "live engine (gew-tui debugger, headless)", "tcplife": "bcc `tcplife-bpfcc -L 6399`",
          "tcpstates": "bcc `tcpstates-bpfcc -L 6399`"}
 RINGBUF_PAGES = int(os.environ.get("GEW_BENCH_RINGBUF_PAGES", "0"))   # 0: the session's default
+SAMPLE = bool(os.environ.get("GEW_BENCH_SAMPLE"))   # sample the live engine's pump while its lag drains
 GEW = [os.path.join(os.path.dirname(sys.executable), "gew")]
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -169,7 +170,8 @@ def run_live(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
     run = Run("live", rnd)
     rec = os.path.join(tmp, f"live-{rnd}.gewrec")
     p = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "churn_live.py"), "--scope",
-                          f"netns={server_ns}", "--record", rec], stdin=subprocess.PIPE,
+                          f"netns={server_ns}", "--record", rec, *(["--sample"] if SAMPLE else [])],
+                         stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         _wait_line(p, p.stdout, r"^ready")
@@ -180,6 +182,8 @@ def run_live(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
         out, err = p.communicate(timeout=400)
     finally:
         end(p)
+    if SAMPLE:
+        log("where the live engine's pump spends the drain:\n" + err)
     lines = [x for x in out.splitlines() if x.startswith("{")]
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"live engine failed ({p.returncode}): {err.strip()[-300:]}")
@@ -314,7 +318,9 @@ def report(runs: list[Run], observers: list[str], a: argparse.Namespace, load_st
                      + ", ".join(f"{r.extra.get('max_lag', 0):,}" for r in lives) + "; at the workload's end "
                      + ", ".join(f"{r.extra.get('lag_at_stop', 0):,}" for r in lives) + "; drained at "
                      + ", ".join(f"{r.extra.get('drain_rate', 0):,.0f}" for r in lives)
-                     + " events/s once the load stopped (target ≥ 300,000/s); spilled to the recording and "
+                     + " events/s once the load stopped, or per CPU second of the engine's (pump) thread "
+                     + ", ".join(f"{r.extra.get('drain_per_cpu_s', 0):,.0f}" for r in lives)
+                     + " (target ≥ 300,000/s); spilled to the recording and "
                      "read back: " + ", ".join(f"{r.extra.get('spilled', 0):,}" for r in lives) + ".")
     out.append("\n" + "\n".join(f"- {n}" for n in notes))
     out.append("\nAll runs:\n")

@@ -22,10 +22,19 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
+def _thread_cpu(tid: int) -> float:
+    """utime + stime of one thread of this process, in seconds."""
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scope", action="append", default=[])
     ap.add_argument("--record", required=True)
+    ap.add_argument("--sample", action="store_true", help="sample the pump thread while the lag drains "
+                    "and print where its time goes on stderr")
     a = ap.parse_args()
     from gewtui.cli import tui_cmd
     from gewtui.tui.app import build_app
@@ -51,15 +60,31 @@ def main() -> int:
                     time.sleep(0.1)
             threading.Thread(target=sample, daemon=True).start()
             sys.stdin.readline()
-            lag = src.lag
+            lag, taken = src.lag, src.taken
+            pump = next(t for t in threading.enumerate() if t.name == "gew-pump")
+            pump_cpu0 = _thread_cpu(pump.native_id)
+            sampler = None
+            if a.sample:
+                from _util import Sampler
+
+                sampler = Sampler(pump.ident).__enter__()
             t0 = time.perf_counter()
             while src.lag and time.perf_counter() - t0 < 300:
                 time.sleep(0.002)
             dt = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
+            pump_cpu = _thread_cpu(pump.native_id) - pump_cpu0
+            if sampler is not None:
+                sampler.__exit__()
+                total, _, rows = sampler.profile("Runner._loop", 25)
+                for f, inc, own in rows:
+                    print(f"{inc:5.0%} {own:5.0%} {f}", file=sys.stderr)
             stopped.set()
             st = src.stats()
-            out.update(lag_at_stop=lag, drain_s=dt, drain_rate=lag / dt if lag and dt else 0.0,
+            # (the capture may still be emptying the kernel's ring buffer at the stop, so the rate
+            # is what the engine folded meanwhile, not the lag at the stop over the time)
+            out.update(lag_at_stop=lag, drain_s=dt, drain_pump_cpu_s=pump_cpu,
+                       drain_per_cpu_s=(src.taken - taken) / pump_cpu if lag and pump_cpu else 0.0, drain_rate=(src.taken - taken) / dt if lag and dt else 0.0,
                        events=st.events, lost=st.lost, complete=st.complete,
                        incomplete_reason=st.incomplete_reason, folded=len(d.log),
                        spilled=src.capture.spilled, cpu_s=cpu)
