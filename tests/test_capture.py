@@ -204,3 +204,94 @@ def test_capture_keeps_zero_loss_while_the_engine_stalls(netns_pair, gew_instanc
     assert [e.id for e in recorded] == list(range(1, len(recorded) + 1))
     assert len(recorded) >= len(taken)
     assert [e.SerializeToString() for e in recorded[:len(taken)]] == [raw for _, raw in taken]
+
+
+# -- engine checkpoints stored by an engine that lags behind the capture ------------------------
+class _LaggingSession:
+    """A LiveSession stand-in whose (real) capture thread records far ahead of the debugger:
+    the recording's writer is shared under a lock, as LiveSession shares it."""
+
+    session_id = "test-session"
+
+    def __init__(self, path, events):
+        from gewtui.kernel.live import _Locked
+        from tests.debugger_support import header
+
+        self.record_path = str(path)
+        self._w = RecordingWriter(path, header(self.session_id))
+        self.write_lock = threading.RLock()
+        self.writer = _Locked(self._w, self.write_lock)
+        self.events, self.i, self.closed = events, 0, False
+        self.cap = None
+
+    def capture_batch(self, timeout_ms):
+        out = self.events[self.i:self.i + 700]
+        if not out:
+            time.sleep(timeout_ms / 1000)
+            return [], 0, 0
+        self.i += len(out)
+        raws = [e.SerializeToString() for e in out]
+        with self.write_lock:
+            start = self._w.next_offset
+            self._w.write_events_bytes(raws)
+            return raws, start, self._w.next_offset
+
+    def flush_through(self, offset):
+        with self.write_lock:
+            if self._w.bytes_written < offset:
+                self._w.flush()
+
+    def start_capture(self):
+        self.cap = Capture(self, max_queued=3000, poll_ms=1, yield_s=0)
+        return self.cap.start()
+
+    def close(self):
+        self.cap.stop()
+        with self.write_lock:
+            self._w.write(recording_pb2.Record(end=recording_pb2.Record().end))
+            self._w.close()
+
+
+def test_checkpoints_of_a_lagging_engine_resume_where_its_events_continue(tmp_path):
+    """The capture records everything long before the engine folds it (spilling too); the
+    engine's stored checkpoints then lie after events they have not folded, and name where
+    their next event starts. A replay that jumps through them ends exactly where folding the
+    whole file does."""
+    from gewtui.debugger import commands
+    from gewtui.debugger.core import Debugger
+    from gewtui.debugger.snapshot import ViewBuilder
+    from gewtui.debugger.sources import LiveSource, ReplaySource
+    from gewtui.debugger.stored import StorePolicy, StoreWriter
+    from gewtui.recording.checkpoints import find_checkpoints
+    from tests.debugger_support import big_stream
+    from tests.test_debugger_engine import dump, run, straight
+
+    events = list(big_stream(12_000, flows=300))
+    path = tmp_path / "lag.gewrec"
+    sess = _LaggingSession(path, events)
+    d = Debugger(LiveSource(sess))
+    d.store_writer = StoreWriter(StorePolicy(min_events=2000, max_share=1.0))
+    d.ingest(1)                                   # starts the capture
+    deadline = time.monotonic() + 20
+    while sess.i < len(events) and time.monotonic() < deadline:
+        time.sleep(0.01)                          # the capture records everything first
+    assert d.source.lag > 10_000
+    while len(d.log) < len(events) and time.monotonic() < deadline:
+        d.ingest(50000, 0.05)
+    assert len(d.log) == len(events) and d.source.lag == 0
+    assert sess.cap.spilled > 0
+    sess.close()
+    assert d.store_writer.written >= 2, d.store_writer.disabled
+    with open_recording(path) as r:
+        refs = find_checkpoints(r)
+        assert [ev.id for ev in r.iter_events()] == [ev.id for ev in events]
+    assert len(refs) >= 2 and any(ref.resume_offset < ref.offset for ref in refs)
+    d2 = Debugger(ReplaySource(str(path)))
+    d2.stored.leap_min = 100
+    ctx = commands.Context(d2, ViewBuilder(d2))
+    run(ctx, "goto end")
+    assert d2.position == len(events) and d2.log.holes, "the jump should use a stored checkpoint"
+    assert dump(d2.engine) == straight(events, len(events))
+    for target in (len(events) - 1, 5000, 17):
+        run(ctx, f"goto {target}")
+        assert dump(d2.engine) == straight(events, target), target
