@@ -49,26 +49,29 @@ def test_fast_encoder_bytes_equal_serialize_to_string(seed):
 
 # -- the hand-off, without a kernel ------------------------------------------------------------
 class _FakeLive:
-    """What Capture needs of a LiveSession: batches written to a real recording."""
+    """What Capture needs of a LiveSession: batches written to a real recording, the writer
+    shared under a lock."""
 
-    def __init__(self, path, batches):
+    def __init__(self, path, batches, header=None):
         self.record_path = str(path)
-        self.writer = RecordingWriter(path, recording_pb2.RecordingHeader())
-        self.lock = threading.Lock()
+        self.writer = RecordingWriter(path, header or recording_pb2.RecordingHeader())
+        self.write_lock = threading.RLock()
         self.batches = batches
         self.closed = False
         self.next_id = 1
+
+    def _raws(self):
+        n = self.batches.pop(0)
+        self.next_id += n
+        return [events_pb2.Event(id=i, ktime_ns=i * 10).SerializeToString() for i in range(self.next_id - n,
+                                                                                           self.next_id)]
 
     def capture_batch(self, timeout_ms):
         if not self.batches:
             time.sleep(timeout_ms / 1000)
             return [], 0, 0
-        n = self.batches.pop(0)
-        raws = []
-        for _ in range(n):
-            raws.append(events_pb2.Event(id=self.next_id, ktime_ns=self.next_id * 10).SerializeToString())
-            self.next_id += 1
-        with self.lock:
+        raws = self._raws()
+        with self.write_lock:
             start = self.writer.next_offset
             self.writer.write_events_bytes(raws)
             if self.next_id % 3 == 0:     # a side record between batches
@@ -76,7 +79,7 @@ class _FakeLive:
             return raws, start, self.writer.next_offset
 
     def flush_through(self, offset):
-        with self.lock:
+        with self.write_lock:
             if self.writer.bytes_written < offset:
                 self.writer.flush()
 
@@ -207,9 +210,9 @@ def test_capture_keeps_zero_loss_while_the_engine_stalls(netns_pair, gew_instanc
 
 
 # -- engine checkpoints stored by an engine that lags behind the capture ------------------------
-class _LaggingSession:
-    """A LiveSession stand-in whose (real) capture thread records far ahead of the debugger:
-    the recording's writer is shared under a lock, as LiveSession shares it."""
+class _LaggingSession(_FakeLive):
+    """A LiveSession stand-in whose (real) capture thread records far ahead of the debugger;
+    the debugger sees the writer as LiveSession shows it to other threads (locked)."""
 
     session_id = "test-session"
 
@@ -217,29 +220,22 @@ class _LaggingSession:
         from gewtui.kernel.live import _Locked
         from tests.debugger_support import header
 
-        self.record_path = str(path)
-        self._w = RecordingWriter(path, header(self.session_id))
-        self.write_lock = threading.RLock()
+        super().__init__(path, [700] * (len(events) // 700 + 1), header(self.session_id))
+        self._w = self.writer
         self.writer = _Locked(self._w, self.write_lock)
-        self.events, self.i, self.closed = events, 0, False
+        self.events, self.i = events, 0
         self.cap = None
 
-    def capture_batch(self, timeout_ms):
+    def _raws(self):
         out = self.events[self.i:self.i + 700]
-        if not out:
-            time.sleep(timeout_ms / 1000)
-            return [], 0, 0
         self.i += len(out)
-        raws = [e.SerializeToString() for e in out]
-        with self.write_lock:
-            start = self._w.next_offset
-            self._w.write_events_bytes(raws)
-            return raws, start, self._w.next_offset
+        self.next_id = 1          # (no side records between these batches)
+        return [e.SerializeToString() for e in out]
 
-    def flush_through(self, offset):
-        with self.write_lock:
-            if self._w.bytes_written < offset:
-                self._w.flush()
+    def capture_batch(self, timeout_ms):
+        if self.i >= len(self.events):
+            self.batches = []
+        return super().capture_batch(timeout_ms)
 
     def start_capture(self):
         self.cap = Capture(self, max_queued=3000, poll_ms=1, yield_s=0)
