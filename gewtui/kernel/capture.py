@@ -19,9 +19,11 @@ completeness (lost records, skipped probe runs) depends on the capture alone
 
 The GIL: the engine's work is Python too, and two busy threads share one interpreter lock
 about half and half. So that the capture keeps the ring buffer drained on a busy box, the
-engine yields: ``take`` waits a short moment, outside the lock, whenever the capture thread
-is in the middle of a busy stretch (``yield_s``), and it hands over at most ``max_events``
-at a time so it comes back often. bench/bench_ingest.py measures what that gives.
+engine yields to it: while the kernel's ring buffer is more than ``yield_above`` full
+(``LiveSession.backlog``), ``take`` sleeps in short slices (``yield_s``, outside every lock,
+at most ``yield_max_s`` in all) before handing anything over, and it hands over at most
+``max_events`` at a time so it comes back often. bench/bench_ingest.py measures what that
+gives.
 """
 from __future__ import annotations
 
@@ -53,11 +55,15 @@ class _Spill:
 
 class Capture:
     def __init__(self, live: Any, *, max_queued: int = MAX_QUEUED, poll_ms: int = POLL_MS,
-                 yield_s: float = 0.002, name: str = "gew-capture") -> None:
+                 yield_s: float = 0.002, yield_above: float = 1 / 16, yield_max_s: float = 0.1,
+                 name: str = "gew-capture") -> None:
         self.live = live
         self.max_queued = max_queued
         self.poll_ms = poll_ms
         self.yield_s = yield_s
+        self.yield_above = yield_above
+        self.yield_max_s = yield_max_s
+        self.yielded_s = 0.0                # time the engine gave up to the capture
         self._q: deque = deque()            # (event bytes, file offset after them), or _Spill
         self._queued = 0                    # events held in memory
         self._cv = threading.Condition()
@@ -128,8 +134,8 @@ class Capture:
         """Up to about ``max_events`` event payloads in capture order, waiting up to
         ``timeout_s`` for some. Raises what stopped the capture thread, once the queue is
         empty."""
-        if self.busy and self.yield_s:
-            time.sleep(self.yield_s)        # let the capture thread have the interpreter
+        if self.yield_s:
+            self._yield()
         if self._reading is not None:
             return self._read_spill(max_events)
         with self._cv:
@@ -155,6 +161,17 @@ class Capture:
             return self._read_spill(max_events)
         self.taken += len(out)
         return out
+
+    def _yield(self) -> None:
+        """Let the capture thread have the interpreter while the ring buffer fills up."""
+        backlog = getattr(self.live, "backlog", None)
+        if backlog is None or not self.busy:
+            return
+        t0 = time.monotonic()
+        end = t0 + self.yield_max_s
+        while self.busy and backlog() > self.yield_above and time.monotonic() < end:
+            time.sleep(self.yield_s)
+        self.yielded_s += time.monotonic() - t0
 
     def _read_spill(self, max_events: int) -> list[bytes]:
         """Events of the spill being read, from the recording."""

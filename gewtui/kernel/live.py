@@ -331,6 +331,13 @@ class LiveSession:
         self._capture = cap
         return cap.start()
 
+    def backlog(self) -> float:
+        """How full the kernel's ring buffer is (0..1): the capture's own lag. The engine
+        yields to the capture while this is high (gewtui.kernel.capture)."""
+        t = getattr(self.session.plane, "_transport", None) if self.session is not None else None
+        size = getattr(t, "size", 0)
+        return t.pending() / size if size else 0.0
+
     @property
     def lag(self) -> int:
         """Events recorded that the engine following this session has not taken yet."""
