@@ -62,19 +62,18 @@ TARGET_RATIO = 3.0
 STEP = 1.28
 FIRST_ATTEMPTS = 3000    # attempts/s of the first step
 GEN_CPU, CONS_CPU = cpus()
-WHAT_MOVES_IT = """What bounds the session and what would move it: per record, the observation plane's
-`Engine.feed` costs about as much as everything else together (the stage table above), so
-the 200,000/s target needs it several times faster first (bench_replay measures it alone).
-The ring buffer and decoding are most of the rest: ring-buffer records are parsed with `struct` and
-encoded straight to protobuf wire bytes, then parsed once by upb (gewtui/kernel/wire.py);
-what remains per record is a few dict lookups, byte concatenations and the protobuf
-object's life (the same code decoding captured records on an otherwise idle core is
-faster than here: the workload on the other vCPU slows this one). Recording is protobuf
-serialization plus a CRC. Beyond per-record cost, zero loss needs the consumer
-never to stall longer than the ring buffer lasts (4 MiB, ~30k of these records: ~0.5 s
-at 60k/s): full garbage collections with the engine's state take tens to hundreds of
-ms (above); a larger buffer (`--ringbuf-pages`), `gc.freeze()` once the session is open,
-or the engine's state kept out of the collector's reach would widen that margin."""
+WHAT_MOVES_IT = """What bounds each consumer and what would move it: the capture (ring buffer, decode,
+recording) no longer waits for the observation plane: with the engine running, its thread
+follows the capture's queue and may lag (the lag columns below), so the "session" ceiling is
+the capture's ceiling while it shares one core and one interpreter lock with a busy engine;
+the engine yields to it while the kernel's ring buffer fills (gewtui.kernel.capture). Per
+record the capture is now decode (ring-buffer records parsed with `struct` and written
+straight to the event's final wire bytes, gewtui/kernel/wire.py) plus the frame and CRC
+(`write_events_bytes`): nothing is parsed into a protobuf object or serialized again on the
+capture's side. Decoding is most of what remains. Beyond per-record cost, zero loss needs the
+capture never to be off the CPU longer than the ring buffer lasts: a live session's ring
+buffer is 64 MiB (~450k of these records), which also absorbs the time the engine holds the
+interpreter lock."""
 NAMES = {"session": "session (decode + flows/reasons + recording)",
          "apply": "session, no engine (decode + recording)",
          "tcpstates": "bcc tcpstates (perf buffer, print per event)"}
