@@ -35,7 +35,7 @@ from typing import Any
 from gewtui.errors import RecordingError
 from gewtui.recording.framing import MARKER, encode_varint
 
-MAX_QUEUED = 200_000          # events held in memory for the engine before spilling (~20 MB)
+MAX_QUEUED = 200_000          # events held in memory for the engine before spilling (~30 MB)
 POLL_MS = 50
 
 
