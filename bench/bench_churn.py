@@ -7,8 +7,9 @@ namespaces this bench creates and removes, joined by a veth pair; ``redis-server
 every request, so requests/s is connections/s). The client namespace gets a wide ephemeral
 port range and ``tcp_tw_reuse`` so N connections fit its ports.
 
-Observers, one at a time, the order reversed every other round:
-- ``none``: the baseline of the round;
+Observers, one at a time, the order reversed every other round, with an unobserved run
+before each observer and after the last, so each observed run has a baseline on either side:
+- ``none``: the baseline;
 - ``apply``: ``gew session apply --scope netns=<server ns>`` (capture only: ring buffer to
   the recording);
 - ``live``: gew-tui's debugger with the live engine under Textual's headless driver
@@ -17,7 +18,7 @@ Observers, one at a time, the order reversed every other round:
 - ``tcpstates``: bcc's ``tcpstates-bpfcc -L <port>``.
 
 For each: connections/s the workload reached (redis-benchmark's requests/s), and its ratio
-to the round's unobserved run; records produced and lost (gew: the session's own counters,
+to the mean of the unobserved runs just before and just after it; records produced and lost (gew: the session's own counters,
 events recorded and records the kernel could not hand over; bcc: lines printed and the
 "Possibly lost N samples" of its lost-sample callback); the observer's CPU while the
 workload ran (utime + stime from /proc/<pid>/stat, in CPU seconds per second of workload);
@@ -60,6 +61,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 class Run:
     observer: str
     round: int
+    base: float = 0.0             # mean connections/s of the unobserved runs beside this one
     conns_per_s: float = 0.0
     records: int = 0
     lost: int = 0
@@ -258,20 +260,24 @@ def main(argv: list[str]) -> int:
         try:
             _wait_port(client_ns, addr)
             _workload(client_ns, addr, 5000)        # warm up
+            others = [o for o in observers if o != "none"]
+            prev = run_none(client_ns, addr, a.requests, 0, tmp)
+            runs.append(prev)
             for rnd in range(a.rounds):
-                order = observers if rnd % 2 == 0 else observers[::-1]
+                order = others if rnd % 2 == 0 else others[::-1]
                 for o in order:
-                    if o == "none":
-                        r = run_none(client_ns, addr, a.requests, rnd, tmp)
-                    elif o == "apply":
+                    if o == "apply":
                         r = run_apply(server_ns, client_ns, addr, a.requests, rnd, tmp)
                     elif o == "live":
                         r = run_live(server_ns, client_ns, addr, a.requests, rnd, tmp)
                     else:
                         r = run_bcc(o, server_ns, client_ns, addr, a.requests, rnd, tmp)
-                    log(f"round {rnd} {o:9s} {r.conns_per_s:9,.0f} conn/s  records {r.records:,}  lost {r.lost:,}  "
-                        f"cpu {r.cpu:.2f}  {r.extra if r.extra else ''} {r.note}")
-                    runs.append(r)
+                    nxt = run_none(client_ns, addr, a.requests, rnd, tmp)
+                    r.base = (prev.conns_per_s + nxt.conns_per_s) / 2
+                    prev = nxt
+                    log(f"round {rnd} {o:9s} {r.conns_per_s:9,.0f} conn/s ({r.conns_per_s / r.base:.2f}x)  records "
+                        f"{r.records:,}  lost {r.lost:,}  cpu {r.cpu:.2f}  {r.extra if r.extra else ''} {r.note}")
+                    runs.extend([r, nxt])
         finally:
             end(srv)
     print(report(runs, observers, a, load_start))
@@ -279,19 +285,19 @@ def main(argv: list[str]) -> int:
 
 
 def report(runs: list[Run], observers: list[str], a: argparse.Namespace, load_start: str) -> str:
-    base = {r.round: r.conns_per_s for r in runs if r.observer == "none"}
     out = ["## Real connection churn (bench_churn.py)\n",
            f"redis-server in one scratch namespace, `redis-benchmark -c {CLIENTS} -n {a.requests:,} -k 0 -t "
            f"ping_inline` (a new connection per request) in another, over a veth pair; normal scheduling (no "
            f"chrt, no nice, no pinning); observers one at a time, {a.rounds} rounds, the order reversed every "
-           f"other round; ratios against the unobserved run of the same round. Other suites load this machine "
+           f"other round, an unobserved run between any two observed ones; each ratio is against the mean "
+           f"of the unobserved runs just before and after it. Other suites load this machine "
            f"meanwhile: {load_start} at the start, {load()} at the end.\n"]
     rows = []
     for o in observers:
         rs = [r for r in runs if r.observer == o]
         if not rs:
             continue
-        ratios = [r.conns_per_s / base[r.round] for r in rs if base.get(r.round)]
+        ratios = [r.conns_per_s / r.base for r in rs if r.base]
         rec = [r.records / a.requests for r in rs]
         rows.append([NAMES[o], f"{med([r.conns_per_s for r in rs]):,.0f}",
                      f"{med(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]" if o != "none" else "1.00",
@@ -307,7 +313,7 @@ def report(runs: list[Run], observers: list[str], a: argparse.Namespace, load_st
         rs = [r for r in runs if r.observer == o]
         if not rs:
             continue
-        ratio = med([r.conns_per_s / base[r.round] for r in rs if base.get(r.round)])
+        ratio = med([r.conns_per_s / r.base for r in rs if r.base])
         lost = sum(r.lost for r in rs)
         notes.append(f"{o}: {ratio:.2f}× the unobserved rate (target ≥ {target:.2f}×: "
                      f"{'met' if ratio >= target else 'missed'}); {lost:,} records lost in {len(rs)} runs "
@@ -324,10 +330,10 @@ def report(runs: list[Run], observers: list[str], a: argparse.Namespace, load_st
                      "read back: " + ", ".join(f"{r.extra.get('spilled', 0):,}" for r in lives) + ".")
     out.append("\n" + "\n".join(f"- {n}" for n in notes))
     out.append("\nAll runs:\n")
-    out.append(table(["round", "observer", "connections/s", "× round's unobserved", "records", "lost", "CPU s/s",
+    out.append(table(["round", "observer", "connections/s", "× unobserved beside it", "records", "lost", "CPU s/s",
                       "CPU µs/conn", "note"],
                      [[r.round, r.observer, f"{r.conns_per_s:,.0f}",
-                       f"{r.conns_per_s / base[r.round]:.2f}" if base.get(r.round) else "",
+                       f"{r.conns_per_s / r.base:.2f}" if r.base else "",
                        f"{r.records:,}", f"{r.lost:,}", f"{r.cpu:.2f}", f"{r.cpu_total / a.requests * 1e6:.0f}",
                        r.note] for r in runs]))
     return "\n".join(out)
