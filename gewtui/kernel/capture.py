@@ -24,6 +24,13 @@ engine yields to it: while the kernel's ring buffer is more than ``yield_above``
 at most ``yield_max_s`` in all) before handing anything over, and it hands over at most
 ``max_events`` at a time so it comes back often. bench/bench_ingest.py measures what that
 gives.
+
+The CPU: on a small box the traced workload needs the CPUs too, and an engine folding flat
+out while the workload runs takes one from it. So while the capture is busy (records keep
+arriving) the engine works at most ``duty`` of the wall time: ``take`` sleeps in proportion
+to the time the engine spent since its last take. Lag grows meanwhile (it is shown, and
+spills to the recording); once the capture goes quiet the engine folds flat out and the lag
+drains (bench/bench_churn.py measures both).
 """
 from __future__ import annotations
 
@@ -56,14 +63,16 @@ class _Spill:
 class Capture:
     def __init__(self, live: Any, *, max_queued: int = MAX_QUEUED, poll_ms: int = POLL_MS,
                  yield_s: float = 0.002, yield_above: float = 1 / 16, yield_max_s: float = 0.1,
-                 name: str = "gew-capture") -> None:
+                 duty: float = 0.25, name: str = "gew-capture") -> None:
         self.live = live
         self.max_queued = max_queued
         self.poll_ms = poll_ms
         self.yield_s = yield_s
         self.yield_above = yield_above
         self.yield_max_s = yield_max_s
+        self.duty = duty
         self.yielded_s = 0.0                # time the engine gave up to the capture
+        self._returned = 0.0                # when take() last handed events over
         self._q: deque = deque()            # (event bytes, file offset after them), or _Spill
         self._queued = 0                    # events held in memory
         self._cv = threading.Condition()
@@ -136,6 +145,13 @@ class Capture:
         empty."""
         if self.yield_s:
             self._yield()
+        if self.duty < 1 and self._returned and self.busy:
+            # the engine worked since its last take: rest in proportion while the capture is busy
+            rest = (time.monotonic() - self._returned) * (1 - self.duty) / self.duty
+            if rest > 0:
+                rest = min(rest, self.yield_max_s)
+                time.sleep(rest)
+                self.yielded_s += rest
         if self._reading is not None:
             return self._read_spill(max_events)
         with self._cv:
@@ -160,6 +176,7 @@ class Capture:
         if self._reading is not None and not out:
             return self._read_spill(max_events)
         self.taken += len(out)
+        self._returned = time.monotonic() if out else 0.0
         return out
 
     def _yield(self) -> None:
@@ -206,6 +223,7 @@ class Capture:
             self._reading = self._walk = None
         self.taken += len(out)
         self.spilled += len(out)
+        self._returned = time.monotonic() if out else 0.0
         return out
 
     def close(self) -> None:
