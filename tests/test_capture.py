@@ -1,8 +1,12 @@
 """Capture never waits for analysis (gewtui.kernel.capture): an event is numbered once and its
 wire bytes are what protobuf would write; a stalled engine makes lag, never loss; lag drains;
 the gate's `complete` is the capture's alone."""
+import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -188,6 +192,11 @@ def test_capture_keeps_zero_loss_while_the_engine_stalls(netns_pair, gew_instanc
         assert facts.lost_records == 0 and facts.observation_complete == st.complete
         assert "lag" not in facts.incomplete_reason
         assert manifest.lag > 0 and manifest.lost == 0
+        listed = subprocess.run([os.path.join(os.path.dirname(sys.executable), "gew"), "session", "list",
+                                 "--instance", gew_instance.instance_id, "--json"],
+                                capture_output=True, text=True, timeout=60)
+        row = json.loads(listed.stdout)["sessions"][0]
+        assert row["session_id"] == live.session_id and row["lag"] > 0 and row["lost"] == 0
         t0 = time.perf_counter()
         taken = []
         while src.lag:
@@ -243,6 +252,13 @@ class _LaggingSession(_FakeLive):
             self.batches = []
         return super().capture_batch(timeout_ms)
 
+    @property
+    def stats(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(events=self.i, lost=0, complete=True, incomplete_reason="", bpf_run_time_ns=0,
+                               bpf_run_count=0, recording_bytes=self._w.bytes_written)
+
     def start_capture(self):
         self.cap = Capture(self, max_queued=3000, poll_ms=1, yield_s=0)
         return self.cap.start()
@@ -297,3 +313,28 @@ def test_checkpoints_of_a_lagging_engine_resume_where_its_events_continue(tmp_pa
     for target in (len(events) - 1, 5000, 17):
         run(ctx, f"goto {target}")
         assert dump(d2.engine) == straight(events, target), target
+
+
+def test_the_status_bar_shows_lag_until_it_drains(tmp_path):
+    from gewtui.debugger.core import Debugger
+    from gewtui.debugger.snapshot import ViewBuilder
+    from gewtui.debugger.sources import LiveSource
+    from gewtui.tui.widgets.bars import status_text
+    from tests.debugger_support import big_stream
+
+    events = list(big_stream(6000, flows=100))
+    sess = _LaggingSession(tmp_path / "bar.gewrec", events)
+    d = Debugger(LiveSource(sess))
+    views = ViewBuilder(d)
+    d.ingest(1)
+    deadline = time.monotonic() + 20
+    while sess.i < len(events) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    view = views.build()
+    assert view.status.lag == len(events) - len(d.log) > 0
+    assert f"lag {view.status.lag}" in status_text(view).plain
+    while d.source.lag and time.monotonic() < deadline:
+        d.ingest(50000, 0.05)
+    view = views.build()
+    assert view.status.lag == 0 and "lag" not in status_text(view).plain
+    sess.close()
