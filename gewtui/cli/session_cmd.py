@@ -129,7 +129,7 @@ def _loop(live: Any, args: argparse.Namespace) -> str:
     end = None if args.duration is None else t0 + args.duration
     next_status, last_events, last_t = t0 + 1.0, 0, t0
     while True:
-        live.poll(200)
+        live.poll_raw(200)      # capture only: the events' bytes go to the recording, unparsed
         now = time.monotonic()
         if now >= next_status:
             st = live.stats
@@ -166,7 +166,7 @@ def _entry_dict(e: Any) -> dict:
         d.update(owner_pid=m.owner_pid, owner_start_time=m.owner_start_time, state=m.state,
                  started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.started_unix_ns / 1e9)),
                  started_unix_ns=m.started_unix_ns, scope=m.scope, recording=m.recording,
-                 pins=len(m.pins), tc_filters=len(m.tc_filters), events=m.events, lost=m.lost)
+                 pins=len(m.pins), tc_filters=len(m.tc_filters), events=m.events, lost=m.lost, lag=m.lag)
     return d
 
 
@@ -178,9 +178,13 @@ def _list(args: argparse.Namespace, inst: Any) -> int:
     if not rows:
         print(f"no sessions in instance {inst.instance_id}")
         return 0
-    print(f"{'SESSION':<24} {'STATUS':<7} {'PID':>7} {'STARTED':<19} {'SCOPE':<30} RECORDING")
+    # LAG: events recorded that the session's engine (gew-tui, gew shell) had not folded at
+    # its last heartbeat; lag is never loss (LOST counts records the kernel could not hand over)
+    print(f"{'SESSION':<24} {'STATUS':<7} {'PID':>7} {'STARTED':<19} {'EVENTS':>10} {'LOST':>6} {'LAG':>8} "
+          f"{'SCOPE':<30} RECORDING")
     for r in rows:
         print(f"{r['session_id']:<24} {r['status']:<7} {r.get('owner_pid', '-'):>7} {r.get('started', '-'):<19} "
+              f"{r.get('events', '-'):>10} {r.get('lost', '-'):>6} {r.get('lag', '-'):>8} "
               f"{' '.join(r.get('scope', [])) or '-':<30} {r.get('recording') or r['problem'] or '-'}")
     return 0
 

@@ -12,6 +12,12 @@ touch the debugger, its engines or the source from their own threads. In a loop,
 5. folds the state into one ``DebugView`` at most once per tick (and right after a
    command, so keys feel immediate), and hands it to ``on_view``.
 
+A live source is followed, not driven: its capture thread records the kernel on its own
+(gewtui.kernel.capture) and the pump takes what was captured, so the engine may lag and never
+holds the capture up. While it lags, views are built less often (at most ``view_share`` of
+the pump's time goes to them), so the lag drains at the engine's own speed; the status bar
+shows the lag meanwhile.
+
 The intervention controller of a live session is driven from here too (``observe`` for every
 event, ``tick`` about once a second), so the head engine has one thread only.
 """
@@ -45,7 +51,7 @@ class Runner:
                  on_view: Callable[[DebugView], None] | None = None,
                  on_output: Callable[[list[Output], bool], None] | None = None,
                  tick_s: float = 0.1, read_ahead: int = 20000, poll_s: float = 0.01,
-                 name: str = "gew-pump") -> None:
+                 view_share: float = 0.1, name: str = "gew-pump") -> None:
         self.d = debugger
         self.views = views or ViewBuilder(debugger)
         self.on_view = on_view or (lambda v: None)
@@ -55,6 +61,7 @@ class Runner:
         self.tick_s = tick_s
         self.read_ahead = read_ahead
         self.poll_s = poll_s
+        self.view_share = view_share
         self._q: deque[_Request] = deque()
         self._cv = threading.Condition()
         self._waiting: list[_Request] = []
@@ -163,10 +170,16 @@ class Runner:
             # the front end raises ``error`` itself once it has left.
 
     def _publish(self) -> None:
+        t0 = time.monotonic()
         view = self.views.build()
         self.latest = view
         self._last_view_version = self.d.version
-        self._next_view = time.monotonic() + self.tick_s
+        now = time.monotonic()
+        wait = self.tick_s
+        if getattr(self.d.source, "lag", 0):
+            # behind the capture: the next view waits until folding had its share of the time
+            wait = max(wait, (now - t0) * (1 - self.view_share) / self.view_share)
+        self._next_view = now + wait
         self.on_view(view)
 
     def _pending(self) -> bool:

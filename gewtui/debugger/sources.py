@@ -38,6 +38,7 @@ class SourceStats:
     bpf_run_time_ns: int = 0
     bpf_run_count: int = 0
     recording_bytes: int = 0
+    lag: int = 0                    # live: events recorded, not yet read by the debugger
 
 
 def _frame_len(n: int) -> int:
@@ -278,18 +279,53 @@ class ReplaySource:
 
 
 class LiveSource:
-    """Adapter over an opened live session (``poll(timeout_ms)``, ``stats``, ``session_id``)."""
+    """Adapter over an opened live session (``poll(timeout_ms)``, ``stats``, ``session_id``).
+
+    A session that can hand its polling to a capture thread (``start_capture``, as
+    gewtui.kernel's LiveSession can) does so when the debugger first reads: the capture then
+    drains the kernel into the recording on its own, and ``read`` takes the events' bytes
+    from it (gewtui.kernel.capture), so the engine and the UI may lag behind the capture but
+    never hold it up. ``lag`` says by how much. Other sessions (fakes in tests) are polled."""
 
     live = True
     exhausted = False
+    batch = 2048        # events per read: the pump comes back often, the capture gets its turn
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, *, threaded: bool = True) -> None:
         self.session = session
         self.interventions: list[intervention_pb2.InterventionRecord] = []
         self._started = time.monotonic()
+        self.threaded = threaded and callable(getattr(session, "start_capture", None))
+        self.capture: Any = None
+        self.taken = 0
+
+    def _take(self, max_events: int, timeout_s: float) -> list[bytes]:
+        cap = self.capture
+        if cap is None:
+            cap = self.capture = self.session.start_capture()
+        return cap.take(min(max_events, self.batch), timeout_s)
 
     def read(self, max_events: int, timeout_s: float = 0.0) -> list[events_pb2.Event]:
-        return list(self.session.poll(int(timeout_s * 1000)))
+        return [ev for ev, _ in self.read_with_raw(max_events, timeout_s)]
+
+    def read_with_raw(self, max_events: int, timeout_s: float = 0.0
+                      ) -> list[tuple[events_pb2.Event, bytes]]:
+        """Events with their wire bytes as the capture recorded them (the log keeps those
+        bytes: nothing is serialized again)."""
+        if not self.threaded:
+            evs = list(self.session.poll(int(timeout_s * 1000)))
+            self.taken += len(evs)
+            return [(ev, None) for ev in evs]   # type: ignore[misc]
+        raws = self._take(max_events, timeout_s)
+        self.taken += len(raws)
+        parse = events_pb2.Event.FromString
+        return [(parse(r), r) for r in raws]
+
+    @property
+    def lag(self) -> int:
+        """Events the session has recorded that the debugger has not read yet."""
+        cap = self.capture
+        return cap.lag if cap is not None else 0
 
     def info(self) -> SourceInfo:
         s = self.session
@@ -304,22 +340,41 @@ class LiveSource:
 
     def store_checkpoint(self, state: bytes, **meta: Any) -> int | None:
         """Write an engine checkpoint into the session's recording, after the events it
-        has recorded so far (gewtui.recording.checkpoints); None when it records nothing."""
+        has recorded so far (gewtui.recording.checkpoints); None when it records nothing.
+        Following a capture thread, the checkpoint names where the events after its
+        position start (``resume_offset``): the capture may have recorded more meanwhile."""
         w = getattr(self.session, "writer", None)
         if w is None or not hasattr(w, "next_offset"):
             return None
         from gewtui.recording.checkpoints import write_checkpoint
 
-        return write_checkpoint(w, state, **meta)
+        lock = getattr(w, "lock", None)
+        with lock if lock is not None else _NoLock():
+            cap = self.capture
+            if cap is not None and cap.resume_offset:
+                # (the capture may have written a batch the debugger has not read yet)
+                meta["resume_offset"] = cap.resume_offset
+            return write_checkpoint(w, state, **meta)
 
     def stats(self) -> SourceStats:
         st = self.session.stats
         return SourceStats(
             events=st.events, lost=st.lost, complete=st.complete,
             incomplete_reason=st.incomplete_reason, bpf_run_time_ns=st.bpf_run_time_ns,
-            bpf_run_count=st.bpf_run_count, recording_bytes=st.recording_bytes)
+            bpf_run_count=st.bpf_run_count, recording_bytes=st.recording_bytes, lag=self.lag)
 
     def close(self) -> None:
+        cap = self.capture
+        if cap is not None:
+            cap.close()
         close = getattr(self.session, "close", None)
         if callable(close):
             close()
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

@@ -162,6 +162,7 @@ class StatusView:
     flows_terminated: int
     scope: str = ""
     allow_intervention: bool = False
+    lag: int = 0            # live: events recorded that the engine has not folded yet
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,7 @@ class ViewBuilder:
             flows_live=int(eng_stats.get("flows_live", 0)),
             flows_terminated=int(eng_stats.get("flows_terminated", 0)),
             scope=self.info.scope, allow_intervention=self.info.allow_intervention,
+            lag=getattr(st, "lag", 0),
         )
         cursor = CursorView(
             position=pos, known=len(d.log), complete=d.log.complete,

@@ -128,6 +128,7 @@ class Manifest:
     heartbeat_ktime_ns: int = 0     # the same instant on CLOCK_MONOTONIC (event timestamps)
     events: int = 0
     lost: int = 0
+    lag: int = 0                    # events the engine following the capture had not taken yet
     allow_risky: bool = False
     allow_intervention: bool = False
     version: int = MANIFEST_VERSION

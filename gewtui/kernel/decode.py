@@ -89,6 +89,9 @@ _uvarint = wire.uvarint
 _SOCK_BODIES = frozenset(("tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner",
                           "skb_drop", "rcvq_full"))
 _K_CPU, _K_ATTR = wire.K_CPU, wire.K_ATTR
+# Event.id (field 1) and Event.ktime_ns (field 2): written ahead of the fast path's bytes so
+# the event's whole wire form is what SerializeToString gives (fields in number order).
+_K_ID, _K_KTIME = wire.keys(events_pb2.Event, "id", "ktime_ns")
 
 
 def _attr_field(**fields) -> bytes:
@@ -110,6 +113,9 @@ class Decoder:
         # path is tested against)
         self.vocab = vocab
         self.sink = sink
+        # raw_sink(bytes): when set, the fast path hands over the event's serialized form
+        # (numbered, canonical) instead of a parsed Event: capture writes bytes, never objects
+        self.raw_sink: Callable[[bytes], None] | None = None
         self.clock = clock
         self.next_id = 1
         self.events = 0
@@ -149,7 +155,8 @@ class Decoder:
         # the same key -> the Owner a socket acted on by that task gets (immutable, shared)
         self._task_owner = wire.Cache(self._owner)
         self._none_attr = wire.Cache(lambda netns: _attr_field(netns=netns, source=_NONE))
-        self._cpu = wire.Cache(lambda cpu: _K_CPU + _uvarint(cpu))
+        # (CPU 0 is left out, as protobuf leaves out every zero scalar)
+        self._cpu = wire.Cache(lambda cpu: _K_CPU + _uvarint(cpu) if cpu else b"")
         if fast:
             for kind, enc in wire.Encoders(self, units).table().items():
                 size, fn, _ = self._kinds[kind]
@@ -174,24 +181,29 @@ class Decoder:
                 # records are reserved at their exact size: a mismatch means C and Python
                 # layouts drifted apart
                 raise ValueError(f"kind {h[1]}: {len(data)} bytes, layout says {size}")
-            ev = None
+            ev = raw = None
             if fast is not None:
                 payload = fast(h, data)
                 if payload is not None:
-                    ev = _FromString(payload)
-            if ev is None:
+                    # the whole event, numbered here once: id, ktime, then cpu, attr, body
+                    raw = (_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(h[0]) if h[0] else b"")
+                           + payload)
+                    if self.raw_sink is None:
+                        ev = _FromString(raw)
+            if raw is None:
                 events = self._unit_events(fn, h, data)
         except Exception:
             # a record that cannot be decoded is a lost record (stage "decode"), never a crash
             self.decode_errors += 1
             self._forget.clear()
             return 0
-        if ev is not None:   # the fast path's one event
-            ev.ktime_ns = h[0]
-            ev.id = self.next_id
+        if raw is not None:   # the fast path's one event
             self.next_id += 1
             self.events += 1
-            self.sink(ev)
+            if ev is None:
+                self.raw_sink(raw)  # type: ignore[misc]
+            else:
+                self.sink(ev)
             if self._forget:
                 self._forgotten()
             return 1

@@ -7,13 +7,24 @@ the shell (re-exported as gewtui.kernel.session.LiveSession).
                 ...
             live.stats                     # events, lost, complete, BPF cost, file size
 
+    live.poll_raw(100)                     # the same, as wire bytes (capture: nothing parsed)
+    Capture(live).start()                  # or: a thread captures, the caller follows (capture.py)
+
 Opening it: refuse non-root, mount tracefs/bpffs if needed, clean this instance's orphans,
 resolve the scope, verify capabilities (unsupported refuses; risky refuses without
 allow_risky), run the session transaction, open the recording. Closing it writes the final
 SessionStats and SessionEnd records, closes the recording and removes everything the
 session put in the kernel. Both are idempotent and safe on every path.
 
-One thread polls; callbacks run on that thread. Signal handling is the owner's job.
+One numbering, one serialization: every event is numbered once, by the plane's decoder
+(the session's own marks and scope changes go through it too), and reaches the recording as
+the bytes the decoder wrote (the fast path) or as the one ``SerializeToString`` of an event
+a unit decoder built. Those same bytes are what ``poll_raw`` returns and the debugger's event
+log stores.
+
+One thread polls (``poll``/``poll_raw``/``capture_batch``); the recording writer is shared
+with the owner's thread (interventions, engine checkpoints) under ``write_lock``, and the
+stats under their own lock. Signal handling is the owner's job.
 """
 from __future__ import annotations
 
@@ -21,6 +32,7 @@ import gc
 import os
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -34,6 +46,11 @@ from gewtui.pb import events_pb2, recording_pb2, session_pb2
 
 RECORDINGS_DIR = "/var/lib/gewyvern/recordings"
 WATCH_INTERVAL_S = 1.0
+# A live session's ring buffer: 64 MiB, ~450k records. On a busy box under normal scheduling
+# the capture is runnable but off the CPU for tens to hundreds of ms at a time, and a churn
+# workload makes ~100k records/s meanwhile: the 4 MiB kernel-plane default (~0.3 s of that)
+# lost records to it, this one lets the capture catch up (bench/bench_churn.py measures it).
+RINGBUF_PAGES = 16384
 
 
 def default_recording_path(session_id: str) -> str:
@@ -101,7 +118,7 @@ class LiveSession:
         self.record_path = record
         self.allow_risky = allow_risky
         self.allow_intervention = allow_intervention
-        self.ringbuf_pages = ringbuf_pages
+        self.ringbuf_pages = ringbuf_pages or RINGBUF_PAGES
         self.bpf_stats = bpf_stats
         self.on_event = on_event
         self.plane_factory = plane_factory
@@ -117,8 +134,14 @@ class LiveSession:
         self.watcher: ScopeWatcher | None = None
         self.capabilities: session_pb2.CapabilityReport | None = None
         self._stats = LiveStats(session_id=self.session_id, recording_path=record or "")
-        self._pending: list[events_pb2.Event] = []
-        self._next_id = 1
+        self._raw: list[bytes] = []             # serialized events not yet written
+        self._next_id = 1                       # used only when the plane has no decoder (fakes)
+        self._numbering: Any = None             # the plane's decoder: it numbers every event
+        self._writer: Any = None
+        self.write_lock = threading.RLock()
+        self._stats_lock = threading.Lock()
+        self.lag_of: Callable[[], int] | None = None   # set by whoever follows the capture
+        self._capture: Any = None
         self._t0 = 0.0
         self._next_watch = 0.0
         self._opened = False
@@ -164,6 +187,11 @@ class LiveSession:
             bpf_stats=self.bpf_stats)
         self.session.open()
         try:
+            dec = getattr(self.session.plane, "decoder", None)
+            if dec is not None and hasattr(dec, "raw_sink") and callable(getattr(dec, "emit", None)):
+                # one sequence: the decoder numbers kernel records and the session's own events
+                self._numbering = dec
+                dec.raw_sink = self._raw.append
             if self.record_path:
                 from gewtui.recording import RecordingWriter
 
@@ -183,7 +211,7 @@ class LiveSession:
             for k, v in sorted(skipped.items()):
                 self.log(f"session {self.session_id}: probe {k} not running: {v}")
         mark.mark.kind, mark.mark.detail = "started", detail
-        self._sink(mark)
+        self._own(mark)
         # Everything made so far (modules, bcc's tables, the compiled program's objects)
         # lives as long as the session: keep it out of the collector's full passes, which
         # otherwise pause the consumer for 100+ ms once the model's state has grown.
@@ -214,17 +242,62 @@ class LiveSession:
                 target[int(k)] = str(v)
         return h
 
+    # -- the recording writer, shared between the capture and the owner's thread ---------
+    @property
+    def writer(self) -> Any:
+        """The recording writer as other threads use it (every call under ``write_lock``);
+        None when the session records nothing or its recording failed."""
+        return None if self._writer is None else _Locked(self._writer, self.write_lock)
+
+    @writer.setter
+    def writer(self, w: Any) -> None:
+        self._writer = w
+
+    def flush_through(self, offset: int) -> None:
+        """Make sure the recording's bytes up to ``offset`` are in the file."""
+        w = self._writer
+        if w is not None and w.bytes_written < offset:
+            with self.write_lock:
+                w.flush()
+
     # -- running ---------------------------------------------------------------------------
     def _sink(self, ev: events_pb2.Event) -> None:
-        """Every event, from the plane or the session itself, is numbered here: one sequence."""
-        ev.id = self._next_id
-        self._next_id += 1
-        self._pending.append(ev)
+        """The plane's event sink (events unit decoders built): serialized once, here."""
+        if self._numbering is None:
+            ev.id = self._next_id
+            self._next_id += 1
+        self._raw.append(ev.SerializeToString())
+
+    def _own(self, ev: events_pb2.Event) -> None:
+        """An event the session makes (marks, scope changes): numbered in the one sequence."""
+        if self._numbering is not None:
+            self._numbering.emit(ev)
+        else:
+            self._sink(ev)
 
     def poll(self, timeout_ms: int = 100) -> list[events_pb2.Event]:
         """Drain the kernel into L0 events (recorded, passed to on_event) and return them."""
-        if not self._opened or self._closed:
+        raws = self.poll_raw(timeout_ms)
+        if not raws:
             return []
+        parse = events_pb2.Event.FromString
+        out = [parse(r) for r in raws]
+        cb = self.on_event
+        if cb is not None:
+            for ev in out:
+                cb(ev)
+        return out
+
+    def poll_raw(self, timeout_ms: int = 100) -> list[bytes]:
+        """Drain the kernel into the recording; the events' wire bytes, in order."""
+        return self.capture_batch(timeout_ms)[0]
+
+    def capture_batch(self, timeout_ms: int = 100) -> tuple[list[bytes], int, int]:
+        """One capture step: poll the plane, write what came to the recording. Returns the
+        events' bytes and the recording's byte range they were written to ((0, 0) when
+        nothing records)."""
+        if not self._opened or self._closed:
+            return [], 0, 0
         assert self.session is not None and self.session.plane is not None
         self.session.plane.poll(timeout_ms)
         now = time.monotonic()
@@ -239,31 +312,56 @@ class LiveSession:
         for change in self.watcher.poll():
             ev = events_pb2.Event(ktime_ns=time.monotonic_ns())
             ev.scope_change.CopyFrom(change)
-            self._sink(ev)
+            self._own(ev)
             self._stats.scope_changes.append(change.detail)
             if not change.observation_complete:
                 self._incomplete.append(f"scope: {change.detail}")
             self.log(f"session {self.session_id}: scope change: {change.detail}")
         st = self.stats
-        self.session.heartbeat(st.events, st.lost)
-        if self.writer is not None:
-            self._write(self.writer.flush_if_due)
+        self.session.heartbeat(st.events, st.lost, self.lag)
+        if self._writer is not None:
+            with self.write_lock:
+                self._write(self._writer.flush_if_due)
 
-    def _drain(self) -> list[events_pb2.Event]:
-        out, self._pending = self._pending, []
+    def start_capture(self, **kw: Any) -> Any:
+        """Hand the polling to a capture thread (gewtui.kernel.capture) and return it; the
+        caller then follows with ``capture.take`` and never polls itself."""
+        from gewtui.kernel.capture import Capture
+
+        cap = Capture(self, **kw)
+        self.lag_of = lambda: cap.lag
+        self._capture = cap
+        return cap.start()
+
+    def backlog(self) -> float:
+        """How full the kernel's ring buffer is (0..1): the capture's own lag. The engine
+        yields to the capture while this is high (gewtui.kernel.capture)."""
+        t = getattr(self.session.plane, "_transport", None) if self.session is not None else None
+        size = getattr(t, "size", 0)
+        return t.pending() / size if size else 0.0
+
+    @property
+    def lag(self) -> int:
+        """Events recorded that the engine following this session has not taken yet."""
+        f = self.lag_of
+        return f() if f is not None else 0
+
+    def _drain(self) -> tuple[list[bytes], int, int]:
+        out, self._raw = self._raw, []
+        if self._numbering is not None:
+            self._numbering.raw_sink = self._raw.append
         if not out:
-            return out
+            return out, 0, 0
         if self._stats.first_event_after_s is None:
             self._stats.first_event_after_s = time.monotonic() - self._t0
         self._stats.events += len(out)
-        w = self.writer
-        cb = self.on_event
-        for ev in out:
-            if w is not None:
-                self._write(w.write_event, ev)
-            if cb is not None:
-                cb(ev)
-        return out
+        w = self._writer
+        if w is None:
+            return out, 0, 0
+        with self.write_lock:
+            start = w.next_offset
+            self._write(w.write_events_bytes, out)
+            return out, start, w.next_offset
 
     def _write(self, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -286,6 +384,12 @@ class LiveSession:
 
     @property
     def stats(self) -> LiveStats:
+        """What the capture knows: events, lost records, completeness. The engine's lag is
+        no part of it: a lagging engine loses nothing, so it never makes a session incomplete."""
+        with self._stats_lock:
+            return self._read_stats()
+
+    def _read_stats(self) -> LiveStats:
         s = self._stats
         plane = self.session.plane if self.session is not None else None
         if plane is not None and self._opened:
@@ -297,8 +401,8 @@ class LiveSession:
                     (getattr(p, "incomplete_reason", "") or "the kernel plane reports an incomplete observation")
             except Exception as e:  # a stats read must never kill the session
                 self.log(f"session {self.session_id}: stats: {e}")
-        if self.writer is not None:
-            s.recording_bytes = self.writer.bytes_written
+        if self._writer is not None:
+            s.recording_bytes = self._writer.bytes_written
         reasons = list(self._incomplete)
         if self._plane_incomplete:
             reasons.insert(0, self._plane_incomplete)
@@ -315,6 +419,12 @@ class LiveSession:
             return
         self._closed = True
         errors: list[str] = []
+        cap = self._capture
+        if cap is not None:
+            # the capture thread ends after its current poll; the final drain runs here
+            cap.stop()
+            if cap.alive:
+                errors.append("the capture thread did not stop in time")
         try:
             if self._opened and self.session is not None and self.session.plane is not None:
                 try:
@@ -330,19 +440,22 @@ class LiveSession:
                     self._incomplete.append(f"final drain failed: {_one_line(e)}")
                     errors.append(f"final drain: {e}")
                 st = self.stats.to_pb()
-                if self.writer is not None:
+                w = self._writer
+                if w is not None:
                     try:
-                        self.writer.write(recording_pb2.Record(stats=st))
-                        end = session_pb2.SessionEnd(ktime_ns=time.monotonic_ns(), how=how, detail=detail)
-                        end.stats.CopyFrom(st)
-                        self.writer.write(recording_pb2.Record(end=end))
+                        with self.write_lock:
+                            w.write(recording_pb2.Record(stats=st))
+                            end = session_pb2.SessionEnd(ktime_ns=time.monotonic_ns(), how=how, detail=detail)
+                            end.stats.CopyFrom(st)
+                            w.write(recording_pb2.Record(end=end))
                     except RecordingError as e:
                         errors.append(e.message)
         finally:
             try:
-                if self.writer is not None:
-                    self.writer.close()
-                    self._stats.recording_bytes = self.writer.bytes_written
+                if self._writer is not None:
+                    with self.write_lock:
+                        self._writer.close()
+                    self._stats.recording_bytes = self._writer.bytes_written
             except Exception as e:
                 errors.append(f"recording close: {e}")
             finally:
@@ -372,3 +485,38 @@ def _tty() -> str:
         return os.ttyname(sys.stdin.fileno())
     except (OSError, ValueError, AttributeError):
         return ""
+
+
+class _Locked:
+    """A RecordingWriter seen from another thread than the capture's: each call under the
+    session's lock (``with`` it for several calls that must stay together, such as the parts
+    of an engine checkpoint)."""
+
+    __slots__ = ("_w", "lock")
+
+    def __init__(self, w: Any, lock: Any) -> None:
+        self._w = w
+        self.lock = lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._w, name)
+        if not callable(attr):
+            return attr
+        lock = self.lock
+
+        def locked(*a: Any, **kw: Any) -> Any:
+            with lock:
+                return attr(*a, **kw)
+        return locked
+
+    def __enter__(self) -> Any:
+        self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()
+
+    def __eq__(self, other: object) -> bool:
+        return (other._w if isinstance(other, _Locked) else other) is self._w
+
+    __hash__ = None  # type: ignore[assignment]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -107,6 +108,7 @@ class Session:
         self.opened = False
         self.closed = False
         pid = os.getpid()
+        self._save_lock = threading.RLock()
         self.manifest = Manifest(
             instance_id=self.instance.instance_id, session_id=self.session_id, owner_pid=pid,
             owner_start_time=proc_start_time(pid) or 0, recording=recording_path,
@@ -146,9 +148,11 @@ class Session:
         raise SessionError(f"injected fault after {step}")
 
     def _save(self, state: str | None = None) -> None:
-        if state:
-            self.manifest.state = state
-        self.instance.write_manifest(self.manifest)
+        # the capture thread's heartbeat and the owner's tc-filter records both save
+        with self._save_lock:
+            if state:
+                self.manifest.state = state
+            self.instance.write_manifest(self.manifest)
 
     def _create(self) -> None:
         self.manifest.started_unix_ns = time.time_ns()
@@ -230,10 +234,12 @@ class Session:
         self._teardown(verbose=False)
 
     # -- things added while running --------------------------------------------------------
-    def heartbeat(self, events: int, lost: int) -> None:
+    def heartbeat(self, events: int, lost: int, lag: int = 0) -> None:
+        """Once a second from the capture: a sign of life, the counts, and how far the engine
+        following the capture is behind it (``gew session list`` shows it)."""
         self.manifest.heartbeat_unix_ns = time.time_ns()
         self.manifest.heartbeat_ktime_ns = time.monotonic_ns()
-        self.manifest.events, self.manifest.lost = events, lost
+        self.manifest.events, self.manifest.lost, self.manifest.lag = events, lost, lag
         if not self.closed:
             self._save()
 

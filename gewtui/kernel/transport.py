@@ -65,6 +65,11 @@ class MappedRing:
         self._poller = select.poll()
         self._poller.register(map_fd, select.POLLIN)
 
+    def pending(self) -> int:
+        """Bytes the kernel has committed or reserved that this consumer has not taken yet
+        (read from any thread: two loads, no side effect)."""
+        return _U64.unpack_from(self._prod, 0)[0] - self._pos
+
     def wait(self, timeout_ms: int) -> None:
         """Block until the kernel wakes consumers or data is pending, at most timeout_ms."""
         if _U64.unpack_from(self._prod, 0)[0] == self._pos and timeout_ms > 0:
@@ -136,6 +141,15 @@ class RingTransport:
     @property
     def mapped(self) -> bool:
         return self._ring is not None
+
+    @property
+    def size(self) -> int:
+        return self._ring.size if self._ring is not None else 0
+
+    def pending(self) -> int:
+        """Bytes waiting in the ring buffer (0 when it is not read through the mapping)."""
+        ring = self._ring
+        return ring.pending() if ring is not None else 0
 
     def _callback(self, _ctx, data, size) -> int:
         try:

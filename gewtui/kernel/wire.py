@@ -85,7 +85,13 @@ def ld(key: bytes, payload: bytes) -> bytes:
 
 
 def string_field(key: bytes, s: str) -> bytes:
-    return ld(key, s.encode("utf-8"))
+    return ld(key, s.encode("utf-8")) if s else b""
+
+
+# Zero scalars and empty strings are left out, as protobuf's own serializer leaves them
+# out: an encoded event is byte for byte what SerializeToString gives for it.
+def opt(key: bytes, v: int) -> bytes:
+    return key + uvarint(v) if v else b""
 
 
 class Cache(dict):
@@ -131,8 +137,8 @@ def length(n: int) -> bytes:
 
 
 def field_cache(key: bytes, encode: Callable = uvarint, limit: int = 8192) -> Cache:
-    """value -> key + encode(value), built once per value."""
-    return Cache(lambda v: key + encode(v), limit)
+    """value -> key + encode(value), built once per value (nothing for zero)."""
+    return Cache(lambda v: key + encode(v) if v else b"", limit)
 
 
 class Encoders:

@@ -1,11 +1,13 @@
 """The recorder: appends framed records to a recording file at ingest rate.
 
-The session's pump thread hands every L0 event (and intervention, stats and end record)
-to one ``RecordingWriter``. Frames are built in a bytearray and written in large chunks;
+A live session's capture thread hands every L0 event as the wire bytes the decoder made
+(``write_events_bytes``, one call per drained batch; gewtui.kernel.capture), and the
+session's own records (interventions, engine checkpoints, stats, end) go to the same
+``RecordingWriter`` under the session's lock. Frames are built in a bytearray and written in large chunks;
 the buffer goes to the kernel when it passes ``buffer_bytes``, when a write finds the last
 flush older than ``flush_interval`` seconds, on ``flush_if_due()`` (the pump calls it on
 every poll, so an idle session still flushes within a second), on ``flush()`` and on
-``close()``, which also fsyncs. Not thread-safe: one thread writes.
+``close()``, which also fsyncs. Not thread-safe by itself: the live session serializes its writers with one lock.
 
 A failed write (disk full, EIO) truncates the file back to its last complete frame when it
 can, and raises RecordingError saying what happened and how many records were lost; the
@@ -148,6 +150,22 @@ class RecordingWriter:
         if len(buf) >= self.buffer_bytes or _monotonic() >= self._deadline:
             self.flush()
 
+    def write_events_bytes(self, payloads: list[bytes]) -> None:
+        """Append already serialized Events, in order (the capture thread's batch: one call
+        per ring-buffer drain, the per-event work is the frame head, the bytes and a CRC)."""
+        heads = self._heads
+        head = self._head
+        buf = self._buf
+        crc32, pack = _crc32, _pack_u32
+        for p in payloads:
+            h = heads.get(len(p)) or head(len(p))
+            buf += h[0]
+            buf += p
+            buf += pack(crc32(p, h[1]))
+        self.records += len(payloads)
+        if len(buf) >= self.buffer_bytes or _monotonic() >= self._deadline:
+            self.flush()
+
     def write(self, record: recording_pb2.Record) -> None:
         """Append any Record (intervention, stats, end, or an event)."""
         self.write_record_bytes(record.SerializeToString())
@@ -239,12 +257,17 @@ class RecordingWriter:
         # From now on every write is refused; swapping the methods keeps that check
         # out of the per-record path.
         self.write_event = self.write_event_bytes = self.write_record_bytes = self._refuse  # type: ignore[method-assign]
+        self.write_events_bytes = self._refuse_all  # type: ignore[method-assign]
         raise self._failed
 
     def _refuse(self, payload: object = None) -> None:
         self.records_lost += 1
         assert self._failed is not None
         raise RecordingError(self._failed.message, code=self._failed.code)
+
+    def _refuse_all(self, payloads: list[bytes]) -> None:
+        self.records_lost += len(payloads) - 1
+        self._refuse()
 
     @property
     def failed(self) -> RecordingError | None:

@@ -101,15 +101,18 @@ from gewtui.debugger import commands
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.sources import ReplaySource
-from gewtui.recording.export import json_line
+from gewtui.recording import open_recording
+from gewtui.recording.export import ExportContext, json_line
+with open_recording(sys.argv[1]) as r:
+    ectx = ExportContext.from_header(r.header)
 t0 = time.perf_counter()
 d = Debugger(ReplaySource(sys.argv[1]))
 d.stored.leap_min = 100
 ctx = commands.Context(d, ViewBuilder(d))
 out = commands.execute(ctx, "goto end")
 d.settle()
-lines = [json_line("flow", f) for f in d.engine.flows()]
-lines += [json_line("reason", d.engine.chain(f.flow_id)) for f in d.engine.flows()]
+lines = [json_line("flow", f, ectx) for f in d.engine.flows()]
+lines += [json_line("reason", d.engine.chain(f.flow_id), ectx) for f in d.engine.flows()]
 print(json.dumps({"lines": lines, "jumped": bool(d.log.holes) or d.position < 0,
                   "message": d.stored.ignored, "position": d.position,
                   "seconds": time.perf_counter() - t0,
@@ -132,7 +135,7 @@ def replay(path: str, key: str | None, timeout: float = 120.0) -> dict:
         raise AssertionError(f"the replay of {path} did not finish in {timeout:.0f} s") from None
     assert p.returncode == 0, err.decode(errors="replace")[-2000:]
     got = json.loads(out)
-    got["lines"] = [json.loads(ln) for ln in got["lines"]]
+    got["lines"] = [conclusion(json.loads(ln)) for ln in got["lines"]]
     got["wall"] = time.perf_counter() - t0
     got["stderr"] = err.decode(errors="replace")
     return got
@@ -148,5 +151,16 @@ def export(path: str) -> list[dict]:
                             "sys.exit(gew_main(sys.argv[1:]))", "export", path, "--what", what,
                             "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert r.returncode in (0, 65), r.stderr
-        lines += [json.loads(ln) for ln in r.stdout.splitlines()]
+        lines += [conclusion(json.loads(ln)) for ln in r.stdout.splitlines()]
     return lines
+
+
+def conclusion(obj):
+    """An export line without its wall-clock renderings (``X_wall``): they come from the
+    recording header's clock offset, which differs between two files written moments apart,
+    while what the events conclude does not."""
+    if isinstance(obj, dict):
+        return {k: conclusion(v) for k, v in obj.items() if not k.endswith("_wall")}
+    if isinstance(obj, list):
+        return [conclusion(v) for v in obj]
+    return obj

@@ -83,14 +83,14 @@ def fast(enc) -> dict:
     v = dec.vocab
     env, sid, length = dec.envelope_bytes, dec.sock_id, wire.length
     tuples = enc.tuple_fields(P_TUPLE)
-    reasons = wire.Cache(lambda r: P_REASON + wire.uvarint(r) + wire.string_field(
+    reasons = wire.Cache(lambda r: wire.opt(P_REASON, r) + wire.string_field(
         P_NAME, v.drop_reasons.get(r, f"reason {r}")), 1024)
     overflow = wire.Cache(lambda r: v.drop_reasons.get(r) == "TCP_LISTEN_OVERFLOW", 1024)
-    ifaces = wire.Cache(lambda k: P_IFINDEX + wire.uvarint(k[0]) + wire.string_field(P_IFNAME, cstr(k[1])), 1024)
+    ifaces = wire.Cache(lambda k: wire.opt(P_IFINDEX, k[0]) + wire.string_field(P_IFNAME, cstr(k[1])), 1024)
     socks, locations = wire.field_cache(P_SOCK), wire.field_cache(P_LOC)
     protocols = wire.field_cache(P_PROTO, limit=1024)
-    hows = wire.Cache(lambda a: P_HOW + wire.SMALL[ATTRIBUTION.get(
-        a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)], 256)
+    hows = wire.Cache(lambda a: wire.opt(P_HOW, ATTRIBUTION.get(
+        a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)), 256)
     unpack, at = DROP.unpack_from, HDR.size
     by_socket, unattributed = events_pb2.PACKET_ATTRIBUTION_SOCKET, events_pb2.PACKET_ATTRIBUTION_NONE
 

@@ -93,26 +93,27 @@ def fast(enc) -> dict:
     dec = enc.dec
     v = dec.vocab
     env, sid, tuples, socks, length = dec.envelope_bytes, dec.sock_id, enc.tuples, enc.socks, wire.length
-    r_states = wire.Cache(lambda s: R_STATE + wire.SMALL[_state(s)], 1024)
-    t_states = wire.Cache(lambda s: T_STATE + wire.SMALL[_state(s)], 1024)
-    reasons = wire.Cache(lambda r: T_REASON + wire.uvarint(r) + wire.string_field(
+    r_states = wire.Cache(lambda s: wire.opt(R_STATE, _state(s)), 1024)
+    t_states = wire.Cache(lambda s: wire.opt(T_STATE, _state(s)), 1024)
+    reasons = wire.Cache(lambda r: wire.opt(T_REASON, r) + wire.string_field(
         T_NAME, v.reset_reasons.get(r, f"reason {r}")), 1024)
     unpack_retrans, unpack_reset, at = RETRANS.unpack_from, RESET.unpack_from, HDR.size
 
     def retrans(h: tuple, buf: bytes) -> bytes:
         t, sk, netns, state, err, synack = unpack_retrans(buf, at)
-        body = (tuples[t] + socks[sid(sk)] + r_states[state] + R_ERR + wire.ivarint(err)
-                + R_SYNACK + (b"\x01" if synack else b"\x00"))
+        body = (tuples[t] + socks[sid(sk)] + r_states[state] + (R_ERR + wire.ivarint(err) if err else b"")
+                + (R_SYNACK + b"\x01" if synack else b""))
         # a SYN-ACK retransmit names the request socket, which has no owner of its own
         return env(h, 0 if synack else sk, netns) + B_RETRANS + length(len(body)) + body
 
     def reset(h: tuple, buf: bytes) -> bytes:
         t, sk, cookie, netns, state, reason, direction = unpack_reset(buf, at)
         sent = direction == 1
-        body = (tuples[t] + socks[sid(sk)] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
-                + T_COOKIE + wire.uvarint(cookie))
+        body = tuples[t] + socks[sid(sk)] + T_DIR + (SENT if sent else RECEIVED) + t_states[state]
         if sent:
-            body += reasons[reason]
+            body += reasons[reason]     # fields 5, 6: before the cookie (7)
+        if cookie:
+            body += T_COOKIE + wire.uvarint(cookie)
         # a sent reset may name a request or timewait socket: only tracked sockets have owners
         return env(h, sk, netns, not sent) + B_RESET + length(len(body)) + body
 

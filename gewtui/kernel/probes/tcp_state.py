@@ -102,7 +102,7 @@ def fast(enc) -> dict:
                                      dec.live_sock_id)
     tuples, socks, length = enc.tuples, enc.socks, wire.length
     old_states, new_states = _state_fields(S_OLD), _state_fields(S_NEW)
-    ca_fields = wire.Cache(lambda c: C_CA + wire.uvarint(c) + wire.string_field(C_NAME, v.ca_states.get(c, str(c))),
+    ca_fields = wire.Cache(lambda c: wire.opt(C_CA, c) + wire.string_field(C_NAME, v.ca_states.get(c, str(c))),
                            1024)
     summaries = tcp_probe.PROBE_ID in dec.unit_names
     unpack_state, unpack_cong, unpack_destroy, at = STATE.unpack_from, CONG.unpack_from, _DESTROY.unpack_from, HDR.size
@@ -124,7 +124,7 @@ def fast(enc) -> dict:
         sk, cookie, t, netns, segments = unpack_destroy(buf, at)
         if segments and summaries:
             return None   # with the final tcp_probe summary: the unit decoder makes both events
-        body = tuples[t] + socks[sid(sk)] + D_COOKIE + wire.uvarint(cookie)
+        body = tuples[t] + socks[sid(sk)] + (D_COOKIE + wire.uvarint(cookie) if cookie else b"")
         out = env(h, sk, netns, False) + B_DESTROY + length(len(body)) + body
         forget(sk)
         return out
@@ -133,7 +133,7 @@ def fast(enc) -> dict:
 
 
 def _state_fields(key: bytes) -> wire.Cache:
-    return wire.Cache(lambda v: key + wire.SMALL[_state(v)], 1024)
+    return wire.Cache(lambda v: wire.opt(key, _state(v)), 1024)
 
 
 B_STATE, B_CONG, B_DESTROY = wire.keys(events_pb2.Event, "tcp_state", "cong_state", "destroy")

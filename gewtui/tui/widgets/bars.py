@@ -43,6 +43,9 @@ def status_text(v: DebugView) -> Text:
     t.append(str(s.lost), style="gew.bad" if s.lost else "gew.ok")
     if not s.complete and not s.lost:
         t.append(" incomplete", style="gew.bad")
+    if s.lag:
+        # the engine is behind the capture: nothing is lost, the view is s.lag events old
+        t.append(f"  lag {s.lag}", style="gew.warn")
     if s.bpf_run_time_ns or s.bpf_runs_per_s:
         t.append("  │ bpf ", style="gew.dim")
         t.append(f"{s.bpf_run_time_ns / 1e6:.1f}ms {_rate(s.bpf_runs_per_s)} runs/s")
