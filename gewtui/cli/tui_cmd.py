@@ -177,15 +177,10 @@ def _controller(live: Any, d: Any, args: argparse.Namespace) -> Any:
 
     from gewtui.intervene.controller import parse_ttl
 
-    def recorded(rec: Any) -> None:
-        # The intervention trace and the panel see every decision (pump thread).
-        d.source.interventions.append(rec)
-        d.version += 1
-
     try:
         ttl = args.drop_ttl or user_config().default("drop_ttl")
         return InterventionController(live, d.head_engine, ttl_s=parse_ttl(ttl),
-                                      on_record=recorded)
+                                      on_record=d.add_intervention)
     except GewError as e:
         d.message = f"interventions unavailable: {e.message}"
         return None

@@ -256,7 +256,7 @@ def _break(ctx: Context, args: list[str]) -> list[Output]:
         if known and arg not in known:
             raise UsageError(f"unknown template {arg!r} (known: {', '.join(known)})")
     bp = table.make(kind, arg, flow)
-    ctx.debugger.version += 1
+    ctx.debugger.changed()
     return [Message(f"breakpoint {bp.number}: {bp.describe()}")]
 
 
@@ -272,19 +272,19 @@ def _numbers(args: list[str]) -> list[int]:
 
 def _enable(ctx: Context, args: list[str]) -> list[Output]:
     done = ctx.debugger.breakpoints.set_enabled(_numbers(args), True)
-    ctx.debugger.version += 1
+    ctx.debugger.changed()
     return [Message(f"enabled {', '.join(str(b.number) for b in done) or 'nothing'}")]
 
 
 def _disable(ctx: Context, args: list[str]) -> list[Output]:
     done = ctx.debugger.breakpoints.set_enabled(_numbers(args), False)
-    ctx.debugger.version += 1
+    ctx.debugger.changed()
     return [Message(f"disabled {', '.join(str(b.number) for b in done) or 'nothing'}")]
 
 
 def _delete(ctx: Context, args: list[str]) -> list[Output]:
     done = ctx.debugger.breakpoints.delete(_numbers(args))
-    ctx.debugger.version += 1
+    ctx.debugger.changed()
     return [Message(f"deleted {', '.join(str(b.number) for b in done) or 'nothing'}")]
 
 

@@ -29,44 +29,23 @@ The model, live and replayed alike:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Callable, Sequence
 
-from gewtui.debugger.attribution import last_event_id, touches
 from gewtui.debugger.breakpoints import BreakpointTable, Hit
-from gewtui.debugger.checkpoints import CheckpointPolicy, Checkpoints
+from gewtui.debugger.checkpoints import CheckpointPolicy
 from gewtui.debugger.filters import FlowFilter
-from gewtui.debugger.store import EventLog
-from gewtui.debugger.stored import StoredCheckpoints, StoreWriter, insort_gap
-from gewtui.debugger.timeline import Predicate, Timeline
+from gewtui.debugger.flow_marks import FlowMarks
+from gewtui.debugger.motions import Motion, breakpoint_predicate, step_predicate
+from gewtui.debugger.timeline import Timeline
 from gewtui.debugger.view import Stop
 from gewtui.errors import UsageError
 from gewtui.pb import events_pb2
 
-# Change kinds that count as lifecycle transitions for ``step transition``.
-TRANSITION_KINDS = frozenset({"emerge", "diverge", "terminate", "tcp-state", "path"})
-# Events that concern the whole session; a flow filter never hides them.
-SESSION_BODIES = frozenset({"lost", "scope_change", "mark"})
 
-
-@dataclass
-class Motion:
-    kind: str                              # continue | step | goto
-    label: str
-    until: Predicate | None = None         # stop after folding an event that satisfies it
-    count: int = 1                         # ... this many times
-    breakpoints: bool = True
-    target: int | None = None              # goto: stop at this position
-    stop_before: Callable[[int], bool] | None = None  # goto: stop before folding log[pos]
-
-
-@dataclass
-class LostGap:
-    position: int
-    event_id: int
-    count: int
-    start_ns: int
-    end_ns: int
+def _timeline_attr(name: str, doc: str) -> property:
+    """A Debugger attribute that is its timeline's, read and set (tests and tuning set it)."""
+    return property(attrgetter("timeline." + name), lambda d, v: setattr(d.timeline, name, v), doc=doc)
 
 
 class Debugger:
@@ -79,11 +58,6 @@ class Debugger:
                  gate: Callable[[Any], Any] | None = None,
                  intervention: Any = None,
                  policy: CheckpointPolicy | None = None) -> None:
-        if engine_factory is None or engine_restore is None:
-            from gewtui.model.engine import Engine   # the real engine unless a test injects one
-            sid = source.info().session_id
-            engine_factory = engine_factory or (lambda: Engine(session_id=sid))
-            engine_restore = engine_restore or Engine.restore
         self.source = source
         self.live: bool = bool(getattr(source, "live", False))
         self.clock = clock
@@ -91,16 +65,12 @@ class Debugger:
         self.intervention = intervention       # the drop controller (injected, live only)
         self.motion: Motion | None = Motion("continue", "follow") if self.live else None
         self.timeline = Timeline(self, engine_factory, engine_restore, policy)
-        # A live session's head engine leaves its state in the recording now and then.
-        self.store_writer = StoreWriter() if self.live else None
         self.breakpoints = BreakpointTable()
         self.filter = FlowFilter()
         self.selected: int | None = None
         self.hit: Hit | None = None
         self.message = ""
-        self.lost_gaps: list[LostGap] = []
-        self.dirty: set[int] | None = None     # flows changed since the view last looked
-        self._matching: set[int] | None = None  # flows the filter shows (None: recompute)
+        self.marks = FlowMarks()               # rows the view must look at again
         self.diff_base: tuple[int, Any] = (0, None)   # (event id, selected flow's snapshot)
         self.version = 0                       # bumps on every change a view could show
         self._stops: list[Stop] = []           # stops not yet reported to the front end
@@ -110,52 +80,21 @@ class Debugger:
 
     # ---- state (the timeline's, as the commands and views read it) ----------------------
 
-    @property
-    def engine(self) -> Any:
-        """The engine at the cursor (what the view shows)."""
-        return self.timeline.cursor
+    engine = property(attrgetter("timeline.cursor"), doc="The engine at the cursor (what the view shows).")
+    head_engine = property(attrgetter("timeline.head_engine"),
+                           doc="The engine at the newest event: live truth for gates and interventions.")
+    position = property(attrgetter("timeline.position"),
+                        doc="Events ``[0, position)`` are folded into the cursor's engine.")
+    following = property(attrgetter("timeline.following"), doc="The cursor is the live head.")
+    log = property(attrgetter("timeline.log"))
+    lost_gaps = property(attrgetter("timeline.lost_gaps"))
+    checkpoints = property(attrgetter("timeline.checkpoints"))
+    stored = property(attrgetter("timeline.stored"))
+    engine_generation = property(attrgetter("timeline.generation"))
+    _spare = property(attrgetter("timeline.spare"))
 
-    @property
-    def head_engine(self) -> Any:
-        """The engine at the newest event: live truth for gates and interventions."""
-        return self.timeline.head_engine
-
-    @property
-    def position(self) -> int:
-        """Events ``[0, position)`` are folded into the cursor's engine."""
-        return self.timeline.position
-
-    @property
-    def log(self) -> EventLog:
-        return self.timeline.log
-
-    @property
-    def checkpoints(self) -> Checkpoints:
-        return self.timeline.checkpoints
-
-    @property
-    def stored(self) -> StoredCheckpoints:
-        return self.timeline.stored
-
-    @property
-    def engine_generation(self) -> int:
-        return self.timeline.generation
-
-    @property
-    def spare_lag(self) -> int:
-        return self.timeline.spare_lag
-
-    @spare_lag.setter
-    def spare_lag(self, events: int) -> None:
-        self.timeline.spare_lag = events
-
-    @property
-    def _spare(self) -> tuple[Any, int] | None:
-        return self.timeline.spare
-
-    @property
-    def following(self) -> bool:
-        return self.timeline.following
+    store_writer = _timeline_attr("store_writer", "Writes the head's state into the recording (live).")
+    spare_lag = _timeline_attr("spare_lag", "How far behind a paused cursor idle time prepares an engine.")
 
     @property
     def running(self) -> bool:
@@ -188,7 +127,6 @@ class Debugger:
             return 0
         tl = self.timeline
         head = tl.head
-        perf = time.perf_counter
         observers = self.observers
         append = self.log.append
         if head is None and not observers:
@@ -197,26 +135,19 @@ class Debugger:
             first = self.log.extend(events)
             for i, (ev, raw) in enumerate(events):
                 if (raw is None or b"\xb2\x01" in raw) and ev.WhichOneof("body") == "lost":
-                    self.note_lost(first + i, ev)
+                    tl.note_lost(first + i, ev)
             self.version += 1
             return len(events)
-        store = self.store_writer
         for ev, raw in events:
             pos = append(ev, raw)
             for observe in observers:
                 observe(ev)
             if ev.WhichOneof("body") == "lost":
-                self.note_lost(pos, ev)
+                tl.note_lost(pos, ev)
             if head is None:
                 continue
             following = tl.cursor is head
-            t0 = perf()
-            changes = head.feed(ev)
-            dt = perf() - t0
-            tl.checkpoints.account(1, dt)
-            if store is not None:
-                store.events += 1
-                store.feed_s += dt
+            changes = tl.feed_head(ev)
             if following:
                 tl.position = pos + 1
                 self.touched(changes)
@@ -224,22 +155,11 @@ class Debugger:
                 if hit is not None:
                     self._freeze_head()
                     self._stopped(Stop("breakpoint", hit.text(), pos + 1, ev.id, hit.flow_id), hit)
-            if tl.checkpoints.due():
-                tl.checkpoint(head, pos + 1)
-        if store is not None and head is not None and store.due():
-            # At the end of a batch: every event before this point is in the recording.
-            store.write(self.source, head, len(self.log), events[-1][0], self.log.first_ktime)
+            tl.head_passed(pos + 1)
+        if head is not None:
+            tl.head_batch_done(events[-1][0])
         self.version += 1
         return len(events)
-
-    def note_lost(self, pos: int, ev: events_pb2.Event) -> None:
-        lo = ev.lost
-        gap = LostGap(pos + 1, ev.id, lo.count, lo.window_start_ns or ev.ktime_ns,
-                      lo.window_end_ns or ev.ktime_ns)
-        if self.lost_gaps and self.lost_gaps[-1].position > gap.position:
-            insort_gap(self.lost_gaps, gap)      # read from a hole, after later events
-        else:
-            self.lost_gaps.append(gap)
 
     def _freeze_head(self) -> None:
         """Give the cursor its own copy of the head at the current position."""
@@ -247,7 +167,8 @@ class Debugger:
         self.motion = None
 
     def add_intervention(self, rec: Any) -> None:
-        """An intervention record the controller wrote: the trace and the panel show it."""
+        """An intervention record the controller wrote (on the pump thread): the flow's
+        intervention trace and the panel show it."""
         self.source.interventions.append(rec)
         self.version += 1
 
@@ -266,26 +187,13 @@ class Debugger:
                 if c.kind == "emerge" and c.flow_id:
                     self.selected = c.flow_id
                     break
-        if self.dirty is not None:
-            for c in changes:
-                if c.flow_id:
-                    self.dirty.add(c.flow_id)
-        if self.filter and self._matching is not None:
-            # Whether a flow matches changes only with a change to it (phase, template,
-            # path, members), so re-testing the flows a change names keeps the set exact.
-            for fid in {c.flow_id for c in changes if c.flow_id}:
-                snap = self.timeline.cursor.flow(fid)
-                if snap is not None and self.filter.matches(snap):
-                    self._matching.add(fid)
-                else:
-                    self._matching.discard(fid)
+        self.marks.note(changes, self.timeline.cursor, self.filter)
 
     def engine_switched(self, all_dirty: bool) -> None:
         """The cursor got another engine: every row is dirty unless it is a copy of the
         engine it had (``all_dirty`` false)."""
         if all_dirty:
-            self.dirty = None
-            self._matching = None
+            self.marks.all_changed()
         self.version += 1
 
     def say(self, text: str) -> None:
@@ -293,7 +201,6 @@ class Debugger:
 
     def restarted(self, text: str) -> None:
         """The recording is read again from its first event (its stored checkpoints lied)."""
-        self.lost_gaps = []
         self.motion = None
         self.message = text
         self._stops.append(Stop("paused", text, 0, 0))
@@ -326,6 +233,11 @@ class Debugger:
         self._stops.append(stop)
         return stop
 
+    def _stop_here(self, kind: str, text: str) -> Stop:
+        """End the motion at the cursor; ``text`` is followed by the cursor's event id."""
+        eid = self.cursor_event_id()
+        return self._stopped(Stop(kind, f"{text} #{eid}", self.position, eid))
+
     def take_stops(self) -> list[Stop]:
         """Stops since the last call, oldest first (a breakpoint can fire during ingest)."""
         stops, self._stops = self._stops, []
@@ -350,8 +262,7 @@ class Debugger:
                         return None
             pos = self.position
             if m.target is not None and pos >= m.target:
-                return self._stopped(Stop("goto", f"at #{self.cursor_event_id()}", pos,
-                                          self.cursor_event_id()))
+                return self._stop_here("goto", "at")
             if pos >= len(self.log):
                 if self.live:
                     if m.kind == "continue":
@@ -360,12 +271,10 @@ class Debugger:
                         return None
                     return None                # a step waits for the next event
                 if self.log.complete:
-                    return self._stopped(Stop("end", f"end of recording at #{self.cursor_event_id()}",
-                                              pos, self.cursor_event_id()))
+                    return self._stop_here("end", "end of recording at")
                 return None                    # the next ingest reads further
             if m.stop_before is not None and m.stop_before(pos):
-                return self._stopped(Stop("goto", f"at #{self.cursor_event_id()}", pos,
-                                          self.cursor_event_id()))
+                return self._stop_here("goto", "at")
             ev, changes = self.timeline.fold()
             if m.breakpoints:
                 hit = self.breakpoints.check(ev, changes, self.position, self.engine)
@@ -395,9 +304,8 @@ class Debugger:
                 break
             if ingest and self.position >= len(self.log):
                 got = self.ingest(50000, timeout_s=0.05 if self.live else 0.0)
-                if got == 0 and (self.live or self.log.complete):
-                    if self.live:
-                        return None            # waiting for the kernel: leave it running
+                if got == 0 and self.live:
+                    return None                # waiting for the kernel: leave it running
         return stop
 
     # ---- commands the language maps onto ---------------------------------------------
@@ -406,42 +314,17 @@ class Debugger:
         if self.following:
             self._freeze_head()
         self.motion = None
-        return self._stopped(Stop("paused", f"paused at #{self.cursor_event_id()}",
-                                  self.position, self.cursor_event_id()))
+        return self._stop_here("paused", "paused at")
 
     def cont(self) -> None:
         self._begin(Motion("continue", "continue"))
 
     def matching_flows(self) -> set[int]:
         """The flows the filter shows at the cursor."""
-        if self._matching is None:
-            self._matching = {f.flow_id for f in self.engine.flows() if self.filter.matches(f)}
-        return self._matching
-
-    def _visible(self, ev: events_pb2.Event, changes: Sequence[Any], engine: Any) -> bool:
-        if not self.filter:
-            return True
-        if ev.WhichOneof("body") in SESSION_BODIES:
-            return True
-        shown = self.matching_flows()
-        if any(c.flow_id in shown for c in changes):
-            return True
-        return any(last_event_id(engine, fid) == ev.id for fid in shown)
-
-    def _step_predicate(self, what: str) -> tuple[Predicate, str]:
-        if what == "flow":
-            if not self.selected:
-                raise UsageError("no flow selected: 'flow N' selects one")
-            fid = self.selected
-            return (lambda ev, ch, eng: touches(eng, ev, ch, fid)), f"next event of flow {fid}"
-        if what == "transition":
-            return (lambda ev, ch, eng: any(c.kind in TRANSITION_KINDS
-                                            and self._visible(ev, [c], eng) for c in ch)), \
-                "next lifecycle transition"
-        return self._visible, "next event"
+        return self.marks.shown(self.engine, self.filter)
 
     def step(self, count: int = 1, what: str = "event") -> None:
-        pred, label = self._step_predicate(what)
+        pred, label = step_predicate(self, what)
         self._begin(Motion("step", label, until=pred, count=max(1, count)))
 
     def back(self, count: int = 1, what: str = "event") -> Stop:
@@ -451,24 +334,12 @@ class Debugger:
         if what == "event" and not self.filter:
             target = max(0, self.position - max(1, count))
         else:
-            if what == "breakpoint":
-                table = self.breakpoints
-                pred: Predicate = lambda ev, ch, eng: table.check(ev, ch, 0, eng, count=False) is not None
-            else:
-                pred = self._step_predicate(what)[0]
-            target = self.position
-            for _ in range(max(1, count)):
-                found = self.timeline.search_back(pred, target)
-                if found is None:
-                    break
-                target = found
+            pred = breakpoint_predicate(self) if what == "breakpoint" else step_predicate(self, what)[0]
+            target = self.timeline.search_back(pred, self.position, count)
             if target == self.position:
-                return self._stopped(Stop("back", f"nothing earlier matches; still at "
-                                          f"#{self.cursor_event_id()}", self.position,
-                                          self.cursor_event_id()))
+                return self._stop_here("back", "nothing earlier matches; still at")
         self.timeline.restore_to(target)
-        return self._stopped(Stop("back", f"back at #{self.cursor_event_id()}", self.position,
-                                  self.cursor_event_id()))
+        return self._stop_here("back", "back at")
 
     def goto_position(self, target: int) -> None:
         """Jump (no breakpoints) so that ``target`` events are folded."""
@@ -477,8 +348,7 @@ class Debugger:
                 target == self.position):
             self._begin(None)
             self.timeline.restore_to(target)
-            self._stopped(Stop("goto", f"at #{self.cursor_event_id()}", self.position,
-                               self.cursor_event_id()))
+            self._stop_here("goto", "at")
             return
         if self.live and target > len(self.log):
             raise UsageError(f"position {target} is beyond the newest event ({len(self.log)})")
@@ -526,5 +396,4 @@ class Debugger:
     def set_filter(self, flt: FlowFilter) -> None:
         self.filter = flt
         self.version += 1
-        self.dirty = None
-        self._matching = None
+        self.marks.all_changed()

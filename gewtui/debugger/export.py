@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from gewtui.debugger.attribution import last_event_id
-from gewtui.debugger.core import SESSION_BODIES
+from gewtui.debugger.motions import SESSION_BODIES
 from gewtui.debugger.filters import FlowFilter
 from gewtui.pb import events_pb2, recording_pb2
 

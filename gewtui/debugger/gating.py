@@ -75,7 +75,7 @@ def request_drop(d: Debugger, flow_id: int, confirm: Confirm | None) -> str:
     rec = controller.request_drop(flow_id, confirmation)
     from gewtui.intervene.log import describe
 
-    d.version += 1
+    d.changed()
     return describe(rec)
 
 
@@ -88,5 +88,5 @@ def request_undo(d: Debugger, flow_id: int | None) -> str:
     rec = controller.undo(flow_id=flow_id)
     from gewtui.intervene.log import describe
 
-    d.version += 1
+    d.changed()
     return describe(rec)

@@ -273,7 +273,7 @@ class Runner:
         tick = getattr(ctl, "tick", None)
         if tick is not None:
             if tick():
-                self.d.version += 1
+                self.d.changed()
 
     def _fail_queued(self, e: BaseException) -> None:
         with self._cv:

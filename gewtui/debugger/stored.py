@@ -268,7 +268,7 @@ class StoredCheckpoints:
                 "replays without them)")
         for i, (ev, _) in enumerate(pairs):
             if ev.WhichOneof("body") == "lost":
-                self.tl.host.note_lost(h.start + i, ev)
+                self.tl.note_lost(h.start + i, ev)
         return pairs
 
 

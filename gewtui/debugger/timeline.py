@@ -27,11 +27,12 @@ from it; nothing else.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from gewtui.debugger.checkpoints import CheckpointPolicy, Checkpoints
 from gewtui.debugger.store import EventLog
-from gewtui.debugger.stored import Stored, StoredCheckpoints
+from gewtui.debugger.stored import Stored, StoredCheckpoints, StoreWriter, insort_gap
 from gewtui.errors import GewError
 from gewtui.pb import events_pb2
 
@@ -45,11 +46,28 @@ SPARSE = 8.0
 Predicate = Callable[[events_pb2.Event, Sequence[Any], Any], bool]
 
 
+@dataclass
+class LostGap:
+    """Records the kernel lost, where the log says so (a ``lost`` event)."""
+
+    position: int
+    event_id: int
+    count: int
+    start_ns: int
+    end_ns: int
+
+
 class Timeline:
     """Engines and checkpoints along one session's event log. One thread drives it."""
 
-    def __init__(self, host: Any, new_engine: Callable[[], Any], restore: Callable[[Any], Any],
+    def __init__(self, host: Any, new_engine: Callable[[], Any] | None = None,
+                 restore: Callable[[Any], Any] | None = None,
                  policy: CheckpointPolicy | None = None) -> None:
+        if new_engine is None or restore is None:
+            from gewtui.model.engine import Engine   # the real engine unless a test injects one
+            sid = host.source.info().session_id
+            new_engine = new_engine or (lambda: Engine(session_id=sid))
+            restore = restore or Engine.restore
         self.host = host
         self.new_engine = new_engine
         self.restore = restore
@@ -57,9 +75,12 @@ class Timeline:
         self.checkpoints = Checkpoints(policy)
         self.stored = StoredCheckpoints(self)
         self.log.loader = self.stored.load_hole
+        # A live session's head engine leaves its state in the recording now and then.
+        self.store_writer: StoreWriter | None = StoreWriter() if host.live else None
         self.head: Any = new_engine() if host.live else None
         self.cursor: Any = self.head if host.live else new_engine()
         self.position = 0
+        self.lost_gaps: list[LostGap] = []
         self.frontier = 0                    # replay: the furthest position ever folded
         self.generation = 0                  # bumps when the cursor gets another engine
         # A spare engine trailing a paused cursor (see idle()); never the cursor's own.
@@ -134,6 +155,43 @@ class Timeline:
         self.log.loader = self.stored.load_hole
         self.spare = self._spare_job = None
         self.frontier = 0
+        self.lost_gaps = []
+
+    def note_lost(self, pos: int, ev: events_pb2.Event) -> None:
+        """The lost-record event at ``pos``, as a gap the views show."""
+        lo = ev.lost
+        gap = LostGap(pos + 1, ev.id, lo.count, lo.window_start_ns or ev.ktime_ns,
+                      lo.window_end_ns or ev.ktime_ns)
+        if self.lost_gaps and self.lost_gaps[-1].position > gap.position:
+            insort_gap(self.lost_gaps, gap)      # read from a hole, after later events
+        else:
+            self.lost_gaps.append(gap)
+
+    # ---- the head (live) ---------------------------------------------------------------
+
+    def feed_head(self, ev: events_pb2.Event) -> Sequence[Any]:
+        """Fold a new event into the head engine (the cursor too, while it follows)."""
+        t0 = time.perf_counter()
+        changes = self.head.feed(ev)
+        dt = time.perf_counter() - t0
+        self.checkpoints.account(1, dt)
+        store = self.store_writer
+        if store is not None:
+            store.events += 1
+            store.feed_s += dt
+        return changes
+
+    def head_passed(self, position: int) -> None:
+        """The head folded ``position`` events: a checkpoint, if one is due."""
+        if self.checkpoints.due():
+            self.checkpoint(self.head, position)
+
+    def head_batch_done(self, last_event: events_pb2.Event) -> None:
+        """At the end of an ingested batch every event before this point is in the
+        recording: the head's state may be stored there."""
+        store = self.store_writer
+        if store is not None and self.head is not None and store.due():
+            store.write(self.host.source, self.head, len(self.log), last_event, self.log.first_ktime)
 
     # ---- folding -----------------------------------------------------------------------
 
@@ -236,9 +294,21 @@ class Timeline:
             self.fold()
         self.host.changed()
 
-    def search_back(self, pred: Predicate, before: int) -> int | None:
-        """The largest position q < ``before`` whose event (log[q-1]) satisfies ``pred``,
-        searched one checkpoint segment at a time, newest segment first."""
+    def search_back(self, pred: Predicate, before: int, count: int = 1) -> int:
+        """The position ``count`` matches back from ``before`` (as far as there are matches;
+        ``before`` itself when none): a match is a position q whose event (log[q-1])
+        satisfies ``pred``."""
+        target = before
+        for _ in range(max(1, count)):
+            found = self._search_back(pred, target)
+            if found is None:
+                break
+            target = found
+        return target
+
+    def _search_back(self, pred: Predicate, before: int) -> int | None:
+        """The largest match q < ``before``, searched one checkpoint segment at a time,
+        newest segment first."""
         hi = before - 1
         while hi >= 1:
             engine, lo = self.engine_at(hi - 1)

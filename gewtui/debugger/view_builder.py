@@ -80,10 +80,10 @@ class ViewBuilder:
         changed = False
         if d.filter is not self._filter:
             changed = self._rebuild_all(eng)
-        elif d.dirty is None:
+        elif d.marks.dirty is None:
             changed = self._resync(eng)
         else:
-            dirty = d.dirty
+            dirty = d.marks.dirty
             touched = getattr(eng, "flows_touched_since", None)
             at = getattr(eng, "at_event_id", None)
             if touched is not None and at is not None:
@@ -98,7 +98,7 @@ class ViewBuilder:
             else:
                 for fid in dirty:
                     changed |= self._refresh_one(eng, fid)
-        d.dirty = set()
+        d.marks.dirty = set()
         self._seen = getattr(eng, "at_event_id", 0)
         if changed:
             self._flows_version += 1
