@@ -67,3 +67,9 @@ class SessionError(GewError):
     """A session transaction step failed and was rolled back."""
 
     code = EX_SOFTWARE
+
+
+def one_line(e: BaseException) -> str:
+    """An unexpected exception as one line of a message: its type and its first line."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

@@ -11,7 +11,7 @@ from typing import Callable
 
 import pytest
 
-from gewtui.kernel.session import LiveSession
+from gewtui.kernel.live import LiveSession
 from gewtui.lab import Lab
 from gewtui.pb import events_pb2 as pb
 from gewtui.recording import RecordingReader

@@ -119,7 +119,7 @@ class Planes(list):
 
 
 def main() -> int:
-    from gewtui.kernel.session import LiveSession
+    from gewtui.kernel.live import LiveSession
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--instance", required=True)

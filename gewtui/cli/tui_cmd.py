@@ -145,7 +145,7 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
             lab = stack.enter_context(Lab(args.lab))
             scope = scope or list(lab.scope_args)
         from gewtui.kernel.live import default_recording_path, new_session_id
-        from gewtui.kernel.session import LiveSession
+        from gewtui.kernel.live import LiveSession
 
         sid = new_session_id()
         live = LiveSession(scope, record=args.record or default_recording_path(sid),

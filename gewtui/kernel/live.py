@@ -1,5 +1,5 @@
 """LiveSession: one live session as an event source for `gew session apply`, the TUI and
-the shell (re-exported as gewtui.kernel.session.LiveSession).
+the shell, built on the transactional Session of gewtui.kernel.session.
 
     with LiveSession(["netns=gewlab-client"], record="/tmp/s.gewrec") as live:
         while running:
@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from gewtui import __version__, securefs
-from gewtui.errors import CapabilityError, GewError, RecordingError
+from gewtui.errors import CapabilityError, RecordingError, one_line
 from gewtui.kernel.bpffs import CleanupReport, Instance, Log
 from gewtui.kernel.scope import ResolvedScope, ScopeEntry, ScopeWatcher, parse_scope, resolve
-from gewtui.kernel.session import PlaneFactory, Session, _one_line, fault_from_env, new_session_id
+from gewtui.kernel.session import PlaneFactory, Session, fault_from_env, new_session_id
 from gewtui.pb import events_pb2, recording_pb2, session_pb2
 
 RECORDINGS_DIR = "/var/lib/gewyvern/recordings"
@@ -437,7 +437,7 @@ class LiveSession:
                     self._drain()
                 except Exception as e:
                     # the end of the observation is unknown: the end records must say so
-                    self._incomplete.append(f"final drain failed: {_one_line(e)}")
+                    self._incomplete.append(f"final drain failed: {one_line(e)}")
                     errors.append(f"final drain: {e}")
                 st = self.stats.to_pb()
                 w = self._writer

@@ -1,4 +1,4 @@
-"""Sessions: the transactional attach boundary, and the live source built on it.
+"""Sessions: the transactional attach boundary the live source is built on.
 
 ``Session`` runs ``create → stage → verify → attach → commit`` over one kernel plane.
 Every step first writes the manifest (gewtui.kernel.bpffs), then changes the kernel, so a
@@ -6,9 +6,9 @@ process killed at any point leaves a manifest naming all it may have created; an
 in-process rolls back everything done so far (plane closed, tc filters and clsact qdiscs
 we added removed, pins and manifest removed) and re-raises.
 
-``LiveSession`` is what `gew session apply`, the TUI and the shell use: orphan cleanup of
-its instance, scope resolution, capability verification, the transaction, the recording,
-and a poll loop that yields L0 events and keeps the stats (events, lost, completeness,
+``LiveSession`` (gewtui.kernel.live, built on this module) is what `gew session apply`, the
+TUI and the shell use: orphan cleanup of its instance, scope resolution, capability
+verification, the transaction, the recording, and a poll loop that yields L0 events and keeps the stats (events, lost, completeness,
 BPF cost, recording size). It installs no signal handlers; its owner does.
 
 Test-only failure injection: ``fault="<step>"`` makes that step fail after its work is
@@ -24,9 +24,9 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from gewtui.errors import GewError, ScopeError, SessionError
+from gewtui.errors import GewError, ScopeError, SessionError, one_line
 from gewtui.kernel import tc as tcmod
 from gewtui.kernel.bpffs import Instance, Log, Manifest, TcFilterRecord, proc_start_time, validate_name
 from gewtui.kernel.plane import KernelPlaneLike
@@ -133,7 +133,7 @@ class Session:
                               e.code) from None
             if isinstance(e, Exception):
                 raise SessionError(f"session {self.session_id}: {failed} failed, rolled back: "
-                                   f"{_one_line(e)}") from e
+                                   f"{one_line(e)}") from e
             raise  # KeyboardInterrupt / SystemExit: rolled back, keep propagating
         self.opened = True
         return self
@@ -213,7 +213,7 @@ class Session:
             try:
                 self.plane.close()
             except Exception as e:  # the cleanup below must run whatever the plane says
-                self.log(f"session {self.session_id}: plane close: {_one_line(e)}")
+                self.log(f"session {self.session_id}: plane close: {one_line(e)}")
         rep = self.instance.remove_session(self.session_id, self.manifest, self.log if verbose else None)
         if not verbose:
             self.log(f"session {self.session_id}: detached; removed {len(rep.removed_pins)} pin(s), "
@@ -294,17 +294,3 @@ def _ifindex(ifname: str, netns: str) -> int:
         if name == ifname:
             return idx
     raise tcmod.TcError(f"no interface {netns or 'host'}/{ifname}")
-
-
-def _one_line(e: BaseException) -> str:
-    s = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {s[0]}" if s else type(e).__name__
-
-
-def __getattr__(name: str) -> Any:
-    # LiveSession lives in gewtui.kernel.live (it imports this module); re-exported lazily.
-    if name in ("LiveSession", "LiveStats"):
-        from gewtui.kernel import live
-
-        return getattr(live, name)
-    raise AttributeError(name)

@@ -24,7 +24,7 @@ from typing import BinaryIO, Iterator
 from google.protobuf.message import DecodeError
 
 from gewtui import securefs
-from gewtui.errors import EX_NOINPUT, RecordingError
+from gewtui.errors import EX_NOINPUT, RecordingError, one_line
 from gewtui.pb import events_pb2, recording_pb2
 from gewtui.recording.framing import (
     HEADER_MARKER, MAGIC, MAX_HEADER_BYTES, READ_CHUNK, ReadReport, _Bad, check_magic, parse_frame,
@@ -90,7 +90,7 @@ class RecordingReader:
         try:
             header = recording_pb2.RecordingHeader.FromString(buf[q:end])
         except _DECODE_ERRORS as e:
-            raise RecordingError(f"{self.path}: header undecodable ({_one_line(e)})") from None
+            raise RecordingError(f"{self.path}: header undecodable ({one_line(e)})") from None
         return header, end + 4
 
     # -- iteration -----------------------------------------------------------------------
@@ -160,7 +160,7 @@ class RecordingReader:
 
     def _undecodable(self, report: ReadReport, off: int, n: int, e: BaseException) -> None:
         # The CRC matched, so the framing is sound: the payload itself is foreign or hostile.
-        why = f"undecodable record ({_one_line(e)})"
+        why = f"undecodable record ({one_line(e)})"
         if self.strict:
             raise RecordingError(f"{self.path}: {why} at byte {off}")
         report.add_region(off, n, why, 1)
@@ -212,8 +212,3 @@ def event_bytes(payload: bytes) -> bytes | None:
 def open_recording(path: str | os.PathLike[str], *, strict: bool = False) -> RecordingReader:
     """Open a recording for reading (RecordingError if it is not one)."""
     return RecordingReader(path, strict=strict)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

@@ -23,8 +23,9 @@ import pytest
 from gewtui.errors import EX_USAGE, GewError, ScopeError
 from gewtui.kernel import tc
 from gewtui.kernel.bpffs import Instance, proc_start_time
+from gewtui.kernel.live import LiveSession
 from gewtui.kernel.scope import ScopeEntry, resolve
-from gewtui.kernel.session import STEPS, LiveSession, Session
+from gewtui.kernel.session import STEPS, Session
 from gewtui.recording import RecordingReader
 from tests.conftest import drop_instance, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
 from tests.test_session_support import Planes, RealObjectsPlane
