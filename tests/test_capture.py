@@ -277,7 +277,7 @@ def test_checkpoints_of_a_lagging_engine_resume_where_its_events_continue(tmp_pa
     whole file does."""
     from gewtui.debugger import commands
     from gewtui.debugger.core import Debugger
-    from gewtui.debugger.snapshot import ViewBuilder
+    from gewtui.debugger.view_builder import ViewBuilder
     from gewtui.debugger.sources import LiveSource, ReplaySource
     from gewtui.debugger.stored import StorePolicy, StoreWriter
     from gewtui.recording.checkpoints import find_checkpoints
@@ -317,7 +317,7 @@ def test_checkpoints_of_a_lagging_engine_resume_where_its_events_continue(tmp_pa
 
 def test_the_status_bar_shows_lag_until_it_drains(tmp_path):
     from gewtui.debugger.core import Debugger
-    from gewtui.debugger.snapshot import ViewBuilder
+    from gewtui.debugger.view_builder import ViewBuilder
     from gewtui.debugger.sources import LiveSource
     from gewtui.tui.widgets.bars import status_text
     from tests.debugger_support import big_stream
