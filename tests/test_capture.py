@@ -17,7 +17,7 @@ from gewtui.kernel.decode import Decoder
 from gewtui.kernel.probes import UNITS
 from gewtui.pb import events_pb2, recording_pb2
 from gewtui.recording import RecordingWriter, open_recording
-from tests.test_decode_fastpath import _record, _vocab
+from tests.support.kernel_records import _record, _vocab
 
 
 # -- one numbering, one serialization ------------------------------------------------------
@@ -282,7 +282,7 @@ def test_checkpoints_of_a_lagging_engine_resume_where_its_events_continue(tmp_pa
     from gewtui.debugger.stored import StorePolicy, StoreWriter
     from gewtui.recording.checkpoints import find_checkpoints
     from tests.debugger_support import big_stream
-    from tests.test_debugger_engine import dump, run, straight
+    from tests.support.engine_replay import dump, run, straight
 
     events = list(big_stream(12_000, flows=300))
     path = tmp_path / "lag.gewrec"

@@ -10,7 +10,7 @@ from gewtui.debugger import commands
 from gewtui.debugger.commands import COMMANDS, CompletionData, complete, lookup, parse
 from gewtui.errors import UsageError
 from gewtui.debugger.view import HelpOut
-from tests.test_debugger_core import make
+from tests.support.toy_debugger import make
 
 
 def test_names_and_aliases_are_unique():

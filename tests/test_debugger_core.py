@@ -9,42 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.debugger_support import STORM_EVENT_ID, ToyEngine, big_stream, header, toy_scenario
 from gewtui.debugger import commands
 from gewtui.debugger.checkpoints import CheckpointPolicy
-from gewtui.debugger.core import Debugger
-from gewtui.debugger.view_builder import ViewBuilder
-from gewtui.debugger.sources import MemorySource
-from gewtui.pb import events_pb2
+from tests.debugger_support import STORM_EVENT_ID, big_stream, toy_scenario
+from tests.support.toy_debugger import PushSource, flows_state, fresh_state, make, run
 
 DENSE = CheckpointPolicy(budget_s=0.0, overhead_ratio=0.0, min_events=50)
-
-
-def make(events=None, policy=None, source=None):
-    src = source or MemorySource(events if events is not None else toy_scenario(), header())
-    d = Debugger(src, engine_factory=ToyEngine, engine_restore=ToyEngine.restore, policy=policy)
-    return d, commands.Context(d, ViewBuilder(d))
-
-
-def run(ctx, line):
-    """Execute like a synchronous front end: the command, then its motion to the end."""
-    out = commands.execute(ctx, line)
-    errors = [o for o in out if getattr(o, "level", "") == "error"]
-    assert not errors, errors
-    ctx.debugger.settle()
-    return out + ctx.debugger.take_stops()
-
-
-def flows_state(engine):
-    return sorted((f.flow_id, f.phase, f.tcp_state, f.counters.events, f.counters.retransmits,
-                   tuple(f.templates)) for f in engine.flows())
-
-
-def fresh_state(events, n):
-    e = ToyEngine()
-    for ev in events[:n]:
-        e.feed(ev)
-    return flows_state(e)
 
 
 # ---- motions ------------------------------------------------------------------------------
@@ -262,33 +232,6 @@ def test_bad_filter_is_refused():
 
 
 # ---- live ---------------------------------------------------------------------------------
-
-class PushSource:
-    """A live source the test feeds by hand."""
-
-    live = True
-    exhausted = False
-
-    def __init__(self):
-        self.pending: list[events_pb2.Event] = []
-        self.read_total = 0
-        self.interventions = []
-
-    def push(self, events):
-        self.pending.extend(events)
-
-    def read(self, max_events, timeout_s=0.0):
-        out, self.pending = self.pending[:max_events], self.pending[max_events:]
-        self.read_total += len(out)
-        return out
-
-    def info(self):
-        from gewtui.debugger.sources import SourceInfo
-        return SourceInfo("live-test", "live", "FULLY_SUPPORTED", "host netns", "", False)
-
-    def stats(self):
-        from gewtui.debugger.sources import SourceStats
-        return SourceStats(events=self.read_total)
 
 
 def test_live_follows_the_head_and_pause_freezes_only_the_view():

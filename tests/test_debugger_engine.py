@@ -8,38 +8,15 @@ from gewtui.debugger import commands
 from gewtui.debugger.checkpoints import CheckpointPolicy
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.export import filter_recording
+from gewtui.debugger.sources import MemorySource
 from gewtui.debugger.view_builder import ViewBuilder
-from gewtui.debugger.sources import MemorySource, ReplaySource
 from gewtui.model.engine import Engine
 from gewtui.recording import open_recording
 from tests.debugger_support import header, lab_scenario, write_recording
 from tests.model_streams import StreamBuilder
+from tests.support.engine_replay import dump, replay, run, straight
 
 DENSE = CheckpointPolicy(budget_s=0.0, overhead_ratio=0.0, min_events=20)
-
-
-def replay(path, policy=None):
-    d = Debugger(ReplaySource(path), policy=policy)
-    return d, commands.Context(d, ViewBuilder(d))
-
-
-def run(ctx, line):
-    out = commands.execute(ctx, line)
-    assert not [o for o in out if getattr(o, "level", "") == "error"], out
-    ctx.debugger.settle()
-    return out + ctx.debugger.take_stops()
-
-
-def dump(eng) -> bytes:
-    return b"|".join([f.SerializeToString(deterministic=True) for f in eng.flows()]
-                     + [c.SerializeToString(deterministic=True) for c in eng.chains()])
-
-
-def straight(events, n, session_id="test-session"):
-    e = Engine(session_id=session_id)
-    for ev in events[:n]:
-        e.feed(ev)
-    return dump(e)
 
 
 def test_template_breakpoint_stops_on_the_event_the_template_matched(tmp_path):

@@ -2,7 +2,6 @@
 attribution rules, each record kind, summaries and folding, and refusal of bad records."""
 import socket
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,8 @@ from gewtui.kernel.probes import UNITS, drops, owner, queue, route, tcp_events, 
 from gewtui.kernel.probes.base import HDR, SOCK, TUPLE
 from gewtui.pb import events_pb2 as E
 from gewtui.runtime.tracefs import Tracefs
+from tests.support.kernel_records import DATA
 
-DATA = Path(__file__).parent / "data" / "tracefs"
 SK, SK2 = 0xFFFF888000001000, 0xFFFF888000002000
 NS_SOCK, NS_TASK = 4026532001, 4026531840
 A, B = socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2")

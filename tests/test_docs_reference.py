@@ -10,7 +10,7 @@ import pytest
 from gewtui.cli.main import COMMANDS
 from gewtui.debugger import commands
 from gewtui.debugger.reference import markdown
-from tests.test_recording_export import GEW
+from tests.support.gew_cli import GEW
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "commands.md"
 

@@ -7,17 +7,13 @@ import csv
 import io
 import json
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from gewtui.pb import events_pb2, intervention_pb2, recording_pb2
 from gewtui.recording import RecordingWriter, open_recording
-from tests.test_recording_export import gew
+from tests.support.gew_cli import GOLDEN, LOSSY, gew
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
-LOSSY = GOLDEN / "lossy.gewrec"           # 10.77.1.1 -> 10.77.1.2:8080
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 
 

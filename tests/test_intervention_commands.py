@@ -10,7 +10,7 @@ from gewtui.intervene.controller import InterventionController
 from gewtui.intervene.log import Actor
 from gewtui.pb import intervention_pb2 as ipb
 
-from tests.test_intervention_fakes import (ARGV, SID, FakeBackend, FakeEngine, FakeRecorder,
+from tests.support.intervention_fakes import (ARGV, SID, FakeBackend, FakeEngine, FakeRecorder,
                                            FakeSession, deny_tuple, make_chain, make_flow)
 
 

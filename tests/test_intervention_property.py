@@ -18,7 +18,7 @@ from gewtui.intervene.gate import CONFIRMATION_MAX_AGE_NS, Confirmation
 from gewtui.intervene.log import Actor
 from gewtui.pb import intervention_pb2 as ipb
 
-from tests.test_intervention_fakes import (ARGV, SID, Clock, FakeBackend, FakeEngine,
+from tests.support.intervention_fakes import (ARGV, SID, Clock, FakeBackend, FakeEngine,
                                            FakeRecorder, FakeSession, deny_tuple, make_chain,
                                            make_flow)
 

@@ -14,13 +14,9 @@ import pytest
 from gewtui.pb import events_pb2, intervention_pb2, recording_pb2
 from gewtui.recording import RecordingWriter
 from gewtui.recording.sample import mixed_records, sample_header, tcp_state_event, write_sample
+from tests.support.gew_cli import GEW, gew
 
 ROOT = Path(__file__).resolve().parent.parent
-GEW = str(ROOT / ".venv" / "bin" / "gew")
-
-
-def gew(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([GEW, *args], capture_output=True, text=True, timeout=120, **kw)
 
 
 @pytest.fixture(scope="module")

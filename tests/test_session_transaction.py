@@ -2,7 +2,7 @@
 nothing — no program or map of the session, no pin, no tc filter or clsact it added, no
 manifest — and a committed session holds exactly what its manifest names.
 
-The plane here (tests/test_session_support.py) is a stand-in that creates real kernel
+The plane here (tests/support/session_planes.py) is a stand-in that creates real kernel
 objects at each step (a map at stage, a SCHED_CLS program at verify, a tc filter per scoped
 veth at attach, a pin at commit), so the rollback is checked against the kernel, not
 against a mock's bookkeeping.
@@ -21,7 +21,7 @@ from gewtui.kernel.bpffs import Instance
 from gewtui.kernel.scope import ScopeEntry, resolve
 from gewtui.kernel.session import STEPS, Session
 from tests.conftest import kernel_bpf_objects, tc_filters, tc_qdiscs, wait_maps_gone
-from tests.test_session_support import HANDLE, PRIO, Planes, RealObjectsPlane
+from tests.support.session_planes import HANDLE, PRIO, Planes, RealObjectsPlane
 
 pytestmark = pytest.mark.root
 

@@ -19,7 +19,7 @@ from gewtui.debugger.sources import ReplaySource
 from gewtui.shell import repl
 from gewtui.tui.widgets.reasons import ChainTree, _walk
 from tests import debugger_support
-from tests.test_tui import SIZE, command, make_app
+from tests.support.tui_driver import SIZE, command, make_app
 
 # The shared scenario and its recording (fixtures of tests/debugger_support.py).
 scenario, recording = debugger_support.scenario, debugger_support.recording

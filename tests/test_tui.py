@@ -5,68 +5,20 @@ there, and the intervention panel names each failing gate condition and why."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import io
 
-from rich.console import Console
-
 from gewtui.debugger.core import Debugger
-from gewtui.debugger.sources import ReplaySource
-from gewtui.present import renderables
 from gewtui.tui.app import FixedClock, GewApp, build_app
 from gewtui.tui.messages import CommandOutput, ViewUpdated
 from gewtui.tui.widgets.bars import CommandBar, StatusBar
 from gewtui.tui.widgets.flow_tree import FlowTree
 from gewtui.tui.widgets.reasons import ChainTree
 from tests import debugger_support
-from tests.test_debugger_core import PushSource
+from tests.support.tui_driver import SIZE, command, make_app, read_all, sync, text_of
+from tests.support.toy_debugger import PushSource
 
 # The shared scenario and its recording (fixtures of tests/debugger_support.py).
 scenario, recording = debugger_support.scenario, debugger_support.recording
-
-SIZE = (80, 24)
-
-
-def sync(fn):
-    """Run an async test body (no asyncio plugin is assumed)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kw):
-        return asyncio.run(fn(*args, **kw))
-    return wrapper
-
-
-def make_app(path, theme="dark") -> GewApp:
-    return build_app(Debugger(ReplaySource(path)), theme=theme, clock=FixedClock(),
-                     cursor_blink=False)
-
-
-async def command(app: GewApp, pilot, line: str):
-    """Type a line into the command bar, as an operator would."""
-    await pilot.press("colon")
-    bar = app.screen.query_one(CommandBar)
-    assert bar.has_focus
-    bar.value = line
-    await pilot.press("enter")
-    return await app.settle()
-
-
-async def read_all(app: GewApp, known: int, timeout: float = 10.0):
-    """Settle until the pump has read ``known`` events from a live source (a view built
-    for a request can come before the pump's next read of what was just pushed)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        v = await app.settle()
-        if v.cursor.known >= known or asyncio.get_running_loop().time() > deadline:
-            return v
-        await asyncio.sleep(0.02)
-
-
-def text_of(widget) -> str:
-    """A Static's content as plain text (what the operator reads)."""
-    console = Console(width=200, file=io.StringIO(), record=True, color_system=None,
-                      theme=renderables.THEME)
-    console.print(widget.content)
-    return console.export_text()
 
 
 @sync

@@ -18,7 +18,7 @@ from gewtui.debugger.view import FlowRow
 from gewtui.tui import themes
 from gewtui.tui.widgets.flow_tree import FlowTree, build_lines, changed_rows
 from tests import debugger_support
-from tests.test_tui import command, sync
+from tests.support.tui_driver import _text, command, sync
 
 # The shared scenario's recording (a fixture of tests/debugger_support.py).
 scenario, recording = debugger_support.scenario, debugger_support.recording
@@ -84,10 +84,6 @@ async def _frame(pilot, tree: CountingTree) -> list[int]:
     tree.rendered.clear()
     await pilot.pause()
     return sorted(set(tree.rendered))
-
-
-def _text(tree: FlowTree, line: int) -> str:
-    return tree.render_line(line - tree.scroll_offset.y).text
 
 
 @sync
@@ -254,7 +250,7 @@ async def test_a_motion_that_stops_at_once_paints_its_stop_but_not_its_running_s
     from gewtui.tui.app import RUNNING_DELAY_S
     from gewtui.tui.messages import ViewUpdated
     from gewtui.tui.widgets.bars import StatusBar
-    from tests.test_tui import make_app, text_of
+    from tests.support.tui_driver import make_app, text_of
 
     app = make_app(recording)
     async with app.run_test(size=(120, 30)) as pilot:

@@ -16,8 +16,8 @@ from gewtui.tui.app import FixedClock, build_app
 from gewtui.tui.app import binding_ids
 from gewtui.tui.widgets.flow_tree import FlowTree
 from tests import debugger_support
-from tests.test_recording_export import GEW
-from tests.test_tui import SIZE, sync, text_of
+from tests.support.gew_cli import GEW
+from tests.support.tui_driver import SIZE, sync, text_of
 
 scenario, recording = debugger_support.scenario, debugger_support.recording
 
@@ -209,7 +209,7 @@ async def test_without_open_at_a_replay_stays_at_the_start(recording):
 
 
 def test_export_format_default_comes_from_the_config_file(tmp_path):
-    from tests.test_export_formats import LOSSY
+    from tests.support.gew_cli import LOSSY
 
     write_config(tmp_path, '[defaults]\nexport_format = "jsonl"\n')
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "cfg"))
@@ -236,8 +236,8 @@ def test_a_transition_before_the_first_event_reads_minus_not_plus_minus():
 
 @sync
 async def test_tree_rows_show_no_bare_dash_and_keep_their_template(tmp_path):
-    from tests.test_export_formats import GOLDEN
-    from tests.test_tui_frames import _text
+    from tests.support.gew_cli import GOLDEN
+    from tests.support.tui_driver import _text
 
     for name, size in (("refused", (80, 24)), ("refused", (120, 40)), ("route-flap", (80, 24))):
         app = make_app(GOLDEN / f"{name}.gewrec", open_at="end")

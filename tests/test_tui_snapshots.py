@@ -13,7 +13,7 @@ import pytest
 from gewtui.tui.themes import NAMES
 from gewtui.tui.widgets.reasons import ChainTree
 from tests.debugger_support import lab_scenario, write_recording
-from tests.test_tui import SIZE, command, make_app
+from tests.support.tui_driver import SIZE, command, make_app
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 

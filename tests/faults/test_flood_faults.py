@@ -157,7 +157,7 @@ def _tui_shows_the_loss(rec: str, lost_total: int, gaps: list) -> None:
     from gewtui.tui.app import FixedClock, build_app
     from gewtui.tui.widgets.bars import StatusBar
     from gewtui.tui.widgets.panels import FlowView
-    from tests.test_tui import command, text_of
+    from tests.support.tui_driver import command, text_of
 
     lo = min(g.window_start_ns for g in gaps)
     hi = max(g.window_end_ns for g in gaps)

@@ -6,7 +6,7 @@ start), none of our pins, tc filters, clsact qdiscs or manifests remain; every f
 clsact and tc filter is exactly as before; the recording is readable up to the fault and
 says how the session ended.
 
-Session owners run in a subprocess (tests/test_session_support.py) over a stand-in plane
+Session owners run in a subprocess (tests/support/session_planes.py) over a stand-in plane
 that creates real kernel objects, so SIGKILL hits a real owner holding real objects.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from gewtui.kernel.scope import ScopeEntry, resolve
 from gewtui.kernel.session import STEPS, Session
 from gewtui.recording import RecordingReader
 from tests.conftest import drop_instance, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
-from tests.test_session_support import Planes, RealObjectsPlane
+from tests.support.session_planes import Planes, RealObjectsPlane
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def foreign_tc(netns_pair, sched_cls_fd):
 
 def _owner(instance: str, scope: list[str], ids_file: Path, record: str | None = None,
            fault: str | None = None) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "tests.test_session_support", "--instance", instance, "--ids-file", str(ids_file)]
+    argv = [sys.executable, "-m", "tests.support.session_planes", "--instance", instance, "--ids-file", str(ids_file)]
     for s in scope:
         argv += ["--scope", s]
     if record:
@@ -72,7 +72,7 @@ def _kill(p: subprocess.Popen) -> None:
 
 
 def _ids(ids_file: Path) -> set[int]:
-    """Kernel ids of the objects a subprocess owner created (tests/test_session_support.py)."""
+    """Kernel ids of the objects a subprocess owner created (tests/support/session_planes.py)."""
     return {int(x) for x in ids_file.read_text().split()} if ids_file.exists() else set()
 
 

@@ -2,7 +2,7 @@
 kernel objects, and a subprocess entry point running a LiveSession over it, so kill tests
 can SIGKILL a real session owner at any moment.
 
-    python -m tests.test_session_support --instance I --scope netns=X [--record F] [--fault S]
+    python -m tests.support.session_planes --instance I --scope netns=X [--record F] [--fault S]
                                          [--ids-file F]   (kernel ids of its objects, one a line)
 
 prints "ready <session_id>" on stdout once the session is open, then polls until killed
