@@ -4,46 +4,8 @@ as one error line naming the failed conditions, undo removes at once."""
 from __future__ import annotations
 
 from gewtui.debugger import commands
-from gewtui.debugger.core import Debugger
-from gewtui.debugger.sources import SourceInfo, SourceStats
-from gewtui.intervene.controller import InterventionController
-from gewtui.intervene.log import Actor
 from gewtui.pb import intervention_pb2 as ipb
-
-from tests.support.intervention_fakes import (ARGV, SID, FakeBackend, FakeEngine, FakeRecorder,
-                                           FakeSession, deny_tuple, make_chain, make_flow)
-
-
-class FakeLiveSource:
-    live = True
-    exhausted = False
-
-    def __init__(self):
-        self.interventions = []
-
-    def read(self, max_events, timeout_s=0.0):
-        return []
-
-    def info(self):
-        return SourceInfo(SID, "live", "FULLY_SUPPORTED", "netns=ns-a", "", True)
-
-    def stats(self):
-        return SourceStats()
-
-
-def setup(typed: str | None):
-    engine = FakeEngine()
-    for fid in (1, 2):
-        engine.flows[fid], engine.chains[fid] = make_flow(fid), make_chain(fid)
-    engine.feed = lambda ev: []
-    src = FakeLiveSource()
-    d = Debugger(src, engine_factory=lambda: engine, engine_restore=lambda s: engine)
-    backend, rec = FakeBackend(), FakeRecorder()
-    d.intervention = InterventionController(FakeSession(), engine, rec, backend=backend,
-                                            argv=ARGV, actor=Actor(0, ""),
-                                            on_record=src.interventions.append)
-    ctx = commands.Context(d, None, (lambda prompt, fid: typed) if typed is not None else None)
-    return ctx, backend, src
+from tests.support.intervention_fakes import deny_tuple, setup
 
 
 def texts(outs):

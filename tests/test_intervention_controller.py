@@ -17,8 +17,8 @@ from gewtui.intervene.log import Actor
 from gewtui.pb import events_pb2, intervention_pb2 as ipb
 
 from tests.support.intervention_fakes import (ARGV, SID, Clock, FakeBackend, FakeEngine,
-                                           FakeRecorder, FakeSession, Itf, deny_tuple,
-                                           make_chain, make_flow, tup)
+                                              FakeRecorder, FakeSession, Itf, deny_tuple,
+                                              make_chain, make_flow, tup)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from gewtui.intervene.log import Actor
 from gewtui.pb import intervention_pb2 as ipb
 
 from tests.support.intervention_fakes import (ARGV, SID, Clock, FakeBackend, FakeEngine,
-                                           FakeRecorder, FakeSession, deny_tuple, make_chain,
-                                           make_flow)
+                                              FakeRecorder, FakeSession, deny_tuple, make_chain,
+                                              make_flow)
 
 FLOWS = (1, 2, 3)
 STATS = {"executed": 0}

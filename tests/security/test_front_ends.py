@@ -19,7 +19,7 @@ import pytest
 
 from gewtui.recording.sample import write_sample
 from tests import debugger_support
-from tests.test_intervention_commands import setup as drop_setup
+from tests.support.intervention_fakes import setup as drop_setup
 from tests.support.tui_driver import SIZE, command, make_app, sync
 
 GEW = [sys.executable, "-m", "gewtui.cli.main"]

@@ -1,14 +1,19 @@
 """Fakes for the intervention controller's collaborators (no kernel): a live session, an
-engine, a recorder, a drop backend and a clock. Shared by the controller and property tests;
-this module holds no tests itself."""
+engine, a recorder, a drop backend and a clock, and a debugger over them whose drops go
+through the real controller (``setup``)."""
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
 
+from gewtui.debugger import commands
+from gewtui.debugger.core import Debugger
+from gewtui.debugger.sources import SourceInfo, SourceStats
 from gewtui.errors import RecordingError
 from gewtui.intervene.classifier import DenyCounters, DenyTuple
-from gewtui.intervene.controller import GateFacts
+from gewtui.intervene.controller import InterventionController
+from gewtui.intervene.log import Actor
+from gewtui.intervene.ports import GateFacts
 from gewtui.intervene.targets import Attachment
 from gewtui.pb import events_pb2, model_pb2
 
@@ -191,3 +196,35 @@ def make_chain(fid: int, allowed=("drop",), session_id: str = SID) -> model_pb2.
 
 def deny_tuple(fid: int, **kw) -> DenyTuple:
     return DenyTuple.from_pb(tup(fid, **kw))
+
+
+class FakeLiveSource:
+    live = True
+    exhausted = False
+
+    def __init__(self):
+        self.interventions = []
+
+    def read(self, max_events, timeout_s=0.0):
+        return []
+
+    def info(self):
+        return SourceInfo(SID, "live", "FULLY_SUPPORTED", "netns=ns-a", "", True)
+
+    def stats(self):
+        return SourceStats()
+
+
+def setup(typed: str | None):
+    engine = FakeEngine()
+    for fid in (1, 2):
+        engine.flows[fid], engine.chains[fid] = make_flow(fid), make_chain(fid)
+    engine.feed = lambda ev: []
+    src = FakeLiveSource()
+    d = Debugger(src, engine_factory=lambda: engine, engine_restore=lambda s: engine)
+    backend, rec = FakeBackend(), FakeRecorder()
+    d.intervention = InterventionController(FakeSession(), engine, rec, backend=backend,
+                                            argv=ARGV, actor=Actor(0, ""),
+                                            on_record=src.interventions.append)
+    ctx = commands.Context(d, None, (lambda prompt, fid: typed) if typed is not None else None)
+    return ctx, backend, src
