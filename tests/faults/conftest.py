@@ -109,6 +109,18 @@ def lo_ns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 256 KiB tmpfs: a disk that fills up."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "gewt-tiny", str(d)], check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for case, (title, _) in CASES.items():
         config.addinivalue_line("markers", f"case{case:02d}: issue 7 case {case}, {title}")

@@ -122,8 +122,8 @@ def test_case04_coexistence_foreign_tracepoint_clsact_filters_and_pins_through_s
         netns_pair, gew_instance, foreign_pin, foreign_tracer, sched_cls_fd, tmp_path):
     from gewtui.kernel import tc
     from tests.conftest import tc_filters, tc_qdiscs
-    from tests.faults.test_intervention_faults import _kill, _ours, _spawn_child, _tuple_json
-    from tests.test_intervention_lab import Stream
+    from tests.support.drop_owner import _kill, _ours, _spawn_child, _tuple_json
+    from tests.support.intervention_lab import Stream
 
     count_pin, foreign_prog = foreign_tracer
     pair = netns_pair

@@ -13,14 +13,11 @@
 - Privileges: allow_intervention set anywhere but on the process's own command line (session
   options, environment) is refused by the gate; nothing reaches tc.
 
-Run as a module (``python -m tests.faults.test_intervention_faults child CONFIG
---allow-intervention``) it is the child that holds a drop until it is killed.
+The child that holds a drop until it is killed is tests/support/drop_owner.py.
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +27,7 @@ import pytest
 
 from gewtui.intervene.gate import Confirmation
 from gewtui.pb import intervention_pb2 as ipb
+from tests.support.drop_owner import _kill, _open_live, _ours, _spawn_child, _tuple_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,68 +37,6 @@ def _interventions(path: str) -> list:
 
     with RecordingReader(path) as rd:
         return [r.intervention for r in rd.records() if r.WhichOneof("body") == "intervention"]
-
-
-def _open_live(netns: str, record: str, instance: str, **kw):
-    from gewtui.kernel import live as live_mod
-    from tests.test_intervention_lab import NullPlane, no_capability_check
-
-    live_mod.verify_capabilities = no_capability_check     # the plane loads no probe
-    live = live_mod.LiveSession([f"netns={netns}"], record=record, instance=instance,
-                                allow_intervention=True, plane_factory=NullPlane,
-                                gc_on_start=False, **kw)
-    return live.open()
-
-
-def _tuple_json(t) -> dict:
-    return {"saddr": t.saddr.hex(), "daddr": t.daddr.hex(), "sport": t.sport, "dport": t.dport}
-
-
-def _child(cfg: dict) -> None:
-    """Hold one drop until killed. Its own command line carries --allow-intervention."""
-    from gewtui.errors import GewError
-    from gewtui.intervene.controller import controller_for
-    from gewtui.pb import events_pb2
-    from tests.test_intervention_lab import LabEngine
-
-    t = cfg["tuple"]
-    tup = events_pb2.Tuple(family=2, saddr=bytes.fromhex(t["saddr"]), daddr=bytes.fromhex(t["daddr"]),
-                           sport=t["sport"], dport=t["dport"], protocol=6)
-    live = _open_live(cfg["netns"], cfg["record"], cfg["instance"])
-    engine = LabEngine(cfg["netns"], cfg["ifname"], {1: tup})
-    ctl = controller_for(live, engine, ttl_s=cfg["ttl"])     # argv: the real /proc/self/cmdline
-    try:
-        rec = ctl.request_drop(1, Confirmation.typed_now("1", 1, live.session_id))
-    except GewError as e:
-        print("refused", e.message, flush=True)
-        ctl.close()
-        live.close()
-        return
-    print("ready", live.session_id, rec.intervention_id, flush=True)
-    while True:
-        time.sleep(1)
-
-
-def _spawn_child(cfg: dict, flag: bool = True, env: dict | None = None
-                 ) -> tuple[subprocess.Popen, str]:
-    argv = [sys.executable, "-m", "tests.faults.test_intervention_faults", "child", json.dumps(cfg)]
-    p = subprocess.Popen(argv + (["--allow-intervention"] if flag else []), cwd=ROOT,
-                         env=None if env is None else {**os.environ, **env},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if not flag:
-        out, err = p.communicate(timeout=60)
-        return p, out + err
-    line = p.stdout.readline()
-    if not line.startswith("ready"):
-        p.kill()
-        raise AssertionError(f"child did not start: {line!r} {p.stderr.read()[-2000:]}")
-    return p, line.split()[1]
-
-
-def _kill(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGKILL)
-    p.wait(10)
 
 
 def _wait(pred, timeout: float, step: float = 0.05) -> bool:
@@ -126,16 +62,10 @@ def foreign_tc(netns_pair, sched_cls_fd):
     return netns_pair
 
 
-def _ours(pair) -> list:
-    from gewtui.kernel import tc
-
-    return [f for f in tc.list_filters(pair.a_if, pair.a) if f.name == "gew_deny"]
-
-
 @pytest.mark.root
 def test_sigkill_with_active_drop_then_gc(foreign_tc, foreign_pin, gew_instance, tmp_path):
     from tests.conftest import kernel_bpf_objects, tc_filters, tc_qdiscs
-    from tests.test_intervention_lab import RATE, Stream
+    from tests.support.intervention_lab import RATE, Stream
 
     pair = foreign_tc
     base_filters, base_qdiscs = tc_filters(pair.a, pair.a_if), tc_qdiscs(pair.a, pair.a_if)
@@ -189,7 +119,7 @@ def test_sigkill_with_active_drop_then_gc(foreign_tc, foreign_pin, gew_instance,
 
 @pytest.mark.root
 def test_drop_ttl_holds_in_the_kernel_after_sigkill(netns_pair, gew_instance, tmp_path):
-    from tests.test_intervention_lab import RATE, Stream
+    from tests.support.intervention_lab import RATE, Stream
 
     pair = netns_pair
     stream = Stream(pair, 5012)
@@ -216,7 +146,7 @@ def test_override_never_from_environment_or_session_options(netns_pair, gew_inst
     """Case 14 for drops: a session whose options say allow_intervention (as a config file
     or an environment variable might make them say) in a process whose command line lacks
     --allow-intervention is refused by the gate, and nothing reaches tc."""
-    from tests.test_intervention_lab import Stream
+    from tests.support.intervention_lab import Stream
 
     pair = netns_pair
     stream = Stream(pair, 5016)
@@ -242,7 +172,7 @@ def test_override_never_from_environment_or_session_options(netns_pair, gew_inst
 def test_coexistence_through_drop_and_undo(foreign_tc, gew_instance, tmp_path):
     from gewtui.intervene.controller import controller_for
     from tests.conftest import tc_filters, tc_qdiscs
-    from tests.test_intervention_lab import LabEngine, Stream
+    from tests.support.intervention_lab import LabEngine, Stream
 
     pair = foreign_tc
     base_filters, base_qdiscs = tc_filters(pair.a, pair.a_if), tc_qdiscs(pair.a, pair.a_if)
@@ -266,21 +196,10 @@ def test_coexistence_through_drop_and_undo(foreign_tc, gew_instance, tmp_path):
     assert tc_filters(pair.a, pair.a_if) == base_filters
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    d = tmp_path / "tiny"
-    d.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "gewt-tiny", str(d)], check=True)
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
-
-
 @pytest.mark.root
 def test_recording_disk_full_removes_drop_and_logs_it(netns_pair, gew_instance, tiny_fs):
     from gewtui.intervene.controller import controller_for
-    from tests.test_intervention_lab import LabEngine, Stream
+    from tests.support.intervention_lab import LabEngine, Stream
 
     pair = netns_pair
     stream = Stream(pair, 5014)
@@ -326,7 +245,7 @@ def test_recording_disk_full_removes_drop_and_logs_it(netns_pair, gew_instance, 
 def test_scoped_interface_disappears_removes_drop(netns_pair, gew_instance, tmp_path):
     from gewtui.intervene.controller import controller_for
     from gewtui.kernel import live as live_mod
-    from tests.test_intervention_lab import LabEngine, Stream
+    from tests.support.intervention_lab import LabEngine, Stream
 
     pair = netns_pair
     stream = Stream(pair, 5015)
@@ -416,7 +335,3 @@ def test_replay_with_interventions_is_inert(tmp_path, monkeypatch):
     override = [c for c in gv.conditions if c.name == "override"]
     assert not gv.allowed and not override[0].ok and "inert" in override[0].why
     assert touched == []
-
-
-if __name__ == "__main__" and len(sys.argv) >= 3 and sys.argv[1] == "child":
-    _child(json.loads(sys.argv[2]))

@@ -24,7 +24,6 @@ from gewtui.recording import RecordingReader
 from tests.faults.kernel_support import (GEW, ROOT, apply_session, attached, bpffs_tree, ended, events_of, gone_after,
                                          held_bpf_objects, obj_id, read_records, refused_connects, stopped_safe,
                                          wait_stderr)
-from tests.faults.test_intervention_faults import tiny_fs  # noqa: F401  (a fixture: a 256 KiB tmpfs)
 from tests.faults.test_session_faults import _in_mount_ns
 
 pytestmark = pytest.mark.root
