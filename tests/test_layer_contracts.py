@@ -18,3 +18,21 @@ def test_import_linter_contracts_are_kept():
     r = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
     assert "0 broken" in r.stdout
+
+
+def test_no_test_module_imports_another():
+    # What two test modules share lives in tests/support/ (or a *_support module, or a
+    # conftest fixture): a test module is read on its own.
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                if any(part.startswith("test_") for part in name.split(".")):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert offenders == []
+    assert (ROOT / "tests" / "support" / "__init__.py").is_file()

@@ -319,7 +319,7 @@ def test_a_hash_collision_bomb_is_refused_in_linear_time():
     """Keys whose tuple hashes collide (ints hash predictably) would make building a dict
     quadratic: more than a few keys sharing a hash refuse the state before the dict is
     built (tests/security/test_checkpoint_forgery.py times 40,000 of them end to end)."""
-    from tests.security.test_checkpoint_forgery import _colliding_pairs
+    from tests.security.checkpoint_forge import _colliding_pairs
 
     eng = Engine(session_id="s")
     for ev in events(GOLDEN[0])[:200]:

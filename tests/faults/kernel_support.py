@@ -183,3 +183,10 @@ def bpffs_tree(inst: Instance, *own: str) -> dict[str, int]:
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "churn":
     sys.exit(0 if refused_connects(sys.argv[2], int(sys.argv[3])) == int(sys.argv[3]) else 1)
+
+
+def _in_mount_ns(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a shell script in a private mount namespace (unshare -m), so the host's mounts
+    are never touched."""
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-euc", script],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)

@@ -21,10 +21,9 @@ import pytest
 from gewtui.kernel.bpffs import Instance
 from gewtui.pb import events_pb2
 from gewtui.recording import RecordingReader
-from tests.faults.kernel_support import (GEW, ROOT, apply_session, attached, bpffs_tree, ended, events_of, gone_after,
-                                         held_bpf_objects, obj_id, read_records, refused_connects, stopped_safe,
-                                         wait_stderr)
-from tests.faults.test_session_faults import _in_mount_ns
+from tests.faults.kernel_support import (GEW, ROOT, _in_mount_ns, apply_session, attached, bpffs_tree, ended,
+                                         events_of, gone_after, held_bpf_objects, obj_id, read_records,
+                                         refused_connects, stopped_safe, wait_stderr)
 
 pytestmark = pytest.mark.root
 

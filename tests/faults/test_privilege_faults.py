@@ -110,7 +110,7 @@ def test_case14_overrides_only_from_the_local_command_line(netns_pair, gew_insta
 
 
 def test_case14_a_recording_that_had_the_overrides_grants_nothing_to_its_replay(tmp_path):
-    from tests.faults.test_replay_faults import _intervention_recording
+    from tests.support.hostile_recordings import _intervention_recording
 
     rec = str(tmp_path / "past.gewrec")
     _intervention_recording(rec)                      # allow_intervention and allow_risky in its header

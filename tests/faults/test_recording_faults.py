@@ -23,6 +23,7 @@ from gewtui.pb import events_pb2, recording_pb2
 from gewtui.recording import MAX_HEADER_BYTES, MAX_RECORD_BYTES, RecordingReader, RecordingWriter
 from gewtui.recording.framing import HEADER_MARKER, MAGIC, MARKER, encode_frame, encode_varint
 from gewtui.recording.sample import mixed_records, sample_header, tcp_state_event
+from tests.support.hostile_recordings import HOSTILE_FRAMES, _nested_reason_chain
 
 
 def _recording(tmp_path, n=60, name="r.gewrec"):
@@ -203,14 +204,6 @@ def _bounded(fn, limit=16 << 20):
     return result
 
 
-HOSTILE_FRAMES = {
-    "overlong_varint": MARKER + b"\xff" * 11 + b"\x01" + b"junk" * 4,
-    "ten_byte_varint_of_2_to_the_63": MARKER + encode_varint(1 << 63) + b"\x00" * 8,
-    "length_just_over_the_cap": MARKER + encode_varint(MAX_RECORD_BYTES + 1) + b"\x00" * 64,
-    "length_huge_unterminated": MARKER + b"\xff" * 9,
-}
-
-
 @pytest.mark.parametrize("kind", sorted(HOSTILE_FRAMES))
 def test_hostile_length_is_skipped_without_allocating_it(tmp_path, kind):
     path, want = _with_inserted(tmp_path, HOSTILE_FRAMES[kind], f"{kind}.gewrec")
@@ -272,17 +265,6 @@ def test_damaged_lengths_of_large_records_are_not_mistaken_for_hostility(tmp_pat
         rep = r.report
     assert ids == [ev.id for k, ev in enumerate(evs) if k not in hit]
     assert rep.skipped_records == len(hit)
-
-
-def _nested_reason_chain(depth: int) -> bytes:
-    """A Record.intervention whose reason chain nests ReasonNode.children `depth` deep,
-    built by hand (protobuf itself refuses to build it)."""
-    node = b""
-    for _ in range(depth):
-        node = b"\x32" + encode_varint(len(node)) + node      # ReasonNode.children (6)
-    chain = b"\x1a" + encode_varint(len(node)) + node          # ReasonChain.root (3)
-    ir = b"\x52" + encode_varint(len(chain)) + chain           # InterventionRecord.reason_chain (10)
-    return b"\x12" + encode_varint(len(ir)) + ir               # Record.intervention (2)
 
 
 def _nested_unknown_groups(depth: int) -> bytes:

@@ -26,8 +26,7 @@ from gewtui.debugger.core import Debugger
 from gewtui.debugger.sources import ReplaySource
 from gewtui.recording import RecordingReader
 from gewtui.recording.framing import encode_frame
-from gewtui.pb import events_pb2
-from tests.faults.test_recording_faults import HOSTILE_FRAMES, _nested_reason_chain
+from tests.support.hostile_recordings import HOSTILE_FRAMES, _intervention_recording, _nested_reason_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "data" / "golden" / "refused.gewrec"
@@ -124,32 +123,6 @@ def test_case12_hostile_frames_in_a_real_recording_replay_in_bounded_memory(tmp_
     r = _export(path)
     err = r.stderr.strip().splitlines()
     assert r.returncode == 65 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
-
-
-# -- case 13: replay stays inert in the shell, the TUI and export --------------------------
-def _intervention_recording(path: str) -> None:
-    """A past session that had every override (allow_intervention, allow_risky) and drops:
-    one TCP flow and, for it, drops that were active, expired and undone."""
-    from gewtui.pb import intervention_pb2 as ipb, recording_pb2
-    from gewtui.recording import RecordingWriter
-
-    hdr = recording_pb2.RecordingHeader()
-    hdr.session.session_id = "s-past"
-    hdr.session.allow_intervention = hdr.session.allow_risky = True
-    tup = events_pb2.Tuple(family=2, saddr=bytes([10, 0, 0, 1]), daddr=bytes([10, 0, 0, 2]), sport=40000,
-                           dport=80, protocol=6)
-    states = [events_pb2.TCP_SYN_SENT, events_pb2.TCP_ESTABLISHED]
-    with RecordingWriter(path, hdr) as w:
-        for i, st in enumerate(states + [events_pb2.TCP_ESTABLISHED] * 4, start=1):
-            ev = events_pb2.Event(id=i, ktime_ns=i * 1_000_000)
-            ev.tcp_state.tuple.CopyFrom(tup)
-            ev.tcp_state.sock, ev.tcp_state.new_state = 0x1000, st
-            ev.tcp_state.old_state = states[0] if i == 2 else (events_pb2.TCP_CLOSE if i == 1 else st)
-            w.write_event(ev)
-            for outcome in (ipb.ACTIVE, ipb.EFFECTIVE, ipb.EXPIRED):
-                w.write(recording_pb2.Record(intervention=ipb.InterventionRecord(
-                    intervention_id=10 * i + outcome, flow_id=1, action=ipb.DROP, outcome=outcome,
-                    session_id="s-past", interfaces=["gewt-gone/veth0"], tuples=[tup])))
 
 
 def _replay_frontend(frontend: str, path: str) -> None:

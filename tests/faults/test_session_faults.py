@@ -28,6 +28,7 @@ from gewtui.kernel.scope import ScopeEntry, resolve
 from gewtui.kernel.session import STEPS, Session
 from gewtui.recording import RecordingReader
 from tests.conftest import drop_instance, pinned_map_id, tc_filters, tc_qdiscs, wait_maps_gone
+from tests.faults.kernel_support import _in_mount_ns
 from tests.support.session_planes import Planes, RealObjectsPlane
 
 pytestmark = pytest.mark.root
@@ -288,12 +289,8 @@ def test_hostile_names_from_the_command_line_are_refused(argv):
 
 
 # -- case 7: bpffs / tracefs not mounted, or remounted between runs -----------------------------
-# Run in a private mount namespace (unshare -m), so the host's mounts are never touched.
-def _in_mount_ns(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-euc", script],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-
-
+# Run in a private mount namespace (unshare -m, tests/faults/kernel_support.py), so the host's
+# mounts are never touched.
 def _host_mounts() -> list[str]:
     return sorted(line for line in open("/proc/self/mounts") if " bpf " in line or " tracefs " in line)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from gewtui.model import persist
 from gewtui.model.engine import Engine
 from gewtui.pb import events_pb2, recording_pb2
-from gewtui.recording import RecordingWriter
+from gewtui.recording import RecordingWriter, open_recording
 from gewtui.recording.checkpoints import write_checkpoint
-from tests.debugger_support import CLIENT, T0, big_stream, header
+from tests.debugger_support import CLIENT, big_stream, header
 
 try:                                    # absent before states were authenticated
     from gewtui.model import state_key
@@ -164,3 +164,30 @@ def conclusion(obj):
     if isinstance(obj, list):
         return [conclusion(v) for v in obj]
     return obj
+
+
+def _colliding_pairs(n: int) -> list[tuple[int, int]]:
+    """``n`` (netns, port)-like tuples of ints whose tuple hashes are all equal (CPython's
+    tuple hash is xxHash-based and unkeyed: one lane can be solved for)."""
+    m64 = (1 << 64) - 1
+    p1, p2, p5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & m64
+
+    def step(acc, h):
+        return (rotl((acc + (h & m64) * p2) & m64, 31) * p1) & m64
+
+    target = step(step(p5, hash(1)), hash(2))
+    x = ((target * pow(p1, -1, 1 << 64)) & m64)
+    x = ((x >> 31) | (x << 33)) & m64           # rotate right 31
+    inv2 = pow(p2, -1, 1 << 64)
+    out = []
+    a = 1
+    while len(out) < n:
+        hb = ((x - step(p5, hash(a))) * inv2) & m64
+        if hb < (1 << 61) - 1:
+            out.append((a, hb))
+        a += 1
+    assert len({hash(t) for t in out}) == 1, "this Python hashes tuples differently"
+    return out

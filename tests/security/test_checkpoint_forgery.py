@@ -27,6 +27,7 @@ from gewtui.model.entities import Flow, IfaceContext, Member
 from gewtui.model.matcher import Episode, Progress
 from gewtui.recording import open_recording
 from tests.security import checkpoint_forge as cf
+from tests.security.checkpoint_forge import _colliding_pairs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the host key is root-only: "
                                 "these tests write states with it and need root")
@@ -189,33 +190,6 @@ def test_a_memory_bomb_state_is_bounded(lab):
     k = 8_000_000
     bomb = b"\x80\x04(" + b"}" * k + b"l." + os.urandom(k // 60)
     _assert_same_conclusion(lab, _with_state_at_end(lab, "membomb.gewrec", _old_container(bomb, like)))
-
-
-def _colliding_pairs(n: int) -> list[tuple[int, int]]:
-    """``n`` (netns, port)-like tuples of ints whose tuple hashes are all equal (CPython's
-    tuple hash is xxHash-based and unkeyed: one lane can be solved for)."""
-    m64 = (1 << 64) - 1
-    p1, p2, p5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
-
-    def rotl(x, r):
-        return ((x << r) | (x >> (64 - r))) & m64
-
-    def step(acc, h):
-        return (rotl((acc + (h & m64) * p2) & m64, 31) * p1) & m64
-
-    target = step(step(p5, hash(1)), hash(2))
-    x = ((target * pow(p1, -1, 1 << 64)) & m64)
-    x = ((x >> 31) | (x << 33)) & m64           # rotate right 31
-    inv2 = pow(p2, -1, 1 << 64)
-    out = []
-    a = 1
-    while len(out) < n:
-        hb = ((x - step(p5, hash(a))) * inv2) & m64
-        if hb < (1 << 61) - 1:
-            out.append((a, hb))
-        a += 1
-    assert len({hash(t) for t in out}) == 1, "this Python hashes tuples differently"
-    return out
 
 
 def _old_body_with(cp, slot: str, items: bytes) -> bytes:
