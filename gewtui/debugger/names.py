@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from gewtui import addresses
 from gewtui.errors import UsageError
 from gewtui.pb import events_pb2, model_pb2
 
@@ -81,18 +82,13 @@ def parse_phase(text: str) -> int:
 
 
 def addr_text(raw: bytes) -> str:
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw))
-    if len(raw) == 16:
-        return str(ipaddress.IPv6Address(raw))
-    return "-" if not raw else raw.hex()
+    """An address in a view: "-" for none (gewtui.addresses writes the address)."""
+    return addresses.addr_text(raw) or "-"
 
 
 def endpoint_text(raw: bytes, port: int) -> str:
     a = addr_text(raw)
-    if port == 0:
-        return a
-    return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
+    return addresses.endpoint_text(a, port) if port else a
 
 
 def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import ipaddress
 import json
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Iterable, Mapping
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from gewtui.addresses import addr_text, endpoint_text
 from gewtui.pb import events_pb2, intervention_pb2, model_pb2
 
 _HEX_FIELDS = {"location"}   # kernel text addresses read better in hex
@@ -187,19 +187,9 @@ def event_row(ev: events_pb2.Event, ctx: ExportContext = _NO_CONTEXT) -> tuple[s
 
 # -- text ------------------------------------------------------------------------------
 
-def addr_text(raw: bytes) -> str:
-    """4 or 16 raw bytes as an IP address; anything else as hex."""
-    if len(raw) in (4, 16):
-        return str(ipaddress.ip_address(raw))
-    return raw.hex()
-
-
 def tuple_text(t: events_pb2.Tuple) -> str:
     def end(a: bytes, port: int) -> str:
-        s = addr_text(a) if a else "?"
-        if ":" in s:
-            s = f"[{s}]"
-        return f"{s}:{port}" if port else s
+        return endpoint_text(addr_text(a) if a else "?", port)
     return f"{end(t.saddr, t.sport)}>{end(t.daddr, t.dport)}"
 
 
