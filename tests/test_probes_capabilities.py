@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from gewtui.errors import CapabilityError
-from gewtui.runtime.btf import BTFError, load_vmlinux
 from gewtui.kernel.build import capability_report, runnable
 from gewtui.kernel.plane import KernelPlane, PlaneConfig
 from gewtui.kernel.probes import UNITS
 from gewtui.pb import session_pb2
+from gewtui.runtime.btf import BTFError, load_vmlinux
 from gewtui.runtime.tracefs import Tracefs
 from tests.probes_support import require_root
 

@@ -10,12 +10,12 @@ import contextlib
 import os
 from typing import Any, Iterable
 
-from gewtui.runtime.btf import BTF, BTFError, load_vmlinux
 from gewtui.kernel.probes import UNITS, tcp_events
 from gewtui.kernel.probes.base import CORE_BTF, ProbeUnit
 from gewtui.pb import session_pb2
 from gewtui.resources import bpf_source
 from gewtui.runtime import capabilities
+from gewtui.runtime.btf import BTF, BTFError, load_vmlinux
 from gewtui.runtime.tracefs import Tracefs
 
 COMMON_HEADER = "gew_common.h"

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from gewtui.errors import ScopeError
 from gewtui.kernel import netns as nsmod
-from gewtui.kernel.plane import ScopeFilter
+from gewtui.kernel.plane_contract import ScopeFilter
 from gewtui.pb import events_pb2, session_pb2
 
 KINDS = ("netns", "iface", "cidr", "port")

@@ -29,7 +29,7 @@ from typing import Callable
 from gewtui.errors import GewError, ScopeError, SessionError, one_line
 from gewtui.kernel import tc as tcmod
 from gewtui.kernel.bpffs import Instance, Log, Manifest, TcFilterRecord, proc_start_time, validate_name
-from gewtui.kernel.plane import KernelPlaneLike
+from gewtui.kernel.plane_contract import KernelPlaneLike
 from gewtui.kernel.scope import ResolvedScope
 from gewtui.pb import events_pb2
 

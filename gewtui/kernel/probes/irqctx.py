@@ -20,8 +20,8 @@ attaches raw.
 """
 from __future__ import annotations
 
-from gewtui.runtime.btf import BTFError
 from gewtui.kernel.probes.base import Program, ProbeUnit
+from gewtui.runtime.btf import BTFError
 from gewtui.runtime.capabilities import TracepointNeed
 
 PERCPU = ".data..percpu"
