@@ -283,7 +283,8 @@ class Instance:
                 _mark_recording_ended(manifest, rep)
         self._remove_pins(self.session_bpffs(session_id), rep)
         run = self.session_run(session_id)
-        for name in (MANIFEST + ".tmp", MANIFEST):
+        # control.sock: a --serve session's control socket (gewtui.control.server)
+        for name in (MANIFEST + ".tmp", "control.sock", MANIFEST):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(run, name))
                 if name == MANIFEST:
