@@ -95,17 +95,20 @@ def _call(c, args) -> int:
 
 
 def _stream(c, args) -> int:
+    from gewtui.control.client import CallFailed
+
     n = 0
     end = time.monotonic() + args.seconds if args.seconds else None
-    for msg in c.stream(args.what, from_event_id=args.from_event, live_only=args.live,
-                        timeout=args.seconds):
-        n += 1
-        if args.json:
-            print(_json(msg), flush=False)
-        else:
-            print(_line(args.what, msg))
-        if (args.count and n >= args.count) or (end and time.monotonic() >= end):
-            break
+    try:
+        for msg in c.stream(args.what, from_event_id=args.from_event, live_only=args.live,
+                            timeout=args.seconds):
+            n += 1
+            print(_json(msg) if args.json else _line(args.what, msg))
+            if (args.count and n >= args.count) or (end and time.monotonic() >= end):
+                break
+    except CallFailed as e:
+        if not (args.seconds and e.status == "DEADLINE_EXCEEDED"):    # --seconds ran out: done
+            raise
     sys.stdout.flush()
     return 0
 
