@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
                             "(see gew pair, gew peer, docs/control.md)")
         p.add_argument("--serve-tcp", metavar="HOST:PORT",
                        help="also serve on TCP: TLS with /etc/gewyvern/tls/{cert,key}.pem, plain only on loopback")
+        p.add_argument("--otlp", metavar="ENDPOINT",
+                       help="with --serve: send the L3 verdicts (OTLP logs) and flow counters (OTLP metrics) to an "
+                            "OpenTelemetry collector's gRPC endpoint every 5 s and at the end")
     elif verb == "detach":
         p.add_argument("session_id", metavar="ID")
         p.add_argument("--timeout", type=float, default=10.0, metavar="S",
@@ -106,7 +109,7 @@ def _apply(args: argparse.Namespace, inst: Any) -> int:
         live.open()
         _err(f"session {sid} attached ({live.scope.describe() if live.scope else ''}); recording to {record}; "
              f"Ctrl-C to stop")
-        if args.serve or args.serve_tcp:
+        if args.serve or args.serve_tcp or args.otlp:
             server = _serve(args, live, record)
         how = _loop(live, args)
     except KeyboardInterrupt:
@@ -142,7 +145,7 @@ def _serve(args: argparse.Namespace, live: Any, record: str) -> Any:
     from gewtui.model.engine import Engine
 
     sid = live.session_id
-    server = serve(live, record, lambda: Engine(session_id=sid), tcp=args.serve_tcp, log=_err)
+    server = serve(live, record, lambda: Engine(session_id=sid), tcp=args.serve_tcp, log=_err, otlp=args.otlp)
     _err(f"serving the control plane on {server.path}" + (f" and {server.tcp_address}" if server.tcp_address else ""))
     return server
 

@@ -10,13 +10,15 @@ the owner was SIGKILLed. There is no daemon: no session, no socket.
 
 ``--serve-tcp HOST:PORT`` adds a TCP port: with TLS when /etc/gewyvern/tls/cert.pem and
 key.pem exist, plain only on a loopback address; a non-loopback address without a
-certificate is refused before anything is opened.
+certificate is refused before anything is opened. ``--otlp ENDPOINT`` hands the verdicts
+and flow counters to an OpenTelemetry collector every 5 s and once more at the end.
 """
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -67,7 +69,7 @@ def _tls(store: PeerStore) -> grpc.ServerCredentials | None:
 
 class ControlServer:
     def __init__(self, ctx: ServeContext, run_dir: str, *, tcp: str | None = None,
-                 store: PeerStore | None = None):
+                 store: PeerStore | None = None, otlp: str | None = None, otlp_every_s: float = 5.0):
         self.ctx = ctx
         self.path = os.path.join(run_dir, SOCKET_NAME)
         ctx.socket_path = self.path
@@ -76,6 +78,9 @@ class ControlServer:
         self.store = store or PeerStore()
         self._server: grpc.Server | None = None
         self.service: ControlService | None = None
+        self.otlp = otlp
+        self.otlp_every_s = otlp_every_s
+        self._otlp_thread: threading.Thread | None = None
 
     def start(self) -> "ControlServer":
         tcp = parse_tcp(self.tcp) if self.tcp else None
@@ -104,6 +109,8 @@ class ControlServer:
                     raise GewError(f"--serve-tcp {self.tcp}: cannot bind", EX_NOPERM)
                 self.tcp_address = f"{addr}" + (" (TLS)" if creds is not None else " (loopback, no TLS)")
             server.start()
+            if self.otlp:
+                self._start_otlp()
         except BaseException as e:
             self.close()
             if isinstance(e, RuntimeError):
@@ -121,14 +128,54 @@ class ControlServer:
             self._server = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        if self._otlp_thread is not None:
+            self._otlp_thread.join(15.0)
         if self.service is not None:
             self.service.head.join(1.0)
 
+    # -- the OTLP hand-off of a serving session ------------------------------------------------
+    def _start_otlp(self) -> None:
+        from gewtui.control.otlp import OtlpSink
+
+        assert self.service is not None and self.otlp
+        sink = OtlpSink(self.otlp, self.service.header.session.session_id)
+        self._otlp_thread = threading.Thread(target=self._otlp_loop, args=(sink,), name="gew-control-otlp",
+                                             daemon=True)
+        self._otlp_thread.start()
+
+    def _otlp_loop(self, sink: Any) -> None:
+        """Every few seconds, and once more at the end: the verdicts that are new or changed
+        and the counters' increments. A collector that is down costs a line, never capture."""
+        head = self.service.head
+        failing = False
+        try:
+            while True:
+                stopping = self.ctx.stop.wait(self.otlp_every_s)
+                if stopping:
+                    head.join(2.0)          # its last fold, then the final export
+                with head.lock:
+                    flows = {f.flow_id: f for f in head.engine.flows()}
+                    chains = [c for c in (head.engine.chain(fid) for fid in flows) if c is not None]
+                sink.add(chains, flows)
+                try:
+                    sink.flush()
+                    if failing:
+                        self.ctx.log(f"control: OTLP export to {self.otlp} works again")
+                    failing = False
+                except GewError as e:
+                    if not failing:
+                        self.ctx.log(f"control: {e.message} (retrying every {self.otlp_every_s:g} s)")
+                    failing = True
+                if stopping:
+                    return
+        finally:
+            sink.close()
+
 
 def serve(live: Any, recording: str, engine_factory: Callable[[], Any], *, tcp: str | None,
-          proposals: Any = None, log: Callable[[str], None]) -> ControlServer:
+          proposals: Any = None, log: Callable[[str], None], otlp: str | None = None) -> ControlServer:
     """A ControlServer for a LiveSession that is open (its run directory exists)."""
     run_dir = live.instance.session_run(live.session_id)
     ctx = ServeContext(recording=recording, engine_factory=engine_factory,
                        stats=lambda: live.stats, proposals=proposals, log=log)
-    return ControlServer(ctx, run_dir, tcp=tcp).start()
+    return ControlServer(ctx, run_dir, tcp=tcp, otlp=otlp).start()

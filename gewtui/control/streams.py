@@ -121,6 +121,22 @@ class Stream:
         eng = self._engine
         touched: dict[int, None] = {}
         sent: dict[int, bytes] = {}
+
+        def flush() -> bool:
+            for fid in touched:
+                msg = eng.flow(fid) if self.kind == "flows" else eng.chain(fid)
+                if msg is None:
+                    continue
+                data = msg.SerializeToString()
+                digest = hashlib.blake2b(data, digest_size=16).digest()
+                if sent.get(fid) == digest:
+                    continue
+                sent[fid] = digest
+                if not self._put(data):
+                    return False
+            touched.clear()
+            return True
+
         n = 0
         for kind, item in self._follower.items():
             if self._server_stop.is_set():
@@ -137,24 +153,15 @@ class Stream:
             elif kind == "record":
                 if item.HasField("intervention"):
                     eng.add_intervention(item.intervention)
-                    if item.intervention.flow_id:
+                    if item.intervention.flow_id and (self._live or not self.live_only):
                         touched[item.intervention.flow_id] = None
                 continue
             else:
                 self._live = True
             n = 0
-            for fid in touched:
-                msg = eng.flow(fid) if self.kind == "flows" else eng.chain(fid)
-                if msg is None:
-                    continue
-                data = msg.SerializeToString()
-                digest = hashlib.blake2b(data, digest_size=16).digest()
-                if sent.get(fid) == digest:
-                    continue
-                sent[fid] = digest
-                if not self._put(data):
-                    return
-            touched.clear()
+            if not flush():
+                return
+        flush()           # the recording ended (SessionEnd): what its last batch changed
 
     # -- consumer (the gRPC handler's thread) ----------------------------------------------------
     def start(self) -> "Stream":
