@@ -7,7 +7,8 @@ For each rate, in the same run and alternating: the session as users run it,
 `gew session apply --scope netns=NS --serve` (its own process, normal scheduling), with a
 paired peer in this process streaming StreamEvents from the session's first event and
 following it live (gewtui.control.client, every request signed); and the same session with
-nobody connected (the baseline). Figures: the session's own count of events and of lost
+nobody connected (the baseline). The peer uses StreamEventBatches, as `gew peer stream
+events` does; a separate table compares it with StreamEvents. Figures: the session's own count of events and of lost
 records (its end line), the events the peer received, and the peer's rate from its first to
 its last event. A final run adds a peer that stops reading: it must be cut off with a
 counted notice while the session still loses nothing.
@@ -131,6 +132,44 @@ def run(ns: str, churn: str, rate: int, seconds: float, tmp: str, etc: str, key:
             "notice": notice}
 
 
+def stream_rates(tmp: str, etc: str, key: str, n: int = 200_000) -> list[list[str]]:
+    """StreamEvents (one message per event) against StreamEventBatches, over a finished
+    recording of ``n`` events, server and peer in this process: the gRPC cost per message."""
+    os.environ["GEWYVERN_ETC"] = etc
+    from gewtui.control.client import PeerClient, load_key
+    from gewtui.control.server import ControlServer
+    from gewtui.control.service import ServeContext
+    from gewtui.model.engine import Engine
+    from gewtui.pb import events_pb2, recording_pb2
+    from gewtui.recording import RecordingWriter
+
+    path = f"{tmp}/synthetic.gewrec"
+    w = RecordingWriter(path, recording_pb2.RecordingHeader())
+    for i in range(1, n + 1):
+        ev = events_pb2.Event(id=i, ktime_ns=10**9 + i * 1000, cpu=1)
+        ev.tcp_state.old_state, ev.tcp_state.new_state, ev.tcp_state.tuple.sport = 1, 2, 1000 + i % 5000
+        w.write_event(ev)
+    w.close()
+    run_dir = f"{tmp}/run"
+    os.makedirs(run_dir, mode=0o700)
+    srv = ControlServer(ServeContext(recording=path, engine_factory=Engine), run_dir).start()
+    rows = []
+    try:
+        with PeerClient(srv.path, load_key(key)) as c:
+            for kind, label in (("events-plain", "StreamEvents (one Event a message)"),
+                                ("events", "StreamEventBatches (gew peer stream events)")):
+                t0 = time.perf_counter()
+                got = 0
+                for _ in c.stream(kind):
+                    got += 1
+                    if got == n:
+                        break
+                rows.append([label, f"{n:,}", f"{n / (time.perf_counter() - t0):,.0f}"])
+    finally:
+        srv.close()
+    return rows
+
+
 def main() -> int:
     require_root("Control plane: events streamed to a paired peer")
     ap = argparse.ArgumentParser()
@@ -152,6 +191,8 @@ def main() -> int:
                              f"{r['events']:,}", r["lost"],
                              f"{p.n:,}" if p else "-", f"{p.rate():,.0f}" if p else "-",
                              ("yes" if p.ids_in_order else "NO") if p else "-"])
+        log("StreamEvents against StreamEventBatches on a finished recording")
+        micro = stream_rates(tmp, etc, key)
         log("a peer that stops reading")
         r = run(ns, churn, rates[-1], a.seconds, tmp, etc, key, stall=True)
         slow = (f"With a second peer that stops reading, at {rates[-1]:,} attempts/s: the session recorded "
@@ -163,6 +204,10 @@ def main() -> int:
                  "ids 1..N in order"], rows))
     print()
     print(slow)
+    print()
+    print("The cost of one gRPC message per event, server and peer in one process, over a finished "
+          "recording (the same events both ways):\n")
+    print(table(["stream", "events", "events/s"], micro))
     print()
     print(f"The peer reads from the session's first event and follows it live, and is given up to 30 s after "
           f"the workload to catch up before the session is stopped. The last few events of each session come "

@@ -201,14 +201,15 @@ def test_events_stream_matches_the_recording(serving, peer, redis):
     with client(serving.socket, peer) as c:
         n = c.call("GetSession").events
         assert n > 0
-        evs = []
-        for ev in c.stream("events", timeout=10):
-            evs.append(ev)
-            if len(evs) >= n:
-                break
-    assert [e.id for e in evs] == list(range(1, n + 1))
-    rec = list(RecordingReader(serving.record).iter_events())[:n]
-    assert [e.SerializeToString() for e in evs] == [e.SerializeToString() for e in rec]
+        rec = list(RecordingReader(serving.record).iter_events())[:n]
+        for kind in ("events", "events-plain"):       # StreamEventBatches, StreamEvents
+            evs = []
+            for ev in c.stream(kind, timeout=10):
+                evs.append(ev)
+                if len(evs) >= n:
+                    break
+            assert [e.id for e in evs] == list(range(1, n + 1))
+            assert [e.SerializeToString() for e in evs] == [e.SerializeToString() for e in rec]
 
 
 def test_drop_proposals_need_what_only_the_local_command_line_gives(serving, peer, redis, netns_pair):

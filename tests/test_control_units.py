@@ -291,3 +291,16 @@ def test_a_confirmed_proposal_names_the_peer_and_others_do_not():
     (q,) = [x for x in book.snapshot() if x.flow_id == 5]
     assert q.state == cpb.CONFIRMED and q.intervention_id == 7
     assert book.pending(5) is None
+
+
+def test_event_batches_hold_the_recorded_bytes_in_order(tmp_path):
+    path = tiny_recording(tmp_path)
+    want = [e.SerializeToString() for e in RecordingReader(path).iter_events()]
+    stop = threading.Event()
+    s = streams.Stream("events", str(path), lambda: None, server_stop=stop, on_cutoff=lambda k: 0).start()
+    got, sizes = [], []
+    for raw in s.batches(lambda: True, most=100):
+        b = cpb.EventBatch.FromString(raw)
+        sizes.append(len(b.events))
+        got.extend(e.SerializeToString() for e in b.events)
+    assert got == want and max(sizes) <= 100 and len(sizes) >= len(want) // 100

@@ -32,7 +32,8 @@ UNARY: dict[str, tuple[Any, Any]] = {
     "RequestDrop": (cpb.DropRequest, cpb.DropProposal),
 }
 STREAMS: dict[str, tuple[str, Any]] = {
-    "events": ("StreamEvents", events_pb2.Event),
+    "events": ("StreamEventBatches", cpb.EventBatch),     # flattened: one Event at a time
+    "events-plain": ("StreamEvents", events_pb2.Event),
     "flows": ("StreamFlows", model_pb2.FlowSnapshot),
     "reasons": ("StreamReasons", model_pb2.ReasonChain),
 }
@@ -113,14 +114,18 @@ class PeerClient:
         """The messages of a stream; raises CallFailed when the server ends it with an error
         (a cut-off notice is RESOURCE_EXHAUSTED)."""
         if kind not in STREAMS:
-            raise GewError(f"unknown stream {ascii(kind)[:40]}; one of: events, flows, reasons", EX_USAGE)
+            raise GewError(f"unknown stream {ascii(kind)[:40]}; one of: {', '.join(STREAMS)}", EX_USAGE)
         method, msg = STREAMS[kind]
         full = f"/{SERVICE}/{method}"
         body = cpb.StreamRequest(from_event_id=from_event_id, live_only=live_only).SerializeToString()
         fn = self.channel.unary_stream(full, request_serializer=_ident, response_deserializer=msg.FromString)
         call = fn(body, metadata=signing.sign(self.key, full, body), timeout=timeout)
         try:
-            yield from call
+            if msg is cpb.EventBatch:
+                for b in call:
+                    yield from b.events
+            else:
+                yield from call
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.CANCELLED:
                 return

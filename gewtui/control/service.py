@@ -85,7 +85,7 @@ class ControlService:
         return grpc.unary_unary_rpc_method_handler(handler, request_deserializer=_ident,
                                                    response_serializer=_ident)
 
-    def _stream(self, name: str, kind: str) -> grpc.RpcMethodHandler:
+    def _stream(self, name: str, kind: str, batch: bool = False) -> grpc.RpcMethodHandler:
         method = f"/{SERVICE}/{name}"
 
         def handler(raw: bytes, context: grpc.ServicerContext):
@@ -103,7 +103,8 @@ class ControlService:
                                    from_event_id=req.from_event_id, live_only=req.live_only,
                                    server_stop=self.ctx.stop,
                                    on_cutoff=lambda k, p=peer.name: self._cutoff(k, p)).start()
-                for item in s.items(context.is_active):
+                items = s.batches(context.is_active) if batch else s.items(context.is_active)
+                for item in items:
                     if isinstance(item, streams.CutOff):
                         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, item.notice)
                     yield item
@@ -134,6 +135,7 @@ class ControlService:
             "ListInterventions": u("ListInterventions", cpb.ListInterventionsRequest, self.list_interventions),
             "RequestDrop": u("RequestDrop", cpb.DropRequest, self.request_drop),
             "StreamEvents": self._stream("StreamEvents", "events"),
+            "StreamEventBatches": self._stream("StreamEventBatches", "events", batch=True),
             "StreamFlows": self._stream("StreamFlows", "flows"),
             "StreamReasons": self._stream("StreamReasons", "reasons"),
         })

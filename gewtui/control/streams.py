@@ -34,6 +34,15 @@ class CutOff:
     notice: str
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def _event_id(raw: bytes) -> int:
     """Event.id (field 1, varint) without decoding the event; 0 when it is not first."""
     if not raw or raw[0] != 0x08:
@@ -167,6 +176,34 @@ class Stream:
     def start(self) -> "Stream":
         self._thread.start()
         return self
+
+    def batches(self, active: Callable[[], bool], most: int = 1024) -> Iterator[Any]:
+        """EventBatch messages built from the recorded event bytes without decoding them:
+        each event becomes field 1 (tag 0x0a, its length, its bytes); a batch is what the
+        queue holds at that moment, up to ``most`` events. A CutOff comes alone, last."""
+        for first in self.items(active):
+            if isinstance(first, CutOff):
+                yield first
+                return
+            parts = [first]
+            cut = None
+            while len(parts) < most:
+                try:
+                    nxt = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _END:
+                    self.q.put_nowait(_END)      # items() ends on it next
+                    break
+                if isinstance(nxt, CutOff):
+                    cut = nxt
+                    break
+                parts.append(nxt)
+            self.sent += len(parts) - 1
+            yield b"".join(b"\x0a" + _varint(len(p)) + p for p in parts)
+            if cut is not None:
+                yield cut
+                return
 
     def items(self, active: Callable[[], bool]) -> Iterator[Any]:
         """Serialized messages, then returns; yields one CutOff last when cut off."""

@@ -150,6 +150,12 @@ class InterventionList(_message.Message):
     proposals: _containers.RepeatedCompositeFieldContainer[DropProposal]
     def __init__(self, records: _Optional[_Iterable[_Union[_intervention_pb2.InterventionRecord, _Mapping]]] = ..., proposals: _Optional[_Iterable[_Union[DropProposal, _Mapping]]] = ...) -> None: ...
 
+class EventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_events_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ...) -> None: ...
+
 class DropRequest(_message.Message):
     __slots__ = ("flow_id", "reason")
     FLOW_ID_FIELD_NUMBER: _ClassVar[int]

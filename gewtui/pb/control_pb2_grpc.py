@@ -67,6 +67,11 @@ class ControlStub:
                 request_serializer=gewyvern_dot_v1_dot_control__pb2.StreamRequest.SerializeToString,
                 response_deserializer=gewyvern_dot_v1_dot_events__pb2.Event.FromString,
                 _registered_method=True)
+        self.StreamEventBatches = channel.unary_stream(
+                '/gewyvern.v1.Control/StreamEventBatches',
+                request_serializer=gewyvern_dot_v1_dot_control__pb2.StreamRequest.SerializeToString,
+                response_deserializer=gewyvern_dot_v1_dot_control__pb2.EventBatch.FromString,
+                _registered_method=True)
         self.StreamFlows = channel.unary_stream(
                 '/gewyvern.v1.Control/StreamFlows',
                 request_serializer=gewyvern_dot_v1_dot_control__pb2.StreamRequest.SerializeToString,
@@ -133,6 +138,12 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamEventBatches(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +217,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.StreamEvents,
                     request_deserializer=gewyvern_dot_v1_dot_control__pb2.StreamRequest.FromString,
                     response_serializer=gewyvern_dot_v1_dot_events__pb2.Event.SerializeToString,
+            ),
+            'StreamEventBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEventBatches,
+                    request_deserializer=gewyvern_dot_v1_dot_control__pb2.StreamRequest.FromString,
+                    response_serializer=gewyvern_dot_v1_dot_control__pb2.EventBatch.SerializeToString,
             ),
             'StreamFlows': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamFlows,
@@ -400,6 +416,33 @@ class Control:
             '/gewyvern.v1.Control/StreamEvents',
             gewyvern_dot_v1_dot_control__pb2.StreamRequest.SerializeToString,
             gewyvern_dot_v1_dot_events__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEventBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/gewyvern.v1.Control/StreamEventBatches',
+            gewyvern_dot_v1_dot_control__pb2.StreamRequest.SerializeToString,
+            gewyvern_dot_v1_dot_control__pb2.EventBatch.FromString,
             options,
             channel_credentials,
             insecure,
