@@ -19,6 +19,7 @@ from gewtui.errors import GewError
 from gewtui.pb import control_pb2 as cpb
 from gewtui.pb import events_pb2, intervention_pb2, recording_pb2
 from gewtui.recording import RecordingReader, RecordingWriter
+from tests.control_support import wait_for
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "congested.gewrec"
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the files must be root-owned")
@@ -214,7 +215,7 @@ def test_a_slow_client_is_cut_off_with_a_counted_notice_and_the_writer_never_wai
         w.write_event(ev)
     w.flush()
     write_s = time.monotonic() - t0
-    assert streams_wait(lambda: cut, 5)
+    assert wait_for(lambda: cut, 5)
     items = list(s.items(lambda: True))
     w.close()
     assert len(items) == 1 and isinstance(items[0], streams.CutOff)
@@ -222,15 +223,6 @@ def test_a_slow_client_is_cut_off_with_a_counted_notice_and_the_writer_never_wai
     assert cut == ["events"]
     assert RecordingReader(path).scan_offsets().records == 20_000      # nothing lost by the writer
     assert write_s < 5
-
-
-def streams_wait(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def test_flow_and_reason_streams_fold_a_recorded_session(tmp_path):

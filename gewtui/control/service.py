@@ -198,19 +198,18 @@ class ControlService:
         return self._summary()
 
     # -- flows, chains, interventions ----------------------------------------------------------
-    def get_flow(self, req: cpb.FlowRequest, peer: Any, context: Any) -> model_pb2.FlowSnapshot:
+    def _newest(self, what: str, flow_id: int, context: Any) -> Any:
         with self.head.lock:
-            f = self.head.engine.flow(req.flow_id)
-        if f is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no flow {req.flow_id}")
-        return f
+            msg = self.head.engine.flow(flow_id) if what == "flow" else self.head.engine.chain(flow_id)
+        if msg is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no {'flow' if what == 'flow' else 'reason chain for flow'} {flow_id}")
+        return msg
+
+    def get_flow(self, req: cpb.FlowRequest, peer: Any, context: Any) -> model_pb2.FlowSnapshot:
+        return self._newest("flow", req.flow_id, context)
 
     def get_chain(self, req: cpb.FlowRequest, peer: Any, context: Any) -> model_pb2.ReasonChain:
-        with self.head.lock:
-            c = self.head.engine.chain(req.flow_id)
-        if c is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no reason chain for flow {req.flow_id}")
-        return c
+        return self._newest("chain", req.flow_id, context)
 
     def list_interventions(self, req: Any, peer: Any, context: Any) -> cpb.InterventionList:
         with self.head.lock:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 
 from gewtui.control.follow import Follower
 from gewtui.pb import events_pb2
+from gewtui.recording.framing import encode_varint as _varint
 
 KINDS = ("events", "flows", "reasons")
 QUEUE_ITEMS = 4096
@@ -32,15 +33,6 @@ _END = object()
 @dataclass
 class CutOff:
     notice: str
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _event_id(raw: bytes) -> int:
