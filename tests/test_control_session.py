@@ -168,14 +168,15 @@ def test_paired_peer_negotiates_then_streams_flows_and_reasons_from_start_and_li
         t.start()
         # from the start: every flow of the redis traffic so far, with its counters
         history = []
-        for f in c.stream("flows", timeout=5):
+        for f in c.stream("flows", timeout=15):
             history.append(f)
-            if _flows_to(history, netns_pair.b_addr, Redis.PORT) and len(history) >= 2:
+            seen = _flows_to(history, netns_pair.b_addr, Redis.PORT)
+            if seen and seen[-1].counters.connections >= 4:
                 break
         to_redis = _flows_to(history, netns_pair.b_addr, Redis.PORT)
         assert to_redis and to_redis[-1].counters.connections >= 4
         reasons = []
-        for ch in c.stream("reasons", timeout=5):
+        for ch in c.stream("reasons", timeout=15):
             reasons.append(ch)
             if any(r.flow_id == to_redis[-1].flow_id for r in reasons):
                 break

@@ -82,7 +82,7 @@ class PeerStore:
 
     # -- tokens ----------------------------------------------------------------------------------
     def new_token(self, ttl_s: float) -> tuple[str, float]:
-        token = secrets.token_urlsafe(24)
+        token = secrets.token_hex(16)        # hex: never starts with '-' on a command line
         expires = time.time() + ttl_s
         fd = self._open(PAIRING)
         try:
