@@ -131,7 +131,7 @@ class ControlServer:
         if self._otlp_thread is not None:
             self._otlp_thread.join(15.0)
         if self.service is not None:
-            self.service.head.join(1.0)
+            self.service.join_head(1.0)
 
     # -- the OTLP hand-off of a serving session ------------------------------------------------
     def _start_otlp(self) -> None:

@@ -25,6 +25,7 @@ from gewtui.control.follow import Head
 from gewtui.control.proposals import ProposalBook
 from gewtui.pb import control_pb2 as cpb
 from gewtui.pb import model_pb2, session_pb2
+from gewtui.recording.reader import RecordingReader
 
 SERVICE = "gewyvern.v1.Control"
 PROTOCOL_VERSION = 1
@@ -55,12 +56,31 @@ class ControlService:
         self.ctx = ctx
         self.verifier = verifier
         self.server_public = server_public
-        self.head = Head(ctx.recording, ctx.engine_factory, ctx.stop, ctx.log).start()
-        self.header = self.head.header
+        with RecordingReader(ctx.recording) as r:
+            self.header = r.header
+        self._head: Head | None = None
+        self._head_lock = threading.Lock()
         self.cutoffs = 0
         self.requests = 0
         self._lock = threading.Lock()
         self._streams = 0
+
+    @property
+    def head(self) -> Head:
+        """The session folded from its recording, started by the first call that needs it (a
+        session nobody asks spends nothing on it) and given up to 10 s to catch up."""
+        with self._head_lock:
+            fresh = self._head is None
+            if fresh:
+                self._head = Head(self.ctx.recording, self.ctx.engine_factory, self.ctx.stop, self.ctx.log).start()
+            head = self._head
+        if fresh:
+            head.caught_up.wait(10.0)
+        return head
+
+    def join_head(self, timeout: float) -> None:
+        if self._head is not None:
+            self._head.join(timeout)
 
     # -- plumbing ----------------------------------------------------------------------------
     def _auth(self, method: str, raw: bytes, context: grpc.ServicerContext) -> Any:
