@@ -3,11 +3,11 @@
 Workload: bench/churn.c (built with gcc) in a scratch namespace makes refused TCP
 connections on the namespace's loopback at a paced rate (~7 session records each).
 
-For each rate, in the same run and alternating: the session as users run it,
+For each rate, in the same run and one after the other: the session as users run it,
 `gew session apply --scope netns=NS --serve` (its own process, normal scheduling), with a
-paired peer in this process streaming StreamEvents from the session's first event and
-following it live (gewtui.control.client, every request signed); and the same session with
-nobody connected (the baseline). The peer uses StreamEventBatches, as `gew peer stream
+paired peer in this process streaming the session's events from its first event and
+following it live (gewtui.control.client, every request signed); the same session with
+nobody connected; and the session without --serve (the baseline). The peer uses StreamEventBatches, as `gew peer stream
 events` does; a separate table compares it with StreamEvents. Figures: the session's own count of events and of lost
 records (its end line), the events the peer received, and the peer's rate from its first to
 its last event. A final run adds a peer that stops reading: it must be cut off with a
@@ -85,19 +85,21 @@ class Peer(threading.Thread):
 
 
 def run(ns: str, churn: str, rate: int, seconds: float, tmp: str, etc: str, key: str | None,
-        stall: bool = False) -> dict:
+        stall: bool = False, serve: bool = True) -> dict:
     rec = f"{tmp}/s-{rate}-{bool(key)}.gewrec"
     errf = f"{tmp}/s.stderr"
     env = dict(os.environ, GEWYVERN_ETC=etc)
     with open(errf, "w") as err:
-        s = subprocess.Popen(GEW + ["session", "apply", "--scope", f"netns={ns}", "--serve", "--record", rec,
-                                    "--ringbuf-pages", "1024"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+        s = subprocess.Popen(GEW + ["session", "apply", "--scope", f"netns={ns}", "--record", rec,
+                                    "--ringbuf-pages", "1024"] + (["--serve"] if serve else []),
+                             env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         sock = ""
         deadline = time.monotonic() + 90
         while not sock and time.monotonic() < deadline:
-            m = re.search(r"serving the control plane on (\S+)", open(errf).read())
-            sock = m.group(1) if m else ""
+            text = open(errf).read()
+            m = re.search(r"serving the control plane on (\S+)", text)
+            sock = m.group(1) if m else ("-" if not serve and "attached" in text else "")
             if s.poll() is not None:
                 raise RuntimeError(open(errf).read()[-500:])
             time.sleep(0.2)
@@ -183,11 +185,12 @@ def main() -> int:
         etc = f"{tmp}/etc"
         key = _pair(etc, tmp)
         for rate in rates:
-            for with_peer in (True, False):
-                log(f"{rate} attempts/s, {'a streaming peer' if with_peer else 'no peer (baseline)'}")
-                r = run(ns, churn, rate, a.seconds, tmp, etc, key if with_peer else None)
+            for label, with_peer, serve in (("--serve, a peer streaming", True, True),
+                                            ("--serve, no peer", False, True), ("no --serve", False, False)):
+                log(f"{rate} attempts/s, {label}")
+                r = run(ns, churn, rate, a.seconds, tmp, etc, key if with_peer else None, serve=serve)
                 p = r["peer"]
-                rows.append([f"{rate:,}", "peer streaming" if with_peer else "baseline (no peer)",
+                rows.append([f"{rate:,}", label,
                              f"{r['events']:,}", r["lost"],
                              f"{p.n:,}" if p else "-", f"{p.rate():,.0f}" if p else "-",
                              ("yes" if p.ids_in_order else "NO") if p else "-"])
