@@ -5,7 +5,8 @@ session's recording (followed as it grows) and proposes drops to the local opera
 never calls the kernel plane and never holds the risk or intervention override.
 Modules: ``privdir`` (root-only files under /etc/gewyvern), ``keys`` (Ed25519 key files),
 ``pairing`` (tokens and paired peers), ``signing`` (signed requests and their check),
-``follow`` (the recording as a live feed), ``proposals`` (drops waiting for the operator),
+``follow`` (the recording as a live feed), ``streams`` (one client's bounded stream),
+``proposals`` (drops waiting for the operator),
 ``service`` (the RPC handlers), ``server`` (the socket's lifetime), ``client`` (the reference
 peer), ``otlp`` (verdicts and counters to an OpenTelemetry collector).
 """

@@ -24,7 +24,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SERVER_KEY = "gew.key"
 
 
-class KeyError_(GewError):
+class BadKey(GewError):
     code = EX_DATAERR
 
 
@@ -45,19 +45,19 @@ def parse_public_line(text: str, where: str) -> tuple[Ed25519PublicKey, str]:
     """(key, name) from a public-key line; one-line error for anything else."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     if len(lines) != 1:
-        raise KeyError_(f"{where}: expected one line '{KIND} BASE64 NAME'")
+        raise BadKey(f"{where}: expected one line '{KIND} BASE64 NAME'")
     parts = lines[0].split()
     if len(parts) not in (2, 3) or parts[0] != KIND:
-        raise KeyError_(f"{where}: not a {KIND} public key line")
+        raise BadKey(f"{where}: not a {KIND} public key line")
     try:
         raw = base64.b64decode(parts[1], validate=True)
     except (binascii.Error, ValueError):
-        raise KeyError_(f"{where}: the key is not base64") from None
+        raise BadKey(f"{where}: the key is not base64") from None
     if len(raw) != 32:
-        raise KeyError_(f"{where}: an Ed25519 public key is 32 bytes, this one is {len(raw)}")
+        raise BadKey(f"{where}: an Ed25519 public key is 32 bytes, this one is {len(raw)}")
     name = parts[2] if len(parts) == 3 else ""
     if name and not NAME_RE.fullmatch(name):
-        raise KeyError_(f"{where}: bad name {ascii(name)[:70]} (letters, digits, _ and -, at most 64)")
+        raise BadKey(f"{where}: bad name {ascii(name)[:70]} (letters, digits, _ and -, at most 64)")
     return Ed25519PublicKey.from_public_bytes(raw), name
 
 
@@ -70,9 +70,9 @@ def parse_private(data: bytes, where: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise KeyError_(f"{where}: not an unencrypted PEM private key") from None
+        raise BadKey(f"{where}: not an unencrypted PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyError_(f"{where}: not an Ed25519 private key")
+        raise BadKey(f"{where}: not an Ed25519 private key")
     return key
 
 
