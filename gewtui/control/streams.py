@@ -27,6 +27,7 @@ KINDS = ("events", "flows", "reasons")
 QUEUE_ITEMS = 4096
 STALL_S = 2.0
 _BATCH_EVENTS = 4096
+_CHUNK = 256
 _END = object()
 
 
@@ -57,7 +58,10 @@ class Stream:
         self.from_event_id = from_event_id
         self.live_only = live_only
         self.stall_s = stall_s
-        self.q: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.maxsize = maxsize
+        # events travel as lists of up to _CHUNK raw events (one queue operation per list,
+        # not per event: the producer runs in the session's process); the bound stays in events
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, maxsize // _CHUNK) if kind == "events" else maxsize)
         self.stop = threading.Event()
         self._server_stop = server_stop
         self._on_cutoff = on_cutoff
@@ -76,7 +80,7 @@ class Stream:
             except queue.Full:
                 if self._live:
                     n = self._on_cutoff(self.kind)
-                    self._cut(CutOff(f"cut off: this client read too slowly and fell {self.q.maxsize} "
+                    self._cut(CutOff(f"cut off: this client read too slowly and fell {self.maxsize} "
                                      f"{self.kind} behind the live session for {self.stall_s:g} s "
                                      f"(the session itself lost nothing; {n} cut-off(s) so far)"))
                     return False
@@ -108,14 +112,23 @@ class Stream:
         return not self.from_event_id or _event_id(raw) >= self.from_event_id
 
     def _produce_events(self) -> None:
+        chunk: list[bytes] = []
         for kind, item in self._follower.items():
             if self._server_stop.is_set():
                 return
             if kind == "idle":
+                if chunk and not self._put(chunk):
+                    return
+                chunk = []
                 self._live = True
             elif kind == "event" and self._wanted(item):
-                if not self._put(item):
-                    return
+                chunk.append(item)
+                if len(chunk) >= _CHUNK:
+                    if not self._put(chunk):
+                        return
+                    chunk = []
+        if chunk:
+            self._put(chunk)
 
     def _produce_folded(self) -> None:
         parse = events_pb2.Event.FromString
@@ -172,12 +185,12 @@ class Stream:
     def batches(self, active: Callable[[], bool], most: int = 1024) -> Iterator[Any]:
         """EventBatch messages built from the recorded event bytes without decoding them:
         each event becomes field 1 (tag 0x0a, its length, its bytes); a batch is what the
-        queue holds at that moment, up to ``most`` events. A CutOff comes alone, last."""
-        for first in self.items(active):
+        queue holds at that moment, up to about ``most`` events. A CutOff comes alone, last."""
+        for first in self._chunks(active):
             if isinstance(first, CutOff):
                 yield first
                 return
-            parts = [first]
+            parts = list(first)
             cut = None
             while len(parts) < most:
                 try:
@@ -185,20 +198,33 @@ class Stream:
                 except queue.Empty:
                     break
                 if nxt is _END:
-                    self.q.put_nowait(_END)      # items() ends on it next
+                    self.q.put_nowait(_END)      # _chunks() ends on it next
                     break
                 if isinstance(nxt, CutOff):
                     cut = nxt
                     break
-                parts.append(nxt)
-            self.sent += len(parts) - 1
+                parts.extend(nxt)
+            self.sent += len(parts)
             yield b"".join(b"\x0a" + _varint(len(p)) + p for p in parts)
             if cut is not None:
                 yield cut
                 return
 
     def items(self, active: Callable[[], bool]) -> Iterator[Any]:
-        """Serialized messages, then returns; yields one CutOff last when cut off."""
+        """Serialized messages one at a time, then returns; yields one CutOff last when cut off."""
+        for chunk in self._chunks(active):
+            if isinstance(chunk, CutOff):
+                yield chunk
+                return
+            if isinstance(chunk, list):
+                self.sent += len(chunk)
+                yield from chunk
+            else:
+                self.sent += 1
+                yield chunk
+
+    def _chunks(self, active: Callable[[], bool]) -> Iterator[Any]:
+        """What the queue holds, item by item (a list of events, a message or a CutOff)."""
         try:
             while True:
                 try:
@@ -209,10 +235,8 @@ class Stream:
                     continue
                 if item is _END:
                     return
-                if isinstance(item, CutOff):
-                    yield item
-                    return
-                self.sent += 1
                 yield item
+                if isinstance(item, CutOff):
+                    return
         finally:
             self.stop.set()
