@@ -2,7 +2,8 @@
 
 protoc names imports after the .proto path (``from gewyvern.v1 import events_pb2``);
 we rewrite them to the package (``from gewtui.pb import events_pb2``) so the generated
-code needs no top-level ``gewyvern`` package. ``--check`` compares instead of writing.
+code needs no top-level ``gewyvern`` package. Files that declare a ``service`` also get
+gRPC stubs (``*_pb2_grpc.py``, the control plane's). ``--check`` compares instead of writing.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ PROTO_DIR = ROOT / "proto"
 OUT_DIR = ROOT / "gewtui" / "pb"
 SOURCES = sorted((PROTO_DIR / "gewyvern" / "v1").glob("*.proto"))
 _IMPORT = re.compile(r"^from gewyvern\.v1 import (\w+) as", re.M)
+_SERVICE = re.compile(r"^service \w+", re.M)
 
 
 def generate(dest: Path) -> list[Path]:
@@ -28,6 +30,9 @@ def generate(dest: Path) -> list[Path]:
         args += [str(p.relative_to(PROTO_DIR)) for p in SOURCES]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
+        services = [str(p.relative_to(PROTO_DIR)) for p in SOURCES if _SERVICE.search(p.read_text())]
+        if services and protoc.main(["protoc", f"-I{PROTO_DIR}", f"--grpc_python_out={tmp}"] + services) != 0:
+            raise SystemExit("protoc (grpc) failed")
         written = []
         for f in sorted((Path(tmp) / "gewyvern" / "v1").iterdir()):
             text = _IMPORT.sub(r"from gewtui.pb import \1 as", f.read_text())

@@ -29,6 +29,7 @@ examples:
   gew export /tmp/s.gewrec --what reasons --filter 'dport 443'
   gew export /tmp/s.gewrec --filter 'template retransmission-storm' --out /tmp/cut.gewrec
   gew export /tmp/s.gewrec --perfetto /tmp/s.trace.json      open it in ui.perfetto.dev
+  gew export /tmp/s.gewrec --otlp localhost:4317   verdicts as OTLP logs, flow counters as metrics
 """
 
 WHAT = ("events", "flows", "reasons", "interventions")
@@ -57,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
                         "reasons, or --out)")
     p.add_argument("--out", metavar="NEWFILE",
                    help="write the kept part as a new recording instead of printing")
+    p.add_argument("--otlp", metavar="ENDPOINT",
+                   help="send the L3 verdicts (OTLP logs) and per-flow counters (OTLP metrics) to an "
+                        "OpenTelemetry collector's gRPC endpoint instead of printing (HOST:PORT; "
+                        "plain on loopback or http://, TLS otherwise)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         return _cut(args)
     if args.perfetto:
         return _perfetto(args)
+    if args.otlp:
+        return _otlp(args)
     if args.filter and args.what not in ("flows", "reasons"):
         raise UsageError("--filter selects flows: use it with --what flows, --what reasons "
                          "or --out")
@@ -205,6 +212,32 @@ def _event_table(events: Iterable, ctx) -> Iterator[str]:
     yield line.format(*(c.upper() for c in fmt.EVENT_COLUMNS)).rstrip()
     for ev in events:
         yield line.format(*fmt.event_row(ev, ctx)).rstrip()
+
+
+def _otlp(args: argparse.Namespace) -> int:
+    from gewtui.control.otlp import OtlpSink
+    from gewtui.recording.reader import open_recording
+
+    with open_recording(args.file) as reader:
+        sid = reader.header.session.session_id
+        engine = _engine("reasons", sid)
+        keep = _flow_filter(args.filter)
+        for rec in _records_until(reader, args.at):
+            if rec.HasField("event"):
+                engine.feed(rec.event)
+            elif rec.HasField("intervention"):
+                engine.add_intervention(rec.intervention)
+        report = reader.report
+    flows = {f.flow_id: f for f in engine.flows() if keep is None or keep.matches(f)}
+    chains = [c for c in (engine.chain(fid) for fid in flows) if c is not None]
+    sink = OtlpSink(args.otlp, sid)
+    try:
+        sink.add(chains, flows)
+        logs, points = sink.flush()
+    finally:
+        sink.close()
+    print(f"sent {logs} verdicts (OTLP logs) and {points} flow counter points (OTLP metrics) to {args.otlp}")
+    return _damage(args.file, report)
 
 
 def _events_until(events: Iterable, at: int | None) -> Iterator:

@@ -26,6 +26,13 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("export",), "gewtui.cli.export_cmd", "read a recording offline (no root): events, flows, reasons, interventions"),
     (("shell",), "gewtui.cli.shell_cmd", "the debugger shell over a recording, or live without FILE"),
     (("recording", "index"), "gewtui.cli.recording_cmd", "store engine checkpoints in a recording so replays jump through it fast"),
+    (("pair", "new"), "gewtui.cli.pair_cmd", "a one-time token to pair a peer with this host's control plane"),
+    (("pair", "accept"), "gewtui.cli.pair_cmd", "pair a peer: the token and its public key"),
+    (("pair", "list"), "gewtui.cli.pair_cmd", "the paired peers"),
+    (("pair", "revoke"), "gewtui.cli.pair_cmd", "unpair a peer (its next request is refused)"),
+    (("peer", "keygen"), "gewtui.cli.peer_cmd", "the reference peer: make its Ed25519 key pair"),
+    (("peer", "call"), "gewtui.cli.peer_cmd", "the reference peer: call a serving session's control socket"),
+    (("peer", "stream"), "gewtui.cli.peer_cmd", "the reference peer: follow events, flows or reasons"),
     (("lab", "up"), "gewtui.cli.lab_cmd", "bring up a built-in network-namespace lab scenario"),
     (("lab", "down"), "gewtui.cli.lab_cmd", "remove the lab (also after a crash)"),
     (("lab", "list"), "gewtui.cli.lab_cmd", "the lab scenarios and what each one produces"),
@@ -40,6 +47,7 @@ examples:
   gew export /tmp/s.gewrec --what flows --json
   gew shell /tmp/s.gewrec               step through it: 'help' lists the commands
   gew-tui --lab lossy                   the full-screen debugger on a live lab scenario
+  gew session apply --scope netns=gewlab-client --serve   a control socket for paired peers
 
 Commands that touch the kernel need root (exit 77 otherwise); export and replay do not.
 """

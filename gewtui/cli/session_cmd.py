@@ -19,6 +19,7 @@ from gewtui.errors import EX_NOINPUT, EX_UNAVAILABLE, GewError
 EPILOG = """\
 examples:
   gew session apply --scope netns=gewlab-client --duration 10 --record /tmp/s.gewrec
+  gew session apply --scope netns=gewlab-client --serve    paired peers read it on control.sock
   gew session list --json
   gew session detach 20260101-120000-ab12cd
   gew session gc
@@ -42,6 +43,14 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
         p.add_argument("--ringbuf-pages", type=int, metavar="N", help="ring buffer size in pages (power of two)")
         p.add_argument("--bpf-stats", action="store_true", help="time every probe run in the kernel (BPF_ENABLE_STATS) to show the session's own BPF cost; the timing adds ~100 ns per program run, so it is off by default")
         p.add_argument("--json-status", action="store_true", help="status lines on stderr as JSON objects")
+        p.add_argument("--serve", action="store_true",
+                       help="serve the control plane to paired peers on the session's control.sock while it runs "
+                            "(see gew pair, gew peer, docs/control.md)")
+        p.add_argument("--serve-tcp", metavar="HOST:PORT",
+                       help="also serve on TCP: TLS with /etc/gewyvern/tls/{cert,key}.pem, plain only on loopback")
+        p.add_argument("--otlp", metavar="ENDPOINT",
+                       help="with --serve: send the L3 verdicts (OTLP logs) and flow counters (OTLP metrics) to an "
+                            "OpenTelemetry collector's gRPC endpoint every 5 s and at the end")
     elif verb == "detach":
         p.add_argument("session_id", metavar="ID")
         p.add_argument("--timeout", type=float, default=10.0, metavar="S",
@@ -95,10 +104,13 @@ def _apply(args: argparse.Namespace, inst: Any) -> int:
                        allow_risky=args.allow_risky, allow_intervention=args.allow_intervention,
                        ringbuf_pages=args.ringbuf_pages, bpf_stats=args.bpf_stats, log=_err)
     how, detail = "error", ""
+    server = None
     try:
         live.open()
         _err(f"session {sid} attached ({live.scope.describe() if live.scope else ''}); recording to {record}; "
              f"Ctrl-C to stop")
+        if args.serve or args.serve_tcp or args.otlp:
+            server = _serve(args, live, record)
         how = _loop(live, args)
     except KeyboardInterrupt:
         how = "sigint"
@@ -112,6 +124,8 @@ def _apply(args: argparse.Namespace, inst: Any) -> int:
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)
         try:
+            if server is not None:        # the socket goes before the session does
+                server.close()
             live.close(how, detail)
         finally:
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -122,6 +136,18 @@ def _apply(args: argparse.Namespace, inst: Any) -> int:
     _err(f"session {sid} ended ({how}): {st.events} events, {st.lost} lost, observation {state}; "
          f"recording {record} ({_size(st.recording_bytes)})")
     return 0
+
+
+def _serve(args: argparse.Namespace, live: Any, record: str) -> Any:
+    """The control plane over this session's recording; no operator console here, so drop
+    proposals are refused (gew-tui --serve and gew shell --serve take them)."""
+    from gewtui.control.server import serve
+    from gewtui.model.engine import Engine
+
+    sid = live.session_id
+    server = serve(live, record, lambda: Engine(session_id=sid), tcp=args.serve_tcp, log=_err, otlp=args.otlp)
+    _err(f"serving the control plane on {server.path}" + (f" and {server.tcp_address}" if server.tcp_address else ""))
+    return server
 
 
 def _loop(live: Any, args: argparse.Namespace) -> str:

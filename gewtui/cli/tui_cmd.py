@@ -25,6 +25,7 @@ examples:
   gew-tui --replay /tmp/lossy.gewrec          step through a recording (no root needed)
   gew-tui --lab lossy                         bring a lab scenario up, debug it live, take it down on q
   gew-tui --scope netns=gewlab-client         a live session on one namespace
+  gew-tui --lab lossy --serve --allow-intervention    paired peers read it and propose drops
   gew-tui --theme high-contrast --replay F    themes: dark, light, high-contrast (NO_COLOR honoured)
   gew-tui --replay F --open first-match       open a replay on its first template match
   gew config show                             the keymap, theme and defaults in effect
@@ -56,6 +57,11 @@ def add_source_arguments(p: argparse.ArgumentParser, *, replay_flag: bool = True
                         "in the config file; 90s, 5m, 1h)")
     p.add_argument("--templates", metavar="DIR", action="append", default=[],
                    help="extra template directory (repeatable), added to the packaged templates")
+    p.add_argument("--serve", action="store_true",
+                   help="serve the control plane to paired peers while the live session runs; a peer's "
+                        "drop proposal waits for you to confirm it like any drop (docs/control.md)")
+    p.add_argument("--serve-tcp", metavar="HOST:PORT",
+                   help="also serve on TCP: TLS with /etc/gewyvern/tls/{cert,key}.pem, plain only on loopback")
     add_override_argument(p)
 
 
@@ -126,6 +132,8 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
             raise UsageError("--replay reads a recording: --lab, --scope and --record are for live sessions")
         if args.allow_intervention:
             raise UsageError("a replayed recording is inert: --allow-intervention has no meaning with it")
+        if getattr(args, "serve", False) or getattr(args, "serve_tcp", None):
+            raise UsageError("--serve serves a live session; a replayed recording has none")
         src = ReplaySource(replay)
         try:
             new_engine, restore = engine_factory(dirs, src.info().session_id, overrides)
@@ -158,7 +166,30 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
         d.intervention = _controller(live, d, args)
         if d.intervention is not None:
             stack.callback(d.intervention.close)
+        if getattr(args, "serve", False) or getattr(args, "serve_tcp", None):
+            stack.callback(_serve(live, d, new_engine, args).close)    # closes before the session
         yield d
+
+
+def _serve(live: Any, d: Any, new_engine: Any, args: argparse.Namespace) -> Any:
+    """The control plane over this live session's recording. A peer's drop proposal is shown
+    in the status bar; the operator confirms it with the usual drop (typed flow id, full
+    gate), and the log then names the peer."""
+    from gewtui.control.proposals import ProposalAwareController, ProposalBook
+    from gewtui.control.server import serve
+
+    def note(text: str) -> None:      # the screen belongs to the debugger: no stderr lines
+        d.say(text.removeprefix("control: "))
+        d.changed()
+
+    book = None
+    if d.intervention is not None:
+        book = ProposalBook(on_proposal=lambda p: note(
+            f"peer {p.peer} proposes dropping flow {p.flow_id} ({p.reason!r}): select it and drop to confirm"))
+        d.intervention = ProposalAwareController(d.intervention, book)
+    server = serve(live, live.record_path, new_engine, tcp=args.serve_tcp, proposals=book, log=note)
+    note(f"serving the control plane on {server.path}")
+    return server
 
 
 def _gate_view() -> Any:

@@ -35,12 +35,19 @@ def link_type(ifname: str, netns: str) -> int:
     """ARPHRD type of the device (1 = Ethernet, 772 = loopback)."""
     from pyroute2 import IPRoute
 
+    from gewtui.kernel.netns import call_in_netns
+
+    def lookup() -> int:
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=ifname)
+            if not idx:
+                raise AttachRefused(f"no interface {netns or 'host'}/{ifname}")
+            return int(ipr.get_links(idx[0])[0]["ifi_type"])
+
+    # a thread that entered the namespace, not IPRoute(netns=…): that one forks the whole
+    # process, which hangs a process holding bcc or gRPC threads
     ns = "" if netns in ("", "host") else netns
-    with (IPRoute(netns=ns) if ns else IPRoute()) as ipr:
-        idx = ipr.link_lookup(ifname=ifname)
-        if not idx:
-            raise AttachRefused(f"no interface {netns or 'host'}/{ifname}")
-        return int(ipr.get_links(idx[0])[0]["ifi_type"])
+    return call_in_netns(ns, lookup) if ns else lookup()
 
 
 class KernelDropBackend:

@@ -176,11 +176,18 @@ class InterventionController:
                 self._on_record(rec)
 
     # -- the operator's requests ---------------------------------------------------------
-    def request_drop(self, flow_id: int, confirmation: Confirmation | None
-                     ) -> intervention_pb2.InterventionRecord:
+    def request_drop(self, flow_id: int, confirmation: Confirmation | None, *,
+                     actor: ilog.Actor | None = None) -> intervention_pb2.InterventionRecord:
         """Evaluate the gate now and, if every condition holds, drop the flow's tuples.
-        Raises GateRefused (logged) or DropFailed (logged, rolled back)."""
+        Raises GateRefused (logged) or DropFailed (logged, rolled back). ``actor`` replaces
+        the operator in this request's log records (a drop a control-plane peer proposed)."""
         with self._lock:
+            if actor is not None:
+                prev, self._actor = self._actor, actor
+                try:
+                    return self.request_drop(flow_id, confirmation)
+                finally:
+                    self._actor = prev
             if self._closed:
                 raise UsageError("the session is ending; no new drops")
             try:
