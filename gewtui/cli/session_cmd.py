@@ -60,12 +60,13 @@ def add_arguments(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gewtui.intervene.recovery import removed_after_kill
     from gewtui.kernel.bpffs import Instance
     from gewtui.runtime.privileges import require_root
 
     verb = args._words[-1]
     require_root(f"gew session {verb}")
-    inst = Instance(args.instance)
+    inst = Instance(args.instance, end_drops=removed_after_kill)
     return {"apply": _apply, "list": _list, "detach": _detach, "gc": _gc}[verb](args, inst)
 
 
@@ -102,7 +103,8 @@ def _apply(args: argparse.Namespace, inst: Any) -> int:
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
     live = LiveSession(args.scope, record=record, instance=inst.instance_id, session_id=sid,
                        allow_risky=args.allow_risky, allow_intervention=args.allow_intervention,
-                       ringbuf_pages=args.ringbuf_pages, bpf_stats=args.bpf_stats, log=_err)
+                       ringbuf_pages=args.ringbuf_pages, bpf_stats=args.bpf_stats, log=_err,
+                       end_drops=inst.end_drops)
     how, detail = "error", ""
     server = None
     try:

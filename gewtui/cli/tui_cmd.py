@@ -152,13 +152,13 @@ def open_debugger(args: argparse.Namespace, replay: str | None) -> Iterator[Any]
 
             lab = stack.enter_context(Lab(args.lab))
             scope = scope or list(lab.scope_args)
-        from gewtui.kernel.live import default_recording_path, new_session_id
-        from gewtui.kernel.live import LiveSession
+        from gewtui.intervene.recovery import removed_after_kill
+        from gewtui.kernel.live import LiveSession, default_recording_path, new_session_id
 
         sid = new_session_id()
         live = LiveSession(scope, record=args.record or default_recording_path(sid),
                            session_id=sid, allow_risky=args.allow_risky, bpf_stats=args.bpf_stats,
-                           allow_intervention=args.allow_intervention)
+                           allow_intervention=args.allow_intervention, end_drops=removed_after_kill)
         stack.enter_context(live)
         new_engine, restore = engine_factory(dirs, sid, overrides)
         d = Debugger(LiveSource(live), engine_factory=new_engine, engine_restore=restore,

@@ -4,7 +4,8 @@ Place in the pipeline: orphan cleanup (gewtui.kernel.bpffs, run by `gew session 
 the next session's start) removes a dead session's tc filters from its manifest — that ends
 its drops in the kernel (the deny program and map go with the last filter; the classifier had
 also stopped dropping at each entry's expiry). Cleanup then appends to the dead session's
-recording; ``removed_after_kill`` supplies the intervention records for it: one
+recording; ``removed_after_kill`` supplies the intervention records for it (the CLI hands it
+to the kernel's cleanup as its ``end_drops``: the kernel plane knows no interventions): one
 REMOVED_AFTER_KILL record per drop that the recording shows active with no end, saying when
 (the cleanup's time) and why (the owner died; cleaned by whom). Pure: reads a recording, no
 kernel.

@@ -42,6 +42,10 @@ _OWNERS = frozenset({0, os.geteuid()})
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 Log = Callable[[str], None]
+# (recording, ktime_ns, why) -> the intervention records ending the drops a dead session had
+# in force (gewtui.intervene.recovery.removed_after_kill). The kernel plane knows no
+# interventions: whoever runs orphan cleanup hands it over (the CLI does).
+EndDrops = Callable[[str, int, str], list]
 
 
 def validate_name(value: str, what: str) -> str:
@@ -196,8 +200,9 @@ class Instance:
     gew, but never make it touch a file of theirs or anyone else's."""
 
     def __init__(self, instance_id: str = "default", *, bpffs_root: str = BPFFS_ROOT,
-                 run_root: str = RUN_ROOT):
+                 run_root: str = RUN_ROOT, end_drops: EndDrops | None = None):
         self.instance_id = validate_name(instance_id, "instance")
+        self.end_drops = end_drops          # None: an orphan's recording gets the mark only
         self.bpffs_root, self.run_root = bpffs_root, run_root
         self.bpffs_dir = os.path.join(bpffs_root, "instances", self.instance_id)
         self.run_dir = os.path.join(run_root, "instances", self.instance_id)
@@ -348,7 +353,7 @@ class Instance:
             for rec in reversed(manifest.tc_filters):
                 self._remove_tc(rec, rep)
             if orphan and manifest.recording:
-                _mark_recording_ended(manifest, rep)
+                _mark_recording_ended(manifest, rep, self.end_drops)
         self._remove_dir(os.path.join(self.bpffs_dir, "sessions"), sid, rep, pins=True)
         self._remove_dir(os.path.join(self.run_dir, "sessions"), sid, rep, pins=False)
         self._prune_empty_bpffs()
@@ -438,7 +443,7 @@ class Instance:
         return reports
 
 
-def _mark_recording_ended(m: Manifest, rep: CleanupReport) -> None:
+def _mark_recording_ended(m: Manifest, rep: CleanupReport, end_drops: EndDrops | None) -> None:
     """Append 'ended without cleanup' (a SessionMark event with the unknown window, then a
     SessionEnd) to an orphan's recording; its torn tail, if any, is cut first."""
     try:
@@ -456,10 +461,8 @@ def _mark_recording_ended(m: Manifest, rep: CleanupReport) -> None:
                                          observation_complete=False,
                                          incomplete_reason="session ended without cleanup")
         # Drops the dead session had in force ended with its tc filters (removed above);
-        # the intervention log says when and why. Imported lazily: the log is intervene's.
-        from gewtui.intervene.recovery import removed_after_kill
-
-        ended = removed_after_kill(m.recording, end, ev.mark.detail)
+        # the intervention log says when and why (its records are intervene's to write).
+        ended = end_drops(m.recording, end, ev.mark.detail) if end_drops is not None else []
         with RecordingWriter.append(m.recording) as w:
             w.write_event(ev)
             for rec in ended:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from gewtui import __version__, securefs
 from gewtui.errors import CapabilityError, RecordingError, one_line
-from gewtui.kernel.bpffs import CleanupReport, Instance, Log
+from gewtui.kernel.bpffs import CleanupReport, EndDrops, Instance, Log
 from gewtui.kernel.scope import ResolvedScope, ScopeEntry, ScopeWatcher, parse_scope, resolve
 from gewtui.kernel.session import PlaneFactory, Session, fault_from_env, new_session_id
 from gewtui.pb import events_pb2, recording_pb2, session_pb2
@@ -111,8 +111,11 @@ class LiveSession:
                  bpf_stats: bool = False, on_event: Callable[[events_pb2.Event], None] | None = None,
                  plane_factory: PlaneFactory | None = None, fault: str | None = None,
                  log: Log | None = None, gc_on_start: bool = True, require_root: bool = True,
-                 verify: Callable[[Any, bool], session_pb2.CapabilityReport] | None = verify_capabilities):
-        self.instance = Instance(instance)
+                 verify: Callable[[Any, bool], session_pb2.CapabilityReport] | None = verify_capabilities,
+                 end_drops: EndDrops | None = None):
+        # end_drops: how orphan cleanup at the start ends a dead session's drops in its
+        # recording (gewtui.kernel.bpffs.EndDrops; the CLI passes the intervention log's)
+        self.instance = Instance(instance, end_drops=end_drops)
         self.session_id = session_id or new_session_id()
         self._scope_arg = scope
         self.record_path = record
