@@ -36,3 +36,18 @@ def test_no_test_module_imports_another():
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
     assert offenders == []
     assert (ROOT / "tests" / "support" / "__init__.py").is_file()
+
+
+def test_modules_stay_small_and_the_debugger_core_smaller():
+    # A module past 600 lines is usually two; the Debugger keeps ingestion, motions,
+    # navigation and selection, its timeline the engines and checkpoints.
+    import ast
+
+    long = [f"{p.relative_to(ROOT)}: {n} lines"
+            for p in sorted((ROOT / "gewtui").rglob("*.py")) if p.parent.name != "pb"
+            for n in [len(p.read_text().splitlines())] if n > 600]
+    assert long == []
+    core = ROOT / "gewtui" / "debugger" / "core.py"
+    cls = next(n for n in ast.parse(core.read_text()).body
+               if isinstance(n, ast.ClassDef) and n.name == "Debugger")
+    assert cls.end_lineno - cls.lineno + 1 < 350
