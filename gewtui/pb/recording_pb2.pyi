@@ -4,13 +4,13 @@ from gewtui.pb import intervention_pb2 as _intervention_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordingHeader(_message.Message):
-    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons")
+    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons", "port_ranges", "symbols")
     class DropReasonsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,8 @@ class RecordingHeader(_message.Message):
     WRITER_FIELD_NUMBER: _ClassVar[int]
     DROP_REASONS_FIELD_NUMBER: _ClassVar[int]
     RESET_REASONS_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGES_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     session: _session_pb2.SessionInfo
     capabilities: _session_pb2.CapabilityReport
@@ -39,7 +41,31 @@ class RecordingHeader(_message.Message):
     writer: str
     drop_reasons: _containers.ScalarMap[int, str]
     reset_reasons: _containers.ScalarMap[int, str]
-    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ...) -> None: ...
+    port_ranges: _containers.RepeatedCompositeFieldContainer[NetnsPortRange]
+    symbols: _containers.RepeatedCompositeFieldContainer[KernelSymbol]
+    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ..., port_ranges: _Optional[_Iterable[_Union[NetnsPortRange, _Mapping]]] = ..., symbols: _Optional[_Iterable[_Union[KernelSymbol, _Mapping]]] = ...) -> None: ...
+
+class NetnsPortRange(_message.Message):
+    __slots__ = ("netns", "name", "lo", "hi")
+    NETNS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LO_FIELD_NUMBER: _ClassVar[int]
+    HI_FIELD_NUMBER: _ClassVar[int]
+    netns: int
+    name: str
+    lo: int
+    hi: int
+    def __init__(self, netns: _Optional[int] = ..., name: _Optional[str] = ..., lo: _Optional[int] = ..., hi: _Optional[int] = ...) -> None: ...
+
+class KernelSymbol(_message.Message):
+    __slots__ = ("address", "name", "size")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    address: int
+    name: str
+    size: int
+    def __init__(self, address: _Optional[int] = ..., name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("event", "intervention", "stats", "end", "checkpoint")
