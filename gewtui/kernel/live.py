@@ -115,6 +115,7 @@ class LiveSession:
         self.session: Session | None = None
         self.writer: Any = None
         self.watcher: ScopeWatcher | None = None
+        self.inventory: Any = None   # gewtui.kernel.inventory.Inventory once open
         self.capabilities: session_pb2.CapabilityReport | None = None
         self._stats = LiveStats(session_id=self.session_id, recording_path=record or "")
         self._pending: list[events_pb2.Event] = []
@@ -162,6 +163,7 @@ class LiveSession:
             bpf_stats=self.bpf_stats)
         self.session.open()
         try:
+            self.inventory = _inventory(self.scope, self.log)
             if self.record_path:
                 from gewtui.recording import RecordingWriter
 
@@ -182,6 +184,8 @@ class LiveSession:
                 self.log(f"session {self.session_id}: probe {k} not running: {v}")
         mark.mark.kind, mark.mark.detail = "started", detail
         self._sink(mark)
+        if self.inventory is not None:
+            self.inventory.start(self._sink)   # what existed before: flows from the first frame
         # Everything made so far (modules, bcc's tables, the compiled program's objects)
         # lives as long as the session: keep it out of the collector's full passes, which
         # otherwise pause the consumer for 100+ ms once the model's state has grown.
@@ -210,6 +214,9 @@ class LiveSession:
         for attr, target in (("drop_reasons", h.drop_reasons), ("reset_reasons", h.reset_reasons)):
             for k, v in dict(getattr(plane, attr, {}) or {}).items():
                 target[int(k)] = str(v)
+        if self.inventory is not None:
+            for inode, (name, lo, hi) in sorted(self.inventory.port_ranges.items()):
+                h.port_ranges.add(netns=inode, name=name, lo=lo, hi=hi)
         return h
 
     # -- running ---------------------------------------------------------------------------
@@ -242,6 +249,8 @@ class LiveSession:
             if not change.observation_complete:
                 self._incomplete.append(f"scope: {change.detail}")
             self.log(f"session {self.session_id}: scope change: {change.detail}")
+        if self.inventory is not None:
+            self.inventory.tick(self._sink)
         st = self.stats
         self.session.heartbeat(st.events, st.lost)
         if self.writer is not None:
@@ -256,7 +265,10 @@ class LiveSession:
         self._stats.events += len(out)
         w = self.writer
         cb = self.on_event
+        inv = self.inventory
         for ev in out:
+            if inv is not None:
+                inv.see(ev)
             if w is not None:
                 self._write(w.write_event, ev)
             if cb is not None:
@@ -322,6 +334,8 @@ class LiveSession:
                         stop()
                     else:
                         self.session.plane.poll(0)
+                    if self.inventory is not None:
+                        self.inventory.end(self._sink)
                     self._drain()
                 except Exception as e:
                     # the end of the observation is unknown: the end records must say so
@@ -363,6 +377,20 @@ class LiveSession:
             self.close("sigint")
         else:
             self.close("error", str(ev).splitlines()[0] if str(ev) else et.__name__)
+
+
+def _inventory(scope: ResolvedScope, log: Log):
+    """The start-of-session inventory of the scoped namespaces (gewtui.kernel.inventory)."""
+    from gewtui.kernel.inventory import Inventory
+
+    f = scope.filter()
+    inv = Inventory(scope.netns, f.prefixes, f.ports, log=log)
+    try:
+        inv.read()
+    except Exception as e:   # never fatal: the session observes without an inventory
+        log(f"inventory: {_one_line(e)}")
+        return None
+    return inv
 
 
 def _tty() -> str:
