@@ -262,7 +262,7 @@ def test_user_directory_adds_templates_and_may_override_a_packaged_one(tmp_path)
     eng = reset_received(ts)
     assert set(eng.flows()[0].templates) == {"my-resets", "peer-reset"}
     l2 = [n for n in eng.chain(1).root.children if n.kind == "my-resets"][0]
-    assert l2.text == "1 resets to 10.0.0.2:80, first " and l2.severity == "info"
+    assert l2.text == "1 resets to 10.0.0.2:80, first no reason_name recorded" and l2.severity == "info"
 
 
 BAD = [

@@ -25,6 +25,13 @@ _SEV_RANK = {"info": 0, "warning": 1, "critical": 2}
 PHASE_NAMES = {1: "EMERGED", 2: "EVOLVING", 3: "DIVERGED", 4: "TERMINATED"}
 
 
+def _absent(field: str) -> str:
+    """What a text says for a field the kernel left empty: never an empty gap."""
+    if field in ("ifname", "device"):
+        return "no interface (the kernel named none)"
+    return f"no {field} recorded"
+
+
 class _Builder:
     def __init__(self, reg: Registry, templates: TemplateSet, f: Flow):
         self.reg, self.templates, self.f = reg, templates, f
@@ -68,7 +75,7 @@ class _Builder:
                 fl.update(ep.sig[e])
             ev_fields.append(fl)
         values = {
-            "count": str(ep.count), "occurrences": str(ep.occurrences),
+            "count": str(ep.count), "total": str(ep.sums.get("*", ep.count)), "occurrences": str(ep.occurrences),
             "span_ms": str((ep.last_t - ep.first_t) // 1_000_000), "flow": key_text(f.key),
             "flow_id": str(f.fid), "peer": peer_text(f.key), "local": local_text(f.key),
             "template": ep.tid,
@@ -88,11 +95,13 @@ class _Builder:
                 elif head == "last":
                     used[name] = ev_fields[-1].get(fname, "")
                 elif head == "sum":
-                    used[name] = str(sum(int(x[fname]) for x in ev_fields if x.get(fname, "").lstrip("-").isdigit()))
+                    used[name] = str(ep.sums.get(fname, 0))
                 else:
                     k = int(head[1:]) - 1
                     idx = ep.bounds[k] if k < len(ep.bounds) else len(ev_fields) - 1
                     used[name] = ev_fields[min(idx, len(ev_fields) - 1)].get(fname, "")
+                if not used[name]:
+                    used[name] = _absent(fname or name)
                 parts.append(used[name])
         text = "".join(parts)
         fields = {**used, "count": values["count"], "occurrences": values["occurrences"],

@@ -24,7 +24,7 @@ INTERVENTION_LEVELS = ("drop", "replay", "redirect")
 _ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _KEYS = {"id", "title", "classification", "severity", "allows", "text", "pattern"}
 #: Placeholders every text may use, filled from the match and the flow's identity.
-PLAIN_PLACEHOLDERS = ("count", "occurrences", "span_ms", "flow", "flow_id", "peer", "local",
+PLAIN_PLACEHOLDERS = ("count", "total", "occurrences", "span_ms", "flow", "flow_id", "peer", "local",
                       "template")
 _PSEUDO = ("id", "ktime_ns", "event")
 

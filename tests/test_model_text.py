@@ -1,0 +1,67 @@
+"""Truthful texts: totals in reason texts equal the flow's counters (not the evidence kept),
+no field is left empty, IPv6 addresses are bracketed wherever a port or another address
+follows."""
+from __future__ import annotations
+
+from gewtui.model.engine import Engine
+from gewtui.model.render import event_text
+from gewtui.pb import events_pb2 as E
+from tests.model_streams import StreamBuilder
+
+
+def _fold(events):
+    eng = Engine()
+    for ev in events:
+        eng.feed(ev)
+    return eng
+
+
+def _l2(eng, fid, kind):
+    return [n for n in eng.chain(fid).root.children if n.kind == kind]
+
+
+def test_netfilter_total_is_the_flows_drop_counter_and_no_field_is_empty():
+    s = StreamBuilder()
+    c = s.connect("10.211.0.2", "10.211.0.1", 80)
+    s.established(c)
+    for i in range(40):                      # more records than an episode keeps (32)
+        s.drop("NETFILTER_DROP", c, ifname="", count=87 + i % 3)
+    eng = _fold(s.events)
+    f = eng.flows()[0]
+    want = sum(87 + i % 3 for i in range(40))
+    assert f.counters.drops == want
+    (n,) = _l2(eng, f.flow_id, "netfilter-drop")
+    assert f"netfilter dropped {want} packet(s)" in n.text, n.text
+    assert "in 40 record(s)" in n.text
+    assert " on no interface (the kernel named none)" in n.text
+    assert "  " not in n.text and "on  " not in n.text
+    assert len(n.evidence_event_ids) == 32   # kept evidence is bounded; the total is not
+
+
+def test_zero_window_sum_covers_every_summary():
+    s = StreamBuilder()
+    c = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.established(c)
+    for _ in range(50):
+        s.probe(c, zero_window=3)
+    eng = _fold(s.events)
+    f = eng.flows()[0]
+    (n,) = _l2(eng, f.flow_id, "zero-window")
+    assert f.counters.zero_window_segments == 150
+    assert "150 segments under it in 50 summaries" in n.text, n.text
+
+
+def test_ipv6_is_bracketed_in_keys_and_event_texts():
+    s = StreamBuilder()
+    c = s.connect("fd00::1", "fd00::2", 8080)
+    s.established(c)
+    s.retransmit(c)
+    eng = _fold(s.events)
+    f = eng.flows()[0]
+    assert f.key.startswith("tcp [fd00::1] -> [fd00::2]:8080"), f.key
+    txt = event_text(s.events[-1])
+    assert "[fd00::1]:" in txt and "-> [fd00::2]:8080" in txt, txt
+    fib = E.Event(id=9, ktime_ns=1)
+    fib.fib.dst, fib.fib.src, fib.fib.dport, fib.fib.device = (
+        bytes.fromhex("fd000000000000000000000000000002"), b"", 80, "veth0")
+    assert "* -> [fd00::2]:80" in event_text(fib)
