@@ -22,7 +22,7 @@ EPISODES_CAP = 4        # episodes per template per flow; later matches count as
 
 class Compiled:
     __slots__ = ("idx", "tid", "severity", "steps", "nsteps", "counts", "windows", "within",
-                 "same", "single", "path", "steps0", "win0", "signal", "slot", "nslots", "sums")
+                 "same", "single", "path", "steps0", "win0", "signal", "slot", "nslots", "sums", "longer")
 
     def __init__(self, idx, tpl):
         p = tpl.pattern
@@ -34,6 +34,7 @@ class Compiled:
         self.counts = [s.count for s in p.steps]
         self.windows = [s.window_ns for s in p.steps]
         self.within = p.within_ns
+        self.longer = p.longer_ns
         self.same = p.same_socket
         self.single = self.nsteps == 1
         self.path = p.scope == "path"
@@ -320,6 +321,9 @@ class Matcher:
         p.bounds = p.bounds + (len(p.eids),) if p.bounds else _B0 if not p.eids else (len(p.eids),)
         p.eids = p.eids + ids
         p.step = s + 1
+        if p.step == ct.nsteps and ct.longer and t - p.t0 < ct.longer:
+            self._reset(reg, p)     # fast enough: below the latency threshold, no match
+            return
         if p.step == ct.nsteps:
             self._fire(reg, ct, f, m, p, t, out)
 

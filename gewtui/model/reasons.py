@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import string
 
+from gewtui.model.causal import Linker
 from gewtui.model.entities import DIVERGED, TERMINATED, Flow
 from gewtui.model.flows import Registry
 from gewtui.model.identity import key_text, local_text, peer_text
@@ -265,12 +266,15 @@ def build_chain(reg: Registry, templates: TemplateSet, f: Flow, session_id: str,
     b = _Builder(reg, templates, f)
     order = sorted(range(len(f.episodes)), key=lambda i: (f.episodes[i].eids[0], i))
     l2 = [b.episode(i, f.episodes[i]) for i in order]
-    children = l2 + b.lifecycle() + b.path() + b.lineage() + b.session(session_id) + \
+    links, because = Linker(b, getattr(templates, "causes", ())).nodes(order)
+    children = l2 + links + b.lifecycle() + b.path() + b.lineage() + b.session(session_id) + \
         b.interventions(interventions)
     sev = max((n.severity for n in l2), key=lambda s: _SEV_RANK.get(s, 0), default="info")
     phase = PHASE_NAMES[f.phase]
     if l2:
         summary = "; ".join(f"{n.kind} (event {n.evidence_event_ids[0]})" for n in l2)
+        if because:
+            summary += "; " + "; ".join(because)
     else:
         summary = "no template matched"
     end = f" ({f.end_reason})" if f.phase in (DIVERGED, TERMINATED) and f.end_reason else ""

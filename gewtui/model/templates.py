@@ -54,10 +54,12 @@ class Template:
 class TemplateSet:
     """An ordered (by id), immutable set of templates."""
 
-    def __init__(self, templates: Iterable[Template], overridden: Iterable[str] = ()):
+    def __init__(self, templates: Iterable[Template], overridden: Iterable[str] = (), causes=()):
         self._list = tuple(sorted(templates, key=lambda t: t.id))
         self._by_id = {t.id: t for t in self._list}
         self.overridden = tuple(sorted(overridden))  # packaged ids replaced by user files
+        # cause rules over these templates (gewtui.model.causes): used when chains are built
+        self.causes = tuple(causes)
 
     def __iter__(self) -> Iterator[Template]:
         return iter(self._list)
@@ -181,8 +183,11 @@ def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool =
     """The packaged templates (unless packaged=False) plus those in ``dirs``.
 
     A user template with a packaged template's id replaces it (to tune a threshold); two
-    user files with one id are an error.
+    user files with one id are an error. Cause rules come with them: the packaged ones (if
+    packaged) and those in each directory's ``causes/`` subdirectory.
     """
+    from gewtui.model.causes import load_rules
+
     found: dict[str, Template] = {}
     if packaged:
         for t in _dir_templates(templates_dir()):
@@ -197,7 +202,9 @@ def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool =
             if t.id in found:
                 overridden.append(t.id)
             found[t.id] = t
-    return TemplateSet(found.values(), overridden)
+    rule_dirs = [Path(d) / "causes" for d in dirs or () if (Path(d) / "causes").is_dir()]
+    causes = load_rules(rule_dirs, known=found, packaged=packaged)
+    return TemplateSet(found.values(), overridden, causes)
 
 
 _PACKAGED: TemplateSet | None = None
