@@ -383,7 +383,7 @@ def _inventory(scope: ResolvedScope, log: Log):
     """The start-of-session inventory of the scoped namespaces (gewtui.kernel.inventory)."""
     from gewtui.kernel.inventory import Inventory
 
-    f = scope.filter()
+    f = scope.filter
     inv = Inventory(scope.netns, f.prefixes, f.ports, log=log)
     try:
         inv.read()
