@@ -59,7 +59,7 @@ def test_drops_explain_a_retransmission_storm():
     assert link[2] == (
         f"retransmission-storm on flow 1 because 25 of its packets were dropped (netfilter-drop:"
         f" NETFILTER_DROP at no location recorded in netns {SERVER_NS} on veth0); drop event"
-        f" {drop.id} came 150.2 ms before retransmission event {retx.id}")
+        f" {drop.id} came 150.2 ms before retransmit event {retx.id}")
     assert link[3] == [drop.id, retx.id]
 
 
@@ -69,8 +69,9 @@ def test_drops_long_before_the_storm_are_not_its_cause():
     assert not _only(links, "cause")
     (nc,) = _only(links, "cause-not-observed")
     assert nc[2].startswith("cause not observed: retransmission-storm (events ")
-    assert nc[2].endswith("no drop of this flow's packets (netfilter, receive queue); nor queue drop on"
-                          " this flow's path; nor route change of this flow tied to it"), nc[2]
+    assert nc[2].endswith("no drop of this flow's packets (netfilter, receive queue); nor listen overflow"
+                          " at the peer's listener (ListenOverflows unchanged or not read); nor queue drop"
+                          " on this flow's path; nor route change of this flow tied to it"), nc[2]
 
 
 # -- queue drops on the path -> retransmissions --------------------------------------------
@@ -159,8 +160,9 @@ def test_a_zero_window_on_another_connection_does_not_explain_a_stall():
     links = _links(_fold(s))
     assert not _only(links, "cause")
     (nc,) = _only(links, "cause-not-observed", "stall")
-    assert nc[2].endswith("no route change of this flow; nor zero window on the same connection tied"
+    assert nc[2].endswith("; nor route change of this flow; nor zero window on the same connection tied"
                           " to it"), nc[2]
+    assert "no drop of this flow's packets" in nc[2]
 
 
 # -- listen overflow -> handshake timeout -----------------------------------------------------
@@ -201,18 +203,19 @@ def _refused(tied: bool):
     other = s.connect("10.0.0.1", "10.0.0.2", 8081)
     c = s.connect("10.0.0.1", "10.0.0.2", 8081)
     drop = s.drop("NETFILTER_DROP", c if tied else other, reverse=True, netns=SERVER_NS)
-    rst = s.reset(c, E.RESET_RECEIVED, state=SYN_SENT)
-    s.state(c, SYN_SENT, 7)
-    return s, drop, rst
+    s.reset(c, E.RESET_RECEIVED, state=SYN_SENT)
+    end = s.state(c, SYN_SENT, 7)
+    return s, drop, end
 
 
 def test_a_netfilter_reject_explains_the_refused_connection():
-    s, drop, rst = _refused(True)
+    s, drop, end = _refused(True)
     (link,) = _only(_links(_fold(s)), "cause")
     assert link[1] == "netfilter-reject-refused"
     assert link[2] == (f"connection-refused on flow 1 because netfilter rejected the attempt: its packet"
-                       f" was dropped (NETFILTER_DROP in netns {SERVER_NS}, event {drop.id}) 0.1 ms before"
-                       f" the reset (event {rst.id})")
+                       f" was dropped (NETFILTER_DROP in netns {SERVER_NS}, event {drop.id}) 0.2 ms before"
+                       f" the attempt ended after the reset (tcp_state event {end.id})")
+    assert link[3] == [drop.id, end.id]
 
 
 def test_a_netfilter_drop_of_another_connection_does_not_explain_a_refusal():

@@ -33,6 +33,25 @@ def test_widened_port_range_makes_a_low_client_port_a_client():
     assert f.key.startswith("tcp 10.0.0.1 -> 10.0.0.2:80"), f.key
 
 
+def test_in_an_inventoried_namespace_both_ports_in_the_widened_range_is_still_a_client():
+    s = StreamBuilder(netns=CLIENT_NS)
+    s.facts(1024, 65000)
+    c = Conn("10.0.0.1", 1502, "10.0.0.2", 8080, s.new_sock(), CLIENT_NS)   # 8080 is in range too
+    s.probe(c)
+    f = _by_key(_fold(s.events), "10.0.0.2:8080")
+    assert f.key.startswith("tcp 10.0.0.1 -> 10.0.0.2:8080"), f.key
+
+
+def test_in_an_inventoried_namespace_a_socket_on_a_listening_port_is_a_server():
+    s = StreamBuilder(netns=SERVER_NS)
+    s.facts(1024, 65000, netns=SERVER_NS)
+    s.inventory(Conn("0.0.0.0", 8080, "0.0.0.0", 0, 5, SERVER_NS), LISTEN)
+    c = Conn("10.0.0.2", 8080, "10.0.0.1", 1502, s.new_sock(), SERVER_NS)
+    s.probe(c)
+    f = _by_key(_fold(s.events), "<- 10.0.0.1")
+    assert f.key == f"tcp 10.0.0.2:8080 <- 10.0.0.1 netns {SERVER_NS}", f.key
+
+
 def test_without_the_range_the_default_cannot_tell_the_sides():
     # the same socket with no facts read: 1502 and 80 are both outside 32768-60999
     s = StreamBuilder(netns=CLIENT_NS)

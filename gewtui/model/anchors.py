@@ -18,8 +18,7 @@ from gewtui.model.changes import Change, change
 from gewtui.model.entities import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, ix_add,
                                    ix_get)
 from gewtui.model.flows import Registry
-from gewtui.model.identity import (CLIENT, DEFAULT_RANGE, LISTENER, make_key,
-                                   role_from_ports, role_from_state)
+from gewtui.model.identity import CLIENT, LISTENER, make_key, role_from_ports, role_from_state
 from gewtui.model.schema import TCP_STATE_NAMES
 
 Handler = Callable[..., None]
@@ -105,7 +104,7 @@ class TcpAnchor(Anchor):
         role = role_from_state(old, new) if old or new else None
         if role is None:
             role = role_from_ports(sport, dport, (netns, sport) in reg.listeners,
-                                   reg.port_ranges.get(netns, DEFAULT_RANGE))
+                                   reg.port_ranges.get(netns), netns in reg.port_ranges)
         if role != LISTENER and (_zero(daddr) or dport == 0):
             # A passive child is traced before its peer is filled in: hold its facts until
             # an event names the peer.

@@ -9,7 +9,7 @@ cannot cite.
 """
 from __future__ import annotations
 
-from gewtui.model.identity import peer_text
+from gewtui.model.identity import LISTENER, peer_text
 from gewtui.model.causes import CauseRule
 from gewtui.pb import model_pb2
 
@@ -49,8 +49,21 @@ class Linker:
         return i
 
     # -- ties ---------------------------------------------------------------------------------
-    def _pair(self, rule: CauseRule, cause_eids, effect_eids):
-        """The (cause, effect) event pair with the shortest lag satisfying the rule."""
+    def _ends(self):
+        """Flows holding the other end of this flow's conversation (local and peer addresses
+        swapped, another flow): a drop there is tied to an effect here only event by event,
+        when the drop names the very connection (see _pair's same_conn). One pass over the
+        flows, made only for an effect no cause on its own flow explains."""
+        f = self.b.f
+        local, peer = f.key[4], f.key[6]
+        if not local or not peer:
+            return []
+        return [g for fid, g in sorted(self.reg.flows.items())
+                if g is not f and g.key[4] == peer and g.key[6] == local]
+
+    def _pair(self, rule: CauseRule, cause_eids, effect_eids, same_conn: bool = False):
+        """The (cause, effect) event pair with the shortest lag satisfying the rule
+        (``same_conn``: the two events must also name the same connection)."""
         best = None
         for e in effect_eids:
             ie = self.info(e)
@@ -60,8 +73,8 @@ class Linker:
                 ic = self.info(c)
                 if ic is None or ic.t > ie.t or ie.t - ic.t > rule.window_ns:
                     continue
-                if rule.tie == "socket" and not ((ic.sock and ic.sock == ie.sock) or
-                                                 (ic.conn is not None and ic.conn == ie.conn)):
+                if (rule.tie == "socket" or same_conn) and not (
+                        (ic.sock and ic.sock == ie.sock) or (ic.conn is not None and ic.conn == ie.conn)):
                     continue
                 lag = ie.t - ic.t
                 if best is None or lag < best[2]:
@@ -75,14 +88,14 @@ class Linker:
         role, _n, _fam, _p, _local, _lport, peer, pport = f.key
         if not pport:
             return None
-        first = self.info(ep.eids[0])
+        first = self.info(self._effect_eids(ep)[0])
         if first is None:
             return None
-        for (netns, port), lfid in sorted(reg.listeners.items()):
-            lf = reg.flows.get(lfid)
-            if port != pport or lf is None:
+        # every listener flow kept, live or ended (the index holds live ones only)
+        for _fid, lf in sorted(reg.flows.items()):
+            if lf.key[0] != LISTENER or lf.key[5] != pport:
                 continue
-            laddr = lf.key[4]
+            netns, laddr = lf.key[1], lf.key[4]
             if laddr and laddr.count(0) != len(laddr) and laddr != peer:
                 continue
             facts = reg.ns_facts.get(netns, ())
@@ -93,12 +106,19 @@ class Linker:
                 return ("counter", lf, before[-1], after[0])
             for cep in lf.episodes:
                 if cep.tid in rule.causes:
-                    pair = self._pair(rule, cep.eids, ep.eids)
+                    pair = self._pair(rule, cep.eids, self._effect_eids(ep))
                     if pair is not None:
                         return ("episode", lf, cep, pair)
         return None
 
     # -- nodes ----------------------------------------------------------------------------------
+    @staticmethod
+    def _effect_eids(ep) -> list[int]:
+        """The events of the effect's last step: what shows the effect itself (a stall's
+        no-progress evidence, not the establishment before it)."""
+        k = ep.bounds[-1] if ep.bounds else 0
+        return list(ep.eids[k:]) or list(ep.eids)
+
     def nodes(self, order: list[int]) -> tuple[list, list[str]]:
         """L3 link nodes for the flow's episodes (in ``order``), and one summary per effect."""
         b, f = self.b, self.b.f
@@ -118,9 +138,16 @@ class Linker:
                 for j, cep in enumerate(f.episodes):
                     if j == i or cep.tid not in r.causes:
                         continue
-                    pair = self._pair(r, cep.eids, ep.eids)
+                    pair = self._pair(r, cep.eids, self._effect_eids(ep))
                     if pair is not None:
                         links.append(self._link_node(r, i, ep, j, cep, pair))
+                if r.tie == "flow" and not links:
+                    for g in self._ends():
+                        for j, cep in enumerate(g.episodes):
+                            if cep.tid in r.causes:
+                                pair = self._pair(r, cep.eids, self._effect_eids(ep), same_conn=True)
+                                if pair is not None:
+                                    links.append(self._link_node(r, i, ep, j, cep, pair, g))
             if links:
                 out.extend(links)
                 summary.append(f"{ep.tid} because " + ", ".join(n.fields["cause"] for n in links))
@@ -144,26 +171,34 @@ class Linker:
             "cause_site": loc or "no location recorded", "cause_netns": str(ic.netns if ic else 0),
             "cause_iface": fl.get("ifname") or fl.get("device") or _NO_IFACE,
             "cause_event": str(c), "effect_event": str(e), "lag_ms": f"{lag / 1e6:.1f}",
+            "effect_kind": (self.info(e).fields.get("event", "") if self.info(e) else "") or "event",
             "delta": "", "counter_from": "", "counter_to": "", "listener": "",
         }
 
     def _fill(self, rule, values: dict[str, str]) -> str:
         return rule.text.format(**{k: (v if v != "" else "none recorded") for k, v in values.items()})
 
-    def _link_node(self, rule, i, ep, j, cep, pair):
+    def _link_node(self, rule, i, ep, j, cep, pair, other=None):
+        """A link; ``other``: the flow holding the cause (the connection's other end)."""
         b = self.b
         c, e, lag = pair
         v = self._values(rule, ep, cep.tid, c, e, lag, cep.sums.get("*", cep.count))
+        owner = f"f{other.fid}" if other is not None else b.prefix
         fields = {"rule": rule.id, "tie": rule.tie, "effect": ep.tid, "cause": cep.tid,
-                  "effect_node": f"{b.prefix}/L2/{ep.tid}/{i}", "cause_node": f"{b.prefix}/L2/{cep.tid}/{j}",
+                  "effect_node": f"{b.prefix}/L2/{ep.tid}/{i}", "cause_node": f"{owner}/L2/{cep.tid}/{j}",
                   "lag_ms": v["lag_ms"], "cause_event": str(c), "effect_event": str(e)}
-        return b.node(L3, "cause", f"{b.prefix}/L3/cause/{ep.tid}/{i}/{rule.id}/{j}", self._fill(rule, v),
+        text = self._fill(rule, v)
+        if other is not None:
+            # the total is the other end's match; say whose, and what ties it here
+            text += (f" (the drops are counted on flow {other.fid}, the other end of the same"
+                     f" connection; event {c} names this connection)")
+        return b.node(L3, "cause", f"{b.prefix}/L3/cause/{ep.tid}/{i}/{rule.id}/{owner}/{j}", text,
                       [c, e], fields=fields)
 
     def _listener_node(self, rule, i, ep, hit):
         b = self.b
         what, lf, x, y = hit
-        e = ep.eids[0]
+        e = self._effect_eids(ep)[0]
         if what == "counter":
             before, after = x, y
             v = self._values(rule, ep, "ListenOverflows", before[0], e, 0, after[3] - before[3])

@@ -42,7 +42,7 @@ _KEYS = {"id", "causes", "effects", "tie", "window_ms", "text", "unobserved"}
 _ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MAX_WINDOW_MS = 3_600_000
 PLACEHOLDERS = ("effect", "cause", "flow_id", "peer", "cause_total", "cause_reason", "cause_site",
-                "cause_netns", "cause_iface", "cause_event", "effect_event", "lag_ms", "delta",
+                "cause_netns", "cause_iface", "cause_event", "effect_event", "effect_kind", "lag_ms", "delta",
                 "counter_from", "counter_to", "listener")
 
 

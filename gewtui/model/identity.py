@@ -9,9 +9,10 @@ A flow is a conversation between a local endpoint and a service, in one network 
   (netns, family, protocol, local address, local port, peer address);
 * a listener (-> LISTEN): (netns, family, protocol, local address, local port);
 * a socket first seen mid-life whose side is unknown: by its listener port if one is known,
-  else by which of its ports is in its namespace's ephemeral range (read from the namespace's
-  ip_local_port_range at the start of the session; Linux's default 32768-60999 only when no
-  range was read), else the exact 4-tuple (no reconnect continuity then).
+  else, in a namespace the session inventoried (its listeners and its ip_local_port_range are
+  known), a client: a socket on no listening port was opened actively; elsewhere by which of
+  its ports is in Linux's default ephemeral range 32768-60999, else the exact 4-tuple (no
+  reconnect continuity then).
 
 PIDs, socket addresses and interfaces are not part of any key. Continuity in time (the
 silence window) and in path (fib results) is decided by the registry.
@@ -49,11 +50,16 @@ def role_from_state(old: int, new: int) -> str | None:
 
 
 def role_from_ports(sport: int, dport: int, listening: bool,
-                    port_range: tuple[int, int] = DEFAULT_RANGE) -> str:
-    """The side of a socket first seen mid-life (see the module docstring); ``port_range``
-    is its namespace's ephemeral range."""
+                    port_range: tuple[int, int] | None = None, listeners_known: bool = False) -> str:
+    """The side of a socket first seen mid-life (see the module docstring). ``port_range``:
+    its namespace's ephemeral range (Linux's default when None); ``listeners_known``: the
+    session inventoried the namespace's listeners, so a socket on no listening port was
+    opened actively: a client, even where a widened range holds both its ports."""
     if listening:
         return SERVER
+    if listeners_known:
+        return CLIENT
+    port_range = port_range or DEFAULT_RANGE
     lo, hi = port_range
     s_eph, d_eph = lo <= sport <= hi, lo <= dport <= hi
     if s_eph and not d_eph:

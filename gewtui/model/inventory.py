@@ -4,8 +4,9 @@ A live session starts its recording with one ``NetnsFacts`` event per scoped nam
 ephemeral port range and TCP counters) and one ``SocketInventory`` event per socket found by
 sock_diag (gewtui.kernel.inventory), listeners first. From them:
 
-* the namespace's port range decides which side of a socket first seen mid-life is the
-  client (gewtui.model.identity.role_from_ports), instead of Linux's default range;
+* the namespace is known to have had its listeners inventoried, so a socket first seen
+  mid-life on no listening port is a client (gewtui.model.identity.role_from_ports), even
+  where a widened ephemeral range (kept with the facts) holds both its ports;
 * each socket becomes a member of its flow at once, with its role: a listener's flow, a
   server socket (its local port is a listener's) or a client (its local port is ephemeral),
   so connections made before the session, even idle ones, are flows on the first frame.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from gewtui.model.anchors import Anchor, TcpAnchor
 from gewtui.model.flows import KERNEL_ADDR
-from gewtui.model.identity import DEFAULT_RANGE, LISTENER, make_key, role_from_ports
+from gewtui.model.identity import LISTENER, make_key, role_from_ports
 
 FACTS_CAP = 64               # per namespace: the first (start) and the latest are kept
 _LISTEN, _TIME_WAIT, _CLOSE = 10, 6, 7
@@ -56,7 +57,7 @@ class InventoryAnchor(Anchor):
             role = LISTENER
         else:
             role = role_from_ports(sport, dport, (netns, sport) in reg.listeners,
-                                   reg.port_ranges.get(netns, DEFAULT_RANGE))
+                                   reg.port_ranges.get(netns), netns in reg.port_ranges)
             if _zero(daddr) or not dport:
                 reg.unattributed += 1
                 return
