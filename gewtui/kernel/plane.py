@@ -52,7 +52,7 @@ EventSink = Callable[[events_pb2.Event], None]
 COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_scope_cfg", "gew_scope_netns",
                "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks",
                "gew_sock_gen")
-UNIT_MAPS = {"queue": ("gew_qdiscs",), "route": ("gew_fib_seen",)}
+UNIT_MAPS = {"queue": ("gew_qdiscs",), "route": ("gew_fib_seen",), "tcp_probe": ("gew_srtt_hist",)}
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,8 @@ class KernelPlane:
         vocab = Vocab.from_kernel(tf, btf)
         self.decoder = Decoder(ok, vocab, self._emit)
         self.decoder.hooks["qdisc_gone"] = self._qdisc_gone
+        if "tcp_probe" in {u.name for u in ok}:
+            tcp_probe.bind(self.decoder, self.bpf)   # the srtt histogram table
         self.state = "staged"
 
     def verify(self) -> None:

@@ -1,7 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -145,7 +146,7 @@ class TcpReset(_message.Message):
     def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., direction: _Optional[_Union[ResetDirection, str]] = ..., state: _Optional[_Union[TcpState, str]] = ..., reason: _Optional[int] = ..., reason_name: _Optional[str] = ..., sock_cookie: _Optional[int] = ...) -> None: ...
 
 class TcpProbeSummary(_message.Message):
-    __slots__ = ("tuple", "sock", "sock_cookie", "window_start_ns", "window_end_ns", "segments", "bytes", "snd_cwnd", "ssthresh", "snd_wnd", "rcv_wnd", "min_snd_wnd", "srtt_us", "max_srtt_us", "zero_window_segments", "zero_window_now", "final")
+    __slots__ = ("tuple", "sock", "sock_cookie", "window_start_ns", "window_end_ns", "segments", "bytes", "snd_cwnd", "ssthresh", "snd_wnd", "rcv_wnd", "min_snd_wnd", "srtt_us", "max_srtt_us", "zero_window_segments", "zero_window_now", "final", "srtt_log2_hist")
     TUPLE_FIELD_NUMBER: _ClassVar[int]
     SOCK_FIELD_NUMBER: _ClassVar[int]
     SOCK_COOKIE_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +164,7 @@ class TcpProbeSummary(_message.Message):
     ZERO_WINDOW_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     ZERO_WINDOW_NOW_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    SRTT_LOG2_HIST_FIELD_NUMBER: _ClassVar[int]
     tuple: Tuple
     sock: int
     sock_cookie: int
@@ -180,7 +182,8 @@ class TcpProbeSummary(_message.Message):
     zero_window_segments: int
     zero_window_now: bool
     final: bool
-    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., sock_cookie: _Optional[int] = ..., window_start_ns: _Optional[int] = ..., window_end_ns: _Optional[int] = ..., segments: _Optional[int] = ..., bytes: _Optional[int] = ..., snd_cwnd: _Optional[int] = ..., ssthresh: _Optional[int] = ..., snd_wnd: _Optional[int] = ..., rcv_wnd: _Optional[int] = ..., min_snd_wnd: _Optional[int] = ..., srtt_us: _Optional[int] = ..., max_srtt_us: _Optional[int] = ..., zero_window_segments: _Optional[int] = ..., zero_window_now: _Optional[bool] = ..., final: _Optional[bool] = ...) -> None: ...
+    srtt_log2_hist: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., sock_cookie: _Optional[int] = ..., window_start_ns: _Optional[int] = ..., window_end_ns: _Optional[int] = ..., segments: _Optional[int] = ..., bytes: _Optional[int] = ..., snd_cwnd: _Optional[int] = ..., ssthresh: _Optional[int] = ..., snd_wnd: _Optional[int] = ..., rcv_wnd: _Optional[int] = ..., min_snd_wnd: _Optional[int] = ..., srtt_us: _Optional[int] = ..., max_srtt_us: _Optional[int] = ..., zero_window_segments: _Optional[int] = ..., zero_window_now: _Optional[bool] = ..., final: _Optional[bool] = ..., srtt_log2_hist: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TcpCongState(_message.Message):
     __slots__ = ("tuple", "sock", "ca_state", "ca_state_name")
