@@ -65,3 +65,36 @@ def test_ipv6_is_bracketed_in_keys_and_event_texts():
     fib.fib.dst, fib.fib.src, fib.fib.dport, fib.fib.device = (
         bytes.fromhex("fd000000000000000000000000000002"), b"", 80, "veth0")
     assert "* -> [fd00::2]:80" in event_text(fib)
+
+
+def test_connect_latency_and_srtt_distribution_of_a_flow():
+    s = StreamBuilder()
+    c1 = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.wait(3)
+    s.established(c1)                        # 3.1 ms
+    c2 = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.wait(40)
+    s.established(c2)                        # 40.1 ms
+    p = s.probe(c1)
+    p.tcp_probe.srtt_log2_hist.extend([0] * 9 + [4, 6])      # 512-1024 us: 4, 1-2 ms: 6
+    p = s.probe(c2)
+    p.tcp_probe.srtt_log2_hist.extend([0] * 10 + [5])
+    eng = _fold(s.events)
+    f = eng.flow(1)
+    assert f.connect_latency_min_us == 3100 and f.connect_latency_max_us == 40100
+    assert sum(f.connect_latency_log2_hist) == 2
+    assert list(f.srtt_log2_hist) == [0] * 9 + [4, 11]
+    (lat,) = [n for n in eng.chain(1).root.children if n.kind == "latency"]
+    assert lat.text == ("connect latency over 2 connection(s): least 3100 us, median in 2ms-4ms,"
+                        " greatest 40100 us; srtt over 15 segment(s): median in 1ms-2ms, highest in 1ms-2ms")
+
+
+def test_a_socket_seen_mid_handshake_has_no_connect_latency():
+    s = StreamBuilder()
+    c = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.events.pop(0)                          # its SYN_SENT transition was before the session
+    c.sock = s.new_sock()
+    s.state(c, 2, 1)
+    eng = _fold(s.events)
+    f = eng.flows()[0]
+    assert f.connect_latency_max_us == 0 and not f.connect_latency_log2_hist

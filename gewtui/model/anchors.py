@@ -18,6 +18,7 @@ from gewtui.model.changes import Change, change
 from gewtui.model.entities import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, ix_add,
                                    ix_get)
 from gewtui.model.flows import Registry
+from gewtui.model.latency import add_rtt, connected
 from gewtui.model.identity import CLIENT, LISTENER, make_key, role_from_ports, role_from_state
 from gewtui.model.schema import TCP_STATE_NAMES
 
@@ -28,8 +29,7 @@ _EAGAIN, _EHOSTUNREACH, _MAIN_TABLE = -11, -113, 254
 PENDING_CAP, ROUTES_CAP, ATTRS_CAP = 4096, 65536, 65536
 _STATE = dict(TCP_STATE_NAMES)
 _NETNS: dict[int, int] = {}
-# Local addresses are few and shared by many flows: one bytes object each (bounded: values are
-# equal either way, interning only saves memory).
+# Local addresses are few, shared by many flows: one bytes object each (interning saves memory)
 _LOCAL: dict[bytes, bytes] = {}
 _LOCAL_CAP = 4096
 
@@ -46,8 +46,7 @@ class Anchor:
         """kind -> handler(ev, body, eid, t, out)"""
         return {k: getattr(self, k) for k in self.kinds}
 
-    def apply(self, ev, out: list[Change]) -> list[Change]:
-        """Apply one event of a kind this anchor handles (the slow, generic entry)."""
+    def apply(self, ev, out: list[Change]) -> list[Change]:   # the slow, generic entry
         kind = ev.WhichOneof("body")
         self.handlers()[kind](ev, getattr(ev, kind), ev.id, ev.ktime_ns, out)
         return out
@@ -81,8 +80,7 @@ class TcpAnchor(Anchor):
         m = reg.socks.get(sock) if sock else None
         if m is not None and m.closed and not (old and old in _FRESH_OLD):
             # A late event of a closed socket (a final summary, a congestion-state reset, a
-            # destroy): it stays with that socket until a state change starts a new one at
-            # the same kernel address.
+            # destroy) stays with it until a state change starts a new one at its address.
             self._touch(m.flow, eid, t, out)
             return m
         if m is None and sock and reg.port_ranges:   # an inventory was taken: its socket?
@@ -246,6 +244,8 @@ class TcpAnchor(Anchor):
         m.state = new
         f.tcp_state = new
         out.append(change("tcp-state", f.fid, eid, detail))
+        if old == 2 and new == 1:   # SYN_SENT -> ESTABLISHED: connect latency
+            connected(reg, f, m, t)
         if ev.attr.source == _ATTR_PROCESS:
             self._attribute(f, ev, eid, "state", out)
         if self._offer_state is not None:
@@ -335,6 +335,8 @@ class TcpAnchor(Anchor):
         zw = b.zero_window_segments
         if zw:
             f.n_zw += zw
+        if b.srtt_log2_hist:
+            add_rtt(f, b.srtt_log2_hist)
         if self._offer_probe is not None:
             self._offer_probe(self.reg, f, m, ev, b, eid, t, out)
 

@@ -131,6 +131,7 @@ class Registry:
         f.phase = EMERGED
         f.parent = parent.fid if parent else 0
         f.members = f.path = f.procs = f.trans = f.children = f.templates = f.episodes = ()
+        f.rtt = f.clat = ()
         f.open = 0
         f.n_events = 1
         f.n_retx = f.n_rst_sent = f.n_rst_recv = f.n_drops = f.n_segments = 0

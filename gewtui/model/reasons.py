@@ -16,6 +16,7 @@ from gewtui.model.causal import Linker
 from gewtui.model.entities import DIVERGED, TERMINATED, Flow
 from gewtui.model.flows import Registry
 from gewtui.model.identity import key_text, local_text, peer_text
+from gewtui.model.latency import connect_text, rtt_text
 from gewtui.model.snapshots import expand_transitions
 from gewtui.model.render import errno_text, event_fields, event_text, ip_text, short_state
 from gewtui.model.templates import TemplateSet
@@ -204,6 +205,13 @@ class _Builder:
                                  f"{f.n_conns} connection(s); sockets {socks}{more}",
                                  [m.first_eid for m in f.members],
                                  fields={"connections": str(f.n_conns), "sockets": socks}))
+        if f.rtt or f.clat:
+            # aggregates of the flow's tcp_probe summaries and transitions: the emergence cites
+            # where the flow starts; the counts are over everything since
+            parts = ([connect_text(f.clat)] if f.clat else []) + ([rtt_text(f.rtt)] if f.rtt else [])
+            out.append(self.node(L1, "latency", f"{self.prefix}/L1/latency", "; ".join(parts),
+                                 [f.first_eid], fields={"connect": connect_text(f.clat) if f.clat else "",
+                                                        "srtt": rtt_text(f.rtt) if f.rtt else ""}))
         if f.procs:
             procs = ", ".join(f"{w[2]}[{w[1]}] via {via}" for _, w, via in f.procs)
             out.append(self.node(L1, "lineage", f"{self.prefix}/L1/lineage/processes",

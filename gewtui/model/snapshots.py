@@ -62,6 +62,18 @@ def _fill_processes_and_counters(s: model_pb2.FlowSnapshot, f: Flow) -> None:
     c.events, c.retransmits, c.resets_sent, c.resets_received = f.n_events, f.n_retx, f.n_rst_sent, f.n_rst_recv
     c.drops, c.segments, c.bytes, c.zero_window_segments = f.n_drops, f.n_segments, f.n_bytes, f.n_zw
     c.connections = f.n_conns
+    if f.rtt:
+        s.srtt_log2_hist.extend(_trim(f.rtt))
+    if f.clat:
+        s.connect_latency_min_us, s.connect_latency_max_us = f.clat[0], f.clat[1]
+        s.connect_latency_log2_hist.extend(_trim(f.clat[2:]))
+
+
+def _trim(hist) -> list[int]:
+    out = list(hist)
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def flow_snapshot(f: Flow, reg) -> model_pb2.FlowSnapshot:
