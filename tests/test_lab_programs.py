@@ -130,6 +130,9 @@ def test_netfilter_drops_equal_the_nft_counter_and_explain_retransmissions(gew_i
     dropped = n1 - n0
     seen = sum(b.count or 1 for _e, b in _of(evs, "skb_drop") if b.reason_name == "NETFILTER_DROP")
     assert dropped > 0 and seen == dropped, (seen, dropped)
+    # each drop site named as function+offset (kallsyms), and the names kept in the events
+    sites = {b.location_symbol for _e, b in _of(evs, "skb_drop") if b.reason_name == "NETFILTER_DROP"}
+    assert sites and all(re.fullmatch(r"\w+\+0x[0-9a-f]+( \[\w+\])?", x) for x in sites), sites
     segs = (s1[("Tcp", "RetransSegs")] - s0[("Tcp", "RetransSegs")]) + \
         (c1[("Tcp", "RetransSegs")] - c0[("Tcp", "RetransSegs")])
     skbs = len(_of(evs, "retransmit"))

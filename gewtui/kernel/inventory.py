@@ -12,6 +12,7 @@ network namespace this unit reads:
   ``tcp_info`` and cgroup id, and its owning process where a process holds a descriptor for
   the socket's inode -> one ``SocketInventory`` event each.
 
+It also names drop sites (gewtui.kernel.kallsyms) in the events before they are recorded.
 The counters are read again at the end (``when = "end"``) and, at most once a second per
 namespace, after a connection attempt retransmitted its SYN (``when = "handshake-timeout"``),
 so the listen-overflow cause rule can compare ListenOverflows around a handshake timeout.
@@ -29,6 +30,7 @@ import time
 from typing import Callable, Iterable
 
 from gewtui.kernel import netns as nsmod
+from gewtui.kernel.kallsyms import Kallsyms
 from gewtui.pb import events_pb2
 
 Sink = Callable[[events_pb2.Event], None]
@@ -260,6 +262,7 @@ class Inventory:
         self._timeouts: set[int] = set()
         self._last_read: dict[int, float] = {}
         self.errors: list[str] = []
+        self.symbols = Kallsyms()   # drop sites named as the events pass (see)
         self._taken: list | None = None
         self._owners: dict[int, tuple[int, str]] = {}
 
@@ -293,8 +296,12 @@ class Inventory:
         return n
 
     def see(self, ev: events_pb2.Event) -> None:
-        """Note a connection attempt retransmitting its SYN (a handshake timing out)."""
-        if ev.WhichOneof("body") == "retransmit" and ev.retransmit.state == _SYN_SENT:
+        """Before the event is recorded: name a drop's site; note a connection attempt
+        retransmitting its SYN (a handshake timing out)."""
+        kind = ev.WhichOneof("body")
+        if kind == "skb_drop":
+            self.symbols.annotate(ev)
+        elif kind == "retransmit" and ev.retransmit.state == _SYN_SENT:
             self._timeouts.add(ev.attr.netns)
 
     def tick(self, sink: Sink) -> None:

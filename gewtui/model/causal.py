@@ -164,7 +164,7 @@ class Linker:
     def _values(self, rule, ep, cause: str, c: int, e: int, lag: int, total) -> dict[str, str]:
         ic = self.info(c)
         fl = ic.fields if ic is not None else {}
-        loc = fl.get("location_text") or (fl.get("location") if fl.get("location") not in (None, "", "0x0") else "")
+        loc = fl.get("location_symbol") or (fl.get("location") if fl.get("location") not in (None, "", "0x0") else "")
         return {
             "effect": ep.tid, "cause": cause, "flow_id": str(self.b.f.fid), "peer": peer_text(self.b.f.key),
             "cause_total": str(total), "cause_reason": fl.get("reason_name") or fl.get("event", "") or "no reason recorded",

@@ -195,7 +195,7 @@ def _skb_drop(f):
            "PACKET_ATTRIBUTION_SOCKET": "tuple of the socket",
            "PACKET_ATTRIBUTION_NONE": "counted per interface, not per flow"}.get(f["attribution"], "")
     tup = f" {_endpoints(f)}" if f["attribution"] != "PACKET_ATTRIBUTION_NONE" else ""
-    site = f" at {f['location_text']}" if f.get("location_text") else ""
+    site = f" at {f['location_symbol']}" if f.get("location_symbol") else ""
     return (f"{f['count']} packet(s) dropped: {f['reason_name'] or f['reason']} on {_iface(f)}"
             f"{site}{tup} ({how})")
 

@@ -222,7 +222,7 @@ class SocketOwner(_message.Message):
     def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., previous_tgid: _Optional[int] = ..., previous_comm: _Optional[str] = ..., via: _Optional[str] = ...) -> None: ...
 
 class SkbDrop(_message.Message):
-    __slots__ = ("reason", "reason_name", "protocol", "tuple", "attribution", "ifindex", "ifname", "location", "sock", "count")
+    __slots__ = ("reason", "reason_name", "protocol", "tuple", "attribution", "ifindex", "ifname", "location", "sock", "count", "location_symbol")
     REASON_FIELD_NUMBER: _ClassVar[int]
     REASON_NAME_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +233,7 @@ class SkbDrop(_message.Message):
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     SOCK_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_SYMBOL_FIELD_NUMBER: _ClassVar[int]
     reason: int
     reason_name: str
     protocol: int
@@ -243,7 +244,8 @@ class SkbDrop(_message.Message):
     location: int
     sock: int
     count: int
-    def __init__(self, reason: _Optional[int] = ..., reason_name: _Optional[str] = ..., protocol: _Optional[int] = ..., tuple: _Optional[_Union[Tuple, _Mapping]] = ..., attribution: _Optional[_Union[PacketAttribution, str]] = ..., ifindex: _Optional[int] = ..., ifname: _Optional[str] = ..., location: _Optional[int] = ..., sock: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+    location_symbol: str
+    def __init__(self, reason: _Optional[int] = ..., reason_name: _Optional[str] = ..., protocol: _Optional[int] = ..., tuple: _Optional[_Union[Tuple, _Mapping]] = ..., attribution: _Optional[_Union[PacketAttribution, str]] = ..., ifindex: _Optional[int] = ..., ifname: _Optional[str] = ..., location: _Optional[int] = ..., sock: _Optional[int] = ..., count: _Optional[int] = ..., location_symbol: _Optional[str] = ...) -> None: ...
 
 class QdiscSummary(_message.Message):
     __slots__ = ("ifindex", "ifname", "netns", "handle", "parent", "kind", "window_start_ns", "window_end_ns", "enqueued", "dequeued", "dropped", "backlog_packets", "overlimits", "requeues")

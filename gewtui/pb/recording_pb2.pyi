@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordingHeader(_message.Message):
-    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons", "port_ranges", "symbols")
+    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons", "port_ranges")
     class DropReasonsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,7 +33,6 @@ class RecordingHeader(_message.Message):
     DROP_REASONS_FIELD_NUMBER: _ClassVar[int]
     RESET_REASONS_FIELD_NUMBER: _ClassVar[int]
     PORT_RANGES_FIELD_NUMBER: _ClassVar[int]
-    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     session: _session_pb2.SessionInfo
     capabilities: _session_pb2.CapabilityReport
@@ -42,8 +41,7 @@ class RecordingHeader(_message.Message):
     drop_reasons: _containers.ScalarMap[int, str]
     reset_reasons: _containers.ScalarMap[int, str]
     port_ranges: _containers.RepeatedCompositeFieldContainer[NetnsPortRange]
-    symbols: _containers.RepeatedCompositeFieldContainer[KernelSymbol]
-    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ..., port_ranges: _Optional[_Iterable[_Union[NetnsPortRange, _Mapping]]] = ..., symbols: _Optional[_Iterable[_Union[KernelSymbol, _Mapping]]] = ...) -> None: ...
+    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ..., port_ranges: _Optional[_Iterable[_Union[NetnsPortRange, _Mapping]]] = ...) -> None: ...
 
 class NetnsPortRange(_message.Message):
     __slots__ = ("netns", "name", "lo", "hi")
@@ -56,16 +54,6 @@ class NetnsPortRange(_message.Message):
     lo: int
     hi: int
     def __init__(self, netns: _Optional[int] = ..., name: _Optional[str] = ..., lo: _Optional[int] = ..., hi: _Optional[int] = ...) -> None: ...
-
-class KernelSymbol(_message.Message):
-    __slots__ = ("address", "name", "size")
-    ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    SIZE_FIELD_NUMBER: _ClassVar[int]
-    address: int
-    name: str
-    size: int
-    def __init__(self, address: _Optional[int] = ..., name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("event", "intervention", "stats", "end", "checkpoint")
