@@ -30,6 +30,7 @@ import time
 from typing import Callable, Iterable
 
 from gewtui.kernel import netns as nsmod
+from gewtui.kernel.cgroups import CgroupMap, describe
 from gewtui.kernel.kallsyms import Kallsyms
 from gewtui.pb import events_pb2
 
@@ -39,6 +40,7 @@ SOCKETS_CAP = 65536          # per namespace: an inventory beyond this is cut an
 PROCS_CAP = 32768
 FDS_CAP = 1 << 20
 DEFAULT_RANGE = (32768, 60999)
+CGROUPS_CAP = 65536          # cgroup ids named per session
 _LISTEN, _TIME_WAIT, _SYN_SENT = 10, 6, 2
 _TCPINFO = {  # TcpInfoSnapshot field <- tcp_info member
     "rtt_us": "tcpi_rtt", "rttvar_us": "tcpi_rttvar", "min_rtt_us": "tcpi_min_rtt",
@@ -192,6 +194,18 @@ def facts_event(netns: int, name: str, rng: tuple[int, int], counters: dict, whe
     return ev
 
 
+def _attr(msg, name: str):
+    """A netlink attribute of a sock_diag message (pyroute2's get_attr), or None; plain
+    dicts (tests) keep theirs under "attrs" as (name, value) pairs."""
+    get = getattr(msg, "get_attr", None)
+    if get is not None:
+        return get(name)
+    for a in msg.get("attrs", ()):
+        if a[0] == name:
+            return a[1]
+    return None
+
+
 def _in_scope(msg: dict, prefixes, ports) -> bool:
     if ports and msg["idiag_sport"] not in ports and msg["idiag_dport"] not in ports:
         return False
@@ -230,11 +244,10 @@ def inventory_events(netns: int, rows: list[dict], owners: dict[int, tuple[int, 
         b.inode, b.uid = int(r["idiag_inode"]) & _U32, int(r["idiag_uid"]) & _U32
         b.rqueue, b.wqueue = int(r["idiag_rqueue"]) & _U32, int(r["idiag_wqueue"]) & _U32
         b.index, b.total = i, total
-        attrs = dict((a[0], a[1]) for a in r.get("attrs", ()) if isinstance(a, (tuple, list)))
-        cg = attrs.get("INET_DIAG_CGROUP_ID")
+        cg = _attr(r, "INET_DIAG_CGROUP_ID")
         if isinstance(cg, int):
             b.cgroup_id = ev.attr.cgroup_id = cg & _U64
-        info = attrs.get("INET_DIAG_INFO")
+        info = _attr(r, "INET_DIAG_INFO")
         if isinstance(info, dict):
             for field, key in _TCPINFO.items():
                 v = info.get(key)
@@ -263,6 +276,9 @@ class Inventory:
         self._last_read: dict[int, float] = {}
         self.errors: list[str] = []
         self.symbols = Kallsyms()   # drop sites named as the events pass (see)
+        self.cgroups = CgroupMap()
+        self._cg_done: set[int] = set()     # ids already written as CgroupInfo
+        self._cg_new: list[int] = []        # ids seen since the last tick
         self._taken: list | None = None
         self._owners: dict[int, tuple[int, str]] = {}
 
@@ -286,6 +302,11 @@ class Inventory:
         if self._taken is None:
             self.read()
         taken, owners, self._taken = self._taken or [], self._owners, []
+        cgs = sorted({c for *_x, rows in taken for r in rows
+                      if isinstance(c := _attr(r, "INET_DIAG_CGROUP_ID"), int) and c})
+        cgs = [c for c in cgs if c not in self._cg_done][:CGROUPS_CAP]
+        self._cg_done.update(cgs)
+        self._cgroup_events(sink, cgs)
         n = 0
         for name, inode, rng, counters, rows in taken:
             now = time.monotonic_ns()
@@ -299,13 +320,30 @@ class Inventory:
         """Before the event is recorded: name a drop's site; note a connection attempt
         retransmitting its SYN (a handshake timing out)."""
         kind = ev.WhichOneof("body")
+        cg = ev.attr.cgroup_id
+        if cg and cg not in self._cg_done and len(self._cg_done) < CGROUPS_CAP:
+            self._cg_done.add(cg)
+            self._cg_new.append(cg)
         if kind == "skb_drop":
             self.symbols.annotate(ev)
         elif kind == "retransmit" and ev.retransmit.state == _SYN_SENT:
             self._timeouts.add(ev.attr.netns)
 
+    def _cgroup_events(self, sink: Sink, ids) -> None:
+        for cid in ids:
+            path = self.cgroups.path(cid)
+            container, unit = describe(path)
+            ev = events_pb2.Event(ktime_ns=time.monotonic_ns())
+            ev.attr.cgroup_id = cid
+            ev.cgroup.id, ev.cgroup.path, ev.cgroup.container, ev.cgroup.unit = cid, path, container, unit
+            sink(ev)
+
     def tick(self, sink: Sink) -> None:
-        """Counters of namespaces where a handshake timed out since the last tick."""
+        """Names of cgroups first seen since the last tick; counters of namespaces where a
+        handshake timed out since the last tick."""
+        if self._cg_new:
+            new, self._cg_new = self._cg_new, []
+            self._cgroup_events(sink, new)
         if not self._timeouts:
             return
         pending, self._timeouts = self._timeouts, set()

@@ -33,7 +33,7 @@ class Registry:
                  "socks", "tuples", "listeners", "peers", "paths", "routes", "ifctx", "pending",
                  "idle", "terminated", "pinned", "refs", "lost", "context", "next_fid",
                  "live_count", "n_events", "evicted", "lost_records", "complete", "unattributed",
-                 "last_eid", "now", "last_lost_t", "attrs", "port_ranges", "ns_facts")
+                 "last_eid", "now", "last_lost_t", "attrs", "port_ranges", "ns_facts", "cgroups")
 
     def __init__(self, matcher: Matcher, *, silence_ns: int, max_terminated: int,
                  recent_events: int):
@@ -77,6 +77,8 @@ class Registry:
         # gewtui.model.inventory.
         self.port_ranges: dict[int, tuple[int, int]] = {}
         self.ns_facts: dict[int, list[tuple]] = {}
+        # cgroup id -> (path, container, unit, event id of its CgroupInfo, pinned)
+        self.cgroups: dict[int, tuple] = {}
 
     # -- evidence store ---------------------------------------------------------------------
     def pin(self, eid: int, ev) -> None:
@@ -461,6 +463,7 @@ class Registry:
         c.attrs = dict(self.attrs)
         c.port_ranges = dict(self.port_ranges)
         c.ns_facts = {k: list(v) for k, v in self.ns_facts.items()}
+        c.cgroups = dict(self.cgroups)
         # Indexes point at members and flows: rebuild them over the copies, in the original
         # insertion order so iteration stays identical to the original's.
         c.socks = {sock: memo[id(m)] for sock, m in self.socks.items()}

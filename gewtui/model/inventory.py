@@ -32,8 +32,19 @@ def _zero(raw: bytes) -> bool:
     return raw.count(0) == len(raw)
 
 
+CGROUPS_CAP = 65536
+
+
 class InventoryAnchor(Anchor):
-    kinds = ("inventory", "netns_facts")
+    kinds = ("inventory", "netns_facts", "cgroup")
+
+    def cgroup(self, ev, b, eid, t, out) -> None:
+        """A cgroup id's name (path, container, unit): lineage and filters read it."""
+        reg = self.reg
+        if not b.id or b.id in reg.cgroups or len(reg.cgroups) >= CGROUPS_CAP:
+            return
+        reg.pin(eid, ev)
+        reg.cgroups[b.id] = (b.path, b.container, b.unit, eid)
 
     def netns_facts(self, ev, b, eid, t, out) -> None:
         reg = self.reg

@@ -213,11 +213,21 @@ class _Builder:
                                  [f.first_eid], fields={"connect": connect_text(f.clat) if f.clat else "",
                                                         "srtt": rtt_text(f.rtt) if f.rtt else ""}))
         if f.procs:
-            procs = ", ".join(f"{w[2]}[{w[1]}] via {via}" for _, w, via in f.procs)
+            procs = ", ".join(f"{w[2]}[{w[1]}] via {via}{self._cgroup(w[3])}" for _, w, via in f.procs)
+            named = [self.reg.cgroups[w[3]][3] for _, w, _v in f.procs if w[3] in self.reg.cgroups]
             out.append(self.node(L1, "lineage", f"{self.prefix}/L1/lineage/processes",
-                                 f"processes: {procs}", [p[0] for p in f.procs],
+                                 f"processes: {procs}", [p[0] for p in f.procs] + named,
                                  fields={"processes": procs}))
         return out
+
+    def _cgroup(self, cid: int) -> str:
+        """ " in container X (cgroup P)" as a CgroupInfo event named the id; "" unnamed."""
+        cg = self.reg.cgroups.get(cid)
+        if cg is None or not cg[0]:
+            return ""
+        path, container, unit, _eid = cg
+        who = f"container {container[:12]}, " if container else (f"unit {unit}, " if unit else "")
+        return f" in {who}cgroup {path}"
 
     def session(self, session_id: str) -> list[model_pb2.ReasonNode]:
         f, reg = self.f, self.reg

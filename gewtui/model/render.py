@@ -248,6 +248,11 @@ def _inventory(f):
     return f"at session start: socket {f['index']} of {f['total']} {what}{who}"
 
 
+def _cgroup(f):
+    what = "".join(f"{k} {f[k]}, " for k in ("container", "unit") if f[k])
+    return f"cgroup {f['id']}: {what}path {f['path'] or 'not found (the cgroup is gone)'}"
+
+
 def _netns_facts(f):
     return (f"netns {f['name'] or f['netns']} ({f['when']}): ephemeral ports {f['port_lo']}-"
             f"{f['port_hi']}, ListenOverflows {f['listen_overflows']}, PassiveOpens"
@@ -260,7 +265,7 @@ _TEXT = {
     "cong_state": _cong_state, "destroy": _destroy, "owner": _owner, "skb_drop": _skb_drop,
     "qdisc": _qdisc, "rcvq_full": _rcvq_full, "fib": _fib, "neigh": _neigh, "lost": _lost,
     "scope_change": _scope_change, "mark": _mark, "inventory": _inventory,
-    "netns_facts": _netns_facts,
+    "netns_facts": _netns_facts, "cgroup": _cgroup,
 }
 assert set(_TEXT) == set(KIND_FIELDS), "every event kind needs a text"
 

@@ -475,8 +475,20 @@ class NetnsFacts(_message.Message):
     estab_resets: int
     def __init__(self, netns: _Optional[int] = ..., name: _Optional[str] = ..., port_lo: _Optional[int] = ..., port_hi: _Optional[int] = ..., when: _Optional[str] = ..., listen_overflows: _Optional[int] = ..., listen_drops: _Optional[int] = ..., passive_opens: _Optional[int] = ..., active_opens: _Optional[int] = ..., attempt_fails: _Optional[int] = ..., retrans_segs: _Optional[int] = ..., estab_resets: _Optional[int] = ...) -> None: ...
 
+class CgroupInfo(_message.Message):
+    __slots__ = ("id", "path", "container", "unit")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    path: str
+    container: str
+    unit: str
+    def __init__(self, id: _Optional[int] = ..., path: _Optional[str] = ..., container: _Optional[str] = ..., unit: _Optional[str] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("id", "ktime_ns", "cpu", "attr", "tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner", "skb_drop", "qdisc", "rcvq_full", "fib", "neigh", "lost", "scope_change", "mark", "inventory", "netns_facts")
+    __slots__ = ("id", "ktime_ns", "cpu", "attr", "tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner", "skb_drop", "qdisc", "rcvq_full", "fib", "neigh", "lost", "scope_change", "mark", "inventory", "netns_facts", "cgroup")
     ID_FIELD_NUMBER: _ClassVar[int]
     KTIME_NS_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
@@ -498,6 +510,7 @@ class Event(_message.Message):
     MARK_FIELD_NUMBER: _ClassVar[int]
     INVENTORY_FIELD_NUMBER: _ClassVar[int]
     NETNS_FACTS_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_FIELD_NUMBER: _ClassVar[int]
     id: int
     ktime_ns: int
     cpu: int
@@ -519,4 +532,5 @@ class Event(_message.Message):
     mark: SessionMark
     inventory: SocketInventory
     netns_facts: NetnsFacts
-    def __init__(self, id: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., cpu: _Optional[int] = ..., attr: _Optional[_Union[Attribution, _Mapping]] = ..., tcp_state: _Optional[_Union[TcpStateChange, _Mapping]] = ..., retransmit: _Optional[_Union[TcpRetransmit, _Mapping]] = ..., reset: _Optional[_Union[TcpReset, _Mapping]] = ..., tcp_probe: _Optional[_Union[TcpProbeSummary, _Mapping]] = ..., cong_state: _Optional[_Union[TcpCongState, _Mapping]] = ..., destroy: _Optional[_Union[SocketDestroy, _Mapping]] = ..., owner: _Optional[_Union[SocketOwner, _Mapping]] = ..., skb_drop: _Optional[_Union[SkbDrop, _Mapping]] = ..., qdisc: _Optional[_Union[QdiscSummary, _Mapping]] = ..., rcvq_full: _Optional[_Union[ReceiveQueueFull, _Mapping]] = ..., fib: _Optional[_Union[FibLookup, _Mapping]] = ..., neigh: _Optional[_Union[NeighUpdate, _Mapping]] = ..., lost: _Optional[_Union[LostRecords, _Mapping]] = ..., scope_change: _Optional[_Union[ScopeChange, _Mapping]] = ..., mark: _Optional[_Union[SessionMark, _Mapping]] = ..., inventory: _Optional[_Union[SocketInventory, _Mapping]] = ..., netns_facts: _Optional[_Union[NetnsFacts, _Mapping]] = ...) -> None: ...
+    cgroup: CgroupInfo
+    def __init__(self, id: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., cpu: _Optional[int] = ..., attr: _Optional[_Union[Attribution, _Mapping]] = ..., tcp_state: _Optional[_Union[TcpStateChange, _Mapping]] = ..., retransmit: _Optional[_Union[TcpRetransmit, _Mapping]] = ..., reset: _Optional[_Union[TcpReset, _Mapping]] = ..., tcp_probe: _Optional[_Union[TcpProbeSummary, _Mapping]] = ..., cong_state: _Optional[_Union[TcpCongState, _Mapping]] = ..., destroy: _Optional[_Union[SocketDestroy, _Mapping]] = ..., owner: _Optional[_Union[SocketOwner, _Mapping]] = ..., skb_drop: _Optional[_Union[SkbDrop, _Mapping]] = ..., qdisc: _Optional[_Union[QdiscSummary, _Mapping]] = ..., rcvq_full: _Optional[_Union[ReceiveQueueFull, _Mapping]] = ..., fib: _Optional[_Union[FibLookup, _Mapping]] = ..., neigh: _Optional[_Union[NeighUpdate, _Mapping]] = ..., lost: _Optional[_Union[LostRecords, _Mapping]] = ..., scope_change: _Optional[_Union[ScopeChange, _Mapping]] = ..., mark: _Optional[_Union[SessionMark, _Mapping]] = ..., inventory: _Optional[_Union[SocketInventory, _Mapping]] = ..., netns_facts: _Optional[_Union[NetnsFacts, _Mapping]] = ..., cgroup: _Optional[_Union[CgroupInfo, _Mapping]] = ...) -> None: ...
