@@ -13,6 +13,7 @@ records are at most RetransSegs and at least one when it moved.
 """
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -199,3 +200,27 @@ def test_counters_parse_like_the_kernel_writes_them():
     text = "Tcp: RtoAlgorithm PassiveOpens\nTcp: 1 42\nTcpExt: ListenOverflows\nTcpExt: 7\n"
     assert parse_counters(text) == {("Tcp", "RtoAlgorithm"): 1, ("Tcp", "PassiveOpens"): 42,
                                     ("TcpExt", "ListenOverflows"): 7}
+
+
+def _pids_of(name: str) -> set[int]:
+    out = set()
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/comm") as f:
+                    if f.read().strip() == name:
+                        out.add(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def test_a_real_program_lab_leaves_no_program_behind():
+    before = _pids_of("nginx") | _pids_of("wrk")
+    with Lab("web", name="p" + secrets.token_hex(3), max_seconds=120) as lab:
+        deadline = time.monotonic() + 10
+        while not lab.status("client").get("runs") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _pids_of("nginx") - before, "nginx did not run"
+    time.sleep(0.5)
+    assert not ((_pids_of("nginx") | _pids_of("wrk")) - before), "a program outlived the lab"

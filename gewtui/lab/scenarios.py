@@ -148,7 +148,9 @@ def _programs() -> dict[str, Scenario]:
                  setup=(("client", "tc qdisc add dev veth0 root tbf rate 20mbit burst 32kb limit 32kb"),),
                  scope_roles=("client", "server")),
     ]
-    return {sc.name: sc for sc in s}
+    return {sc.name: Scenario(sc.name, sc.summary, sc.shows, sc.gens, sc.paths, sc.setup, sc.scope_roles,
+                              extra={"programs": tuple(sorted({g.role.split("-")[0] for g in sc.gens}))})
+            for sc in s}
 
 
 SCENARIOS: dict[str, Scenario] = {**_build(False), **_build(True), **_programs()}
