@@ -114,6 +114,11 @@ def _programs() -> dict[str, Scenario]:
                                                  "--connections", "8", "--interval", "1"))
     nft = (("server", "nft add table inet gewlab"),
            ("server", "nft add chain inet gewlab input { type filter hook input priority 0 ; }"))
+
+    def counted(name: str, match: str, verdict: str) -> tuple[tuple[str, str], ...]:
+        """A server input rule with a named counter (tests read it with `nft list counter`)."""
+        return nft + (("server", f"nft add counter inet gewlab {name}"),
+                      ("server", f"nft add rule inet gewlab input {match} counter name {name} {verdict}"))
     s = [
         Scenario("web", "nginx serving wrk: steady HTTP keep-alive load",
                  "server flows of nginx's listener, client flows of wrk, no resets, no drops",
@@ -121,17 +126,13 @@ def _programs() -> dict[str, Scenario]:
         Scenario("web-lossy", "nginx serving wrk while nftables drops 5% of the packets to nginx",
                  "netfilter drops equal to the nft counter `lossy`; retransmissions caused by them",
                  (nginx, wrk),
-                 setup=nft + (("server", "nft add counter inet gewlab lossy"),
-                              ("server", f"nft add rule inet gewlab input tcp dport {P} numgen random mod 100 < 5"
-                                         " counter name lossy drop")),
+                 setup=counted("lossy", f"tcp dport {P} numgen random mod 100 < 5", "drop"),
                  scope_roles=("client", "server")),
         Scenario("web-refused", "curl to a port nftables rejects with a TCP reset",
                  "refused connections caused by the netfilter reject, as many as the nft counter `refused`",
                  (nginx, Gen("client", "client", "curl-client", ("--connect", "{server}", "--port", C,
                                                                   "--interval", "0.2"))),
-                 setup=nft + (("server", "nft add counter inet gewlab refused"),
-                              ("server", f"nft add rule inet gewlab input tcp dport {C} counter name refused"
-                                         " reject with tcp reset")),
+                 setup=counted("refused", f"tcp dport {C}", "reject with tcp reset"),
                  scope_roles=("client", "server")),
         Scenario("web-overflow", "nginx with a backlog of 4 stalls (SIGSTOP) while wrk opens 64 connections",
                  "handshake timeouts caused by the listener's overflow (ListenOverflows rises)",

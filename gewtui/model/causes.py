@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import re
 import string
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from gewtui.model.templates import TemplateError
+from gewtui.model.templates import TemplateError, read_toml
 
 TIES = ("socket", "flow", "listener")
 _KEYS = {"id", "causes", "effects", "tie", "window_ms", "text", "unobserved"}
@@ -105,14 +104,7 @@ def parse_rule(data: dict, source: str, known: Iterable[str] | None = None) -> C
 
 
 def load_rule_file(path: Path, known: Iterable[str] | None = None) -> CauseRule:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as e:
-        raise CauseRuleError(f"{path}: cannot read: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CauseRuleError(f"{path}: not valid TOML: {e}") from None
-    r = parse_rule(data, str(path), known)
+    r = parse_rule(read_toml(path, CauseRuleError), str(path), known)
     if path.stem != r.id:
         raise CauseRuleError(f"{path}: id: {r.id!r} must match the file name ({path.stem}.toml)")
     return r

@@ -156,15 +156,19 @@ def parse_template(data: dict, source: str) -> Template:
                     tuple(dict.fromkeys(allows)), data["text"], pattern, source)
 
 
-def load_template_file(path: Path) -> Template:
+def read_toml(path: Path, error: type[TemplateError] = TemplateError) -> dict:
+    """A data file's table; ``error`` (one line naming the file) when unreadable or not TOML."""
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except OSError as e:
-        raise TemplateError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise error(f"{path}: cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
-        raise TemplateError(f"{path}: not valid TOML: {e}") from None
-    t = parse_template(data, str(path))
+        raise error(f"{path}: not valid TOML: {e}") from None
+
+
+def load_template_file(path: Path) -> Template:
+    t = parse_template(read_toml(path), str(path))
     if path.stem != t.id:
         raise TemplateError(f"{path}: id: {t.id!r} must match the file name ({path.stem}.toml)")
     return t
