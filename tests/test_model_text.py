@@ -98,3 +98,21 @@ def test_a_socket_seen_mid_handshake_has_no_connect_latency():
     eng = _fold(s.events)
     f = eng.flows()[0]
     assert f.connect_latency_max_us == 0 and not f.connect_latency_log2_hist
+
+
+def test_srtt_per_peer_over_its_flows_and_in_the_flow_row():
+    from gewtui.debugger.render import flow_row
+
+    s = StreamBuilder()
+    a = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.established(a)
+    b = s.connect("10.0.0.1", "10.0.0.2", 443)          # another service of the same peer
+    s.established(b)
+    s.probe(a).tcp_probe.srtt_log2_hist.extend([0] * 9 + [3])
+    s.probe(b).tcp_probe.srtt_log2_hist.extend([0] * 12 + [5])
+    eng = _fold(s.events)
+    (lat,) = [n for n in eng.chain(1).root.children if n.kind == "latency"]
+    assert lat.text == ("connect latency over 1 connection(s): least 100 us, median in 64us-128us, greatest"
+                        " 100 us; srtt over 3 segment(s): median in 512us-1ms, highest in 512us-1ms; to 10.0.0.2"
+                        " over its 2 flows: srtt over 8 segment(s): median in 4ms-8ms, highest in 4ms-8ms")
+    assert flow_row(eng.flow_summary(2)).srtt == "4ms-8ms"

@@ -11,6 +11,7 @@ cites event ids that eng.event() can return.
 from __future__ import annotations
 
 import string
+from itertools import zip_longest
 
 from gewtui.model.causal import Linker
 from gewtui.model.entities import DIVERGED, TERMINATED, Flow
@@ -209,9 +210,13 @@ class _Builder:
             # aggregates of the flow's tcp_probe summaries and transitions: the emergence cites
             # where the flow starts; the counts are over everything since
             parts = ([connect_text(f.clat)] if f.clat else []) + ([rtt_text(f.rtt)] if f.rtt else [])
+            peer_rtt, n_peer = self._peer_rtt()
+            if n_peer > 1:
+                parts.append(f"to {ip_text(f.peer) or '*'} over its {n_peer} flows: {rtt_text(peer_rtt)}")
             out.append(self.node(L1, "latency", f"{self.prefix}/L1/latency", "; ".join(parts),
                                  [f.first_eid], fields={"connect": connect_text(f.clat) if f.clat else "",
-                                                        "srtt": rtt_text(f.rtt) if f.rtt else ""}))
+                                                        "srtt": rtt_text(f.rtt) if f.rtt else "",
+                                                        "peer_flows": str(n_peer)}))
         if f.procs:
             procs = ", ".join(f"{w[2]}[{w[1]}] via {via}{self._cgroup(w[3])}" for _, w, via in f.procs)
             named = [self.reg.cgroups[w[3]][3] for _, w, _v in f.procs if w[3] in self.reg.cgroups]
@@ -219,6 +224,20 @@ class _Builder:
                                  f"processes: {procs}", [p[0] for p in f.procs] + named,
                                  fields={"processes": procs}))
         return out
+
+    def _peer_rtt(self) -> tuple[list[int], int]:
+        """The srtt distribution to this flow's peer over every kept flow in its namespace
+        that has one (per peer, as the flow view groups them)."""
+        f = self.f
+        total: list[int] = []
+        n = 0
+        if not f.peer:
+            return total, 0
+        for g in self.reg.flows.values():
+            if g.rtt and g.key[6] == f.peer and g.key[1] == f.key[1]:
+                n += 1
+                total = [a + b for a, b in zip_longest(total, g.rtt, fillvalue=0)]
+        return total, n
 
     def _cgroup(self, cid: int) -> str:
         """ " in container X (cgroup P)" as a CgroupInfo event named the id; "" unnamed."""
