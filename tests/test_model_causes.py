@@ -197,6 +197,36 @@ def test_an_unchanged_listen_overflows_counter_is_no_cause():
     assert "listen overflow at the peer's listener (ListenOverflows unchanged or not read)" in nc[2]
 
 
+def _overflow_then_storm(after: int):
+    # the listener dropped the handshake's last ACK: the client is ESTABLISHED and retransmits
+    s = StreamBuilder()
+    before = s.facts(netns=SERVER_NS, name="server", listen_overflows=5)
+    s.inventory(Conn("0.0.0.0", 80, "0.0.0.0", 0, 7, SERVER_NS, 500, "nginx"), LISTEN)
+    c = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.established(c)
+    storm = s.lossy(c, retransmits=6, every_ms=200)
+    later = s.facts(netns=SERVER_NS, name="server", when="end", listen_overflows=after)
+    return s, before, later, [e for e in storm if e.WhichOneof("body") == "retransmit"]
+
+
+def test_listen_overflows_explain_retransmissions_of_a_connection_the_listener_dropped():
+    s, before, later, retx = _overflow_then_storm(6)
+    (link,) = _only(_links(_fold(s)), "cause")
+    assert link[1] == "listen-overflow-stall"
+    assert link[2] == (f"retransmission-storm on flow 2 because the listener on its peer's port (flow 1,"
+                       f" netns {SERVER_NS}) overflowed and dropped handshakes it had answered:"
+                       f" ListenOverflows rose by 1 between events {before.id} and {later.id}, around"
+                       f" event {retx[0].id}")
+
+
+def test_a_listener_on_another_port_is_not_tied():
+    s, *_ = _overflow_then_storm(6)
+    s.events[1].inventory.tuple.sport = 8080           # the listener is on 8080, the flow on 80
+    links = _links(_fold(s))
+    assert not _only(links, "cause")
+    assert _only(links, "cause-not-observed", "retransmission-storm")
+
+
 # -- netfilter reject -> refused -----------------------------------------------------------------
 def _refused(tied: bool):
     s = StreamBuilder()

@@ -24,6 +24,7 @@ examples:
   gew export /tmp/s.gewrec --what flows --at 1200 --json   flows as of event #1200
   gew export /tmp/s.gewrec --what reasons --filter 'dport 443'
   gew export /tmp/s.gewrec --filter 'template retransmission-storm' --out /tmp/cut.gewrec
+  gew export /tmp/s.gewrec --what flows --filter 'container nginx.service'
 """
 
 WHAT = ("events", "flows", "reasons", "interventions")
