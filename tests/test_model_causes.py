@@ -74,6 +74,41 @@ def test_drops_long_before_the_storm_are_not_its_cause():
                           " on this flow's path; nor route change of this flow tied to it"), nc[2]
 
 
+def _other_end(same_connection: bool):
+    """Client and server of one conversation observed in two namespaces; netfilter drops in
+    the server's namespace are counted on the server's flow."""
+    s = StreamBuilder()
+    c = s.connect("10.0.0.1", "10.0.0.2", 80, lport=40001)
+    s.established(c)
+    lst = Conn("10.0.0.2", 80, "0.0.0.0", 0, s.new_sock(), SERVER_NS, 500, "nginx")
+    s.state(lst, 7, LISTEN)
+    srv = s.accept(lst, "10.0.0.1", 40001, incomplete_first=False)
+    other = Conn("10.0.0.2", 80, "10.0.0.1", 40002, s.new_sock(), SERVER_NS, 500, "nginx")
+    s.state(other, 3, ESTABLISHED)
+    drop = s.drop("NETFILTER_DROP", srv if same_connection else other, reverse=True, count=7,
+                  netns=SERVER_NS)
+    storm = s.lossy(c, retransmits=6, every_ms=50)
+    return s, drop, [e for e in storm if e.WhichOneof("body") == "retransmit"]
+
+
+def test_drops_at_the_other_end_of_the_same_connection_explain_its_retransmissions():
+    s, drop, retx = _other_end(True)
+    eng = _fold(s)
+    (link,) = [x for x in _only(_links(eng), "cause") if x[4] == 1]
+    assert link[2] == (
+        f"retransmission-storm on flow 1 because packets of its connection were dropped at the other"
+        f" end (netfilter-drop: NETFILTER_DROP at no location recorded in netns {SERVER_NS} on veth0; 7"
+        f" packet(s) dropped there in all, counted on flow 3); drop event {drop.id} names this"
+        f" connection and came 50.2 ms before retransmit event {retx[0].id}")
+
+
+def test_drops_of_another_connection_at_the_other_end_are_not_tied():
+    s, _drop, _retx = _other_end(False)
+    links = _links(_fold(s), 1)
+    assert not _only(links, "cause")
+    assert _only(links, "cause-not-observed", "retransmission-storm")
+
+
 # -- queue drops on the path -> retransmissions --------------------------------------------
 def _queue(dev: str):
     s = StreamBuilder()

@@ -172,11 +172,11 @@ class Linker:
             "cause_iface": fl.get("ifname") or fl.get("device") or _NO_IFACE,
             "cause_event": str(c), "effect_event": str(e), "lag_ms": f"{lag / 1e6:.1f}",
             "effect_kind": (self.info(e).fields.get("event", "") if self.info(e) else "") or "event",
-            "delta": "", "counter_from": "", "counter_to": "", "listener": "",
+            "delta": "", "counter_from": "", "counter_to": "", "listener": "", "other_flow": "",
         }
 
-    def _fill(self, rule, values: dict[str, str]) -> str:
-        return rule.text.format(**{k: (v if v != "" else "none recorded") for k, v in values.items()})
+    def _fill(self, rule, values: dict[str, str], text: str | None = None) -> str:
+        return (text or rule.text).format(**{k: (v if v != "" else "none recorded") for k, v in values.items()})
 
     def _link_node(self, rule, i, ep, j, cep, pair, other=None):
         """A link; ``other``: the flow holding the cause (the connection's other end)."""
@@ -187,11 +187,15 @@ class Linker:
         fields = {"rule": rule.id, "tie": rule.tie, "effect": ep.tid, "cause": cep.tid,
                   "effect_node": f"{b.prefix}/L2/{ep.tid}/{i}", "cause_node": f"{owner}/L2/{cep.tid}/{j}",
                   "lag_ms": v["lag_ms"], "cause_event": str(c), "effect_event": str(e)}
-        text = self._fill(rule, v)
-        if other is not None:
-            # the total is the other end's match; say whose, and what ties it here
-            text += (f" (the drops are counted on flow {other.fid}, the other end of the same"
-                     f" connection; event {c} names this connection)")
+        if other is None:
+            text = self._fill(rule, v)
+        elif rule.text_other_end:
+            v["other_flow"] = str(other.fid)
+            text = self._fill(rule, v, rule.text_other_end)
+        else:
+            # the total is the other end's match: say whose, and what ties it here
+            text = self._fill(rule, v) + (f" (counted on flow {other.fid}, the other end of the"
+                                          f" same connection; event {c} names this connection)")
         return b.node(L3, "cause", f"{b.prefix}/L3/cause/{ep.tid}/{i}/{rule.id}/{owner}/{j}", text,
                       [c, e], fields=fields)
 

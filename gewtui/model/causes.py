@@ -37,12 +37,12 @@ from typing import Iterable
 from gewtui.model.templates import TemplateError, read_toml
 
 TIES = ("socket", "flow", "listener")
-_KEYS = {"id", "causes", "effects", "tie", "window_ms", "text", "unobserved"}
+_KEYS = {"id", "causes", "effects", "tie", "window_ms", "text", "unobserved", "text_other_end"}
 _ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MAX_WINDOW_MS = 3_600_000
 PLACEHOLDERS = ("effect", "cause", "flow_id", "peer", "cause_total", "cause_reason", "cause_site",
                 "cause_netns", "cause_iface", "cause_event", "effect_event", "effect_kind", "lag_ms", "delta",
-                "counter_from", "counter_to", "listener")
+                "counter_from", "counter_to", "listener", "other_flow")
 
 
 class CauseRuleError(TemplateError):
@@ -59,6 +59,9 @@ class CauseRule:
     text: str
     unobserved: str
     source: str
+    # the text when the cause is counted on the flow at the other end of the connection
+    # (tie "flow"); empty: ``text`` with a sentence saying so
+    text_other_end: str = ""
 
 
 def parse_rule(data: dict, source: str, known: Iterable[str] | None = None) -> CauseRule:
@@ -85,22 +88,29 @@ def parse_rule(data: dict, source: str, known: Iterable[str] | None = None) -> C
     w = data["window_ms"]
     if not isinstance(w, int) or isinstance(w, bool) or not 0 < w <= MAX_WINDOW_MS:
         raise CauseRuleError(f"{source}: window_ms: must be an integer in 1..{MAX_WINDOW_MS}")
-    for k in ("text", "unobserved"):
+    for k in ("text", "unobserved", "text_other_end"):
+        if k not in data and k == "text_other_end":
+            continue
         if not isinstance(data[k], str) or not data[k].strip() or len(data[k]) > 1000:
             raise CauseRuleError(f"{source}: {k}: must be a non-empty string (at most 1000 characters)")
-    try:
-        names = [n for _, n, spec, conv in string.Formatter().parse(data["text"]) if n is not None
-                 and not (spec or conv)]
-        bad_fmt = [n for _, n, spec, conv in string.Formatter().parse(data["text"]) if spec or conv]
-    except ValueError as e:
-        raise CauseRuleError(f"{source}: text: {e}") from None
-    if bad_fmt:
-        raise CauseRuleError(f"{source}: text: placeholder {{{bad_fmt[0]}}} may not carry a format")
-    for n in names:
-        if n not in PLACEHOLDERS:
-            raise CauseRuleError(f"{source}: text: unknown placeholder {{{n}}} (known: {', '.join(PLACEHOLDERS)})")
+    for k in ("text", "text_other_end"):
+        _check_placeholders(data.get(k, ""), f"{source}: {k}")
     return CauseRule(rid, tuple(data["causes"]), tuple(data["effects"]), data["tie"], w * 1_000_000,
-                     data["text"], data["unobserved"], source)
+                     data["text"], data["unobserved"], source, data.get("text_other_end", ""))
+
+
+def _check_placeholders(text: str, where: str) -> None:
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        raise CauseRuleError(f"{where}: {e}") from None
+    for _, n, spec, conv in parsed:
+        if n is None:
+            continue
+        if spec or conv:
+            raise CauseRuleError(f"{where}: placeholder {{{n}}} may not carry a format")
+        if n not in PLACEHOLDERS:
+            raise CauseRuleError(f"{where}: unknown placeholder {{{n}}} (known: {', '.join(PLACEHOLDERS)})")
 
 
 def load_rule_file(path: Path, known: Iterable[str] | None = None) -> CauseRule:
