@@ -29,12 +29,11 @@ path) from the registry's state only, so chains stay deterministic.
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from gewtui.model.templates import TemplateError, read_toml
+from gewtui.model.templates import TemplateError, placeholder_names, read_toml
 
 TIES = ("socket", "flow", "listener")
 _KEYS = {"id", "causes", "effects", "tie", "window_ms", "text", "unobserved", "text_other_end"}
@@ -100,15 +99,7 @@ def parse_rule(data: dict, source: str, known: Iterable[str] | None = None) -> C
 
 
 def _check_placeholders(text: str, where: str) -> None:
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as e:
-        raise CauseRuleError(f"{where}: {e}") from None
-    for _, n, spec, conv in parsed:
-        if n is None:
-            continue
-        if spec or conv:
-            raise CauseRuleError(f"{where}: placeholder {{{n}}} may not carry a format")
+    for n in placeholder_names(text, where, CauseRuleError):
         if n not in PLACEHOLDERS:
             raise CauseRuleError(f"{where}: unknown placeholder {{{n}}} (known: {', '.join(PLACEHOLDERS)})")
 

@@ -86,6 +86,22 @@ class TemplateSet:
         return self._list[i]
 
 
+def placeholder_names(text: str, where: str, error: type[TemplateError] = TemplateError) -> list[str]:
+    """The placeholders of a data file's text; ``error`` on a malformed one or a format spec."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        raise error(f"{where}: {e}") from None
+    out = []
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if spec or conv:
+            raise error(f"{where}: placeholder {{{name}}} may not carry a format or conversion")
+        out.append(name)
+    return out
+
+
 def _check_text(text: str, pattern: Pattern, where: str) -> None:
     steps = pattern.steps
     all_fields: set[str] = set(_PSEUDO)
@@ -99,15 +115,7 @@ def _check_text(text: str, pattern: Pattern, where: str) -> None:
             numeric |= {n for n, i in table.items() if i.numeric}
         step_fields.append(fs)
         all_fields |= fs
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as e:
-        raise TemplateError(f"{where}: text: {e}") from None
-    for _, name, spec, conv in parsed:
-        if name is None:
-            continue
-        if spec or conv:
-            raise TemplateError(f"{where}: text: placeholder {{{name}}} may not carry a format or conversion")
+    for name in placeholder_names(text, f"{where}: text"):
         if name in PLAIN_PLACEHOLDERS:
             continue
         head, _, fname = name.partition(".")
