@@ -29,6 +29,12 @@
  * The socket cookie is read, not generated (the tracepoint generated it): it stays 0 until
  * something asked the kernel for it, and is read with the clock, not on every segment (a
  * cookie, once assigned, never changes), and before a zero-window record.
+ * RTT distribution: every segment also counts the socket's smoothed RTT (srtt_us >> 3) in
+ * a log2 histogram kept in gew_srtt_hist (bucket i holds [2^i, 2^(i+1)) us, the last one
+ * everything above), an LRU hash keyed like gew_socks, so a socket whose final summary
+ * was never read cannot fill it. Userspace turns it into per-window deltas in each
+ * summary (periodic and final) and deletes the entry with the final one; bcc's tcprtt
+ * answers the same question. A segment before the first RTT sample (srtt 0) is not counted.
  * Raw, because a perf-event tracepoint program is skipped whenever another kprobe or
  * tracepoint program runs on the CPU; a raw one (typed or not) only when it nests in
  * itself.
@@ -41,6 +47,44 @@ struct gew_rec_zw {
     u64 sk;
     struct gew_sock s;
 };                     /* 200 */
+
+#define GEW_SRTT_BUCKETS 24
+struct gew_srtt_hist {
+    u32 b[24];         /* GEW_SRTT_BUCKETS */
+};                     /* 96 */
+BPF_TABLE("lru_hash", u64, struct gew_srtt_hist, gew_srtt_hist, 65536);
+
+/* floor(log2(v)) for v > 0, in five compares (no loop for the verifier to unroll) */
+static __always_inline u32 gew_log2(u32 v)
+{
+    u32 r = 0;
+    if (v >= (1u << 16)) { v >>= 16; r += 16; }
+    if (v >= (1u << 8)) { v >>= 8; r += 8; }
+    if (v >= (1u << 4)) { v >>= 4; r += 4; }
+    if (v >= (1u << 2)) { v >>= 2; r += 2; }
+    if (v >= (1u << 1)) r += 1;
+    return r;
+}
+
+static __always_inline void gew_srtt_count(void *sk, u32 srtt)
+{
+    if (!srtt)
+        return;
+    u64 key = (u64)sk;
+    struct gew_srtt_hist *h = gew_srtt_hist.lookup(&key);
+    if (!h) {
+        struct gew_srtt_hist z = {};
+        gew_srtt_hist.update(&key, &z);
+        h = gew_srtt_hist.lookup(&key);
+        if (!h)
+            return;
+    }
+    u32 i = gew_log2(srtt);
+    if (i >= GEW_SRTT_BUCKETS)
+        i = GEW_SRTT_BUCKETS - 1;
+    /* updates of one socket are serialised by its lock (see gew_tp_update) */
+    h->b[i] += 1;
+}
 
 #define GEW_TCP_CA_CWR 2
 #define GEW_TCP_CA_RECOVERY 3
@@ -165,6 +209,7 @@ static __always_inline int gew_tp_update(void *sk, struct gew_sock *s, struct ge
     s->srtt_us = srtt;
     if (srtt > s->max_srtt_us)
         s->max_srtt_us = srtt;
+    gew_srtt_count(sk, srtt);
     if (v->snd_wnd < s->min_snd_wnd)
         s->min_snd_wnd = v->snd_wnd;
     u8 zw = v->snd_wnd == 0;

@@ -169,6 +169,22 @@ class StreamBuilder:
     def mark(self, kind: str, detail: str = "") -> E.Event:
         return self.emit("mark", E.SessionMark(kind=kind, detail=detail))
 
+    def facts(self, lo: int = 32768, hi: int = 60999, *, netns: int | None = None,
+              when: str = "start", listen_overflows: int = 0, name: str = "ns") -> E.Event:
+        ns = self.netns if netns is None else netns
+        return self.emit("netns_facts", E.NetnsFacts(netns=ns, name=name, port_lo=lo, port_hi=hi,
+                                                     when=when, listen_overflows=listen_overflows),
+                         netns=ns)
+
+    def inventory(self, c: Conn, state: int = ESTABLISHED, cookie: int = 0, *, owner: bool = True,
+                  rtt_us: int = 0) -> E.Event:
+        """c as sock_diag reported it at the start (c.sock is then its cookie)."""
+        body = E.SocketInventory(tuple=c.tuple(), sock_cookie=cookie or c.sock, state=state,
+                                 index=1, total=1)
+        body.info.rtt_us = rtt_us
+        return self.emit("inventory", body, netns=c.netns, tgid=c.tgid if owner else 0,
+                         comm=c.comm if owner else "", dt_ns=0)
+
     # -- connection lifecycles ---------------------------------------------------------------
     def connect(self, local: str, peer: str, pport: int, *, lport: int | None = None,
                 sock: int | None = None, tgid: int = 1000, comm: str = "client",

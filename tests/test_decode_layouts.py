@@ -64,6 +64,7 @@ def structs():
     ("gew_rec_retrans", base.HDR.size + tcp_events.RETRANS.size),
     ("gew_rec_reset", base.HDR.size + tcp_events.RESET.size),
     ("gew_rec_zw", base.HDR.size + tcp_probe.ZW.size),
+    ("gew_srtt_hist", tcp_probe.HIST.size),
     ("gew_rec_owner", base.HDR.size + owner.OWNER.size),
     ("gew_rec_drop", base.HDR.size + drops.DROP.size),
     ("gew_rec_rcvq", base.HDR.size + drops.RCVQ.size),

@@ -136,7 +136,11 @@ def test_scenario_produces_its_behaviour_and_leaves_nothing(scenario, baseline):
 
 
 def test_every_scenario_has_a_check_and_an_ipv6_variant():
-    base = {n for n, s in SCENARIOS.items() if not s.ipv6}
+    # the real-program scenarios (IPv4) are checked against kernel counters in
+    # tests/test_lab_programs.py
+    programs = {n for n, s in SCENARIOS.items() if s.extra.get("programs")}
+    assert programs == {"web", "web-lossy", "web-refused", "web-overflow", "bulk-congested"}
+    base = {n for n, s in SCENARIOS.items() if not s.ipv6} - programs
     assert base == set(CHECKS)
     assert {n + "6" for n in base} == {n for n, s in SCENARIOS.items() if s.ipv6}
 

@@ -68,4 +68,8 @@ if RECORDINGS:
                     and set(spec.get("templates", ())) <= set(f.templates)
                     and f.counters.connections >= spec.get("min_connections", 0)]
             assert hits, f"no flow matches {spec}: {[(f.key, f.templates) for f in flows]}"
+        if "causes" in want:   # cause rules that must link an effect to its cause on some flow
+            linked = {n.fields.get("rule") for ch in eng.chains() for n in ch.root.children
+                      if n.kind == "cause"}
+            assert set(want["causes"]) <= linked, linked
         assert export(replay(path)) == export(eng)

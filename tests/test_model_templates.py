@@ -102,6 +102,20 @@ def stream_for(name: str) -> StreamBuilder:
         c = s.connect("10.0.0.1", "10.0.0.2", 8080)
         s.drop("TCP_LISTEN_OVERFLOW", c, reverse=True)   # the SYN as the listener got it
         s.rcvq_full(lst, listen_overflow=True)
+    elif name == "stall":
+        c = s.connect("10.0.0.1", "10.0.0.2", 80)
+        s.established(c)
+        s.transfer(c, 1)
+        s._c(c, "cong_state", E.TcpCongState(tuple=c.tuple(), sock=c.sock, ca_state=4, ca_state_name="Loss"))
+    elif name == "slow-handshake":
+        c = s.connect("10.0.0.1", "10.0.0.2", 80)
+        s.wait(250)
+        s.established(c)
+    elif name == "rtt-inflation":
+        c = s.connect("10.0.0.1", "10.0.0.2", 80)
+        s.established(c)
+        ev = s.probe(c)
+        ev.tcp_probe.srtt_us, ev.tcp_probe.max_srtt_us = 90_000, 150_000
     elif name == "receive-queue-full":
         c = s.connect("10.0.0.1", "10.0.0.2", 80)
         s.established(c)
@@ -117,7 +131,10 @@ EXPECTED = {
     "retransmission-storm": {"retransmission-storm"},
     "peer-reset": {"peer-reset"},
     "local-abort": {"local-abort"},
-    "zero-window": {"zero-window"},
+    "zero-window": {"zero-window", "stall"},   # a zero window now is also a stall
+    "stall": {"stall"},
+    "slow-handshake": {"slow-handshake"},
+    "rtt-inflation": {"rtt-inflation"},
     "queue-drops": {"queue-drops"},
     "route-change": {"route-change"},
     "no-route": {"no-route"},
@@ -161,7 +178,16 @@ def test_single_syn_retransmit_is_not_a_handshake_timeout():
     s.wait(1000)
     s.retransmit(c, state=SYN_SENT)
     s.established(c)
-    assert all_fired(s.events) == set()
+    # over a second to establish is slow (slow-handshake), but one retransmit is no timeout
+    assert all_fired(s.events) == {"slow-handshake"}
+
+
+def test_slow_handshake_threshold_is_the_templates():
+    s = StreamBuilder()
+    c = s.connect("10.0.0.1", "10.0.0.2", 80)
+    s.wait(150)
+    s.established(c)
+    assert all_fired(s.events) == set()                 # 150 ms < 200 ms
 
 
 def test_peer_reset_needs_an_established_connection():
@@ -265,7 +291,7 @@ def test_user_directory_adds_templates_and_may_override_a_packaged_one(tmp_path)
     eng = reset_received(ts)
     assert set(eng.flows()[0].templates) == {"my-resets", "peer-reset"}
     l2 = [n for n in eng.chain(1).root.children if n.kind == "my-resets"][0]
-    assert l2.text == "1 resets to 10.0.0.2:80, first " and l2.severity == "info"
+    assert l2.text == "1 resets to 10.0.0.2:80, first no reason_name recorded" and l2.severity == "info"
     replaced = [n for n in eng.chain(1).root.children if n.kind == "peer-reset"][0]
     assert replaced.text.endswith(f"(template peer-reset from {tmp_path}/peer-reset.toml, replacing the packaged one)")
     assert replaced.fields["replaces_packaged"] == f"{tmp_path}/peer-reset.toml"

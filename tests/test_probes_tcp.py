@@ -151,6 +151,15 @@ def test_tcp_probe_summaries_count_received_segments(net, col):
     for p in server_side:
         assert p.window_end_ns >= p.window_start_ns
         assert p.srtt_us > 0 and p.snd_cwnd > 0
+    # every segment counted in the kernel's srtt histogram (srtt is known from the handshake
+    # on), its windows adding up like the segments; the bucket of the last srtt holds some
+    assert sum(sum(p.srtt_log2_hist) for p in server_side) == sum(p.segments for p in server_side)
+    last = server_side[-1]
+    top = max(i for p in server_side for i, n in enumerate(p.srtt_log2_hist) if n)
+    assert top >= last.max_srtt_us.bit_length() - 1 >= 0
+    # the final summary took the socket's histogram out of the kernel's table
+    keys = {int(k.value) for k in col.plane.bpf[b"gew_srtt_hist"].keys()}
+    assert last.sock not in keys
 
 
 def test_retransmits_when_the_path_drops_data(net, col):

@@ -30,6 +30,7 @@ examples:
   gew export /tmp/s.gewrec --filter 'template retransmission-storm' --out /tmp/cut.gewrec
   gew export /tmp/s.gewrec --perfetto /tmp/s.trace.json      open it in ui.perfetto.dev
   gew export /tmp/s.gewrec --otlp localhost:4317   verdicts as OTLP logs, flow counters as metrics
+  gew export /tmp/s.gewrec --what flows --filter 'container nginx.service'
 """
 
 WHAT = ("events", "flows", "reasons", "interventions")

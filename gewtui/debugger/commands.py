@@ -402,8 +402,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("filter", "filter", "filter [KIND VALUE | clear [KIND]]",
             "show only matching flows (kinds: " + ", ".join(fmod.KINDS) + ")",
             _filter, "dst/src/addr take an address or prefix, port/sport/dport a port, netns an "
-            "inode or a name, template an id, phase emerged|evolving|diverged|terminated|live. "
-            "Terms of one kind OR together, different kinds AND.",
+            "inode or a name, template an id, phase emerged|evolving|diverged|terminated|live, "
+            "cgroup a cgroup v2 path (its subtree), container a container id prefix or a systemd "
+            "unit. Terms of one kind OR together, different kinds AND.",
             completes=(("@filter-kind", "clear"), ("@filter-arg",))),
     Command("export", "session", "export FILE",
             "write the events of the flows the filter shows to a smaller, valid recording", _export),

@@ -10,6 +10,8 @@ after the fact (gewtui.debugger.export). One spelling for both:
     netns INODE|NAME                          the flow's network namespace
     template ID                               a template matched on the flow
     phase emerged|evolving|diverged|terminated|live
+    cgroup PATH                               a process of the flow is in this cgroup or below it
+    container ID|UNIT                         ... in this container (id prefix) or systemd unit
 
 Terms of one kind combine with OR, different kinds with AND (as session scopes do).
 """
@@ -24,7 +26,8 @@ from gewtui.debugger import names
 from gewtui.errors import UsageError
 from gewtui.pb import model_pb2
 
-KINDS = ("dst", "src", "addr", "port", "sport", "dport", "netns", "template", "phase")
+KINDS = ("dst", "src", "addr", "port", "sport", "dport", "netns", "template", "phase", "cgroup",
+         "container")
 
 _LIVE = (model_pb2.EMERGED, model_pb2.EVOLVING)
 
@@ -56,6 +59,12 @@ def parse_term(text: str) -> Term:
         value = "live" if value.lower() == "live" else names.phase_name(names.parse_phase(value))
     elif kind == "netns":
         _netns_inode(value)
+    elif kind == "cgroup":
+        if not value.startswith("/") or len(value) > 4096:
+            raise UsageError(f"a cgroup is a path from the cgroup v2 root, e.g. /system.slice (got {value!r})")
+        value = value.rstrip("/") or "/"
+    elif kind == "container" and len(value) > 256:
+        raise UsageError("a container id or unit name is at most 256 characters")
     return Term(kind, value)
 
 
@@ -84,6 +93,8 @@ class FlowFilter:
         self._ports = {k: {int(v) for v in by_kind.get(k, [])} for k in ("port", "sport", "dport")}
         self._netns = {_netns_inode(v) for v in by_kind.get("netns", [])}
         self._templates = set(by_kind.get("template", []))
+        self._cgroups = by_kind.get("cgroup", [])
+        self._containers = by_kind.get("container", [])
         self._phases: set[int] = set()
         for v in by_kind.get("phase", []):
             self._phases.update(_LIVE if v == "live" else (names.parse_phase(v),))
@@ -112,6 +123,12 @@ class FlowFilter:
         if self._templates and not self._templates.intersection(flow.templates):
             return False
         if self._netns and flow.netns not in self._netns:
+            return False
+        if self._cgroups and not any(p == c or c == "/" or p.startswith(c + "/")
+                                     for p in flow.cgroups for c in self._cgroups):
+            return False
+        if self._containers and not any(x.startswith(c) for x in flow.containers for c in self._containers) \
+                and not any(u == c for u in flow.units for c in self._containers):
             return False
         local, peer, lports, pports = _endpoints(flow)
         if self._nets["dst"] and not _any_in(peer, self._nets["dst"]):

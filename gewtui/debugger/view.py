@@ -37,6 +37,8 @@ class FlowRow:
     end_reason: str
     children: tuple[int, ...] = ()
     processes: str = ""
+    srtt: str = ""             # median srtt bucket of the flow's segments, e.g. "256us-512us"
+    containers: str = ""       # containers or systemd units of its processes
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,16 @@ def flow_row(f: model_pb2.FlowSnapshot) -> FlowRow:
         segments=c.segments, bytes=c.bytes, templates=tuple(f.templates), netns=f.netns,
         first_ktime_ns=f.first_ktime_ns, last_ktime_ns=f.last_ktime_ns,
         last_event_id=f.last_event_id, end_reason=f.end_reason,
-        children=tuple(f.child_flow_ids), processes=procs,
+        children=tuple(f.child_flow_ids), processes=procs, srtt=_median_srtt(f.srtt_log2_hist),
+        containers=", ".join([c[:12] for c in f.containers] or list(f.units)),
     )
+
+
+def _median_srtt(hist) -> str:
+    from gewtui.model.latency import bucket_text, median_bucket
+
+    i = median_bucket(list(hist))
+    return bucket_text(i) if i is not None else ""
 
 
 def chain_node(n: model_pb2.ReasonNode) -> ChainNode:

@@ -151,9 +151,9 @@ class Decoder:
         self.live_limit = 1 << 18
         self._forget: list[int] = []
         # (pid, tgid, uid, netns, cgroup, comm) -> process-context attr field; netns -> none
-        self._task_attr = wire.Cache(lambda key: self._task_field(key, _PROCESS))
+        self._task_attr = wire.Cache(lambda key: self._task_seen(key) or self._task_field(key, _PROCESS))
         # the same key -> the Owner a socket acted on by that task gets (immutable, shared)
-        self._task_owner = wire.Cache(self._owner)
+        self._task_owner = wire.Cache(lambda key: self._task_seen(key) or self._owner(key))
         self._none_attr = wire.Cache(lambda netns: _attr_field(netns=netns, source=_NONE))
         # (CPU 0 is left out, as protobuf leaves out every zero scalar)
         self._cpu = wire.Cache(lambda cpu: _K_CPU + _uvarint(cpu) if cpu else b"")
@@ -337,6 +337,14 @@ class Decoder:
         if o is not None:
             return self._cpu[h[4]] + o.attr_field
         return self._cpu[h[4]] + self._none_attr[obj_netns]
+
+    def _task_seen(self, key: tuple) -> None:
+        """A task the caches have not seen lately: its cgroup goes to the ``task_seen`` hook
+        (the live session's inventory names cgroups; the fast path hands over bytes, so it
+        cannot be read back from the events)."""
+        hook = self.hooks.get("task_seen")
+        if hook is not None and key[4]:
+            hook(key[4])
 
     @staticmethod
     def _task_field(key: tuple, source: int) -> bytes:

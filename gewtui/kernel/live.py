@@ -135,6 +135,7 @@ class LiveSession:
         self.session: Session | None = None
         self.writer: Any = None
         self.watcher: ScopeWatcher | None = None
+        self.inventory: Any = None   # gewtui.kernel.inventory.Inventory once open
         self.capabilities: session_pb2.CapabilityReport | None = None
         self._stats = LiveStats(session_id=self.session_id, recording_path=record or "")
         self._raw: list[bytes] = []             # serialized events not yet written
@@ -195,6 +196,11 @@ class LiveSession:
                 # one sequence: the decoder numbers kernel records and the session's own events
                 self._numbering = dec
                 dec.raw_sink = self._raw.append
+            self.inventory = _inventory(self.scope, self.log)
+            if self.inventory is not None and dec is not None and hasattr(dec, "hooks"):
+                # the fast path hands over bytes: it reports cgroups, SYN retransmits and
+                # drop sites to the inventory itself instead of see() reading parsed events
+                self.inventory.hook(dec)
             if self.record_path:
                 from gewtui.recording import RecordingWriter
 
@@ -215,6 +221,8 @@ class LiveSession:
                 self.log(f"session {self.session_id}: probe {k} not running: {v}")
         mark.mark.kind, mark.mark.detail = "started", detail
         self._own(mark)
+        if self.inventory is not None:
+            self.inventory.start(self._own)   # what existed before: flows from the first frame
         # Everything made so far (modules, bcc's tables, the compiled program's objects)
         # lives as long as the session: keep it out of the collector's full passes, which
         # otherwise pause the consumer for 100+ ms once the model's state has grown.
@@ -243,6 +251,9 @@ class LiveSession:
         for attr, target in (("drop_reasons", h.drop_reasons), ("reset_reasons", h.reset_reasons)):
             for k, v in dict(getattr(plane, attr, {}) or {}).items():
                 target[int(k)] = str(v)
+        if self.inventory is not None:
+            for inode, (name, lo, hi) in sorted(self.inventory.port_ranges.items()):
+                h.port_ranges.add(netns=inode, name=name, lo=lo, hi=hi)
         return h
 
     # -- the recording writer, shared between the capture and the owner's thread ---------
@@ -266,6 +277,8 @@ class LiveSession:
     # -- running ---------------------------------------------------------------------------
     def _sink(self, ev: events_pb2.Event) -> None:
         """The plane's event sink (events unit decoders built): serialized once, here."""
+        if self.inventory is not None:
+            self.inventory.see(ev)
         if self._numbering is None:
             ev.id = self._next_id
             self._next_id += 1
@@ -320,6 +333,8 @@ class LiveSession:
             if not change.observation_complete:
                 self._incomplete.append(f"scope: {change.detail}")
             self.log(f"session {self.session_id}: scope change: {change.detail}")
+        if self.inventory is not None:
+            self.inventory.tick(self._own)
         st = self.stats
         self.session.heartbeat(st.events, st.lost, self.lag)
         if self._writer is not None:
@@ -437,6 +452,8 @@ class LiveSession:
                         stop()
                     else:
                         self.session.plane.poll(0)
+                    if self.inventory is not None:
+                        self.inventory.end(self._own)
                     self._drain()
                 except Exception as e:
                     # the end of the observation is unknown: the end records must say so
@@ -481,6 +498,20 @@ class LiveSession:
             self.close("sigint")
         else:
             self.close("error", str(ev).splitlines()[0] if str(ev) else et.__name__)
+
+
+def _inventory(scope: ResolvedScope, log: Log):
+    """The start-of-session inventory of the scoped namespaces (gewtui.kernel.inventory)."""
+    from gewtui.kernel.inventory import Inventory
+
+    f = scope.filter
+    inv = Inventory(scope.netns, f.prefixes, f.ports, log=log)
+    try:
+        inv.read()
+    except Exception as e:   # never fatal: the session observes without an inventory
+        log(f"inventory: {_one_line(e)}")
+        return None
+    return inv
 
 
 def _tty() -> str:

@@ -86,6 +86,7 @@ class Lab:
     scenario_name: str
     name: str = "default"
     max_seconds: float = MAX_SECONDS
+    clients: bool = True             # False: servers and faults only (a test drives clients)
     scenario: Scenario = field(init=False)
     up_seconds: float = 0.0
 
@@ -212,6 +213,8 @@ class Lab:
 
     def _start_generators(self) -> None:
         for g in self.scenario.gens:
+            if not (g.server or self.clients):
+                continue
             status = os.path.join(self.run_dir, f"{g.name}.json")
             ready = os.path.join(self.run_dir, f"{g.name}.ready")
             argv = [sys.executable, "-m", "gewtui.lab.traffic", g.role, *self._fill(g.args),

@@ -105,7 +105,56 @@ def _build(ipv6: bool) -> dict[str, Scenario]:
     return out
 
 
-SCENARIOS: dict[str, Scenario] = {**_build(False), **_build(True)}
+def _programs() -> dict[str, Scenario]:
+    """Scenarios driven by real Debian programs (gewtui.lab.programs), faults from nftables
+    and tc. Rule counters are named so tests read them back: `nft list counter`."""
+    P, C = str(PORT), str(CLOSED_PORT)
+    nginx = Gen("server", "server", "nginx-server", ("--bind", "{any}", "--port", P), server=True)
+    wrk = Gen("client", "client", "wrk-client", ("--connect", "{server}", "--port", P,
+                                                 "--connections", "8", "--interval", "1"))
+    nft = (("server", "nft add table inet gewlab"),
+           ("server", "nft add chain inet gewlab input { type filter hook input priority 0 ; }"))
+
+    def counted(name: str, match: str, verdict: str) -> tuple[tuple[str, str], ...]:
+        """A server input rule with a named counter (tests read it with `nft list counter`)."""
+        return nft + (("server", f"nft add counter inet gewlab {name}"),
+                      ("server", f"nft add rule inet gewlab input {match} counter name {name} {verdict}"))
+    s = [
+        Scenario("web", "nginx serving wrk: steady HTTP keep-alive load",
+                 "server flows of nginx's listener, client flows of wrk, no resets, no drops",
+                 (nginx, wrk), scope_roles=("client", "server")),
+        Scenario("web-lossy", "nginx serving wrk while nftables drops 5% of the packets to nginx",
+                 "netfilter drops equal to the nft counter `lossy`; retransmissions caused by them",
+                 (nginx, wrk),
+                 setup=counted("lossy", f"tcp dport {P} numgen random mod 100 < 5", "drop"),
+                 scope_roles=("client", "server")),
+        Scenario("web-refused", "curl to a port nftables rejects with a TCP reset",
+                 "refused connections caused by the netfilter reject, as many as the nft counter `refused`",
+                 (nginx, Gen("client", "client", "curl-client", ("--connect", "{server}", "--port", C,
+                                                                  "--interval", "0.2"))),
+                 setup=counted("refused", f"tcp dport {C}", "reject with tcp reset"),
+                 scope_roles=("client", "server")),
+        Scenario("web-overflow", "nginx with a backlog of 4 stalls (SIGSTOP) while wrk opens 64 connections",
+                 "handshake timeouts caused by the listener's overflow (ListenOverflows rises)",
+                 (Gen("server", "server", "nginx-server", ("--bind", "{any}", "--port", P, "--backlog", "4",
+                                                          "--pause", "1"), server=True),
+                  Gen("client", "client", "wrk-client", ("--connect", "{server}", "--port", P,
+                                                         "--connections", "64", "--interval", "1"))),
+                 scope_roles=("client", "server")),
+        Scenario("bulk-congested", "iperf3 through a tbf qdisc with a tiny queue on the client's veth",
+                 "qdisc drops equal to `tc -s qdisc`'s dropped counter",
+                 (Gen("server", "server", "iperf3-server", ("--bind", "{any}", "--port", P), server=True),
+                  Gen("client", "client", "iperf3-client", ("--connect", "{server}", "--port", P,
+                                                            "--interval", "0.5"))),
+                 setup=(("client", "tc qdisc add dev veth0 root tbf rate 20mbit burst 32kb limit 32kb"),),
+                 scope_roles=("client", "server")),
+    ]
+    return {sc.name: Scenario(sc.name, sc.summary, sc.shows, sc.gens, sc.paths, sc.setup, sc.scope_roles,
+                              extra={"programs": tuple(sorted({g.role.split("-")[0] for g in sc.gens}))})
+            for sc in s}
+
+
+SCENARIOS: dict[str, Scenario] = {**_build(False), **_build(True), **_programs()}
 
 
 def addresses(ipv6: bool) -> dict[str, str]:

@@ -280,6 +280,16 @@ ROLES: dict[str, Callable[[Role], None]] = {
 }
 
 
+def _program_roles() -> None:
+    # real Debian programs (nginx, wrk, ab, redis, iperf3, curl) wrapped as roles
+    from gewtui.lab.programs import ROLES as PROGRAM_ROLES
+
+    ROLES.update(PROGRAM_ROLES)
+
+
+_program_roles()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gewtui.lab.traffic")
     p.add_argument("role", choices=sorted(ROLES))
@@ -296,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", default="")
     p.add_argument("--path", action="append", default=[], help="VIA@DEV, repeat for each path")
     p.add_argument("--period", type=float, default=3.0)
+    p.add_argument("--backlog", type=int, default=511)
     p.add_argument("--max-seconds", type=float, default=600.0)
     p.add_argument("--status", default="")
     p.add_argument("--ready", default="")

@@ -18,25 +18,18 @@ from gewtui.model.changes import Change, change
 from gewtui.model.entities import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, ix_add,
                                    ix_get)
 from gewtui.model.flows import Registry
-from gewtui.model.identity import (CLIENT, LISTENER, make_key, role_from_ports,
-                                   role_from_state)
+from gewtui.model.latency import add_rtt, connected
+from gewtui.model.identity import CLIENT, LISTENER, make_key, role_from_ports, role_from_state
 from gewtui.model.schema import TCP_STATE_NAMES
 
 Handler = Callable[..., None]
 _FRESH_OLD = frozenset({CLOSE, 3, 10, 12})   # CLOSE, SYN_RECV, LISTEN, NEW_SYN_RECV
-_RESET_RECEIVED = 2
-_ATTR_PROCESS = 1
-_PKT_NONE = 3
-_EAGAIN = -11
-_EHOSTUNREACH = -113
-_MAIN_TABLE = 254
-PENDING_CAP = 4096
-ROUTES_CAP = 65536
-ATTRS_CAP = 65536
+_RESET_RECEIVED, _ATTR_PROCESS, _PKT_NONE = 2, 1, 3
+_EAGAIN, _EHOSTUNREACH, _MAIN_TABLE = -11, -113, 254
+PENDING_CAP, ROUTES_CAP, ATTRS_CAP = 4096, 65536, 65536
 _STATE = dict(TCP_STATE_NAMES)
 _NETNS: dict[int, int] = {}
-# Local addresses are few and shared by many flows: one bytes object each (bounded: values are
-# equal either way, interning only saves memory).
+# Local addresses are few, shared by many flows: one bytes object each (interning saves memory)
 _LOCAL: dict[bytes, bytes] = {}
 _LOCAL_CAP = 4096
 
@@ -50,18 +43,16 @@ class Anchor:
         self.reg = reg
 
     def handlers(self) -> dict[str, Handler]:
-        """kind -> handler(ev, body, eid, t, out); the engine's dispatch table."""
+        """kind -> handler(ev, body, eid, t, out)"""
         return {k: getattr(self, k) for k in self.kinds}
 
-    def apply(self, ev, out: list[Change]) -> list[Change]:
-        """Apply one event of a kind this anchor handles (the slow, generic entry)."""
+    def apply(self, ev, out: list[Change]) -> list[Change]:   # the slow, generic entry
         kind = ev.WhichOneof("body")
         self.handlers()[kind](ev, getattr(ev, kind), ev.id, ev.ktime_ns, out)
         return out
 
 
-def _zero(raw: bytes) -> bool:
-    # All bytes zero (or none): bytes.count runs in C, any() iterates Python ints.
+def _zero(raw: bytes) -> bool:   # all bytes zero (or none); bytes.count runs in C
     return raw.count(0) == len(raw)
 
 
@@ -89,10 +80,13 @@ class TcpAnchor(Anchor):
         m = reg.socks.get(sock) if sock else None
         if m is not None and m.closed and not (old and old in _FRESH_OLD):
             # A late event of a closed socket (a final summary, a congestion-state reset, a
-            # destroy): it stays with that socket until a state change starts a new one at
-            # the same kernel address.
+            # destroy) stays with it until a state change starts a new one at its address.
             self._touch(m.flow, eid, t, out)
             return m
+        if m is None and sock and reg.port_ranges:   # an inventory was taken: its socket?
+            m = reg.adopt_address(sock, (saddr, sport, daddr, dport), ev.attr.netns)
+            if m is not None:
+                return self._touch(m.flow, eid, t, out) or m
         if m is not None and not m.closed:
             # A new socket at the address of one whose end was not seen (lost records, or a
             # socket of another namespace reusing freed memory): the old one is over.
@@ -107,7 +101,8 @@ class TcpAnchor(Anchor):
             _LOCAL[saddr] = saddr
         role = role_from_state(old, new) if old or new else None
         if role is None:
-            role = role_from_ports(sport, dport, (netns, sport) in reg.listeners)
+            role = role_from_ports(sport, dport, (netns, sport) in reg.listeners,
+                                   reg.port_ranges.get(netns), netns in reg.port_ranges)
         if role != LISTENER and (_zero(daddr) or dport == 0):
             # A passive child is traced before its peer is filled in: hold its facts until
             # an event names the peer.
@@ -249,6 +244,8 @@ class TcpAnchor(Anchor):
         m.state = new
         f.tcp_state = new
         out.append(change("tcp-state", f.fid, eid, detail))
+        if old == 2 and new == 1:   # SYN_SENT -> ESTABLISHED: connect latency
+            connected(reg, f, m, t)
         if ev.attr.source == _ATTR_PROCESS:
             self._attribute(f, ev, eid, "state", out)
         if self._offer_state is not None:
@@ -338,6 +335,8 @@ class TcpAnchor(Anchor):
         zw = b.zero_window_segments
         if zw:
             f.n_zw += zw
+        if b.srtt_log2_hist:
+            add_rtt(f, b.srtt_log2_hist)
         if self._offer_probe is not None:
             self._offer_probe(self.reg, f, m, ev, b, eid, t, out)
 
@@ -351,7 +350,7 @@ class TcpAnchor(Anchor):
 
     def destroy(self, ev, b, eid, t, out) -> None:
         reg = self.reg
-        m = reg.socks.get(b.sock)
+        m = reg.socks.get(b.sock) or reg.socks.get(b.sock_cookie or -1)   # (inventoried)
         if m is None:
             # A socket the registry no longer (or never) held: nothing to end.
             reg.unattributed += 1
@@ -595,4 +594,7 @@ class SessionAnchor(Anchor):
 
 
 def default_anchors(reg: Registry) -> list[Anchor]:
-    return [TcpAnchor(reg), QueueAnchor(reg), RouteAnchor(reg), SessionAnchor(reg)]
+    from gewtui.model.inventory import InventoryAnchor
+
+    return [TcpAnchor(reg), QueueAnchor(reg), RouteAnchor(reg), SessionAnchor(reg),
+            InventoryAnchor(reg)]

@@ -103,7 +103,7 @@ class Engine:
         """flow() without members, path, transitions or key text: what a listing shows, at a
         fraction of the cost (flow views of 10,000 rows build it for every row)."""
         f = self._reg.flows.get(flow_id)
-        return flow_summary(f) if f is not None else None
+        return flow_summary(f, self._reg) if f is not None else None
 
     def flow_ids(self) -> list[int]:
         return sorted(self._reg.flows)

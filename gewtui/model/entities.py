@@ -40,7 +40,10 @@ class Flow:
                  "n_events", "n_retx", "n_rst_sent", "n_rst_recv", "n_drops", "n_segments",
                  "n_bytes", "n_zw", "n_conns", "first_eid", "last_eid", "first_t", "last_t",
                  "tcp_state", "trans", "trans_elided", "evolved", "templates", "episodes",
-                 "tstate", "idle_since", "end_reason", "end_t", "dev", "members_elided")
+                 "tstate", "idle_since", "end_reason", "end_t", "dev", "members_elided",
+                 # latency: srtt log2 bucket counts, and connect latency as
+                 # [min_us, max_us, bucket counts...]; the shared empty tuple until used
+                 "rtt", "clat")
 
     # key = (role, netns, family, proto, local, local_port, peer, peer_port)
     role = property(lambda self: self.key[0])
@@ -68,6 +71,8 @@ class Flow:
         c.children = list(self.children) if self.children else ()
         c.trans = list(self.trans) if self.trans else ()
         c.templates = list(self.templates) if self.templates else ()
+        c.rtt = list(self.rtt) if self.rtt else ()
+        c.clat = list(self.clat) if self.clat else ()
         ep_map = {id(e): e.clone() for e in self.episodes}
         c.episodes = [ep_map[id(e)] for e in self.episodes] if self.episodes else ()
         members = []

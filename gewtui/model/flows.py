@@ -23,12 +23,17 @@ from gewtui.model.render import ip_text
 from gewtui.pb import events_pb2
 
 
+# sock values below this are socket cookies of inventoried members, never kernel addresses
+# (those are in the upper half of the address space).
+KERNEL_ADDR = 1 << 47
+
+
 class Registry:
     __slots__ = ("matcher", "silence_ns", "max_terminated", "ring_size", "ring", "flows", "keys",
                  "socks", "tuples", "listeners", "peers", "paths", "routes", "ifctx", "pending",
                  "idle", "terminated", "pinned", "refs", "lost", "context", "next_fid",
                  "live_count", "n_events", "evicted", "lost_records", "complete", "unattributed",
-                 "last_eid", "now", "last_lost_t", "attrs")
+                 "last_eid", "now", "last_lost_t", "attrs", "port_ranges", "ns_facts", "cgroups")
 
     def __init__(self, matcher: Matcher, *, silence_ns: int, max_terminated: int,
                  recent_events: int):
@@ -67,6 +72,13 @@ class Registry:
         self.now = 0
         self.last_lost_t = 0
         self.attrs: dict[tuple, tuple] = {}   # interned attributions (one per process)
+        # Per network namespace (inode): its ephemeral port range, and the NetnsFacts events
+        # read from /proc, as (event id, ktime, when, listen_overflows), pinned; see
+        # gewtui.model.inventory.
+        self.port_ranges: dict[int, tuple[int, int]] = {}
+        self.ns_facts: dict[int, list[tuple]] = {}
+        # cgroup id -> (path, container, unit, event id of its CgroupInfo, pinned)
+        self.cgroups: dict[int, tuple] = {}
 
     # -- evidence store ---------------------------------------------------------------------
     def pin(self, eid: int, ev) -> None:
@@ -121,6 +133,7 @@ class Registry:
         f.phase = EMERGED
         f.parent = parent.fid if parent else 0
         f.members = f.path = f.procs = f.trans = f.children = f.templates = f.episodes = ()
+        f.rtt = f.clat = ()
         f.open = 0
         f.n_events = 1
         f.n_retx = f.n_rst_sent = f.n_rst_recv = f.n_drops = f.n_segments = 0
@@ -282,6 +295,22 @@ class Registry:
                     break
         return m
 
+    def adopt_address(self, sock: int, tkey: tuple, netns: int) -> Member | None:
+        """The inventoried member (held under its socket cookie, gewtui.model.inventory) on
+        this exact tuple in this namespace, now held under the kernel address ``sock`` the
+        probes name; None when there is none."""
+        hit = self.tuples.get(tkey)
+        if hit is None:
+            return None
+        for m in (hit if hit.__class__ is list else (hit,)):
+            if m.sock < KERNEL_ADDR and not m.closed and m.flow.key[1] == netns:
+                if self.socks.get(m.sock) is m:
+                    del self.socks[m.sock]
+                m.sock = sock
+                self.socks[sock] = m
+                return m
+        return None
+
     def close_member(self, m: Member, t: int) -> None:
         if m.closed:
             return
@@ -432,6 +461,9 @@ class Registry:
         c.lost = list(self.lost)
         c.context = list(self.context)
         c.attrs = dict(self.attrs)
+        c.port_ranges = dict(self.port_ranges)
+        c.ns_facts = {k: list(v) for k, v in self.ns_facts.items()}
+        c.cgroups = dict(self.cgroups)
         # Indexes point at members and flows: rebuild them over the copies, in the original
         # insertion order so iteration stays identical to the original's.
         c.socks = {sock: memo[id(m)] for sock, m in self.socks.items()}

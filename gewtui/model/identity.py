@@ -9,8 +9,10 @@ A flow is a conversation between a local endpoint and a service, in one network 
   (netns, family, protocol, local address, local port, peer address);
 * a listener (-> LISTEN): (netns, family, protocol, local address, local port);
 * a socket first seen mid-life whose side is unknown: by its listener port if one is known,
-  else by which of its ports is in the ephemeral range (32768-60999, Linux's default),
-  else the exact 4-tuple (no reconnect continuity then).
+  else, in a namespace the session inventoried (its listeners and its ip_local_port_range are
+  known), a client: a socket on no listening port was opened actively; elsewhere by which of
+  its ports is in Linux's default ephemeral range 32768-60999, else the exact 4-tuple (no
+  reconnect continuity then).
 
 PIDs, socket addresses and interfaces are not part of any key. Continuity in time (the
 silence window) and in path (fib results) is decided by the registry.
@@ -25,6 +27,7 @@ LISTENER = "listener"
 EXACT = "exact"
 
 EPHEMERAL_LO, EPHEMERAL_HI = 32768, 60999
+DEFAULT_RANGE = (EPHEMERAL_LO, EPHEMERAL_HI)
 
 # TCP state numbers (include/net/tcp_states.h), as in events.proto.
 ESTABLISHED, SYN_SENT, SYN_RECV, CLOSE, LISTEN, NEW_SYN_RECV = 1, 2, 3, 7, 10, 12
@@ -46,17 +49,22 @@ def role_from_state(old: int, new: int) -> str | None:
     return None
 
 
-def _ephemeral(port: int) -> bool:
-    return EPHEMERAL_LO <= port <= EPHEMERAL_HI
-
-
-def role_from_ports(sport: int, dport: int, listening: bool) -> str:
-    """The side of a socket first seen mid-life (see the module docstring)."""
+def role_from_ports(sport: int, dport: int, listening: bool,
+                    port_range: tuple[int, int] | None = None, listeners_known: bool = False) -> str:
+    """The side of a socket first seen mid-life (see the module docstring). ``port_range``:
+    its namespace's ephemeral range (Linux's default when None); ``listeners_known``: the
+    session inventoried the namespace's listeners, so a socket on no listening port was
+    opened actively: a client, even where a widened range holds both its ports."""
     if listening:
         return SERVER
-    if _ephemeral(sport) and not _ephemeral(dport):
+    if listeners_known:
         return CLIENT
-    if _ephemeral(dport) and not _ephemeral(sport):
+    port_range = port_range or DEFAULT_RANGE
+    lo, hi = port_range
+    s_eph, d_eph = lo <= sport <= hi, lo <= dport <= hi
+    if s_eph and not d_eph:
+        return CLIENT
+    if d_eph and not s_eph:
         return SERVER
     return EXACT
 
@@ -82,14 +90,20 @@ def _hp(addr: bytes, port: int) -> str:
     return f"{a}:{port}"
 
 
+def _h(addr: bytes) -> str:
+    a = ip_text(addr) or "*"
+    return f"[{a}]" if ":" in a else a
+
+
 def key_text(key: Key) -> str:
-    """The identity key as one line, e.g. ``tcp 10.0.0.1 -> 10.0.0.2:80 netns 4026531840``."""
+    """The identity key as one line, e.g. ``tcp 10.0.0.1 -> 10.0.0.2:80 netns 4026531840``;
+    IPv6 addresses are bracketed everywhere, with or without a port."""
     role, netns, _family, proto, local, lport, peer, pport = key
     p = _proto(proto)
     if role == CLIENT:
-        s = f"{p} {ip_text(local) or '*'} -> {_hp(peer, pport)}"
+        s = f"{p} {_h(local)} -> {_hp(peer, pport)}"
     elif role == SERVER:
-        s = f"{p} {_hp(local, lport)} <- {ip_text(peer) or '*'}"
+        s = f"{p} {_hp(local, lport)} <- {_h(peer)}"
     elif role == LISTENER:
         s = f"{p} listen {_hp(local, lport)}"
     else:
@@ -102,12 +116,12 @@ def peer_text(key: Key) -> str:
     if role == CLIENT or role == EXACT:
         return _hp(peer, pport)
     if role == SERVER:
-        return ip_text(peer) or "*"
+        return _h(peer)
     return "*"
 
 
 def local_text(key: Key) -> str:
     role, _n, _f, _p, local, lport, _peer, _pport = key
     if role == CLIENT:
-        return ip_text(local) or "*"
+        return _h(local)
     return _hp(local, lport)

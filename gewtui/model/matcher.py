@@ -22,7 +22,7 @@ EPISODES_CAP = 4        # episodes per template per flow; later matches count as
 
 class Compiled:
     __slots__ = ("idx", "tid", "severity", "steps", "nsteps", "counts", "windows", "within",
-                 "same", "single", "path", "steps0", "win0", "signal", "slot", "nslots")
+                 "same", "single", "path", "steps0", "win0", "signal", "slot", "nslots", "sums", "longer")
 
     def __init__(self, idx, tpl):
         p = tpl.pattern
@@ -34,10 +34,13 @@ class Compiled:
         self.counts = [s.count for s in p.steps]
         self.windows = [s.window_ns for s in p.steps]
         self.within = p.within_ns
+        self.longer = p.longer_ns
         self.same = p.same_socket
         self.single = self.nsteps == 1
         self.path = p.scope == "path"
         self.steps0 = self.steps[0]
+        # body fields the text sums ({sum.F}): totalled over every match, not the kept evidence
+        self.sums = tuple(dict.fromkeys(n[4:] for n in tpl.placeholders if n.startswith("sum.")))
         self.win0 = self.windows[0]
         self.signal = any(a.kind in SIGNAL_FIELDS for s in p.steps for a in s.alts)
 
@@ -117,7 +120,7 @@ class Episode:
     """One L2 match on one flow: the template, its evidence, when."""
 
     __slots__ = ("tidx", "tid", "eids", "bounds", "count", "first_t", "last_t", "sig",
-                 "occurrences", "sock", "at_eid")
+                 "occurrences", "sock", "at_eid", "sums")
 
     def clone(self) -> "Episode":
         c = Episode.__new__(Episode)
@@ -125,7 +128,30 @@ class Episode:
         c.eids, c.bounds = list(self.eids), list(self.bounds)
         c.sig = dict(self.sig) if self.sig else None
         c.occurrences, c.sock, c.at_eid = self.occurrences, self.sock, self.at_eid
+        c.sums = dict(self.sums)
         return c
+
+
+def _add_sums(sums: dict, fields: tuple, b) -> None:
+    """Totals over every matched event, kept or elided: "*" counts each event as 1, or as its
+    ``count`` field when it folds identical kernel facts (drops, route lookups); the others
+    are the numeric fields the template's text sums ({sum.F})."""
+    if b is None or isinstance(b, dict):   # an L1 signal
+        sums["*"] = sums.get("*", 0) + 1
+        return
+    sums["*"] = sums.get("*", 0) + max(1, getattr(b, "count", 1) or 1)
+    for fn in fields:
+        v = getattr(b, fn, 0)
+        if isinstance(v, int) and not isinstance(v, bool):
+            sums[fn] = sums.get(fn, 0) + v
+
+
+def sums_of(reg, eids, fields: tuple) -> dict:
+    sums: dict = {}
+    for e in eids:
+        ev = reg.event(e)
+        _add_sums(sums, fields, getattr(ev, ev.WhichOneof("body") or "", None) if ev is not None else None)
+    return sums
 
 
 _CONST = re.compile(r"\b_c(\d+)\b")
@@ -295,6 +321,9 @@ class Matcher:
         p.bounds = p.bounds + (len(p.eids),) if p.bounds else _B0 if not p.eids else (len(p.eids),)
         p.eids = p.eids + ids
         p.step = s + 1
+        if p.step == ct.nsteps and ct.longer and t - p.t0 < ct.longer:
+            self._reset(reg, p)     # fast enough: below the latency threshold, no match
+            return
         if p.step == ct.nsteps:
             self._fire(reg, ct, f, m, p, t, out)
 
@@ -307,8 +336,14 @@ class Matcher:
             if e.tidx == idx:
                 n_eps += 1
                 last = e
+        sums = sums_of(reg, p.eids, ct.sums)
         if n_eps >= EPISODES_CAP:
+            # later matches fold into the last episode: its totals stay the flow's totals
             last.occurrences += 1
+            last.count += len(p.eids)
+            for k, v in sums.items():
+                last.sums[k] = last.sums.get(k, 0) + v
+            last.last_t = t
             for e in p.eids:
                 reg.unpin(e)
             ep = last
@@ -326,6 +361,7 @@ class Matcher:
             ep.first_t, ep.last_t = p.t0, t
             ep.sig = p.sig
             ep.occurrences = 1
+            ep.sums = sums
             ep.sock = m.sock if (ct.same and m is not None) else 0
             ep.at_eid = ids[-1]
             if not f.episodes:
@@ -340,6 +376,7 @@ class Matcher:
 
     def _extend(self, reg, ep, eid, t, kind, b) -> None:
         ep.count += 1
+        _add_sums(ep.sums, self.compiled[ep.tidx].sums, b)
         ep.last_t = t
         reg.pin_id(eid)
         if len(ep.eids) < EVIDENCE_CAP:

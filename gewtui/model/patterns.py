@@ -85,6 +85,8 @@ class Pattern:
     same_socket: bool
     within_ns: int | None
     scope: str                     # "flow" or "path"
+    # the whole sequence must take at least this long (a latency threshold), else no match
+    longer_ns: int | None = None
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -248,10 +250,10 @@ def _step(tbl, loc: str) -> Step:
 def parse_pattern(tbl, loc: str = "pattern") -> Pattern:
     if not isinstance(tbl, dict):
         raise PatternError(loc, "missing or not a table")
-    extra = set(tbl) - {"step", "same_socket", "within_ms", "scope"}
+    extra = set(tbl) - {"step", "same_socket", "within_ms", "scope", "longer_than_ms"}
     if extra:
         raise PatternError(f"{loc}.{sorted(extra)[0]}",
-                           "unknown key (expected step, same_socket, within_ms, scope)")
+                           "unknown key (expected step, same_socket, within_ms, longer_than_ms, scope)")
     steps_tbl = tbl.get("step")
     if not isinstance(steps_tbl, list) or not steps_tbl:
         raise PatternError(f"{loc}.step", "needs at least one [[pattern.step]]")
@@ -270,4 +272,8 @@ def parse_pattern(tbl, loc: str = "pattern") -> Pattern:
         for a in s.alts:
             if same and a.kind in SIGNAL_FIELDS:
                 raise PatternError(f"{loc}.step[{i}]", f"{a.kind} has no socket; drop same_socket")
-    return Pattern(steps, same, within_ns, scope)
+    longer = tbl.get("longer_than_ms")
+    longer_ns = None if longer is None else _ms(longer, f"{loc}.longer_than_ms") * 1_000_000
+    if longer_ns is not None and len(steps) < 2:
+        raise PatternError(f"{loc}.longer_than_ms", "needs at least two steps (it bounds the time between the first and the last)")
+    return Pattern(steps, same, within_ns, scope, longer_ns)

@@ -11,10 +11,13 @@ cites event ids that eng.event() can return.
 from __future__ import annotations
 
 import string
+from itertools import zip_longest
 
+from gewtui.model.causal import Linker
 from gewtui.model.entities import DIVERGED, TERMINATED, Flow
 from gewtui.model.flows import Registry
 from gewtui.model.identity import key_text, local_text, peer_text
+from gewtui.model.latency import connect_text, rtt_text
 from gewtui.model.snapshots import expand_transitions
 from gewtui.model.render import errno_text, event_fields, event_text, ip_text, short_state
 from gewtui.model.templates import TemplateSet
@@ -23,6 +26,13 @@ from gewtui.pb import model_pb2
 L0, L1, L2, L3 = model_pb2.L0, model_pb2.L1, model_pb2.L2, model_pb2.L3
 _SEV_RANK = {"info": 0, "warning": 1, "critical": 2}
 PHASE_NAMES = {1: "EMERGED", 2: "EVOLVING", 3: "DIVERGED", 4: "TERMINATED"}
+
+
+def _absent(field: str) -> str:
+    """What a text says for a field the kernel left empty: never an empty gap."""
+    if field in ("ifname", "device"):
+        return "no interface (the kernel named none)"
+    return f"no {field} recorded"
 
 
 class _Builder:
@@ -68,7 +78,7 @@ class _Builder:
                 fl.update(ep.sig[e])
             ev_fields.append(fl)
         values = {
-            "count": str(ep.count), "occurrences": str(ep.occurrences),
+            "count": str(ep.count), "total": str(ep.sums.get("*", ep.count)), "occurrences": str(ep.occurrences),
             "span_ms": str((ep.last_t - ep.first_t) // 1_000_000), "flow": key_text(f.key),
             "flow_id": str(f.fid), "peer": peer_text(f.key), "local": local_text(f.key),
             "template": ep.tid,
@@ -88,11 +98,13 @@ class _Builder:
                 elif head == "last":
                     used[name] = ev_fields[-1].get(fname, "")
                 elif head == "sum":
-                    used[name] = str(sum(int(x[fname]) for x in ev_fields if x.get(fname, "").lstrip("-").isdigit()))
+                    used[name] = str(ep.sums.get(fname, 0))
                 else:
                     k = int(head[1:]) - 1
                     idx = ep.bounds[k] if k < len(ep.bounds) else len(ev_fields) - 1
                     used[name] = ev_fields[min(idx, len(ev_fields) - 1)].get(fname, "")
+                if not used[name]:
+                    used[name] = _absent(fname or name)
                 parts.append(used[name])
         text = "".join(parts)
         fields = {**used, "count": values["count"], "occurrences": values["occurrences"],
@@ -198,12 +210,47 @@ class _Builder:
                                  f"{f.n_conns} connection(s); sockets {socks}{more}",
                                  [m.first_eid for m in f.members],
                                  fields={"connections": str(f.n_conns), "sockets": socks}))
+        if f.rtt or f.clat:
+            # aggregates of the flow's tcp_probe summaries and transitions: the emergence cites
+            # where the flow starts; the counts are over everything since
+            parts = ([connect_text(f.clat)] if f.clat else []) + ([rtt_text(f.rtt)] if f.rtt else [])
+            peer_rtt, n_peer = self._peer_rtt()
+            if n_peer > 1:
+                parts.append(f"to {ip_text(f.peer) or '*'} over its {n_peer} flows: {rtt_text(peer_rtt)}")
+            out.append(self.node(L1, "latency", f"{self.prefix}/L1/latency", "; ".join(parts),
+                                 [f.first_eid], fields={"connect": connect_text(f.clat) if f.clat else "",
+                                                        "srtt": rtt_text(f.rtt) if f.rtt else "",
+                                                        "peer_flows": str(n_peer)}))
         if f.procs:
-            procs = ", ".join(f"{w[2]}[{w[1]}] via {via}" for _, w, via in f.procs)
+            procs = ", ".join(f"{w[2]}[{w[1]}] via {via}{self._cgroup(w[3])}" for _, w, via in f.procs)
+            named = [self.reg.cgroups[w[3]][3] for _, w, _v in f.procs if w[3] in self.reg.cgroups]
             out.append(self.node(L1, "lineage", f"{self.prefix}/L1/lineage/processes",
-                                 f"processes: {procs}", [p[0] for p in f.procs],
+                                 f"processes: {procs}", [p[0] for p in f.procs] + named,
                                  fields={"processes": procs}))
         return out
+
+    def _peer_rtt(self) -> tuple[list[int], int]:
+        """The srtt distribution to this flow's peer over every kept flow in its namespace
+        that has one (per peer, as the flow view groups them)."""
+        f = self.f
+        total: list[int] = []
+        n = 0
+        if not f.peer:
+            return total, 0
+        for g in self.reg.flows.values():
+            if g.rtt and g.key[6] == f.peer and g.key[1] == f.key[1]:
+                n += 1
+                total = [a + b for a, b in zip_longest(total, g.rtt, fillvalue=0)]
+        return total, n
+
+    def _cgroup(self, cid: int) -> str:
+        """ " in container X (cgroup P)" as a CgroupInfo event named the id; "" unnamed."""
+        cg = self.reg.cgroups.get(cid)
+        if cg is None or not cg[0]:
+            return ""
+        path, container, unit, _eid = cg
+        who = f"container {container[:12]}, " if container else (f"unit {unit}, " if unit else "")
+        return f" in {who}cgroup {path}"
 
     def session(self, session_id: str) -> list[model_pb2.ReasonNode]:
         f, reg = self.f, self.reg
@@ -260,12 +307,15 @@ def build_chain(reg: Registry, templates: TemplateSet, f: Flow, session_id: str,
     b = _Builder(reg, templates, f)
     order = sorted(range(len(f.episodes)), key=lambda i: (f.episodes[i].eids[0], i))
     l2 = [b.episode(i, f.episodes[i]) for i in order]
-    children = l2 + b.lifecycle() + b.path() + b.lineage() + b.session(session_id) + \
+    links, because = Linker(b, getattr(templates, "causes", ())).nodes(order)
+    children = l2 + links + b.lifecycle() + b.path() + b.lineage() + b.session(session_id) + \
         b.interventions(interventions)
     sev = max((n.severity for n in l2), key=lambda s: _SEV_RANK.get(s, 0), default="info")
     phase = PHASE_NAMES[f.phase]
     if l2:
         summary = "; ".join(f"{n.kind} (event {n.evidence_event_ids[0]})" for n in l2)
+        if because:
+            summary += "; " + "; ".join(because)
     else:
         summary = "no template matched"
     end = f" ({f.end_reason})" if f.phase in (DIVERGED, TERMINATED) and f.end_reason else ""

@@ -127,8 +127,27 @@ def event_fields(ev) -> dict[str, str]:
     return out
 
 
+def host(addr: str) -> str:
+    """An address as text beside others: IPv6 bracketed ([fd00::1]), empty as "*"."""
+    if not addr:
+        return "*"
+    return f"[{addr}]" if ":" in addr else addr
+
+
+def hostport(addr: str, port) -> str:
+    return f"{host(addr)}:{port}"
+
+
 def _endpoints(f: dict[str, str]) -> str:
-    return f"{f['saddr']}:{f['sport']} -> {f['daddr']}:{f['dport']}"
+    return f"{hostport(f['saddr'], f['sport'])} -> {hostport(f['daddr'], f['dport'])}"
+
+
+def _iface(f: dict[str, str], name: str = "ifname") -> str:
+    """An interface by name, else by index, never empty."""
+    if f.get(name):
+        return f[name]
+    idx = f.get("ifindex", "0")
+    return f"ifindex {idx}" if idx not in ("", "0") else "an unnamed interface"
 
 
 def _tcp_state(f):
@@ -176,11 +195,13 @@ def _skb_drop(f):
            "PACKET_ATTRIBUTION_SOCKET": "tuple of the socket",
            "PACKET_ATTRIBUTION_NONE": "counted per interface, not per flow"}.get(f["attribution"], "")
     tup = f" {_endpoints(f)}" if f["attribution"] != "PACKET_ATTRIBUTION_NONE" else ""
-    return f"{f['count']} packet(s) dropped: {f['reason_name'] or f['reason']} on {f['ifname'] or f['ifindex']}{tup} ({how})"
+    site = f" at {f['location_symbol']}" if f.get("location_symbol") else ""
+    return (f"{f['count']} packet(s) dropped: {f['reason_name'] or f['reason']} on {_iface(f)}"
+            f"{site}{tup} ({how})")
 
 
 def _qdisc(f):
-    return (f"qdisc {f['kind']} {f['handle']} on {f['ifname'] or f['ifindex']}: enqueued"
+    return (f"qdisc {f['kind']} {f['handle']} on {_iface(f)}: enqueued"
             f" {f['enqueued']}, dropped {f['dropped']}, overlimits {f['overlimits']}, backlog"
             f" {f['backlog_packets']} (per-qdisc counter, not per-flow)")
 
@@ -191,7 +212,7 @@ def _rcvq_full(f):
 
 
 def _fib(f):
-    dst = f"{f['src'] or '*'} -> {f['dst']}:{f['dport']}"
+    dst = f"{host(f['src'])} -> {hostport(f['dst'], f['dport'])}"
     if f["err"] != "0":
         return f"route lookup {dst} table {f['table']} failed: {errno_text(int(f['err']))}"
     gw = f" gw {f['gateway']}" if f["gateway"] and f["gateway"] not in ("0.0.0.0", "::") else ""
@@ -199,7 +220,7 @@ def _fib(f):
 
 
 def _neigh(f):
-    return f"neighbour {f['address']} on {f['device']}: state {f['old_state']} -> {f['new_state_name'] or f['new_state']}"
+    return f"neighbour {host(f['address'])} on {f['device'] or 'an unnamed interface'}: state {f['old_state']} -> {f['new_state_name'] or f['new_state']}"
 
 
 def _lost(f):
@@ -214,11 +235,37 @@ def _mark(f):
     return f"session {f['kind']}" + (f": {f['detail']}" if f["detail"] else "")
 
 
+def _inventory(f):
+    st = short_state(f["state"])
+    who = f" owned by {f['attr.comm']}[{f['attr.tgid']}]" if f["attr.tgid"] != "0" else ""
+    if f["state"] == "TCP_LISTEN":
+        what = (f"listening on {hostport(f['saddr'], f['sport'])}, accept queue {f['rqueue']}"
+                f" of {f['wqueue']}")
+    else:
+        rtt = f", srtt {f['rtt_us']} us" if f["rtt_us"] != "0" else ""
+        what = (f"{_endpoints(f)} in {st}{rtt}, {f['total_retrans']} segments retransmitted"
+                f" over its life")
+    return f"at session start: socket {f['index']} of {f['total']} {what}{who}"
+
+
+def _cgroup(f):
+    what = "".join(f"{k} {f[k]}, " for k in ("container", "unit") if f[k])
+    return f"cgroup {f['id']}: {what}path {f['path'] or 'not found (the cgroup is gone)'}"
+
+
+def _netns_facts(f):
+    return (f"netns {f['name'] or f['netns']} ({f['when']}): ephemeral ports {f['port_lo']}-"
+            f"{f['port_hi']}, ListenOverflows {f['listen_overflows']}, PassiveOpens"
+            f" {f['passive_opens']}, ActiveOpens {f['active_opens']}, RetransSegs"
+            f" {f['retrans_segs']}")
+
+
 _TEXT = {
     "tcp_state": _tcp_state, "retransmit": _retransmit, "reset": _reset, "tcp_probe": _tcp_probe,
     "cong_state": _cong_state, "destroy": _destroy, "owner": _owner, "skb_drop": _skb_drop,
     "qdisc": _qdisc, "rcvq_full": _rcvq_full, "fib": _fib, "neigh": _neigh, "lost": _lost,
-    "scope_change": _scope_change, "mark": _mark,
+    "scope_change": _scope_change, "mark": _mark, "inventory": _inventory,
+    "netns_facts": _netns_facts, "cgroup": _cgroup,
 }
 assert set(_TEXT) == set(KIND_FIELDS), "every event kind needs a text"
 

@@ -40,7 +40,20 @@ def expand_transitions(reg, f: Flow) -> list[tuple]:
     return [x[:6] for x in out]
 
 
-def flow_summary(f: Flow) -> model_pb2.FlowSnapshot:
+def _fill_cgroups(s: model_pb2.FlowSnapshot, f: Flow, reg) -> None:
+    """Cgroup paths, containers and units of the flow's processes, as CgroupInfo named them."""
+    if reg is None or not reg.cgroups:
+        return
+    for _eid, who, _via in f.procs:
+        cg = reg.cgroups.get(who[3])
+        if cg is None:
+            continue
+        for field, v in ((s.cgroups, cg[0]), (s.containers, cg[1]), (s.units, cg[2])):
+            if v and v not in field:
+                field.append(v)
+
+
+def flow_summary(f: Flow, reg=None) -> model_pb2.FlowSnapshot:
     """A FlowSnapshot with what a one-line listing shows: identity, phase, state, counters,
     templates, lineage and processes; no members, path, transitions or key text (those read
     evidence back and cost ~10x more). Every field it has equals flow_snapshot's."""
@@ -51,6 +64,7 @@ def flow_summary(f: Flow) -> model_pb2.FlowSnapshot:
         last_event_id=f.last_eid, first_ktime_ns=f.first_t, last_ktime_ns=f.last_t,
         templates=f.templates, in_scope=True, end_reason=f.end_reason)
     _fill_processes_and_counters(s, f)
+    _fill_cgroups(s, f, reg)
     return s
 
 
@@ -62,6 +76,18 @@ def _fill_processes_and_counters(s: model_pb2.FlowSnapshot, f: Flow) -> None:
     c.events, c.retransmits, c.resets_sent, c.resets_received = f.n_events, f.n_retx, f.n_rst_sent, f.n_rst_recv
     c.drops, c.segments, c.bytes, c.zero_window_segments = f.n_drops, f.n_segments, f.n_bytes, f.n_zw
     c.connections = f.n_conns
+    if f.rtt:
+        s.srtt_log2_hist.extend(_trim(f.rtt))
+    if f.clat:
+        s.connect_latency_min_us, s.connect_latency_max_us = f.clat[0], f.clat[1]
+        s.connect_latency_log2_hist.extend(_trim(f.clat[2:]))
+
+
+def _trim(hist) -> list[int]:
+    out = list(hist)
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def flow_snapshot(f: Flow, reg) -> model_pb2.FlowSnapshot:
@@ -80,6 +106,7 @@ def flow_snapshot(f: Flow, reg) -> model_pb2.FlowSnapshot:
     for eid, dev, gw, table, err in f.path:
         s.path.append(model_pb2.PathHop(event_id=eid, device=dev, gateway=gw, table=table, err=err))
     _fill_processes_and_counters(s, f)
+    _fill_cgroups(s, f, reg)
     for eid, t, what, frm, to, _extra in expand_transitions(reg, f):
         s.transitions.append(model_pb2.Transition(event_id=eid, ktime_ns=t, what=what,
                                                   to=to, **{"from": frm}))

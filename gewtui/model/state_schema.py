@@ -108,6 +108,9 @@ SCHEMA.update({
         ("next_fid", I), ("live_count", I), ("n_events", I), ("evicted", I),
         ("lost_records", I), ("complete", B), ("unattributed", I), ("last_eid", I),
         ("now", I), ("last_lost_t", I), ("attrs", Map(ATTR, ATTR)),
+        # inventory: each namespace's port range, its counter readings, cgroup names
+        ("port_ranges", Map(I, IDT)), ("ns_facts", Map(I, Seq(Tup(I, I, S, I), "l"))),
+        ("cgroups", Map(I, Tup(S, S, S, I))),
     ),
     Flow: (
         ("fid", I), ("key", KEY), ("phase", I), ("parent", I), ("children", Seq(I, "el")),
@@ -119,6 +122,7 @@ SCHEMA.update({
         ("trans_elided", I), ("evolved", I), ("templates", Seq(S, "el")),
         ("episodes", Seq(Obj(Episode), "el")), ("tstate", TSTATE), ("idle_since", I),
         ("end_reason", S), ("end_t", I), ("dev", Union(NONE_, S)), ("members_elided", I),
+        ("rtt", Seq(I, "el")), ("clat", Seq(I, "el")),
     ),
     Member: (
         ("sock", I), ("flow", OWNER), ("tkey", TKEY), ("state", I), ("first_eid", I),
@@ -131,7 +135,7 @@ SCHEMA.update({
     Episode: (
         ("tidx", I), ("tid", S), ("eids", Seq(I, "l")), ("bounds", Seq(I, "l")), ("count", I),
         ("first_t", I), ("last_t", I), ("sig", SIG), ("occurrences", I), ("sock", I),
-        ("at_eid", I),
+        ("at_eid", I), ("sums", Map(S, I)),
     ),
     IfaceContext: (
         ("netns", I), ("ifname", S), ("notable", Seq(IDT, "l")), ("counts", Map(S, I)),

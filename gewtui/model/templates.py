@@ -35,7 +35,7 @@ MAX_NESTING = 16            # tables/arrays inside a template; the real ones use
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _KEYS = {"id", "title", "classification", "severity", "allows", "text", "pattern"}
 #: Placeholders every text may use, filled from the match and the flow's identity.
-PLAIN_PLACEHOLDERS = ("count", "occurrences", "span_ms", "flow", "flow_id", "peer", "local",
+PLAIN_PLACEHOLDERS = ("count", "total", "occurrences", "span_ms", "flow", "flow_id", "peer", "local",
                       "template")
 _PSEUDO = ("id", "ktime_ns", "event")
 
@@ -65,10 +65,12 @@ class Template:
 class TemplateSet:
     """An ordered (by id), immutable set of templates."""
 
-    def __init__(self, templates: Iterable[Template], overridden: Iterable[str] = ()):
+    def __init__(self, templates: Iterable[Template], overridden: Iterable[str] = (), causes=()):
         self._list = tuple(sorted(templates, key=lambda t: t.id))
         self._by_id = {t.id: t for t in self._list}
         self.overridden = tuple(sorted(overridden))  # packaged ids replaced by user files
+        # cause rules over these templates (gewtui.model.causes): used when chains are built
+        self.causes = tuple(causes)
 
     def __iter__(self) -> Iterator[Template]:
         return iter(self._list)
@@ -99,6 +101,22 @@ class TemplateSet:
         return tuple(f"template {tid} replaced by {self._by_id[tid].source}" for tid in self.overridden)
 
 
+def placeholder_names(text: str, where: str, error: type[TemplateError] = TemplateError) -> list[str]:
+    """The placeholders of a data file's text; ``error`` on a malformed one or a format spec."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        raise error(f"{where}: {e}") from None
+    out = []
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if spec or conv:
+            raise error(f"{where}: placeholder {{{name}}} may not carry a format or conversion")
+        out.append(name)
+    return out
+
+
 def _check_text(text: str, pattern: Pattern, where: str) -> None:
     steps = pattern.steps
     all_fields: set[str] = set(_PSEUDO)
@@ -112,15 +130,7 @@ def _check_text(text: str, pattern: Pattern, where: str) -> None:
             numeric |= {n for n, i in table.items() if i.numeric}
         step_fields.append(fs)
         all_fields |= fs
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as e:
-        raise TemplateError(f"{where}: text: {e}") from None
-    for _, name, spec, conv in parsed:
-        if name is None:
-            continue
-        if spec or conv:
-            raise TemplateError(f"{where}: text: placeholder {{{name}}} may not carry a format or conversion")
+    for name in placeholder_names(text, f"{where}: text"):
         if name in PLAIN_PLACEHOLDERS:
             continue
         head, _, fname = name.partition(".")
@@ -182,24 +192,35 @@ def _depth(v: object, limit: int, d: int = 0) -> int:
     return d
 
 
-def load_template_file(path: Path) -> Template:
+def read_toml(path: Path, error: type[TemplateError] = TemplateError) -> dict:
+    """A data file's table (a template or a cause rule), read as hostile input: a regular
+    file only (never a FIFO or a link to a device), at most MAX_TEMPLATE_BYTES, nested at
+    most MAX_NESTING deep; otherwise ``error``, one line naming the file."""
     from gewtui.securefs import InputRefused, read_input, show
 
     where = show(str(path))
     try:
         raw = read_input(str(path), MAX_TEMPLATE_BYTES)
     except InputRefused as e:
-        raise TemplateError(e.message) from None
+        raise error(e.message) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise TemplateError(f"{where}: not UTF-8 (byte {e.start})") from None
+        raise error(f"{where}: not UTF-8 (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise TemplateError(f"{where}: not valid TOML: {e}") from None
+        raise error(f"{where}: not valid TOML: {e}") from None
     except RecursionError:
-        raise TemplateError(f"{where}: nested deeper than {MAX_NESTING} levels") from None
+        raise error(f"{where}: nested deeper than {MAX_NESTING} levels") from None
     if _depth(data, MAX_NESTING) > MAX_NESTING:
-        raise TemplateError(f"{where}: nested deeper than {MAX_NESTING} levels")
+        raise error(f"{where}: nested deeper than {MAX_NESTING} levels")
+    return data
+
+
+def load_template_file(path: Path) -> Template:
+    from gewtui.securefs import show
+
+    where = show(str(path))
+    data = read_toml(path)
     try:
         t = parse_template(data, where)
     except TemplateError:
@@ -233,7 +254,11 @@ def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool =
     when that id is in ``allow_override`` (``--override-template ID``); otherwise it is an
     error, so a directory cannot silently change what a packaged template concludes. Two
     user files with one id are an error, and so is an allowed id no user file replaces.
+    Cause rules come with them: the packaged ones (if packaged) and those in each
+    directory's ``causes/`` subdirectory.
     """
+    from gewtui.model.causes import load_rules
+
     found: dict[str, Template] = {}
     if packaged:
         for t in _dir_templates(templates_dir()):
@@ -255,7 +280,9 @@ def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool =
     for tid in sorted(allowed - set(overridden)):
         raise TemplateError(f"--override-template {ascii(tid)}: no template in --templates "
                             "replaces a packaged one with that id")
-    return TemplateSet(found.values(), overridden)
+    rule_dirs = [Path(d) / "causes" for d in dirs or () if (Path(d) / "causes").is_dir()]
+    causes = load_rules(rule_dirs, known=found, packaged=packaged)
+    return TemplateSet(found.values(), overridden, causes)
 
 
 _PACKAGED: TemplateSet | None = None

@@ -1,7 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -145,7 +146,7 @@ class TcpReset(_message.Message):
     def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., direction: _Optional[_Union[ResetDirection, str]] = ..., state: _Optional[_Union[TcpState, str]] = ..., reason: _Optional[int] = ..., reason_name: _Optional[str] = ..., sock_cookie: _Optional[int] = ...) -> None: ...
 
 class TcpProbeSummary(_message.Message):
-    __slots__ = ("tuple", "sock", "sock_cookie", "window_start_ns", "window_end_ns", "segments", "bytes", "snd_cwnd", "ssthresh", "snd_wnd", "rcv_wnd", "min_snd_wnd", "srtt_us", "max_srtt_us", "zero_window_segments", "zero_window_now", "final")
+    __slots__ = ("tuple", "sock", "sock_cookie", "window_start_ns", "window_end_ns", "segments", "bytes", "snd_cwnd", "ssthresh", "snd_wnd", "rcv_wnd", "min_snd_wnd", "srtt_us", "max_srtt_us", "zero_window_segments", "zero_window_now", "final", "srtt_log2_hist")
     TUPLE_FIELD_NUMBER: _ClassVar[int]
     SOCK_FIELD_NUMBER: _ClassVar[int]
     SOCK_COOKIE_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +164,7 @@ class TcpProbeSummary(_message.Message):
     ZERO_WINDOW_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     ZERO_WINDOW_NOW_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    SRTT_LOG2_HIST_FIELD_NUMBER: _ClassVar[int]
     tuple: Tuple
     sock: int
     sock_cookie: int
@@ -180,7 +182,8 @@ class TcpProbeSummary(_message.Message):
     zero_window_segments: int
     zero_window_now: bool
     final: bool
-    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., sock_cookie: _Optional[int] = ..., window_start_ns: _Optional[int] = ..., window_end_ns: _Optional[int] = ..., segments: _Optional[int] = ..., bytes: _Optional[int] = ..., snd_cwnd: _Optional[int] = ..., ssthresh: _Optional[int] = ..., snd_wnd: _Optional[int] = ..., rcv_wnd: _Optional[int] = ..., min_snd_wnd: _Optional[int] = ..., srtt_us: _Optional[int] = ..., max_srtt_us: _Optional[int] = ..., zero_window_segments: _Optional[int] = ..., zero_window_now: _Optional[bool] = ..., final: _Optional[bool] = ...) -> None: ...
+    srtt_log2_hist: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., sock_cookie: _Optional[int] = ..., window_start_ns: _Optional[int] = ..., window_end_ns: _Optional[int] = ..., segments: _Optional[int] = ..., bytes: _Optional[int] = ..., snd_cwnd: _Optional[int] = ..., ssthresh: _Optional[int] = ..., snd_wnd: _Optional[int] = ..., rcv_wnd: _Optional[int] = ..., min_snd_wnd: _Optional[int] = ..., srtt_us: _Optional[int] = ..., max_srtt_us: _Optional[int] = ..., zero_window_segments: _Optional[int] = ..., zero_window_now: _Optional[bool] = ..., final: _Optional[bool] = ..., srtt_log2_hist: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TcpCongState(_message.Message):
     __slots__ = ("tuple", "sock", "ca_state", "ca_state_name")
@@ -219,7 +222,7 @@ class SocketOwner(_message.Message):
     def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., previous_tgid: _Optional[int] = ..., previous_comm: _Optional[str] = ..., via: _Optional[str] = ...) -> None: ...
 
 class SkbDrop(_message.Message):
-    __slots__ = ("reason", "reason_name", "protocol", "tuple", "attribution", "ifindex", "ifname", "location", "sock", "count")
+    __slots__ = ("reason", "reason_name", "protocol", "tuple", "attribution", "ifindex", "ifname", "location", "sock", "count", "location_symbol")
     REASON_FIELD_NUMBER: _ClassVar[int]
     REASON_NAME_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +233,7 @@ class SkbDrop(_message.Message):
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     SOCK_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_SYMBOL_FIELD_NUMBER: _ClassVar[int]
     reason: int
     reason_name: str
     protocol: int
@@ -240,7 +244,8 @@ class SkbDrop(_message.Message):
     location: int
     sock: int
     count: int
-    def __init__(self, reason: _Optional[int] = ..., reason_name: _Optional[str] = ..., protocol: _Optional[int] = ..., tuple: _Optional[_Union[Tuple, _Mapping]] = ..., attribution: _Optional[_Union[PacketAttribution, str]] = ..., ifindex: _Optional[int] = ..., ifname: _Optional[str] = ..., location: _Optional[int] = ..., sock: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+    location_symbol: str
+    def __init__(self, reason: _Optional[int] = ..., reason_name: _Optional[str] = ..., protocol: _Optional[int] = ..., tuple: _Optional[_Union[Tuple, _Mapping]] = ..., attribution: _Optional[_Union[PacketAttribution, str]] = ..., ifindex: _Optional[int] = ..., ifname: _Optional[str] = ..., location: _Optional[int] = ..., sock: _Optional[int] = ..., count: _Optional[int] = ..., location_symbol: _Optional[str] = ...) -> None: ...
 
 class QdiscSummary(_message.Message):
     __slots__ = ("ifindex", "ifname", "netns", "handle", "parent", "kind", "window_start_ns", "window_end_ns", "enqueued", "dequeued", "dropped", "backlog_packets", "overlimits", "requeues")
@@ -382,8 +387,108 @@ class SessionMark(_message.Message):
     unknown_to_ns: int
     def __init__(self, kind: _Optional[str] = ..., detail: _Optional[str] = ..., unknown_from_ns: _Optional[int] = ..., unknown_to_ns: _Optional[int] = ...) -> None: ...
 
+class TcpInfoSnapshot(_message.Message):
+    __slots__ = ("rtt_us", "rttvar_us", "min_rtt_us", "snd_cwnd", "snd_ssthresh", "retransmits", "total_retrans", "unacked", "lost", "last_data_recv_ms", "last_data_sent_ms", "bytes_acked", "bytes_received", "snd_wnd", "ca_state")
+    RTT_US_FIELD_NUMBER: _ClassVar[int]
+    RTTVAR_US_FIELD_NUMBER: _ClassVar[int]
+    MIN_RTT_US_FIELD_NUMBER: _ClassVar[int]
+    SND_CWND_FIELD_NUMBER: _ClassVar[int]
+    SND_SSTHRESH_FIELD_NUMBER: _ClassVar[int]
+    RETRANSMITS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RETRANS_FIELD_NUMBER: _ClassVar[int]
+    UNACKED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    LAST_DATA_RECV_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_DATA_SENT_MS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_ACKED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    SND_WND_FIELD_NUMBER: _ClassVar[int]
+    CA_STATE_FIELD_NUMBER: _ClassVar[int]
+    rtt_us: int
+    rttvar_us: int
+    min_rtt_us: int
+    snd_cwnd: int
+    snd_ssthresh: int
+    retransmits: int
+    total_retrans: int
+    unacked: int
+    lost: int
+    last_data_recv_ms: int
+    last_data_sent_ms: int
+    bytes_acked: int
+    bytes_received: int
+    snd_wnd: int
+    ca_state: int
+    def __init__(self, rtt_us: _Optional[int] = ..., rttvar_us: _Optional[int] = ..., min_rtt_us: _Optional[int] = ..., snd_cwnd: _Optional[int] = ..., snd_ssthresh: _Optional[int] = ..., retransmits: _Optional[int] = ..., total_retrans: _Optional[int] = ..., unacked: _Optional[int] = ..., lost: _Optional[int] = ..., last_data_recv_ms: _Optional[int] = ..., last_data_sent_ms: _Optional[int] = ..., bytes_acked: _Optional[int] = ..., bytes_received: _Optional[int] = ..., snd_wnd: _Optional[int] = ..., ca_state: _Optional[int] = ...) -> None: ...
+
+class SocketInventory(_message.Message):
+    __slots__ = ("tuple", "sock_cookie", "state", "inode", "uid", "rqueue", "wqueue", "info", "cgroup_id", "index", "total")
+    TUPLE_FIELD_NUMBER: _ClassVar[int]
+    SOCK_COOKIE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    INODE_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    RQUEUE_FIELD_NUMBER: _ClassVar[int]
+    WQUEUE_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    tuple: Tuple
+    sock_cookie: int
+    state: TcpState
+    inode: int
+    uid: int
+    rqueue: int
+    wqueue: int
+    info: TcpInfoSnapshot
+    cgroup_id: int
+    index: int
+    total: int
+    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock_cookie: _Optional[int] = ..., state: _Optional[_Union[TcpState, str]] = ..., inode: _Optional[int] = ..., uid: _Optional[int] = ..., rqueue: _Optional[int] = ..., wqueue: _Optional[int] = ..., info: _Optional[_Union[TcpInfoSnapshot, _Mapping]] = ..., cgroup_id: _Optional[int] = ..., index: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class NetnsFacts(_message.Message):
+    __slots__ = ("netns", "name", "port_lo", "port_hi", "when", "listen_overflows", "listen_drops", "passive_opens", "active_opens", "attempt_fails", "retrans_segs", "estab_resets")
+    NETNS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PORT_LO_FIELD_NUMBER: _ClassVar[int]
+    PORT_HI_FIELD_NUMBER: _ClassVar[int]
+    WHEN_FIELD_NUMBER: _ClassVar[int]
+    LISTEN_OVERFLOWS_FIELD_NUMBER: _ClassVar[int]
+    LISTEN_DROPS_FIELD_NUMBER: _ClassVar[int]
+    PASSIVE_OPENS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_OPENS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FAILS_FIELD_NUMBER: _ClassVar[int]
+    RETRANS_SEGS_FIELD_NUMBER: _ClassVar[int]
+    ESTAB_RESETS_FIELD_NUMBER: _ClassVar[int]
+    netns: int
+    name: str
+    port_lo: int
+    port_hi: int
+    when: str
+    listen_overflows: int
+    listen_drops: int
+    passive_opens: int
+    active_opens: int
+    attempt_fails: int
+    retrans_segs: int
+    estab_resets: int
+    def __init__(self, netns: _Optional[int] = ..., name: _Optional[str] = ..., port_lo: _Optional[int] = ..., port_hi: _Optional[int] = ..., when: _Optional[str] = ..., listen_overflows: _Optional[int] = ..., listen_drops: _Optional[int] = ..., passive_opens: _Optional[int] = ..., active_opens: _Optional[int] = ..., attempt_fails: _Optional[int] = ..., retrans_segs: _Optional[int] = ..., estab_resets: _Optional[int] = ...) -> None: ...
+
+class CgroupInfo(_message.Message):
+    __slots__ = ("id", "path", "container", "unit")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    path: str
+    container: str
+    unit: str
+    def __init__(self, id: _Optional[int] = ..., path: _Optional[str] = ..., container: _Optional[str] = ..., unit: _Optional[str] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("id", "ktime_ns", "cpu", "attr", "tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner", "skb_drop", "qdisc", "rcvq_full", "fib", "neigh", "lost", "scope_change", "mark")
+    __slots__ = ("id", "ktime_ns", "cpu", "attr", "tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner", "skb_drop", "qdisc", "rcvq_full", "fib", "neigh", "lost", "scope_change", "mark", "inventory", "netns_facts", "cgroup")
     ID_FIELD_NUMBER: _ClassVar[int]
     KTIME_NS_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
@@ -403,6 +508,9 @@ class Event(_message.Message):
     LOST_FIELD_NUMBER: _ClassVar[int]
     SCOPE_CHANGE_FIELD_NUMBER: _ClassVar[int]
     MARK_FIELD_NUMBER: _ClassVar[int]
+    INVENTORY_FIELD_NUMBER: _ClassVar[int]
+    NETNS_FACTS_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_FIELD_NUMBER: _ClassVar[int]
     id: int
     ktime_ns: int
     cpu: int
@@ -422,4 +530,7 @@ class Event(_message.Message):
     lost: LostRecords
     scope_change: ScopeChange
     mark: SessionMark
-    def __init__(self, id: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., cpu: _Optional[int] = ..., attr: _Optional[_Union[Attribution, _Mapping]] = ..., tcp_state: _Optional[_Union[TcpStateChange, _Mapping]] = ..., retransmit: _Optional[_Union[TcpRetransmit, _Mapping]] = ..., reset: _Optional[_Union[TcpReset, _Mapping]] = ..., tcp_probe: _Optional[_Union[TcpProbeSummary, _Mapping]] = ..., cong_state: _Optional[_Union[TcpCongState, _Mapping]] = ..., destroy: _Optional[_Union[SocketDestroy, _Mapping]] = ..., owner: _Optional[_Union[SocketOwner, _Mapping]] = ..., skb_drop: _Optional[_Union[SkbDrop, _Mapping]] = ..., qdisc: _Optional[_Union[QdiscSummary, _Mapping]] = ..., rcvq_full: _Optional[_Union[ReceiveQueueFull, _Mapping]] = ..., fib: _Optional[_Union[FibLookup, _Mapping]] = ..., neigh: _Optional[_Union[NeighUpdate, _Mapping]] = ..., lost: _Optional[_Union[LostRecords, _Mapping]] = ..., scope_change: _Optional[_Union[ScopeChange, _Mapping]] = ..., mark: _Optional[_Union[SessionMark, _Mapping]] = ...) -> None: ...
+    inventory: SocketInventory
+    netns_facts: NetnsFacts
+    cgroup: CgroupInfo
+    def __init__(self, id: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., cpu: _Optional[int] = ..., attr: _Optional[_Union[Attribution, _Mapping]] = ..., tcp_state: _Optional[_Union[TcpStateChange, _Mapping]] = ..., retransmit: _Optional[_Union[TcpRetransmit, _Mapping]] = ..., reset: _Optional[_Union[TcpReset, _Mapping]] = ..., tcp_probe: _Optional[_Union[TcpProbeSummary, _Mapping]] = ..., cong_state: _Optional[_Union[TcpCongState, _Mapping]] = ..., destroy: _Optional[_Union[SocketDestroy, _Mapping]] = ..., owner: _Optional[_Union[SocketOwner, _Mapping]] = ..., skb_drop: _Optional[_Union[SkbDrop, _Mapping]] = ..., qdisc: _Optional[_Union[QdiscSummary, _Mapping]] = ..., rcvq_full: _Optional[_Union[ReceiveQueueFull, _Mapping]] = ..., fib: _Optional[_Union[FibLookup, _Mapping]] = ..., neigh: _Optional[_Union[NeighUpdate, _Mapping]] = ..., lost: _Optional[_Union[LostRecords, _Mapping]] = ..., scope_change: _Optional[_Union[ScopeChange, _Mapping]] = ..., mark: _Optional[_Union[SessionMark, _Mapping]] = ..., inventory: _Optional[_Union[SocketInventory, _Mapping]] = ..., netns_facts: _Optional[_Union[NetnsFacts, _Mapping]] = ..., cgroup: _Optional[_Union[CgroupInfo, _Mapping]] = ...) -> None: ...

@@ -98,7 +98,7 @@ class Transition(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., what: _Optional[str] = ..., to: _Optional[str] = ..., **kwargs) -> None: ...
 
 class FlowSnapshot(_message.Message):
-    __slots__ = ("flow_id", "parent_flow_id", "child_flow_ids", "phase", "key", "family", "local_addr", "peer_addr", "peer_port", "netns", "tcp_state", "members", "path", "processes", "counters", "first_event_id", "last_event_id", "first_ktime_ns", "last_ktime_ns", "templates", "transitions", "in_scope", "end_reason")
+    __slots__ = ("flow_id", "parent_flow_id", "child_flow_ids", "phase", "key", "family", "local_addr", "peer_addr", "peer_port", "netns", "tcp_state", "members", "path", "processes", "counters", "first_event_id", "last_event_id", "first_ktime_ns", "last_ktime_ns", "templates", "transitions", "in_scope", "end_reason", "srtt_log2_hist", "connect_latency_log2_hist", "connect_latency_min_us", "connect_latency_max_us", "cgroups", "containers", "units")
     FLOW_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_FLOW_ID_FIELD_NUMBER: _ClassVar[int]
     CHILD_FLOW_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,13 @@ class FlowSnapshot(_message.Message):
     TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
     IN_SCOPE_FIELD_NUMBER: _ClassVar[int]
     END_REASON_FIELD_NUMBER: _ClassVar[int]
+    SRTT_LOG2_HIST_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_LATENCY_LOG2_HIST_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_LATENCY_MIN_US_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_LATENCY_MAX_US_FIELD_NUMBER: _ClassVar[int]
+    CGROUPS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
     flow_id: int
     parent_flow_id: int
     child_flow_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -145,7 +152,14 @@ class FlowSnapshot(_message.Message):
     transitions: _containers.RepeatedCompositeFieldContainer[Transition]
     in_scope: bool
     end_reason: str
-    def __init__(self, flow_id: _Optional[int] = ..., parent_flow_id: _Optional[int] = ..., child_flow_ids: _Optional[_Iterable[int]] = ..., phase: _Optional[_Union[FlowPhase, str]] = ..., key: _Optional[str] = ..., family: _Optional[int] = ..., local_addr: _Optional[bytes] = ..., peer_addr: _Optional[bytes] = ..., peer_port: _Optional[int] = ..., netns: _Optional[int] = ..., tcp_state: _Optional[_Union[_events_pb2.TcpState, str]] = ..., members: _Optional[_Iterable[_Union[FlowMember, _Mapping]]] = ..., path: _Optional[_Iterable[_Union[PathHop, _Mapping]]] = ..., processes: _Optional[_Iterable[_Union[_events_pb2.Attribution, _Mapping]]] = ..., counters: _Optional[_Union[FlowCounters, _Mapping]] = ..., first_event_id: _Optional[int] = ..., last_event_id: _Optional[int] = ..., first_ktime_ns: _Optional[int] = ..., last_ktime_ns: _Optional[int] = ..., templates: _Optional[_Iterable[str]] = ..., transitions: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., in_scope: _Optional[bool] = ..., end_reason: _Optional[str] = ...) -> None: ...
+    srtt_log2_hist: _containers.RepeatedScalarFieldContainer[int]
+    connect_latency_log2_hist: _containers.RepeatedScalarFieldContainer[int]
+    connect_latency_min_us: int
+    connect_latency_max_us: int
+    cgroups: _containers.RepeatedScalarFieldContainer[str]
+    containers: _containers.RepeatedScalarFieldContainer[str]
+    units: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, flow_id: _Optional[int] = ..., parent_flow_id: _Optional[int] = ..., child_flow_ids: _Optional[_Iterable[int]] = ..., phase: _Optional[_Union[FlowPhase, str]] = ..., key: _Optional[str] = ..., family: _Optional[int] = ..., local_addr: _Optional[bytes] = ..., peer_addr: _Optional[bytes] = ..., peer_port: _Optional[int] = ..., netns: _Optional[int] = ..., tcp_state: _Optional[_Union[_events_pb2.TcpState, str]] = ..., members: _Optional[_Iterable[_Union[FlowMember, _Mapping]]] = ..., path: _Optional[_Iterable[_Union[PathHop, _Mapping]]] = ..., processes: _Optional[_Iterable[_Union[_events_pb2.Attribution, _Mapping]]] = ..., counters: _Optional[_Union[FlowCounters, _Mapping]] = ..., first_event_id: _Optional[int] = ..., last_event_id: _Optional[int] = ..., first_ktime_ns: _Optional[int] = ..., last_ktime_ns: _Optional[int] = ..., templates: _Optional[_Iterable[str]] = ..., transitions: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., in_scope: _Optional[bool] = ..., end_reason: _Optional[str] = ..., srtt_log2_hist: _Optional[_Iterable[int]] = ..., connect_latency_log2_hist: _Optional[_Iterable[int]] = ..., connect_latency_min_us: _Optional[int] = ..., connect_latency_max_us: _Optional[int] = ..., cgroups: _Optional[_Iterable[str]] = ..., containers: _Optional[_Iterable[str]] = ..., units: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReasonNode(_message.Message):
     __slots__ = ("node_id", "layer", "kind", "text", "evidence_event_ids", "children", "severity", "flow_id", "fields")

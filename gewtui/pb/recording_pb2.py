@@ -27,7 +27,7 @@ from gewtui.pb import session_pb2 as gewyvern_dot_v1_dot_session__pb2
 from gewtui.pb import intervention_pb2 as gewyvern_dot_v1_dot_intervention__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgewyvern/v1/recording.proto\x12\x0bgewyvern.v1\x1a\x18gewyvern/v1/events.proto\x1a\x19gewyvern/v1/session.proto\x1a\x1egewyvern/v1/intervention.proto\"\xc0\x03\n\x0fRecordingHeader\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.gewyvern.v1.SessionInfo\x12\x33\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1d.gewyvern.v1.CapabilityReport\x12\x17\n\x0f\x63reated_unix_ns\x18\x04 \x01(\x04\x12\x0e\n\x06writer\x18\x05 \x01(\t\x12\x43\n\x0c\x64rop_reasons\x18\x06 \x03(\x0b\x32-.gewyvern.v1.RecordingHeader.DropReasonsEntry\x12\x45\n\rreset_reasons\x18\x07 \x03(\x0b\x32..gewyvern.v1.RecordingHeader.ResetReasonsEntry\x12\x17\n\x0f\x63lock_offset_ns\x18\x08 \x01(\x03\x1a\x32\n\x10\x44ropReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11ResetReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf7\x01\n\x06Record\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.gewyvern.v1.EventH\x00\x12\x37\n\x0cintervention\x18\x02 \x01(\x0b\x32\x1f.gewyvern.v1.InterventionRecordH\x00\x12*\n\x05stats\x18\x03 \x01(\x0b\x32\x19.gewyvern.v1.SessionStatsH\x00\x12&\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x17.gewyvern.v1.SessionEndH\x00\x12\x33\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1d.gewyvern.v1.EngineCheckpointH\x00\x42\x06\n\x04\x62ody\"\x8c\x02\n\x10\x45ngineCheckpoint\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x04\x12\x15\n\rlast_event_id\x18\x02 \x01(\x04\x12\x15\n\rlast_ktime_ns\x18\x03 \x01(\x04\x12\x12\n\nlast_event\x18\x04 \x01(\x0c\x12\x16\n\x0e\x66irst_ktime_ns\x18\x05 \x01(\x04\x12\x15\n\rresume_offset\x18\x06 \x01(\x04\x12\x13\n\x0bprev_offset\x18\x07 \x01(\x04\x12\r\n\x05model\x18\x08 \x01(\t\x12\x11\n\ttemplates\x18\t \x01(\t\x12\x0c\n\x04part\x18\n \x01(\r\x12\r\n\x05parts\x18\x0b \x01(\r\x12\x14\n\x0c\x66irst_offset\x18\x0c \x01(\x04\x12\r\n\x05state\x18\r \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgewyvern/v1/recording.proto\x12\x0bgewyvern.v1\x1a\x18gewyvern/v1/events.proto\x1a\x19gewyvern/v1/session.proto\x1a\x1egewyvern/v1/intervention.proto\"\xf2\x03\n\x0fRecordingHeader\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.gewyvern.v1.SessionInfo\x12\x33\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1d.gewyvern.v1.CapabilityReport\x12\x17\n\x0f\x63reated_unix_ns\x18\x04 \x01(\x04\x12\x0e\n\x06writer\x18\x05 \x01(\t\x12\x43\n\x0c\x64rop_reasons\x18\x06 \x03(\x0b\x32-.gewyvern.v1.RecordingHeader.DropReasonsEntry\x12\x45\n\rreset_reasons\x18\x07 \x03(\x0b\x32..gewyvern.v1.RecordingHeader.ResetReasonsEntry\x12\x17\n\x0f\x63lock_offset_ns\x18\x08 \x01(\x03\x12\x30\n\x0bport_ranges\x18\x14 \x03(\x0b\x32\x1b.gewyvern.v1.NetnsPortRange\x1a\x32\n\x10\x44ropReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x33\n\x11ResetReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\x0eNetnsPortRange\x12\r\n\x05netns\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\n\n\x02lo\x18\x03 \x01(\r\x12\n\n\x02hi\x18\x04 \x01(\r\"\xf7\x01\n\x06Record\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.gewyvern.v1.EventH\x00\x12\x37\n\x0cintervention\x18\x02 \x01(\x0b\x32\x1f.gewyvern.v1.InterventionRecordH\x00\x12*\n\x05stats\x18\x03 \x01(\x0b\x32\x19.gewyvern.v1.SessionStatsH\x00\x12&\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x17.gewyvern.v1.SessionEndH\x00\x12\x33\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1d.gewyvern.v1.EngineCheckpointH\x00\x42\x06\n\x04\x62ody\"\x8c\x02\n\x10\x45ngineCheckpoint\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x04\x12\x15\n\rlast_event_id\x18\x02 \x01(\x04\x12\x15\n\rlast_ktime_ns\x18\x03 \x01(\x04\x12\x12\n\nlast_event\x18\x04 \x01(\x0c\x12\x16\n\x0e\x66irst_ktime_ns\x18\x05 \x01(\x04\x12\x15\n\rresume_offset\x18\x06 \x01(\x04\x12\x13\n\x0bprev_offset\x18\x07 \x01(\x04\x12\r\n\x05model\x18\x08 \x01(\t\x12\x11\n\ttemplates\x18\t \x01(\t\x12\x0c\n\x04part\x18\n \x01(\r\x12\r\n\x05parts\x18\x0b \x01(\r\x12\x14\n\x0c\x66irst_offset\x18\x0c \x01(\x04\x12\r\n\x05state\x18\r \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDINGHEADER_RESETREASONSENTRY']._loaded_options = None
   _globals['_RECORDINGHEADER_RESETREASONSENTRY']._serialized_options = b'8\001'
   _globals['_RECORDINGHEADER']._serialized_start=130
-  _globals['_RECORDINGHEADER']._serialized_end=578
-  _globals['_RECORDINGHEADER_DROPREASONSENTRY']._serialized_start=475
-  _globals['_RECORDINGHEADER_DROPREASONSENTRY']._serialized_end=525
-  _globals['_RECORDINGHEADER_RESETREASONSENTRY']._serialized_start=527
-  _globals['_RECORDINGHEADER_RESETREASONSENTRY']._serialized_end=578
-  _globals['_RECORD']._serialized_start=581
-  _globals['_RECORD']._serialized_end=828
-  _globals['_ENGINECHECKPOINT']._serialized_start=831
-  _globals['_ENGINECHECKPOINT']._serialized_end=1099
+  _globals['_RECORDINGHEADER']._serialized_end=628
+  _globals['_RECORDINGHEADER_DROPREASONSENTRY']._serialized_start=525
+  _globals['_RECORDINGHEADER_DROPREASONSENTRY']._serialized_end=575
+  _globals['_RECORDINGHEADER_RESETREASONSENTRY']._serialized_start=577
+  _globals['_RECORDINGHEADER_RESETREASONSENTRY']._serialized_end=628
+  _globals['_NETNSPORTRANGE']._serialized_start=630
+  _globals['_NETNSPORTRANGE']._serialized_end=699
+  _globals['_RECORD']._serialized_start=702
+  _globals['_RECORD']._serialized_end=949
+  _globals['_ENGINECHECKPOINT']._serialized_start=952
+  _globals['_ENGINECHECKPOINT']._serialized_end=1220
 # @@protoc_insertion_point(module_scope)

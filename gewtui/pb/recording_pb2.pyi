@@ -4,13 +4,13 @@ from gewtui.pb import intervention_pb2 as _intervention_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordingHeader(_message.Message):
-    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons", "clock_offset_ns")
+    __slots__ = ("format_version", "session", "capabilities", "created_unix_ns", "writer", "drop_reasons", "reset_reasons", "clock_offset_ns", "port_ranges")
     class DropReasonsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class RecordingHeader(_message.Message):
     DROP_REASONS_FIELD_NUMBER: _ClassVar[int]
     RESET_REASONS_FIELD_NUMBER: _ClassVar[int]
     CLOCK_OFFSET_NS_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGES_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     session: _session_pb2.SessionInfo
     capabilities: _session_pb2.CapabilityReport
@@ -41,7 +42,20 @@ class RecordingHeader(_message.Message):
     drop_reasons: _containers.ScalarMap[int, str]
     reset_reasons: _containers.ScalarMap[int, str]
     clock_offset_ns: int
-    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ..., clock_offset_ns: _Optional[int] = ...) -> None: ...
+    port_ranges: _containers.RepeatedCompositeFieldContainer[NetnsPortRange]
+    def __init__(self, format_version: _Optional[int] = ..., session: _Optional[_Union[_session_pb2.SessionInfo, _Mapping]] = ..., capabilities: _Optional[_Union[_session_pb2.CapabilityReport, _Mapping]] = ..., created_unix_ns: _Optional[int] = ..., writer: _Optional[str] = ..., drop_reasons: _Optional[_Mapping[int, str]] = ..., reset_reasons: _Optional[_Mapping[int, str]] = ..., clock_offset_ns: _Optional[int] = ..., port_ranges: _Optional[_Iterable[_Union[NetnsPortRange, _Mapping]]] = ...) -> None: ...
+
+class NetnsPortRange(_message.Message):
+    __slots__ = ("netns", "name", "lo", "hi")
+    NETNS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LO_FIELD_NUMBER: _ClassVar[int]
+    HI_FIELD_NUMBER: _ClassVar[int]
+    netns: int
+    name: str
+    lo: int
+    hi: int
+    def __init__(self, netns: _Optional[int] = ..., name: _Optional[str] = ..., lo: _Optional[int] = ..., hi: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("event", "intervention", "stats", "end", "checkpoint")

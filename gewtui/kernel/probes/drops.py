@@ -30,6 +30,13 @@ ATTRIBUTION = {
 }
 
 
+def drop_site(dec, location: int) -> str:
+    """A drop location as function+offset, from the ``drop_site`` hook the live session
+    installs (gewtui.kernel.kallsyms); "" without one."""
+    resolve = dec.hooks.get("drop_site")
+    return resolve(location) if resolve is not None and location else ""
+
+
 def decode_drop(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     t, sk, location, reason, netns, ifindex, proto, attribution, ifname = DROP.unpack_from(buf, HDR.size)
     how = ATTRIBUTION.get(attribution, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)
@@ -45,6 +52,7 @@ def decode_drop(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     b.ifindex = ifindex
     b.ifname = cstr(ifname)
     b.location = location
+    b.location_symbol = drop_site(dec, location)
     b.sock = sk
     b.count = 1
     out = [ev]
@@ -91,6 +99,7 @@ def fast(enc) -> dict:
     protocols = wire.field_cache(P_PROTO, limit=1024)
     hows = wire.Cache(lambda a: wire.opt(P_HOW, ATTRIBUTION.get(
         a, events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED)), 256)
+    sites = wire.Cache(lambda loc: wire.string_field(P_SYMBOL, drop_site(dec, loc)), 4096)
     unpack, at = DROP.unpack_from, HDR.size
     by_socket, unattributed = events_pb2.PACKET_ATTRIBUTION_SOCKET, events_pb2.PACKET_ATTRIBUTION_NONE
 
@@ -103,7 +112,7 @@ def fast(enc) -> dict:
         if how != unattributed:
             body += tuples[t]
         body += (hows[attribution] + ifaces[(ifindex, ifname)] + locations[location] + socks[sid(sk)]
-                 + P_COUNT + b"\x01")
+                 + P_COUNT + b"\x01" + sites[location])
         return env(h, sk if how == by_socket else 0, netns, False) + B_DROP + length(len(body)) + body
 
     return {K_DROP: drop}
@@ -113,6 +122,7 @@ B_DROP = wire.tag(events_pb2.Event, "skb_drop")
 P_REASON, P_NAME, P_PROTO, P_TUPLE, P_HOW, P_IFINDEX, P_IFNAME, P_LOC, P_SOCK, P_COUNT = wire.keys(
     events_pb2.SkbDrop, "reason", "reason_name", "protocol", "tuple", "attribution", "ifindex", "ifname",
     "location", "sock", "count")
+P_SYMBOL = wire.tag(events_pb2.SkbDrop, "location_symbol")   # field 20: after count (10)
 
 
 UNIT = ProbeUnit(

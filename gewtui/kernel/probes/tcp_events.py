@@ -99,8 +99,12 @@ def fast(enc) -> dict:
         T_NAME, v.reset_reasons.get(r, f"reason {r}")), 1024)
     unpack_retrans, unpack_reset, at = RETRANS.unpack_from, RESET.unpack_from, HDR.size
 
+    syn_sent, hooks = events_pb2.TCP_SYN_SENT, dec.hooks
+
     def retrans(h: tuple, buf: bytes) -> bytes:
         t, sk, netns, state, err, synack = unpack_retrans(buf, at)
+        if _state(state) == syn_sent and "syn_retransmit" in hooks:
+            hooks["syn_retransmit"](netns)   # a handshake timing out (the inventory reads counters)
         body = (tuples[t] + socks[sid(sk)] + r_states[state] + (R_ERR + wire.ivarint(err) if err else b"")
                 + (R_SYNACK + b"\x01" if synack else b""))
         # a SYN-ACK retransmit names the request socket, which has no owner of its own

@@ -6,6 +6,10 @@ the kernel, the plane's periodic read of the socket table, and the final counter
 by tcp_state's destroy record. Each summary covers the segments since the previous one of
 the same socket, so summed windows equal the kernel's totals. Layout mirrors
 bpf/tcp_probe.c.
+
+The socket's srtt histogram (gew_srtt_hist, log2 buckets counted per segment in the kernel)
+goes into each summary as the window's delta; the final summary reads it one last time and
+deletes the entry. The plane binds the table once it is loaded (``bind``).
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ K_PROBE_ZW = 7
 
 # after the header: sk, struct gew_sock
 ZW = struct.Struct(f"<Q{SOCK.size}s")
+SRTT_BUCKETS = 24
+HIST = struct.Struct(f"<{SRTT_BUCKETS}I")
+HIST_TABLE = "gew_srtt_hist"
 
 
 @dataclass
@@ -30,6 +37,55 @@ class _Window:
     bytes: int
     zw_segments: int
     end_ns: int
+    hist: tuple = ()
+
+
+def bind(dec, bpf) -> None:
+    """Give the decoder's tcp_probe state a reader of the srtt histogram table."""
+    import ctypes
+
+    try:
+        t = bpf[HIST_TABLE.encode()]
+    except Exception:
+        return
+    st = dec.unit_state("tcp_probe_hist")
+
+    def read(sk: int, delete: bool) -> tuple:
+        k = t.Key(sk)
+        try:
+            v = t[k]
+        except KeyError:
+            return ()
+        raw = ctypes.string_at(ctypes.addressof(v), HIST.size)
+        if delete:
+            try:
+                del t[k]
+            except KeyError:
+                pass
+        return HIST.unpack(raw)
+
+    st["read"] = read
+
+
+def _hist(dec, sk: int, final: bool) -> tuple:
+    read = dec.unit_state("tcp_probe_hist").get("read")
+    if read is None:
+        return ()
+    try:
+        return read(sk, final)
+    except Exception:   # a map read must never stop decoding; the summary says nothing then
+        return ()
+
+
+def hist_delta(cur: tuple, prev: tuple) -> list[int]:
+    """The window's buckets: the kernel's counts now minus at the previous summary, with
+    trailing empty buckets cut."""
+    if not cur:
+        return []
+    out = [max(c - (prev[i] if i < len(prev) else 0), 0) for i, c in enumerate(cur)]
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def summarise(dec, sk: int, s: SockSnapshot, ev: events_pb2.Event | None = None, *,
@@ -63,10 +119,12 @@ def summarise(dec, sk: int, s: SockSnapshot, ev: events_pb2.Event | None = None,
     b.zero_window_segments = max(s.zw_segments - base.zw_segments, 0)
     b.zero_window_now = bool(s.zw_now)
     b.final = final
+    hist = _hist(dec, sk, final)
+    b.srtt_log2_hist.extend(hist_delta(hist, base.hist))
     if final:
         windows.pop(sk, None)
     else:
-        windows[sk] = _Window(s.segments, s.bytes, s.zw_segments, s.last_ns)
+        windows[sk] = _Window(s.segments, s.bytes, s.zw_segments, s.last_ns, hist or base.hist)
     return ev
 
 
@@ -180,4 +238,6 @@ UNIT = ProbeUnit(
     self_check=check_layout,
     btf_flags=btf_flags,
     tick=_tick,
+    maps=lambda config: (HIST_TABLE,),
+    start=lambda plane: bind(plane.decoder, plane.bpf),   # the srtt histogram table
 )
