@@ -101,7 +101,7 @@ def test_a_socket_seen_mid_handshake_has_no_connect_latency():
 
 
 def test_srtt_per_peer_over_its_flows_and_in_the_flow_row():
-    from gewtui.debugger.render import flow_row
+    from gewtui.debugger.view_values import flow_row
 
     s = StreamBuilder()
     a = s.connect("10.0.0.1", "10.0.0.2", 80)

@@ -591,10 +591,3 @@ class SessionAnchor(Anchor):
                                                "to_ns": str(b.unknown_to_ns)}))
         if b.kind == "stopped":
             reg.end_all("session-end", eid, t, out)
-
-
-def default_anchors(reg: Registry) -> list[Anchor]:
-    from gewtui.model.inventory import InventoryAnchor
-
-    return [TcpAnchor(reg), QueueAnchor(reg), RouteAnchor(reg), SessionAnchor(reg),
-            InventoryAnchor(reg)]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from gewtui.model.templates import TemplateError, placeholder_names, read_toml
+from gewtui.model.data_files import TemplateError, placeholder_names, read_toml
 
 TIES = ("socket", "flow", "listener")
 _KEYS = {"id", "causes", "effects", "tie", "window_ms", "text", "unobserved", "text_other_end"}

@@ -12,10 +12,11 @@ change (terminated flows, pinned evidence bytes).
 """
 from __future__ import annotations
 
-from gewtui.model.anchors import Anchor, default_anchors
+from gewtui.model.anchors import Anchor, QueueAnchor, RouteAnchor, SessionAnchor, TcpAnchor
 from gewtui.model.changes import Change
 from gewtui.model.entities import DIVERGED
 from gewtui.model.flows import Registry
+from gewtui.model.inventory import InventoryAnchor
 from gewtui.model.matcher import Matcher
 from gewtui.model.reasons import build_chain
 from gewtui.model.snapshots import flow_snapshot, flow_summary
@@ -57,7 +58,10 @@ class Engine:
 
     def _wire(self) -> None:
         self._ring, self._ring_size = self._reg.ring, self._reg.ring_size
-        self.anchors: list[Anchor] = default_anchors(self._reg)
+        # one anchor per lifecycle (gewtui.model.anchors; the inventory's in gewtui.model.inventory)
+        reg = self._reg
+        self.anchors: list[Anchor] = [TcpAnchor(reg), QueueAnchor(reg), RouteAnchor(reg),
+                                      SessionAnchor(reg), InventoryAnchor(reg)]
         self._dispatch = {}
         for a in self.anchors:
             self._dispatch.update(a.handlers())

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import re
 import string
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from gewtui.errors import EX_CONFIG, GewError
+from gewtui.model.data_files import TemplateError, placeholder_names, read_toml
 from gewtui.model.patterns import Pattern, PatternError, parse_pattern
 from gewtui.model.schema import fields_of
 from gewtui.resources import templates_dir
@@ -29,21 +28,13 @@ from gewtui.resources import templates_dir
 SEVERITIES = ("info", "warning", "critical")
 INTERVENTION_LEVELS = ("drop", "replay", "redirect")
 _ID_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")           # fullmatch: "$" would allow a "\n"
-MAX_TEMPLATE_BYTES = 64 * 1024
 MAX_TEMPLATES_PER_DIR = 256
-MAX_NESTING = 16            # tables/arrays inside a template; the real ones use 3
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _KEYS = {"id", "title", "classification", "severity", "allows", "text", "pattern"}
 #: Placeholders every text may use, filled from the match and the flow's identity.
 PLAIN_PLACEHOLDERS = ("count", "total", "occurrences", "span_ms", "flow", "flow_id", "peer", "local",
                       "template")
 _PSEUDO = ("id", "ktime_ns", "event")
-
-
-class TemplateError(GewError):
-    """A template file is invalid; the message names the file and the key."""
-
-    code = EX_CONFIG
 
 
 @dataclass(frozen=True)
@@ -99,22 +90,6 @@ class TemplateSet:
     def override_notes(self) -> tuple[str, ...]:
         """One line per packaged template replaced by a user file, for every front end."""
         return tuple(f"template {tid} replaced by {self._by_id[tid].source}" for tid in self.overridden)
-
-
-def placeholder_names(text: str, where: str, error: type[TemplateError] = TemplateError) -> list[str]:
-    """The placeholders of a data file's text; ``error`` on a malformed one or a format spec."""
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as e:
-        raise error(f"{where}: {e}") from None
-    out = []
-    for _, name, spec, conv in parsed:
-        if name is None:
-            continue
-        if spec or conv:
-            raise error(f"{where}: placeholder {{{name}}} may not carry a format or conversion")
-        out.append(name)
-    return out
 
 
 def _check_text(text: str, pattern: Pattern, where: str) -> None:
@@ -180,40 +155,6 @@ def parse_template(data: dict, source: str) -> Template:
     _check_text(data["text"], pattern, source)
     return Template(tid, data["title"], data["classification"], data["severity"],
                     tuple(dict.fromkeys(allows)), data["text"], pattern, source)
-
-
-def _depth(v: object, limit: int, d: int = 0) -> int:
-    if d > limit:
-        return d
-    if isinstance(v, dict):
-        return max((_depth(x, limit, d + 1) for x in v.values()), default=d)
-    if isinstance(v, list):
-        return max((_depth(x, limit, d + 1) for x in v), default=d)
-    return d
-
-
-def read_toml(path: Path, error: type[TemplateError] = TemplateError) -> dict:
-    """A data file's table (a template or a cause rule), read as hostile input: a regular
-    file only (never a FIFO or a link to a device), at most MAX_TEMPLATE_BYTES, nested at
-    most MAX_NESTING deep; otherwise ``error``, one line naming the file."""
-    from gewtui.securefs import InputRefused, read_input, show
-
-    where = show(str(path))
-    try:
-        raw = read_input(str(path), MAX_TEMPLATE_BYTES)
-    except InputRefused as e:
-        raise error(e.message) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise error(f"{where}: not UTF-8 (byte {e.start})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise error(f"{where}: not valid TOML: {e}") from None
-    except RecursionError:
-        raise error(f"{where}: nested deeper than {MAX_NESTING} levels") from None
-    if _depth(data, MAX_NESTING) > MAX_NESTING:
-        raise error(f"{where}: nested deeper than {MAX_NESTING} levels")
-    return data
 
 
 def load_template_file(path: Path) -> Template:
