@@ -4,7 +4,7 @@ follows."""
 from __future__ import annotations
 
 from gewtui.model.engine import Engine
-from gewtui.model.render import event_text
+from gewtui.model.event_text import event_text
 from gewtui.pb import events_pb2 as E
 from tests.model_streams import StreamBuilder
 

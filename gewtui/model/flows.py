@@ -13,13 +13,13 @@ import gc
 import heapq
 from collections import deque
 
+from gewtui.addresses import addr_text
 from gewtui.model.changes import change
 from gewtui.model.entities import (CLOSED_MEMBERS_CAP, CONTEXT_CAP, DIVERGED, EMERGED, EVOLVING,
                                    LOST_CAP, PATH_CAP, TERMINATED, TRANSITIONS_CAP,
                                    TRANSITIONS_KEEP, Flow, IfaceContext, Member, ix_add, ix_del)
 from gewtui.model.identity import LISTENER, key_text
 from gewtui.model.matcher import Matcher
-from gewtui.model.render import ip_text
 from gewtui.pb import events_pb2
 
 
@@ -475,7 +475,7 @@ class Registry:
 
 
 def _gw(raw: bytes) -> str:
-    return ip_text(raw) if raw and any(raw) else ""
+    return addr_text(raw) if raw and any(raw) else ""
 
 
 def _phase_name(p: int) -> str:

@@ -19,7 +19,7 @@ silence window) and in path (fib results) is decided by the registry.
 """
 from __future__ import annotations
 
-from gewtui.model.render import ip_text
+from gewtui.addresses import addr_text
 
 CLIENT = "client"
 SERVER = "server"
@@ -85,13 +85,13 @@ def _proto(p: int) -> str:
 
 
 def _hp(addr: bytes, port: int) -> str:
-    a = ip_text(addr) or "*"
+    a = addr_text(addr) or "*"
     a = f"[{a}]" if ":" in a else a
     return f"{a}:{port}"
 
 
 def _h(addr: bytes) -> str:
-    a = ip_text(addr) or "*"
+    a = addr_text(addr) or "*"
     return f"[{a}]" if ":" in a else a
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import string
 from itertools import zip_longest
 
+from gewtui.addresses import addr_text
 from gewtui.model.causal import Linker
 from gewtui.model.entities import DIVERGED, TERMINATED, Flow
 from gewtui.model.flows import Registry
 from gewtui.model.identity import key_text, local_text, peer_text
 from gewtui.model.latency import connect_text, rtt_text
 from gewtui.model.snapshots import expand_transitions
-from gewtui.model.render import errno_text, event_fields, event_text, ip_text, short_state
+from gewtui.model.event_text import errno_text, event_fields, event_text, short_state
 from gewtui.model.templates import TemplateSet
 from gewtui.pb import model_pb2
 
@@ -180,10 +181,10 @@ class _Builder:
             if err:
                 text = f"route lookup for {peer} failed: {errno_text(err)} (table {table})"
             else:
-                g = ip_text(gw) if gw else ""
+                g = addr_text(gw) if gw else ""
                 text = f"route to {peer} via {dev}" + (f" gw {g}" if g else "") + f" (table {table})"
             out.append(self.node(L1, "path", nid, text, [eid],
-                                 fields={"device": dev, "gateway": ip_text(gw) if gw else "",
+                                 fields={"device": dev, "gateway": addr_text(gw) if gw else "",
                                          "table": str(table), "err": str(err)}))
         if f.dev is not None or f.path:
             dev = (f.netns, f.dev or f.path[-1][1])
@@ -216,7 +217,7 @@ class _Builder:
             parts = ([connect_text(f.clat)] if f.clat else []) + ([rtt_text(f.rtt)] if f.rtt else [])
             peer_rtt, n_peer = self._peer_rtt()
             if n_peer > 1:
-                parts.append(f"to {ip_text(f.peer) or '*'} over its {n_peer} flows: {rtt_text(peer_rtt)}")
+                parts.append(f"to {addr_text(f.peer) or '*'} over its {n_peer} flows: {rtt_text(peer_rtt)}")
             out.append(self.node(L1, "latency", f"{self.prefix}/L1/latency", "; ".join(parts),
                                  [f.first_eid], fields={"connect": connect_text(f.clat) if f.clat else "",
                                                         "srtt": rtt_text(f.rtt) if f.rtt else "",

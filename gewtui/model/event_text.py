@@ -1,4 +1,4 @@
-"""L0 rendering: an event's fields as strings and its one-line text, from its fields only.
+"""L0 text: an event's fields as strings and its one-line text, from its fields only.
 
 Used lazily, when a flow snapshot or a reason chain is asked for — never on the feed path.
 Every text here is a fixed format filled from the event; nothing is inferred.
@@ -6,22 +6,9 @@ Every text here is a fixed format filled from the event; nothing is inferred.
 from __future__ import annotations
 
 import errno
-import ipaddress
-from functools import lru_cache
 
+from gewtui.addresses import addr_text, host_text
 from gewtui.model.schema import ADDRESS_FIELDS, HEX_FIELDS, KIND_FIELDS, FieldInfo, enum_name
-
-
-@lru_cache(maxsize=4096)
-def ip_text(raw: bytes) -> str:
-    """4 or 16 raw bytes as an address; empty for none; hex for anything else."""
-    if not raw:
-        return ""
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw))
-    if len(raw) == 16:
-        return str(ipaddress.IPv6Address(raw))
-    return raw.hex()
 
 
 def errno_text(err: int) -> str:
@@ -44,7 +31,7 @@ def value_text(info: FieldInfo, value) -> str:
         return "true" if value else "false"
     if info.type == "bytes":
         if info.name in ADDRESS_FIELDS:
-            return ip_text(value)
+            return addr_text(value)
         if info.name == "lladdr":
             return ":".join(f"{b:02x}" for b in value)
         return value.hex()
@@ -67,7 +54,7 @@ def _converter(info: FieldInfo):
         return lambda v: "true" if v else "false"
     if info.type == "bytes":
         if info.name in ADDRESS_FIELDS:
-            return ip_text
+            return addr_text
         if info.name == "lladdr":
             return lambda v: ":".join(f"{b:02x}" for b in v)
         return bytes.hex
@@ -129,9 +116,7 @@ def event_fields(ev) -> dict[str, str]:
 
 def host(addr: str) -> str:
     """An address as text beside others: IPv6 bracketed ([fd00::1]), empty as "*"."""
-    if not addr:
-        return "*"
-    return f"[{addr}]" if ":" in addr else addr
+    return host_text(addr) if addr else "*"
 
 
 def hostport(addr: str, port) -> str:
