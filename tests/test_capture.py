@@ -131,7 +131,7 @@ def test_capture_keeps_zero_loss_while_the_engine_stalls(netns_pair, gew_instanc
     from gewtui.debugger.sources import LiveSource
     from gewtui.intervene.wiring import LiveSessionView
     from gewtui.kernel.live import LiveSession
-    from tests.probes_support import entered, free_port
+    from tests.support.probes_support import entered, free_port
 
     p = netns_pair
     port = free_port()
@@ -233,7 +233,7 @@ class _LaggingSession(_FakeLive):
 
     def __init__(self, path, events):
         from gewtui.kernel.live import _Locked
-        from tests.debugger_support import header
+        from tests.support.debugger_support import header
 
         super().__init__(path, [700] * (len(events) // 700 + 1), header(self.session_id))
         self._w = self.writer
@@ -281,7 +281,7 @@ def test_checkpoints_of_a_lagging_engine_resume_where_its_events_continue(tmp_pa
     from gewtui.debugger.sources import LiveSource, ReplaySource
     from gewtui.debugger.stored import StorePolicy, StoreWriter
     from gewtui.recording.checkpoints import find_checkpoints
-    from tests.debugger_support import big_stream
+    from tests.support.debugger_support import big_stream
     from tests.support.engine_replay import dump, run, straight
 
     events = list(big_stream(12_000, flows=300))
@@ -320,7 +320,7 @@ def test_the_status_bar_shows_lag_until_it_drains(tmp_path):
     from gewtui.debugger.view_builder import ViewBuilder
     from gewtui.debugger.sources import LiveSource
     from gewtui.tui.widgets.bars import status_text
-    from tests.debugger_support import big_stream
+    from tests.support.debugger_support import big_stream
 
     events = list(big_stream(6000, flows=100))
     sess = _LaggingSession(tmp_path / "bar.gewrec", events)

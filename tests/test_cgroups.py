@@ -12,7 +12,7 @@ from gewtui.errors import UsageError
 from gewtui.kernel.cgroups import CgroupMap, describe
 from gewtui.model.engine import Engine
 from gewtui.pb import events_pb2 as E
-from tests.model_streams import StreamBuilder
+from tests.support.model_streams import StreamBuilder
 
 DOCKER = "4f1d2c3b4a5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8"
 

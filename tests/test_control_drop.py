@@ -21,7 +21,7 @@ import pytest
 from gewtui.control.client import CallFailed
 from gewtui.pb import control_pb2 as cpb
 from gewtui.pb import intervention_pb2 as ipb
-from tests.control_support import GEW, client, make_peer, pair, wait_for
+from tests.support.control_support import GEW, client, make_peer, pair, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 PORT = 7777

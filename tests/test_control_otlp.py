@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from gewtui.recording import RecordingReader
-from tests.control_support import GEW, OtlpReceiver, ServingSession, attrs, make_peer, pair, wait_for
+from tests.support.control_support import GEW, OtlpReceiver, ServingSession, attrs, make_peer, pair, wait_for
 
 PORT = 7778
 
@@ -82,7 +82,7 @@ def test_session_and_export_hand_the_verdicts_to_an_otlp_receiver(netns_pair, ge
 
 
 def test_export_to_a_collector_that_is_not_there_is_one_line(tmp_path):
-    from tests.control_support import tiny_recording
+    from tests.support.control_support import tiny_recording
 
     path = tiny_recording(tmp_path)
     out = subprocess.run(GEW + ["export", str(path), "--otlp", "127.0.0.1:9"], capture_output=True, text=True,
@@ -92,7 +92,7 @@ def test_export_to_a_collector_that_is_not_there_is_one_line(tmp_path):
 
 
 def test_bad_otlp_endpoint_is_a_usage_error(tmp_path):
-    from tests.control_support import tiny_recording
+    from tests.support.control_support import tiny_recording
 
     out = subprocess.run(GEW + ["export", str(tiny_recording(tmp_path)), "--otlp", "nowhere"],
                          capture_output=True, text=True)

@@ -23,7 +23,7 @@ from gewtui.control.client import CallFailed, PeerClient
 from gewtui.pb import control_pb2 as cpb
 from gewtui.pb import model_pb2, session_pb2
 from gewtui.recording import RecordingReader
-from tests.control_support import GEW, Redis, ServingSession, client, make_peer, pair, wait_for
+from tests.support.control_support import GEW, Redis, ServingSession, client, make_peer, pair, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

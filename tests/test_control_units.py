@@ -17,7 +17,7 @@ from gewtui.errors import GewError
 from gewtui.pb import control_pb2 as cpb
 from gewtui.pb import events_pb2, intervention_pb2, recording_pb2
 from gewtui.recording import RecordingReader, RecordingWriter
-from tests.control_support import tiny_recording, wait_for
+from tests.support.control_support import tiny_recording, wait_for
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the files must be root-owned")
 

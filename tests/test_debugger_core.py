@@ -1,7 +1,7 @@
 """The debugger core's mechanics over constructed L0 streams: cursor motions, time travel
 through checkpoints, breakpoints, filters, and the live model (pause freezes the view only).
 
-These run on the small deterministic ToyEngine (tests/debugger_support.py) so they test the
+These run on the small deterministic ToyEngine (tests/support/debugger_support.py) so they test the
 cursor, not the observation plane's rules; tests/test_debugger_engine.py runs the same
 debugger over the real engine.
 """
@@ -11,7 +11,7 @@ import pytest
 
 from gewtui.debugger import commands
 from gewtui.debugger.checkpoints import CheckpointPolicy
-from tests.debugger_support import STORM_EVENT_ID, big_stream, toy_scenario
+from tests.support.debugger_support import STORM_EVENT_ID, big_stream, toy_scenario
 from tests.support.toy_debugger import PushSource, flows_state, fresh_state, make, run
 
 DENSE = CheckpointPolicy(budget_s=0.0, overhead_ratio=0.0, min_events=50)

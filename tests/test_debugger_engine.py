@@ -12,8 +12,8 @@ from gewtui.debugger.sources import MemorySource
 from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.model.engine import Engine
 from gewtui.recording import open_recording
-from tests.debugger_support import header, lab_scenario, write_recording
-from tests.model_streams import StreamBuilder
+from tests.support.debugger_support import header, lab_scenario, write_recording
+from tests.support.model_streams import StreamBuilder
 from tests.support.engine_replay import dump, replay, run, straight
 
 DENSE = CheckpointPolicy(budget_s=0.0, overhead_ratio=0.0, min_events=20)

@@ -16,7 +16,7 @@ from gewtui.model.engine import Engine
 from gewtui.pb import recording_pb2
 from gewtui.recording import RecordingWriter, open_recording
 from gewtui.recording.checkpoints import find_checkpoints, write_checkpoint
-from tests.debugger_support import big_stream, header
+from tests.support.debugger_support import big_stream, header
 from tests.support.engine_replay import dump, run, straight
 
 N = 12_000

@@ -15,7 +15,7 @@ import pytest
 from gewtui.debugger.filters import FlowFilter
 from gewtui.kernel import netns as nsmod
 from gewtui.kernel.cgroups import cgroup2_root
-from gewtui.kernel.session import LiveSession
+from gewtui.kernel.live import LiveSession
 from gewtui.lab.lab import Lab
 from gewtui.model.engine import Engine
 from gewtui.recording import RecordingReader

@@ -24,7 +24,7 @@ import pytest
 
 from gewtui.kernel import netns as nsmod
 from gewtui.kernel.inventory import counters_here, parse_counters
-from gewtui.kernel.session import LiveSession
+from gewtui.kernel.live import LiveSession
 from gewtui.lab import programs
 from gewtui.lab.lab import Lab
 from gewtui.model.engine import Engine

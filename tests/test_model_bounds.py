@@ -2,7 +2,7 @@
 drops is counted and released from the evidence store."""
 from __future__ import annotations
 
-from tests.model_streams import StreamBuilder
+from tests.support.model_streams import StreamBuilder
 
 from gewtui.model.engine import Engine
 from gewtui.pb import events_pb2 as E

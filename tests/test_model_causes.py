@@ -10,7 +10,7 @@ from gewtui.model.causes import CauseRuleError, load_rules, packaged_rules, pars
 from gewtui.model.engine import Engine
 from gewtui.model.templates import load_templates
 from gewtui.pb import events_pb2 as E
-from tests.model_streams import ESTABLISHED, LISTEN, SYN_SENT, Conn, StreamBuilder
+from tests.support.model_streams import ESTABLISHED, LISTEN, SYN_SENT, Conn, StreamBuilder
 
 SERVER_NS = 4026532999
 

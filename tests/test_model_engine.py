@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from tests.model_streams import StreamBuilder
+from tests.support.model_streams import StreamBuilder
 
 from gewtui.model.changes import KINDS, Change
 from gewtui.model.engine import Engine

@@ -1,7 +1,7 @@
 """Flow identity: the cases issue 4 asks to pin, each a constructed L0 stream."""
 from __future__ import annotations
 
-from tests.model_streams import CLOSE, ESTABLISHED, SYN_SENT, StreamBuilder
+from tests.support.model_streams import CLOSE, ESTABLISHED, SYN_SENT, StreamBuilder
 
 from gewtui.model.engine import Engine
 from gewtui.pb import events_pb2 as E

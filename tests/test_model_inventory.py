@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gewtui.model.engine import Engine
 from gewtui.pb import model_pb2
-from tests.model_streams import ESTABLISHED, LISTEN, NETNS, TIME_WAIT, Conn, StreamBuilder
+from tests.support.model_streams import ESTABLISHED, LISTEN, NETNS, TIME_WAIT, Conn, StreamBuilder
 
 SERVER_NS, CLIENT_NS = 4026532001, 4026532002
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.model_streams import ESTABLISHED, SYN_SENT, StreamBuilder
+from tests.support.model_streams import ESTABLISHED, SYN_SENT, StreamBuilder
 
 from gewtui.model.engine import Engine
 from gewtui.pb import events_pb2 as E

@@ -2,7 +2,7 @@
 texts rendered from those events' fields, session context and the intervention trace."""
 from __future__ import annotations
 
-from tests.model_streams import ESTABLISHED, StreamBuilder
+from tests.support.model_streams import ESTABLISHED, StreamBuilder
 
 from gewtui.model.engine import Engine
 from gewtui.pb import events_pb2 as E

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from tests.model_streams import (ESTABLISHED, SYN_SENT, StreamBuilder)
+from tests.support.model_streams import (ESTABLISHED, SYN_SENT, StreamBuilder)
 
 from gewtui.errors import GewError
 from gewtui.model.engine import Engine

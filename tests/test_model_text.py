@@ -6,7 +6,7 @@ from __future__ import annotations
 from gewtui.model.engine import Engine
 from gewtui.model.event_text import event_text
 from gewtui.pb import events_pb2 as E
-from tests.model_streams import StreamBuilder
+from tests.support.model_streams import StreamBuilder
 
 
 def _fold(events):

@@ -16,7 +16,7 @@ from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
 from gewtui.kernel.probes import irqctx
 from gewtui.pb import events_pb2 as E
 from gewtui.runtime.btf import load_vmlinux
-from tests.probes_support import Collector, of, require_root, veth_pair
+from tests.support.probes_support import Collector, of, require_root, veth_pair
 
 pytestmark = [pytest.mark.root]
 

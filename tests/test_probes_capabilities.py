@@ -12,7 +12,7 @@ from gewtui.kernel.probes import UNITS
 from gewtui.pb import session_pb2
 from gewtui.runtime.btf import BTFError, load_vmlinux
 from gewtui.runtime.tracefs import Tracefs
-from tests.probes_support import require_root
+from tests.support.probes_support import require_root
 
 DATA = Path(__file__).parent / "data" / "tracefs"
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
-from tests.probes_support import entered, ip, in_ns, require_root
+from tests.support.probes_support import entered, ip, in_ns, require_root
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

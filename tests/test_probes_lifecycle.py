@@ -18,7 +18,7 @@ import pytest
 
 from gewtui.kernel.probes import DEFAULT
 from gewtui.pb import events_pb2
-from tests.probes_support import body, entered, free_port, require_root, running_plane, veth_pair
+from tests.support.probes_support import body, entered, free_port, require_root, running_plane, veth_pair
 
 E = events_pb2
 KERNEL_ADDRESS = 0xFFFF800000000000

@@ -8,7 +8,7 @@ import pytest
 
 from gewtui.kernel.plane import PlaneConfig
 from gewtui.pb import events_pb2 as E
-from tests.probes_support import addr, entered, in_ns, of, require_root, running_plane, veth_pair
+from tests.support.probes_support import addr, entered, in_ns, of, require_root, running_plane, veth_pair
 
 pytestmark = [pytest.mark.root]
 

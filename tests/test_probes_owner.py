@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from gewtui.pb import events_pb2 as E
-from tests.probes_support import entered, of, require_root, running_plane, veth_pair
+from tests.support.probes_support import entered, of, require_root, running_plane, veth_pair
 
 pytestmark = [pytest.mark.root]
 

@@ -11,7 +11,7 @@ import pytest
 
 from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
 from gewtui.pb import events_pb2 as E
-from tests.probes_support import (Collector, addr, entered, in_ns, of, require_root, states, veth_pair)
+from tests.support.probes_support import (Collector, addr, entered, in_ns, of, require_root, states, veth_pair)
 
 pytestmark = [pytest.mark.root]
 

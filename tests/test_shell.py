@@ -18,10 +18,10 @@ from gewtui.debugger.runner import Runner
 from gewtui.debugger.sources import ReplaySource
 from gewtui.shell import repl
 from gewtui.tui.widgets.reasons import ChainTree, _walk
-from tests import debugger_support
+from tests.support import debugger_support
 from tests.support.tui_driver import SIZE, command, make_app
 
-# The shared scenario and its recording (fixtures of tests/debugger_support.py).
+# The shared scenario and its recording (fixtures of tests/support/debugger_support.py).
 scenario, recording = debugger_support.scenario, debugger_support.recording
 
 NODE_ID = re.compile(r"\bf\d+/L\d[^\s]*")

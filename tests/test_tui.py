@@ -13,11 +13,11 @@ from gewtui.tui.messages import CommandOutput, ViewUpdated
 from gewtui.tui.widgets.bars import CommandBar, StatusBar
 from gewtui.tui.widgets.flow_tree import FlowTree
 from gewtui.tui.widgets.reasons import ChainTree
-from tests import debugger_support
+from tests.support import debugger_support
 from tests.support.tui_driver import SIZE, command, make_app, read_all, sync, text_of
 from tests.support.toy_debugger import PushSource
 
-# The shared scenario and its recording (fixtures of tests/debugger_support.py).
+# The shared scenario and its recording (fixtures of tests/support/debugger_support.py).
 scenario, recording = debugger_support.scenario, debugger_support.recording
 
 

@@ -17,10 +17,10 @@ from textual.app import App
 from gewtui.debugger.view import FlowRow
 from gewtui.tui import themes
 from gewtui.tui.widgets.flow_tree import FlowTree, build_lines, changed_rows
-from tests import debugger_support
+from tests.support import debugger_support
 from tests.support.tui_driver import _text, command, sync
 
-# The shared scenario's recording (a fixture of tests/debugger_support.py).
+# The shared scenario's recording (a fixture of tests/support/debugger_support.py).
 scenario, recording = debugger_support.scenario, debugger_support.recording
 
 N = 3000
@@ -197,7 +197,7 @@ def _app_over_flows(n: int, closing: int):
     from gewtui.debugger.sources import MemorySource
     from gewtui.pb import events_pb2 as E
     from gewtui.tui.app import FixedClock, build_app
-    from tests.debugger_support import StreamBuilder
+    from tests.support.debugger_support import StreamBuilder
 
     b = StreamBuilder()
     for old, new, count in ((E.TCP_CLOSE, E.TCP_SYN_SENT, n), (E.TCP_SYN_SENT, E.TCP_ESTABLISHED, n),

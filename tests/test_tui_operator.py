@@ -15,7 +15,7 @@ from gewtui.debugger.sources import ReplaySource
 from gewtui.tui.app import FixedClock, build_app
 from gewtui.tui.app import binding_ids
 from gewtui.tui.widgets.flow_tree import FlowTree
-from tests import debugger_support
+from tests.support import debugger_support
 from tests.support.gew_cli import GEW
 from tests.support.tui_driver import SIZE, sync, text_of
 

@@ -12,7 +12,7 @@ import pytest
 
 from gewtui.tui.themes import NAMES
 from gewtui.tui.widgets.reasons import ChainTree
-from tests.debugger_support import lab_scenario, write_recording
+from tests.support.debugger_support import lab_scenario, write_recording
 from tests.support.tui_driver import SIZE, command, make_app
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"

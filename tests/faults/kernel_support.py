@@ -21,7 +21,7 @@ from typing import Iterator
 from gewtui.kernel.bpffs import Instance
 from gewtui.recording import RecordingReader
 from tests.conftest import _bpf, pinned_map_id
-from tests.probes_support import entered
+from tests.support.probes_support import entered
 
 ROOT = Path(__file__).resolve().parents[2]
 GEW = [sys.executable, "-m", "gewtui.cli.main"]

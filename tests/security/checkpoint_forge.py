@@ -21,7 +21,7 @@ from gewtui.model.engine import Engine
 from gewtui.pb import events_pb2, recording_pb2
 from gewtui.recording import RecordingWriter, open_recording
 from gewtui.recording.checkpoints import write_checkpoint
-from tests.debugger_support import CLIENT, big_stream, header
+from tests.support.debugger_support import CLIENT, big_stream, header
 
 try:                                    # absent before states were authenticated
     from gewtui.model import state_key

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from gewtui.recording.sample import write_sample
-from tests import debugger_support
+from tests.support import debugger_support
 from tests.support.intervention_fakes import setup as drop_setup
 from tests.support.tui_driver import SIZE, command, make_app, sync
 

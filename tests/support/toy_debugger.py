@@ -1,4 +1,4 @@
-"""A debugger over the toy engine of tests/debugger_support.py: built, driven like a synchronous
+"""A debugger over the toy engine of tests/support/debugger_support.py: built, driven like a synchronous
 front end, and fed by hand like a live session.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from gewtui.debugger.core import Debugger
 from gewtui.debugger.sources import MemorySource
 from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.pb import events_pb2
-from tests.debugger_support import ToyEngine, header, toy_scenario
+from tests.support.debugger_support import ToyEngine, header, toy_scenario
 
 
 def make(events=None, policy=None, source=None):

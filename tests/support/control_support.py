@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from gewtui.control.client import PeerClient, load_key
 from gewtui.control.pairing import PeerStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GEW = [sys.executable, "-m", "gewtui.cli.main"]
 GOLDEN = ROOT / "tests" / "data" / "golden" / "congested.gewrec"
 

@@ -278,7 +278,7 @@ def lab_scenario() -> Scenario:
     """A clean connection, a lossy one (8 retransmits 50 ms apart: the storm template
     matches on the 5th), a queue drop on it, a lost-records window, a refused connection,
     then the lossy one closes."""
-    from tests.model_streams import StreamBuilder as ModelStreams
+    from tests.support.model_streams import StreamBuilder as ModelStreams
 
     s = ModelStreams()
     s.healthy("10.0.0.1", "10.0.0.2", 80)
