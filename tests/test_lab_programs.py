@@ -55,8 +55,10 @@ def _tc_dropped(ns: str, dev: str) -> int:
     return sum(int(x) for x in re.findall(r"dropped (\d+)", out))
 
 
-def _session(lab: Lab, client_argv: list[str], seconds: float, instance: str):
-    """Run client_argv in the client namespace inside a live session; all events, in order."""
+def _session(lab: Lab, client_argv: list[str], seconds: float, instance: str, at_end=None):
+    """Run client_argv in the client namespace inside a live session; all events, in order.
+    ``at_end()``, if given, runs inside the session once the client is done and the capture
+    has caught up (to read a kernel counter while gew still observes)."""
     evs: list = []   # every event, also those the session drains while it closes
     with LiveSession(lab.all_scope_args, instance=instance, on_event=evs.append) as live:
         live.poll(100)
@@ -73,9 +75,32 @@ def _session(lab: Lab, client_argv: list[str], seconds: float, instance: str):
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             live.poll(100)
+        if at_end is not None:
+            at_end()
+            live.poll(100)
     st = live.stats
     assert st.lost == 0, st.incomplete_reason
     return evs
+
+
+class _Cut:
+    """A kernel counter read inside the session, bracketed by two kernel clock readings:
+    closing sockets go on retransmitting into a dropping rule after the client exits, so a
+    counter is only comparable with the drops gew saw up to the moment it was read. ``count``
+    gives (drops seen before the reading began, drops seen before it ended): the counter
+    must lie between them."""
+
+    def __init__(self, read):
+        self.read, self.value, self.t0, self.t1 = read, None, 0, 0
+
+    def __call__(self) -> None:
+        self.t0 = time.monotonic_ns()   # CLOCK_MONOTONIC: the events' ktime_ns
+        self.value = self.read()
+        self.t1 = time.monotonic_ns()
+
+    def count(self, drops) -> tuple[int, int]:
+        return (sum(b.count or 1 for e, b in drops if e.ktime_ns <= self.t0),
+                sum(b.count or 1 for e, b in drops if e.ktime_ns <= self.t1))
 
 
 def _of(evs, kind):
@@ -124,27 +149,29 @@ def test_netfilter_drops_equal_the_nft_counter_and_explain_retransmissions(gew_i
         srv, cli = lab.server_netns, lab.client_netns
         n0 = _nft_packets(srv, "lossy")
         s0, c0 = _snmp(srv), _snmp(cli)
+        cut = _Cut(lambda: (_nft_packets(srv, "lossy"), _snmp(srv), _snmp(cli)))
         evs = _session(lab, programs.wrk_argv(lab.server_addr, lab.port, 8, 4), 30,
-                       gew_instance.instance_id)
-        n1 = _nft_packets(srv, "lossy")
-        s1, c1 = _snmp(srv), _snmp(cli)
+                       gew_instance.instance_id, at_end=cut)
+        n1, s1, c1 = cut.value
     dropped = n1 - n0
-    seen = sum(b.count or 1 for _e, b in _of(evs, "skb_drop") if b.reason_name == "NETFILTER_DROP")
-    assert dropped > 0 and seen == dropped, (seen, dropped)
+    drops = [(e, b) for e, b in _of(evs, "skb_drop") if b.reason_name == "NETFILTER_DROP"]
+    seen = cut.count(drops)
+    assert dropped > 0 and seen[0] <= dropped <= seen[1], (seen, dropped)
     # each drop site named as function+offset (kallsyms), and the names kept in the events
     sites = {b.location_symbol for _e, b in _of(evs, "skb_drop") if b.reason_name == "NETFILTER_DROP"}
     assert sites and all(re.fullmatch(r"\w+\+0x[0-9a-f]+( \[\w+\])?", x) for x in sites), sites
     segs = (s1[("Tcp", "RetransSegs")] - s0[("Tcp", "RetransSegs")]) + \
         (c1[("Tcp", "RetransSegs")] - c0[("Tcp", "RetransSegs")])
-    skbs = len(_of(evs, "retransmit"))
+    skbs = len([e for e, _b in _of(evs, "retransmit") if e.ktime_ns <= cut.t0])
     assert 0 < skbs <= segs, (skbs, segs)
     eng = _fold(evs)
     links = _links(eng, "drops-retransmissions")
     assert links, "no retransmission storm was tied to the netfilter drops"
-    # the totals the chains' netfilter-drop texts state add up to the nft counter
+    # the totals the chains' netfilter-drop texts state add up to every drop gew saw (the
+    # nft counter, read above while gew observed, lies within the drops seen around it)
     stated = [int(re.search(r"dropped (\d+) packet", n.text).group(1))
               for ch in eng.chains() for n in ch.root.children if n.kind == "netfilter-drop"]
-    assert sum(stated) == dropped, (stated, dropped)
+    assert sum(stated) == sum(b.count or 1 for _e, b in drops), (stated, dropped)
 
 
 def test_refused_attempts_equal_the_nft_reject_counter(gew_instance):
@@ -186,14 +213,15 @@ def test_qdisc_drops_equal_tc_s(gew_instance):
     with _lab("bulk-congested") as lab:
         cli = lab.client_netns
         d0 = _tc_dropped(cli, "veth0")
+        cut = _Cut(lambda: _tc_dropped(cli, "veth0"))
         evs = _session(lab, ["iperf3", "-c", lab.server_addr, "-p", str(lab.port), "-t", "3"], 20,
-                       gew_instance.instance_id)
-        d1 = _tc_dropped(cli, "veth0")
+                       gew_instance.instance_id, at_end=cut)
+        d1 = cut.value
     dropped = d1 - d0
     cli_ino = {b.netns for _e, b in _of(evs, "netns_facts") if b.name == cli}
-    seen = sum(b.count or 1 for e, b in _of(evs, "skb_drop")
-               if b.reason_name == "QDISC_DROP" and e.attr.netns in cli_ino)
-    assert dropped > 0 and seen == dropped, (seen, dropped)
+    seen = cut.count([(e, b) for e, b in _of(evs, "skb_drop")
+                      if b.reason_name == "QDISC_DROP" and e.attr.netns in cli_ino])
+    assert dropped > 0 and seen[0] <= dropped <= seen[1], (seen, dropped)
 
 
 def test_counters_parse_like_the_kernel_writes_them():

@@ -8,7 +8,7 @@ import pytest
 
 from gewtui.model.causes import CauseRuleError, load_rules, packaged_rules, parse_rule
 from gewtui.model.engine import Engine
-from gewtui.model.templates import load_templates
+from gewtui.model.templates import TemplateError, load_templates
 from gewtui.pb import events_pb2 as E
 from tests.support.model_streams import ESTABLISHED, LISTEN, SYN_SENT, Conn, StreamBuilder
 
@@ -323,7 +323,9 @@ def test_user_rules_come_from_a_causes_subdirectory(tmp_path):
     (tmp_path / "causes" / "zero-window-stall.toml").write_text(
         'id = "zero-window-stall"\ncauses = ["zero-window"]\neffects = ["stall"]\ntie = "socket"\n'
         'window_ms = 100\ntext = "narrow: {effect} after {cause}"\nunobserved = "zero window"\n')
-    ts = load_templates([tmp_path])
+    with pytest.raises(TemplateError, match="packaged cause rule; replacing it needs --override-template zero-window-stall"):
+        load_templates([tmp_path], allow_override=["stall"])
+    ts = load_templates([tmp_path], allow_override=["stall", "zero-window-stall"])
     r = {x.id: x for x in ts.causes}["zero-window-stall"]
     assert r.window_ns == 100_000_000
     eng = Engine(templates=ts)

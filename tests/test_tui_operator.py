@@ -60,7 +60,12 @@ async def test_a_keymap_file_remaps_step_in_the_keys_footer_help_and_palette(rec
     async with app.run_test(size=SIZE) as pilot:
         v = await app.settle()
         assert v.cursor.position == 0
-        footer = {k.description: k.key_display or k.key for k in app.screen.query("FooterKey")}
+        footer: dict = {}
+        for _ in range(100):   # the footer recomposes on its own tick once the keymap is set
+            footer = {k.description: k.key_display or k.key for k in app.screen.query("FooterKey")}
+            if "Step" in footer:
+                break
+            await pilot.pause(0.02)
         assert footer["Step"] == "x"
         await pilot.press("n")                # the old key no longer steps
         v = await app.settle()

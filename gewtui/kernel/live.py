@@ -454,7 +454,11 @@ class LiveSession:
                         self.session.plane.poll(0)
                     if self.inventory is not None:
                         self.inventory.end(self._own)
-                    self._drain()
+                    raws = self._drain()[0]
+                    cb = self.on_event
+                    if cb is not None:   # what the session drains while it closes reaches the caller too
+                        for r in raws:
+                            cb(events_pb2.Event.FromString(r))
                 except Exception as e:
                     # the end of the observation is unknown: the end records must say so
                     self._incomplete.append(f"final drain failed: {one_line(e)}")

@@ -116,17 +116,27 @@ def rules_dir() -> Path:
 
 
 def load_rules(dirs: Iterable[str | Path] | None = None, known: Iterable[str] | None = None,
-               *, packaged: bool = True) -> tuple[CauseRule, ...]:
-    """Packaged rules plus those in ``dirs`` (a user rule with a packaged id replaces it);
-    ``known``: the template ids rules may name. Ordered by id."""
+               *, packaged: bool = True, allow_override: Iterable[str] = ()) -> tuple[CauseRule, ...]:
+    """Packaged rules plus those in ``dirs``; ``known``: the template ids rules may name.
+    Ordered by id. As with templates, a user rule replaces a packaged one only when its id
+    is in ``allow_override`` (``--override-template ID``): a directory cannot silently change
+    which causes a verdict names."""
     known = tuple(known) if known is not None else None
+    allowed = set(allow_override)
     found: dict[str, CauseRule] = {}
-    dirs_all = ([rules_dir()] if packaged else []) + [Path(d) for d in dirs or ()]
-    for d in dirs_all:
+    if packaged:
+        for f in sorted(rules_dir().glob("*.toml")):
+            r = load_rule_file(f, known)
+            found[r.id] = r
+    packaged_ids = set(found)
+    for d in (Path(x) for x in dirs or ()):
         if not d.is_dir():
             raise CauseRuleError(f"{d}: not a directory of cause rules")
         for f in sorted(d.glob("*.toml"))[:1024]:
             r = load_rule_file(f, known)
+            if r.id in packaged_ids and r.id not in allowed:
+                raise CauseRuleError(f"{f}: id: {r.id!r} is a packaged cause rule; replacing it "
+                                     f"needs --override-template {r.id}")
             found[r.id] = r
     return tuple(sorted(found.values(), key=lambda r: r.id))
 

@@ -218,11 +218,12 @@ def load_templates(dirs: Iterable[str | Path] | None = None, *, packaged: bool =
                                         f"it needs --override-template {t.id}")
                 overridden.append(t.id)
             found[t.id] = t
-    for tid in sorted(allowed - set(overridden)):
-        raise TemplateError(f"--override-template {ascii(tid)}: no template in --templates "
-                            "replaces a packaged one with that id")
     rule_dirs = [Path(d) / "causes" for d in dirs or () if (Path(d) / "causes").is_dir()]
-    causes = load_rules(rule_dirs, known=found, packaged=packaged)
+    rule_ids = {f.stem for rd in rule_dirs for f in rd.glob("*.toml")}
+    for tid in sorted(allowed - set(overridden) - rule_ids):
+        raise TemplateError(f"--override-template {ascii(tid)}: no template or cause rule in "
+                            "--templates replaces a packaged one with that id")
+    causes = load_rules(rule_dirs, known=found, packaged=packaged, allow_override=allowed)
     return TemplateSet(found.values(), overridden, causes)
 
 

@@ -107,7 +107,7 @@ def test_an_invented_match_citing_a_route_lookup_is_not_shown(lab):
             ep = Episode()
             ep.tidx, ep.tid, ep.eids, ep.bounds = tidx, "peer-reset", [route.id], [0]
             ep.count, ep.first_t, ep.last_t, ep.sig = 1, route.ktime_ns, route.ktime_ns, None
-            ep.occurrences, ep.sock, ep.at_eid = 1, 0, route.id
+            ep.occurrences, ep.sock, ep.at_eid, ep.sums = 1, 0, route.id, {}
             f.episodes = list(f.episodes) + [ep]
             f.templates = list(f.templates) + ["peer-reset"]
             cp.reg.pin(route.id, route)
