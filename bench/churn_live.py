@@ -69,8 +69,20 @@ def main() -> int:
 
                 sampler = Sampler(pump.ident).__enter__()
             t0 = time.perf_counter()
-            while src.lag and time.perf_counter() - t0 < 300:
-                time.sleep(0.002)
+            # caught up: the capture has emptied the kernel's ring buffer (lifecycle records
+            # are few but carry a connection's whole life, so a backlog hides many events)
+            # and the engine has folded all it captured
+            seen, quiet = -1, 0
+            while time.perf_counter() - t0 < 300:
+                n = src.stats().events
+                if src.lag == 0 and src.session.backlog() == 0 and n == seen:
+                    quiet += 1
+                    if quiet >= 5:
+                        break
+                else:
+                    quiet = 0
+                seen = n
+                time.sleep(0.05 if not src.lag else 0.002)
             dt = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
             pump_cpu = _thread_cpu(pump.native_id) - pump_cpu0
@@ -84,7 +96,8 @@ def main() -> int:
             # (the capture may still be emptying the kernel's ring buffer at the stop, so the rate
             # is what the engine folded meanwhile, not the lag at the stop over the time)
             out.update(lag_at_stop=lag, drain_s=dt, drain_pump_cpu_s=pump_cpu,
-                       drain_per_cpu_s=(src.taken - taken) / pump_cpu if lag and pump_cpu else 0.0, drain_rate=(src.taken - taken) / dt if lag and dt else 0.0,
+                       drain_per_cpu_s=(src.taken - taken) / pump_cpu if src.taken > taken and pump_cpu else 0.0,
+                       drain_rate=(src.taken - taken) / dt if src.taken > taken and dt else 0.0,
                        events=st.events, lost=st.lost, complete=st.complete,
                        incomplete_reason=st.incomplete_reason, folded=len(d.log),
                        spilled=src.capture.spilled, cpu_s=cpu)
