@@ -61,12 +61,15 @@ WHAT_BOUNDS = """What bounds it: on two vCPUs the workload (client and server) w
 every CPU-microsecond an observer spends per connection, in the kernel or in userspace, comes
 out of the connection rate. gew's capture loses nothing here (the capture thread drains a 64
 MiB ring buffer into the recording and never waits for the engine; the engine works at most a
-quarter of the wall time while records arrive, and its lag spills to the recording), but a
-short connection still makes ~9 records, each costing a BPF program run and ring-buffer
-reservation in the kernel plus ~5 µs of decode and framing in the capture (the CPU column).
-Fewer records per connection (a connection's lifecycle kept in the kernel, one record at its
-close) is what moves the ratios; the engine's drain rate is bounded by the observation
-plane's own speed per event (bench_replay)."""
+quarter of the wall time while records arrive, and its lag spills to the recording). A short
+connection now crosses the ring buffer as 2 kernel records (its first transition, then its
+whole life at close: bench_records), but the L0 contract keeps every transition, so the
+capture still expands each connection into ~9 events and decodes, numbers and frames each in
+Python: about 1 CPU-second per second of the workload (the CPU column), on a box whose
+workload wants both CPUs. What would move the ratios is expanding lifecycle records on the
+fast path (bytes, no Python objects per transition) or a capture loop outside the
+interpreter; the engine's drain rate is bounded by the observation plane's own speed per
+event (bench_replay)."""
 
 
 @dataclass
