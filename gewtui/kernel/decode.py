@@ -207,12 +207,17 @@ class Decoder:
             if self._forget:
                 self._forgotten()
             return 1
-        sink = self.sink
+        sink, raw_sink = self.sink, self.raw_sink
         for ev in events:
-            ev.id = self.next_id
+            if type(ev) is tuple:   # an expanded event still in its wire form (see expand)
+                ktime, payload = ev
+                raw_sink(_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(ktime) if ktime else b"")  # type: ignore[misc]
+                         + payload)
+            else:
+                ev.id = self.next_id
+                sink(ev)
             self.next_id += 1
             self.events += 1
-            sink(ev)
         if self._forget:
             self._forgotten()
         return len(events)
@@ -228,11 +233,14 @@ class Decoder:
                 self._hide_sock(ev)
         return events
 
-    def expand(self, data: bytes) -> list[events_pb2.Event]:
+    def expand(self, data: bytes) -> list:
         """The events one record of the per-event layout would have made (a lifecycle
         record's items are rebuilt as such records), without ids and without counting it as
         consumed: every field mapping stays written once, in the kind's own decoder or
-        encoder. Raises on a malformed record; the caller's record is then a decode loss."""
+        encoder. Where the kind has a fast encoder and the capture takes bytes
+        (``raw_sink``), an event stays bytes: ``(ktime_ns, payload)``, numbered and framed by
+        ``record`` like any fast-path event, never parsed and serialized again. Raises on a
+        malformed record; the caller's record is then a decode loss."""
         h = _HDR_UNPACK(data, 0)
         size, fn, fast = self._kinds[h[1]]
         if len(data) != size:
@@ -240,6 +248,8 @@ class Decoder:
         if fast is not None:
             payload = fast(h, data)
             if payload is not None:
+                if self.raw_sink is not None:
+                    return [(h[0], payload)]
                 ev = _FromString(payload)
                 ev.ktime_ns = h[0]
                 return [ev]
