@@ -20,6 +20,12 @@ from gewtui.kernel import tc
 from gewtui.pb import intervention_pb2 as ipb
 from gewtui.recording import RecordingReader
 from tests.support.intervention_lab import (LabEngine, NullPlane, RATE, Stream, _connect, no_capability_check)
+from tests.support.waiting import wait_for
+
+
+def _wait(pred, timeout: float) -> bool:
+    return bool(wait_for(pred, timeout, step=0.05))
+
 
 pytestmark = pytest.mark.root
 
@@ -51,15 +57,6 @@ def lab(netns_pair, gew_instance, tmp_path, monkeypatch):
 
 def _ours(pair) -> list[tc.TcFilter]:
     return [f for f in tc.list_filters(pair.a_if, pair.a) if f.name == "gew_deny"]
-
-
-def _wait(pred, timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def test_drop_stops_one_flow_other_keeps_throughput_undo_restores(lab):

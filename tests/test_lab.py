@@ -17,6 +17,7 @@ from gewtui.errors import UsageError
 from gewtui.kernel.bpffs import proc_start_time
 from gewtui.lab import SCENARIOS, Lab, LabError, down, read_state
 from gewtui.lab import lab as labmod
+from tests.support.waiting import wait_for as _wait
 
 pytestmark = pytest.mark.root
 
@@ -36,16 +37,6 @@ def _links() -> set[str]:
 
 def _name() -> str:
     return "t" + secrets.token_hex(4)
-
-
-def _wait(cond, timeout: float, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
 
 
 def _ours(name: str) -> set[str]:

@@ -28,6 +28,12 @@ import pytest
 from gewtui.intervene.gate import Confirmation
 from gewtui.pb import intervention_pb2 as ipb
 from tests.support.drop_owner import _kill, _open_live, _ours, _spawn_child, _tuple_json
+from tests.support.waiting import wait_for
+
+
+def _wait(pred, timeout: float) -> bool:
+    return bool(wait_for(pred, timeout, step=0.05))
+
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,15 +43,6 @@ def _interventions(path: str) -> list:
 
     with RecordingReader(path) as rd:
         return [r.intervention for r in rd.records() if r.WhichOneof("body") == "intervention"]
-
-
-def _wait(pred, timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 @pytest.fixture

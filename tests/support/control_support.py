@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 
 from gewtui.control.client import PeerClient, load_key
 from gewtui.control.pairing import PeerStore
+from tests.support.waiting import wait_for  # noqa: F401  (the control tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 GEW = [sys.executable, "-m", "gewtui.cli.main"]
@@ -89,16 +90,6 @@ def pair(etc: Path, key: Path) -> None:
 
 def client(sock: str, key: Path) -> PeerClient:
     return PeerClient(sock, load_key(str(key)))
-
-
-def wait_for(pred, timeout: float, step: float = 0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class ServingSession:
