@@ -181,16 +181,18 @@ class Decoder:
                 # records are reserved at their exact size: a mismatch means C and Python
                 # layouts drifted apart
                 raise ValueError(f"kind {h[1]}: {len(data)} bytes, layout says {size}")
-            ev = raw = None
+            ev = raw = events = None
             if fast is not None:
                 payload = fast(h, data)
-                if payload is not None:
+                if type(payload) is list:
+                    events = payload    # several events, each (ktime, payload), numbered below
+                elif payload is not None:
                     # the whole event, numbered here once: id, ktime, then cpu, attr, body
                     raw = (_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(h[0]) if h[0] else b"")
                            + payload)
                     if self.raw_sink is None:
                         ev = _FromString(raw)
-            if raw is None:
+            if raw is None and events is None:
                 events = self._unit_events(fn, h, data)
         except Exception:
             # a record that cannot be decoded is a lost record (stage "decode"), never a crash

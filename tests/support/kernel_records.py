@@ -44,7 +44,9 @@ def _hdr(rnd, kind, probe):
 def _record(rnd, vocab):
     """A random record of a kind the fast path takes, sometimes one it hands back."""
     kind = rnd.choice([tcp_state.K_STATE, tcp_state.K_CONG, tcp_state.K_DESTROY, tcp_events.K_RETRANS,
-                       tcp_events.K_RESET_SENT, tcp_events.K_RESET_RECV, drops.K_DROP])
+                       tcp_events.K_RESET_SENT, tcp_events.K_RESET_RECV, drops.K_DROP, tcp_state.K_LIFE])
+    if kind == tcp_state.K_LIFE:
+        return _life_record(rnd)
     sk, t, ns = rnd.choice(SOCKS), _tuple(rnd), rnd.choice([0, 4026532001])
     if kind == tcp_state.K_STATE:
         body = tcp_state.STATE.pack(t, sk, ns, rnd.randrange(14), rnd.choice([1, 2, 7, 12, 13, 200]))
@@ -69,3 +71,32 @@ def _record(rnd, vocab):
                                rnd.choice([b"veth0", b"", b"sixteen-bytes-xx"]))
         probe = drops.PROBE_ID
     return _hdr(rnd, kind, probe) + body
+
+
+def _life_record(rnd):
+    """A lifecycle record (bpf/tcp_state.c struct gew_rec_life): 0..8 held items of every
+    kind, in either context, with or without a task, final (with counters) or not, sometimes
+    numbered after items that already crossed."""
+    sk, t, ns = rnd.choice(SOCKS[:-1]), _tuple(rnd), rnd.choice([0, 4026532001])
+    _, _, sport, dport, _, _ = TUPLE.unpack(t)
+    has_task = rnd.random() < 0.7
+    task = (tcp_state.LIFE_TASK.pack(rnd.choice([42, 43, 0]), rnd.choice([42, 43, 0]), 1000, 4026531840, 77,
+                                     rnd.choice([b"redis-server", b"\xff\xfebad", b"sixteen-bytes-xx"]))
+            if has_task else bytes(tcp_state.LIFE_TASK.size))
+    n = rnd.randrange(tcp_state.LIFE_ITEMS + 1)
+    items = b""
+    for _ in range(n):
+        kind = rnd.choice([tcp_state.LIFE_STATE, tcp_state.LIFE_STATE, tcp_state.LIFE_OWNER, tcp_state.LIFE_CONG])
+        a = {tcp_state.LIFE_STATE: rnd.choice([7, 10, 2, 12, 1, 4]), tcp_state.LIFE_OWNER: rnd.choice([1, 2, 9]),
+             tcp_state.LIFE_CONG: rnd.choice([0, 1, 9])}[kind]
+        ports = (sport, dport) if rnd.random() < 0.8 else (rnd.choice([0, 41000]), rnd.choice([0, 6379]))
+        items += tcp_state.LIFE_ITEM.pack(rnd.getrandbits(60), rnd.randrange(4),
+                                          rnd.choice([0, 42, 43, 0xFFFFFFFF]), *ports, kind,
+                                          rnd.choice([0, 0, 1, 2]), a, rnd.choice([1, 2, 7, 10, 12]))
+    items = items.ljust(tcp_state.LIFE_ITEMS * tcp_state.LIFE_ITEM.size, b"\0")
+    life = tcp_state.LIFE.pack(n, rnd.choice([0, 0, 1, 3]), ns, int(has_task), task, t, items)
+    final = rnd.random() < 0.5
+    blob = SOCK.pack(t, ns, 0, 5, 100, 200, rnd.choice([0, 0, 3]), 300, 0, 10, 20, 30, 40, 50, 60, 70, 0, 1)
+    body = tcp_state.REC_LIFE.pack(sk, rnd.choice([0, 4242]) if final else 0, int(final),
+                                   1 if final else rnd.choice([2, 3, 5, 8]), life, blob if final else bytes(SOCK.size))
+    return _hdr(rnd, tcp_state.K_LIFE, tcp_state.PROBE_ID) + body

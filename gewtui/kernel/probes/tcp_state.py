@@ -129,7 +129,8 @@ def fast(enc) -> dict:
         forget(sk)
         return out
 
-    return {K_STATE: state, K_CONG: cong, K_DESTROY: destroy}
+    return {K_STATE: state, K_CONG: cong, K_DESTROY: destroy,
+            K_LIFE: _life_encoder(enc, old_states, new_states, ca_fields)}
 
 
 def _state_fields(key: bytes) -> wire.Cache:
@@ -145,6 +146,83 @@ D_COOKIE = wire.tag(events_pb2.SocketDestroy, "sock_cookie")
 _DESTROY = struct.Struct(f"<QQ{TUPLE.size}sI28xQ{SOCK.size - TUPLE.size - 4 - 28 - 8}x")
 if _DESTROY.size != DESTROY.size:
     raise ImportError("tcp_state: the fast destroy layout no longer matches DESTROY")
+
+
+def _life_encoder(enc, old_states: wire.Cache, new_states: wire.Cache, ca_fields: wire.Cache):
+    """K_LIFE on the capture's path (the decoder hands over bytes): each held item straight
+    to its event's wire bytes, ``(ktime_ns, payload)`` for the decoder to number, without
+    rebuilding the per-event record. What ``decode_life`` does through each kind's own
+    encoder or decoder, written out once more for speed: tests/test_capture.py holds every
+    byte against that reference on random records. Without ``raw_sink`` (events wanted as
+    objects) it returns None and ``decode_life`` runs."""
+    dec = enc.dec
+    tuples, socks, length, uvarint = enc.tuples, enc.socks, wire.length, wire.uvarint
+    owners, task_attr, task_owner, none_attr, cpus = (dec.owners, dec._task_attr, dec._task_owner,
+                                                      dec._none_attr, dec._cpu)
+    sid, live, renew, expand = dec.sock_id, dec.live_sock_id, dec.renew_socket, dec.expand
+    unpack_rec, unpack_life, unpack_item = REC_LIFE.unpack_from, LIFE.unpack, LIFE_ITEM.unpack_from
+    unpack_task, unpack_tuple, pack_tuple = LIFE_TASK.unpack, TUPLE.unpack, TUPLE.pack
+    item_size, at, close, process = LIFE_ITEM.size, HDR.size, events_pb2.TCP_CLOSE, CTX_PROCESS
+    via_fields = wire.Cache(lambda v: wire.string_field(O_VIA, owner.VIA.get(v, str(v))), 256)
+    comm_fields = wire.Cache(lambda c: wire.string_field(O_COMM, c), 1024)
+    pack_hdr = HDR.pack
+
+    def life(h: tuple, buf: bytes) -> list | None:
+        if dec.raw_sink is None:
+            return None
+        sk, cookie, final, _why, raw_life, sock = unpack_rec(buf, at)
+        n, seq, netns, has_task, task, tup, items = unpack_life(raw_life)
+        if n > LIFE_ITEMS:
+            raise ValueError(f"lifecycle record holds {n} items (at most {LIFE_ITEMS})")
+        seen: dict[int, int] = dec.unit_state("tcp_state.life")
+        skip = 0 if seq == 0 else max(0, seen.get(sk, 0) - seq)
+        key = unpack_task(task) if has_task else None
+        if key is not None and not key[1]:
+            key = None       # a task without a tgid is no task (as the per-event envelope says)
+        _, _, rsport, rdport, _, _ = unpack_tuple(tup)
+        out: list = []
+        for i in range(skip, n):
+            ktime, cpu, aux, sport, dport, kind, ctx, a, b = unpack_item(items, i * item_size)
+            if kind == LIFE_STATE and a == close:
+                renew(sk)    # a new life at this address: a new socket id
+            # the envelope: the task in process context (learnt as the owner), else the
+            # socket's owner, else nobody in the socket's namespace
+            o = owners.get(sk)     # for an owner change, also its previous owner
+            if ctx == process and key is not None:
+                if o is None or o.tgid != key[1] or o.pid != key[0]:
+                    owners[sk] = task_owner[key]
+                attr = task_attr[key]
+            else:
+                attr = o.attr_field if o is not None else none_attr[netns]
+            t = tup if sport == rsport and dport == rdport else pack_tuple(
+                *unpack_tuple(tup)[:2], sport, dport, *unpack_tuple(tup)[4:])
+            if kind == LIFE_STATE:
+                body = tuples[t] + socks[live(sk)] + old_states[a] + new_states[b]
+                out.append((ktime, cpus[cpu] + attr + B_STATE + length(len(body)) + body))
+            elif kind == LIFE_OWNER:
+                prev_tgid = aux if aux != 0xFFFFFFFF else 0
+                body = tuples[t] + socks[sid(sk)] + (O_PREV + uvarint(prev_tgid) if prev_tgid else b"")
+                if o is not None and o.tgid == prev_tgid:
+                    body += comm_fields[o.comm]
+                body += via_fields[a]
+                out.append((ktime, cpus[cpu] + attr + B_OWNER + length(len(body)) + body))
+            elif kind == LIFE_CONG:
+                body = tuples[t] + socks[sid(sk)] + ca_fields[a]
+                out.append((ktime, cpus[cpu] + attr + B_CONG + length(len(body)) + body))
+            else:
+                raise ValueError(f"lifecycle item kind {kind}")
+        if final:
+            seen.pop(sk, None)
+            out.extend(expand(pack_hdr(h[0], K_DESTROY, *h[2:]) + DESTROY.pack(sk, cookie, sock)))
+        else:
+            seen[sk] = seq + n
+        return out
+
+    return life
+
+
+B_OWNER = wire.tag(events_pb2.Event, "owner")
+O_PREV, O_COMM, O_VIA = wire.keys(events_pb2.SocketOwner, "previous_tgid", "previous_comm", "via")
 
 
 def decode_life(dec, hdr: Header, buf: bytes) -> list[events_pb2.Event]:
