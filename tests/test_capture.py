@@ -16,7 +16,7 @@ from gewtui.kernel.capture import Capture
 from gewtui.kernel.decode import Decoder
 from gewtui.kernel.probes import UNITS
 from gewtui.pb import events_pb2, recording_pb2
-from gewtui.recording import RecordingWriter, open_recording
+from gewtui.recording import RecordingWriter, lifecycle, open_recording
 from tests.support.kernel_records import _record, _vocab
 
 
@@ -38,6 +38,13 @@ def test_fast_encoder_bytes_equal_serialize_to_string(seed):
         dec.record(rec)
         ref.record(rec)
     assert len(raws) > 2000 and objs            # both paths ran
+    # a lifecycle stands for several events: the readers' expansion gives them back
+    lives = [r for r in raws if lifecycle.is_lifecycle(r)]
+    assert len(lives) > 100
+    for r in lives:
+        assert events_pb2.Event.FromString(r).SerializeToString() == r
+    raws = lifecycle.expand_all(raws)
+    assert dec.events == len(raws) + len(objs)
     parsed = {}
     for r in raws:
         ev = events_pb2.Event.FromString(r)

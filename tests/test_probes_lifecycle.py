@@ -113,18 +113,30 @@ def _flows(events) -> list[tuple]:
                    tuple(sorted((p.tgid, p.comm) for p in f.processes))) for f in eng.flows())
 
 
-def test_lifecycle_records_expand_to_the_per_event_transitions():
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["events", "capture-bytes"])
+def test_lifecycle_records_expand_to_the_per_event_transitions(as_bytes):
     """Both paths attached at once, on the same short connections, a refused one and a
     listener: every connection's transitions, owner changes, congestion returns to Open and
     destroy come out the same, in the same order, with the same attribution; the lifecycle
-    path hands them over in at most two records per connection and side."""
+    path hands them over in at most two records per connection and side. ``capture-bytes``:
+    the lifecycle plane's decoder hands over bytes as a session's capture does (a record
+    becomes one Lifecycle event), and the readers' expansion gives the events back."""
     require_root()
     from gewtui.kernel.plane import PlaneConfig
+    from gewtui.recording import lifecycle
 
     n = 12
-    with veth_pair("lcy", 92) as net:
+    with veth_pair("lcy", 92 + as_bytes) as net:
         with running_plane(DEFAULT, net, PlaneConfig(lifecycle=True)) as life, \
                 running_plane(DEFAULT, net, PlaneConfig(lifecycle=False)) as per_event:
+            compact = []
+            if as_bytes:
+                def take(raw, out=life.events):
+                    if lifecycle.is_lifecycle(raw):
+                        compact.append(raw)
+                    out.extend(E.Event.FromString(r) for r in lifecycle.expand_all([raw]))
+
+                life.plane.decoder.raw_sink = take
             port = free_port()
             srv, th = _serve(net, port, n)
             _short_connections(net, port, n)
@@ -142,6 +154,9 @@ def test_lifecycle_records_expand_to_the_per_event_transitions():
             life_events, pe_events = list(life.events), list(per_event.events)
     assert life_stats.observation_complete and pe_stats.observation_complete, (
         life_stats.incomplete_reason, pe_stats.incomplete_reason)
+    if as_bytes:
+        assert len(compact) >= 2 * n       # the connections' closes, each one event on the wire
+        assert [e.id for e in life_events] == list(range(1, len(life_events) + 1))
     assert len(a) >= 2 * n + 2           # both sides of each connection, the listener, the refused one
     assert a.keys() == b.keys()
     for key in a:

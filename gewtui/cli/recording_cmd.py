@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from gewtui.model.engine import Engine
     from gewtui.model.templates import load_templates
     from gewtui.pb import events_pb2
-    from gewtui.recording import RecordingWriter, open_recording
+    from gewtui.recording import RecordingWriter, lifecycle, open_recording
     from gewtui.recording.checkpoints import find_checkpoints, write_checkpoint
     from gewtui.recording.reader import event_bytes
 
@@ -108,16 +108,21 @@ def run(args: argparse.Namespace) -> int:
                     if not rec.HasField("event"):
                         continue
                     ev = rec.event
-                else:
-                    try:
-                        ev = parse(raw)
-                    except Exception:
-                        continue    # undecodable: skipped, as a replay skips it
-                eng.feed(ev)
-                n += 1
-                if n == 1:
-                    first_kt = ev.ktime_ns
-                if n % args.every == 0:
+                    raw = ev.SerializeToString() if ev.HasField("lifecycle") else None
+                try:
+                    # a lifecycle stands for several events (gewtui.recording.lifecycle)
+                    evs = [parse(x) for x in lifecycle.expand(raw)] if raw and lifecycle.is_lifecycle(raw) else \
+                        [ev if raw is None else parse(raw)]
+                except Exception:
+                    continue    # undecodable: skipped, as a replay skips it
+                if not evs:
+                    continue
+                for ev in evs:
+                    eng.feed(ev)
+                before, n = n, n + len(evs)
+                if before == 0:
+                    first_kt = evs[0].ktime_ns
+                if n // args.every > before // args.every:
                     # states wait on disk, not in memory (each is ~1 MiB per 2,000 live flows)
                     blob = persist.dumps(persist.engine_view(eng))
                     states.append((n, ev, off + _frame_len(len(payload)), spill.tell(), len(blob)))

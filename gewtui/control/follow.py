@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 from gewtui.errors import GewError
 from gewtui.pb import events_pb2, intervention_pb2, recording_pb2
+from gewtui.recording import lifecycle
 from gewtui.recording.framing import ReadReport, walk_frames
 from gewtui.recording.reader import RecordingReader, event_bytes
 
@@ -49,6 +50,15 @@ class Follower:
                 for _, payload in walk_frames(fd, pos, report, name=self.path):
                     raw = event_bytes(payload)
                     if raw is not None:
+                        if lifecycle.is_lifecycle(raw):
+                            try:
+                                lives = lifecycle.expand(raw)
+                            except _DECODE:
+                                self.damaged += 1
+                                continue
+                            for r in lives:
+                                yield "event", r
+                            continue
                         yield "event", raw
                         continue
                     try:
@@ -57,7 +67,14 @@ class Follower:
                         self.damaged += 1
                         continue
                     if rec.HasField("event"):
-                        yield "event", rec.event.SerializeToString()
+                        raw = rec.event.SerializeToString()
+                        try:
+                            lives = lifecycle.expand(raw) if rec.event.HasField("lifecycle") else [raw]
+                        except _DECODE:
+                            self.damaged += 1
+                            continue
+                        for r in lives:
+                            yield "event", r
                         continue
                     yield "record", rec
                     if rec.HasField("end"):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from gewtui.pb import events_pb2, intervention_pb2, recording_pb2, session_pb2
+from gewtui.recording.lifecycle import K_LIFE, expand
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ class ReplaySource:
         parse_record = recording_pb2.Record.FromString
         out: list[tuple[events_pb2.Event, bytes]] = []
         n = 0
+        find = bytes.find
+        lives = None
         for off, payload in frames:
             if stop is not None and off >= stop:
                 break
@@ -179,10 +182,18 @@ class ReplaySource:
                         continue
                     ev = rec.event
                     raw = ev.SerializeToString()
+                if find(raw, K_LIFE, 2, 24) >= 0 and ev.WhichOneof("body") == "lifecycle":
+                    lives = [(parse_event(r), r) for r in expand(raw)]
             except Exception as e:     # foreign or hostile payload: counted, never an event
                 self.reader._undecodable(report, off, len(payload), e)
                 continue
-            out.append((ev, raw))
+            if lives is not None:
+                # a lifecycle: the events it stands for (gewtui.recording.lifecycle)
+                out += lives
+                n += len(lives) - 1
+                lives = None
+            else:
+                out.append((ev, raw))
             if b"\xb2\x01" in raw and ev.WhichOneof("body") == "lost":   # Event field 22
                 self._lost += ev.lost.count
             n += 1

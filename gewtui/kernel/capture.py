@@ -41,6 +41,7 @@ from typing import Any
 
 from gewtui.errors import RecordingError
 from gewtui.recording.framing import MARKER, encode_varint
+from gewtui.recording.lifecycle import expand_all
 
 MAX_QUEUED = 200_000          # events held in memory for the engine before spilling (~30 MB)
 POLL_MS = 50
@@ -105,12 +106,16 @@ class Capture:
 
     def _loop(self) -> None:
         live = self.live
+        folded = getattr(live, "folded", None)      # events inside lifecycles, so far
+        seen = folded() if folded is not None else 0
         try:
             while not self._stop.is_set() and not live.closed:
                 raws, start, end = live.capture_batch(self.poll_ms)
                 self.busy = bool(raws)
                 if raws:
-                    self._offer(raws, start, end)
+                    now = folded() if folded is not None else 0
+                    self._offer(raws, start, end, len(raws) + now - seen)
+                    seen = now
         except BaseException as e:      # handed to the engine's thread by take()
             self.error = e
         finally:
@@ -118,10 +123,12 @@ class Capture:
             with self._cv:
                 self._cv.notify_all()
 
-    def _offer(self, raws: list[bytes], start: int, end: int) -> None:
+    def _offer(self, raws: list[bytes], start: int, end: int, events: int) -> None:
+        """A batch: ``raws`` as recorded, standing for ``events`` events (a lifecycle stands
+        for several)."""
         n = len(raws)
         with self._cv:
-            self.captured += n
+            self.captured += events
             last = self._q[-1] if self._q else None
             if end and (type(last) is _Spill or self._queued + n > self.max_queued):
                 if type(last) is _Spill and last.end == start:
@@ -141,8 +148,8 @@ class Capture:
 
     def take(self, max_events: int = 4096, timeout_s: float = 0.0) -> list[bytes]:
         """Up to about ``max_events`` event payloads in capture order, waiting up to
-        ``timeout_s`` for some. Raises what stopped the capture thread, once the queue is
-        empty."""
+        ``timeout_s`` for some, lifecycles expanded. Raises what stopped the capture thread,
+        once the queue is empty."""
         if self.yield_s:
             self._yield()
         if self.duty < 1 and self._returned and self.busy:
@@ -175,6 +182,7 @@ class Capture:
                 raise e
         if self._reading is not None and not out:
             return self._read_spill(max_events)
+        out = expand_all(out)       # lifecycles: the events they stand for (analysis' work)
         self.taken += len(out)
         self._returned = time.monotonic() if out else 0.0
         return out
@@ -221,6 +229,7 @@ class Capture:
             self.resume_offset = after
         if not sp.count:
             self._reading = self._walk = None
+        out = expand_all(out)
         self.taken += len(out)
         self.spilled += len(out)
         self._returned = time.monotonic() if out else 0.0

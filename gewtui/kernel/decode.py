@@ -121,6 +121,9 @@ class Decoder:
         self.events = 0
         self.consumed = 0           # records taken from the ring buffer (decoded or not)
         self.decode_errors = 0
+        # events that travel inside another (a Lifecycle stands for several): events - folded
+        # is what the raw sink was handed
+        self.folded = 0
         self.owners: dict[int, Owner] = {}
         self.unit_names: dict[int, str] = {}
         # per-unit decoder state (tcp_probe windows, fib last results, ...)
@@ -182,10 +185,16 @@ class Decoder:
                 # layouts drifted apart
                 raise ValueError(f"kind {h[1]}: {len(data)} bytes, layout says {size}")
             ev = raw = events = None
+            count = 1
             if fast is not None:
                 payload = fast(h, data)
                 if type(payload) is list:
                     events = payload    # several events, each (ktime, payload), numbered below
+                elif type(payload) is tuple:
+                    # one event standing for ``count`` (a Lifecycle): numbered for all of them
+                    count, payload = payload
+                    raw = (_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(h[0]) if h[0] else b"")
+                           + payload)
                 elif payload is not None:
                     # the whole event, numbered here once: id, ktime, then cpu, attr, body
                     raw = (_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(h[0]) if h[0] else b"")
@@ -200,6 +209,14 @@ class Decoder:
             self._forget.clear()
             return 0
         if raw is not None:   # the fast path's one event
+            if count != 1:
+                self.next_id += count
+                self.events += count
+                self.folded += count - 1
+                self.raw_sink(raw)  # type: ignore[misc]
+                if self._forget:
+                    self._forgotten()
+                return count
             self.next_id += 1
             self.events += 1
             if ev is None:

@@ -43,6 +43,7 @@ from gewtui.kernel.bpffs import CleanupReport, EndDrops, Instance, Log
 from gewtui.kernel.scope import ResolvedScope, ScopeEntry, ScopeWatcher, parse_scope, resolve
 from gewtui.kernel.session import PlaneFactory, Session, fault_from_env, new_session_id
 from gewtui.pb import events_pb2, recording_pb2, session_pb2
+from gewtui.recording.lifecycle import expand_all
 
 RECORDINGS_DIR = "/var/lib/gewyvern/recordings"
 WATCH_INTERVAL_S = 1.0
@@ -141,6 +142,7 @@ class LiveSession:
         self._raw: list[bytes] = []             # serialized events not yet written
         self._next_id = 1                       # used only when the plane has no decoder (fakes)
         self._numbering: Any = None             # the plane's decoder: it numbers every event
+        self._folded = 0                        # its ``folded`` when the last batch was counted
         self._writer: Any = None
         self.write_lock = threading.RLock()
         self._stats_lock = threading.Lock()
@@ -297,7 +299,7 @@ class LiveSession:
         if not raws:
             return []
         parse = events_pb2.Event.FromString
-        out = [parse(r) for r in raws]
+        out = [parse(r) for r in expand_all(raws)]
         cb = self.on_event
         if cb is not None:
             for ev in out:
@@ -364,6 +366,11 @@ class LiveSession:
         f = self.lag_of
         return f() if f is not None else 0
 
+    def folded(self) -> int:
+        """Events recorded inside others so far (a lifecycle stands for several)."""
+        dec = self._numbering
+        return dec.folded if dec is not None else 0
+
     def _drain(self) -> tuple[list[bytes], int, int]:
         out, self._raw = self._raw, []
         if self._numbering is not None:
@@ -372,7 +379,9 @@ class LiveSession:
             return out, 0, 0
         if self._stats.first_event_after_s is None:
             self._stats.first_event_after_s = time.monotonic() - self._t0
-        self._stats.events += len(out)
+        folded = self.folded()
+        self._stats.events += len(out) + folded - self._folded
+        self._folded = folded
         w = self._writer
         if w is None:
             return out, 0, 0
@@ -457,7 +466,7 @@ class LiveSession:
                     raws = self._drain()[0]
                     cb = self.on_event
                     if cb is not None:   # what the session drains while it closes reaches the caller too
-                        for r in raws:
+                        for r in expand_all(raws):
                             cb(events_pb2.Event.FromString(r))
                 except Exception as e:
                     # the end of the observation is unknown: the end records must say so

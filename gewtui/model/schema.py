@@ -53,6 +53,11 @@ def _type_of(fd) -> str:
     raise TypeError(f"unsupported field type for {fd.full_name}")
 
 
+#: Bodies only the capture and the recording's readers know: a lifecycle stands for other
+#: events and every reader expands it (gewtui.recording.lifecycle) before the model sees it.
+CAPTURE_ONLY = frozenset({"lifecycle"})
+
+
 def _build() -> dict[str, dict[str, FieldInfo]]:
     ev_desc = events_pb2.Event.DESCRIPTOR
     envelope: dict[str, FieldInfo] = {}
@@ -65,6 +70,8 @@ def _build() -> dict[str, dict[str, FieldInfo]]:
                                    fd.enum_type if fd.type == FD.TYPE_ENUM else None)
     kinds: dict[str, dict[str, FieldInfo]] = {}
     for fd in ev_desc.oneofs_by_name["body"].fields:
+        if fd.name in CAPTURE_ONLY:
+            continue
         table = dict(envelope)
         for bf in fd.message_type.fields:
             if bf.type == FD.TYPE_MESSAGE:

@@ -487,8 +487,30 @@ class CgroupInfo(_message.Message):
     unit: str
     def __init__(self, id: _Optional[int] = ..., path: _Optional[str] = ..., container: _Optional[str] = ..., unit: _Optional[str] = ...) -> None: ...
 
+class Lifecycle(_message.Message):
+    __slots__ = ("tuple", "sock", "netns", "task", "owner", "learnt", "items", "ca_state_names", "tail")
+    TUPLE_FIELD_NUMBER: _ClassVar[int]
+    SOCK_FIELD_NUMBER: _ClassVar[int]
+    NETNS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    LEARNT_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CA_STATE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    tuple: Tuple
+    sock: int
+    netns: int
+    task: Attribution
+    owner: Attribution
+    learnt: Attribution
+    items: bytes
+    ca_state_names: _containers.RepeatedScalarFieldContainer[str]
+    tail: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., netns: _Optional[int] = ..., task: _Optional[_Union[Attribution, _Mapping]] = ..., owner: _Optional[_Union[Attribution, _Mapping]] = ..., learnt: _Optional[_Union[Attribution, _Mapping]] = ..., items: _Optional[bytes] = ..., ca_state_names: _Optional[_Iterable[str]] = ..., tail: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("id", "ktime_ns", "cpu", "attr", "tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner", "skb_drop", "qdisc", "rcvq_full", "fib", "neigh", "lost", "scope_change", "mark", "inventory", "netns_facts", "cgroup")
+    __slots__ = ("id", "ktime_ns", "cpu", "attr", "tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner", "skb_drop", "qdisc", "rcvq_full", "fib", "neigh", "lost", "scope_change", "mark", "inventory", "netns_facts", "cgroup", "lifecycle")
     ID_FIELD_NUMBER: _ClassVar[int]
     KTIME_NS_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
@@ -511,6 +533,7 @@ class Event(_message.Message):
     INVENTORY_FIELD_NUMBER: _ClassVar[int]
     NETNS_FACTS_FIELD_NUMBER: _ClassVar[int]
     CGROUP_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
     id: int
     ktime_ns: int
     cpu: int
@@ -533,4 +556,5 @@ class Event(_message.Message):
     inventory: SocketInventory
     netns_facts: NetnsFacts
     cgroup: CgroupInfo
-    def __init__(self, id: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., cpu: _Optional[int] = ..., attr: _Optional[_Union[Attribution, _Mapping]] = ..., tcp_state: _Optional[_Union[TcpStateChange, _Mapping]] = ..., retransmit: _Optional[_Union[TcpRetransmit, _Mapping]] = ..., reset: _Optional[_Union[TcpReset, _Mapping]] = ..., tcp_probe: _Optional[_Union[TcpProbeSummary, _Mapping]] = ..., cong_state: _Optional[_Union[TcpCongState, _Mapping]] = ..., destroy: _Optional[_Union[SocketDestroy, _Mapping]] = ..., owner: _Optional[_Union[SocketOwner, _Mapping]] = ..., skb_drop: _Optional[_Union[SkbDrop, _Mapping]] = ..., qdisc: _Optional[_Union[QdiscSummary, _Mapping]] = ..., rcvq_full: _Optional[_Union[ReceiveQueueFull, _Mapping]] = ..., fib: _Optional[_Union[FibLookup, _Mapping]] = ..., neigh: _Optional[_Union[NeighUpdate, _Mapping]] = ..., lost: _Optional[_Union[LostRecords, _Mapping]] = ..., scope_change: _Optional[_Union[ScopeChange, _Mapping]] = ..., mark: _Optional[_Union[SessionMark, _Mapping]] = ..., inventory: _Optional[_Union[SocketInventory, _Mapping]] = ..., netns_facts: _Optional[_Union[NetnsFacts, _Mapping]] = ..., cgroup: _Optional[_Union[CgroupInfo, _Mapping]] = ...) -> None: ...
+    lifecycle: Lifecycle
+    def __init__(self, id: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., cpu: _Optional[int] = ..., attr: _Optional[_Union[Attribution, _Mapping]] = ..., tcp_state: _Optional[_Union[TcpStateChange, _Mapping]] = ..., retransmit: _Optional[_Union[TcpRetransmit, _Mapping]] = ..., reset: _Optional[_Union[TcpReset, _Mapping]] = ..., tcp_probe: _Optional[_Union[TcpProbeSummary, _Mapping]] = ..., cong_state: _Optional[_Union[TcpCongState, _Mapping]] = ..., destroy: _Optional[_Union[SocketDestroy, _Mapping]] = ..., owner: _Optional[_Union[SocketOwner, _Mapping]] = ..., skb_drop: _Optional[_Union[SkbDrop, _Mapping]] = ..., qdisc: _Optional[_Union[QdiscSummary, _Mapping]] = ..., rcvq_full: _Optional[_Union[ReceiveQueueFull, _Mapping]] = ..., fib: _Optional[_Union[FibLookup, _Mapping]] = ..., neigh: _Optional[_Union[NeighUpdate, _Mapping]] = ..., lost: _Optional[_Union[LostRecords, _Mapping]] = ..., scope_change: _Optional[_Union[ScopeChange, _Mapping]] = ..., mark: _Optional[_Union[SessionMark, _Mapping]] = ..., inventory: _Optional[_Union[SocketInventory, _Mapping]] = ..., netns_facts: _Optional[_Union[NetnsFacts, _Mapping]] = ..., cgroup: _Optional[_Union[CgroupInfo, _Mapping]] = ..., lifecycle: _Optional[_Union[Lifecycle, _Mapping]] = ...) -> None: ...

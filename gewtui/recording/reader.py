@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from gewtui import securefs
 from gewtui.errors import EX_NOINPUT, RecordingError, one_line
 from gewtui.pb import events_pb2, recording_pb2
+from gewtui.recording.lifecycle import K_LIFE, expand, is_lifecycle
 from gewtui.recording.framing import (
     HEADER_MARKER, MAGIC, MAX_HEADER_BYTES, READ_CHUNK, ReadReport, _Bad, check_magic, parse_frame,
     walk_frames,
@@ -110,17 +111,28 @@ class RecordingReader:
 
     def records_with_offsets(self, start: int | None = None
                              ) -> Iterator[tuple[int, recording_pb2.Record]]:
-        """(frame offset, Record) for every record from ``start`` (a frame offset)."""
+        """(frame offset, Record) for every record from ``start`` (a frame offset). A
+        lifecycle record gives one event Record for each event it stands for, all at its
+        offset (gewtui.recording.lifecycle)."""
         parse = recording_pb2.Record.FromString
+        parse_event = events_pb2.Event.FromString
         frames = self.frames(start)
         report = self.report
         for off, payload in frames:
             try:
                 rec = parse(payload)
+                lives = None
+                if rec.HasField("event") and rec.event.HasField("lifecycle"):
+                    lives = [recording_pb2.Record(event=parse_event(r))
+                             for r in expand(rec.event.SerializeToString())]
             except _DECODE_ERRORS as e:
                 self._undecodable(report, off, len(payload), e)
                 continue
             report.records += 1
+            if lives is not None:
+                for r in lives:
+                    yield off, r
+                continue
             yield off, rec
 
     def records(self, start: int | None = None) -> Iterator[recording_pb2.Record]:
@@ -131,7 +143,8 @@ class RecordingReader:
     __iter__ = records
 
     def iter_events(self, start: int | None = None) -> Iterator[events_pb2.Event]:
-        """Only the L0 events, in order: what replay feeds the observation plane.
+        """Only the L0 events, in order: what replay feeds the observation plane. A
+        lifecycle record gives the events it stands for (gewtui.recording.lifecycle).
 
         A payload that is exactly one Record.event field (what the writer produces) is
         decoded as an Event directly, skipping the Record wrapper; anything else goes
@@ -141,16 +154,27 @@ class RecordingReader:
         parse_record = recording_pb2.Record.FromString
         frames = self.frames(start)
         report = self.report
+        find = bytes.find
         for off, payload in frames:
             n = len(payload)
             try:
                 raw = event_bytes(payload)
                 if raw is not None:
+                    if find(raw, K_LIFE, 2, 24) >= 0 and is_lifecycle(raw):
+                        evs = [parse_event(r) for r in expand(raw)]
+                        report.records += 1
+                        yield from evs
+                        continue
                     ev = parse_event(raw)
                     report.records += 1
                     yield ev
                     continue
                 rec = parse_record(payload)
+                if rec.HasField("event") and rec.event.HasField("lifecycle"):
+                    evs = [parse_event(r) for r in expand(rec.event.SerializeToString())]
+                    report.records += 1
+                    yield from evs
+                    continue
             except _DECODE_ERRORS as e:
                 self._undecodable(report, off, n, e)
                 continue

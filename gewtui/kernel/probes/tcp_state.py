@@ -19,6 +19,7 @@ from gewtui.kernel.probes import owner, tcp_probe, typed
 from gewtui.kernel.probes.base import (CTX_PROCESS, HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header, Program, ProbeUnit, fill_tuple,
                                       parse_sock)
 from gewtui.pb import events_pb2
+from gewtui.recording import lifecycle
 from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
 PROBE_ID = 1
@@ -34,9 +35,10 @@ CONG = struct.Struct(f"<{TUPLE.size}sQIBxxx")
 
 # Lifecycle (GEW_LIFECYCLE): struct gew_life_item, gew_life_task, gew_life, gew_rec_life.
 LIFE_ITEMS = 8                               # GEW_LIFE_ITEMS
-LIFE_STATE, LIFE_OWNER, LIFE_CONG = 1, 2, 3  # item kinds
-# ktime, cpu, aux (previous owner), sport, dport, kind, ctx, a, b
-LIFE_ITEM = struct.Struct("<QIIHHBBBB")
+LIFE_STATE, LIFE_OWNER, LIFE_CONG = lifecycle.ITEM_STATE, lifecycle.ITEM_OWNER, lifecycle.ITEM_CONG
+# ktime, cpu, aux (previous owner), sport, dport, kind, ctx, a, b: the layout every reader
+# of a Lifecycle event reads (gewtui.recording.lifecycle)
+LIFE_ITEM = lifecycle.ITEM
 # pid, tgid, uid, netns, cgroup, comm
 LIFE_TASK = struct.Struct("<IIIIQ16s")
 # n, seq, netns, has_task, pad[3], task, tuple, items
@@ -130,7 +132,7 @@ def fast(enc) -> dict:
         return out
 
     return {K_STATE: state, K_CONG: cong, K_DESTROY: destroy,
-            K_LIFE: _life_encoder(enc, old_states, new_states, ca_fields)}
+            K_LIFE: _life_encoder(enc, _items_encoder(enc, old_states, new_states, ca_fields))}
 
 
 def _state_fields(key: bytes) -> wire.Cache:
@@ -148,13 +150,13 @@ if _DESTROY.size != DESTROY.size:
     raise ImportError("tcp_state: the fast destroy layout no longer matches DESTROY")
 
 
-def _life_encoder(enc, old_states: wire.Cache, new_states: wire.Cache, ca_fields: wire.Cache):
-    """K_LIFE on the capture's path (the decoder hands over bytes): each held item straight
-    to its event's wire bytes, ``(ktime_ns, payload)`` for the decoder to number, without
-    rebuilding the per-event record. What ``decode_life`` does through each kind's own
-    encoder or decoder, written out once more for speed: tests/test_capture.py holds every
-    byte against that reference on random records. Without ``raw_sink`` (events wanted as
-    objects) it returns None and ``decode_life`` runs."""
+def _items_encoder(enc, old_states: wire.Cache, new_states: wire.Cache, ca_fields: wire.Cache):
+    """K_LIFE item by item, for the records ``_life_encoder`` leaves (items delivered twice,
+    a new life after the first item): each held item straight to its event's wire bytes,
+    ``(ktime_ns, payload)`` for the decoder to number, without rebuilding the per-event
+    record. What ``decode_life`` does through each kind's own encoder or decoder, written out
+    once more for speed: tests/test_capture.py holds every byte against that reference on
+    random records."""
     dec = enc.dec
     tuples, socks, length, uvarint = enc.tuples, enc.socks, wire.length, wire.uvarint
     owners, task_attr, task_owner, none_attr, cpus = (dec.owners, dec._task_attr, dec._task_owner,
@@ -167,9 +169,7 @@ def _life_encoder(enc, old_states: wire.Cache, new_states: wire.Cache, ca_fields
     comm_fields = wire.Cache(lambda c: wire.string_field(O_COMM, c), 1024)
     pack_hdr = HDR.pack
 
-    def life(h: tuple, buf: bytes) -> list | None:
-        if dec.raw_sink is None:
-            return None
+    def items(h: tuple, buf: bytes) -> list:
         sk, cookie, final, _why, raw_life, sock = unpack_rec(buf, at)
         n, seq, netns, has_task, task, tup, items = unpack_life(raw_life)
         if n > LIFE_ITEMS:
@@ -218,7 +218,90 @@ def _life_encoder(enc, old_states: wire.Cache, new_states: wire.Cache, ca_fields
             seen[sk] = seq + n
         return out
 
+    return items
+
+
+def _life_encoder(enc, items_path):
+    """K_LIFE on the capture's path (the decoder hands over bytes): the record as one
+    ``Lifecycle`` event, its items as the kernel laid them out, returned as ``(count,
+    payload)``: the decoder numbers it for the ``count`` events it stands for, which every
+    reader expands (gewtui.recording.lifecycle). So a short connection costs the capture
+    two records' work, not one per transition. A record whose items the kernel delivered
+    before in part, or where a new life begins after the first item, goes item by item
+    (``items_path``). Without ``raw_sink`` (events wanted as objects) it returns None and
+    ``decode_life`` runs."""
+    dec = enc.dec
+    tuples, socks, length = enc.tuples, enc.socks, wire.length
+    owners, task_attr, task_owner = dec.owners, dec._task_attr, dec._task_owner
+    sid, live, renew, expand = dec.sock_id, dec.live_sock_id, dec.renew_socket, dec.expand
+    unpack_rec, unpack_life, unpack_task = REC_LIFE.unpack_from, LIFE.unpack, LIFE_TASK.unpack
+    uvarint, k_ktime, at, item_size = wire.uvarint, lifecycle.K_KTIME, HDR.size, LIFE_ITEM.size
+    ca = dec.vocab.ca_states
+    names = b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
+    state, close = bytes((LIFE_STATE,)), bytes((events_pb2.TCP_CLOSE,))
+
+    def life(h: tuple, buf: bytes) -> tuple | list | None:
+        if dec.raw_sink is None:
+            return None
+        sk, cookie, final, _why, raw_life, sock = unpack_rec(buf, at)
+        n, seq, netns, has_task, task, tup, items = unpack_life(raw_life)
+        if n > LIFE_ITEMS:
+            raise ValueError(f"lifecycle record holds {n} items (at most {LIFE_ITEMS})")
+        seen: dict[int, int] = dec.unit_state("tcp_state.life")
+        held = items[:n * item_size]
+        kinds, olds = held[LIFE_KIND_AT::item_size], held[LIFE_A_AT::item_size]
+        if (seq and seen.get(sk, 0) > seq) or close in olds[1:]:
+            return items_path(h, buf)
+        if not n and not final:
+            seen[sk] = seq
+            return []
+        if kinds[:1] == state and olds[:1] == close:
+            renew(sk)        # a new life at this address: a new socket id
+        sock_id = (live(sk) if state in kinds else sid(sk)) if n else 0
+        o = owners.get(sk)
+        body = tuples[tup] + socks[sock_id] + (L_NETNS + uvarint(netns) if netns else b"")
+        if has_task:
+            key = unpack_task(task)
+            if key[1]:
+                body += L_TASK + task_attr[key][1:]
+        else:
+            key = None
+        if o is not None:
+            body += L_OWNER + o.attr_field[1:]
+        if key is not None and key[1] and 0 in held[LIFE_CTX_AT::item_size]:
+            # its first item in process context makes the task the socket's owner
+            if o is None or o.tgid != key[1] or o.pid != key[0]:
+                o = owners[sk] = task_owner[key]
+                body += L_LEARNT + o.attr_field[1:]
+        if n:
+            body += L_ITEMS + length(len(held)) + held
+        body += names
+        count = n
+        if final:
+            seen.pop(sk, None)
+            for ev in expand(pack_hdr(h[0], K_DESTROY, *h[2:]) + DESTROY.pack(sk, cookie, sock)):
+                if type(ev) is tuple:
+                    ev = (k_ktime + uvarint(ev[0]) if ev[0] else b"") + ev[1]
+                else:
+                    ev = ev.SerializeToString()
+                body += L_TAIL + length(len(ev)) + ev
+                count += 1
+        else:
+            seen[sk] = seq + n
+        if not count:
+            return []
+        return count, lifecycle.K_LIFE + length(len(body)) + body
+
+    pack_hdr = HDR.pack
     return life
+
+
+L_NETNS, L_ITEMS, L_NAMES, L_TAIL = wire.keys(events_pb2.Lifecycle, "netns", "items", "ca_state_names", "tail")
+L_TASK, L_OWNER, L_LEARNT = wire.keys(events_pb2.Lifecycle, "task", "owner", "learnt")
+if wire.keys(events_pb2.Lifecycle, "tuple", "sock") != (wire.TUPLE1, wire.S_SOCK):
+    raise ImportError("tcp_state: Lifecycle no longer has tuple and sock as fields 1 and 2")
+# offsets of kind, ctx and a in struct gew_life_item
+LIFE_KIND_AT, LIFE_CTX_AT, LIFE_A_AT = 20, 21, 22
 
 
 B_OWNER = wire.tag(events_pb2.Event, "owner")

@@ -1,0 +1,185 @@
+"""Lifecycle records expanded into the L0 events they stand for.
+
+Place in the pipeline: the capture writes a short connection's lifecycle (its transitions,
+owner changes and returns to congestion state Open, held in the kernel and handed over in one
+ring-buffer record, bpf/tcp_state.c) as one Event whose body is a ``Lifecycle`` (see
+proto/gewyvern/v1/events.proto): a few fields and the kernel's items as they came, so the
+capture does per connection what it does per record, not per transition. Every reader, the
+recording's and the live engine's, expands such an event here, before anything above the
+recording sees it, into exactly the events the per-event path records for the same kernel
+facts: the same ids (a lifecycle event with id N stands for N, N+1, ...), times, CPUs,
+attribution and bodies, byte for byte (tests/test_lifecycle_wire.py holds both paths
+against each other on random records).
+
+Attribution follows the decoder's rule (gewtui.kernel.decode): an item made in process
+context is the task's (source PROCESS) and makes the task the socket's owner; any other item
+is the socket's owner's (SOCKET_OWNER) when one is known, else nobody's, in the socket's
+namespace. The capture states the owner before the first item (``owner``) and the one the
+first process-context item makes (``learnt``), so the expansion needs no session state.
+
+A lifecycle from a recording is hostile input like any record: at most MAX_ITEMS items and
+MAX_TAIL tail events, items whole, or ValueError (the reader's undecodable record).
+"""
+from __future__ import annotations
+
+import struct
+
+from gewtui.pb import events_pb2
+from gewtui.pbwire import keys, length, tag, uvarint
+
+# struct gew_life_item (bpf/tcp_state.c): ktime, cpu, aux, sport, dport, kind, ctx, a, b
+ITEM = struct.Struct("<QIIHHBBBB")
+ITEM_STATE, ITEM_OWNER, ITEM_CONG = 1, 2, 3
+CTX_PROCESS = 0
+NO_PREVIOUS = 0xFFFFFFFF              # an owner change with no previous owner
+VIA = {1: "send", 2: "recv"}          # how a new owner acted on the socket (bpf/owner.c)
+MAX_ITEMS = 64
+MAX_TAIL = 4
+
+_E = events_pb2.Event
+K_ID, K_KTIME, K_CPU, K_ATTR = keys(_E, "id", "ktime_ns", "cpu", "attr")
+K_LIFE = tag(_E, "lifecycle")
+B_STATE, B_OWNER, B_CONG = keys(_E, "tcp_state", "owner", "cong_state")
+T_TUPLE, T_SOCK = keys(events_pb2.TcpStateChange, "tuple", "sock")
+S_OLD, S_NEW = keys(events_pb2.TcpStateChange, "old_state", "new_state")
+O_PREV, O_COMM, O_VIA = keys(events_pb2.SocketOwner, "previous_tgid", "previous_comm", "via")
+C_CA, C_NAME = keys(events_pb2.TcpCongState, "ca_state", "ca_state_name")
+for _body in (events_pb2.SocketOwner, events_pb2.TcpCongState):
+    if keys(_body, "tuple", "sock") != (T_TUPLE, T_SOCK):
+        raise ImportError(f"lifecycle: {_body.__name__} no longer has tuple and sock as fields 1 and 2")
+if len(K_ATTR) != 1 or len(K_LIFE) != 2:
+    raise ImportError("lifecycle: Event.attr or Event.lifecycle changed its key size")
+_TCP_STATES = frozenset(events_pb2.TcpState.values())
+_NONE = events_pb2.ATTRIBUTION_NONE
+# where the body's key can be in a capture's lifecycle event: after an id and a time (each a
+# varint of at most ten bytes)
+_WINDOW = 24
+
+
+def is_lifecycle(raw: bytes) -> bool:
+    """Whether the serialized Event ``raw`` is a lifecycle (cheap for every other event: one
+    search of its first bytes, then a walk of its envelope only if that finds the key)."""
+    return raw.find(K_LIFE, 2, _WINDOW) >= 0 and _body_key(raw) == K_LIFE
+
+
+def _body_key(raw: bytes) -> bytes:
+    """The key of the first field after the envelope's id, time, CPU and attribution."""
+    j, n = 0, len(raw)
+    while j < n:
+        k = raw[j]
+        if k in (0x08, 0x10, 0x18):           # id, ktime_ns, cpu: varints
+            j += 1
+            while j < n and raw[j] & 0x80:
+                j += 1
+            j += 1
+        elif k == K_ATTR[0]:
+            size, j = _varint(raw, j + 1)
+            j += size
+        else:
+            return raw[j:j + 2]
+    return b""
+
+
+def _varint(raw: bytes, j: int) -> tuple[int, int]:
+    v = shift = 0
+    while j < len(raw) and shift < 64:
+        b = raw[j]
+        v |= (b & 0x7F) << shift
+        j += 1
+        if b < 0x80:
+            break
+        shift += 7
+    return v, j
+
+
+def expand_all(raws: list[bytes]) -> list[bytes]:
+    """``raws`` with every lifecycle replaced by the events it stands for (the same list
+    when there is none)."""
+    out = None
+    find = bytes.find
+    for i, r in enumerate(raws):
+        if find(r, K_LIFE, 2, _WINDOW) >= 0 and _body_key(r) == K_LIFE:
+            if out is None:
+                out = raws[:i]
+            out += expand(r)
+        elif out is not None:
+            out.append(r)
+    return raws if out is None else out
+
+
+def count(raw: bytes) -> int:
+    """How many events the serialized Event ``raw`` stands for."""
+    if not is_lifecycle(raw):
+        return 1
+    life = _E.FromString(raw).lifecycle
+    return len(life.items) // ITEM.size + len(life.tail)
+
+
+def _attr(msg: events_pb2.Attribution) -> bytes:
+    p = msg.SerializeToString()
+    return K_ATTR + length(len(p)) + p
+
+
+def expand(raw: bytes) -> list[bytes]:
+    """The serialized events the lifecycle ``raw`` stands for, in order, each numbered."""
+    ev = _E.FromString(raw)
+    life = ev.lifecycle
+    items = life.items
+    n, rest = divmod(len(items), ITEM.size)
+    if rest or n > MAX_ITEMS or len(life.tail) > MAX_TAIL:
+        raise ValueError(f"lifecycle record with {len(items)} item bytes and {len(life.tail)} tail events")
+    first = ev.id
+    tup = life.tuple
+    tuple_p = tup.SerializeToString()
+    tuple_f = T_TUPLE + length(len(tuple_p)) + tuple_p
+    tuples = {(tup.sport, tup.dport): tuple_f}
+    sock_f = T_SOCK + uvarint(life.sock) if life.sock else b""
+    task = _attr(life.task) if life.HasField("task") else None
+    owner, who = (_attr(life.owner), life.owner) if life.HasField("owner") else (None, None)
+    learnt = (_attr(life.learnt), life.learnt) if life.HasField("learnt") else None
+    nobody = _attr(events_pb2.Attribution(netns=life.netns, source=_NONE))
+    names = life.ca_state_names
+    out: list[bytes] = []
+    unpack = ITEM.unpack_from
+    for i in range(n):
+        ktime, cpu, aux, sport, dport, kind, ctx, a, b = unpack(items, i * ITEM.size)
+        previous = who
+        if ctx == CTX_PROCESS and task is not None:
+            attr = task
+            if learnt is not None:
+                owner, who = learnt
+                learnt = None
+        else:
+            attr = owner if owner is not None else nobody
+        t = tuples.get((sport, dport))
+        if t is None:
+            t2 = events_pb2.Tuple()
+            t2.CopyFrom(tup)
+            t2.sport, t2.dport = sport, dport
+            p = t2.SerializeToString()
+            t = tuples[(sport, dport)] = T_TUPLE + length(len(p)) + p
+        if kind == ITEM_STATE:
+            old = a if a in _TCP_STATES else 0
+            new = b if b in _TCP_STATES else 0
+            body = (t + sock_f + (S_OLD + uvarint(old) if old else b"") + (S_NEW + uvarint(new) if new else b""))
+            key = B_STATE
+        elif kind == ITEM_OWNER:
+            prev_tgid = aux if aux != NO_PREVIOUS else 0
+            body = t + sock_f + (O_PREV + uvarint(prev_tgid) if prev_tgid else b"")
+            if previous is not None and previous.tgid == prev_tgid and previous.comm:
+                comm = previous.comm.encode("utf-8")
+                body += O_COMM + length(len(comm)) + comm
+            via = VIA.get(a, str(a)).encode()
+            body += O_VIA + length(len(via)) + via
+            key = B_OWNER
+        elif kind == ITEM_CONG:
+            name = (names[a] if a < len(names) else str(a)).encode("utf-8")
+            body = t + sock_f + (C_CA + uvarint(a) if a else b"") + (C_NAME + length(len(name)) + name if name else b"")
+            key = B_CONG
+        else:
+            raise ValueError(f"lifecycle item kind {kind}")
+        out.append(K_ID + uvarint(first + i) + (K_KTIME + uvarint(ktime) if ktime else b"")
+                   + (K_CPU + uvarint(cpu) if cpu else b"") + attr + key + length(len(body)) + body)
+    for j, t in enumerate(life.tail):
+        out.append(K_ID + uvarint(first + n + j) + t)
+    return out
