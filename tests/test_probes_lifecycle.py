@@ -126,7 +126,7 @@ def test_lifecycle_records_expand_to_the_per_event_transitions(as_bytes):
     from gewtui.recording import lifecycle
 
     n = 12
-    with veth_pair("lcy", 92 + as_bytes) as net:
+    with veth_pair("lcy", 96 if as_bytes else 92) as net:
         with running_plane(DEFAULT, net, PlaneConfig(lifecycle=True)) as life, \
                 running_plane(DEFAULT, net, PlaneConfig(lifecycle=False)) as per_event:
             compact = []
