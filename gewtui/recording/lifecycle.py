@@ -50,6 +50,11 @@ for _body in (events_pb2.SocketOwner, events_pb2.TcpCongState):
 if len(K_ATTR) != 1 or len(K_LIFE) != 2:
     raise ImportError("lifecycle: Event.attr or Event.lifecycle changed its key size")
 _TCP_STATES = frozenset(events_pb2.TcpState.values())
+# the fields small values make, ready-made: a CPU; a state change's old and new state (the
+# kernel's numbering; a value the proto does not name is left out, as UNSPECIFIED)
+_CPUS = [K_CPU + uvarint(c) if c else b"" for c in range(256)]
+_OLDS = [S_OLD + uvarint(v) if v and v in _TCP_STATES else b"" for v in range(256)]
+_NEWS = [S_NEW + uvarint(v) if v and v in _TCP_STATES else b"" for v in range(256)]
 _NONE = events_pb2.ATTRIBUTION_NONE
 # where the body's key can be in a capture's lifecycle event: after an id and a time (each a
 # varint of at most ten bytes)
@@ -141,6 +146,7 @@ def expand(raw: bytes) -> list[bytes]:
     names = life.ca_state_names
     out: list[bytes] = []
     unpack = ITEM.unpack_from
+    cpus, olds, news = _CPUS, _OLDS, _NEWS
     for i in range(n):
         ktime, cpu, aux, sport, dport, kind, ctx, a, b = unpack(items, i * ITEM.size)
         previous = who
@@ -159,9 +165,7 @@ def expand(raw: bytes) -> list[bytes]:
             p = t2.SerializeToString()
             t = tuples[(sport, dport)] = T_TUPLE + length(len(p)) + p
         if kind == ITEM_STATE:
-            old = a if a in _TCP_STATES else 0
-            new = b if b in _TCP_STATES else 0
-            body = (t + sock_f + (S_OLD + uvarint(old) if old else b"") + (S_NEW + uvarint(new) if new else b""))
+            body = t + sock_f + olds[a] + news[b]
             key = B_STATE
         elif kind == ITEM_OWNER:
             prev_tgid = aux if aux != NO_PREVIOUS else 0
@@ -179,7 +183,7 @@ def expand(raw: bytes) -> list[bytes]:
         else:
             raise ValueError(f"lifecycle item kind {kind}")
         out.append(K_ID + uvarint(first + i) + (K_KTIME + uvarint(ktime) if ktime else b"")
-                   + (K_CPU + uvarint(cpu) if cpu else b"") + attr + key + length(len(body)) + body)
+                   + (cpus[cpu] if cpu < 256 else K_CPU + uvarint(cpu)) + attr + key + length(len(body)) + body)
     for j, t in enumerate(life.tail):
         out.append(K_ID + uvarint(first + n + j) + t)
     return out
