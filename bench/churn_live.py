@@ -100,7 +100,7 @@ def main() -> int:
                        drain_rate=(src.taken - taken) / dt if src.taken > taken and dt else 0.0,
                        events=st.events, lost=st.lost, complete=st.complete,
                        incomplete_reason=st.incomplete_reason, folded=len(d.log),
-                       spilled=src.capture.spilled, cpu_s=cpu)
+                       spilled=src.capture.spilled, cpu_s=cpu, taken=src.taken, captured=src.capture.captured)
             app.call_from_thread(app.exit)
 
         threading.Thread(target=control, daemon=True).start()

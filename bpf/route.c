@@ -181,6 +181,20 @@ int gew_fib4_lookup(struct bpf_raw_tracepoint_args *ctx)
     s32 iif = 0;
     u8 proto = 0;
     u16 sport = 0, dport = 0;
+    void *dev = 0;
+    if (nhc)
+        bpf_probe_read_kernel(&dev, sizeof(dev), nhc + GEW_OFF_NHC_DEV);
+    /* the namespace is the chosen device's; a failed lookup has no device, and then only
+     * a process-context caller's own namespace is known */
+    if (dev)
+        k.netns = gew_dev_netns(dev);
+    else if (gew_ctx() == GEW_CTX_PROCESS)
+        k.netns = gew_task_netns();
+    /* a busy box makes several lookups per connection, in every namespace: one outside
+     * the scope's namespaces costs this much and no more */
+    struct gew_scope_cfg *c = gew_cfg();
+    if (!c || !gew_netns_ok(c, k.netns, GEW_PROBE_ROUTE))
+        return 0;
     bpf_probe_read_kernel(&k.oif, 4, flp + GEW_OFF_FLOWI4_OIF);
     bpf_probe_read_kernel(&iif, 4, flp + GEW_OFF_FLOWI4_IIF);
     bpf_probe_read_kernel(&proto, 1, flp + GEW_OFF_FLOWI4_PROTO);
@@ -190,23 +204,15 @@ int gew_fib4_lookup(struct bpf_raw_tracepoint_args *ctx)
         bpf_probe_read_kernel(&sport, 2, flp + GEW_OFF_FLOWI4_SPORT);
         bpf_probe_read_kernel(&dport, 2, flp + GEW_OFF_FLOWI4_DPORT);
     }
-    void *dev = 0;
     u8 gw_family = 0;
     u8 gw[16] = {};
     if (nhc) {
-        bpf_probe_read_kernel(&dev, sizeof(dev), nhc + GEW_OFF_NHC_DEV);
         bpf_probe_read_kernel(&gw_family, 1, nhc + GEW_OFF_NHC_GW_FAMILY);
         if (gw_family == GEW_AF_INET)
             bpf_probe_read_kernel(gw, 4, nhc + GEW_OFF_NHC_GW);
         else if (gw_family == GEW_AF_INET6)
             bpf_probe_read_kernel(gw, 16, nhc + GEW_OFF_NHC_GW);
     }
-    /* the namespace is the chosen device's; a failed lookup has no device, and then only
-     * a process-context caller's own namespace is known */
-    if (dev)
-        k.netns = gew_dev_netns(dev);
-    else if (gew_ctx() == GEW_CTX_PROCESS)
-        k.netns = gew_task_netns();
     k.table = tb_id;
     k.family = GEW_AF_INET;
     return gew_fib_scoped(&k, sport, dport, proto, err, iif, dev, gw_family, gw);
@@ -224,6 +230,9 @@ int gew_fib6_lookup(struct bpf_raw_tracepoint_args *ctx)
     u16 sport = 0, dport = 0;
     k.netns = gew_net_inum(net);
     k.family = GEW_AF_INET6;
+    struct gew_scope_cfg *c = gew_cfg();
+    if (!c || !gew_netns_ok(c, k.netns, GEW_PROBE_ROUTE))
+        return 0;      /* outside the scope's namespaces: nothing more to read */
     if (table)
         bpf_probe_read_kernel(&k.table, 4, table + GEW_OFF_FIB6_TABLE_ID);
     bpf_probe_read_kernel(&k.oif, 4, flp + GEW_OFF_FLOWI6_OIF);
