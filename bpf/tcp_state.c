@@ -60,6 +60,7 @@
 #define GEW_LIFE_FIRST 8
 #define GEW_TCP_SYN_RECV 3
 #define GEW_TCP_CLOSE 7
+#define GEW_TCP_LISTEN 10
 
 struct gew_rec_state {
     struct gew_hdr h;
@@ -268,6 +269,12 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
     if (protocol != GEW_IPPROTO_TCP)
         return 0;
     u64 key = (u64)sk;
+    /* A socket found out of scope when its life began stays out until a new life begins
+     * (leaving CLOSE or LISTEN, or an accepted child leaving SYN_RECV): on a busy box most
+     * transitions are of such sockets, and this is all they cost. */
+    if (oldstate != GEW_TCP_CLOSE && oldstate != GEW_TCP_LISTEN && oldstate != GEW_TCP_SYN_RECV &&
+        gew_out_socks.lookup(&key))
+        return 0;
     struct gew_tuple t;
     gew_inet_tuple(sk, &t);
     struct gew_sock *s = gew_socks.lookup(&key);
