@@ -7,9 +7,9 @@ by tcp_state's destroy record. Each summary covers the segments since the previo
 the same socket, so summed windows equal the kernel's totals. Layout mirrors
 bpf/tcp_probe.c.
 
-The socket's srtt histogram (gew_srtt_hist, log2 buckets counted per segment in the kernel)
-goes into each summary as the window's delta; the final summary reads it one last time and
-deletes the entry. The plane binds the table once it is loaded (``bind``).
+The socket's srtt histogram (log2 buckets counted per segment in the kernel, in the
+socket's own entry: struct gew_sock) goes into each summary as the window's delta, from the
+same copy of the entry as the counters.
 """
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ K_PROBE_ZW = 7
 
 # after the header: sk, struct gew_sock
 ZW = struct.Struct(f"<Q{SOCK.size}s")
-SRTT_BUCKETS = 24
-HIST = struct.Struct(f"<{SRTT_BUCKETS}I")
-HIST_TABLE = "gew_srtt_hist"
 
 
 @dataclass
@@ -38,43 +35,6 @@ class _Window:
     zw_segments: int
     end_ns: int
     hist: tuple = ()
-
-
-def bind(dec, bpf) -> None:
-    """Give the decoder's tcp_probe state a reader of the srtt histogram table."""
-    import ctypes
-
-    try:
-        t = bpf[HIST_TABLE.encode()]
-    except Exception:
-        return
-    st = dec.unit_state("tcp_probe_hist")
-
-    def read(sk: int, delete: bool) -> tuple:
-        k = t.Key(sk)
-        try:
-            v = t[k]
-        except KeyError:
-            return ()
-        raw = ctypes.string_at(ctypes.addressof(v), HIST.size)
-        if delete:
-            try:
-                del t[k]
-            except KeyError:
-                pass
-        return HIST.unpack(raw)
-
-    st["read"] = read
-
-
-def _hist(dec, sk: int, final: bool) -> tuple:
-    read = dec.unit_state("tcp_probe_hist").get("read")
-    if read is None:
-        return ()
-    try:
-        return read(sk, final)
-    except Exception:   # a map read must never stop decoding; the summary says nothing then
-        return ()
 
 
 def hist_delta(cur: tuple, prev: tuple) -> list[int]:
@@ -119,12 +79,11 @@ def summarise(dec, sk: int, s: SockSnapshot, ev: events_pb2.Event | None = None,
     b.zero_window_segments = max(s.zw_segments - base.zw_segments, 0)
     b.zero_window_now = bool(s.zw_now)
     b.final = final
-    hist = _hist(dec, sk, final)
-    b.srtt_log2_hist.extend(hist_delta(hist, base.hist))
+    b.srtt_log2_hist.extend(hist_delta(s.hist, base.hist))
     if final:
         windows.pop(sk, None)
     else:
-        windows[sk] = _Window(s.segments, s.bytes, s.zw_segments, s.last_ns, hist or base.hist)
+        windows[sk] = _Window(s.segments, s.bytes, s.zw_segments, s.last_ns, s.hist or base.hist)
     return ev
 
 
@@ -238,6 +197,4 @@ UNIT = ProbeUnit(
     self_check=check_layout,
     btf_flags=btf_flags,
     tick=_tick,
-    maps=lambda config: (HIST_TABLE,),
-    start=lambda plane: bind(plane.decoder, plane.bpf),   # the srtt histogram table
 )
