@@ -181,16 +181,18 @@ class Decoder:
                 # records are reserved at their exact size: a mismatch means C and Python
                 # layouts drifted apart
                 raise ValueError(f"kind {h[1]}: {len(data)} bytes, layout says {size}")
-            ev = raw = None
+            ev = raw = events = None
             if fast is not None:
                 payload = fast(h, data)
-                if payload is not None:
+                if type(payload) is list:
+                    events = payload    # several events, each (ktime, payload), numbered below
+                elif payload is not None:
                     # the whole event, numbered here once: id, ktime, then cpu, attr, body
                     raw = (_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(h[0]) if h[0] else b"")
                            + payload)
                     if self.raw_sink is None:
                         ev = _FromString(raw)
-            if raw is None:
+            if raw is None and events is None:
                 events = self._unit_events(fn, h, data)
         except Exception:
             # a record that cannot be decoded is a lost record (stage "decode"), never a crash
@@ -209,10 +211,13 @@ class Decoder:
             return 1
         sink, raw_sink = self.sink, self.raw_sink
         for ev in events:
-            if type(ev) is tuple:   # an expanded event still in its wire form (see expand)
+            if type(ev) is tuple:   # an event still in its wire form (a fast encoder's list, expand)
                 ktime, payload = ev
-                raw_sink(_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(ktime) if ktime else b"")  # type: ignore[misc]
-                         + payload)
+                raw = _K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(ktime) if ktime else b"") + payload
+                if raw_sink is None:
+                    sink(_FromString(raw))
+                else:
+                    raw_sink(raw)
             else:
                 ev.id = self.next_id
                 sink(ev)
@@ -248,11 +253,16 @@ class Decoder:
         if fast is not None:
             payload = fast(h, data)
             if payload is not None:
+                if type(payload) is not list:
+                    payload = [(h[0], payload)]
                 if self.raw_sink is not None:
-                    return [(h[0], payload)]
-                ev = _FromString(payload)
-                ev.ktime_ns = h[0]
-                return [ev]
+                    return payload
+                out = []
+                for ktime, p in payload:
+                    ev = _FromString(p)
+                    ev.ktime_ns = ktime
+                    out.append(ev)
+                return out
         return self._unit_events(fn, h, data)
 
     # -- socket ids ------------------------------------------------------------------------
