@@ -25,6 +25,26 @@ def _tuple(rnd):
                       rnd.choice([0, 9, 443, 65535]), family, rnd.choice([0, 6, 17]))
 
 
+def with_hist(blob: bytes, counts) -> bytes:
+    """A struct gew_sock with its srtt histogram set (``counts``, up to SRTT_BUCKETS)."""
+    counts = list(counts) + [0] * (SRTT_BUCKETS - len(counts))
+    return blob[:SOCK_HIST] + HIST.pack(*counts) + blob[SOCK_HIST + HIST.size:]
+
+
+def sock_blob(rnd, t, ns) -> bytes:
+    """A random struct gew_sock: counters that sometimes run backwards against an earlier
+    window (a new life at the address), the minimum window unset or not, an srtt histogram
+    empty or with a few buckets counted (some past a varint's first byte)."""
+    blob = SOCK.pack(t, ns, rnd.choice([0, 42]), rnd.choice([0, 5, 2**40]), rnd.choice([0, 100]),
+                     rnd.choice([0, 200, 2**50]), rnd.choice([0, 0, 3, 1000]), rnd.choice([0, 300, 2**33]),
+                     rnd.choice([0, 0, 2]), 10, rnd.choice([0, 20]), 30, 40, rnd.choice([0, 50, 0xFFFFFFFF]),
+                     rnd.choice([0, 60, 300000]), 70, rnd.choice([0, 1]), 1)
+    counts = [0] * SRTT_BUCKETS
+    for _ in range(rnd.choice([0, 1, 3])):
+        counts[rnd.randrange(SRTT_BUCKETS)] += rnd.choice([1, 5, 200, 70000])
+    return with_hist(blob, counts)
+
+
 def _vocab():
     v = Vocab.from_kernel(Tracefs(str(DATA)))
     v.ca_states = {0: "Open", 1: "Disorder", 4: "Loss"}
@@ -74,23 +94,3 @@ def _record(rnd, vocab):
                                rnd.choice([b"veth0", b"", b"sixteen-bytes-xx"]))
         probe = drops.PROBE_ID
     return _hdr(rnd, kind, probe) + body
-
-
-def with_hist(blob: bytes, counts) -> bytes:
-    """A struct gew_sock with its srtt histogram set (``counts``, up to SRTT_BUCKETS)."""
-    counts = list(counts) + [0] * (SRTT_BUCKETS - len(counts))
-    return blob[:SOCK_HIST] + HIST.pack(*counts) + blob[SOCK_HIST + HIST.size:]
-
-
-def sock_blob(rnd, t, ns) -> bytes:
-    """A random struct gew_sock: counters that sometimes run backwards against an earlier
-    window (a new life at the address), the minimum window unset or not, an srtt histogram
-    empty or with a few buckets counted (some past a varint's first byte)."""
-    blob = SOCK.pack(t, ns, rnd.choice([0, 42]), rnd.choice([0, 5, 2**40]), rnd.choice([0, 100]),
-                     rnd.choice([0, 200, 2**50]), rnd.choice([0, 0, 3, 1000]), rnd.choice([0, 300, 2**33]),
-                     rnd.choice([0, 0, 2]), 10, rnd.choice([0, 20]), 30, 40, rnd.choice([0, 50, 0xFFFFFFFF]),
-                     rnd.choice([0, 60, 300000]), 70, rnd.choice([0, 1]), 1)
-    counts = [0] * SRTT_BUCKETS
-    for _ in range(rnd.choice([0, 1, 3])):
-        counts[rnd.randrange(SRTT_BUCKETS)] += rnd.choice([1, 5, 200, 70000])
-    return with_hist(blob, counts)
