@@ -45,11 +45,14 @@ class _Window:
 def hist_delta(cur: tuple, prev: tuple) -> list[int]:
     """The window's buckets: the kernel's counts now minus at the previous summary, with
     trailing empty buckets cut."""
-    if not cur:
-        return []
-    out = [max(c - (prev[i] if i < len(prev) else 0), 0) for i, c in enumerate(cur)]
-    while out and not out[-1]:
-        out.pop()
+    if prev:
+        out = [c - p if c > p else 0 for c, p in zip(cur, prev)] + list(cur[len(prev):])
+    else:
+        out = list(cur)   # counts are unsigned
+    n = len(out)
+    while n and not out[n - 1]:
+        n -= 1
+    del out[n:]
     return out
 
 
