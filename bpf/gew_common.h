@@ -73,8 +73,14 @@ struct gew_tuple {
     u8 pad;
 };                     /* 40 bytes */
 
+/* log2 buckets of the srtt histogram in struct gew_sock: bucket i counts segments whose
+ * smoothed RTT was in [2^i, 2^(i+1)) us, the last one everything above */
+#define GEW_SRTT_BUCKETS 24
+
 /* One in-scope TCP socket. tcp_probe keeps its per-segment counters here (lookups only on
- * the hot path); userspace reads the table for periodic summaries. */
+ * the hot path); userspace reads the table for periodic summaries, and every record that
+ * copies the entry (destroy, lifecycle close, zero-window) carries them, the srtt
+ * histogram included. */
 struct gew_sock {
     struct gew_tuple t;
     u32 netns;
@@ -95,8 +101,9 @@ struct gew_sock {
     u8 zw_now;
     u8 state;
     u8 pad[2];
+    u32 srtt_hist[GEW_SRTT_BUCKETS];   /* segments by srtt, log2 buckets (tcp_probe) */
     u64 last_tick;     /* kernel only: jiffies when last_ns was taken (tcp_probe) */
-};                     /* 136 bytes */
+};                     /* 232 bytes */
 
 struct gew_scope_cfg {
     u32 netns_on;

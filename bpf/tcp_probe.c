@@ -30,11 +30,13 @@
  * something asked the kernel for it, and is read with the clock, not on every segment (a
  * cookie, once assigned, never changes), and before a zero-window record.
  * RTT distribution: every segment also counts the socket's smoothed RTT (srtt_us >> 3) in
- * a log2 histogram kept in gew_srtt_hist (bucket i holds [2^i, 2^(i+1)) us, the last one
- * everything above), an LRU hash keyed like gew_socks, so a socket whose final summary
- * was never read cannot fill it. Userspace turns it into per-window deltas in each
- * summary (periodic and final) and deletes the entry with the final one; bcc's tcprtt
- * answers the same question. A segment before the first RTT sample (srtt 0) is not counted.
+ * a log2 histogram kept in the socket's own entry (gew_sock.srtt_hist: bucket i holds
+ * [2^i, 2^(i+1)) us, the last one everything above), so it costs no lookup beyond the
+ * entry's, goes with the entry when the socket is destroyed, and crosses in every record
+ * that copies the entry (destroy, lifecycle close, zero-window) and in the periodic table
+ * read. Userspace turns it into per-window deltas in each summary (periodic and final);
+ * bcc's tcprtt answers the same question. A segment before the first RTT sample (srtt 0)
+ * is not counted.
  * Raw, because a perf-event tracepoint program is skipped whenever another kprobe or
  * tracepoint program runs on the CPU; a raw one (typed or not) only when it nests in
  * itself.
@@ -46,13 +48,7 @@ struct gew_rec_zw {
     struct gew_hdr h;
     u64 sk;
     struct gew_sock s;
-};                     /* 200 */
-
-#define GEW_SRTT_BUCKETS 24
-struct gew_srtt_hist {
-    u32 b[24];         /* GEW_SRTT_BUCKETS */
-};                     /* 96 */
-BPF_TABLE("lru_hash", u64, struct gew_srtt_hist, gew_srtt_hist, 65536);
+};                     /* 296 */
 
 /* floor(log2(v)) for v > 0, in five compares (no loop for the verifier to unroll) */
 static __always_inline u32 gew_log2(u32 v)
@@ -66,24 +62,15 @@ static __always_inline u32 gew_log2(u32 v)
     return r;
 }
 
-static __always_inline void gew_srtt_count(void *sk, u32 srtt)
+static __always_inline void gew_srtt_count(struct gew_sock *s, u32 srtt)
 {
     if (!srtt)
         return;
-    u64 key = (u64)sk;
-    struct gew_srtt_hist *h = gew_srtt_hist.lookup(&key);
-    if (!h) {
-        struct gew_srtt_hist z = {};
-        gew_srtt_hist.update(&key, &z);
-        h = gew_srtt_hist.lookup(&key);
-        if (!h)
-            return;
-    }
     u32 i = gew_log2(srtt);
     if (i >= GEW_SRTT_BUCKETS)
         i = GEW_SRTT_BUCKETS - 1;
     /* updates of one socket are serialised by its lock (see gew_tp_update) */
-    h->b[i] += 1;
+    s->srtt_hist[i] += 1;
 }
 
 #define GEW_TCP_CA_CWR 2
@@ -209,7 +196,7 @@ static __always_inline int gew_tp_update(void *sk, struct gew_sock *s, struct ge
     s->srtt_us = srtt;
     if (srtt > s->max_srtt_us)
         s->max_srtt_us = srtt;
-    gew_srtt_count(sk, srtt);
+    gew_srtt_count(s, srtt);
     if (v->snd_wnd < s->min_snd_wnd)
         s->min_snd_wnd = v->snd_wnd;
     u8 zw = v->snd_wnd == 0;

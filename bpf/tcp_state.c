@@ -77,7 +77,7 @@ struct gew_rec_destroy {
     u64 sk;
     u64 cookie;
     struct gew_sock s;
-};                     /* 200 */
+};                     /* 304 */
 
 struct gew_rec_cong {
     struct gew_hdr h;
@@ -132,7 +132,7 @@ struct gew_rec_life {
     u8 pad[6];
     struct gew_life l;
     struct gew_sock s;
-};                     /* 504 with 8 items */
+};                     /* 600 with 8 items */
 
 #if GEW_LIFECYCLE
 #define GEW_LIFE_ON 1

@@ -56,6 +56,12 @@ def test_fast_encoder_bytes_equal_serialize_to_string(seed):
     assert [parsed[i] for i in sorted(parsed)] == ref_out
     # CPU 0 and zero-valued fields are left out, as protobuf leaves them out
     assert any(events_pb2.Event.FromString(r).cpu == 0 for r in raws)
+    # a socket's final summary (a destroy that counted segments) comes as bytes too, srtt
+    # histogram included; some end a window a zero-window edge (unit decoder) opened
+    finals = [ev.tcp_probe for ev in map(events_pb2.Event.FromString, raws) if ev.tcp_probe.final]
+    assert any(p.srtt_log2_hist for p in finals) and any(p.segments and not p.srtt_log2_hist for p in finals)
+    opened = {(ev.tcp_probe.sock, ev.tcp_probe.window_end_ns) for ev in objs if ev.HasField("tcp_probe")}
+    assert any((p.sock, p.window_start_ns) in opened for p in finals)
 
 
 # -- the hand-off, without a kernel ------------------------------------------------------------

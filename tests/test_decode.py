@@ -10,7 +10,7 @@ from gewtui.kernel.probes import UNITS, drops, owner, queue, route, tcp_events, 
 from gewtui.kernel.probes.base import HDR, SOCK, TUPLE
 from gewtui.pb import events_pb2 as E
 from gewtui.runtime.tracefs import Tracefs
-from tests.support.kernel_records import DATA
+from tests.support.kernel_records import DATA, with_hist
 
 SK, SK2 = 0xFFFF888000001000, 0xFFFF888000002000
 NS_SOCK, NS_TASK = 4026532001, 4026531840
@@ -108,6 +108,25 @@ def test_probe_windows_add_up_to_the_kernel_totals(dec):
     assert [(w.window_start_ns, w.window_end_ns) for w in windows] == [(100, 300), (300, 400), (400, 500)]
     assert windows[0].min_snd_wnd == 0 and windows[1].zero_window_segments == 2
     assert windows[2].final and windows[2].zero_window_segments == 0
+
+
+def test_srtt_histogram_windows_come_with_the_socket_entry(dec):
+    """The histogram travels in struct gew_sock: each summary holds the buckets counted since
+    the socket's previous one, whichever record or table read carried the entry."""
+    first = [0] * 9 + [4, 6]
+    (w1,) = tcp_probe.periodic(dec, [(SK, with_hist(sock_blob(segments=10, last=300), first))])
+    zw = with_hist(sock_blob(segments=12, last=350, zw=1, zws=1), [0] * 9 + [5, 7])
+    dec.record(hdr(tcp_probe.K_PROBE_ZW, ctx=1, probe=3) + tcp_probe.ZW.pack(SK, zw))
+    last = with_hist(sock_blob(segments=15, last=400, zws=1), [0] * 9 + [5, 9, 0, 1])
+    dec.record(hdr(tcp_state.K_DESTROY, ctx=1) + tcp_state.DESTROY.pack(SK, 0, last))
+    w2, fin = dec.out[0].tcp_probe, dec.out[2].tcp_probe
+    assert list(w1.tcp_probe.srtt_log2_hist) == first
+    assert list(w2.srtt_log2_hist) == [0] * 9 + [1, 1]
+    assert fin.final and list(fin.srtt_log2_hist) == [0] * 9 + [0, 2, 0, 1]
+    assert [w1.tcp_probe.segments, w2.segments, fin.segments] == [10, 2, 3]
+    # a socket whose segments came before any RTT sample: an empty histogram
+    dec.record(hdr(tcp_state.K_DESTROY, ctx=1) + tcp_state.DESTROY.pack(SK2, 0, sock_blob(segments=2)))
+    assert dec.out[-1].tcp_probe.final and not dec.out[-1].tcp_probe.srtt_log2_hist
 
 
 def dec_hdr():

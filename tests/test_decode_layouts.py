@@ -64,7 +64,6 @@ def structs():
     ("gew_rec_retrans", base.HDR.size + tcp_events.RETRANS.size),
     ("gew_rec_reset", base.HDR.size + tcp_events.RESET.size),
     ("gew_rec_zw", base.HDR.size + tcp_probe.ZW.size),
-    ("gew_srtt_hist", tcp_probe.HIST.size),
     ("gew_rec_owner", base.HDR.size + owner.OWNER.size),
     ("gew_rec_drop", base.HDR.size + drops.DROP.size),
     ("gew_rec_rcvq", base.HDR.size + drops.RCVQ.size),
@@ -77,6 +76,28 @@ def structs():
 ])
 def test_struct_sizes_match(structs, cname, pysize):
     assert _layout(cname, structs)[0] == pysize
+
+
+def _offset(name: str, member: str, structs) -> int:
+    """Offset of ``member`` in struct ``name`` under the same rules."""
+    off = 0
+    for ctype, field, n in structs[name]:
+        if ctype.startswith("struct "):
+            size, a = _layout(ctype.split()[1], structs)
+        else:
+            size = a = SCALARS[ctype]
+        off = (off + a - 1) // a * a
+        if field == member:
+            return off
+        off += size * n
+    raise KeyError(member)
+
+
+def test_sock_histogram_where_python_reads_it(structs):
+    # the srtt histogram is read on its own (base.HIST at base.SOCK_HIST), not through SOCK
+    assert _offset("gew_sock", "srtt_hist", structs) == base.SOCK_HIST
+    assert _defines(_sources())["GEW_SRTT_BUCKETS"] == base.SRTT_BUCKETS
+    assert dict((f, n) for _, f, n in structs["gew_sock"])["srtt_hist"] * 4 == base.HIST.size
 
 
 def _defines(text: str) -> dict[str, int]:

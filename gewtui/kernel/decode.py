@@ -228,10 +228,13 @@ class Decoder:
             return 1
         sink, raw_sink = self.sink, self.raw_sink
         for ev in events:
-            if type(ev) is tuple:   # an expanded event still in its wire form (see expand)
+            if type(ev) is tuple:   # an event still in its wire form (a fast encoder's list, expand)
                 ktime, payload = ev
-                raw_sink(_K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(ktime) if ktime else b"")  # type: ignore[misc]
-                         + payload)
+                raw = _K_ID + _uvarint(self.next_id) + (_K_KTIME + _uvarint(ktime) if ktime else b"") + payload
+                if raw_sink is None:
+                    sink(_FromString(raw))
+                else:
+                    raw_sink(raw)
             else:
                 ev.id = self.next_id
                 sink(ev)
@@ -267,11 +270,16 @@ class Decoder:
         if fast is not None:
             payload = fast(h, data)
             if payload is not None:
+                if type(payload) is not list:
+                    payload = [(h[0], payload)]
                 if self.raw_sink is not None:
-                    return [(h[0], payload)]
-                ev = _FromString(payload)
-                ev.ktime_ns = h[0]
-                return [ev]
+                    return payload
+                out = []
+                for ktime, p in payload:
+                    ev = _FromString(p)
+                    ev.ktime_ns = ktime
+                    out.append(ev)
+                return out
         return self._unit_events(fn, h, data)
 
     # -- socket ids ------------------------------------------------------------------------

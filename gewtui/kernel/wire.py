@@ -12,8 +12,9 @@ encoders); each probe unit writes its own kinds' encoders beside its decoders (P
 imports this module, never the other way round. ``tests/test_decode_fastpath.py`` checks
 every kind against its unit decoder on crafted records.
 
-An encoder returns the event's bytes without its id, or None when the record needs what
-only the unit decoder does (a second event, a summary): the decoder then runs that one.
+An encoder returns the event's bytes without its id; or, for a record that makes several
+events, a list of ``(ktime_ns, bytes)``, numbered in that order by the decoder; or None when
+the record needs what only the unit decoder does: the decoder then runs that one.
 No bcc here.
 """
 from __future__ import annotations
@@ -58,11 +59,11 @@ class Encoders:
         """A struct gew_tuple as a serialized Tuple (see TupleFields)."""
         return self.tuples.payload(raw)
 
-    def table(self) -> dict[int, Callable[[tuple, bytes], bytes | None]]:
+    def table(self) -> dict[int, Callable[[tuple, bytes], bytes | list | None]]:
         """kind -> encoder(header tuple, record) for the units the decoder runs. An encoder
         returns the event's bytes without id and ktime, or None when the record needs the
-        unit's decoder (a second event, a summary)."""
-        out: dict[int, Callable[[tuple, bytes], bytes | None]] = {}
+        unit's decoder; a list of (ktime_ns, bytes) for several events."""
+        out: dict[int, Callable[[tuple, bytes], bytes | list | None]] = {}
         for u in self.units:
             if u.fast is not None:
                 out.update(u.fast(self))

@@ -5,8 +5,8 @@ import random
 from pathlib import Path
 
 from gewtui.kernel.decode import Vocab
-from gewtui.kernel.probes import drops, tcp_events, tcp_state
-from gewtui.kernel.probes.base import HDR, SOCK, TUPLE
+from gewtui.kernel.probes import drops, tcp_events, tcp_probe, tcp_state
+from gewtui.kernel.probes.base import HDR, HIST, SOCK, SOCK_HIST, SRTT_BUCKETS, TUPLE
 from gewtui.runtime.tracefs import Tracefs
 
 # The tracefs formats captured from a kernel (tests/data/tracefs).
@@ -23,6 +23,26 @@ def _tuple(rnd):
     family = rnd.choice([2, 2, 10, 0, 1])
     return TUPLE.pack(_addr(rnd, family), _addr(rnd, family), rnd.choice([0, 1, 80, 40000, 65535]),
                       rnd.choice([0, 9, 443, 65535]), family, rnd.choice([0, 6, 17]))
+
+
+def with_hist(blob: bytes, counts) -> bytes:
+    """A struct gew_sock with its srtt histogram set (``counts``, up to SRTT_BUCKETS)."""
+    counts = list(counts) + [0] * (SRTT_BUCKETS - len(counts))
+    return blob[:SOCK_HIST] + HIST.pack(*counts) + blob[SOCK_HIST + HIST.size:]
+
+
+def sock_blob(rnd, t, ns) -> bytes:
+    """A random struct gew_sock: counters that sometimes run backwards against an earlier
+    window (a new life at the address), the minimum window unset or not, an srtt histogram
+    empty or with a few buckets counted (some past a varint's first byte)."""
+    blob = SOCK.pack(t, ns, rnd.choice([0, 42]), rnd.choice([0, 5, 2**40]), rnd.choice([0, 100]),
+                     rnd.choice([0, 200, 2**50]), rnd.choice([0, 0, 3, 1000]), rnd.choice([0, 300, 2**33]),
+                     rnd.choice([0, 0, 2]), 10, rnd.choice([0, 20]), 30, 40, rnd.choice([0, 50, 0xFFFFFFFF]),
+                     rnd.choice([0, 60, 300000]), 70, rnd.choice([0, 1]), 1)
+    counts = [0] * SRTT_BUCKETS
+    for _ in range(rnd.choice([0, 1, 3])):
+        counts[rnd.randrange(SRTT_BUCKETS)] += rnd.choice([1, 5, 200, 70000])
+    return with_hist(blob, counts)
 
 
 def _vocab():
@@ -54,8 +74,13 @@ def _record(rnd, vocab):
     elif kind == tcp_state.K_CONG:
         body, probe = tcp_state.CONG.pack(t, sk, ns, rnd.choice([0, 1, 4, 9])), tcp_state.PROBE_ID
     elif kind == tcp_state.K_DESTROY:
-        blob = SOCK.pack(t, ns, 0, 5, 100, 200, rnd.choice([0, 0, 3]), 300, 0, 10, 20, 30, 40, 50, 60, 70, 0, 1)
-        body, probe = tcp_state.DESTROY.pack(sk, rnd.choice([0, 4242, 2**40]), blob), tcp_state.PROBE_ID
+        # or, one time in three, a zero-window edge of the socket (unit decoder): a summary
+        # window that a later destroy's final summary starts from
+        if rnd.random() < 0.33:
+            body, kind, probe = tcp_probe.ZW.pack(sk, sock_blob(rnd, t, ns)), tcp_probe.K_PROBE_ZW, tcp_probe.PROBE_ID
+        else:
+            body = tcp_state.DESTROY.pack(sk, rnd.choice([0, 4242, 2**40]), sock_blob(rnd, t, ns))
+            probe = tcp_state.PROBE_ID
     elif kind == tcp_events.K_RETRANS:
         body = tcp_events.RETRANS.pack(t, sk, ns, rnd.choice([1, 2, 99, -1]), rnd.choice([0, -101, 5]),
                                        rnd.choice([0, 1]))

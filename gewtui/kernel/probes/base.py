@@ -19,8 +19,14 @@ from gewtui.runtime.capabilities import BtfNeed, Needs, TracepointNeed
 HDR = struct.Struct("<QHBBIIIIIQ16s")
 # struct gew_tuple: saddr[16], daddr[16], sport, dport, family, protocol, pad
 TUPLE = struct.Struct("<16s16sHHHBx")
-# struct gew_sock (its last 8 bytes, last_tick, are the kernel's own: not decoded)
-SOCK = struct.Struct("<40sIIQQQQQQIIIIIIIBBxx8x")
+# struct gew_sock's srtt histogram: GEW_SRTT_BUCKETS log2 buckets of u32
+SRTT_BUCKETS = 24
+HIST = struct.Struct(f"<{SRTT_BUCKETS}I")
+# struct gew_sock: tuple and counters, then the srtt histogram at SOCK_HIST (read on its
+# own, HIST, where a summary needs it), then 8 bytes of the kernel's own (last_tick, not
+# decoded)
+SOCK = struct.Struct(f"<40sIIQQQQQQIIIIIIIBBxx{HIST.size}x8x")
+SOCK_HIST = SOCK.size - 8 - HIST.size
 
 CTX_PROCESS = 0
 CTX_SOFTIRQ = 1
@@ -149,13 +155,17 @@ class SockSnapshot:
     max_srtt_us: int
     zw_now: int
     state: int
+    hist: tuple = ()   # the srtt histogram's SRTT_BUCKETS counts
+
+
+_HIST_UNPACK = HIST.unpack_from
 
 
 def parse_sock(buf: bytes, offset: int = 0) -> SockSnapshot:
     (t, netns, owner, cookie, first, last, segs, nbytes, zws, cwnd, ssth, swnd, rwnd, minw, srtt,
      maxsrtt, zw, state) = SOCK.unpack_from(buf, offset)
     return SockSnapshot(tuple_pb(t), netns, owner, cookie, first, last, segs, nbytes, zws, cwnd, ssth,
-                        swnd, rwnd, minw, srtt, maxsrtt, zw, state)
+                        swnd, rwnd, minw, srtt, maxsrtt, zw, state, _HIST_UNPACK(buf, offset + SOCK_HIST))
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,22 @@ by tcp_state's destroy record. Each summary covers the segments since the previo
 the same socket, so summed windows equal the kernel's totals. Layout mirrors
 bpf/tcp_probe.c.
 
-The socket's srtt histogram (gew_srtt_hist, log2 buckets counted per segment in the kernel)
-goes into each summary as the window's delta; the final summary reads it one last time and
-deletes the entry. The plane binds the table once it is loaded (``bind``).
+The socket's srtt histogram (log2 buckets counted per segment in the kernel, in the
+socket's own entry: struct gew_sock) goes into each summary as the window's delta, from the
+same copy of the entry as the counters.
+
+The final summary of a socket has a fast encoder (``final_encoder``): tcp_state's destroy
+encoder hands it the record's struct gew_sock and gets the summary's wire bytes, what
+``summarise(..., final=True)`` and SerializeToString give.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
-from gewtui.kernel.probes.base import HDR, SOCK, Header, Program, ProbeUnit, SockSnapshot, parse_sock
+from gewtui.kernel import wire
+from gewtui.kernel.probes.base import HDR, HIST, SOCK, SOCK_HIST, Header, Program, ProbeUnit, SockSnapshot, parse_sock
 from gewtui.pb import events_pb2
 from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
@@ -26,9 +31,6 @@ K_PROBE_ZW = 7
 
 # after the header: sk, struct gew_sock
 ZW = struct.Struct(f"<Q{SOCK.size}s")
-SRTT_BUCKETS = 24
-HIST = struct.Struct(f"<{SRTT_BUCKETS}I")
-HIST_TABLE = "gew_srtt_hist"
 
 
 @dataclass
@@ -40,51 +42,17 @@ class _Window:
     hist: tuple = ()
 
 
-def bind(dec, bpf) -> None:
-    """Give the decoder's tcp_probe state a reader of the srtt histogram table."""
-    import ctypes
-
-    try:
-        t = bpf[HIST_TABLE.encode()]
-    except Exception:
-        return
-    st = dec.unit_state("tcp_probe_hist")
-
-    def read(sk: int, delete: bool) -> tuple:
-        k = t.Key(sk)
-        try:
-            v = t[k]
-        except KeyError:
-            return ()
-        raw = ctypes.string_at(ctypes.addressof(v), HIST.size)
-        if delete:
-            try:
-                del t[k]
-            except KeyError:
-                pass
-        return HIST.unpack(raw)
-
-    st["read"] = read
-
-
-def _hist(dec, sk: int, final: bool) -> tuple:
-    read = dec.unit_state("tcp_probe_hist").get("read")
-    if read is None:
-        return ()
-    try:
-        return read(sk, final)
-    except Exception:   # a map read must never stop decoding; the summary says nothing then
-        return ()
-
-
 def hist_delta(cur: tuple, prev: tuple) -> list[int]:
     """The window's buckets: the kernel's counts now minus at the previous summary, with
     trailing empty buckets cut."""
-    if not cur:
-        return []
-    out = [max(c - (prev[i] if i < len(prev) else 0), 0) for i, c in enumerate(cur)]
-    while out and not out[-1]:
-        out.pop()
+    if prev:
+        out = [c - p if c > p else 0 for c, p in zip(cur, prev)] + list(cur[len(prev):])
+    else:
+        out = list(cur)   # counts are unsigned
+    n = len(out)
+    while n and not out[n - 1]:
+        n -= 1
+    del out[n:]
     return out
 
 
@@ -119,12 +87,11 @@ def summarise(dec, sk: int, s: SockSnapshot, ev: events_pb2.Event | None = None,
     b.zero_window_segments = max(s.zw_segments - base.zw_segments, 0)
     b.zero_window_now = bool(s.zw_now)
     b.final = final
-    hist = _hist(dec, sk, final)
-    b.srtt_log2_hist.extend(hist_delta(hist, base.hist))
+    b.srtt_log2_hist.extend(hist_delta(s.hist, base.hist))
     if final:
         windows.pop(sk, None)
     else:
-        windows[sk] = _Window(s.segments, s.bytes, s.zw_segments, s.last_ns, hist or base.hist)
+        windows[sk] = _Window(s.segments, s.bytes, s.zw_segments, s.last_ns, s.hist or base.hist)
     return ev
 
 
@@ -141,6 +108,71 @@ def final_summary(dec, hdr: Header, sk: int, cookie: int, s: SockSnapshot) -> It
     if ev is not None and cookie:
         ev.tcp_probe.sock_cookie = cookie
     return (ev,) if ev is not None else ()
+
+
+def final_encoder(enc) -> Callable[[bytes, int, int, int, bytes, int], bytes]:
+    """The final summary on the capture's path: ``final(env, sk, sock_id, cookie, buf, at)``
+    gives the wire bytes (without id and ktime) of what ``final_summary`` makes for the
+    struct gew_sock at ``buf[at:]``, its envelope ``env`` being the destroy's. What
+    ``summarise(..., final=True)`` does, written out once more for speed (a short
+    connection's costliest event): tests/test_decode_fastpath.py and tests/test_capture.py
+    hold every byte against the unit decoder. Ends the socket's window like summarise."""
+    windows: dict[int, _Window] = enc.dec.unit_state("tcp_probe")
+    tuples, socks, length, uv = enc.tuples, enc.socks, wire.length, wire.uvarint
+    unpack, hist_at, hist_end = SOCK.unpack_from, SOCK_HIST, SOCK_HIST + HIST.size
+    hist_fields = wire.Cache(_hist_field, 4096)   # a short life's histogram, as it repeats
+    # fields whose values repeat from one connection to the next, each encoded once (bounded)
+    (segs_f, bytes_f, cwnd_f, ssth_f, swnd_f, rwnd_f, minw_f, srtt_f, maxsrtt_f, zws_f) = (
+        wire.field_cache(k, limit=4096) for k in (P_SEGS, P_BYTES, P_CWND, P_SSTHRESH, P_SND_WND, P_RCV_WND,
+                                                  P_MIN_WND, P_SRTT, P_MAX_SRTT, P_ZW_SEGS))
+
+    def final(env: bytes, sk: int, sid: int, cookie: int, buf: bytes, at: int) -> bytes:
+        t, _, _, s_cookie, first, last, segs, nbytes, zws, cwnd, ssth, swnd, rwnd, minw, srtt, maxsrtt, zw, _ = unpack(
+            buf, at)
+        raw_hist = buf[at + hist_at:at + hist_end].rstrip(b"\0")
+        w = windows.pop(sk, None)
+        if w is None:
+            # the whole life in one window (a short connection): the counts as they are
+            hist = hist_fields[raw_hist]
+        else:
+            first = w.end_ns
+            segs, nbytes, zws = max(segs - w.segments, 0), max(nbytes - w.bytes, 0), max(zws - w.zw_segments, 0)
+            hist = _packed(hist_delta(HIST.unpack_from(buf, at + hist_at), w.hist)) if raw_hist else b""
+        c = cookie or s_cookie
+        if minw == 0xFFFFFFFF:
+            minw = 0
+        body = b"".join((tuples[t], socks[sid], P_COOKIE + uv(c) if c else b"", P_START + uv(first) if first else b"",
+                         P_END + uv(last) if last else b"", segs_f[segs], bytes_f[nbytes], cwnd_f[cwnd], ssth_f[ssth],
+                         swnd_f[swnd], rwnd_f[rwnd], minw_f[minw], srtt_f[srtt], maxsrtt_f[maxsrtt], zws_f[zws],
+                         P_ZW_NOW if zw else b"", P_FINAL, hist))
+        return env + B_PROBE + length(len(body)) + body
+
+    return final
+
+
+def _packed(counts: list[int]) -> bytes:
+    """srtt_log2_hist's field: packed varints (nothing when empty)."""
+    if not counts:
+        return b""
+    packed = b"".join(map(wire.uvarint, counts))
+    return P_HIST + wire.length(len(packed)) + packed
+
+
+def _hist_field(raw: bytes) -> bytes:
+    """srtt_log2_hist's field from a histogram's bytes with trailing zero bytes cut."""
+    n = (len(raw) + 3) // 4
+    return _packed(list(struct.unpack(f"<{n}I", raw.ljust(4 * n, b"\0"))))
+
+
+B_PROBE = wire.tag(events_pb2.Event, "tcp_probe")
+(P_COOKIE, P_START, P_END, P_SEGS, P_BYTES, P_CWND, P_SSTHRESH, P_SND_WND, P_RCV_WND, P_MIN_WND, P_SRTT,
+ P_MAX_SRTT, P_ZW_SEGS) = wire.keys(
+    events_pb2.TcpProbeSummary, "sock_cookie", "window_start_ns", "window_end_ns", "segments", "bytes", "snd_cwnd",
+    "ssthresh", "snd_wnd", "rcv_wnd", "min_snd_wnd", "srtt_us", "max_srtt_us", "zero_window_segments")
+# a packed repeated field (proto3's default): length-delimited, its varints one after another
+P_HIST = wire.uvarint(events_pb2.TcpProbeSummary.DESCRIPTOR.fields_by_name["srtt_log2_hist"].number << 3 | 2)
+# the two booleans, true (a false one is left out)
+P_ZW_NOW, P_FINAL = (k + b"\x01" for k in wire.keys(events_pb2.TcpProbeSummary, "zero_window_now", "final"))
 
 
 def periodic(dec, table_items: Iterable[tuple[int, bytes]]) -> list[events_pb2.Event]:
@@ -238,6 +270,4 @@ UNIT = ProbeUnit(
     self_check=check_layout,
     btf_flags=btf_flags,
     tick=_tick,
-    maps=lambda config: (HIST_TABLE,),
-    start=lambda plane: bind(plane.decoder, plane.bpf),   # the srtt histogram table
 )

@@ -122,13 +122,18 @@ def fast(enc) -> dict:
         body = tuples[t] + socks[sid(sk)] + ca_fields[ca]
         return env(h, sk, netns) + B_CONG + length(len(body)) + body
 
-    def destroy(h: tuple, buf: bytes) -> bytes | None:
+    final_summary = tcp_probe.final_encoder(enc) if summaries else None
+
+    def destroy(h: tuple, buf: bytes) -> bytes | list:
         sk, cookie, t, netns, segments = unpack_destroy(buf, at)
-        if segments and summaries:
-            return None   # with the final tcp_probe summary: the unit decoder makes both events
-        body = tuples[t] + socks[sid(sk)] + (D_COOKIE + wire.uvarint(cookie) if cookie else b"")
-        out = env(h, sk, netns, False) + B_DESTROY + length(len(body)) + body
+        e, s = env(h, sk, netns, False), sid(sk)
+        body = tuples[t] + socks[s] + (D_COOKIE + wire.uvarint(cookie) if cookie else b"")
+        out = e + B_DESTROY + length(len(body)) + body
         forget(sk)
+        if segments and final_summary is not None:
+            # and the socket's final tcp_probe summary (same envelope): two events, numbered
+            # in this order by the decoder
+            return [(h[0], out), (h[0], final_summary(e, sk, s, cookie, buf, _DESTROY_SOCK))]
         return out
 
     return {K_STATE: state, K_CONG: cong, K_DESTROY: destroy,
@@ -146,6 +151,7 @@ D_COOKIE = wire.tag(events_pb2.SocketDestroy, "sock_cookie")
 # destroy, as the fast path reads it: sk, cookie, then from struct gew_sock its tuple, netns
 # and (after owner, cookie, first_ns, last_ns) its segment count
 _DESTROY = struct.Struct(f"<QQ{TUPLE.size}sI28xQ{SOCK.size - TUPLE.size - 4 - 28 - 8}x")
+_DESTROY_SOCK = HDR.size + 16   # where a destroy record's struct gew_sock begins (after sk, cookie)
 if _DESTROY.size != DESTROY.size:
     raise ImportError("tcp_state: the fast destroy layout no longer matches DESTROY")
 
