@@ -15,7 +15,9 @@ before each observer and after the last, so each observed run has a baseline on 
 - ``live``: gew-tui's debugger with the live engine under Textual's headless driver
   (bench/churn_live.py, ``--scope netns=<server ns>``): capture thread, engine, pump, UI;
 - ``tcplife``: bcc's ``tcplife-bpfcc -L <port>`` (its own scoping: the server's port);
-- ``tcpstates``: bcc's ``tcpstates-bpfcc -L <port>``.
+- ``tcpstates``: bcc's ``tcpstates-bpfcc -L <port>``;
+- ``kernel``: gew's programs and ring buffer with a consumer that only takes records off the
+  ring (bench/churn_kernel_only.py): not a mode of gew, a bound on what any capture could keep.
 
 For each: connections/s the workload reached (redis-benchmark's requests/s), and its ratio
 to the mean of the unobserved runs just before and just after it; records produced and lost (gew: the session's own counters,
@@ -47,10 +49,11 @@ from _util import ROOT, end, load, log, med, require_root, table, veth_pair  # n
 PORT = 6399
 CLIENTS = 32
 TARGET_APPLY, TARGET_LIVE = 0.85, 0.75
-OBSERVERS = ("none", "apply", "live", "tcplife", "tcpstates")
+OBSERVERS = ("none", "apply", "live", "tcplife", "tcpstates", "kernel")
 NAMES = {"none": "none", "apply": "`gew session apply --scope netns=<server>`",
          "live": "live engine (gew-tui debugger, headless)", "tcplife": "bcc `tcplife-bpfcc -L 6399`",
-         "tcpstates": "bcc `tcpstates-bpfcc -L 6399`"}
+         "tcpstates": "bcc `tcpstates-bpfcc -L 6399`",
+         "kernel": "gew's programs and ring buffer only (records taken, not decoded: a bound, not a mode)"}
 RINGBUF_PAGES = int(os.environ.get("GEW_BENCH_RINGBUF_PAGES", "0"))   # 0: the session's default
 SAMPLE = bool(os.environ.get("GEW_BENCH_SAMPLE"))   # sample the live engine's pump while its lag drains
 GEW = [os.path.join(os.path.dirname(sys.executable), "gew")]
@@ -217,6 +220,29 @@ def run_live(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
     return run
 
 
+def run_kernel(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
+    """The session's programs and ring buffer with a consumer that decodes nothing
+    (bench/churn_kernel_only.py): the most any capture could keep on this box."""
+    run = Run("kernel", rnd)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "churn_kernel_only.py"), "--netns", server_ns],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        _wait_line(p, p.stdout, r"^ready")
+        c0 = _measure(p, client_ns, addr, requests, run)
+        run.cpu_total = _cpu_s(p.pid) - c0
+        p.stdin.write("stop\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=120)
+    finally:
+        end(p)
+    lines = [x for x in out.splitlines() if x.startswith("{")]
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"kernel-only observer failed ({p.returncode}): {err.strip()[-300:]}")
+    r = json.loads(lines[-1])
+    run.records, run.lost = int(r["records"]), int(r["lost"])
+    return run
+
+
 def _bcc(tool: str) -> str | None:
     return shutil.which(f"{tool}-bpfcc") or shutil.which(tool)
 
@@ -285,6 +311,8 @@ def main(argv: list[str]) -> int:
                         r = run_apply(server_ns, client_ns, addr, a.requests, rnd, tmp)
                     elif o == "live":
                         r = run_live(server_ns, client_ns, addr, a.requests, rnd, tmp)
+                    elif o == "kernel":
+                        r = run_kernel(server_ns, client_ns, addr, a.requests, rnd, tmp)
                     else:
                         r = run_bcc(o, server_ns, client_ns, addr, a.requests, rnd, tmp)
                     nxt = run_none(client_ns, addr, a.requests, rnd, tmp)

@@ -240,21 +240,25 @@ def _life_encoder(enc, items_path):
     tuples, socks, length = enc.tuples, enc.socks, wire.length
     owners, task_attr, task_owner = dec.owners, dec._task_attr, dec._task_owner
     sid, live, renew, expand = dec.sock_id, dec.live_sock_id, dec.renew_socket, dec.expand
-    unpack_rec, unpack_life, unpack_task = REC_LIFE.unpack_from, LIFE.unpack, LIFE_TASK.unpack
+    unpack_task = LIFE_TASK.unpack_from
     uvarint, k_ktime, at, item_size = wire.uvarint, lifecycle.K_KTIME, HDR.size, LIFE_ITEM.size
     ca = dec.vocab.ca_states
     names = b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
     state, close = bytes((LIFE_STATE,)), bytes((events_pb2.TCP_CLOSE,))
 
+    seen: dict[int, int] = dec.unit_state("tcp_state.life")
+    head, task_at, tup_at, items_at, sock_at = _REC_HEAD.unpack_from, _TASK_AT, _TUP_AT, _ITEMS_AT, _SOCK_AT
+    tup_end = tup_at + TUPLE.size
+
     def life(h: tuple, buf: bytes) -> tuple | list | None:
         if dec.raw_sink is None:
             return None
-        sk, cookie, final, _why, raw_life, sock = unpack_rec(buf, at)
-        n, seq, netns, has_task, task, tup, items = unpack_life(raw_life)
+        # the fields it needs, read where they lie (no copy of the whole entry)
+        sk, cookie, final, _why, n, seq, netns, has_task = head(buf, at)
         if n > LIFE_ITEMS:
             raise ValueError(f"lifecycle record holds {n} items (at most {LIFE_ITEMS})")
-        seen: dict[int, int] = dec.unit_state("tcp_state.life")
-        held = items[:n * item_size]
+        tup = buf[tup_at:tup_end]
+        held = buf[items_at:items_at + n * item_size]
         kinds, olds = held[LIFE_KIND_AT::item_size], held[LIFE_A_AT::item_size]
         if (seq and seen.get(sk, 0) > seq) or close in olds[1:]:
             return items_path(h, buf)
@@ -267,7 +271,7 @@ def _life_encoder(enc, items_path):
         o = owners.get(sk)
         body = tuples[tup] + socks[sock_id] + (L_NETNS + uvarint(netns) if netns else b"")
         if has_task:
-            key = unpack_task(task)
+            key = unpack_task(buf, task_at)
             if key[1]:
                 body += L_TASK + task_attr[key][1:]
         else:
@@ -285,7 +289,7 @@ def _life_encoder(enc, items_path):
         count = n
         if final:
             seen.pop(sk, None)
-            for ev in expand(pack_hdr(h[0], K_DESTROY, *h[2:]) + DESTROY.pack(sk, cookie, sock)):
+            for ev in expand(pack_hdr(h[0], K_DESTROY, *h[2:]) + DESTROY.pack(sk, cookie, buf[sock_at:])):
                 if type(ev) is tuple:
                     ev = (k_ktime + uvarint(ev[0]) if ev[0] else b"") + ev[1]
                 else:
@@ -308,6 +312,15 @@ if wire.keys(events_pb2.Lifecycle, "tuple", "sock") != (wire.TUPLE1, wire.S_SOCK
     raise ImportError("tcp_state: Lifecycle no longer has tuple and sock as fields 1 and 2")
 # offsets of kind, ctx and a in struct gew_life_item
 LIFE_KIND_AT, LIFE_CTX_AT, LIFE_A_AT = 20, 21, 22
+# struct gew_rec_life read in place: sk, cookie, final, why, then gew_life's n, seq, netns,
+# has_task; where its task, tuple, items and gew_sock lie in the record
+_REC_HEAD = struct.Struct("<QQBB6xIIIB3x")
+_TASK_AT = HDR.size + _REC_HEAD.size
+_TUP_AT = _TASK_AT + LIFE_TASK.size
+_ITEMS_AT = _TUP_AT + TUPLE.size
+_SOCK_AT = HDR.size + REC_LIFE.size - SOCK.size
+if _ITEMS_AT != HDR.size + 24 + LIFE_ITEMS_AT or _SOCK_AT != _ITEMS_AT + LIFE_ITEMS * LIFE_ITEM.size:
+    raise ImportError("tcp_state: the lifecycle record's offsets no longer match REC_LIFE")
 
 
 B_OWNER = wire.tag(events_pb2.Event, "owner")

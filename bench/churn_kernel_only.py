@@ -1,0 +1,61 @@
+"""The session's kernel side alone, as an observer for bench_churn.py: every probe unit
+attached with the session's scope and ring buffer, and a consumer that takes each record off
+the ring buffer and does nothing else (no decoding, no recording). Not something gew does;
+it bounds what userspace work could ever give back: the workload's rate under it is the
+most a session's capture could reach on this box.
+
+    python bench/churn_kernel_only.py --netns NAME
+
+Prints ``ready`` once attached; a line on stdin stops it, and it prints one JSON object:
+records taken, records the kernel lost.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--netns", required=True, help="a named network namespace (ip netns)")
+    a = ap.parse_args()
+    from gewtui.kernel.plane import KernelPlane, PlaneConfig
+    from gewtui.kernel.plane_contract import ScopeFilter
+    from gewtui.kernel.probes import DEFAULT
+    from gewtui.kernel.transport import read_counters
+
+    inode = os.stat(f"/run/netns/{a.netns}").st_ino
+    plane = KernelPlane(DEFAULT, PlaneConfig(), on_event=lambda ev: None)
+    taken = [0]
+
+    def take(data: bytes) -> int:
+        taken[0] += 1
+        return 0
+
+    try:
+        plane.stage()
+        plane.verify()
+        plane.set_scope(ScopeFilter(netns_inodes=(inode,)))
+        plane.decoder.record = take
+        plane.attach()
+        stop = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+        print("ready", flush=True)
+        while not stop.is_set():
+            plane.poll(50)
+        lost = sum(read_counters(plane.bpf).lost.values())
+    finally:
+        plane.close()
+    print(json.dumps({"records": taken[0], "lost": lost}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
