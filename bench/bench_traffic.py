@@ -87,6 +87,25 @@ class Bench:
     def with_stats(self) -> None:
         self._session(stats=True)
 
+    def kernel_only(self) -> None:
+        """gew's programs and ring buffer with a consumer that decodes nothing
+        (bench/churn_kernel_only.py): what the kernel side alone costs the workload."""
+        p = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                           "churn_kernel_only.py"), "--netns", self.a, "--netns", self.b],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            if (p.stdout.readline() or "").strip() != "ready":
+                raise RuntimeError(f"kernel-only observer did not start: {p.stderr.read().strip()[-300:]}")
+            for mode in ("rr", "bulk"):
+                v = self.client(mode)
+                self.results.setdefault((mode, "kernel"), []).append(v)
+                log(f"{mode:4s} kernel side only: {v:,.3f}")
+            p.stdin.write("stop\n")
+            p.stdin.flush()
+            p.communicate(timeout=60)
+        finally:
+            end(p)
+
     def _session(self, stats: bool) -> None:
         from gewtui.kernel.live import LiveSession
         from gewtui.model.engine import Engine
@@ -140,7 +159,7 @@ def main(argv: list[str]) -> int:
             bench = Bench(a, b, server, tcpload, ns.seconds, tmp)
             for r in range(ns.rounds):
                 log(f"round {r + 1}/{ns.rounds}")
-                steps = (bench.with_session, bench.without, bench.with_stats)
+                steps = (bench.with_session, bench.without, bench.kernel_only, bench.with_stats)
                 if r % 2:
                     steps = steps[::-1]
                 for step in steps:
@@ -174,12 +193,13 @@ def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
               f"SCHED_FIFO {RT_PRIO}; the session at nice {NICE}; " if RT else
               "normal scheduling as users run it: fair class, no pinning, the session at nice 0; ")
            + f"{rounds} rounds of {seconds:g} s runs, without a session, with a full session as it runs by default (every probe "
-           f"unit, recording, Engine.feed) and with one started with --bpf-stats, the order reversed every other round. Load: {load_start} at the start, {load()} at "
+           f"unit, recording, Engine.feed), with the session's kernel side alone (its programs and ring buffer, records "
+           f"taken and not decoded) and with one started with --bpf-stats, the order reversed every other round. Load: {load_start} at the start, {load()} at "
            f"the end. The sessions recorded {b.session_events:,} events in all. {b.kernel_side}\n"]
     rows = []
     for mode, unit, target in (("rr", "transactions/s", TARGET_RR), ("bulk", "Gbit/s", TARGET_BULK)):
         wo = b.results.get((mode, False), [])
-        for how in (True, "stats"):
+        for how in (True, "kernel", "stats"):
             w = b.results.get((mode, how), [])
             pairs = [x / y for x, y in zip(w, wo) if y]
             r = med(w) / med(wo) if wo and w else float("nan")
@@ -187,6 +207,8 @@ def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
             name = f"request/response, {SIZE} B ({unit})" if mode == "rr" else f"bulk stream ({unit})"
             if how == "stats":
                 name += ", session with --bpf-stats"
+            elif how == "kernel":
+                name += ", gew's programs and ring buffer only (records not decoded: a bound, not a mode)"
             rows.append([name, spread(wo, fmt), spread(w, fmt), f"{r:.3f}", spread(pairs, "{:.3f}"),
                          f"≥ {target:.2f}: {'met' if r >= target else 'missed'}" if how is True else "(not the default)"])
     out.append(table(["workload", "without session, median [min..max]", "with session", "ratio of medians",

@@ -4,7 +4,7 @@ the ring buffer and does nothing else (no decoding, no recording). Not something
 it bounds what userspace work could ever give back: the workload's rate under it is the
 most a session's capture could reach on this box.
 
-    python bench/churn_kernel_only.py --netns NAME
+    python bench/churn_kernel_only.py --netns NAME [--netns NAME ...]
 
 Prints ``ready`` once attached; a line on stdin stops it, and it prints one JSON object:
 records taken, records the kernel lost.
@@ -24,14 +24,14 @@ if ROOT not in sys.path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--netns", required=True, help="a named network namespace (ip netns)")
+    ap.add_argument("--netns", required=True, action="append", help="a named network namespace (ip netns)")
     a = ap.parse_args()
     from gewtui.kernel.plane import KernelPlane, PlaneConfig
     from gewtui.kernel.plane_contract import ScopeFilter
     from gewtui.kernel.probes import DEFAULT
     from gewtui.kernel.transport import read_counters
 
-    inode = os.stat(f"/run/netns/{a.netns}").st_ino
+    inodes = tuple(os.stat(f"/run/netns/{n}").st_ino for n in a.netns)
     plane = KernelPlane(DEFAULT, PlaneConfig(), on_event=lambda ev: None)
     taken = [0]
 
@@ -42,7 +42,7 @@ def main() -> int:
     try:
         plane.stage()
         plane.verify()
-        plane.set_scope(ScopeFilter(netns_inodes=(inode,)))
+        plane.set_scope(ScopeFilter(netns_inodes=inodes))
         plane.decoder.record = take
         plane.attach()
         stop = threading.Event()
