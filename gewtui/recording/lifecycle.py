@@ -49,6 +49,25 @@ for _body in (events_pb2.SocketOwner, events_pb2.TcpCongState):
         raise ImportError(f"lifecycle: {_body.__name__} no longer has tuple and sock as fields 1 and 2")
 if len(K_ATTR) != 1 or len(K_LIFE) != 2:
     raise ImportError("lifecycle: Event.attr or Event.lifecycle changed its key size")
+B_DESTROY, B_PROBE = keys(_E, "destroy", "tcp_probe")
+D_COOKIE = tag(events_pb2.SocketDestroy, "sock_cookie")
+(P_COOKIE, P_START, P_END, P_SEGS, P_BYTES, P_CWND, P_SSTHRESH, P_SND_WND, P_RCV_WND, P_MIN_WND, P_SRTT,
+ P_MAX_SRTT, P_ZW_SEGS) = keys(
+    events_pb2.TcpProbeSummary, "sock_cookie", "window_start_ns", "window_end_ns", "segments", "bytes", "snd_cwnd",
+    "ssthresh", "snd_wnd", "rcv_wnd", "min_snd_wnd", "srtt_us", "max_srtt_us", "zero_window_segments")
+P_ZW_NOW, P_FINAL = (k + b"\x01" for k in keys(events_pb2.TcpProbeSummary, "zero_window_now", "final"))
+# a packed repeated field: length-delimited, its varints one after another
+P_HIST = uvarint(events_pb2.TcpProbeSummary.DESCRIPTOR.fields_by_name["srtt_log2_hist"].number << 3 | 2)
+for _body in (events_pb2.SocketDestroy, events_pb2.TcpProbeSummary):
+    if keys(_body, "tuple", "sock") != (T_TUPLE, T_SOCK):
+        raise ImportError(f"lifecycle: {_body.__name__} no longer has tuple and sock as fields 1 and 2")
+# struct gew_sock (bpf/gew_common.h) as a destroy leaves it: its tuple (skipped), netns, owner
+# tgid, cookie, first and last segment times, segments, bytes, zero-window segments, cwnd,
+# ssthresh, send and receive windows, the least send window, srtt, most srtt, zero window now,
+# TCP state; then the srtt histogram (log2 buckets) and a kernel-only field
+COUNTERS = struct.Struct("<40xIIQQQQQQIIIIIIIBB2x")
+HIST = struct.Struct("<24I")
+COUNTERS_SIZE = COUNTERS.size + HIST.size + 8
 _TCP_STATES = frozenset(events_pb2.TcpState.values())
 # the fields small values make, ready-made: a CPU; a state change's old and new state (the
 # kernel's numbering; a value the proto does not name is left out, as UNSPECIFIED)
@@ -117,7 +136,8 @@ def count(raw: bytes) -> int:
     if not is_lifecycle(raw):
         return 1
     life = _E.FromString(raw).lifecycle
-    return len(life.items) // ITEM.size + len(life.tail)
+    return (len(life.items) // ITEM.size + len(life.tail)
+            + (1 + bool(life.counters) if life.destroyed else 0))
 
 
 def _attr(msg: events_pb2.Attribution) -> bytes:
@@ -184,6 +204,62 @@ def expand(raw: bytes) -> list[bytes]:
             raise ValueError(f"lifecycle item kind {kind}")
         out.append(K_ID + uvarint(first + i) + (K_KTIME + uvarint(ktime) if ktime else b"")
                    + (cpus[cpu] if cpu < 256 else K_CPU + uvarint(cpu)) + attr + key + length(len(body)) + body)
+    if life.destroyed:
+        out += _destroy(ev, life, first + n, sock_f, owner, nobody_in=life.final_netns)
+    after = first + len(out)
     for j, t in enumerate(life.tail):
-        out.append(K_ID + uvarint(first + n + j) + t)
+        out.append(K_ID + uvarint(after + j) + t)
+    return out
+
+
+def _destroy(ev: events_pb2.Event, life: events_pb2.Lifecycle, next_id: int, sock_f: bytes,
+             owner: bytes | None, nobody_in: int) -> list[bytes]:
+    """The socket's destroy and, with ``counters``, its final summary: what the per-event
+    path's destroy record makes (gewtui.kernel.probes.tcp_state, tcp_probe.summarise)."""
+    if life.HasField("closer"):
+        attr = _attr(life.closer)
+    else:
+        attr = owner if owner is not None else _attr(events_pb2.Attribution(netns=nobody_in, source=_NONE))
+    env_tail = ((K_KTIME + uvarint(ev.ktime_ns) if ev.ktime_ns else b"") + (K_CPU + uvarint(ev.cpu) if ev.cpu else b"")
+                + attr)
+    ft = life.final_tuple.SerializeToString()
+    tuple_f = T_TUPLE + length(len(ft)) + ft
+    cookie = life.cookie
+    body = tuple_f + sock_f + (D_COOKIE + uvarint(cookie) if cookie else b"")
+    out = [K_ID + uvarint(next_id) + env_tail + B_DESTROY + length(len(body)) + body]
+    raw = life.counters
+    if not raw:
+        return out
+    if len(raw) != COUNTERS_SIZE:
+        raise ValueError(f"lifecycle record with {len(raw)} bytes of counters")
+    (_, _, s_cookie, start, end, segs, nbytes, zws, cwnd, ssth, swnd, rwnd, minw, srtt, maxsrtt, zw,
+     _) = COUNTERS.unpack_from(raw, 0)
+    hist = HIST.unpack_from(raw, COUNTERS.size)
+    if life.prior:
+        start = life.prior_end_ns
+        segs, nbytes = max(segs - life.prior_segments, 0), max(nbytes - life.prior_bytes, 0)
+        zws = max(zws - life.prior_zw_segments, 0)
+        prev = life.prior_hist
+        buckets = [max(c - (prev[i] if i < len(prev) else 0), 0) for i, c in enumerate(hist)] if any(hist) else []
+    else:
+        buckets = list(hist)
+    while buckets and not buckets[-1]:
+        buckets.pop()
+    c = cookie or s_cookie
+    if minw == 0xFFFFFFFF:
+        minw = 0
+    body = [tuple_f, sock_f]
+    for key, v in ((P_COOKIE, c), (P_START, start), (P_END, end), (P_SEGS, segs), (P_BYTES, nbytes), (P_CWND, cwnd),
+                   (P_SSTHRESH, ssth), (P_SND_WND, swnd), (P_RCV_WND, rwnd), (P_MIN_WND, minw), (P_SRTT, srtt),
+                   (P_MAX_SRTT, maxsrtt), (P_ZW_SEGS, zws)):
+        if v:
+            body.append(key + uvarint(v))
+    if zw:
+        body.append(P_ZW_NOW)
+    body.append(P_FINAL)
+    if buckets:
+        packed = b"".join(map(uvarint, buckets))
+        body.append(P_HIST + length(len(packed)) + packed)
+    b = b"".join(body)
+    out.append(K_ID + uvarint(next_id + 1) + env_tail + B_PROBE + length(len(b)) + b)
     return out

@@ -121,7 +121,7 @@ def _life_record(rnd):
     items = items.ljust(tcp_state.LIFE_ITEMS * tcp_state.LIFE_ITEM.size, b"\0")
     life = tcp_state.LIFE.pack(n, rnd.choice([0, 0, 1, 3]), ns, int(has_task), task, t, items)
     final = rnd.random() < 0.5
-    blob = SOCK.pack(t, ns, 0, 5, 100, 200, rnd.choice([0, 0, 3]), 300, 0, 10, 20, 30, 40, 50, 60, 70, 0, 1)
+    blob = sock_blob(rnd, t, ns)
     body = tcp_state.REC_LIFE.pack(sk, rnd.choice([0, 4242]) if final else 0, int(final),
                                    1 if final else rnd.choice([2, 3, 5, 8]), life, blob if final else bytes(SOCK.size))
     return _hdr(rnd, tcp_state.K_LIFE, tcp_state.PROBE_ID) + body

@@ -241,12 +241,16 @@ def _life_encoder(enc, items_path):
     owners, task_attr, task_owner = dec.owners, dec._task_attr, dec._task_owner
     sid, live, renew, expand = dec.sock_id, dec.live_sock_id, dec.renew_socket, dec.expand
     unpack_task = LIFE_TASK.unpack_from
-    uvarint, k_ktime, at, item_size = wire.uvarint, lifecycle.K_KTIME, HDR.size, LIFE_ITEM.size
+    uvarint, at, item_size = wire.uvarint, HDR.size, LIFE_ITEM.size
     ca = dec.vocab.ca_states
     names = b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
     state, close = bytes((LIFE_STATE,)), bytes((events_pb2.TCP_CLOSE,))
 
     seen: dict[int, int] = dec.unit_state("tcp_state.life")
+    windows = dec.unit_state("tcp_probe")          # the socket's last summary window, if any
+    summaries, forget, cpus, process = tcp_probe.PROBE_ID in dec.unit_names, dec.forget_socket, dec._cpu, CTX_PROCESS
+    final_head, sock_end = _FINAL_HEAD.unpack_from, _SOCK_AT + SOCK.size
+    counters_len = length(SOCK.size)
     head, task_at, tup_at, items_at, sock_at = _REC_HEAD.unpack_from, _TASK_AT, _TUP_AT, _ITEMS_AT, _SOCK_AT
     tup_end = tup_at + TUPLE.size
 
@@ -267,7 +271,7 @@ def _life_encoder(enc, items_path):
             return []
         if kinds[:1] == state and olds[:1] == close:
             renew(sk)        # a new life at this address: a new socket id
-        sock_id = (live(sk) if state in kinds else sid(sk)) if n else 0
+        sock_id = (live(sk) if state in kinds else sid(sk)) if n or final else 0
         o = owners.get(sk)
         body = tuples[tup] + socks[sock_id] + (L_NETNS + uvarint(netns) if netns else b"")
         if has_task:
@@ -288,26 +292,47 @@ def _life_encoder(enc, items_path):
         body += names
         count = n
         if final:
+            # its destroy and final summary: the fields they need, the counters as they came
             seen.pop(sk, None)
-            for ev in expand(pack_hdr(h[0], K_DESTROY, *h[2:]) + DESTROY.pack(sk, cookie, buf[sock_at:])):
-                if type(ev) is tuple:
-                    ev = (k_ktime + uvarint(ev[0]) if ev[0] else b"") + ev[1]
-                else:
-                    ev = ev.SerializeToString()
-                body += L_TAIL + length(len(ev)) + ev
+            s_tuple, s_netns, segments = final_head(buf, sock_at)
+            body += L_DESTROYED + (L_CLOSER + task_attr[h[5:]][1:] if h[2] == process and h[6] else b"")
+            body += (L_FTUPLE + tuples[s_tuple][1:] + (L_FNETNS + uvarint(s_netns) if s_netns else b"")
+                     + (L_COOKIE + uvarint(cookie) if cookie else b""))
+            count += 1
+            if segments and summaries:
+                body += L_COUNTERS + counters_len + buf[sock_at:sock_end]
+                w = windows.pop(sk, None)
+                if w is not None:
+                    body += (L_PRIOR + (L_PEND + uvarint(w.end_ns) if w.end_ns else b"")
+                             + (L_PSEGS + uvarint(w.segments) if w.segments else b"")
+                             + (L_PBYTES + uvarint(w.bytes) if w.bytes else b"")
+                             + (L_PZWS + uvarint(w.zw_segments) if w.zw_segments else b""))
+                    if w.hist:
+                        packed = b"".join(map(uvarint, w.hist))
+                        body += L_PHIST + length(len(packed)) + packed
                 count += 1
+            forget(sk)
         else:
             seen[sk] = seq + n
         if not count:
             return []
-        return count, lifecycle.K_LIFE + length(len(body)) + body
+        return count, cpus[h[4]] + lifecycle.K_LIFE + length(len(body)) + body
 
-    pack_hdr = HDR.pack
     return life
 
 
 L_NETNS, L_ITEMS, L_NAMES, L_TAIL = wire.keys(events_pb2.Lifecycle, "netns", "items", "ca_state_names", "tail")
 L_TASK, L_OWNER, L_LEARNT = wire.keys(events_pb2.Lifecycle, "task", "owner", "learnt")
+L_CLOSER, L_FTUPLE, L_FNETNS, L_COOKIE, L_COUNTERS, L_PEND, L_PSEGS, L_PBYTES, L_PZWS = wire.keys(
+    events_pb2.Lifecycle, "closer", "final_tuple", "final_netns", "cookie", "counters", "prior_end_ns",
+    "prior_segments", "prior_bytes", "prior_zw_segments")
+# a packed repeated field (proto3's default): length-delimited, its varints one after another
+L_PHIST = wire.uvarint(events_pb2.Lifecycle.DESCRIPTOR.fields_by_name["prior_hist"].number << 3 | 2)
+L_DESTROYED, L_PRIOR = (k + b"\x01" for k in wire.keys(events_pb2.Lifecycle, "destroyed", "prior"))
+if SOCK.size != lifecycle.COUNTERS_SIZE:
+    raise ImportError("tcp_state: struct gew_sock no longer matches the lifecycle's COUNTERS")
+# from struct gew_sock: its tuple, netns, then (after owner, cookie, first_ns, last_ns) segments
+_FINAL_HEAD = struct.Struct(f"<{TUPLE.size}sI28xQ")
 if wire.keys(events_pb2.Lifecycle, "tuple", "sock") != (wire.TUPLE1, wire.S_SOCK):
     raise ImportError("tcp_state: Lifecycle no longer has tuple and sock as fields 1 and 2")
 # offsets of kind, ctx and a in struct gew_life_item
