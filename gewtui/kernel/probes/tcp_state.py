@@ -237,9 +237,9 @@ def _life_encoder(enc, items_path):
     (``items_path``). Without ``raw_sink`` (events wanted as objects) it returns None and
     ``decode_life`` runs."""
     dec = enc.dec
-    tuples, socks, length = enc.tuples, enc.socks, wire.length
+    tuples, length = enc.tuples, wire.length
     owners, task_attr, task_owner = dec.owners, dec._task_attr, dec._task_owner
-    sid, live, renew, expand = dec.sock_id, dec.live_sock_id, dec.renew_socket, dec.expand
+    sid, live, renew = dec.sock_id, dec.live_sock_id, dec.renew_socket
     unpack_task = LIFE_TASK.unpack_from
     uvarint, at, item_size = wire.uvarint, HDR.size, LIFE_ITEM.size
     ca = dec.vocab.ca_states
@@ -251,6 +251,7 @@ def _life_encoder(enc, items_path):
     summaries, forget, cpus, process = tcp_probe.PROBE_ID in dec.unit_names, dec.forget_socket, dec._cpu, CTX_PROCESS
     final_head, sock_end = _FINAL_HEAD.unpack_from, _SOCK_AT + SOCK.size
     counters_len = length(SOCK.size)
+    netns_f = wire.field_cache(L_NETNS, limit=1024)
     head, task_at, tup_at, items_at, sock_at = _REC_HEAD.unpack_from, _TASK_AT, _TUP_AT, _ITEMS_AT, _SOCK_AT
     tup_end = tup_at + TUPLE.size
 
@@ -273,7 +274,8 @@ def _life_encoder(enc, items_path):
             renew(sk)        # a new life at this address: a new socket id
         sock_id = (live(sk) if state in kinds else sid(sk)) if n or final else 0
         o = owners.get(sk)
-        body = tuples[tup] + socks[sock_id] + (L_NETNS + uvarint(netns) if netns else b"")
+        # (a new socket id each connection: encoded, not cached)
+        body = tuples[tup] + (S_SOCK + uvarint(sock_id) if sock_id else b"") + netns_f[netns]
         if has_task:
             key = unpack_task(buf, task_at)
             if key[1]:
@@ -321,6 +323,7 @@ def _life_encoder(enc, items_path):
     return life
 
 
+S_SOCK = wire.S_SOCK
 L_NETNS, L_ITEMS, L_NAMES, L_TAIL = wire.keys(events_pb2.Lifecycle, "netns", "items", "ca_state_names", "tail")
 L_TASK, L_OWNER, L_LEARNT = wire.keys(events_pb2.Lifecycle, "task", "owner", "learnt")
 L_CLOSER, L_FTUPLE, L_FNETNS, L_COOKIE, L_COUNTERS, L_PEND, L_PSEGS, L_PBYTES, L_PZWS = wire.keys(
