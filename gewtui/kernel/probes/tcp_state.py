@@ -324,7 +324,7 @@ def _life_encoder(enc, items_path):
 
 
 S_SOCK = wire.S_SOCK
-L_NETNS, L_ITEMS, L_NAMES, L_TAIL = wire.keys(events_pb2.Lifecycle, "netns", "items", "ca_state_names", "tail")
+L_NETNS, L_ITEMS, L_NAMES = wire.keys(events_pb2.Lifecycle, "netns", "items", "ca_state_names")
 L_TASK, L_OWNER, L_LEARNT = wire.keys(events_pb2.Lifecycle, "task", "owner", "learnt")
 L_CLOSER, L_FTUPLE, L_FNETNS, L_COOKIE, L_COUNTERS, L_PEND, L_PSEGS, L_PBYTES, L_PZWS = wire.keys(
     events_pb2.Lifecycle, "closer", "final_tuple", "final_netns", "cookie", "counters", "prior_end_ns",
