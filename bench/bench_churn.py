@@ -62,17 +62,18 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 WHAT_BOUNDS = """What bounds it: on two vCPUs the workload (client and server) wants both CPUs, so
 every CPU-microsecond an observer spends per connection, in the kernel or in userspace, comes
-out of the connection rate. gew's capture loses nothing here (the capture thread drains a 64
-MiB ring buffer into the recording and never waits for the engine; the engine works at most a
-quarter of the wall time while records arrive, and its lag spills to the recording). A short
-connection now crosses the ring buffer as 2 kernel records (its first transition, then its
-whole life at close: bench_records), but the L0 contract keeps every transition, so the
-capture still expands each connection into ~9 events and decodes, numbers and frames each in
-Python: about 1 CPU-second per second of the workload (the CPU column), on a box whose
-workload wants both CPUs. What would move the ratios is expanding lifecycle records on the
-fast path (bytes, no Python objects per transition) or a capture loop outside the
-interpreter; the engine's drain rate is bounded by the observation plane's own speed per
-event (bench_replay)."""
+out of the connection rate; redis-server is one thread, and the session's programs run in its
+context for its half of each connection. gew's capture loses nothing here (the capture drains a
+64 MiB ring buffer into the recording and never waits for the engine; the engine works at most
+a quarter of the wall time while records arrive, and its lag spills to the recording). A short
+connection crosses as 2 kernel records and is written as 2 records (its first transition; its
+held life, destroy and counters as one Lifecycle that readers expand into ~9 events), so the
+capture's Python work is per record, not per transition (the CPU columns). The `kernel` row
+bounds what any capture could keep: gew's programs and ring buffer with a consumer that takes
+records off the ring and does nothing else. Between that bound and `apply` lies the capture's
+per-record Python work (ring read, decode, numbering, framing); below the bound lies the
+programs' own cost per connection (bench_records: per program runs and ns). The engine's
+drain rate is bounded by the observation plane's speed per event (bench_replay)."""
 
 
 @dataclass
