@@ -1,0 +1,185 @@
+"""How fast the live engine drains its lag: a recording's events handed to the debugger the
+way a live session's capture thread hands them over, folded by the pump as gew-tui runs it.
+
+    python bench/bench_drain.py RECORDING [--events N] [--rounds R] [--plain] [--sample]
+
+The recording's event bytes are read into memory first; then a stand-in for the capture
+(gewtui.kernel.capture's ``take``/``lag``, over those bytes) sits under the real
+``LiveSource``, ``Debugger`` and pump (``Runner`` with its ``ViewBuilder``): the whole
+backlog is lag at the start, exactly as after a burst of churn, and the bench times until
+the pump has folded all of it. The head engine's states are stored into a scratch recording
+as a live session stores them. Printed per round: events/s (wall) and events per CPU second
+of the pump thread. ``--plain`` calls ``Debugger.ingest`` in a loop on this thread instead
+(no views): the engine's and the log's own cost. Record a churn recording with
+``gew session apply --scope netns=NS --record FILE`` under ``redis-benchmark -k 0``
+(bench_churn.py sets the namespaces up).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from types import SimpleNamespace
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gewtui.debugger.core import Debugger  # noqa: E402
+from gewtui.debugger.runner import Runner  # noqa: E402
+from gewtui.debugger.sources import LiveSource  # noqa: E402
+from gewtui.recording import open_recording  # noqa: E402
+from gewtui.recording.reader import event_bytes  # noqa: E402
+from gewtui.recording.writer import RecordingWriter  # noqa: E402
+
+TARGET_EPS = 300_000
+
+
+def read_events(path: str, limit: int) -> list[bytes]:
+    """The recording's events as the capture hands them over (serialized Event bytes)."""
+    from gewtui.pb import recording_pb2
+
+    out: list[bytes] = []
+    r = open_recording(path)
+    try:
+        for _, payload in r.frames():
+            raw = event_bytes(payload)
+            if raw is None:
+                rec = recording_pb2.Record.FromString(payload)
+                if rec.WhichOneof("body") != "event":
+                    continue
+                raw = rec.event.SerializeToString()
+            out.append(raw)
+            if len(out) >= limit:
+                break
+    finally:
+        r.close()
+    return out
+
+
+class _Capture:
+    """The capture thread's interface to the pump, over events already captured."""
+
+    def __init__(self, raws: list[bytes]) -> None:
+        self.raws = raws
+        self.at = 0
+        self.resume_offset = 0
+        self.spilled = 0
+
+    @property
+    def lag(self) -> int:
+        return len(self.raws) - self.at
+
+    def take(self, max_events: int = 4096, timeout_s: float = 0.0) -> list[bytes]:
+        out = self.raws[self.at:self.at + max_events]
+        self.at += len(out)
+        if not out and timeout_s:
+            time.sleep(timeout_s)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class _Session:
+    """What LiveSource reads of a live session; its recording takes the head's states."""
+
+    def __init__(self, raws: list[bytes], scratch: str) -> None:
+        self.session_id = "bench-drain"
+        self.capabilities = None
+        self.scope = None
+        self.record_path = scratch
+        self.allow_intervention = False
+        self.writer = RecordingWriter(scratch, fsync_on_close=False)
+        self.cap = _Capture(raws)
+        self.stats = SimpleNamespace(events=len(raws), lost=0, complete=True, incomplete_reason="",
+                                     bpf_run_time_ns=0, bpf_run_count=0, recording_bytes=0)
+
+    def start_capture(self) -> _Capture:
+        return self.cap
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _thread_cpu(tid: int) -> float:
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_round(raws: list[bytes], plain: bool, sample: bool) -> tuple[float, float, int, int]:
+    """(wall s, pump CPU s, events folded, views built) for one drain of ``raws``."""
+    with tempfile.TemporaryDirectory(prefix="gew-drain-") as tmp:
+        sess = _Session(raws, os.path.join(tmp, "head.gewrec"))
+        d = Debugger(LiveSource(sess))
+        views = 0
+        try:
+            if plain:
+                c0, t0 = time.thread_time(), time.perf_counter()
+                while sess.cap.lag:
+                    d.ingest(50000, timeout_s=0.0)
+                return time.perf_counter() - t0, time.thread_time() - c0, len(d.log), 0
+
+            def counted(view: object) -> None:
+                nonlocal views
+                views += 1
+            runner = Runner(d, on_view=counted)
+            t0 = time.perf_counter()
+            runner.start()
+            tid = runner._thread.native_id
+            while tid is None:
+                time.sleep(0.001)
+                tid = runner._thread.native_id
+            c0 = _thread_cpu(tid)
+            sampler = None
+            if sample:
+                sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+                from _util import Sampler
+
+                sampler = Sampler(runner._thread.ident).__enter__()
+            while len(d.log) < len(raws) and runner.alive:
+                time.sleep(0.002)
+            dt = time.perf_counter() - t0
+            cpu = _thread_cpu(tid) - c0
+            if sampler is not None:
+                sampler.__exit__()
+                _, _, rows = sampler.profile("Runner._loop", 30)
+                for f, inc, own in rows:
+                    print(f"{inc:5.0%} {own:5.0%} {f}", file=sys.stderr)
+            runner.stop()
+            if runner.error is not None:
+                raise runner.error
+            return dt, cpu, len(d.log), views
+        finally:
+            sess.close()
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recording")
+    ap.add_argument("--events", type=int, default=10**9, help="at most this many events (default all)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--plain", action="store_true", help="Debugger.ingest in a loop, no pump, no views")
+    ap.add_argument("--sample", action="store_true", help="where the pump's time goes (stderr)")
+    a = ap.parse_args(argv[1:])
+    t0 = time.perf_counter()
+    raws = read_events(a.recording, a.events)
+    print(f"{len(raws):,} events read in {time.perf_counter() - t0:.1f} s from {a.recording}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    best = 0.0
+    for rnd in range(a.rounds):
+        dt, cpu, n, views = one_round(raws, a.plain, a.sample and rnd == a.rounds - 1)
+        best = max(best, n / cpu if cpu else 0.0)
+        print(f"round {rnd}: {n:,} events in {dt:.2f} s: {n / dt:,.0f} events/s wall, "
+              f"{n / cpu if cpu else 0:,.0f} per CPU second of the {'thread' if a.plain else 'pump'} "
+              f"({cpu:.2f} s CPU; {views} views)", flush=True)
+    print(f"best: {best:,.0f} events per CPU second (target >= {TARGET_EPS:,}/s); "
+          f"load average {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
