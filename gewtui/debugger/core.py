@@ -129,13 +129,18 @@ class Debugger:
         head = tl.head
         observers = self.observers
         append = self.log.append
-        if head is None and not observers:
-            # A recording read ahead of the cursor: only stored (no re-encode). A lost
+        if not observers and (head is None or (tl.cursor is head and not self.breakpoints.any_enabled)):
+            # Nothing to do between two events: stored in one go (no re-encode). A lost
             # record carries Event field 22 (tag bytes B2 01): only those are looked at.
+            # A recording read ahead of the cursor is only stored; a live head that the view
+            # follows, with no breakpoint to test per event, folds the batch in one loop.
             first = self.log.extend(events)
             for i, (ev, raw) in enumerate(events):
                 if (raw is None or b"\xb2\x01" in raw) and ev.WhichOneof("body") == "lost":
                     tl.note_lost(first + i, ev)
+            if head is not None:
+                tl.fold_head(events, first)
+                tl.head_batch_done(events[-1][0])
             self.version += 1
             return len(events)
         for ev, raw in events:

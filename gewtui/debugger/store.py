@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from itertools import accumulate, islice
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -91,24 +92,38 @@ class EventLog:
         return pos
 
     def extend(self, pairs: list[tuple[events_pb2.Event, bytes | None]]) -> int:
-        """Store many (event, serialized event) pairs; returns the first one's position."""
+        """Store many (event, serialized event) pairs; returns the first one's position.
+        Runs of events that fit the newest block are stored with one join and a few array
+        extends (a live backlog arrives in batches of thousands)."""
         first = len(self._ids)
-        append = self.append
-        ids, kts = self._ids, self._ktimes
-        for ev, raw in pairs:
+        n = len(pairs)
+        i = 0
+        while i < n:
             ends = self._ends[-1] if self._ends else None
-            pos = len(ids)
-            if ends is None or raw is None or len(ends) >= _BLOCK or \
-                    pos != self._starts[-1] + len(ends) or self._recent_base + len(self._recent) != pos \
-                    or len(self._recent) >= self.recent_cap:
-                append(ev, raw)
+            pos = len(self._ids)
+            recent = self._recent
+            room = 0
+            if ends is not None and pos == self._starts[-1] + len(ends) and \
+                    self._recent_base + len(recent) == pos:
+                room = min(n - i, _BLOCK - len(ends), self.recent_cap - len(recent))
+            if room <= 0:
+                self.append(*pairs[i])      # a new block, or the recent window halves
+                i += 1
                 continue
-            block = self._blocks[-1]
-            block += raw
-            ends.append(len(block))
-            ids.append(ev.id)
-            kts.append(ev.ktime_ns)
-            self._recent.append(ev)
+            chunk = pairs[i:i + room]
+            raws = [raw for _, raw in chunk]
+            if None in raws:
+                for ev, raw in chunk:
+                    self.append(ev, raw)
+            else:
+                evs = [ev for ev, _ in chunk]
+                block = self._blocks[-1]
+                ends.extend(islice(accumulate(map(len, raws), initial=len(block)), 1, None))
+                block += b"".join(raws)
+                self._ids.extend([ev.id for ev in evs])
+                self._ktimes.extend([ev.ktime_ns for ev in evs])
+                recent.extend(evs)
+            i += room
         return first
 
     # ---- holes ----------------------------------------------------------------------------

@@ -181,6 +181,37 @@ class Timeline:
             store.feed_s += dt
         return changes
 
+    def fold_head(self, events: Sequence[tuple[events_pb2.Event, Any]], first: int) -> None:
+        """Fold a logged batch (positions ``first``...) into the head the cursor follows,
+        with nothing to test per event (no breakpoint, no observer): the changes go to the
+        host, and the checkpoint accounting and policy run once per block of events, so a
+        checkpoint falls at most a block after it became due."""
+        head = self.head
+        feed = head.feed
+        touch = self.host.touched
+        cps = self.checkpoints
+        store = self.store_writer
+        perf = time.perf_counter
+        step = max(1, min(256, cps.policy.min_events))
+        n = len(events)
+        i = 0
+        while i < n:
+            j = min(n, i + step)
+            t0 = perf()
+            for k in range(i, j):
+                changes = feed(events[k][0])
+                if changes:
+                    touch(changes)
+            dt = perf() - t0
+            cps.account(j - i, dt)
+            if store is not None:
+                store.events += j - i
+                store.feed_s += dt
+            self.position = first + j
+            if cps.due():
+                self.checkpoint(head, first + j)
+            i = j
+
     def head_passed(self, position: int) -> None:
         """The head folded ``position`` events: a checkpoint, if one is due."""
         if self.checkpoints.due():
