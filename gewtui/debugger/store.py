@@ -217,6 +217,24 @@ class EventLog:
         for pos in range(max(0, start), min(stop, len(self._ids))):
             yield parse(self.raw(pos))
 
+    def iter_raw(self, start: int, stop: int) -> Iterator[bytes]:
+        """The serialized events at positions [start, stop), block by block (no parse)."""
+        pos, stop = max(0, start), min(stop, len(self._ids))
+        if self.holes:
+            for p in range(pos, stop):
+                yield self.raw(p)
+            return
+        starts = self._starts
+        while pos < stop:
+            b = bisect.bisect_right(starts, pos) - 1
+            ends, block, base = self._ends[b], self._blocks[b], starts[b]
+            prev = ends[pos - base - 1] if pos > base else 0
+            for k in range(pos - base, min(len(ends), stop - base)):
+                end = ends[k]
+                yield bytes(block[prev:end])
+                prev = end
+            pos = base + len(ends)
+
     def event_id(self, pos: int) -> int:
         if self.holes:
             self._need(pos)
