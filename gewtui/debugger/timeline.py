@@ -183,11 +183,14 @@ class Timeline:
 
     def fold_head(self, events: Sequence[tuple[events_pb2.Event, Any]], first: int) -> None:
         """Fold a logged batch (positions ``first``...) into the head the cursor follows,
-        with nothing to test per event (no breakpoint, no observer): the changes go to the
-        host, and the checkpoint accounting and policy run once per block of events, so a
-        checkpoint falls at most a block after it became due."""
+        with nothing to test per event (no breakpoint, no observer). Each event goes in with
+        its wire bytes (the engine pins those as evidence); the changes go to the host; the
+        checkpoint accounting and policy run once per block of events, so a checkpoint
+        falls at most a block after it became due."""
         head = self.head
         feed = head.feed
+        if not getattr(head, "takes_raw", False):
+            feed = lambda ev, raw, plain=head.feed: plain(ev)   # noqa: E731 (an injected engine)
         touch = self.host.touched
         cps = self.checkpoints
         store = self.store_writer
@@ -199,7 +202,7 @@ class Timeline:
             j = min(n, i + step)
             t0 = perf()
             for k in range(i, j):
-                changes = feed(events[k][0])
+                changes = feed(*events[k])
                 if changes:
                     touch(changes)
             dt = perf() - t0

@@ -69,6 +69,7 @@ class TcpAnchor(Anchor):
         # the hot kinds' unrolled offers (None: no template takes that kind)
         self._offer_state = offers.get("tcp_state")
         self._offer_probe = offers.get("tcp_probe")
+        self.raw: bytes | None = None   # the wire bytes of the event being fed, if known
 
     # -- socket to member -------------------------------------------------------------------
     def _member(self, ev, b, sock, eid, t, out, old=0, new=0):
@@ -228,7 +229,8 @@ class TcpAnchor(Anchor):
         if eid in pinned:
             reg.refs[eid] = reg.refs.get(eid, 1) + 1
         else:
-            pinned[eid] = ev.SerializeToString(deterministic=True)
+            raw = self.raw
+            pinned[eid] = raw if raw is not None else ev.SerializeToString(deterministic=True)
         if new == CLOSE and m.rst_eid:
             extra = m.rst_eid
             reg.pin_id(extra)
