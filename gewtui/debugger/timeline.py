@@ -201,8 +201,8 @@ class Timeline:
         while i < n:
             j = min(n, i + step)
             t0 = perf()
-            for k in range(i, j):
-                changes = feed(*events[k])
+            for ev, raw in events[i:j]:
+                changes = feed(ev, raw)
                 if changes:
                     touch(changes)
             dt = perf() - t0
