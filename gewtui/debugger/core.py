@@ -130,19 +130,9 @@ class Debugger:
         observers = self.observers
         append = self.log.append
         if not observers and (head is None or (tl.cursor is head and not self.breakpoints.any_enabled)):
-            # Nothing to do between two events: stored in one go (no re-encode). A lost
-            # record carries Event field 22 (tag bytes B2 01): only those are looked at.
-            # A recording read ahead of the cursor is only stored; a live head that the view
-            # follows, with no breakpoint to test per event, folds the batch in one loop.
-            first = self.log.extend(events)
-            raws = [raw for _, raw in events]
-            if None in raws or b"\xb2\x01" in b"".join(raws):   # (one pass in C: seldom true)
-                for i, (ev, raw) in enumerate(events):
-                    if (raw is None or b"\xb2\x01" in raw) and ev.WhichOneof("body") == "lost":
-                        tl.note_lost(first + i, ev)
-            if head is not None:
-                tl.fold_head(events, first)
-                tl.head_batch_done(events[-1][0])
+            # Nothing to test between two events: a recording read ahead of the cursor is
+            # stored, a live head the view follows folds the batch in one loop.
+            tl.take_batch(events)
             self.version += 1
             return len(events)
         for ev, raw in events:
