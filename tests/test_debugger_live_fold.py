@@ -4,8 +4,8 @@ The debugger folds a live batch in one loop when the view follows the head and n
 tested per event (gewtui.debugger.timeline ``fold_head``), and the engine pins the capture's
 wire bytes as evidence instead of serializing each event again. The golden recordings are
 handed over as a capture thread hands them (their event bytes, in batches) and must end with
-the flows, chains, engine state and event log of ``Engine.feed`` over the same events;
-with a breakpoint set (the per-event path) too.
+the flows, chains, engine state and event log of ``Engine.feed`` over the same events,
+and the same selected flow and filtered flows as the per-event path (a breakpoint set).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gewtui.debugger.core import Debugger
+from gewtui.debugger.filters import FlowFilter
 from gewtui.debugger.sources import LiveSource
 from gewtui.model import persist
 from gewtui.model.engine import Engine
@@ -81,6 +82,10 @@ def _follow(raws: list[bytes], batch: int, breakpoint: int | None = None) -> Deb
                  engine_restore=Engine.restore)
     if breakpoint:
         d.breakpoints.make("flow", flow=breakpoint)   # a flow that never exists
+    d.ingest(50000)
+    # a filter set while following: the flows it shows are kept up to date from the changes
+    d.set_filter(FlowFilter.parse(["phase live"]))
+    d.matching_flows()
     while d.ingest(50000):
         pass
     return d
@@ -95,6 +100,7 @@ def test_a_followed_live_head_concludes_what_a_replay_concludes(path: Path) -> N
     for raw in raws:
         straight.feed(events_pb2.Event.FromString(raw))
     want_state = persist.dumps(persist.engine_view(straight))
+    views = set()
     for batch, bp in ((7, None), (2048, None), (64, 999_999)):
         d = _follow(raws, batch, bp)
         head = d.head_engine
@@ -104,8 +110,12 @@ def test_a_followed_live_head_concludes_what_a_replay_concludes(path: Path) -> N
             [events_pb2.Event.FromString(r).id for r in raws]
         assert _export(head) == _export(straight), (batch, bp)
         assert persist.dumps(persist.engine_view(head)) == want_state, (batch, bp)
+        shown = {f.flow_id for f in head.flows() if d.filter.matches(f)}
+        assert d.matching_flows() == shown
+        views.add((d.selected, frozenset(shown)))
         # the evidence the head pinned is the capture's bytes, read back as the same events
         reg = head._reg
         assert reg.pinned.keys() == straight._reg.pinned.keys()
         for eid, blob in reg.pinned.items():
             assert events_pb2.Event.FromString(blob) == events_pb2.Event.FromString(straight._reg.pinned[eid])
+    assert len(views) == 1, views   # the selected flow too: per event or per batch alike

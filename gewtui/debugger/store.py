@@ -20,12 +20,14 @@ from __future__ import annotations
 import bisect
 from array import array
 from itertools import accumulate, islice
+from operator import attrgetter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from gewtui.pb import events_pb2
 
 _BLOCK = 4096
+_ID, _KTIME = attrgetter("id"), attrgetter("ktime_ns")
 
 
 @dataclass
@@ -111,17 +113,16 @@ class EventLog:
                 i += 1
                 continue
             chunk = pairs[i:i + room]
-            raws = [raw for _, raw in chunk]
+            evs, raws = zip(*chunk)
             if None in raws:
                 for ev, raw in chunk:
                     self.append(ev, raw)
             else:
-                evs = [ev for ev, _ in chunk]
                 block = self._blocks[-1]
                 ends.extend(islice(accumulate(map(len, raws), initial=len(block)), 1, None))
                 block += b"".join(raws)
-                self._ids.extend([ev.id for ev in evs])
-                self._ktimes.extend([ev.ktime_ns for ev in evs])
+                self._ids.extend(map(_ID, evs))
+                self._ktimes.extend(map(_KTIME, evs))
                 recent.extend(evs)
             i += room
         return first

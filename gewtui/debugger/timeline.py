@@ -198,9 +198,9 @@ class Timeline:
     def fold_head(self, events: Sequence[tuple[events_pb2.Event, Any]], first: int) -> None:
         """Fold a logged batch (positions ``first``...) into the head the cursor follows,
         with nothing to test per event (no breakpoint, no observer). Each event goes in with
-        its wire bytes (the engine pins those as evidence); the changes go to the host; the
-        checkpoint accounting and policy run once per block of events, so a checkpoint
-        falls at most a block after it became due."""
+        its wire bytes (the engine pins those as evidence). The changes of a block of events
+        go to the host together; the checkpoint accounting and policy run once per block, so
+        a checkpoint falls at most a block after it became due."""
         head = self.head
         feed = head.feed
         if not getattr(head, "takes_raw", False):
@@ -215,10 +215,15 @@ class Timeline:
         while i < n:
             j = min(n, i + step)
             t0 = perf()
+            block: list = []
             for ev, raw in events[i:j]:
                 changes = feed(ev, raw)
                 if changes:
-                    touch(changes)
+                    block += changes
+            if block:
+                # once per block: the host notes which flows changed (and the filter's
+                # verdict on them, which only a change can alter), in the events' order
+                touch(block)
             dt = perf() - t0
             cps.account(j - i, dt)
             if store is not None:
