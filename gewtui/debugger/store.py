@@ -113,7 +113,8 @@ class EventLog:
                 i += 1
                 continue
             chunk = pairs[i:i + room]
-            evs, raws = zip(*chunk)
+            evs = [ev for ev, _ in chunk]
+            raws = [raw for _, raw in chunk]
             if None in raws:
                 for ev, raw in chunk:
                     self.append(ev, raw)

@@ -41,6 +41,9 @@ from gewtui.pb import events_pb2
 # does not spend a third of its time copying engines it will never go back to.
 DENSE_TAIL = 100_000
 SPARSE = 8.0
+# Parsed events a live session's log keeps beside their bytes (a replay keeps the default,
+# which covers its read-ahead).
+LIVE_RECENT = 8192
 
 # (event, the changes folding it produced, the engine that folded it) -> is this the one?
 Predicate = Callable[[events_pb2.Event, Sequence[Any], Any], bool]
@@ -72,6 +75,11 @@ class Timeline:
         self.new_engine = new_engine
         self.restore = restore
         self.log = EventLog()
+        if host.live:
+            # The head folds each event as it arrives: parsed events are kept for the view
+            # and a short 'continue' only, not for a read-ahead (fewer live objects, a
+            # smaller heap for the garbage collector to walk).
+            self.log.recent_cap = LIVE_RECENT
         self.checkpoints = Checkpoints(policy)
         self.stored = StoredCheckpoints(self)
         self.log.loader = self.stored.load_hole
