@@ -1,18 +1,22 @@
-"""How fast the live engine drains its lag: a recording's events handed to the debugger the
-way a live session's capture thread hands them over, folded by the pump as gew-tui runs it.
+"""How fast the live engine drains its lag: recorded events handed to the debugger the way
+a live session's capture thread hands them over, folded by the pump as gew-tui runs it.
 
-    python bench/bench_drain.py RECORDING [--events N] [--rounds R] [--plain] [--sample]
+    python bench/bench_drain.py [RECORDING] [--events N] [--rounds R] [--sample]
 
-The recording's event bytes are read into memory first; then a stand-in for the capture
-(gewtui.kernel.capture's ``take``/``lag``, over those bytes) sits under the real
-``LiveSource``, ``Debugger`` and pump (``Runner`` with its ``ViewBuilder``): the whole
-backlog is lag at the start, exactly as after a burst of churn, and the bench times until
-the pump has folded all of it. The head engine's states are stored into a scratch recording
-as a live session stores them. Printed per round: events/s (wall) and events per CPU second
-of the pump thread. ``--plain`` calls ``Debugger.ingest`` in a loop on this thread instead
-(no views): the engine's and the log's own cost. Record a churn recording with
-``gew session apply --scope netns=NS --record FILE`` under ``redis-benchmark -k 0``
-(bench_churn.py sets the namespaces up).
+The events' bytes are read into memory first (a recording's, or without one the constructed
+stream of bench_replay.py: many concurrent connections, not observed data); then a stand-in
+for the capture (gewtui.kernel.capture's ``take``/``lag``, over those bytes) sits under the
+real ``LiveSource``, ``Debugger`` and pump (``Runner`` with its ``ViewBuilder``): the whole
+backlog is lag at the start, as after a burst of churn, and the bench times until the pump has
+folded all of it. The head engine's states are stored into a scratch recording as a live
+session stores them. Beside it, in the same run: the same events parsed and fed to a bare
+``Engine`` on this thread (the engine's own ceiling, the baseline), and ``Debugger.ingest`` in
+a loop on this thread (log and head fold, no views). Rates are events per CPU second of the
+thread that folds (wall rates move with the machine's load) and best of ``--rounds``.
+``--sample`` prints where the pump's time goes (stderr).
+
+A churn recording: ``gew session apply --scope netns=NS --record FILE`` under
+``redis-benchmark -k 0`` (bench_churn.py sets such namespaces up).
 """
 from __future__ import annotations
 
@@ -157,27 +161,67 @@ def one_round(raws: list[bytes], plain: bool, sample: bool) -> tuple[float, floa
             sess.close()
 
 
+def _engine_alone(raws: list[bytes]) -> float:
+    """CPU seconds to parse and feed ``raws`` into a bare Engine on this thread."""
+    from gewtui.model.engine import Engine
+    from gewtui.pb import events_pb2
+
+    parse = events_pb2.Event.FromString
+    feed = Engine().feed
+    c0 = time.thread_time()
+    for raw in raws:
+        feed(parse(raw))
+    return time.thread_time() - c0
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("recording")
-    ap.add_argument("--events", type=int, default=10**9, help="at most this many events (default all)")
+    ap.add_argument("recording", nargs="?", help="a .gewrec (default: bench_replay's constructed stream)")
+    ap.add_argument("--events", type=int, help="at most this many events (default: all of a recording, "
+                    "500,000 constructed)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--plain", action="store_true", help="Debugger.ingest in a loop, no pump, no views")
     ap.add_argument("--sample", action="store_true", help="where the pump's time goes (stderr)")
     a = ap.parse_args(argv[1:])
-    t0 = time.perf_counter()
-    raws = read_events(a.recording, a.events)
-    print(f"{len(raws):,} events read in {time.perf_counter() - t0:.1f} s from {a.recording}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
-    best = 0.0
+    if a.recording:
+        raws = read_events(a.recording, a.events or 1 << 62)
+        what = f"the recording {os.path.basename(a.recording)}"
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_replay import constructed
+
+        raws, _ = constructed(a.events or 500_000)
+        what = "bench_replay's constructed stream (not observed data)"
+    load0 = os.getloadavg()[0]
+    rows: dict[str, list[tuple[float, float]]] = {"engine": [], "plain": [], "pump": []}
+    views = 0
     for rnd in range(a.rounds):
-        dt, cpu, n, views = one_round(raws, a.plain, a.sample and rnd == a.rounds - 1)
-        best = max(best, n / cpu if cpu else 0.0)
-        print(f"round {rnd}: {n:,} events in {dt:.2f} s: {n / dt:,.0f} events/s wall, "
-              f"{n / cpu if cpu else 0:,.0f} per CPU second of the {'thread' if a.plain else 'pump'} "
-              f"({cpu:.2f} s CPU; {views} views)", flush=True)
-    print(f"best: {best:,.0f} events per CPU second (target >= {TARGET_EPS:,}/s); "
-          f"load average {os.getloadavg()[0]:.2f}")
+        cpu = _engine_alone(raws)
+        rows["engine"].append((len(raws) / cpu, 0.0))
+        for mode in ("plain", "pump"):
+            dt, cpu, n, v = one_round(raws, mode == "plain", a.sample and mode == "pump" and rnd == a.rounds - 1)
+            if n != len(raws):
+                print(f"bench_drain: {mode} folded {n:,} of {len(raws):,} events", file=sys.stderr)
+                return 1
+            rows[mode].append((n / cpu, n / dt))
+            views = max(views, v)
+        print(f"round {rnd}: " + ", ".join(f"{k} {v[-1][0]:,.0f}/CPU s" for k, v in rows.items()),
+              file=sys.stderr, flush=True)
+    base = max(r[0] for r in rows["engine"])
+    print("## Live engine drain (bench_drain.py)\n")
+    print(f"{len(raws):,} events of {what}, handed over as a capture thread hands them, best of "
+          f"{a.rounds} rounds. Load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end, "
+          f"on {os.cpu_count()} CPUs shared with other work.\n")
+    print("| stage | events per CPU second | × the engine alone | events/s (wall) |")
+    print("|---|---:|---:|---:|")
+    print(f"| parse + Engine.feed on one thread (baseline: the engine alone) | {base:,.0f} | 1.00 | |")
+    for key, label in (("plain", "Debugger.ingest in a loop (log, head fold, stored states; no views)"),
+                       ("pump", f"the pump (Runner: ingest, views at most its share; up to {views} views)")):
+        cpu_rate = max(r[0] for r in rows[key])
+        wall = max(r[1] for r in rows[key])
+        print(f"| {label} | {cpu_rate:,.0f} | {cpu_rate / base:.2f} | {wall:,.0f} |")
+    best = max(r[0] for r in rows["pump"])
+    print(f"\nTarget: the lag drains at >= {TARGET_EPS:,} events/s: "
+          f"{'met' if best >= TARGET_EPS else f'missed ({best / TARGET_EPS:.0%} of it per CPU second of the pump)'}.")
     return 0
 
 
