@@ -102,9 +102,7 @@ class FlowSeriesCache:
         first = log.first_ktime
         cwnd, srtt, nbytes, rtx, drops = self._pts
         parse = events_pb2.Event.FromString
-        for raw in log.iter_raw(lo, hi):
-            if _PROBE_TAG not in raw and _RTX_TAG not in raw and _DROP_TAG not in raw:
-                continue
+        for _, raw in log.containing(lo, hi, (_PROBE_TAG, _RTX_TAG, _DROP_TAG)):
             ev = parse(raw)
             kind = ev.WhichOneof("body")
             if kind not in ("tcp_probe", "retransmit", "skb_drop"):
@@ -216,9 +214,7 @@ def _first_at_or_after(log: Any, ktime_ns: int, n: int) -> int:
 def _count(log: Any, start: int, stop: int) -> tuple[int, int]:
     rtx = drops = 0
     parse = events_pb2.Event.FromString
-    for raw in log.iter_raw(start, stop):
-        if _RTX_TAG not in raw and _DROP_TAG not in raw:
-            continue
+    for _, raw in log.containing(start, stop, (_RTX_TAG, _DROP_TAG)):
         ev = parse(raw)
         kind = ev.WhichOneof("body")
         if kind == "retransmit":

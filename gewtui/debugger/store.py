@@ -219,23 +219,32 @@ class EventLog:
         for pos in range(max(0, start), min(stop, len(self._ids))):
             yield parse(self.raw(pos))
 
-    def iter_raw(self, start: int, stop: int) -> Iterator[bytes]:
-        """The serialized events at positions [start, stop), block by block (no parse)."""
+    def containing(self, start: int, stop: int, tags: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
+        """(position, serialized event) of the events at [start, stop) whose bytes hold one
+        of ``tags``, in order. Each block is searched in C; only its hits are cut out."""
         pos, stop = max(0, start), min(stop, len(self._ids))
         if self.holes:
-            for p in range(pos, stop):
-                yield self.raw(p)
-            return
+            return [(p, r) for p in range(pos, stop) for r in (self.raw(p),) if any(t in r for t in tags)]
+        out: list[tuple[int, bytes]] = []
         starts = self._starts
         while pos < stop:
             b = bisect.bisect_right(starts, pos) - 1
             ends, block, base = self._ends[b], self._blocks[b], starts[b]
-            prev = ends[pos - base - 1] if pos > base else 0
-            for k in range(pos - base, min(len(ends), stop - base)):
-                end = ends[k]
-                yield bytes(block[prev:end])
-                prev = end
+            k0, k1 = pos - base, min(len(ends), stop - base)
+            lo, hi = (ends[k0 - 1] if k0 else 0), ends[k1 - 1]
+            hits: set[int] = set()
+            for tag in tags:
+                i = block.find(tag, lo, hi)
+                while i >= 0:
+                    k = bisect.bisect_right(ends, i, k0, k1)     # the event holding byte i
+                    hits.add(k)
+                    i = block.find(tag, ends[k], hi)
+            for k in sorted(hits):
+                raw = bytes(block[ends[k - 1] if k else 0:ends[k]])
+                if any(t in raw for t in tags):    # (a tag across two events is no hit)
+                    out.append((base + k, raw))
             pos = base + len(ends)
+        return out
 
     def event_id(self, pos: int) -> int:
         if self.holes:
