@@ -38,7 +38,8 @@ from gewtui.pb import events_pb2
 
 # A long jump takes checkpoints SPARSE times further apart until it is this many events
 # from where it will stop: 'back' from there stays within the normal budget, and the jump
-# does not spend a third of its time copying engines it will never go back to.
+# does not spend a third of its time copying engines it will never go back to. A live head
+# that lags more than this behind the capture does the same (its lag drains sooner).
 DENSE_TAIL = 100_000
 SPARSE = 8.0
 # Parsed events a live session's log keeps beside their bytes (a replay keeps the default,
@@ -208,7 +209,8 @@ class Timeline:
         with nothing to test per event (no breakpoint, no observer). Each event goes in with
         its wire bytes (the engine pins those as evidence). The changes of a block of events
         go to the host together; the checkpoint accounting and policy run once per block, so
-        a checkpoint falls at most a block after it became due."""
+        a checkpoint falls at most a block after it became due (SPARSE times further apart
+        while the capture is more than DENSE_TAIL events ahead)."""
         head = self.head
         feed = head.feed
         if not getattr(head, "takes_raw", False):
@@ -218,6 +220,7 @@ class Timeline:
         store = self.store_writer
         perf = time.perf_counter
         step = max(1, min(256, cps.policy.min_events))
+        sparse = SPARSE if getattr(self.host.source, "lag", 0) > DENSE_TAIL else 1.0
         n = len(events)
         i = 0
         while i < n:
@@ -238,7 +241,7 @@ class Timeline:
                 store.events += j - i
                 store.feed_s += dt
             self.position = first + j
-            if cps.due():
+            if cps.due(sparse):
                 self.checkpoint(head, first + j)
             i = j
 
