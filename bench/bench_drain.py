@@ -33,9 +33,7 @@ if __package__ in (None, ""):
 
 from gewtui.debugger.core import Debugger  # noqa: E402
 from gewtui.debugger.runner import Runner  # noqa: E402
-from gewtui.debugger.sources import LiveSource  # noqa: E402
-from gewtui.recording import open_recording  # noqa: E402
-from gewtui.recording.reader import event_bytes  # noqa: E402
+from gewtui.debugger.sources import LiveSource, ReplaySource  # noqa: E402
 from gewtui.recording.writer import RecordingWriter  # noqa: E402
 
 TARGET_EPS = 300_000
@@ -43,24 +41,11 @@ TARGET_EPS = 300_000
 
 def read_events(path: str, limit: int) -> list[bytes]:
     """The recording's events as the capture hands them over (serialized Event bytes)."""
-    from gewtui.pb import recording_pb2
-
-    out: list[bytes] = []
-    r = open_recording(path)
+    src = ReplaySource(path, use_checkpoints=False)
     try:
-        for _, payload in r.frames():
-            raw = event_bytes(payload)
-            if raw is None:
-                rec = recording_pb2.Record.FromString(payload)
-                if rec.WhichOneof("body") != "event":
-                    continue
-                raw = rec.event.SerializeToString()
-            out.append(raw)
-            if len(out) >= limit:
-                break
+        return [raw for _, raw in src.read_with_raw(limit)]
     finally:
-        r.close()
-    return out
+        src.close()
 
 
 class _Capture:
@@ -150,9 +135,7 @@ def one_round(raws: list[bytes], plain: bool, sample: bool) -> tuple[float, floa
             cpu = _thread_cpu(tid) - c0
             if sampler is not None:
                 sampler.__exit__()
-                _, _, rows = sampler.profile("Runner._loop", 30)
-                for f, inc, own in rows:
-                    print(f"{inc:5.0%} {own:5.0%} {f}", file=sys.stderr)
+                sampler.print_profile("Runner._loop", 30)
             runner.stop()
             if runner.error is not None:
                 raise runner.error

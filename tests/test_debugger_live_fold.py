@@ -15,29 +15,21 @@ import pytest
 
 from gewtui.debugger.core import Debugger
 from gewtui.debugger.filters import FlowFilter
-from gewtui.debugger.sources import LiveSource
+from gewtui.debugger.sources import LiveSource, ReplaySource
 from gewtui.model import persist
 from gewtui.model.engine import Engine
-from gewtui.pb import events_pb2, recording_pb2
-from gewtui.recording import open_recording
-from gewtui.recording.reader import event_bytes
+from gewtui.pb import events_pb2
 
 DATA = Path(__file__).resolve().parent / "data"
 RECORDINGS = sorted(DATA.glob("golden/*.gewrec"))
 
 
 def _raws(path: Path) -> list[bytes]:
-    out = []
-    with open_recording(path) as r:
-        for _, payload in r.frames():
-            raw = event_bytes(payload)
-            if raw is None:
-                rec = recording_pb2.Record.FromString(payload)
-                if rec.WhichOneof("body") != "event":
-                    continue
-                raw = rec.event.SerializeToString()
-            out.append(raw)
-    return out
+    src = ReplaySource(path, use_checkpoints=False)
+    try:
+        return [raw for _, raw in src.read_with_raw(1 << 62)]
+    finally:
+        src.close()
 
 
 class _Capture:
