@@ -5,7 +5,8 @@ tested per event (gewtui.debugger.timeline ``fold_head``), and the engine pins t
 wire bytes as evidence instead of serializing each event again. The golden recordings are
 handed over as a capture thread hands them (their event bytes, in batches) and must end with
 the flows, chains, engine state and event log of ``Engine.feed`` over the same events,
-and the same selected flow and filtered flows as the per-event path (a breakpoint set).
+and the same selected flow and filtered flows as the per-event path (a breakpoint set);
+an observer (the intervention controller's hook) sees every event once, in order.
 """
 from __future__ import annotations
 
@@ -74,6 +75,9 @@ def _follow(raws: list[bytes], batch: int, breakpoint: int | None = None) -> Deb
                  engine_restore=Engine.restore)
     if breakpoint:
         d.breakpoints.make("flow", flow=breakpoint)   # a flow that never exists
+    seen: list[int] = []
+    d.observers.append(lambda ev: seen.append(ev.id))   # as the intervention controller listens
+    d.seen = seen
     d.ingest(50000)
     # a filter set while following: the flows it shows are kept up to date from the changes
     d.set_filter(FlowFilter.parse(["phase live"]))
@@ -99,7 +103,7 @@ def test_a_followed_live_head_concludes_what_a_replay_concludes(path: Path) -> N
         assert d.following and d.position == len(d.log) == len(raws)
         assert [d.log.raw(i) for i in range(len(raws))] == raws
         assert [d.log.event_id(i) for i in range(len(raws))] == \
-            [events_pb2.Event.FromString(r).id for r in raws]
+            [events_pb2.Event.FromString(r).id for r in raws] == d.seen
         assert _export(head) == _export(straight), (batch, bp)
         assert persist.dumps(persist.engine_view(head)) == want_state, (batch, bp)
         shown = {f.flow_id for f in head.flows() if d.filter.matches(f)}

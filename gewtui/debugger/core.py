@@ -129,10 +129,10 @@ class Debugger:
         head = tl.head
         observers = self.observers
         append = self.log.append
-        if not observers and (head is None or (tl.cursor is head and not self.breakpoints.any_enabled)):
+        if head is None or (tl.cursor is head and not self.breakpoints.any_enabled):
             # Nothing to test between two events: a recording read ahead of the cursor is
             # stored, a live head the view follows folds the batch in one loop.
-            tl.take_batch(events)
+            tl.take_batch(events, observers)
             self.version += 1
             return len(events)
         for ev, raw in events:

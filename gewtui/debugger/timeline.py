@@ -190,10 +190,15 @@ class Timeline:
             store.feed_s += dt
         return changes
 
-    def take_batch(self, events: Sequence[tuple[events_pb2.Event, Any]]) -> None:
+    def take_batch(self, events: Sequence[tuple[events_pb2.Event, Any]],
+                   observers: Sequence[Callable[[events_pb2.Event], None]] = ()) -> None:
         """Log a batch (no re-encode) with nothing to test per event, and fold it into the
-        head when there is one (the cursor follows it). A lost record carries Event field 22
-        (tag bytes B2 01): only the events whose bytes hold those are looked at."""
+        head when there is one (the cursor follows it). ``observers`` see every event first
+        (they read events, never an engine). A lost record carries Event field 22 (tag bytes
+        B2 01): only the events whose bytes hold those are looked at."""
+        for observe in observers:
+            for ev, _ in events:
+                observe(ev)
         first = self.log.extend(events)
         raws = [raw for _, raw in events]
         if None in raws or b"\xb2\x01" in b"".join(raws):   # (one pass in C: seldom true)
