@@ -262,3 +262,8 @@ class Sampler:
             own[st[-1]] = own.get(st[-1], 0) + c
         top = sorted(inc, key=lambda f: -inc[f])[:n]
         return total, 1 - total / everything, [(f, inc[f] / total, own.get(f, 0) / total) for f in top]
+
+    def print_profile(self, within: str, n: int = 25) -> None:
+        """``profile(within, n)`` on stderr: inclusive share, self share, function."""
+        for f, inc, own in self.profile(within, n)[2]:
+            print(f"{inc:5.0%} {own:5.0%} {f}", file=sys.stderr)

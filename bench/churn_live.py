@@ -88,9 +88,7 @@ def main() -> int:
             pump_cpu = _thread_cpu(pump.native_id) - pump_cpu0
             if sampler is not None:
                 sampler.__exit__()
-                total, _, rows = sampler.profile("Runner._loop", 25)
-                for f, inc, own in rows:
-                    print(f"{inc:5.0%} {own:5.0%} {f}", file=sys.stderr)
+                sampler.print_profile("Runner._loop", 25)
             stopped.set()
             st = src.stats()
             # (the capture may still be emptying the kernel's ring buffer at the stop, so the rate

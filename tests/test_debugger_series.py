@@ -96,3 +96,24 @@ def test_session_rates_equal_a_plain_count(events, monkeypatch, budget):
     if budget < 100:
         fresh = S.SessionRates().series(log, len(events))
         assert None in fresh.retransmits      # not yet counted shows as unknown, not zero
+
+
+def test_the_logs_tag_search_finds_exactly_the_events_holding_a_tag(events, monkeypatch):
+    # the series scans ask the log for events whose bytes hold a wire tag; the log searches
+    # its blocks and must return what a per-event test returns, across block boundaries
+    from gewtui.debugger import store
+
+    monkeypatch.setattr(store, "_BLOCK", 37)     # many blocks, as in a long session
+    log = EventLog()
+    raws = [ev.SerializeToString() for ev in events]
+    third = len(events) // 3
+    log.extend(list(zip(events[:third], raws[:third])))
+    for ev, raw in zip(events[third:2 * third], raws[third:2 * third]):
+        log.append(ev, raw)
+    log.extend(list(zip(events[2 * third:], raws[2 * third:])))
+    n = len(raws)
+    for tags in ((b"\x5a",), (b"\x6a", b"\x5a", b"\x8a\x01"), (b"\x8a\x01",), (raws[n // 2][-3:],)):
+        for lo, hi in ((0, n), (1, n - 1), (third - 2, third + 2), (n // 2, n // 2 + 1), (5, 5), (n - 1, n + 9)):
+            want = [(p, raws[p]) for p in range(lo, min(hi, n)) if any(t in raws[p] for t in tags)]
+            assert log.containing(lo, hi, tags) == want, (tags, lo, hi)
+    assert log.containing(0, n, (b"\x5a",)), "the lossy recording holds retransmits"

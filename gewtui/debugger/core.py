@@ -129,13 +129,10 @@ class Debugger:
         head = tl.head
         observers = self.observers
         append = self.log.append
-        if head is None and not observers:
-            # A recording read ahead of the cursor: only stored (no re-encode). A lost
-            # record carries Event field 22 (tag bytes B2 01): only those are looked at.
-            first = self.log.extend(events)
-            for i, (ev, raw) in enumerate(events):
-                if (raw is None or b"\xb2\x01" in raw) and ev.WhichOneof("body") == "lost":
-                    tl.note_lost(first + i, ev)
+        if head is None or (tl.cursor is head and not self.breakpoints.any_enabled):
+            # Nothing to test between two events: a recording read ahead of the cursor is
+            # stored, a live head the view follows folds the batch in one loop.
+            tl.take_batch(events, observers)
             self.version += 1
             return len(events)
         for ev, raw in events:

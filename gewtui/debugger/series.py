@@ -21,6 +21,11 @@ from typing import Any
 
 from gewtui.pb import events_pb2
 
+# The wire tags of Event fields 11 (retransmit), 13 (tcp_probe) and 17 (skb_drop): an event
+# whose bytes hold none of a kind's tag cannot be of that kind, so the scans below parse
+# only the events that may count.
+_RTX_TAG, _PROBE_TAG, _DROP_TAG = b"\x5a", b"\x6a", b"\x8a\x01"
+
 FLOW_SCAN = 5000            # events read back from the cursor for one flow's chart
 MAX_POINTS = 20_000         # points of one quantity kept for a chart
 SESSION_BUCKET_NS = 1_000_000_000
@@ -96,7 +101,9 @@ class FlowSeriesCache:
     def _scan(self, log: Any, keys: frozenset, socks: frozenset, lo: int, hi: int) -> None:
         first = log.first_ktime
         cwnd, srtt, nbytes, rtx, drops = self._pts
-        for ev in log.iter_range(lo, hi):
+        parse = events_pb2.Event.FromString
+        for _, raw in log.containing(lo, hi, (_PROBE_TAG, _RTX_TAG, _DROP_TAG)):
+            ev = parse(raw)
             kind = ev.WhichOneof("body")
             if kind not in ("tcp_probe", "retransmit", "skb_drop"):
                 continue
@@ -206,7 +213,9 @@ def _first_at_or_after(log: Any, ktime_ns: int, n: int) -> int:
 
 def _count(log: Any, start: int, stop: int) -> tuple[int, int]:
     rtx = drops = 0
-    for ev in log.iter_range(start, stop):
+    parse = events_pb2.Event.FromString
+    for _, raw in log.containing(start, stop, (_RTX_TAG, _DROP_TAG)):
+        ev = parse(raw)
         kind = ev.WhichOneof("body")
         if kind == "retransmit":
             rtx += 1

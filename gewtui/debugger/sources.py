@@ -329,8 +329,7 @@ class LiveSource:
             return [(ev, None) for ev in evs]   # type: ignore[misc]
         raws = self._take(max_events, timeout_s)
         self.taken += len(raws)
-        parse = events_pb2.Event.FromString
-        return [(parse(r), r) for r in raws]
+        return list(zip(map(events_pb2.Event.FromString, raws), raws))
 
     @property
     def lag(self) -> int:

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from itertools import accumulate, islice
+from operator import attrgetter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from gewtui.pb import events_pb2
 
 _BLOCK = 4096
+_ID, _KTIME = attrgetter("id"), attrgetter("ktime_ns")
 
 
 @dataclass
@@ -91,24 +94,38 @@ class EventLog:
         return pos
 
     def extend(self, pairs: list[tuple[events_pb2.Event, bytes | None]]) -> int:
-        """Store many (event, serialized event) pairs; returns the first one's position."""
+        """Store many (event, serialized event) pairs; returns the first one's position.
+        Runs of events that fit the newest block are stored with one join and a few array
+        extends (a live backlog arrives in batches of thousands)."""
         first = len(self._ids)
-        append = self.append
-        ids, kts = self._ids, self._ktimes
-        for ev, raw in pairs:
+        n = len(pairs)
+        i = 0
+        while i < n:
             ends = self._ends[-1] if self._ends else None
-            pos = len(ids)
-            if ends is None or raw is None or len(ends) >= _BLOCK or \
-                    pos != self._starts[-1] + len(ends) or self._recent_base + len(self._recent) != pos \
-                    or len(self._recent) >= self.recent_cap:
-                append(ev, raw)
+            pos = len(self._ids)
+            recent = self._recent
+            room = 0
+            if ends is not None and pos == self._starts[-1] + len(ends) and \
+                    self._recent_base + len(recent) == pos:
+                room = min(n - i, _BLOCK - len(ends), self.recent_cap - len(recent))
+            if room <= 0:
+                self.append(*pairs[i])      # a new block, or the recent window halves
+                i += 1
                 continue
-            block = self._blocks[-1]
-            block += raw
-            ends.append(len(block))
-            ids.append(ev.id)
-            kts.append(ev.ktime_ns)
-            self._recent.append(ev)
+            chunk = pairs[i:i + room]
+            evs = [ev for ev, _ in chunk]
+            raws = [raw for _, raw in chunk]
+            if None in raws:
+                for ev, raw in chunk:
+                    self.append(ev, raw)
+            else:
+                block = self._blocks[-1]
+                ends.extend(islice(accumulate(map(len, raws), initial=len(block)), 1, None))
+                block += b"".join(raws)
+                self._ids.extend(map(_ID, evs))
+                self._ktimes.extend(map(_KTIME, evs))
+                recent.extend(evs)
+            i += room
         return first
 
     # ---- holes ----------------------------------------------------------------------------
@@ -201,6 +218,33 @@ class EventLog:
         parse = events_pb2.Event.FromString
         for pos in range(max(0, start), min(stop, len(self._ids))):
             yield parse(self.raw(pos))
+
+    def containing(self, start: int, stop: int, tags: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
+        """(position, serialized event) of the events at [start, stop) whose bytes hold one
+        of ``tags``, in order. Each block is searched in C; only its hits are cut out."""
+        pos, stop = max(0, start), min(stop, len(self._ids))
+        if self.holes:
+            return [(p, r) for p in range(pos, stop) for r in (self.raw(p),) if any(t in r for t in tags)]
+        out: list[tuple[int, bytes]] = []
+        starts = self._starts
+        while pos < stop:
+            b = bisect.bisect_right(starts, pos) - 1
+            ends, block, base = self._ends[b], self._blocks[b], starts[b]
+            k0, k1 = pos - base, min(len(ends), stop - base)
+            lo, hi = (ends[k0 - 1] if k0 else 0), ends[k1 - 1]
+            hits: set[int] = set()
+            for tag in tags:
+                i = block.find(tag, lo, hi)
+                while i >= 0:
+                    k = bisect.bisect_right(ends, i, k0, k1)     # the event holding byte i
+                    hits.add(k)
+                    i = block.find(tag, ends[k], hi)
+            for k in sorted(hits):
+                raw = bytes(block[ends[k - 1] if k else 0:ends[k]])
+                if any(t in raw for t in tags):    # (a tag across two events is no hit)
+                    out.append((base + k, raw))
+            pos = base + len(ends)
+        return out
 
     def event_id(self, pos: int) -> int:
         if self.holes:

@@ -38,9 +38,13 @@ from gewtui.pb import events_pb2
 
 # A long jump takes checkpoints SPARSE times further apart until it is this many events
 # from where it will stop: 'back' from there stays within the normal budget, and the jump
-# does not spend a third of its time copying engines it will never go back to.
+# does not spend a third of its time copying engines it will never go back to. A live head
+# that lags more than this behind the capture does the same (its lag drains sooner).
 DENSE_TAIL = 100_000
 SPARSE = 8.0
+# Parsed events a live session's log keeps beside their bytes (a replay keeps the default,
+# which covers its read-ahead).
+LIVE_RECENT = 8192
 
 # (event, the changes folding it produced, the engine that folded it) -> is this the one?
 Predicate = Callable[[events_pb2.Event, Sequence[Any], Any], bool]
@@ -72,6 +76,11 @@ class Timeline:
         self.new_engine = new_engine
         self.restore = restore
         self.log = EventLog()
+        if host.live:
+            # The head folds each event as it arrives: parsed events are kept for the view
+            # and a short 'continue' only, not for a read-ahead (fewer live objects, a
+            # smaller heap for the garbage collector to walk).
+            self.log.recent_cap = LIVE_RECENT
         self.checkpoints = Checkpoints(policy)
         self.stored = StoredCheckpoints(self)
         self.log.loader = self.stored.load_hole
@@ -180,6 +189,66 @@ class Timeline:
             store.events += 1
             store.feed_s += dt
         return changes
+
+    def take_batch(self, events: Sequence[tuple[events_pb2.Event, Any]],
+                   observers: Sequence[Callable[[events_pb2.Event], None]] = ()) -> None:
+        """Log a batch (no re-encode) with nothing to test per event, and fold it into the
+        head when there is one (the cursor follows it). ``observers`` see every event first
+        (they read events, never an engine). A lost record carries Event field 22 (tag bytes
+        B2 01): only the events whose bytes hold those are looked at."""
+        for observe in observers:
+            for ev, _ in events:
+                observe(ev)
+        first = self.log.extend(events)
+        raws = [raw for _, raw in events]
+        if None in raws or b"\xb2\x01" in b"".join(raws):   # (one pass in C: seldom true)
+            for i, (ev, raw) in enumerate(events):
+                if (raw is None or b"\xb2\x01" in raw) and ev.WhichOneof("body") == "lost":
+                    self.note_lost(first + i, ev)
+        if self.head is not None:
+            self.fold_head(events, first)
+            self.head_batch_done(events[-1][0])
+
+    def fold_head(self, events: Sequence[tuple[events_pb2.Event, Any]], first: int) -> None:
+        """Fold a logged batch (positions ``first``...) into the head the cursor follows,
+        with nothing to test per event (no breakpoint, no observer). Each event goes in with
+        its wire bytes (the engine pins those as evidence). The changes of a block of events
+        go to the host together; the checkpoint accounting and policy run once per block, so
+        a checkpoint falls at most a block after it became due (SPARSE times further apart
+        while the capture is more than DENSE_TAIL events ahead)."""
+        head = self.head
+        feed = head.feed
+        if not getattr(head, "takes_raw", False):
+            feed = lambda ev, raw, plain=head.feed: plain(ev)   # noqa: E731 (an injected engine)
+        touch = self.host.touched
+        cps = self.checkpoints
+        store = self.store_writer
+        perf = time.perf_counter
+        step = max(1, min(256, cps.policy.min_events))
+        sparse = SPARSE if getattr(self.host.source, "lag", 0) > DENSE_TAIL else 1.0
+        n = len(events)
+        i = 0
+        while i < n:
+            j = min(n, i + step)
+            t0 = perf()
+            block: list = []
+            for ev, raw in events[i:j]:
+                changes = feed(ev, raw)
+                if changes:
+                    block += changes
+            if block:
+                # once per block: the host notes which flows changed (and the filter's
+                # verdict on them, which only a change can alter), in the events' order
+                touch(block)
+            dt = perf() - t0
+            cps.account(j - i, dt)
+            if store is not None:
+                store.events += j - i
+                store.feed_s += dt
+            self.position = first + j
+            if cps.due(sparse):
+                self.checkpoint(head, first + j)
+            i = j
 
     def head_passed(self, position: int) -> None:
         """The head folded ``position`` events: a checkpoint, if one is due."""

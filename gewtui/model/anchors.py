@@ -69,20 +69,21 @@ class TcpAnchor(Anchor):
         # the hot kinds' unrolled offers (None: no template takes that kind)
         self._offer_state = offers.get("tcp_state")
         self._offer_probe = offers.get("tcp_probe")
+        self.raw: bytes | None = None   # the wire bytes of the event being fed, if known
 
     # -- socket to member -------------------------------------------------------------------
     def _member(self, ev, b, sock, eid, t, out, old=0, new=0):
         """The member for an event whose socket the registry does not hold open (slow path)."""
         reg = self.reg
-        tup = b.tuple
-        family, saddr, daddr = tup.family, tup.saddr, tup.daddr
-        sport, dport, proto = tup.sport, tup.dport, tup.protocol or 6
         m = reg.socks.get(sock) if sock else None
         if m is not None and m.closed and not (old and old in _FRESH_OLD):
             # A late event of a closed socket (a final summary, a congestion-state reset, a
             # destroy) stays with it until a state change starts a new one at its address.
             self._touch(m.flow, eid, t, out)
             return m
+        tup = b.tuple
+        family, saddr, daddr = tup.family, tup.saddr, tup.daddr
+        sport, dport, proto = tup.sport, tup.dport, tup.protocol or 6
         if m is None and sock and reg.port_ranges:   # an inventory was taken: its socket?
             m = reg.adopt_address(sock, (saddr, sport, daddr, dport), ev.attr.netns)
             if m is not None:
@@ -136,7 +137,7 @@ class TcpAnchor(Anchor):
             f.last_eid, f.last_t = eid, t
             if f.phase == EMERGED:
                 reg.evolve(f, eid, t, out)
-        m = reg.add_member(f, sock, (saddr, sport, daddr, dport), new or 0, ev, eid, t, out)
+        m = reg.add_member(f, sock, (saddr, sport, daddr, dport), new or 0, ev, eid, t, out, self.raw)
         held = reg.pending.pop(sock, None)
         if held:
             for e in held:
@@ -228,7 +229,8 @@ class TcpAnchor(Anchor):
         if eid in pinned:
             reg.refs[eid] = reg.refs.get(eid, 1) + 1
         else:
-            pinned[eid] = ev.SerializeToString(deterministic=True)
+            raw = self.raw
+            pinned[eid] = raw if raw is not None else ev.SerializeToString(deterministic=True)
         if new == CLOSE and m.rst_eid:
             extra = m.rst_eid
             reg.pin_id(extra)

@@ -62,13 +62,20 @@ class Engine:
         reg = self._reg
         self.anchors: list[Anchor] = [TcpAnchor(reg), QueueAnchor(reg), RouteAnchor(reg),
                                       SessionAnchor(reg), InventoryAnchor(reg)]
+        self._tcp = self.anchors[0]
         self._dispatch = {}
         for a in self.anchors:
             self._dispatch.update(a.handlers())
 
     # -- feed -------------------------------------------------------------------------------
-    def feed(self, ev: events_pb2.Event) -> list[Change]:
-        """Apply one L0 event; returns what it caused (often nothing)."""
+    # feed() takes the event's wire bytes too (callers holding them may pass them)
+    takes_raw = True
+
+    def feed(self, ev: events_pb2.Event, raw: bytes | None = None) -> list[Change]:
+        """Apply one L0 event; returns what it caused (often nothing). ``raw``: the event's
+        serialized form when the caller has it (the live head: the capture's bytes), so the
+        evidence a state change pins is those bytes, not the event serialized again."""
+        self._tcp.raw = raw
         kind = ev.WhichOneof("body")
         reg = self._reg
         eid = ev.id

@@ -81,11 +81,12 @@ class Registry:
         self.cgroups: dict[int, tuple] = {}
 
     # -- evidence store ---------------------------------------------------------------------
-    def pin(self, eid: int, ev) -> None:
+    def pin(self, eid: int, ev, raw: bytes | None = None) -> None:
+        """Hold event ``ev`` as evidence (``raw``: its wire bytes, when the feeder has them)."""
         if eid in self.pinned:
             self.refs[eid] = self.refs.get(eid, 1) + 1
         else:
-            self.pinned[eid] = ev.SerializeToString(deterministic=True)
+            self.pinned[eid] = raw if raw is not None else ev.SerializeToString(deterministic=True)
 
     def pin_id(self, eid: int) -> bool:
         if eid in self.pinned:
@@ -263,12 +264,12 @@ class Registry:
         ix_del(self.tuples, m.tkey, m)
 
     def add_member(self, f: Flow, sock: int, tkey: tuple, state: int, ev, eid: int, t: int,
-                   out) -> Member:
+                   out, raw: bytes | None = None) -> Member:
         m = Member.__new__(Member)
         m.sock, m.flow, m.tkey = sock, f, tkey
         m.state, m.first_eid, m.last_eid = state, eid, eid
         m.closed, m.rst_eid, m.tstate, m.indexed = False, 0, None, True
-        self.pin(eid, ev)
+        self.pin(eid, ev, raw)
         old = self.socks.get(sock)
         if old is not None:
             self.release(old)
