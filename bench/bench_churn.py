@@ -65,7 +65,7 @@ every CPU-microsecond an observer spends per connection, in the kernel or in use
 out of the connection rate; redis-server is one thread, and the session's programs run in its
 context for its half of each connection. gew's capture loses nothing here (the capture drains a
 64 MiB ring buffer into the recording and never waits for the engine; the engine works at most
-a quarter of the wall time while records arrive, and its lag spills to the recording). A short
+a tenth of the wall time while records arrive, and its lag spills to the recording). A short
 connection crosses as 2 kernel records and is written as 2 records (its first transition; its
 held life, destroy and counters as one Lifecycle that readers expand into ~9 events), so the
 capture's Python work is per record, not per transition (the CPU columns). The `kernel` row

@@ -32,7 +32,10 @@ def main() -> int:
     from gewtui.kernel.transport import read_counters
 
     inodes = tuple(os.stat(f"/run/netns/{n}").st_ino for n in a.netns)
-    plane = KernelPlane(DEFAULT, PlaneConfig(), on_event=lambda ev: None)
+    from gewtui.kernel.live import RINGBUF_PAGES
+
+    # the ring buffer a live session has (64 MiB)
+    plane = KernelPlane(DEFAULT, PlaneConfig(ringbuf_pages=RINGBUF_PAGES), on_event=lambda ev: None)
     taken = [0]
 
     def take(data: bytes) -> int:

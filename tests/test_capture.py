@@ -124,6 +124,37 @@ def test_a_full_queue_spills_to_the_recording_and_the_engine_reads_it_back(tmp_p
     live.writer.close()
 
 
+def test_a_batch_larger_than_a_take_is_handed_over_in_parts_with_exact_resume_offsets(tmp_path):
+    """The engine comes back after at most ``max_events``, whatever the capture's batch size;
+    after each take, ``resume_offset`` is where the next event's frame starts in the file."""
+    live = _FakeLive(tmp_path / "b.gewrec", [2500, 10])
+    cap = Capture(live, poll_ms=5, yield_s=0, duty=1).start()
+    try:
+        deadline = time.monotonic() + 10
+        while cap.captured < 2510 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        live.writer.flush()
+        with open_recording(live.record_path) as r:
+            frame_at = {}
+            for off, payload in r.frames():
+                rec = recording_pb2.Record.FromString(payload)
+                if rec.HasField("event"):
+                    frame_at[rec.event.id] = off
+        got = []
+        while len(got) < 2510:
+            part = cap.take(300, 0.5)
+            assert 0 < len(part) <= 300
+            got += part
+            last = events_pb2.Event.FromString(part[-1]).id
+            if last + 1 in frame_at:
+                assert cap.resume_offset == frame_at[last + 1]
+    finally:
+        cap.stop()
+    assert [events_pb2.Event.FromString(r).id for r in got] == list(range(1, 2511))
+    cap.close()
+    live.writer.close()
+
+
 def _side_bytes(live):
     """Bytes of a trailing side record after the last batch, if the fake wrote one."""
     with open_recording(live.record_path) as r:

@@ -300,7 +300,9 @@ class LiveSource:
 
     live = True
     exhausted = False
-    batch = 2048        # events per read: the pump comes back often, the capture gets its turn
+    # records per read (a lifecycle among them stands for ~9 events): the pump comes back
+    # often, so the capture's duty limit (gewtui.kernel.capture) holds and the capture gets its turn
+    batch = 512
 
     def __init__(self, session: Any, *, threaded: bool = True) -> None:
         self.session = session

@@ -52,6 +52,11 @@ def _frame_len(n: int) -> int:
     return len(MARKER) + len(encode_varint(n)) + n + 4
 
 
+def _event_frame_len(n: int) -> int:
+    """Bytes of the frame the writer makes for an n-byte event (a Record holding it)."""
+    return _frame_len(1 + len(encode_varint(n)) + n)
+
+
 class _Spill:
     """Batches written to the recording and not kept in memory: [start, end) of the file."""
 
@@ -64,7 +69,7 @@ class _Spill:
 class Capture:
     def __init__(self, live: Any, *, max_queued: int = MAX_QUEUED, poll_ms: int = POLL_MS,
                  yield_s: float = 0.002, yield_above: float = 1 / 16, yield_max_s: float = 0.1,
-                 duty: float = 0.25, name: str = "gew-capture") -> None:
+                 duty: float = 0.1, rest_max_s: float = 0.25, name: str = "gew-capture") -> None:
         self.live = live
         self.max_queued = max_queued
         self.poll_ms = poll_ms
@@ -72,9 +77,10 @@ class Capture:
         self.yield_above = yield_above
         self.yield_max_s = yield_max_s
         self.duty = duty
+        self.rest_max_s = rest_max_s
         self.yielded_s = 0.0                # time the engine gave up to the capture
         self._returned = 0.0                # when take() last handed events over
-        self._q: deque = deque()            # (event bytes, file offset after them), or _Spill
+        self._q: deque = deque()            # (event bytes, file offsets of their first frame and after them), or _Spill
         self._queued = 0                    # events held in memory
         self._cv = threading.Condition()
         self._stop = threading.Event()
@@ -136,7 +142,7 @@ class Capture:
                 else:
                     self._q.append(_Spill(start, end, n))
             else:
-                self._q.append((raws, end))
+                self._q.append((raws, start, end))
                 self._queued += n
             self._cv.notify_all()
 
@@ -156,7 +162,7 @@ class Capture:
             # the engine worked since its last take: rest in proportion while the capture is busy
             rest = (time.monotonic() - self._returned) * (1 - self.duty) / self.duty
             if rest > 0:
-                rest = min(rest, self.yield_max_s)
+                rest = min(rest, self.rest_max_s)
                 time.sleep(rest)
                 self.yielded_s += rest
         if self._reading is not None:
@@ -173,10 +179,22 @@ class Capture:
                     self._q.popleft()
                     self._reading = item
                     break
+                raws, start, end = item
+                room = max_events - len(out)
+                if len(raws) > room:
+                    # a batch larger than one take: its head now, the rest stays queued (so
+                    # the engine comes back often and its duty holds whatever the batch size)
+                    part = raws[:room]
+                    after = start + sum(_event_frame_len(len(r)) for r in part) if end else 0
+                    self._q[0] = (raws[room:], after, end)
+                    self._queued -= room
+                    out += part
+                    self.resume_offset = after
+                    break
                 self._q.popleft()
-                self._queued -= len(item[0])
-                out += item[0]
-                self.resume_offset = item[1]
+                self._queued -= len(raws)
+                out += raws
+                self.resume_offset = end
             if not out and self._reading is None and not self._q and self.error is not None:
                 e, self.error = self.error, None
                 raise e
