@@ -49,27 +49,19 @@ class Follower:
                 report = ReadReport()
                 for _, payload in walk_frames(fd, pos, report, name=self.path):
                     raw = event_bytes(payload)
-                    if raw is not None:
-                        if lifecycle.is_lifecycle(raw):
-                            try:
-                                lives = lifecycle.expand(raw)
-                            except _DECODE:
-                                self.damaged += 1
-                                continue
-                            for r in lives:
-                                yield "event", r
-                            continue
-                        yield "event", raw
-                        continue
-                    try:
-                        rec = _parse_record(payload)
-                    except _DECODE:
-                        self.damaged += 1
-                        continue
-                    if rec.HasField("event"):
-                        raw = rec.event.SerializeToString()
+                    rec = None
+                    if raw is None:
                         try:
-                            lives = lifecycle.expand(raw) if rec.event.HasField("lifecycle") else [raw]
+                            rec = _parse_record(payload)
+                        except _DECODE:
+                            self.damaged += 1
+                            continue
+                        if rec.HasField("event"):
+                            raw = rec.event.SerializeToString()
+                    if raw is not None:
+                        # a lifecycle: the events it stands for (gewtui.recording.lifecycle)
+                        try:
+                            lives = lifecycle.expand(raw) if lifecycle.is_lifecycle(raw) else (raw,)
                         except _DECODE:
                             self.damaged += 1
                             continue
