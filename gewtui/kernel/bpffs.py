@@ -248,7 +248,15 @@ class Instance:
         Pinning goes by path (the kernel pins by name), which is safe below a root-only
         0700 directory: nobody else can place anything there."""
         path = self.session_bpffs(session_id)
-        os.close(self._open(path, create=True))
+        for attempt in range(3):
+            try:
+                os.close(self._open(path, create=True))
+                return path
+            except FileNotFoundError:
+                # another instance's last session pruned an empty parent while this walk
+                # was between two components: walk again
+                if attempt == 2:
+                    raise
         return path
 
     def session_exists(self, session_id: str) -> bool:
@@ -385,13 +393,15 @@ class Instance:
             rep.manifest_removed = any(p.endswith("/" + MANIFEST) for p in removed)
 
     def _prune_empty_bpffs(self) -> None:
-        """Remove this instance's bpffs directories once no session is left in them, so a
-        finished session leaves only the (empty, root-only) roots in bpffs. rmdir refuses a
-        non-empty directory, so a session of this instance that is being created keeps its
-        directories. The roots themselves are never removed: a removed root is a name an
-        unprivileged user could create first in world-writable bpffs."""
-        for parent, name in ((self.bpffs_dir, "sessions"),
-                             (os.path.dirname(self.bpffs_dir), self.instance_id)):
+        """Remove this instance's bpffs directories once no session is left in them, and
+        ``instances`` once no instance is, so a finished session leaves nothing in bpffs but
+        the empty, root-only root. rmdir refuses a non-empty directory, so a session being
+        created keeps its directories (and one racing this prune retries its creation:
+        ``make_session_bpffs``). The root itself is never removed: a removed root is a name
+        an unprivileged user could create first in world-writable bpffs."""
+        instances = os.path.dirname(self.bpffs_dir)
+        for parent, name in ((self.bpffs_dir, "sessions"), (instances, self.instance_id),
+                             (os.path.dirname(instances), os.path.basename(instances))):
             try:
                 pfd = self._open(parent)
             except (OSError, GewError):

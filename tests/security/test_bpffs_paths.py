@@ -40,14 +40,15 @@ def test_planted_bpffs_root_symlink_deletes_nothing(roots, netns_pair, tmp_path)
 
 def test_bpffs_and_run_roots_are_private_and_outlive_sessions(roots, netns_pair, tmp_path):
     """After a session ends both roots still exist, root-owned and 0700, so nobody can
-    create them (or anything in them) before the next session; nobody's attempt fails."""
+    create them (or anything in them) before the next session; nobody's attempt fails. The
+    bpffs root is left empty: the session's pins and its instance's directories are gone."""
     r = roots.gew("session", "apply", "--scope", f"netns={netns_pair.a}", "--duration", "1",
                   "--record", str(tmp_path / "s.gewrec"))
     assert r.returncode == 0, r.stderr
     for top in (roots.bpffs, roots.run):
         st = os.lstat(top)
         assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700, top
-    assert os.listdir(f"{roots.bpffs}/instances") == [], "the session's pins are gone"
+    assert os.listdir(roots.bpffs) == [], "the session's pins and directories are gone"
     with pytest.raises(AssertionError, match="could not plant"):
         as_nobody(f"mkdir -p {roots.bpffs}/instances/default")
 
