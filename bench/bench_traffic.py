@@ -4,10 +4,9 @@ interleaved, with the session's own BPF run time from the kernel's program stati
 
 Workloads (bench/tcpload.c, built with gcc): request/response — one connection,
 TCP_NODELAY, a 64-byte request and a 64-byte response, as many as fit in the run (the
-workload that shows per-packet cost); bulk — one connection writing 256 KiB chunks. By
-default everything runs as users run it: the fair scheduler, no pinning, the session at nice
-0. ``--rt`` is the kinder set-up kept for comparison: the client pinned to CPU 0 and the server
-to CPU 1, both SCHED_FIFO (RT_PRIO), the session at nice -10; its report says so.
+workload that shows per-packet cost); bulk — one connection writing 256 KiB chunks.
+Everything runs as users run it: the fair scheduler, no pinning, no real-time priority, the
+session at nice 0.
 
 Each round runs both workloads without a session, with a session as it runs by default,
 and with a session started with --bpf-stats, the order reversed every other round; a
@@ -16,7 +15,7 @@ each program's run_time_ns / run_cnt over the --bpf-stats runs (kernel program s
 BPF_ENABLE_STATS: the kernel times every run, which itself costs ~100 ns per run, hence off
 by default).
 
-``.venv/bin/python bench/bench_traffic.py [--rounds N] [--seconds S] [--rt]``
+``.venv/bin/python bench/bench_traffic.py [--rounds N] [--seconds S]``
 """
 from __future__ import annotations
 
@@ -33,17 +32,6 @@ from _util import build_c, end, load, log, med, require_root, spread, table, vet
 
 PORT = 21080
 SIZE = 64
-NICE = -10
-# With --rt, client and server run SCHED_FIFO at this priority, pinned: on a machine other
-# suites share, a request/response workload under the fair scheduler partly measures its
-# wakeup latency behind them. Users do not run their workloads that way, so it is not the
-# default and its figures are labelled.
-RT_PRIO = "10"
-RT = False
-
-
-def _sched(cpu: str) -> list[str]:
-    return ["chrt", "-f", RT_PRIO, "taskset", "-c", cpu] if RT else []
 TARGET_RR, TARGET_BULK, TARGET_NS = 0.95, 0.97, 300
 
 
@@ -60,7 +48,7 @@ class Bench:
     def client(self, mode: str, live=None) -> float:
         argv = (["rr", self.server, str(PORT), str(SIZE), str(self.seconds)] if mode == "rr"
                 else ["bulk", self.server, str(PORT), str(self.seconds)])
-        p = subprocess.Popen(["ip", "netns", "exec", self.a, *_sched("0"), self.tcpload, *argv],
+        p = subprocess.Popen(["ip", "netns", "exec", self.a, self.tcpload, *argv],
                              stdout=subprocess.PIPE, text=True)
         try:
             if live is not None:
@@ -140,18 +128,12 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--rt", action="store_true",
-                    help="the kinder set-up: workload SCHED_FIFO and pinned, session at nice -10")
     ns = ap.parse_args(argv[1:])
-    global RT
-    RT = ns.rt
     require_root("Per-packet cost on traffic")
     load_start = load()
-    if RT:
-        os.setpriority(os.PRIO_PROCESS, 0, NICE)
     with tempfile.TemporaryDirectory(prefix="gew-bench-") as tmp, veth_pair("trf", 241) as (a, b, _dev, server):
         tcpload = build_c("tcpload.c", tmp)
-        srv = subprocess.Popen(["ip", "netns", "exec", b, *_sched("1"), tcpload, "serve", str(PORT)],
+        srv = subprocess.Popen(["ip", "netns", "exec", b, tcpload, "serve", str(PORT)],
                                stdout=subprocess.PIPE, text=True)
         try:
             if srv.stdout is None or srv.stdout.readline().strip() != "ready":
@@ -189,9 +171,7 @@ def kernel_side(plane) -> str:
 def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
     out = ["## Per-packet cost on traffic\n",
            f"TCP over a veth pair between two scratch namespaces; "
-           + (f"KINDER SET-UP (--rt), not how users run: client pinned to CPU 0, server to CPU 1, both "
-              f"SCHED_FIFO {RT_PRIO}; the session at nice {NICE}; " if RT else
-              "normal scheduling as users run it: fair class, no pinning, the session at nice 0; ")
+           + "normal scheduling as users run it: fair class, no pinning, the session at nice 0; "
            + f"{rounds} rounds of {seconds:g} s runs, without a session, with a full session as it runs by default (every probe "
            f"unit, recording, Engine.feed), with the session's kernel side alone (its programs and ring buffer, records "
            f"taken and not decoded) and with one started with --bpf-stats, the order reversed every other round. Load: {load_start} at the start, {load()} at "
