@@ -137,7 +137,7 @@ def fast(enc) -> dict:
         return out
 
     return {K_STATE: state, K_CONG: cong, K_DESTROY: destroy,
-            K_LIFE: _life_encoder(enc, _items_encoder(enc, old_states, new_states, ca_fields))}
+            K_LIFE: _life_encoder(enc)}
 
 
 def _state_fields(key: bytes) -> wire.Cache:
@@ -156,86 +156,15 @@ if _DESTROY.size != DESTROY.size:
     raise ImportError("tcp_state: the fast destroy layout no longer matches DESTROY")
 
 
-def _items_encoder(enc, old_states: wire.Cache, new_states: wire.Cache, ca_fields: wire.Cache):
-    """K_LIFE item by item, for the records ``_life_encoder`` leaves (items delivered twice,
-    a new life after the first item): each held item straight to its event's wire bytes,
-    ``(ktime_ns, payload)`` for the decoder to number, without rebuilding the per-event
-    record. What ``decode_life`` does through each kind's own encoder or decoder, written out
-    once more for speed: tests/test_capture.py holds every byte against that reference on
-    random records."""
-    dec = enc.dec
-    tuples, socks, length, uvarint = enc.tuples, enc.socks, wire.length, wire.uvarint
-    owners, task_attr, task_owner, none_attr, cpus = (dec.owners, dec._task_attr, dec._task_owner,
-                                                      dec._none_attr, dec._cpu)
-    sid, live, renew, expand = dec.sock_id, dec.live_sock_id, dec.renew_socket, dec.expand
-    unpack_rec, unpack_life, unpack_item = REC_LIFE.unpack_from, LIFE.unpack, LIFE_ITEM.unpack_from
-    unpack_task, unpack_tuple, pack_tuple = LIFE_TASK.unpack, TUPLE.unpack, TUPLE.pack
-    item_size, at, close, process = LIFE_ITEM.size, HDR.size, events_pb2.TCP_CLOSE, CTX_PROCESS
-    via_fields = wire.Cache(lambda v: wire.string_field(O_VIA, owner.VIA.get(v, str(v))), 256)
-    comm_fields = wire.Cache(lambda c: wire.string_field(O_COMM, c), 1024)
-    pack_hdr = HDR.pack
-
-    def items(h: tuple, buf: bytes) -> list:
-        sk, cookie, final, _why, raw_life, sock = unpack_rec(buf, at)
-        n, seq, netns, has_task, task, tup, items = unpack_life(raw_life)
-        if n > LIFE_ITEMS:
-            raise ValueError(f"lifecycle record holds {n} items (at most {LIFE_ITEMS})")
-        seen: dict[int, int] = dec.unit_state("tcp_state.life")
-        skip = 0 if seq == 0 else max(0, seen.get(sk, 0) - seq)
-        key = unpack_task(task) if has_task else None
-        if key is not None and not key[1]:
-            key = None       # a task without a tgid is no task (as the per-event envelope says)
-        _, _, rsport, rdport, _, _ = unpack_tuple(tup)
-        out: list = []
-        for i in range(skip, n):
-            ktime, cpu, aux, sport, dport, kind, ctx, a, b = unpack_item(items, i * item_size)
-            if kind == LIFE_STATE and a == close:
-                renew(sk)    # a new life at this address: a new socket id
-            # the envelope: the task in process context (learnt as the owner), else the
-            # socket's owner, else nobody in the socket's namespace
-            o = owners.get(sk)     # for an owner change, also its previous owner
-            if ctx == process and key is not None:
-                if o is None or o.tgid != key[1] or o.pid != key[0]:
-                    owners[sk] = task_owner[key]
-                attr = task_attr[key]
-            else:
-                attr = o.attr_field if o is not None else none_attr[netns]
-            t = tup if sport == rsport and dport == rdport else pack_tuple(
-                *unpack_tuple(tup)[:2], sport, dport, *unpack_tuple(tup)[4:])
-            if kind == LIFE_STATE:
-                body = tuples[t] + socks[live(sk)] + old_states[a] + new_states[b]
-                out.append((ktime, cpus[cpu] + attr + B_STATE + length(len(body)) + body))
-            elif kind == LIFE_OWNER:
-                prev_tgid = aux if aux != 0xFFFFFFFF else 0
-                body = tuples[t] + socks[sid(sk)] + (O_PREV + uvarint(prev_tgid) if prev_tgid else b"")
-                if o is not None and o.tgid == prev_tgid:
-                    body += comm_fields[o.comm]
-                body += via_fields[a]
-                out.append((ktime, cpus[cpu] + attr + B_OWNER + length(len(body)) + body))
-            elif kind == LIFE_CONG:
-                body = tuples[t] + socks[sid(sk)] + ca_fields[a]
-                out.append((ktime, cpus[cpu] + attr + B_CONG + length(len(body)) + body))
-            else:
-                raise ValueError(f"lifecycle item kind {kind}")
-        if final:
-            seen.pop(sk, None)
-            out.extend(expand(pack_hdr(h[0], K_DESTROY, *h[2:]) + DESTROY.pack(sk, cookie, sock)))
-        else:
-            seen[sk] = seq + n
-        return out
-
-    return items
-
-
-def _life_encoder(enc, items_path):
+def _life_encoder(enc):
     """K_LIFE on the capture's path (the decoder hands over bytes): the record as one
     ``Lifecycle`` event, its items as the kernel laid them out, returned as ``(count,
     payload)``: the decoder numbers it for the ``count`` events it stands for, which every
     reader expands (gewtui.recording.lifecycle). So a short connection costs the capture
-    two records' work, not one per transition. A record whose items the kernel delivered
-    before in part, or where a new life begins after the first item, goes item by item
-    (``items_path``). Without ``raw_sink`` (events wanted as objects) it returns None and
-    ``decode_life`` runs."""
+    two records' work, not one per transition. It returns None, and ``decode_life`` runs
+    item by item, for a record whose items the kernel delivered before in part or where a
+    new life begins after the first item (both rare), and when the events are wanted as
+    objects (no ``raw_sink``)."""
     dec = enc.dec
     tuples, length = enc.tuples, wire.length
     owners, task_attr, task_owner = dec.owners, dec._task_attr, dec._task_owner
@@ -266,7 +195,7 @@ def _life_encoder(enc, items_path):
         held = buf[items_at:items_at + n * item_size]
         kinds, olds = held[LIFE_KIND_AT::item_size], held[LIFE_A_AT::item_size]
         if (seq and seen.get(sk, 0) > seq) or close in olds[1:]:
-            return items_path(h, buf)
+            return None      # rare: decode_life, item by item
         if not n and not final:
             seen[sk] = seq
             return []
@@ -351,8 +280,6 @@ if _ITEMS_AT != HDR.size + 24 + LIFE_ITEMS_AT or _SOCK_AT != _ITEMS_AT + LIFE_IT
     raise ImportError("tcp_state: the lifecycle record's offsets no longer match REC_LIFE")
 
 
-B_OWNER = wire.tag(events_pb2.Event, "owner")
-O_PREV, O_COMM, O_VIA = wire.keys(events_pb2.SocketOwner, "previous_tgid", "previous_comm", "via")
 
 
 def decode_life(dec, hdr: Header, buf: bytes) -> list[events_pb2.Event]:
