@@ -110,7 +110,7 @@ def _forged(**fields) -> bytes:
     ev = events_pb2.Event(id=10, ktime_ns=5)
     ev.lifecycle.SetInParent()
     for k, v in fields.items():
-        if k in ("tail", "ca_state_names"):
+        if k == "ca_state_names":
             getattr(ev.lifecycle, k).extend(v)
         else:
             setattr(ev.lifecycle, k, v)
@@ -124,7 +124,7 @@ ITEM = struct.Struct("<QIIHHBBBB")
     ({"items": ITEM.pack(1, 0, 0, 1, 2, 1, 1, 7, 1) * (lifecycle.MAX_ITEMS + 1)}, "item bytes"),
     ({"items": ITEM.pack(1, 0, 0, 1, 2, 1, 1, 7, 1)[:-1]}, "item bytes"),
     ({"items": ITEM.pack(1, 0, 0, 1, 2, 9, 1, 7, 1)}, "item kind 9"),
-    ({"tail": [b""] * (lifecycle.MAX_TAIL + 1)}, "tail events"),
+    ({"destroyed": True, "counters": b"\0" * (lifecycle.COUNTERS_SIZE - 1)}, "bytes of counters"),
 ])
 def test_a_forged_lifecycle_is_refused_with_bounded_work(tmp_path, fields, why):
     raw = _forged(**fields)
@@ -144,15 +144,18 @@ def test_a_forged_lifecycle_is_refused_with_bounded_work(tmp_path, fields, why):
     assert "Traceback" not in out.stderr
 
 
-def test_a_lifecycle_stands_for_its_items_then_its_tail():
-    """Ids: the lifecycle's own id is its first item's; the tail follows the items."""
-    tail = events_pb2.Event(ktime_ns=99, destroy=events_pb2.SocketDestroy(sock=4)).SerializeToString()
+def test_a_lifecycle_stands_for_its_items_then_its_destroy_and_summary():
+    """Ids: the lifecycle's own id is its first item's; the destroy and the final summary
+    follow the items, at the destroy's time and CPU (the lifecycle event's own)."""
     raw = _forged(items=ITEM.pack(7, 1, 0, 80, 443, 1, 1, 7, 2) + ITEM.pack(8, 0, 0, 80, 443, 3, 1, 0, 0),
-                  sock=4, netns=12, ca_state_names=["Open"], tail=[tail])
+                  sock=4, netns=12, ca_state_names=["Open"], destroyed=True, cookie=42, final_netns=12,
+                  counters=bytes(lifecycle.COUNTERS_SIZE))
     evs = [events_pb2.Event.FromString(r) for r in lifecycle.expand(raw)]
     assert [(e.id, e.ktime_ns, e.WhichOneof("body")) for e in evs] == [
-        (10, 7, "tcp_state"), (11, 8, "cong_state"), (12, 99, "destroy")]
+        (10, 7, "tcp_state"), (11, 8, "cong_state"), (12, 5, "destroy"), (13, 5, "tcp_probe")]
     assert evs[0].tcp_state.old_state == events_pb2.TCP_CLOSE and evs[0].cpu == 1
     assert evs[1].cong_state.ca_state_name == "Open" and evs[1].attr.netns == 12
     assert evs[0].attr.source == events_pb2.ATTRIBUTION_NONE
-    assert lifecycle.count(raw) == 3 and lifecycle.count(tail) == 1
+    assert evs[2].destroy.sock == 4 and evs[2].destroy.sock_cookie == 42
+    assert evs[3].tcp_probe.final and evs[3].tcp_probe.sock_cookie == 42
+    assert lifecycle.count(raw) == 4 and lifecycle.count(evs[2].SerializeToString()) == 1

@@ -488,7 +488,7 @@ class CgroupInfo(_message.Message):
     def __init__(self, id: _Optional[int] = ..., path: _Optional[str] = ..., container: _Optional[str] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class Lifecycle(_message.Message):
-    __slots__ = ("tuple", "sock", "netns", "task", "owner", "learnt", "items", "ca_state_names", "tail", "destroyed", "closer", "final_tuple", "final_netns", "cookie", "counters", "prior", "prior_end_ns", "prior_segments", "prior_bytes", "prior_zw_segments", "prior_hist")
+    __slots__ = ("tuple", "sock", "netns", "task", "owner", "learnt", "items", "ca_state_names", "destroyed", "closer", "final_tuple", "final_netns", "cookie", "counters", "prior", "prior_end_ns", "prior_segments", "prior_bytes", "prior_zw_segments", "prior_hist")
     TUPLE_FIELD_NUMBER: _ClassVar[int]
     SOCK_FIELD_NUMBER: _ClassVar[int]
     NETNS_FIELD_NUMBER: _ClassVar[int]
@@ -497,7 +497,6 @@ class Lifecycle(_message.Message):
     LEARNT_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     CA_STATE_NAMES_FIELD_NUMBER: _ClassVar[int]
-    TAIL_FIELD_NUMBER: _ClassVar[int]
     DESTROYED_FIELD_NUMBER: _ClassVar[int]
     CLOSER_FIELD_NUMBER: _ClassVar[int]
     FINAL_TUPLE_FIELD_NUMBER: _ClassVar[int]
@@ -518,7 +517,6 @@ class Lifecycle(_message.Message):
     learnt: Attribution
     items: bytes
     ca_state_names: _containers.RepeatedScalarFieldContainer[str]
-    tail: _containers.RepeatedScalarFieldContainer[bytes]
     destroyed: bool
     closer: Attribution
     final_tuple: Tuple
@@ -531,7 +529,7 @@ class Lifecycle(_message.Message):
     prior_bytes: int
     prior_zw_segments: int
     prior_hist: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., netns: _Optional[int] = ..., task: _Optional[_Union[Attribution, _Mapping]] = ..., owner: _Optional[_Union[Attribution, _Mapping]] = ..., learnt: _Optional[_Union[Attribution, _Mapping]] = ..., items: _Optional[bytes] = ..., ca_state_names: _Optional[_Iterable[str]] = ..., tail: _Optional[_Iterable[bytes]] = ..., destroyed: _Optional[bool] = ..., closer: _Optional[_Union[Attribution, _Mapping]] = ..., final_tuple: _Optional[_Union[Tuple, _Mapping]] = ..., final_netns: _Optional[int] = ..., cookie: _Optional[int] = ..., counters: _Optional[bytes] = ..., prior: _Optional[bool] = ..., prior_end_ns: _Optional[int] = ..., prior_segments: _Optional[int] = ..., prior_bytes: _Optional[int] = ..., prior_zw_segments: _Optional[int] = ..., prior_hist: _Optional[_Iterable[int]] = ...) -> None: ...
+    def __init__(self, tuple: _Optional[_Union[Tuple, _Mapping]] = ..., sock: _Optional[int] = ..., netns: _Optional[int] = ..., task: _Optional[_Union[Attribution, _Mapping]] = ..., owner: _Optional[_Union[Attribution, _Mapping]] = ..., learnt: _Optional[_Union[Attribution, _Mapping]] = ..., items: _Optional[bytes] = ..., ca_state_names: _Optional[_Iterable[str]] = ..., destroyed: _Optional[bool] = ..., closer: _Optional[_Union[Attribution, _Mapping]] = ..., final_tuple: _Optional[_Union[Tuple, _Mapping]] = ..., final_netns: _Optional[int] = ..., cookie: _Optional[int] = ..., counters: _Optional[bytes] = ..., prior: _Optional[bool] = ..., prior_end_ns: _Optional[int] = ..., prior_segments: _Optional[int] = ..., prior_bytes: _Optional[int] = ..., prior_zw_segments: _Optional[int] = ..., prior_hist: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("id", "ktime_ns", "cpu", "attr", "tcp_state", "retransmit", "reset", "tcp_probe", "cong_state", "destroy", "owner", "skb_drop", "qdisc", "rcvq_full", "fib", "neigh", "lost", "scope_change", "mark", "inventory", "netns_facts", "cgroup", "lifecycle")

@@ -18,7 +18,7 @@ namespace. The capture states the owner before the first item (``owner``) and th
 first process-context item makes (``learnt``), so the expansion needs no session state.
 
 A lifecycle from a recording is hostile input like any record: at most MAX_ITEMS items and
-MAX_TAIL tail events, items whole, or ValueError (the reader's undecodable record).
+counters of their exact size, items whole, or ValueError (the reader's undecodable record).
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ CTX_PROCESS = 0
 NO_PREVIOUS = 0xFFFFFFFF              # an owner change with no previous owner
 VIA = {1: "send", 2: "recv"}          # how a new owner acted on the socket (bpf/owner.c)
 MAX_ITEMS = 64
-MAX_TAIL = 4
 
 _E = events_pb2.Event
 K_ID, K_KTIME, K_CPU, K_ATTR = keys(_E, "id", "ktime_ns", "cpu", "attr")
@@ -136,8 +135,7 @@ def count(raw: bytes) -> int:
     if not is_lifecycle(raw):
         return 1
     life = _E.FromString(raw).lifecycle
-    return (len(life.items) // ITEM.size + len(life.tail)
-            + (1 + bool(life.counters) if life.destroyed else 0))
+    return len(life.items) // ITEM.size + (1 + bool(life.counters) if life.destroyed else 0)
 
 
 def _attr(msg: events_pb2.Attribution) -> bytes:
@@ -151,8 +149,8 @@ def expand(raw: bytes) -> list[bytes]:
     life = ev.lifecycle
     items = life.items
     n, rest = divmod(len(items), ITEM.size)
-    if rest or n > MAX_ITEMS or len(life.tail) > MAX_TAIL:
-        raise ValueError(f"lifecycle record with {len(items)} item bytes and {len(life.tail)} tail events")
+    if rest or n > MAX_ITEMS:
+        raise ValueError(f"lifecycle record with {len(items)} item bytes")
     first = ev.id
     tup = life.tuple
     tuple_p = tup.SerializeToString()
@@ -206,9 +204,6 @@ def expand(raw: bytes) -> list[bytes]:
                    + (cpus[cpu] if cpu < 256 else K_CPU + uvarint(cpu)) + attr + key + length(len(body)) + body)
     if life.destroyed:
         out += _destroy(ev, life, first + n, sock_f, owner, nobody_in=life.final_netns)
-    after = first + len(out)
-    for j, t in enumerate(life.tail):
-        out.append(K_ID + uvarint(after + j) + t)
     return out
 
 
