@@ -86,14 +86,14 @@ class _FakeLive:
     def capture_batch(self, timeout_ms):
         if not self.batches:
             time.sleep(timeout_ms / 1000)
-            return [], 0, 0
+            return [], 0, 0, 0
         raws = self._raws()
         with self.write_lock:
             start = self.writer.next_offset
             self.writer.write_events_bytes(raws)
             if self.next_id % 3 == 0:     # a side record between batches
                 self.writer.write(recording_pb2.Record(stats=recording_pb2.Record().stats))
-            return raws, start, self.writer.next_offset
+            return raws, start, self.writer.next_offset, len(raws)
 
     def flush_through(self, offset):
         with self.write_lock:

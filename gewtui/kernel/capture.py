@@ -112,16 +112,12 @@ class Capture:
 
     def _loop(self) -> None:
         live = self.live
-        folded = getattr(live, "folded", None)      # events inside lifecycles, so far
-        seen = folded() if folded is not None else 0
         try:
             while not self._stop.is_set() and not live.closed:
-                raws, start, end = live.capture_batch(self.poll_ms)
+                raws, start, end, events = live.capture_batch(self.poll_ms)
                 self.busy = bool(raws)
                 if raws:
-                    now = folded() if folded is not None else 0
-                    self._offer(raws, start, end, len(raws) + now - seen)
-                    seen = now
+                    self._offer(raws, start, end, events)
         except BaseException as e:      # handed to the engine's thread by take()
             self.error = e
         finally:

@@ -310,12 +310,13 @@ class LiveSession:
         """Drain the kernel into the recording; the events' wire bytes, in order."""
         return self.capture_batch(timeout_ms)[0]
 
-    def capture_batch(self, timeout_ms: int = 100) -> tuple[list[bytes], int, int]:
+    def capture_batch(self, timeout_ms: int = 100) -> tuple[list[bytes], int, int, int]:
         """One capture step: poll the plane, write what came to the recording. Returns the
-        events' bytes and the recording's byte range they were written to ((0, 0) when
-        nothing records)."""
+        events' bytes, the recording's byte range they were written to ((0, 0) when
+        nothing records) and how many events they stand for (a lifecycle stands for
+        several)."""
         if not self._opened or self._closed:
-            return [], 0, 0
+            return [], 0, 0, 0
         assert self.session is not None and self.session.plane is not None
         self.session.plane.poll(timeout_ms)
         now = time.monotonic()
@@ -366,29 +367,27 @@ class LiveSession:
         f = self.lag_of
         return f() if f is not None else 0
 
-    def folded(self) -> int:
-        """Events recorded inside others so far (a lifecycle stands for several)."""
-        dec = self._numbering
-        return dec.folded if dec is not None else 0
-
-    def _drain(self) -> tuple[list[bytes], int, int]:
+    def _drain(self) -> tuple[list[bytes], int, int, int]:
         out, self._raw = self._raw, []
-        if self._numbering is not None:
-            self._numbering.raw_sink = self._raw.append
+        dec = self._numbering
+        if dec is not None:
+            dec.raw_sink = self._raw.append
         if not out:
-            return out, 0, 0
+            return out, 0, 0, 0
         if self._stats.first_event_after_s is None:
             self._stats.first_event_after_s = time.monotonic() - self._t0
-        folded = self.folded()
-        self._stats.events += len(out) + folded - self._folded
+        # events inside lifecycles since the last batch: the decoder counts them
+        folded = dec.folded if dec is not None else 0
+        events = len(out) + folded - self._folded
         self._folded = folded
+        self._stats.events += events
         w = self._writer
         if w is None:
-            return out, 0, 0
+            return out, 0, 0, events
         with self.write_lock:
             start = w.next_offset
             self._write(w.write_events_bytes, out)
-            return out, start, w.next_offset
+            return out, start, w.next_offset, events
 
     def _write(self, fn: Callable[..., None], *args: Any) -> None:
         try:
