@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from gewtui.pb import events_pb2, intervention_pb2, recording_pb2, session_pb2
-from gewtui.recording.lifecycle import K_LIFE, expand
+from gewtui.recording.lifecycle import expand, is_lifecycle
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,6 @@ class ReplaySource:
         parse_record = recording_pb2.Record.FromString
         out: list[tuple[events_pb2.Event, bytes]] = []
         n = 0
-        find = bytes.find
         lives = None
         for off, payload in frames:
             if stop is not None and off >= stop:
@@ -182,7 +181,7 @@ class ReplaySource:
                         continue
                     ev = rec.event
                     raw = ev.SerializeToString()
-                if find(raw, K_LIFE, 2, 24) >= 0 and ev.WhichOneof("body") == "lifecycle":
+                if is_lifecycle(raw):
                     lives = [(parse_event(r), r) for r in expand(raw)]
             except Exception as e:     # foreign or hostile payload: counted, never an event
                 self.reader._undecodable(report, off, len(payload), e)

@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 from gewtui import securefs
 from gewtui.errors import EX_NOINPUT, RecordingError, one_line
 from gewtui.pb import events_pb2, recording_pb2
-from gewtui.recording.lifecycle import K_LIFE, expand, is_lifecycle
+from gewtui.recording.lifecycle import expand, is_lifecycle
 from gewtui.recording.framing import (
     HEADER_MARKER, MAGIC, MAX_HEADER_BYTES, READ_CHUNK, ReadReport, _Bad, check_magic, parse_frame,
     walk_frames,
@@ -154,13 +154,12 @@ class RecordingReader:
         parse_record = recording_pb2.Record.FromString
         frames = self.frames(start)
         report = self.report
-        find = bytes.find
         for off, payload in frames:
             n = len(payload)
             try:
                 raw = event_bytes(payload)
                 if raw is not None:
-                    if find(raw, K_LIFE, 2, 24) >= 0 and is_lifecycle(raw):
+                    if is_lifecycle(raw):
                         evs = [parse_event(r) for r in expand(raw)]
                         report.records += 1
                         yield from evs
