@@ -116,8 +116,8 @@ def test_kinds_probe_ids_and_counters_match():
             py_kinds[kind] = u.name
     c_kinds = {v: k for k, v in d.items() if k.startswith("GEW_K_")}
     assert set(c_kinds) == set(py_kinds), (c_kinds, py_kinds)
-    assert (d["GEW_C_PRODUCED"], d["GEW_C_LOST"], d["GEW_C_MAPFULL"], d["GEW_C_NONETNS"]) == (
-        base.C_PRODUCED, base.C_LOST, base.C_MAPFULL, base.C_NONETNS)
+    assert (d["GEW_C_PRODUCED"], d["GEW_C_LOST"], d["GEW_C_MAPFULL"], d["GEW_C_NONETNS"], d["GEW_C_RESCUED"]) == (
+        base.C_PRODUCED, base.C_LOST, base.C_MAPFULL, base.C_NONETNS, base.C_RESCUED)
     assert (d["GEW_C_STRIDE"], d["GEW_NPROBES"]) == (base.C_STRIDE, base.NPROBES)
     assert (d["GEW_CTX_PROCESS"], d["GEW_CTX_SOFTIRQ"]) == (base.CTX_PROCESS, base.CTX_SOFTIRQ)
     assert {d["GEW_ATTR_HEADERS"], d["GEW_ATTR_SOCKET"], d["GEW_ATTR_NONE"]} == set(drops.ATTRIBUTION)

@@ -171,7 +171,8 @@ def _loop(live: Any, args: argparse.Namespace) -> str:
 def _status(st: Any, elapsed: float, rate: float, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"session": st.session_id, "elapsed_s": round(elapsed, 1), "events": st.events,
-                          "events_per_s": round(rate, 1), "lost": st.lost, "complete": st.complete,
+                          "events_per_s": round(rate, 1), "lost": st.lost, "rescued": st.rescued,
+                          "complete": st.complete,
                           "recording_bytes": st.recording_bytes}), file=sys.stderr, flush=True)
         return
     flag = "" if st.complete else "  INCOMPLETE"

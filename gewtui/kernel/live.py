@@ -65,6 +65,7 @@ class LiveStats:
     lost: int = 0
     produced: int = 0
     consumed: int = 0                            # ring-buffer records taken (produced = consumed + lost)
+    rescued: int = 0                             # of them, refused by the ring buffer with room to spare and kept anyway
     complete: bool = True
     incomplete_reason: str = ""
     bpf_run_time_ns: int = 0
@@ -422,6 +423,7 @@ class LiveSession:
             try:
                 p = plane.stats()
                 s.lost, s.produced, s.consumed = p.lost, p.produced, getattr(p, "consumed", 0)
+                s.rescued = getattr(p, "rescued", 0)
                 s.bpf_run_time_ns, s.bpf_run_count = p.bpf_run_time_ns, p.bpf_run_count
                 self._plane_incomplete = "" if getattr(p, "observation_complete", True) else \
                     (getattr(p, "incomplete_reason", "") or "the kernel plane reports an incomplete observation")

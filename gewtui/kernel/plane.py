@@ -48,8 +48,14 @@ from gewtui.runtime.tracefs import Tracefs
 
 EventSink = Callable[[events_pb2.Event], None]
 
+def rescue_pages(ringbuf_pages: int) -> int:
+    """Pages of the second ring buffer (gew_rb_rescue): a 64th of the main one, from one page
+    to 256 (1 MiB); a power of two when the main one is."""
+    return max(1, min(256, ringbuf_pages // 64))
+
+
 # Maps of gew_common.h, in every session's object.
-COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_scope_cfg", "gew_scope_netns",
+COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_rb_rescue", "gew_scope_cfg", "gew_scope_netns",
                "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks",
                "gew_sock_gen")
 
@@ -150,7 +156,8 @@ class KernelPlane:
         try:
             btf = load_vmlinux()
             cflags = build.offset_flags(ok, btf) + build.tunable_flags(
-                GEW_RB_PAGES=self.config.ringbuf_pages, GEW_WAKE_EVERY=max(1, self.config.wake_every),
+                GEW_RB_PAGES=self.config.ringbuf_pages, GEW_RESCUE_PAGES=rescue_pages(self.config.ringbuf_pages),
+                GEW_WAKE_EVERY=max(1, self.config.wake_every),
                 GEW_MAX_SOCKS=self.config.max_socks, GEW_MAX_OUT_SOCKS=self.config.max_out_socks,
                 GEW_MAX_QDISCS=self.config.max_qdiscs, GEW_MAX_FIB_KEYS=self.config.max_fib_keys,
                 GEW_FIB_CADENCE_NS=self.config.fib_cadence_ms * 1_000_000,
@@ -442,6 +449,7 @@ class KernelPlane:
             s.per_probe_lost[name] = s.per_probe_lost.get(name, 0) + n
         s.map_full = sum(c.map_full.values())
         s.unknown_netns = sum(c.no_netns.values())
+        s.rescued = sum(c.rescued.values())
         for u in self._units:
             for p in self._programs(u):
                 fd = self._prog_fds.get(p.fn)
@@ -453,7 +461,7 @@ class KernelPlane:
                 s.recursion_misses += ps.recursion_misses
         reasons = []
         if s.lost:
-            reasons.append(f"{s.lost} records lost (ring buffer full)")
+            reasons.append(f"{s.lost} records lost (the ring buffer refused them)")
         if s.decode_errors:
             reasons.append(f"{s.decode_errors} records undecodable")
         if s.map_full:

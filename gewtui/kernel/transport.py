@@ -6,7 +6,10 @@ The ring buffer is read straight from its memory mapping (``MappedRing``): the c
 page, the producer page and the data pages the kernel maps twice in a row, so a record
 that wraps is still contiguous. A drain reads the producer position once and walks every
 committed record in one Python loop, copying each out and handing it to the decoder, then
-publishes the new consumer position; no C callback per record. Where the mapping is not
+publishes the new consumer position; no C callback per record. A record the main ring's
+lock refuses goes to a small second ring (``gew_rb_rescue``, bpf/gew_common.h says when);
+its records are rare, and each is handed over just before the first main-ring record with a
+later kernel time, so the decoder still sees kernel order. Where the mapping is not
 available (a fake in tests, an architecture whose memory ordering plain loads do not
 follow), bcc's callback path is used: it copies each record once and returns 0 (bcc calls
 ``int()`` on the return value; ``None`` would cost a raised-and-caught exception per
@@ -24,7 +27,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from gewtui.kernel.probes.base import C_LOST, C_MAPFULL, C_NONETNS, C_PRODUCED, C_STRIDE, NPROBES
+from gewtui.kernel.probes.base import C_LOST, C_MAPFULL, C_NONETNS, C_PRODUCED, C_RESCUED, C_STRIDE, NPROBES
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 BPF_ENABLE_STATS = 32
@@ -38,6 +41,8 @@ _RB_DISCARD = 1 << 30
 _RB_LEN = _RB_DISCARD - 1
 _RB_HDR = 8
 _U64 = struct.Struct("<Q")
+# struct gew_hdr begins with the record's kernel time (bpf/gew_common.h)
+_ktime = _U64.unpack_from
 _U32 = struct.Struct("<I")
 # Architectures where loads are not reordered with older loads (x86-TSO, s390): reading
 # the record's length word before its bytes then needs no fence, which Python cannot issue.
@@ -119,7 +124,8 @@ class RingTransport:
 
     batch = 4096
 
-    def __init__(self, bpf, decoder, map_name: str = "gew_rb", *, mapped: bool | None = None):
+    def __init__(self, bpf, decoder, map_name: str = "gew_rb", *, mapped: bool | None = None,
+                 rescue_name: str = "gew_rb_rescue"):
         # mapped: read through mmap (None: wherever it is safe and available)
         self._bpf = bpf
         self._decoder = decoder
@@ -127,16 +133,30 @@ class RingTransport:
         self._record = decoder.record
         self._error: BaseException | None = None
         self._ring: MappedRing | None = None
+        self._rescue: MappedRing | None = None
+        # rescue records waiting for the main ring to pass their kernel time, oldest first
+        self._held: list[bytes] = []
         table = bpf[map_name.encode()]
+        try:
+            rescue = bpf[rescue_name.encode()]
+        except (KeyError, TypeError):
+            rescue = None       # a fake in tests, or an object without the second ring
         if mapped is None:
             mapped = platform.machine() in _ORDERED_LOADS
         if mapped:
             try:
                 self._ring = MappedRing(int(table.map_fd), int(table.max_entries))
+                if rescue is not None:
+                    self._rescue = MappedRing(int(rescue.map_fd), int(rescue.max_entries))
             except (AttributeError, TypeError, ValueError, OSError):
+                if self._ring is not None:
+                    self._ring.close()
                 self._ring = None   # not a kernel map (tests) or no mapping: bcc's callbacks
         if self._ring is None:
+            # (bcc's callbacks hand each ring's records over as they come: no merge by time)
             table.open_ring_buffer(self._callback)
+            if rescue is not None:
+                rescue.open_ring_buffer(self._callback)
 
     @property
     def mapped(self) -> bool:
@@ -171,7 +191,7 @@ class RingTransport:
         before = self._decoder.consumed
         if self._ring is not None:
             self._ring.wait(max(0, int(timeout_ms)))
-            self._ring.drain(self._record, self.batch)
+            self._drain_mapped(self.batch)
             return self._decoder.consumed - before
         self._bpf.ring_buffer_poll(max(0, int(timeout_ms)))
         self._bpf.ring_buffer_consume()
@@ -184,7 +204,7 @@ class RingTransport:
         while True:
             before = self._decoder.consumed
             if self._ring is not None:
-                self._ring.drain(self._record)
+                self._drain_mapped()
             else:
                 self._bpf.ring_buffer_consume()
                 self._raise_pending()
@@ -193,10 +213,35 @@ class RingTransport:
             if n == 0:
                 return total
 
+    def _drain_mapped(self, limit: int = 1 << 62) -> None:
+        """Drain the main ring; rescue records (rare) join it in kernel-time order."""
+        ring, rescue, held = self._ring, self._rescue, self._held
+        if rescue is None or not (held or rescue.pending()):
+            ring.drain(self._record, limit)      # the usual case: no per-record check
+            return
+        rescue.drain(held.append)
+        held.sort(key=lambda r: _ktime(r, 0)[0])
+        record = self._record
+
+        def merged(data: bytes) -> None:
+            k = _ktime(data, 0)[0]
+            while held and _ktime(held[0], 0)[0] <= k:
+                record(held.pop(0))
+            record(data)
+
+        ring.drain(merged, limit)
+        if held and not ring.pending():
+            # nothing older can still come from the main ring (pending counts a record
+            # reserved and not yet committed): the rest goes now
+            for data in held:
+                record(data)
+            held.clear()
+
     def close(self) -> None:
-        if self._ring is not None:
-            self._ring.close()
-            self._ring = None
+        for ring in (self._ring, self._rescue):
+            if ring is not None:
+                ring.close()
+        self._ring = self._rescue = None
 
 
 @dataclass
@@ -207,6 +252,8 @@ class Counters:
     lost: dict[tuple[int, int], int] = field(default_factory=dict)   # (probe, cpu) -> count
     map_full: dict[int, int] = field(default_factory=dict)
     no_netns: dict[int, int] = field(default_factory=dict)
+    # records gew_rb refused with room to spare, kept on a second try or in gew_rb_rescue
+    rescued: dict[int, int] = field(default_factory=dict)
 
     @property
     def total_produced(self) -> int:
@@ -222,7 +269,7 @@ def read_counters(bpf, table: str = "gew_counters") -> Counters:
     c = Counters()
     for probe in range(NPROBES):
         base = probe * C_STRIDE
-        vals = {k: list(t.getvalue(t.Key(base + k))) for k in (C_PRODUCED, C_LOST, C_MAPFULL, C_NONETNS)}
+        vals = {k: list(t.getvalue(t.Key(base + k))) for k in (C_PRODUCED, C_LOST, C_MAPFULL, C_NONETNS, C_RESCUED)}
         if any(vals[C_PRODUCED]):
             c.produced[probe] = int(sum(vals[C_PRODUCED]))
         for cpu, n in enumerate(vals[C_LOST]):
@@ -232,6 +279,8 @@ def read_counters(bpf, table: str = "gew_counters") -> Counters:
             c.map_full[probe] = int(sum(vals[C_MAPFULL]))
         if any(vals[C_NONETNS]):
             c.no_netns[probe] = int(sum(vals[C_NONETNS]))
+        if any(vals[C_RESCUED]):
+            c.rescued[probe] = int(sum(vals[C_RESCUED]))
     return c
 
 
