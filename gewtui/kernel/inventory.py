@@ -296,6 +296,7 @@ class Inventory:
             taken.append((name, inode, rng, counters, rows))
         inodes = {int(r["idiag_inode"]) for *_x, rows in taken for r in rows if r["idiag_inode"]}
         self._owners = socket_owners(inodes)
+        self.symbols.load()
 
     def start(self, sink: Sink) -> int:
         """Facts and sockets of every scoped namespace; returns the sockets emitted."""

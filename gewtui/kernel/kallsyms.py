@@ -1,8 +1,8 @@
 """Kernel text symbols: a drop site's address (skb:kfree_skb's location) as function+offset.
 
-Read once, on the first address to resolve, from /proc/kallsyms (root sees real addresses;
-with kptr_restrict hiding them every address reads 0 and nothing resolves). Only text
-symbols (types t/T) are kept, sorted for bisection; modules' symbols carry their module
+Read once from /proc/kallsyms, while a live session opens (elsewhere on the first address
+to resolve). Root sees real addresses; with kptr_restrict hiding them every address reads 0
+and nothing resolves. Only text symbols (types t/T) are kept, sorted for bisection; modules' symbols carry their module
 ("fn+0x1c [nf_tables]"). The live session writes the name into each SkbDrop event
 (``location_symbol``), so a replay on another machine shows the same site.
 """
@@ -55,6 +55,12 @@ class Kallsyms:
         rows.sort()
         self._addrs = [a for a, _ in rows]
         self._names = [n for _, n in rows]
+
+    def load(self) -> None:
+        """Read the table now, if it is not read yet: a session does it while it opens, so
+        the first drop on a busy box does not pay it."""
+        if self._addrs is None:
+            self._load()
 
     def resolve(self, addr: int) -> str:
         """"kfree_skb_reason+0x4f", or "" when it cannot be named."""
