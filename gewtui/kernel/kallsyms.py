@@ -2,8 +2,8 @@
 
 Read once from /proc/kallsyms, while a live session opens (elsewhere on the first address
 to resolve). Root sees real addresses; with kptr_restrict hiding them every address reads 0
-and nothing resolves. Only text symbols (types t/T) are kept, sorted for bisection; modules' symbols carry their module
-("fn+0x1c [nf_tables]"). The live session writes the name into each SkbDrop event
+and nothing resolves. Only text symbols (types t/T) are kept, sorted for bisection;
+modules' symbols carry their module ("fn+0x1c [nf_tables]"). The live session writes the name into each SkbDrop event
 (``location_symbol``), so a replay on another machine shows the same site.
 """
 from __future__ import annotations
