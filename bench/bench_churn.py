@@ -50,6 +50,7 @@ PORT = 6399
 CLIENTS = 32
 TARGET_APPLY, TARGET_LIVE = 0.85, 0.75
 OBSERVERS = ("none", "apply", "live", "tcplife", "tcpstates", "kernel")
+GEW_OBSERVERS = ("apply", "live", "kernel")
 NAMES = {"none": "none", "apply": "`gew session apply --scope netns=<server>`",
          "live": "live engine (gew-tui debugger, headless)", "tcplife": "bcc `tcplife-bpfcc -L 6399`",
          "tcpstates": "bcc `tcpstates-bpfcc -L 6399`",
@@ -84,6 +85,7 @@ class Run:
     conns_per_s: float = 0.0
     records: int = 0
     lost: int = 0
+    rescued: int = 0              # gew: records its main ring buffer refused, kept by the second one
     cpu: float = 0.0              # observer CPU seconds per second of workload
     cpu_total: float = 0.0        # observer CPU seconds from the workload's start until it caught up
     extra: dict = field(default_factory=dict)
@@ -169,8 +171,11 @@ def run_apply(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = p.stderr.readline()
-            if line.startswith("{") and json.loads(line).get("events_per_s", 0) < 1000:
-                break
+            if line.startswith("{"):
+                status = json.loads(line)
+                run.rescued = int(status.get("rescued", 0))
+                if status.get("events_per_s", 0) < 1000:
+                    break
         run.cpu_total = _cpu_s(p.pid) - c0
         p.send_signal(signal.SIGINT)
         err = p.stderr.read()
@@ -209,7 +214,7 @@ def run_live(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"live engine failed ({p.returncode}): {err.strip()[-300:]}")
     r = json.loads(lines[-1])
-    run.records, run.lost = int(r["events"]), int(r["lost"])
+    run.records, run.lost, run.rescued = int(r["events"]), int(r["lost"]), int(r.get("rescued", 0))
     run.cpu_total = float(r.get("cpu_s", 0.0))
     run.extra = r
     if not r["complete"]:
@@ -240,7 +245,7 @@ def run_kernel(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"kernel-only observer failed ({p.returncode}): {err.strip()[-300:]}")
     r = json.loads(lines[-1])
-    run.records, run.lost = int(r["records"]), int(r["lost"])
+    run.records, run.lost, run.rescued = int(r["records"]), int(r["lost"]), int(r.get("rescued", 0))
     return run
 
 
@@ -320,7 +325,7 @@ def main(argv: list[str]) -> int:
                     r.base = (prev.conns_per_s + nxt.conns_per_s) / 2
                     prev = nxt
                     log(f"round {rnd} {o:9s} {r.conns_per_s:9,.0f} conn/s ({r.conns_per_s / r.base:.2f}x)  records "
-                        f"{r.records:,}  lost {r.lost:,}  cpu {r.cpu:.2f}  {r.extra if r.extra else ''} {r.note}")
+                        f"{r.records:,}  lost {r.lost:,}  rescued {r.rescued:,}  cpu {r.cpu:.2f}  {r.extra if r.extra else ''} {r.note}")
                     runs.extend([r, nxt])
         finally:
             end(srv)
@@ -347,10 +352,12 @@ def report(runs: list[Run], observers: list[str], a: argparse.Namespace, load_st
                      f"{med(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]" if o != "none" else "1.00",
                      f"{med([r.records for r in rs]):,.0f} ({med(rec):.1f}/conn)" if o != "none" else "—",
                      f"{sum(r.lost for r in rs):,}" if o != "none" else "—",
+                     f"{sum(r.rescued for r in rs):,}" if o in GEW_OBSERVERS else "—",
                      f"{med([r.cpu for r in rs]):.2f}" if o != "none" else "—",
                      f"{med([r.cpu_total / a.requests * 1e6 for r in rs]):.0f}" if o != "none" else "—"])
     out.append(table(["observer", "connections/s (median)", "× unobserved [min..max]", "records per run",
-                      "records lost (all runs)", "observer CPU during the workload, s/s",
+                      "records lost (all runs)", "kept by gew's second ring buffer (all runs)",
+                      "observer CPU during the workload, s/s",
                       "observer CPU per connection, µs (until caught up)"], rows))
     notes = []
     for o, target in (("apply", TARGET_APPLY), ("live", TARGET_LIVE)):
@@ -375,11 +382,11 @@ def report(runs: list[Run], observers: list[str], a: argparse.Namespace, load_st
     out.append("\n" + "\n".join(f"- {n}" for n in notes))
     out.append("\n" + WHAT_BOUNDS)
     out.append("\nAll runs:\n")
-    out.append(table(["round", "observer", "connections/s", "× unobserved beside it", "records", "lost", "CPU s/s",
-                      "CPU µs/conn", "note"],
+    out.append(table(["round", "observer", "connections/s", "× unobserved beside it", "records", "lost", "rescued",
+                      "CPU s/s", "CPU µs/conn", "note"],
                      [[r.round, r.observer, f"{r.conns_per_s:,.0f}",
                        f"{r.conns_per_s / r.base:.2f}" if r.base else "",
-                       f"{r.records:,}", f"{r.lost:,}", f"{r.cpu:.2f}", f"{r.cpu_total / a.requests * 1e6:.0f}",
+                       f"{r.records:,}", f"{r.lost:,}", f"{r.rescued:,}", f"{r.cpu:.2f}", f"{r.cpu_total / a.requests * 1e6:.0f}",
                        r.note] for r in runs]))
     return "\n".join(out)
 

@@ -7,7 +7,7 @@ most a session's capture could reach on this box.
     python bench/churn_kernel_only.py --netns NAME [--netns NAME ...]
 
 Prints ``ready`` once attached; a line on stdin stops it, and it prints one JSON object:
-records taken, records the kernel lost.
+records taken, records the kernel lost, records the second ring buffer kept.
 """
 from __future__ import annotations
 
@@ -53,10 +53,11 @@ def main() -> int:
         print("ready", flush=True)
         while not stop.is_set():
             plane.poll(50)
-        lost = sum(read_counters(plane.bpf).lost.values())
+        counters = read_counters(plane.bpf)
+        lost, rescued = counters.total_lost, sum(counters.rescued.values())
     finally:
         plane.close()
-    print(json.dumps({"records": taken[0], "lost": lost}), flush=True)
+    print(json.dumps({"records": taken[0], "lost": lost, "rescued": rescued}), flush=True)
     return 0
 
 

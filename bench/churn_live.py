@@ -96,7 +96,7 @@ def main() -> int:
             out.update(lag_at_stop=lag, drain_s=dt, drain_pump_cpu_s=pump_cpu,
                        drain_per_cpu_s=(src.taken - taken) / pump_cpu if src.taken > taken and pump_cpu else 0.0,
                        drain_rate=(src.taken - taken) / dt if src.taken > taken and dt else 0.0,
-                       events=st.events, lost=st.lost, complete=st.complete,
+                       events=st.events, lost=st.lost, rescued=getattr(st, "rescued", 0), complete=st.complete,
                        incomplete_reason=st.incomplete_reason, folded=len(d.log),
                        spilled=src.capture.spilled, cpu_s=cpu, taken=src.taken, captured=src.capture.captured)
             app.call_from_thread(app.exit)
