@@ -53,6 +53,21 @@ def spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
     return f"{fmt.format(med(values))} [{fmt.format(min(values))}..{fmt.format(max(values))}]"
 
 
+def boot_ci(values: Sequence[float], level: float = 0.9, n: int = 4000, seed: int = 1) -> tuple[float, float]:
+    """A percentile bootstrap interval of the median (fixed seed: the same data give the same
+    interval); (nan, nan) for fewer than 3 values."""
+    import random
+
+    if len(values) < 3:
+        return float("nan"), float("nan")
+    rnd = random.Random(seed)
+    k = len(values)
+    meds = sorted(med([values[rnd.randrange(k)] for _ in range(k)]) for _ in range(n))
+    lo = meds[int((1 - level) / 2 * n)]
+    hi = meds[min(n - 1, int((1 + level) / 2 * n))]
+    return lo, hi
+
+
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import build_c, end, load, log, med, require_root, spread, table, veth_pair  # noqa: E402
+from _util import boot_ci, build_c, end, load, log, med, require_root, spread, table, veth_pair  # noqa: E402
 
 PORT = 21080
 SIZE = 64
@@ -189,10 +189,13 @@ def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
                 name += ", session with --bpf-stats"
             elif how == "kernel":
                 name += ", gew's programs and ring buffer only (records not decoded: a bound, not a mode)"
+            lo, hi = boot_ci(pairs)
             rows.append([name, spread(wo, fmt), spread(w, fmt), f"{r:.3f}", spread(pairs, "{:.3f}"),
+                         f"{lo:.3f}..{hi:.3f}",
                          f"≥ {target:.2f}: {'met' if r >= target else 'missed'}" if how is True else "(not the default)"])
     out.append(table(["workload", "without session, median [min..max]", "with session", "ratio of medians",
-                      "paired ratio per round", "target"], rows))
+                      "paired ratio per round, median [min..max]", "90% interval of the paired median (bootstrap)",
+                      "target"], rows))
     # BPF cost
     for mode, label in (("rr", "request/response"), ("bulk", "bulk")):
         progs = b.prog[mode]
