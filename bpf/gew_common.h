@@ -46,7 +46,7 @@
 #define GEW_C_LOST 1       /* ring buffer reserve failures */
 #define GEW_C_MAPFULL 2    /* in-scope state the probe could not store (map full) */
 #define GEW_C_NONETNS 3    /* events dropped by a netns scope because their netns was unknowable */
-#define GEW_C_RESCUED 4    /* records the ring buffer refused with room to spare, kept anyway (gew_reserve) */
+#define GEW_C_RESCUED 4    /* records the ring buffer refused at first and kept anyway (gew_reserve) */
 #define GEW_C_STRIDE 5
 #define GEW_NPROBES 8
 

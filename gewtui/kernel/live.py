@@ -65,7 +65,7 @@ class LiveStats:
     lost: int = 0
     produced: int = 0
     consumed: int = 0                            # ring-buffer records taken (produced = consumed + lost)
-    rescued: int = 0                             # of them, refused by the ring buffer with room to spare and kept anyway
+    rescued: int = 0                             # of them, refused by the ring buffer at first and kept anyway
     complete: bool = True
     incomplete_reason: str = ""
     bpf_run_time_ns: int = 0

@@ -38,7 +38,7 @@ class PlaneStats:
     map_full: int = 0               # in-scope state a full kernel map could not hold
     recursion_misses: int = 0       # program runs the kernel skipped (a BPF program was active)
     unknown_netns: int = 0          # events a netns scope rejected because their netns was unknowable
-    rescued: int = 0                # records the ring buffer refused with room to spare, kept anyway (not lost)
+    rescued: int = 0                # records the ring buffer refused at first and kept anyway (not lost)
     per_probe_lost: dict[str, int] = field(default_factory=dict)
     observation_complete: bool = True
     incomplete_reason: str = ""

@@ -252,7 +252,7 @@ class Counters:
     lost: dict[tuple[int, int], int] = field(default_factory=dict)   # (probe, cpu) -> count
     map_full: dict[int, int] = field(default_factory=dict)
     no_netns: dict[int, int] = field(default_factory=dict)
-    # records gew_rb refused with room to spare, kept on a second try or in gew_rb_rescue
+    # records gew_rb refused at first and kept anyway: on a second try, or in gew_rb_rescue
     rescued: dict[int, int] = field(default_factory=dict)
 
     @property
