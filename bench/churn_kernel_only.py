@@ -4,7 +4,12 @@ the ring buffer and does nothing else (no decoding, no recording). Not something
 it bounds what userspace work could ever give back: the workload's rate under it is the
 most a session's capture could reach on this box.
 
-    python bench/churn_kernel_only.py --netns NAME [--netns NAME ...]
+    python bench/churn_kernel_only.py --netns NAME [--netns NAME ...] [--wake-every N]
+        [--poll-slice-ms MS] [--no-drain]
+
+``--wake-every`` and ``--poll-slice-ms`` set how often the consumer is woken (the plane's
+defaults otherwise); ``--no-drain`` leaves the programs attached and never reads the ring
+(what the programs alone cost; records pile up and, past the buffer, are lost).
 
 Prints ``ready`` once attached; a line on stdin stops it, and it prints one JSON object:
 records taken, records the kernel lost, records the second ring buffer kept.
@@ -25,6 +30,9 @@ if ROOT not in sys.path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--netns", required=True, action="append", help="a named network namespace (ip netns)")
+    ap.add_argument("--wake-every", type=int, default=0, help="records per CPU and probe between wakeups")
+    ap.add_argument("--poll-slice-ms", type=int, default=0, help="longest wait before draining unwoken records")
+    ap.add_argument("--no-drain", action="store_true", help="never read the ring buffer")
     a = ap.parse_args()
     from gewtui.kernel.plane import KernelPlane, PlaneConfig
     from gewtui.kernel.plane_contract import ScopeFilter
@@ -35,7 +43,12 @@ def main() -> int:
     from gewtui.kernel.live import RINGBUF_PAGES
 
     # the ring buffer a live session has (64 MiB)
-    plane = KernelPlane(DEFAULT, PlaneConfig(ringbuf_pages=RINGBUF_PAGES), on_event=lambda ev: None)
+    cfg = PlaneConfig(ringbuf_pages=RINGBUF_PAGES)
+    if a.wake_every:
+        cfg.wake_every = a.wake_every
+    if a.poll_slice_ms:
+        cfg.poll_slice_ms = a.poll_slice_ms
+    plane = KernelPlane(DEFAULT, cfg, on_event=lambda ev: None)
     taken = [0]
 
     def take(data: bytes) -> int:
@@ -51,6 +64,8 @@ def main() -> int:
         stop = threading.Event()
         threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
         print("ready", flush=True)
+        if a.no_drain:
+            stop.wait()
         while not stop.is_set():
             plane.poll(50)
         counters = read_counters(plane.bpf)
