@@ -13,7 +13,7 @@
 #define GEW_RB_PAGES 256
 #endif
 #ifndef GEW_WAKE_EVERY
-#define GEW_WAKE_EVERY 256
+#define GEW_WAKE_EVERY 32
 #endif
 #ifndef GEW_MAX_SOCKS
 #define GEW_MAX_SOCKS 16384

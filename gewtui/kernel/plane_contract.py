@@ -67,7 +67,7 @@ class KernelPlaneLike(Protocol):
 @dataclass
 class PlaneConfig:
     ringbuf_pages: int = 1024       # power of two; 4 MiB absorbs bursts the decoder cannot follow at once
-    wake_every: int = 256           # wake the consumer every N records per CPU and probe
+    wake_every: int = 32            # wake the consumer every N records per CPU and probe
     # longest wait inside poll() before draining records that did not wake the consumer;
     # each wakeup preempts the workload on a busy box (docs/probes.md, "Transport")
     poll_slice_ms: int = 100
