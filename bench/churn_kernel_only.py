@@ -8,7 +8,7 @@ most a session's capture could reach on this box.
         [--poll-slice-ms MS] [--no-drain]
 
 ``--wake-every`` and ``--poll-slice-ms`` set how often the consumer is woken (the plane's
-defaults otherwise); ``--no-drain`` leaves the programs attached and never reads the ring
+defaults otherwise); ``--always-wake`` keeps records forcing wakeups while they come slowly; ``--no-drain`` leaves the programs attached and never reads the ring
 (what the programs alone cost; records pile up and, past the buffer, are lost).
 
 Prints ``ready`` once attached; a line on stdin stops it, and it prints one JSON object:
@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--wake-every", type=int, default=0, help="records per CPU and probe between wakeups")
     ap.add_argument("--poll-slice-ms", type=int, default=0, help="longest wait before draining unwoken records")
     ap.add_argument("--no-drain", action="store_true", help="never read the ring buffer")
+    ap.add_argument("--always-wake", action="store_true",
+                    help="records force wakeups however slowly they come (no quiet spells)")
     a = ap.parse_args()
     from gewtui.kernel.plane import KernelPlane, PlaneConfig
     from gewtui.kernel.plane_contract import ScopeFilter
@@ -49,10 +51,13 @@ def main() -> int:
     if a.poll_slice_ms:
         cfg.poll_slice_ms = a.poll_slice_ms
     plane = KernelPlane(DEFAULT, cfg, on_event=lambda ev: None)
+    if a.always_wake:
+        plane._wake.low = 0
     taken = [0]
 
     def take(data: bytes) -> int:
         taken[0] += 1
+        plane.decoder.consumed += 1     # the plane's wakeup policy counts records by it
         return 0
 
     try:
@@ -72,7 +77,8 @@ def main() -> int:
         lost, rescued = counters.total_lost, sum(counters.rescued.values())
     finally:
         plane.close()
-    print(json.dumps({"records": taken[0], "lost": lost, "rescued": rescued}), flush=True)
+    print(json.dumps({"records": taken[0], "lost": lost, "rescued": rescued, "quiet_at_end": plane._wake.quiet}),
+          flush=True)
     return 0
 
 

@@ -145,6 +145,10 @@ BPF_PERCPU_ARRAY(gew_irqctx, u32, 1);
 /* Generation of what the kernel side concluded about sockets: moves whenever a socket enters
  * or leaves the in-scope table or changes owner, and when userspace resets the tables. */
 BPF_ARRAY(gew_sock_gen, u32, 1);
+/* Set by userspace while records come slowly (gewtui/kernel/transport.py, WakePolicy): no
+ * record forces a wakeup, the consumer's poll slice collects them. A forced wakeup costs a
+ * workload that keeps both CPUs busy far more than the consumer's work. */
+BPF_ARRAY(gew_wake_quiet, u32, 1);
 BPF_PERCPU_ARRAY(gew_owner_last, struct gew_owner_last, 1);
 BPF_ARRAY(gew_scope_cfg, struct gew_scope_cfg, 1);
 BPF_HASH(gew_scope_netns, u32, u8, 1024);
@@ -317,13 +321,15 @@ static __always_inline void *gew_begin(u64 size, u16 kind, u8 probe)
     return h;
 }
 
-/* Wake the consumer only every GEW_WAKE_EVERY records per CPU and probe; userspace drains
- * on a short timer anyway, so wakeups are batched (see PERF-NOTES: 5-30x cheaper). */
+/* Wake the consumer only every GEW_WAKE_EVERY records per CPU and probe, and not at all while
+ * userspace says records come slowly (gew_wake_quiet): it drains on its poll slice anyway. */
 static __always_inline void gew_submit(void *rec, u32 probe)
 {
     u32 idx = probe * GEW_C_STRIDE + GEW_C_PRODUCED;
     u64 *v = gew_counters.lookup(&idx);
-    u64 flags = (v && (*v % GEW_WAKE_EVERY) == 0) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    u32 z = 0;
+    u32 *quiet = gew_wake_quiet.lookup(&z);
+    u64 flags = (v && !(quiet && *quiet) && (*v % GEW_WAKE_EVERY) == 0) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
     gew_rb.ringbuf_submit(rec, flags);
 }
 

@@ -141,3 +141,22 @@ def test_rescued_records_alone_are_handed_over():
     t, dec = _mapped_transport(ListRing(), ListRing([_rec(5, b"r")]))
     assert t.drain() == 1
     assert [r[8:] for r in dec.seen] == [b"r"]
+
+
+def test_wake_policy_goes_quiet_when_records_come_slowly_and_wakes_on_a_burst():
+    from gewtui.kernel.transport import WakePolicy
+
+    w = WakePolicy(slice_ms=100)
+    assert not w.quiet and w.burst == 400        # a 100 ms slice at twice the quiet rate
+    ms = 1_000_000
+    assert w.observe(0, 0, 1000 * ms) is None      # the first poll only starts a window
+    assert w.observe(100, 100, 1100 * ms) is None  # a window is 250 ms
+    assert w.observe(400, 300, 1300 * ms) is True  # 400 records in 300 ms: 1,333/s, below 2,000
+    w.quiet = True
+    assert w.observe(500, 100, 1600 * ms) is None  # 333/s: stays quiet
+    assert w.observe(950, 450, 1650 * ms) is False  # one poll brought a burst: wakeups at once
+    w.quiet = False
+    assert w.observe(1500, 550, 1700 * ms) is None  # inside the window
+    assert w.observe(9000, 7500, 2000 * ms) is None  # 25,000/s: stays as it is
+    w.quiet = True
+    assert w.observe(10_000, 300, 2300 * ms) is False   # a window over the rate, no single burst

@@ -41,6 +41,7 @@ from gewtui.kernel.decode import Decoder, Vocab, monotonic_ns
 from gewtui.kernel.plane_contract import PlaneConfig, PlaneStats, ScopeFilter
 from gewtui.kernel.probes import DEFAULT, resolve, typed
 from gewtui.kernel.probes.base import Program, ProbeUnit
+from gewtui.kernel.transport import WakePolicy
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime import mounts, privileges
 from gewtui.runtime.btf import BTFError, load_vmlinux
@@ -55,7 +56,7 @@ def rescue_pages(ringbuf_pages: int) -> int:
 
 
 # Maps of gew_common.h, in every session's object.
-COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_rb_rescue", "gew_scope_cfg", "gew_scope_netns",
+COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_rb_rescue", "gew_wake_quiet", "gew_scope_cfg", "gew_scope_netns",
                "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks",
                "gew_sock_gen")
 
@@ -86,6 +87,7 @@ class KernelPlane:
         self._stats_enabler = None
         self._attached: list = []
         self._next_tick = 0
+        self._wake = WakePolicy(self.config.poll_slice_ms)
         self._seen_loss: dict = {}
         self._prog_fds: dict[str, int] = {}
         # unit name -> the programs loaded and attached for it on this kernel (stage)
@@ -313,10 +315,14 @@ class KernelPlane:
             return 0
         before = self.decoder.events
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
+        wake = self._wake
         while True:
             remaining = deadline - time.monotonic()
             slice_ms = int(max(0.0, min(remaining * 1000, self.config.poll_slice_ms)))
-            self._transport.poll(slice_ms)
+            n = self._transport.poll(slice_ms)
+            quiet = wake.observe(self.decoder.consumed, n, monotonic_ns())
+            if quiet is not None:
+                self._set_quiet(quiet)
             if monotonic_ns() >= self._next_tick:
                 self._tick()
             if self.decoder.events > before or time.monotonic() >= deadline:
@@ -336,6 +342,15 @@ class KernelPlane:
         self._account_losses(now)
         self._tick_start = now
         self._next_tick = now + self.config.summary_interval_ms * 1_000_000
+
+    def _set_quiet(self, quiet: bool) -> None:
+        """Tell the programs whether records force wakeups (gew_wake_quiet, bpf/gew_common.h)."""
+        try:
+            t = self._tables["gew_wake_quiet"]
+            t[t.Key(0)] = t.Leaf(int(quiet))
+        except Exception:   # no such map (a test's object) or a failed write: wakeups stay as they were
+            return
+        self._wake.quiet = quiet
 
     # -- what units' hooks use (gewtui.kernel.probes.base.ProbeUnit) --------------------------
     def items(self, name: str):

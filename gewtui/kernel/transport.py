@@ -244,6 +244,42 @@ class RingTransport:
         self._ring = self._rescue = None
 
 
+class WakePolicy:
+    """Whether records force the consumer awake (bpf/gew_common.h, gew_wake_quiet).
+
+    A forced wakeup puts the consumer on a CPU the workload wants. While records come slowly,
+    the consumer's poll slice collects them as well, and every wakeup is pure cost
+    (docs/probes.md, "Transport"). While they come fast, a slice would let the consumer's
+    next burst grow long, and a closed-loop workload (connection churn through one redis
+    thread) feels that more than the wakeups. So: quiet once a window of ``window_ns``
+    averaged fewer than ``low`` records a second; forced wakeups again as soon as one poll
+    brings more than ``burst`` (twice that rate over a slice), or a window averages more."""
+
+    low = 2000
+    window_ns = 250_000_000
+
+    def __init__(self, slice_ms: int):
+        self.quiet = False
+        self.burst = max(1, 2 * self.low * max(1, slice_ms) // 1000)
+        self._consumed = 0
+        self._at = 0
+
+    def observe(self, consumed: int, took: int, now_ns: int) -> bool | None:
+        """After a poll that took ``took`` records: the setting to switch to, or None."""
+        if self.quiet and took > self.burst:
+            self._consumed, self._at = consumed, now_ns
+            return False
+        if not self._at:
+            self._consumed, self._at = consumed, now_ns
+            return None
+        dt = now_ns - self._at
+        if dt < self.window_ns:
+            return None
+        slow = (consumed - self._consumed) * 1_000_000_000 < self.low * dt
+        self._consumed, self._at = consumed, now_ns
+        return slow if slow != self.quiet else None
+
+
 @dataclass
 class Counters:
     """Kernel-side counters summed per probe and per CPU."""

@@ -1,0 +1,94 @@
+"""The plane's wakeup setting on the real kernel: records that come slowly stop forcing the
+consumer awake (the programs read gew_wake_quiet), and a burst turns forced wakeups back on
+within one poll slice; nothing is lost either way."""
+import os
+import secrets
+import socket
+import threading
+import time
+
+import pytest
+
+from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+from tests.support.probes_support import entered, in_ns, ip, require_root
+
+pytestmark = [pytest.mark.root]
+
+
+def _quiet_in_kernel(plane) -> int:
+    t = plane.table("gew_wake_quiet")
+    return int(t[t.Key(0)].value)
+
+
+def _connects(ns: str, n: int) -> None:
+    with entered(ns):
+        for _ in range(n):
+            s = socket.socket()
+            try:
+                s.connect(("127.0.0.1", 9))
+            except ConnectionRefusedError:
+                pass
+            finally:
+                s.close()
+
+
+def _woken_after(plane, ns: str, n: int, wait_s: float) -> float:
+    """How long the consumer sleeps on the ring buffer while ``n`` refused connects make
+    records (without reading them)."""
+    ring = plane._transport._ring
+    t = threading.Thread(target=_connects, args=(ns, n))
+    t0 = time.monotonic()
+    t.start()
+    ring.wait(int(wait_s * 1000))
+    took = time.monotonic() - t0
+    t.join()
+    return took
+
+
+def test_slow_records_stop_forcing_wakeups_and_a_burst_restores_them():
+    require_root()
+    ns = f"gewt-wake-{secrets.token_hex(3)}"
+    ip("netns", "add", ns)
+    try:
+        in_ns(ns, "ip", "link", "set", "lo", "up")
+        events = []
+        plane = KernelPlane(["tcp_state", "tcp_events"],
+                            PlaneConfig(summary_interval_ms=200, poll_slice_ms=50), on_event=events.append)
+        try:
+            plane.stage()
+            plane.verify()
+            plane.set_scope(ScopeFilter(netns_inodes=(os.stat(f"/run/netns/{ns}").st_ino,)))
+            plane.attach()
+            assert _quiet_in_kernel(plane) == 0          # a session starts with forced wakeups
+            end = time.monotonic() + 3
+            while time.monotonic() < end and not plane._wake.quiet:
+                plane.poll(50)                           # nothing happens in the namespace
+            assert plane._wake.quiet and _quiet_in_kernel(plane) == 1
+            # quiet: ~100 records arrive and none of them wakes the sleeping consumer
+            plane.drain()
+            assert _woken_after(plane, ns, 40, 1.0) >= 0.9
+            plane.poll(0)
+            # a burst: refused connects, several records each, far more than one slice's
+            # quiet share (WakePolicy.burst), while the consumer is not polling
+            with entered(ns):
+                for _ in range(1500):
+                    s = socket.socket()
+                    try:
+                        s.connect(("127.0.0.1", 9))
+                    except ConnectionRefusedError:
+                        pass
+                    finally:
+                        s.close()
+            plane.poll(50)
+            assert not plane._wake.quiet and _quiet_in_kernel(plane) == 0
+            # forced wakeups again: records wake it long before its timeout
+            plane.drain()
+            assert _woken_after(plane, ns, 200, 3.0) < 2.0
+            plane.stop()
+            st = plane.stats()
+        finally:
+            plane.close()
+    finally:
+        ip("netns", "del", ns, check=False)
+    assert st.lost == 0 and st.produced == st.consumed, (st.produced, st.consumed, st.lost)
+    assert sum(1 for e in events if e.WhichOneof("body") == "reset") >= 1000
