@@ -3,14 +3,14 @@ consumer awake (the programs read gew_wake_quiet), and a burst turns forced wake
 within one poll slice; nothing is lost either way."""
 import os
 import secrets
-import socket
 import threading
 import time
 
 import pytest
 
 from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
-from tests.support.probes_support import entered, in_ns, ip, require_root
+from tests.faults.kernel_support import refused_connects
+from tests.support.probes_support import in_ns, ip, require_root
 
 pytestmark = [pytest.mark.root]
 
@@ -20,23 +20,11 @@ def _quiet_in_kernel(plane) -> int:
     return int(t[t.Key(0)].value)
 
 
-def _connects(ns: str, n: int) -> None:
-    with entered(ns):
-        for _ in range(n):
-            s = socket.socket()
-            try:
-                s.connect(("127.0.0.1", 9))
-            except ConnectionRefusedError:
-                pass
-            finally:
-                s.close()
-
-
 def _woken_after(plane, ns: str, n: int, wait_s: float) -> float:
     """How long the consumer sleeps on the ring buffer while ``n`` refused connects make
     records (without reading them)."""
     ring = plane._transport._ring
-    t = threading.Thread(target=_connects, args=(ns, n))
+    t = threading.Thread(target=refused_connects, args=(ns, n))
     t0 = time.monotonic()
     t.start()
     ring.wait(int(wait_s * 1000))
@@ -53,7 +41,7 @@ def test_slow_records_stop_forcing_wakeups_and_a_burst_restores_them():
         in_ns(ns, "ip", "link", "set", "lo", "up")
         events = []
         plane = KernelPlane(["tcp_state", "tcp_events"],
-                            PlaneConfig(summary_interval_ms=200, poll_slice_ms=50), on_event=events.append)
+                            PlaneConfig(poll_slice_ms=50), on_event=events.append)
         try:
             plane.stage()
             plane.verify()
@@ -70,15 +58,7 @@ def test_slow_records_stop_forcing_wakeups_and_a_burst_restores_them():
             plane.poll(0)
             # a burst: refused connects, several records each, far more than one slice's
             # quiet share (WakePolicy.burst), while the consumer is not polling
-            with entered(ns):
-                for _ in range(1500):
-                    s = socket.socket()
-                    try:
-                        s.connect(("127.0.0.1", 9))
-                    except ConnectionRefusedError:
-                        pass
-                    finally:
-                        s.close()
+            refused_connects(ns, 1500)
             plane.poll(50)
             assert not plane._wake.quiet and _quiet_in_kernel(plane) == 0
             # forced wakeups again: records wake it long before its timeout
