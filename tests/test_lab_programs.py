@@ -81,6 +81,7 @@ def _session(lab: Lab, client_argv: list[str], seconds: float, instance: str, at
             live.poll(100)
     st = live.stats
     assert st.lost == 0, st.incomplete_reason
+    _session.last_incomplete = st.incomplete_reason     # a test's message may show it
     return evs
 
 
@@ -226,7 +227,12 @@ def test_qdisc_drops_equal_tc_s(gew_instance):
     drops = [(e, b) for e, b in _of(evs, "skb_drop") if e.attr.netns in cli_ino]
     seen = cut.count([(e, b) for e, b in drops if b.reason_name.startswith("QDISC_")])
     reasons = collections.Counter(b.reason_name for _e, b in drops)
-    assert dropped > 0 and seen[0] <= dropped <= seen[1], (seen, dropped, reasons)
+    sites = collections.Counter((b.reason_name, b.location_symbol) for _e, b in drops
+                                if not b.reason_name.startswith("QDISC_"))
+    elsewhere = collections.Counter((e.attr.netns, b.ifname) for e, b in _of(evs, "skb_drop")
+                                    if b.reason_name.startswith("QDISC_") and e.attr.netns not in cli_ino)
+    assert dropped > 0 and seen[0] <= dropped <= seen[1], (seen, dropped, reasons, sites, elsewhere,
+                                                          _session.last_incomplete)
 
 
 def test_counters_parse_like_the_kernel_writes_them():
