@@ -50,9 +50,9 @@ def main() -> int:
         cfg.wake_every = a.wake_every
     if a.poll_slice_ms:
         cfg.poll_slice_ms = a.poll_slice_ms
-    plane = KernelPlane(DEFAULT, cfg, on_event=lambda ev: None)
     if a.always_wake:
-        plane._wake.low = 0
+        cfg.quiet_below = 0
+    plane = KernelPlane(DEFAULT, cfg, on_event=lambda ev: None)
     taken = [0]
 
     def take(data: bytes) -> int:

@@ -146,7 +146,7 @@ def test_rescued_records_alone_are_handed_over():
 def test_wake_policy_goes_quiet_when_records_come_slowly_and_wakes_on_a_burst():
     from gewtui.kernel.transport import WakePolicy
 
-    w = WakePolicy(slice_ms=100)
+    w = WakePolicy(slice_ms=100, low=2000)
     assert not w.quiet and w.burst == 400        # a 100 ms slice at twice the quiet rate
     ms = 1_000_000
     assert w.observe(0, 0, 1000 * ms) is None      # the first poll only starts a window

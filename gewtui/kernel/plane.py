@@ -56,9 +56,9 @@ def rescue_pages(ringbuf_pages: int) -> int:
 
 
 # Maps of gew_common.h, in every session's object.
-COMMON_MAPS = ("gew_rb", "gew_counters", "gew_irqctx", "gew_rb_rescue", "gew_wake_quiet", "gew_scope_cfg", "gew_scope_netns",
-               "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks", "gew_out_socks",
-               "gew_sock_gen")
+COMMON_MAPS = ("gew_rb", "gew_rb_rescue", "gew_counters", "gew_irqctx", "gew_wake_quiet", "gew_scope_cfg",
+               "gew_scope_netns", "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks",
+               "gew_out_socks", "gew_sock_gen")
 
 
 class KernelPlane:
@@ -87,7 +87,7 @@ class KernelPlane:
         self._stats_enabler = None
         self._attached: list = []
         self._next_tick = 0
-        self._wake = WakePolicy(self.config.poll_slice_ms)
+        self._wake = WakePolicy(self.config.poll_slice_ms, self.config.quiet_below)
         self._seen_loss: dict = {}
         self._prog_fds: dict[str, int] = {}
         # unit name -> the programs loaded and attached for it on this kernel (stage)
@@ -320,10 +320,11 @@ class KernelPlane:
             remaining = deadline - time.monotonic()
             slice_ms = int(max(0.0, min(remaining * 1000, self.config.poll_slice_ms)))
             n = self._transport.poll(slice_ms)
-            quiet = wake.observe(self.decoder.consumed, n, monotonic_ns())
+            now = monotonic_ns()
+            quiet = wake.observe(self.decoder.consumed, n, now)
             if quiet is not None:
                 self._set_quiet(quiet)
-            if monotonic_ns() >= self._next_tick:
+            if now >= self._next_tick:
                 self._tick()
             if self.decoder.events > before or time.monotonic() >= deadline:
                 return self.decoder.events - before

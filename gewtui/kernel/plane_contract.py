@@ -71,6 +71,8 @@ class PlaneConfig:
     # longest wait inside poll() before draining records that did not wake the consumer;
     # each wakeup preempts the workload on a busy box (docs/probes.md, "Transport")
     poll_slice_ms: int = 100
+    # records a second under which no record forces a wakeup (transport.WakePolicy); 0: never
+    quiet_below: int = 2000
     summary_interval_ms: int = 1000 # tcp_probe / qdisc summaries and loss checks
     max_socks: int = 16384
     max_out_socks: int = 65536

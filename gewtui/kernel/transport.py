@@ -252,14 +252,15 @@ class WakePolicy:
     (docs/probes.md, "Transport"). While they come fast, a slice would let the consumer's
     next burst grow long, and a closed-loop workload (connection churn through one redis
     thread) feels that more than the wakeups. So: quiet once a window of ``window_ns``
-    averaged fewer than ``low`` records a second; forced wakeups again as soon as one poll
-    brings more than ``burst`` (twice that rate over a slice), or a window averages more."""
+    averaged fewer than ``low`` records a second (0: never); forced wakeups again as soon as
+    one poll brings more than ``burst`` (twice that rate over a slice), or a window averages
+    more."""
 
-    low = 2000
     window_ns = 250_000_000
 
-    def __init__(self, slice_ms: int):
+    def __init__(self, slice_ms: int, low: int):
         self.quiet = False
+        self.low = low
         self.burst = max(1, 2 * self.low * max(1, slice_ms) // 1000)
         self._consumed = 0
         self._at = 0
