@@ -15,8 +15,10 @@
 // range on that side — the flow identity of gewtui.model.identity, where a client flow is
 // (local address, peer address, peer port) whatever its ephemeral local port, and a server
 // flow (local address, local port, peer address) whatever the peer's. Such an entry drops
-// the flow's reconnects too. A packet port outside DENY_EPH_LO..DENY_EPH_HI never matches a
-// wildcard (userspace passes the range the identity rule uses).
+// the flow's reconnects too. A packet port outside the entry's own eph_lo..eph_hi never
+// matches its wildcard: userspace sets them to the ephemeral range of the flow's network
+// namespace (net.ipv4.ip_local_port_range, often widened on busy boxes), so one classifier
+// serves namespaces with different ranges.
 //
 //   hit, not expired            -> count (atomic), TC_ACT_SHOT
 //   hit, past its expires_ns    -> TC_ACT_UNSPEC (the kernel enforces the TTL as well)
@@ -41,13 +43,6 @@
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
 #include <uapi/linux/pkt_cls.h>
-
-#ifndef DENY_EPH_LO
-#define DENY_EPH_LO 32768
-#endif
-#ifndef DENY_EPH_HI
-#define DENY_EPH_HI 60999
-#endif
 
 #define DENY_AF_INET 2
 #define DENY_AF_INET6 10
@@ -85,6 +80,9 @@ struct deny_val {
     u64 bytes;         // skb->len of those packets
     u64 last_ns;       // bpf_ktime_get_ns() of the latest drop; 0 = never
     u64 expires_ns;    // CLOCK_MONOTONIC deadline; from then on the entry no longer drops
+    u16 eph_lo;        // a flow key's wildcard covers ports eph_lo..eph_hi (0..0 on exact
+    u16 eph_hi;        // entries, which never match as wildcards)
+    u32 pad;
 };
 
 BPF_HASH(deny, struct deny_key, struct deny_val, 4096);
@@ -184,13 +182,14 @@ static __always_inline void deny_reverse(struct deny_key *k)
     k->dport = p;
 }
 
-static __always_inline int deny_ephemeral(u16 port)
+static __always_inline int deny_covers(struct deny_val *v, u16 port)
 {
-    return port >= DENY_EPH_LO && port <= DENY_EPH_HI;
+    return port >= v->eph_lo && port <= v->eph_hi;
 }
 
-// Exact entry first, then the flow keys with the ephemeral side's port left out; only the
-// shapes the map holds are looked up.
+// Exact entry first, then the flow keys with the ephemeral side's port left out (a hit
+// counts only when the packet's port lies in that entry's range); only the shapes the map
+// holds are looked up.
 static __always_inline struct deny_val *deny_find(struct deny_key *k, struct deny_shapes *sh)
 {
     struct deny_val *v = 0;
@@ -200,20 +199,22 @@ static __always_inline struct deny_val *deny_find(struct deny_key *k, struct den
             return v;
     }
     u16 port = k->sport;
-    if (sh->sport_wild && deny_ephemeral(port)) {
+    if (sh->sport_wild && port) {
         k->sport = 0;
         v = deny.lookup(k);
         k->sport = port;
-        if (v)
+        if (v && deny_covers(v, port))
             return v;
     }
     port = k->dport;
-    if (sh->dport_wild && deny_ephemeral(port)) {
+    if (sh->dport_wild && port) {
         k->dport = 0;
         v = deny.lookup(k);
         k->dport = port;
+        if (v && deny_covers(v, port))
+            return v;
     }
-    return v;
+    return 0;
 }
 
 int gew_deny(struct __sk_buff *skb)

@@ -294,6 +294,25 @@ def test_client_flow_key_drops_every_reconnect_and_nothing_else(clf):
     assert clf.counters(K4).packets == 8
 
 
+def test_a_flow_key_covers_its_own_namespaces_range(clf):
+    # a namespace with a widened ip_local_port_range (busy boxes widen it): its client flow's
+    # reconnects from ports Linux's default range leaves out are dropped too, while a key of
+    # a namespace with the default range still leaves them alone, in the same classifier
+    wide = DenyTuple(AF_INET, 6, v4("10.77.0.1"), v4("10.77.0.2"), 0, 8080, ephemeral=(1024, 65000))
+    narrow = DenyTuple(AF_INET, 6, v4("10.77.0.5"), v4("10.77.0.2"), 0, 8080)
+    clf.add(wide, FAR)
+    clf.add(narrow, FAR)
+    for sport in (1024, 2000, 40001, 61000, 65000):
+        assert clf.prog_run(pkt4("10.77.0.1", sport, "10.77.0.2", 8080)) == TC_ACT_SHOT, sport
+        assert clf.prog_run(pkt4("10.77.0.2", 8080, "10.77.0.1", sport)) == TC_ACT_SHOT, sport
+    for sport in (1023, 65001):
+        assert clf.prog_run(pkt4("10.77.0.1", sport, "10.77.0.2", 8080)) == TC_ACT_UNSPEC, sport
+    assert clf.prog_run(pkt4("10.77.0.5", 40001, "10.77.0.2", 8080)) == TC_ACT_SHOT
+    for sport in (2000, 61000):
+        assert clf.prog_run(pkt4("10.77.0.5", sport, "10.77.0.2", 8080)) == TC_ACT_UNSPEC, sport
+    assert clf.counters(wide).packets == 10 and clf.counters(narrow).packets == 1
+
+
 def test_server_flow_key(clf):
     key = DenyTuple(AF_INET, 6, v4("10.77.0.2"), v4("10.77.0.1"), 8080, 0)   # server's view
     clf.add(key, FAR)
@@ -317,6 +336,9 @@ def test_v6_flow_key_and_exact_entry_together(clf):
     DenyTuple(AF_INET, 6, v4("10.0.0.1"), v4("10.0.0.2"), 0, 0),           # both ports open
     DenyTuple(AF_INET, 6, v4("10.0.0.1"), v4("10.0.0.2"), 0, 40000),       # ephemeral fixed side
     DenyTuple(AF_INET, 6, v4("0.0.0.0"), v4("10.0.0.2"), 0, 80),           # wildcard address
+    # a fixed side in Linux's default range, however wide the namespace's
+    DenyTuple(AF_INET, 6, v4("10.0.0.1"), v4("10.0.0.2"), 0, 40000, ephemeral=(1024, 65000)),
+    DenyTuple(AF_INET, 6, v4("10.0.0.1"), v4("10.0.0.2"), 0, 80, ephemeral=(0, 65000)),  # not a range
 ])
 def test_flow_keys_that_would_drop_too_much_are_refused(clf, bad):
     with pytest.raises(ValueError):

@@ -340,6 +340,28 @@ def test_client_flow_key_replaces_covered_connections():
     assert deny_entries(f) == [key, deny_tuple(1, sport=1000)]
 
 
+def test_flow_key_takes_the_namespaces_port_range():
+    f = make_flow(1, identity=True)
+    wide = (1024, 65000)
+    key = flow_key(f, wide)
+    assert key.ephemeral == wide
+    # a connection from local port 1000 stays exact; one from 2000 is the key's in this namespace
+    _member(f, tup(1, sport=1000), events_pb2.TCP_ESTABLISHED, 60)
+    _member(f, tup(1, sport=2000), events_pb2.TCP_ESTABLISHED, 61)
+    assert deny_entries(f, wide) == [key, deny_tuple(1, sport=1000)]
+    assert deny_entries(f) == [key, deny_tuple(1, sport=1000), deny_tuple(1, sport=2000)]
+
+
+def test_a_drop_uses_the_range_the_engine_read_for_the_flows_namespace(world):
+    c, s, e, r, b, clock = world
+    e.flows[1] = make_flow(1, identity=True)
+    e.port_ranges[e.flows[1].netns] = (1024, 65000)
+    e.port_ranges[e.flows[1].netns + 1] = (2000, 3000)      # another namespace's: not used
+    c.request_drop(1, conf(clock, 1))
+    keys = [t for t in b.map if t.is_flow_key]
+    assert len(keys) == 1 and keys[0].ephemeral == (1024, 65000)
+
+
 def test_server_flow_key():
     from gewtui.pb import model_pb2
 

@@ -23,14 +23,31 @@ def _by_key(eng, part):
     return hits[0]
 
 
-def test_widened_port_range_makes_a_low_client_port_a_client():
+def _widened_client():
+    """A client socket on port 1502 in a namespace whose range is 1024-65000: (engine, flow)."""
     s = StreamBuilder(netns=CLIENT_NS)
     s.facts(1024, 65000)
-    c = Conn("10.0.0.1", 1502, "10.0.0.2", 80, s.new_sock(), CLIENT_NS)
-    s.probe(c)
+    s.probe(Conn("10.0.0.1", 1502, "10.0.0.2", 80, s.new_sock(), CLIENT_NS))
     eng = _fold(s.events)
-    f = _by_key(eng, "10.0.0.2:80")
+    return eng, _by_key(eng, "10.0.0.2:80")
+
+
+def test_widened_port_range_makes_a_low_client_port_a_client():
+    _eng, f = _widened_client()
     assert f.key.startswith("tcp 10.0.0.1 -> 10.0.0.2:80"), f.key
+
+
+def test_a_drop_of_a_flow_covers_its_namespaces_widened_range():
+    # the engine hands the controller the range the inventory read, and the flow key then
+    # covers the client's port 1502, outside Linux's default range (one entry, no exact one)
+    from gewtui.intervene.targets import deny_entries, flow_key
+
+    eng, f = _widened_client()
+    assert eng.port_range(f.netns) == (1024, 65000)
+    assert eng.port_range(SERVER_NS) == (32768, 60999)      # not read: Linux's default
+    key = flow_key(f, eng.port_range(f.netns))
+    assert key is not None and deny_entries(f, eng.port_range(f.netns)) == [key]
+    assert len(deny_entries(f)) == 2                         # by the default range: 1502 stays exact
 
 
 def test_in_an_inventoried_namespace_both_ports_in_the_widened_range_is_still_a_client():

@@ -10,8 +10,10 @@ only hands out the program fd and name.
 One deny entry per connection: the kernel side looks a packet up in its own orientation and
 reversed, so a tuple inserted as the local socket sees it matches both directions, and its
 counter counts both. Inserting a tuple whose reverse is already present is a no-op. An entry
-with one port 0 is a flow key: it matches that side's every ephemeral port (the range of
-gewtui.model.identity, compiled in), so a flow's reconnects are dropped too.
+with one port 0 is a flow key: it matches that side's every port in the entry's ephemeral
+range (``DenyTuple.ephemeral``: the range of the flow's namespace, Linux's default when
+unknown; kept in the entry's value, so one classifier serves namespaces with different
+ranges), so a flow's reconnects are dropped too.
 
 ``prog_run`` runs the loaded program on a crafted packet with the bpf(2) command
 BPF_PROG_TEST_RUN (bcc 0.26 does not expose it), so tests can prove what is dropped without
@@ -24,10 +26,10 @@ import ctypes.util
 import errno
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
-from gewtui.model.identity import EPHEMERAL_HI, EPHEMERAL_LO
+from gewtui.model.identity import DEFAULT_RANGE
 from gewtui.pb import events_pb2
 from gewtui.resources import bpf_source
 
@@ -90,7 +92,9 @@ class DenyCounters:
 
 @dataclass(frozen=True)
 class DenyTuple:
-    """A deny map key in Python terms: addresses as 4 or 16 raw bytes, ports host order."""
+    """A deny map key in Python terms: addresses as 4 or 16 raw bytes, ports host order.
+    ``ephemeral``: for a flow key, the ports its wildcard side covers (the flow's namespace's
+    ip_local_port_range); not part of the key's identity."""
 
     family: int
     protocol: int
@@ -98,6 +102,7 @@ class DenyTuple:
     daddr: bytes
     sport: int
     dport: int
+    ephemeral: tuple[int, int] = field(default=DEFAULT_RANGE, compare=False)
 
     @classmethod
     def from_pb(cls, t: events_pb2.Tuple) -> "DenyTuple":
@@ -109,7 +114,7 @@ class DenyTuple:
 
     def reversed(self) -> "DenyTuple":
         return DenyTuple(self.family, self.protocol, self.daddr, self.saddr,
-                         self.dport, self.sport)
+                         self.dport, self.sport, self.ephemeral)
 
     @property
     def is_flow_key(self) -> bool:
@@ -132,10 +137,14 @@ class DenyTuple:
                 raise ValueError(f"port {port} is out of range")
         if self.sport == 0 and self.dport == 0:
             raise ValueError("a deny entry needs at least one fixed port")
+        lo, hi = self.ephemeral
+        if self.is_flow_key and not 0 < lo <= hi < 65536:
+            raise ValueError(f"a flow key's ephemeral range {lo}-{hi} is not a port range")
         fixed = self.dport if self.sport == 0 else self.sport if self.dport == 0 else None
-        if fixed is not None and EPHEMERAL_LO <= fixed <= EPHEMERAL_HI:
+        if fixed is not None and DEFAULT_RANGE[0] <= fixed <= DEFAULT_RANGE[1]:
             # A listener-like key (the service port left out) would drop every connection
-            # to an address pair; a flow key leaves out only the ephemeral side.
+            # to an address pair; a flow key leaves out only the ephemeral side. Judged by
+            # Linux's default range: a widened one holds service ports too (8080, 6379)
             raise ValueError(f"a flow key's fixed port {fixed} must not be ephemeral")
 
     def __str__(self) -> str:
@@ -180,7 +189,7 @@ class DenyClassifier:
     def __init__(self, source: str | None = None, cflags: Iterable[str] = ()):
         from bcc import BPF  # heavy import kept out of the package import path
 
-        flags = [f"-DDENY_EPH_LO={EPHEMERAL_LO}", f"-DDENY_EPH_HI={EPHEMERAL_HI}", *cflags]
+        flags = list(cflags)
         from gewtui.kernel.build import load_bpf  # closes what a refused load leaves open
 
         self._bpf = load_bpf(src_file=(source or str(bpf_source(SOURCE))).encode(), cflags=flags)
@@ -242,6 +251,8 @@ class DenyClassifier:
             return False
         leaf = self._map.Leaf()
         leaf.expires_ns = expires_ns
+        if t.is_flow_key:
+            leaf.eph_lo, leaf.eph_hi = t.ephemeral
         self._map[self._key(t)] = leaf
         self._shapes()              # after the insert: a packet never sees a shape without entries
         return True

@@ -226,7 +226,8 @@ class InterventionController:
     def _execute(self, flow: model_pb2.FlowSnapshot, chain: model_pb2.ReasonChain,
                  ev: intervention_pb2.GateEvaluation, now: int) -> intervention_pb2.InterventionRecord:
         iid = self._id()
-        tuples = deny_entries(flow)
+        # a flow key covers the ports of the flow's namespace's ephemeral range
+        tuples = deny_entries(flow, self.engine.port_range(flow.netns))
         where = attachments_for(flow, getattr(self.session.scope, "interfaces", ()))
 
         def failed(why: str) -> DropFailed:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from gewtui.intervene.classifier import DenyTuple
-from gewtui.model.identity import EPHEMERAL_HI, EPHEMERAL_LO
+from gewtui.model.identity import DEFAULT_RANGE
 from gewtui.pb import events_pb2, model_pb2
 
 
@@ -59,11 +59,14 @@ def member_tuples(flow: model_pb2.FlowSnapshot) -> list[DenyTuple]:
     return out
 
 
-def flow_key(flow: model_pb2.FlowSnapshot) -> DenyTuple | None:
+def flow_key(flow: model_pb2.FlowSnapshot, ephemeral: tuple[int, int] = DEFAULT_RANGE) -> DenyTuple | None:
     """The flow's identity as one deny entry with its ephemeral side's port left out, so the
     drop covers the flow's reconnects (gewtui.model.identity): a client flow is
-    (local, *, peer, peer port), a server flow (local, local port, peer, *). None for
-    listeners, exact-tuple flows, or when the snapshot does not pin the key down."""
+    (local, *, peer, peer port), a server flow (local, local port, peer, *). ``ephemeral``:
+    the ports ``*`` stands for, the flow's namespace's ip_local_port_range (a client's ports
+    come from it; for a server flow it stands in for the peers' ranges, which the session
+    cannot read). None for listeners, exact-tuple flows, or when the snapshot does not pin
+    the key down."""
     k = flow.key
     role = ("client" if " -> " in k and " <-> " not in k else
             "server" if " <- " in k and " <-> " not in k else None)
@@ -79,12 +82,12 @@ def flow_key(flow: model_pb2.FlowSnapshot) -> DenyTuple | None:
         if t.saddr == local and t.daddr == peer:
             mine.append(t)
     if role == "client":
-        key = DenyTuple(flow.family, proto, local, peer, 0, flow.peer_port)
+        key = DenyTuple(flow.family, proto, local, peer, 0, flow.peer_port, ephemeral)
     else:
         lports = {t.sport for t in mine}
         if len(lports) != 1:
             return None
-        key = DenyTuple(flow.family, proto, local, peer, lports.pop(), 0)
+        key = DenyTuple(flow.family, proto, local, peer, lports.pop(), 0, ephemeral)
     try:
         key.check()
     except ValueError:
@@ -92,10 +95,10 @@ def flow_key(flow: model_pb2.FlowSnapshot) -> DenyTuple | None:
     return key
 
 
-def deny_entries(flow: model_pb2.FlowSnapshot) -> list[DenyTuple]:
-    """What a drop of ``flow`` puts in the deny map: its flow key (reconnects included) and
-    every live connection the key does not already cover."""
-    key = flow_key(flow)
+def deny_entries(flow: model_pb2.FlowSnapshot, ephemeral: tuple[int, int] = DEFAULT_RANGE) -> list[DenyTuple]:
+    """What a drop of ``flow`` puts in the deny map: its flow key (reconnects included, see
+    flow_key for ``ephemeral``) and every live connection the key does not already cover."""
+    key = flow_key(flow, ephemeral)
     out = [key] if key is not None else []
     for t in member_tuples(flow):
         if key is None or not _covered(t, key):
@@ -104,12 +107,13 @@ def deny_entries(flow: model_pb2.FlowSnapshot) -> list[DenyTuple]:
 
 
 def _covered(t: DenyTuple, key: DenyTuple) -> bool:
+    lo, hi = key.ephemeral
     for c in (t, t.reversed()):
         if (c.family, c.protocol, c.saddr, c.daddr) != (key.family, key.protocol, key.saddr, key.daddr):
             continue
-        if key.sport == 0 and c.dport == key.dport and EPHEMERAL_LO <= c.sport <= EPHEMERAL_HI:
+        if key.sport == 0 and c.dport == key.dport and lo <= c.sport <= hi:
             return True
-        if key.dport == 0 and c.sport == key.sport and EPHEMERAL_LO <= c.dport <= EPHEMERAL_HI:
+        if key.dport == 0 and c.sport == key.sport and lo <= c.dport <= hi:
             return True
     return False
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from gewtui.model.anchors import Anchor, QueueAnchor, RouteAnchor, SessionAnchor, TcpAnchor
 from gewtui.model.changes import Change
 from gewtui.model.entities import DIVERGED
+from gewtui.model.identity import DEFAULT_RANGE
 from gewtui.model.flows import Registry
 from gewtui.model.inventory import InventoryAnchor
 from gewtui.model.matcher import Matcher
@@ -109,6 +110,11 @@ class Engine:
     def flow(self, flow_id: int) -> model_pb2.FlowSnapshot | None:
         f = self._reg.flows.get(flow_id)
         return flow_snapshot(f, self._reg) if f is not None else None
+
+    def port_range(self, netns: int) -> tuple[int, int]:
+        """The ephemeral port range of namespace ``netns`` (inode) as the session's
+        inventory read it (``NetnsFacts``); Linux's default when it was not read."""
+        return self._reg.port_ranges.get(netns, DEFAULT_RANGE)
 
     def flow_summary(self, flow_id: int) -> model_pb2.FlowSnapshot | None:
         """flow() without members, path, transitions or key text: what a listing shows, at a

@@ -16,6 +16,7 @@ from gewtui.intervene.log import Actor
 from gewtui.intervene.ports import GateFacts
 from gewtui.intervene.targets import Attachment
 from gewtui.pb import events_pb2, model_pb2
+from gewtui.model.identity import DEFAULT_RANGE
 
 ARGV = ["gew-tui", "--allow-intervention"]
 SID = "s-fake"
@@ -85,6 +86,7 @@ class FakeEngine:
         self.flows: dict[int, model_pb2.FlowSnapshot] = {}
         self.chains: dict[int, model_pb2.ReasonChain] = {}
         self.interventions = []
+        self.port_ranges: dict[int, tuple[int, int]] = {}   # netns -> ephemeral range
 
     def flow(self, flow_id):
         return self.flows.get(flow_id)
@@ -94,6 +96,9 @@ class FakeEngine:
 
     def add_intervention(self, rec):
         self.interventions.append(rec)
+
+    def port_range(self, netns):
+        return self.port_ranges.get(netns, DEFAULT_RANGE)
 
 
 class FakeBackend:

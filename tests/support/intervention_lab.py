@@ -12,6 +12,7 @@ import time
 from gewtui.kernel import netns as nsmod
 from gewtui.kernel.plane import PlaneStats
 from gewtui.pb import events_pb2, model_pb2
+from gewtui.model.identity import DEFAULT_RANGE
 
 
 RATE = 8 * 1024 * 1024          # bytes/s per flow: far below the veth's capacity
@@ -142,6 +143,7 @@ class LabEngine:
     def __init__(self, netns: str, ifname: str, tuples: dict[int, events_pb2.Tuple]):
         inode = nsmod.netns_inode(netns)
         self.flows, self.chains, self.interventions = {}, {}, []
+        self.port_ranges: dict[int, tuple[int, int]] = {}   # netns -> ephemeral range
         for fid, t in tuples.items():
             fam = socket.AF_INET6 if t.family == socket.AF_INET6 else socket.AF_INET
             # The client flow's identity, as gewtui.model renders it (ephemeral port left out).
@@ -165,3 +167,6 @@ class LabEngine:
 
     def add_intervention(self, rec):
         self.interventions.append(rec)
+
+    def port_range(self, netns):
+        return self.port_ranges.get(netns, DEFAULT_RANGE)
