@@ -9,7 +9,8 @@ most a session's capture could reach on this box.
 
 ``--wake-every`` and ``--poll-slice-ms`` set how often the consumer is woken (the plane's
 defaults otherwise); ``--always-wake`` keeps records forcing wakeups while they come slowly; ``--no-drain`` leaves the programs attached and never reads the ring
-(what the programs alone cost; records pile up and, past the buffer, are lost).
+(what the programs alone cost; records pile up and, past the buffer, are lost);
+``--no-witness`` opens no perf counters on the witnessed tracepoints.
 
 Prints ``ready`` once attached; a line on stdin stops it, and it prints one JSON object:
 records taken, records the kernel lost, records the second ring buffer kept.
@@ -33,6 +34,8 @@ def main() -> int:
     ap.add_argument("--wake-every", type=int, default=0, help="records per CPU and probe between wakeups")
     ap.add_argument("--poll-slice-ms", type=int, default=0, help="longest wait before draining unwoken records")
     ap.add_argument("--no-drain", action="store_true", help="never read the ring buffer")
+    ap.add_argument("--no-witness", action="store_true",
+                    help="no perf counters on the witnessed tracepoints (what they cost)")
     ap.add_argument("--always-wake", action="store_true",
                     help="records force wakeups however slowly they come (no quiet spells)")
     a = ap.parse_args()
@@ -52,6 +55,8 @@ def main() -> int:
         cfg.poll_slice_ms = a.poll_slice_ms
     if a.always_wake:
         cfg.quiet_below = 0
+    if a.no_witness:
+        cfg.witness = False
     plane = KernelPlane(DEFAULT, cfg, on_event=lambda ev: None)
     taken = [0]
 

@@ -102,6 +102,7 @@ static __always_inline int gew_skb_tuple(void *skb, u16 ethertype, struct gew_tu
 
 int gew_kfree_skb(struct bpf_raw_tracepoint_args *ctx)
 {
+    gew_witness_run(GEW_W_KFREE_SKB);
     void *skb = (void *)ctx->args[0];
     void *sk = 0;
 #if GEW_KFREE_RX_SK_ARG

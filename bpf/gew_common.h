@@ -142,6 +142,14 @@ BPF_RINGBUF_OUTPUT(gew_rb, GEW_RB_PAGES);
 BPF_RINGBUF_OUTPUT(gew_rb_rescue, GEW_RESCUE_PAGES);
 BPF_PERCPU_ARRAY(gew_counters, u64, GEW_NPROBES * GEW_C_STRIDE);
 BPF_PERCPU_ARRAY(gew_irqctx, u32, 1);
+/* Runs of the programs the kernel does not count when it skips them: each counts its own
+ * runs per CPU, and userspace holds that against the tracepoint's own hit counter (a perf
+ * counting event, gewtui/kernel/witness.py). On 6.18 a raw tracepoint program was seen not
+ * to run for bursts of skb:kfree_skb events in softirq with recursion_misses still 0. The
+ * counter costs each hit a few hundred ns, so only the drop program has one. */
+#define GEW_W_KFREE_SKB 0
+#define GEW_NWITNESS 1
+BPF_PERCPU_ARRAY(gew_witness, u64, GEW_NWITNESS);
 /* Generation of what the kernel side concluded about sockets: moves whenever a socket enters
  * or leaves the in-scope table or changes owner, and when userspace resets the tables. */
 BPF_ARRAY(gew_sock_gen, u32, 1);
@@ -179,6 +187,15 @@ static __always_inline void gew_count(u32 probe, u32 counter)
  *   from the current task.
  * - neither: the per-CPU flag the irqctx tracker programs set at softirq_entry and clear
  *   at softirq_exit (two program runs per softirq). */
+/* One run of a witnessed program on this CPU (no atomics: per CPU, and a program never
+ * runs nested in itself). */
+static __always_inline void gew_witness_run(u32 slot)
+{
+    u64 *v = gew_witness.lookup(&slot);
+    if (v)
+        *v += 1;
+}
+
 static __always_inline u8 gew_ctx(void)
 {
 #if defined(GEW_CTX_PCPU_FROM_RQ) || defined(GEW_CTX_TI_PREEMPT)

@@ -231,8 +231,13 @@ def test_qdisc_drops_equal_tc_s(gew_instance):
                                 if not b.reason_name.startswith("QDISC_"))
     elsewhere = collections.Counter((e.attr.netns, b.ifname) for e, b in _of(evs, "skb_drop")
                                     if b.reason_name.startswith("QDISC_") and e.attr.netns not in cli_ino)
-    assert dropped > 0 and seen[0] <= dropped <= seen[1], (seen, dropped, reasons, sites, elsewhere,
-                                                          _session.last_incomplete)
+    # drops the kernel did not run the program for (about one run in 20 here: bursts in
+    # softirq, which the kernel does not count as misses): the tracepoint's own counter
+    # says how many, the session is incomplete, and tc's count lies within them
+    unrun = sum(b.count for _e, b in _of(evs, "lost") if b.stage == "unrun" and b.probe == "drops")
+    assert dropped > 0 and seen[0] <= dropped <= seen[1] + unrun, (seen, dropped, unrun, reasons, sites,
+                                                                   elsewhere, _session.last_incomplete)
+    assert not unrun or "uncounted" in _session.last_incomplete
 
 
 def test_counters_parse_like_the_kernel_writes_them():

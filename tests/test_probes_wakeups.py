@@ -1,16 +1,14 @@
 """The plane's wakeup setting on the real kernel: records that come slowly stop forcing the
 consumer awake (the programs read gew_wake_quiet), and a burst turns forced wakeups back on
 within one poll slice; nothing is lost either way."""
-import os
-import secrets
 import threading
 import time
 
 import pytest
 
-from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+from gewtui.kernel.plane import PlaneConfig
 from tests.faults.kernel_support import refused_connects
-from tests.support.probes_support import in_ns, ip, require_root
+from tests.support.probes_support import loopback_plane
 
 pytestmark = [pytest.mark.root]
 
@@ -34,41 +32,26 @@ def _woken_after(plane, ns: str, n: int, wait_s: float) -> float:
 
 
 def test_slow_records_stop_forcing_wakeups_and_a_burst_restores_them():
-    require_root()
-    ns = f"gewt-wake-{secrets.token_hex(3)}"
-    ip("netns", "add", ns)
-    try:
-        in_ns(ns, "ip", "link", "set", "lo", "up")
-        events = []
-        plane = KernelPlane(["tcp_state", "tcp_events"],
-                            PlaneConfig(poll_slice_ms=50), on_event=events.append)
-        try:
-            plane.stage()
-            plane.verify()
-            plane.set_scope(ScopeFilter(netns_inodes=(os.stat(f"/run/netns/{ns}").st_ino,)))
-            plane.attach()
-            assert _quiet_in_kernel(plane) == 0          # a session starts with forced wakeups
-            end = time.monotonic() + 3
-            while time.monotonic() < end and not plane._wake.quiet:
-                plane.poll(50)                           # nothing happens in the namespace
-            assert plane._wake.quiet and _quiet_in_kernel(plane) == 1
-            # quiet: ~100 records arrive and none of them wakes the sleeping consumer
-            plane.drain()
-            assert _woken_after(plane, ns, 40, 1.0) >= 0.9
-            plane.poll(0)
-            # a burst: refused connects, several records each, far more than one slice's
-            # quiet share (WakePolicy.burst), while the consumer is not polling
-            refused_connects(ns, 1500)
-            plane.poll(50)
-            assert not plane._wake.quiet and _quiet_in_kernel(plane) == 0
-            # forced wakeups again: records wake it long before its timeout
-            plane.drain()
-            assert _woken_after(plane, ns, 200, 3.0) < 2.0
-            plane.stop()
-            st = plane.stats()
-        finally:
-            plane.close()
-    finally:
-        ip("netns", "del", ns, check=False)
+    with loopback_plane(["tcp_state", "tcp_events"], "wake", PlaneConfig(poll_slice_ms=50)) as (ns, col):
+        plane, events = col.plane, col.events
+        assert _quiet_in_kernel(plane) == 0          # a session starts with forced wakeups
+        end = time.monotonic() + 3
+        while time.monotonic() < end and not plane._wake.quiet:
+            plane.poll(50)                           # nothing happens in the namespace
+        assert plane._wake.quiet and _quiet_in_kernel(plane) == 1
+        # quiet: ~100 records arrive and none of them wakes the sleeping consumer
+        plane.drain()
+        assert _woken_after(plane, ns, 40, 1.0) >= 0.9
+        plane.poll(0)
+        # a burst: refused connects, several records each, far more than one slice's
+        # quiet share (WakePolicy.burst), while the consumer is not polling
+        refused_connects(ns, 1500)
+        plane.poll(50)
+        assert not plane._wake.quiet and _quiet_in_kernel(plane) == 0
+        # forced wakeups again: records wake it long before its timeout
+        plane.drain()
+        assert _woken_after(plane, ns, 200, 3.0) < 2.0
+        plane.stop()
+        st = plane.stats()
     assert st.lost == 0 and st.produced == st.consumed, (st.produced, st.consumed, st.lost)
     assert sum(1 for e in events if e.WhichOneof("body") == "reset") >= 1000

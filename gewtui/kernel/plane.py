@@ -42,6 +42,7 @@ from gewtui.kernel.plane_contract import PlaneConfig, PlaneStats, ScopeFilter
 from gewtui.kernel.probes import DEFAULT, resolve, typed
 from gewtui.kernel.probes.base import Program, ProbeUnit
 from gewtui.kernel.transport import WakePolicy
+from gewtui.kernel.witness import Witnesses, online_cpus
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime import mounts, privileges
 from gewtui.runtime.btf import BTFError, load_vmlinux
@@ -97,6 +98,8 @@ class KernelPlane:
         self._closed_stats: PlaneStats | None = None
         self._unit_data: dict[str, dict] = {}   # per unit, what its hooks keep (unit_data)
         self.attached_ktime_ns = 0
+        # runs the kernel skipped without counting them (gewtui/kernel/witness.py)
+        self._witnesses = Witnesses(self._witness_runs)
 
     @classmethod
     def for_session(cls, ctx) -> "KernelPlane":
@@ -287,10 +290,27 @@ class KernelPlane:
                 except Exception as e:
                     raise SessionError(f"attaching {p.attach_point} failed: {str(e).splitlines()[0]}") from None
                 self._attached.append(p)
+        self._open_witnesses()
         self.attached_ktime_ns = monotonic_ns()
         self._next_tick = self.attached_ktime_ns + self.config.summary_interval_ms * 1_000_000
         self._tick_start = self.attached_ktime_ns
         self.state = "attached"
+
+    def _open_witnesses(self) -> None:
+        """Counters of the witnessed programs' tracepoints, opened after the programs are
+        attached (runs may lead hits, never the reverse)."""
+        if self.config.witness:
+            self._witnesses.open((u.name, p) for u in self._units for p in self._programs(u)
+                                 if p.witness >= 0 and p in self._attached)
+
+    @property
+    def witness_refused(self) -> dict[str, str]:
+        return self._witnesses.refused
+
+    def _witness_runs(self, slot: int) -> dict[int, int]:
+        t = self._tables["gew_witness"]
+        values = t[t.Key(slot)]
+        return {cpu: int(values[cpu]) for cpu in online_cpus() if cpu < len(values)}
 
     def pin(self, directory: str) -> list[str]:
         """Pin every map under ``directory`` (which the session created); returns the paths."""
@@ -429,6 +449,8 @@ class KernelPlane:
                 if d > 0:
                     self._lost_event(now, d, "recursion", u.name)
                 seen[("rec", p.fn)] = m
+        for unit, cpu, n in self._witnesses.check():     # stage "unrun": skipped, uncounted
+            self._lost_event(now, n, "unrun", unit, cpu)
         self._counters = c
 
     def program_stats(self) -> dict:
@@ -475,6 +497,7 @@ class KernelPlane:
                 s.bpf_run_time_ns += ps.run_time_ns
                 s.bpf_run_count += ps.run_cnt
                 s.recursion_misses += ps.recursion_misses
+        s.recursion_misses += self._witnesses.unrun
         reasons = []
         if s.lost:
             reasons.append(f"{s.lost} records lost (the ring buffer refused them)")
@@ -483,7 +506,9 @@ class KernelPlane:
         if s.map_full:
             reasons.append(f"{s.map_full} in-scope entries did not fit a kernel map")
         if s.recursion_misses:
-            reasons.append(f"{s.recursion_misses} probe runs skipped by the kernel")
+            n = self._witnesses.unrun
+            silent = f" ({n} of them uncounted by it, seen by the tracepoint's own counter)" if n else ""
+            reasons.append(f"{s.recursion_misses} probe runs skipped by the kernel{silent}")
         s.observation_complete = not reasons
         s.incomplete_reason = "; ".join(reasons)
         return s
@@ -496,6 +521,7 @@ class KernelPlane:
         its recording; close() calls it when it was not. Idempotent."""
         if self.bpf is None or self.state != "attached":
             return
+        self._witnesses.stop()               # before the detach: no hit without its chance of a run
         self._detach_all()
         # a program already running on another CPU may still submit: let it finish
         time.sleep(0.05)
@@ -515,6 +541,7 @@ class KernelPlane:
                 self._stats_enabler.disable()
                 self._stats_enabler = None
             self._typed.close()
+            self._witnesses.close()
             if self.bpf is not None:
                 try:
                     self.bpf.cleanup()

@@ -85,6 +85,9 @@ class PlaneConfig:
     # program itself, so only on request (--bpf-stats); recursion misses are counted either way.
     bpf_stats: bool = False
     typed_programs: bool = True     # BTF-typed variants of per-packet programs where the kernel takes them
+    # hold the drop program's runs against its tracepoint's hit counter
+    # (gewtui/kernel/witness.py); False only to measure what that costs
+    witness: bool = True
     # Lifecycle records (bpf/tcp_state.c): a socket's transitions held in the kernel and
     # handed over as one record at its close. False: one record per transition (the
     # per-event path; the same events, more records).

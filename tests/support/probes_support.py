@@ -177,3 +177,28 @@ def running_plane(units, net: Net, config=None) -> Iterator[Collector]:
         yield Collector(plane, events)
     finally:
         plane.close()
+
+
+@contextlib.contextmanager
+def loopback_plane(units, tag: str, config=None) -> Iterator[tuple[str, Collector]]:
+    """A scratch namespace with only ``lo`` up and a plane of ``units`` scoped to it:
+    (namespace name, collector). Plane closed and namespace removed on every path."""
+    from gewtui.kernel.plane import KernelPlane, PlaneConfig, ScopeFilter
+
+    require_root()
+    ns = f"gewt-{tag}-{secrets.token_hex(3)}"
+    ip("netns", "add", ns)
+    try:
+        in_ns(ns, "ip", "link", "set", "lo", "up")
+        events: list = []
+        plane = KernelPlane(units, config or PlaneConfig(), on_event=events.append)
+        try:
+            plane.stage()
+            plane.verify()
+            plane.set_scope(ScopeFilter(netns_inodes=(os.stat(f"/run/netns/{ns}").st_ino,)))
+            plane.attach()
+            yield ns, Collector(plane, events)
+        finally:
+            plane.close()
+    finally:
+        ip("netns", "del", ns, check=False)

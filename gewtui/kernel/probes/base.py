@@ -168,6 +168,10 @@ def parse_sock(buf: bytes, offset: int = 0) -> SockSnapshot:
                         swnd, rwnd, minw, srtt, maxsrtt, zw, state, _HIST_UNPACK(buf, offset + SOCK_HIST))
 
 
+# Slots of gew_witness (GEW_W_* in bpf/gew_common.h).
+W_KFREE_SKB = 0
+
+
 @dataclass(frozen=True)
 class Program:
     """One BPF function of a unit and where it attaches. ``typed_fn``: a BTF-typed variant
@@ -179,6 +183,9 @@ class Program:
     name: str
     raw: bool = False
     typed_fn: str = ""
+    # the program's slot in gew_witness (bpf/gew_common.h), -1 for none: its runs are held
+    # against the tracepoint's own hit counter (gewtui/kernel/witness.py)
+    witness: int = -1
 
     @property
     def attach_point(self) -> str:

@@ -11,7 +11,7 @@ import struct
 from typing import Iterable
 
 from gewtui.kernel import wire
-from gewtui.kernel.probes.base import HDR, TUPLE, Header, Program, ProbeUnit, cstr, fill_tuple
+from gewtui.kernel.probes.base import HDR, TUPLE, W_KFREE_SKB, Header, Program, ProbeUnit, cstr, fill_tuple
 from gewtui.pb import events_pb2
 from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
 
@@ -131,7 +131,7 @@ UNIT = ProbeUnit(
     source="drops.c",
     summary="skb drops with the kernel's reason, attributed by socket or packet headers; receive queue full",
     programs=(
-        Program("gew_kfree_skb", "skb", "kfree_skb", raw=True),
+        Program("gew_kfree_skb", "skb", "kfree_skb", raw=True, witness=W_KFREE_SKB),
         Program("gew_rcvq_full", "sock", "sock_rcvqueue_full", raw=True),
     ),
     tracepoints=(
