@@ -45,3 +45,20 @@ def test_a_drop_the_program_never_saw_is_counted_and_marks_the_session_incomplet
     assert _unrun(events, "drops") >= 30
     assert not st.observation_complete and "uncounted" in st.incomplete_reason, st.incomplete_reason
     assert st.lost == 0          # nothing was refused by the ring buffer: the runs never happened
+
+
+@pytest.mark.root
+def test_counters_that_cannot_open_leave_the_session_running_and_say_so(monkeypatch):
+    from gewtui.kernel import witness
+
+    def refuse(self, group, name, cpus=None):
+        raise OSError(1, f"perf_event_open({group}:{name}): Operation not permitted")
+
+    monkeypatch.setattr(witness.Witness, "__init__", refuse)
+    with loopback_plane(["drops"], "wit") as (ns, col):
+        assert "Operation not permitted" in col.plane.witness_refused["gew_kfree_skb"]
+        refused_connects(ns, 5)
+        assert col.poll_until(lambda evs: sum(1 for e in evs if e.WhichOneof("body") == "skb_drop") >= 5)
+        col.plane.stop()
+        st = col.plane.stats()
+    assert st.observation_complete, st.incomplete_reason

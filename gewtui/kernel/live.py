@@ -222,6 +222,13 @@ class LiveSession:
             detail += "; probes not running: " + "; ".join(f"{k} ({v})" for k, v in sorted(skipped.items()))
             for k, v in sorted(skipped.items()):
                 self.log(f"session {self.session_id}: probe {k} not running: {v}")
+        unwitnessed = dict(getattr(self.session.plane, "witness_refused", {}) or {})
+        if unwitnessed:
+            # runs the kernel skips without counting them cannot be seen for these programs
+            detail += "; no witness of uncounted skips for: " + "; ".join(
+                f"{k} ({v})" for k, v in sorted(unwitnessed.items()))
+            for k, v in sorted(unwitnessed.items()):
+                self.log(f"session {self.session_id}: {k}: runs the kernel skips uncounted cannot be seen: {v}")
         mark.mark.kind, mark.mark.detail = "started", detail
         self._own(mark)
         if self.inventory is not None:
