@@ -159,6 +159,28 @@ def test_resets_and_retransmits(dec):
     assert rt.retransmit.state == E.TCP_ESTABLISHED and rt.attr.tgid == 9   # owner learnt from the reset
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_child_born_where_a_dying_socket_was_named_gets_its_own_id(fast):
+    # a server socket is destroyed; a drop on it as it dies (QUEUE_PURGE) names its address
+    # once more; the memory then serves a child the listener clones (LISTEN -> SYN_RECV):
+    # a new life, a new id, or the child would pass for the dead connection
+    vocab = Vocab.from_kernel(Tracefs(str(DATA)))
+    out = []
+    d = Decoder(UNITS, vocab, out.append, clock=lambda: 999, fast=fast)
+    d.record(state_rec(sk=SK, old=10, new=3))
+    d.record(state_rec(sk=SK, old=3, new=1))
+    dead = out[-1].tcp_state.sock
+    d.record(hdr(tcp_state.K_DESTROY) + tcp_state.DESTROY.pack(SK, 0, sock_blob()))
+    d.record(hdr(drops.K_DROP, ctx=1, probe=5) + drops.DROP.pack(
+        tup(), SK, 0xFFFFFFFF81000000, vocab.drop_reason_value("QUEUE_PURGE"), NS_SOCK, 3, 0x0800, 2, b"veth0"))
+    named = out[-1].skb_drop.sock
+    d.record(state_rec(sk=SK, old=10, new=3))                    # a child at the same address
+    child = out[-1].tcp_state.sock
+    assert len({dead, named, child}) == 3 and 0 not in (dead, named, child)
+    d.record(state_rec(sk=SK, old=3, new=1))
+    assert out[-1].tcp_state.sock == child
+
+
 def test_drop_reasons_attribution_and_listen_overflow(dec):
     reasons = dec.vocab.drop_reasons
     nf = dec.vocab.drop_reason_value("NETFILTER_DROP")

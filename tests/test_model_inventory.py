@@ -3,9 +3,11 @@ sockets that existed before the session, with their roles, from the inventory ev
 later probe events of those sockets join the same members."""
 from __future__ import annotations
 
+import pytest
+
 from gewtui.model.engine import Engine
 from gewtui.pb import model_pb2
-from tests.support.model_streams import ESTABLISHED, LISTEN, NETNS, TIME_WAIT, Conn, StreamBuilder
+from tests.support.model_streams import ESTABLISHED, LISTEN, NETNS, SYN_RECV, TIME_WAIT, Conn, StreamBuilder
 
 SERVER_NS, CLIENT_NS = 4026532001, 4026532002
 
@@ -141,3 +143,25 @@ def test_time_wait_sockets_are_members_already_closed():
     eng = _fold(s.events)
     f = _by_key(eng, "10.0.0.2:80")
     assert f.phase == model_pb2.TERMINATED and f.end_reason == "closed", (f.phase, f.end_reason)
+
+
+@pytest.mark.parametrize("listen_on, peer_known_at_birth", [
+    ("0.0.0.0", True),       # as this kernel traces a child: the id alone collides
+    ("10.0.0.2", False),     # a child traced before its peer has its listener's own tuple
+])
+def test_a_child_is_never_taken_for_an_inventoried_listener(listen_on, peer_known_at_birth):
+    # sock_diag's cookies and the decoder's socket ids are both small counters: a listener
+    # inventoried under cookie 178 and the child the probes name 178 are two sockets (on a
+    # freshly booted box every such child passed for the listener, and a server flow
+    # counted one connection less than the kernel's PassiveOpens)
+    s = StreamBuilder(netns=SERVER_NS)
+    s.facts(netns=SERVER_NS)
+    s.inventory(Conn(listen_on, 8080, "0.0.0.0", 0, 178, SERVER_NS, 500, "nginx"), LISTEN)
+    for port, sock in ((40000, s.new_sock()), (40001, 178), (40002, s.new_sock())):
+        child = Conn("10.0.0.2", 8080, "10.0.0.1", port, sock, SERVER_NS, 500, "nginx")
+        born = child if peer_known_at_birth else Conn("10.0.0.2", 8080, "0.0.0.0", 0, sock, SERVER_NS)
+        s.state(born, LISTEN, SYN_RECV)
+        s.state(child, SYN_RECV, ESTABLISHED)
+    eng = _fold(s.events)
+    assert _by_key(eng, "<- 10.0.0.1").counters.connections == 3
+    assert _by_key(eng, "listen").counters.connections == 1

@@ -140,7 +140,7 @@ class Decoder:
                 self._kinds[kind] = (size, fn, None)
         # Opaque socket ids: kernel addresses never leave the decoder. An id is minted on a
         # socket's first sight and again when a new life begins at its address (leaving
-        # CLOSE) or after its destroy. A socket with a state change is held until its
+        # CLOSE, or a listener's child: tcp_state.born) or after its destroy. A socket with a state change is held until its
         # destroy (``_live``, bounded by the kernel's socket table, emptied into the
         # generations only if destroys went missing past ``live_limit``); addresses seen
         # only in resets and drops (request and timewait sockets, which have no destroy)
@@ -318,7 +318,7 @@ class Decoder:
         return sid
 
     def renew_socket(self, ptr: int) -> None:
-        """A new life begins at ``ptr`` (a transition out of CLOSE): it gets a new id."""
+        """A new life begins at ``ptr`` (tcp_state.born): it gets a new id."""
         self._live.pop(ptr, None)
         self._ids_new.pop(ptr, None)
         self._ids_old.pop(ptr, None)

@@ -17,9 +17,9 @@ from typing import Callable
 from gewtui.model.changes import Change, change
 from gewtui.model.entities import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITIONS_CAP, ix_add,
                                    ix_get)
-from gewtui.model.flows import Registry
+from gewtui.model.flows import INVENTORIED, Registry
 from gewtui.model.latency import add_rtt, connected
-from gewtui.model.identity import CLIENT, LISTENER, make_key, role_from_ports, role_from_state
+from gewtui.model.identity import CLIENT, LISTEN, LISTENER, SYN_RECV, make_key, role_from_ports, role_from_state
 from gewtui.model.schema import TCP_STATE_NAMES
 
 Handler = Callable[..., None]
@@ -84,7 +84,9 @@ class TcpAnchor(Anchor):
         tup = b.tuple
         family, saddr, daddr = tup.family, tup.saddr, tup.daddr
         sport, dport, proto = tup.sport, tup.dport, tup.protocol or 6
-        if m is None and sock and reg.port_ranges:   # an inventory was taken: its socket?
+        if m is None and sock and reg.port_ranges and not (old == CLOSE or (old == LISTEN and new == SYN_RECV)):
+            # an inventory was taken: its socket? (never one being born: a listener's child
+            # traced before its peer is filled in has the listener's own tuple)
             m = reg.adopt_address(sock, (saddr, sport, daddr, dport), ev.attr.netns)
             if m is not None:
                 return self._touch(m.flow, eid, t, out) or m
@@ -352,7 +354,7 @@ class TcpAnchor(Anchor):
 
     def destroy(self, ev, b, eid, t, out) -> None:
         reg = self.reg
-        m = reg.socks.get(b.sock) or reg.socks.get(b.sock_cookie or -1)   # (inventoried)
+        m = reg.socks.get(b.sock) or (reg.socks.get(INVENTORIED + b.sock_cookie) if b.sock_cookie else None)
         if m is None:
             # A socket the registry no longer (or never) held: nothing to end.
             reg.unattributed += 1

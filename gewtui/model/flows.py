@@ -23,9 +23,16 @@ from gewtui.model.matcher import Matcher
 from gewtui.pb import events_pb2
 
 
-# sock values below this are socket cookies of inventoried members, never kernel addresses
-# (those are in the upper half of the address space).
-KERNEL_ADDR = 1 << 47
+# An inventoried member is held under INVENTORIED + its socket cookie (sock_diag names no
+# address) until a probe event names the socket: a range that neither the decoder's socket
+# ids (small counters from 1, the same size as cookies) nor kernel addresses (older
+# recordings: the upper half of the address space) can fall in.
+INVENTORIED = 1 << 48
+COOKIE_SPAN = 1 << 47
+
+
+def inventoried(sock: int) -> bool:
+    return INVENTORIED <= sock < INVENTORIED + COOKIE_SPAN
 
 
 class Registry:
@@ -304,7 +311,7 @@ class Registry:
         if hit is None:
             return None
         for m in (hit if hit.__class__ is list else (hit,)):
-            if m.sock < KERNEL_ADDR and not m.closed and m.flow.key[1] == netns:
+            if inventoried(m.sock) and not m.closed and m.flow.key[1] == netns:
                 if self.socks.get(m.sock) is m:
                     del self.socks[m.sock]
                 m.sock = sock

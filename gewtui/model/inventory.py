@@ -11,17 +11,19 @@ sock_diag (gewtui.kernel.inventory), listeners first. From them:
   server socket (its local port is a listener's) or a client (its local port is ephemeral),
   so connections made before the session, even idle ones, are flows on the first frame.
 
-sock_diag gives a socket's cookie, not its kernel address, so an inventoried member is held
-under its cookie (cookies are small counters, kernel addresses are in the upper half of the
-address space: they cannot collide) until the first probe event on its exact tuple in its
-namespace names the address (TcpAnchor rebinds it) or an event carrying the cookie ends it.
+sock_diag gives a socket's cookie, not the socket id the probes name, so an inventoried member
+is held under ``INVENTORIED + cookie`` (gewtui.model.flows: a range apart from the decoder's
+socket ids, which are small counters like cookies: a member held under the bare cookie was
+taken for whatever socket later got that id) until the first probe event on its exact tuple
+in its namespace names the socket (TcpAnchor rebinds it) or an event carrying the cookie
+ends it.
 NetnsFacts read later ("end", "handshake-timeout") are kept per namespace for the
 listen-overflow cause rule (gewtui.model.causes).
 """
 from __future__ import annotations
 
 from gewtui.model.anchors import Anchor, TcpAnchor
-from gewtui.model.flows import KERNEL_ADDR
+from gewtui.model.flows import COOKIE_SPAN, INVENTORIED
 from gewtui.model.identity import LISTENER, make_key, role_from_ports
 
 FACTS_CAP = 64               # per namespace: the first (start) and the latest are kept
@@ -72,8 +74,8 @@ class InventoryAnchor(Anchor):
             if _zero(daddr) or not dport:
                 reg.unattributed += 1
                 return
-        sock = b.sock_cookie
-        if not sock or sock >= KERNEL_ADDR or sock in reg.socks:
+        sock = INVENTORIED + b.sock_cookie
+        if not b.sock_cookie or b.sock_cookie >= COOKIE_SPAN or sock in reg.socks:
             reg.unattributed += 1   # no usable cookie: nothing could ever find it again
             return
         key = make_key(role, netns, tup.family, tup.protocol or 6, saddr, sport, daddr, dport)

@@ -58,9 +58,21 @@ def _state(v: int) -> int:
     return v if v in _TCP_STATES else events_pb2.TCP_STATE_UNSPECIFIED
 
 
+def born(old: int, new: int) -> bool:
+    """Whether a transition begins a new life at the socket's address: out of CLOSE (a
+    socket the process made), or LISTEN -> SYN_RECV (a child the listener cloned: it
+    starts with its listener's state). Either way a new socket id: the address may have
+    been freed and reused since the kernel last named it (after a destroy, a drop on the
+    dying socket can name it once more)."""
+    return old == _CLOSE or (old == _LISTEN and new == _SYN_RECV)
+
+
+_CLOSE, _LISTEN, _SYN_RECV = events_pb2.TCP_CLOSE, events_pb2.TCP_LISTEN, events_pb2.TCP_SYN_RECV
+
+
 def decode_state(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
     t, sk, netns, old, new = STATE.unpack_from(buf, HDR.size)
-    if old == events_pb2.TCP_CLOSE:
+    if born(old, new):
         dec.renew_socket(sk)    # a new life at this address: a new socket id
     ev = dec.envelope(hdr, sk, netns)
     b = ev.tcp_state
@@ -108,11 +120,9 @@ def fast(enc) -> dict:
                            1024)
     summaries = tcp_probe.PROBE_ID in dec.unit_names
     unpack_state, unpack_cong, unpack_destroy, at = STATE.unpack_from, CONG.unpack_from, _DESTROY.unpack_from, HDR.size
-    close = events_pb2.TCP_CLOSE
-
     def state(h: tuple, buf: bytes) -> bytes:
         t, sk, netns, old, new = unpack_state(buf, at)
-        if old == close:
+        if born(old, new):
             renew(sk)       # a new life at this address: a new socket id
         body = tuples[t] + socks[live(sk)] + old_states[old] + new_states[new]
         return env(h, sk, netns) + B_STATE + length(len(body)) + body
@@ -193,13 +203,13 @@ def _life_encoder(enc):
             raise ValueError(f"lifecycle record holds {n} items (at most {LIFE_ITEMS})")
         tup = buf[tup_at:tup_end]
         held = buf[items_at:items_at + n * item_size]
-        kinds, olds = held[LIFE_KIND_AT::item_size], held[LIFE_A_AT::item_size]
+        kinds, olds, news = held[LIFE_KIND_AT::item_size], held[LIFE_A_AT::item_size], held[LIFE_B_AT::item_size]
         if (seq and seen.get(sk, 0) > seq) or close in olds[1:]:
             return None      # rare: decode_life, item by item
         if not n and not final:
             seen[sk] = seq
             return []
-        if kinds[:1] == state and olds[:1] == close:
+        if kinds[:1] == state and n and born(olds[0], news[0]):
             renew(sk)        # a new life at this address: a new socket id
         sock_id = (live(sk) if state in kinds else sid(sk)) if n or final else 0
         o = owners.get(sk)
@@ -268,7 +278,7 @@ _FINAL_HEAD = struct.Struct(f"<{TUPLE.size}sI28xQ")
 if wire.keys(events_pb2.Lifecycle, "tuple", "sock") != (wire.TUPLE1, wire.S_SOCK):
     raise ImportError("tcp_state: Lifecycle no longer has tuple and sock as fields 1 and 2")
 # offsets of kind, ctx and a in struct gew_life_item
-LIFE_KIND_AT, LIFE_CTX_AT, LIFE_A_AT = 20, 21, 22
+LIFE_KIND_AT, LIFE_CTX_AT, LIFE_A_AT, LIFE_B_AT = 20, 21, 22, 23
 # struct gew_rec_life read in place: sk, cookie, final, why, then gew_life's n, seq, netns,
 # has_task; where its task, tuple, items and gew_sock lie in the record
 _REC_HEAD = struct.Struct("<QQBB6xIIIB3x")
