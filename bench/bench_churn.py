@@ -187,7 +187,8 @@ def run_apply(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
         raise RuntimeError(f"apply: no summary: {err.strip()[-300:]}")
     run.records, run.lost = int(m.group(1)), int(m.group(2))
     if m.group(3) != "complete":
-        run.note = "incomplete"
+        why = re.search(r"observation INCOMPLETE \((.*)\); recording", err)
+        run.note = f"incomplete: {why.group(1)}" if why else "incomplete"
     os.unlink(rec)
     return run
 
