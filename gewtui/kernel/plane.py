@@ -42,7 +42,7 @@ from gewtui.kernel.plane_contract import PlaneConfig, PlaneStats, ScopeFilter
 from gewtui.kernel.probes import DEFAULT, resolve, typed
 from gewtui.kernel.probes.base import Program, ProbeUnit
 from gewtui.kernel.transport import WakePolicy
-from gewtui.kernel.witness import Witnesses, online_cpus
+from gewtui.kernel.witness import Witnesses
 from gewtui.pb import events_pb2, session_pb2
 from gewtui.runtime import mounts, privileges
 from gewtui.runtime.btf import BTFError, load_vmlinux
@@ -99,7 +99,7 @@ class KernelPlane:
         self._unit_data: dict[str, dict] = {}   # per unit, what its hooks keep (unit_data)
         self.attached_ktime_ns = 0
         # runs the kernel skipped without counting them (gewtui/kernel/witness.py)
-        self._witnesses = Witnesses(self._witness_runs)
+        self._witnesses = Witnesses(self._witness_runs, self._recursion_misses)
 
     @classmethod
     def for_session(cls, ctx) -> "KernelPlane":
@@ -290,18 +290,13 @@ class KernelPlane:
                 except Exception as e:
                     raise SessionError(f"attaching {p.attach_point} failed: {str(e).splitlines()[0]}") from None
                 self._attached.append(p)
-        self._open_witnesses()
+        if self.config.witness:   # the counters after the programs: runs may lead hits, never trail
+            self._witnesses.open((u.name, p) for u in self._units for p in self._programs(u)
+                                 if p.witness >= 0 and p in self._attached)
         self.attached_ktime_ns = monotonic_ns()
         self._next_tick = self.attached_ktime_ns + self.config.summary_interval_ms * 1_000_000
         self._tick_start = self.attached_ktime_ns
         self.state = "attached"
-
-    def _open_witnesses(self) -> None:
-        """Counters of the witnessed programs' tracepoints, opened after the programs are
-        attached (runs may lead hits, never the reverse)."""
-        if self.config.witness:
-            self._witnesses.open((u.name, p) for u in self._units for p in self._programs(u)
-                                 if p.witness >= 0 and p in self._attached)
 
     @property
     def witness_refused(self) -> dict[str, str]:
@@ -309,8 +304,14 @@ class KernelPlane:
 
     def _witness_runs(self, slot: int) -> dict[int, int]:
         t = self._tables["gew_witness"]
-        values = t[t.Key(slot)]
-        return {cpu: int(values[cpu]) for cpu in online_cpus() if cpu < len(values)}
+        # every possible CPU: one gone offline keeps the runs its counter still holds hits for
+        return dict(enumerate(int(v) for v in t[t.Key(slot)]))
+
+    def _recursion_misses(self, fn: str) -> int:
+        from gewtui.kernel.transport import prog_stats
+
+        fd = self._prog_fds.get(fn)
+        return prog_stats(fd).recursion_misses if fd is not None else 0
 
     def pin(self, directory: str) -> list[str]:
         """Pin every map under ``directory`` (which the session created); returns the paths."""
@@ -449,8 +450,8 @@ class KernelPlane:
                 if d > 0:
                     self._lost_event(now, d, "recursion", u.name)
                 seen[("rec", p.fn)] = m
-        for unit, cpu, n in self._witnesses.check():     # stage "unrun": skipped, uncounted
-            self._lost_event(now, n, "unrun", unit, cpu)
+        for unit, n in self._witnesses.check():     # stage "unrun": skipped, uncounted
+            self._lost_event(now, n, "unrun", unit)
         self._counters = c
 
     def program_stats(self) -> dict:

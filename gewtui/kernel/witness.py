@@ -15,8 +15,10 @@ hit a few hundred ns (the perf tracepoint path fills its record), so state chang
 short connection, have none (measured: docs/probes.md).
 
 Order keeps the figure a lower bound, never an invention: the counters open after the
-program is attached and stop before it is detached, and each check reads the counters
-before the runs, so runs can only be ahead of hits. No bcc here.
+program is attached and stop before it is detached; each check reads the counters before
+the runs and holds the runs against the hits of the check before (see Witnesses); runs
+are read for every possible CPU, so a CPU gone offline keeps its runs; and skips the kernel
+counted itself are taken off. No bcc here.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ _PERF_TYPE_TRACEPOINT = 2
 _PERF_EVENT_IOC_DISABLE = 0x2401
 _SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319, "s390x": 331,
                         "armv7l": 364}
-_U64 = struct.Struct("<Q")
+_U64 = struct.Struct("=Q")     # the kernel writes the count in host order
 
 
 class _Attr(ctypes.Structure):
@@ -93,8 +95,15 @@ class Witness:
             raise
 
     def hits(self) -> dict[int, int]:
-        """cpu -> the tracepoint's hits on it since the counter opened."""
-        return {cpu: _U64.unpack(os.read(fd, 8))[0] for cpu, fd in self.fds.items()}
+        """cpu -> the tracepoint's hits on it since the counter opened (OSError when a
+        counter cannot be read)."""
+        out = {}
+        for cpu, fd in self.fds.items():
+            raw = os.read(fd, 8)
+            if len(raw) != 8:
+                raise OSError(errno.EIO, f"{self.tracepoint}: the counter on cpu {cpu} gave {len(raw)} bytes")
+            out[cpu] = _U64.unpack(raw)[0]
+        return out
 
     def stop(self) -> None:
         """Stop counting (before the program is detached: later hits have no run to match)."""
@@ -123,46 +132,75 @@ def skipped(hits: dict[int, int], runs: dict[int, int]) -> dict[int, int]:
 
 class Witnesses:
     """A plane's witnessed programs. ``runs(slot)`` reads a program's runs per CPU from
-    ``gew_witness``."""
+    ``gew_witness`` (every possible CPU); ``misses(fn)`` the kernel's ``recursion_misses``
+    of program ``fn`` (skips it counted itself, reported as such: not again here).
 
-    def __init__(self, runs: Callable[[int], dict[int, int]]):
-        self._runs = runs
-        self._open: list[tuple[str, Any, Witness, dict[int, int]]] = []
-        self._reported: dict[tuple[str, int], int] = {}
-        self.refused: dict[str, str] = {}     # program -> why its counters could not open
+    Why each check holds the runs against the hits of the check before: the kernel calls a
+    tracepoint's probes in the order they registered, and perf registers one probe for all
+    its events on a tracepoint when the first is opened. If another tool (or another gew
+    session) had a perf event there before this plane attached, perf counts a hit before
+    the program runs for it; a hit read now may not have run yet, but one read a check ago
+    has had a whole poll slice to. After ``stop`` the counters are still, and the check
+    takes their final values."""
+
+    def __init__(self, runs: Callable[[int], dict[int, int]], misses: Callable[[str], int]):
+        self._runs, self._misses = runs, misses
+        # (unit, program, witness, runs before, misses before, hits at the last check)
+        self._open: list[list] = []
+        self._reported: dict[str, int] = {}
+        self._stopped = False
+        self.refused: dict[str, str] = {}     # program -> why its counters could not open (or failed)
         self.unrun = 0
 
     def open(self, programs: Iterable[tuple[str, Any]]) -> None:
         """(unit, Program) pairs, already attached: their runs so far, then the counters."""
         for unit, p in programs:
-            before = self._runs(p.witness)
+            before, misses = self._runs(p.witness), self._misses(p.fn)
             try:
-                w = Witness(p.group, p.name, sorted(before))
+                w = Witness(p.group, p.name, sorted(self._cpus(before)))
             except OSError as e:
                 self.refused[p.fn] = str(e)
                 continue
-            self._open.append((unit, p, w, before))
+            self._open.append([unit, p, w, before, misses, {}])
 
-    def check(self) -> list[tuple[str, int, int]]:
-        """(unit, cpu, hits) the programs have had no run for since the last check."""
+    @staticmethod
+    def _cpus(runs: dict[int, int]) -> list[int]:
+        online = set(online_cpus())
+        return [cpu for cpu in runs if cpu in online]
+
+    def check(self) -> list[tuple[str, int]]:
+        """(unit, hits) the programs have had no run for, beyond what the kernel counted
+        as skipped, since the last check."""
         out = []
-        for unit, p, w, before in self._open:
-            hits = w.hits()                  # first: runs read after can only be ahead
+        for entry in list(self._open):
+            unit, p, w, before, misses0, last = entry
+            try:
+                now = w.hits()               # first: runs read after can only be ahead
+            except OSError as e:
+                self.refused[p.fn] = f"its counter failed: {e}"
+                w.close()
+                self._open.remove(entry)
+                continue
+            hits = now if self._stopped else last
+            entry[5] = now
             runs = self._runs(p.witness)
             gap = skipped(hits, {cpu: n - before.get(cpu, 0) for cpu, n in runs.items()})
-            for cpu, n in sorted(gap.items()):
-                d = n - self._reported.get((p.fn, cpu), 0)
-                if d > 0:
-                    out.append((unit, cpu, d))
-                    self.unrun += d
-                    self._reported[(p.fn, cpu)] = n
+            # a skip the kernel counted (recursion) never ran either: it is reported once,
+            # as such (read last: a later count only makes this smaller)
+            total = max(0, sum(gap.values()) - (self._misses(p.fn) - misses0))
+            d = total - self._reported.get(p.fn, 0)
+            if d > 0:
+                out.append((unit, d))
+                self.unrun += d
+                self._reported[p.fn] = total
         return out
 
     def stop(self) -> None:
-        for _u, _p, w, _b in self._open:
-            w.stop()
+        for entry in self._open:
+            entry[2].stop()
+        self._stopped = True
 
     def close(self) -> None:
-        for _u, _p, w, _b in self._open:
-            w.close()
+        for entry in self._open:
+            entry[2].close()
         self._open = []

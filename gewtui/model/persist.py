@@ -54,7 +54,9 @@ from gewtui.pb import engine_state_pb2, events_pb2, intervention_pb2
 __all__ = ["StateError", "MODEL_ID", "dumps", "loads", "header", "template_digest", "engine_view"]
 
 MAGIC = b"GEWSTATE"
-FORMAT = 2
+# 3: inventoried members held under flows.INVENTORIED + cookie (a state of 2 held them under the
+# bare cookie, which socket ids can equal): older checkpoints are ignored and the events folded
+FORMAT = 3
 _U32 = struct.Struct("<I")
 MAC_BYTES = 32
 MAX_HEADER = 1 << 12

@@ -183,7 +183,7 @@ def _life_encoder(enc):
     uvarint, at, item_size = wire.uvarint, HDR.size, LIFE_ITEM.size
     ca = dec.vocab.ca_states
     names = b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
-    state, close = bytes((LIFE_STATE,)), bytes((events_pb2.TCP_CLOSE,))
+    state, close, listen = bytes((LIFE_STATE,)), bytes((events_pb2.TCP_CLOSE,)), bytes((events_pb2.TCP_LISTEN,))
 
     seen: dict[int, int] = dec.unit_state("tcp_state.life")
     windows = dec.unit_state("tcp_probe")          # the socket's last summary window, if any
@@ -204,8 +204,8 @@ def _life_encoder(enc):
         tup = buf[tup_at:tup_end]
         held = buf[items_at:items_at + n * item_size]
         kinds, olds, news = held[LIFE_KIND_AT::item_size], held[LIFE_A_AT::item_size], held[LIFE_B_AT::item_size]
-        if (seq and seen.get(sk, 0) > seq) or close in olds[1:]:
-            return None      # rare: decode_life, item by item
+        if (seq and seen.get(sk, 0) > seq) or close in olds[1:] or listen in olds[1:]:
+            return None      # rare (a new life after the first item, a listener's close): decode_life, item by item
         if not n and not final:
             seen[sk] = seq
             return []
