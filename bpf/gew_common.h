@@ -175,6 +175,15 @@ static __always_inline void gew_count(u32 probe, u32 counter)
         *v += 1;
 }
 
+/* One run of a witnessed program on this CPU (no atomics: per CPU, and a program never
+ * runs nested in itself). */
+static __always_inline void gew_witness_run(u32 slot)
+{
+    u64 *v = gew_witness.lookup(&slot);
+    if (v)
+        *v += 1;
+}
+
 /* The execution context, asked only where a record is made (never per packet). Three ways,
  * chosen by the irqctx unit from the kernel's BTF:
  * - GEW_CTX_PCPU_FROM_RQ (x86: preempt_count is the per-CPU __preempt_count): this CPU's
@@ -187,15 +196,6 @@ static __always_inline void gew_count(u32 probe, u32 counter)
  *   from the current task.
  * - neither: the per-CPU flag the irqctx tracker programs set at softirq_entry and clear
  *   at softirq_exit (two program runs per softirq). */
-/* One run of a witnessed program on this CPU (no atomics: per CPU, and a program never
- * runs nested in itself). */
-static __always_inline void gew_witness_run(u32 slot)
-{
-    u64 *v = gew_witness.lookup(&slot);
-    if (v)
-        *v += 1;
-}
-
 static __always_inline u8 gew_ctx(void)
 {
 #if defined(GEW_CTX_PCPU_FROM_RQ) || defined(GEW_CTX_TI_PREEMPT)

@@ -57,7 +57,7 @@ def rescue_pages(ringbuf_pages: int) -> int:
 
 
 # Maps of gew_common.h, in every session's object.
-COMMON_MAPS = ("gew_rb", "gew_rb_rescue", "gew_counters", "gew_irqctx", "gew_wake_quiet", "gew_scope_cfg",
+COMMON_MAPS = ("gew_rb", "gew_rb_rescue", "gew_counters", "gew_irqctx", "gew_witness", "gew_wake_quiet", "gew_scope_cfg",
                "gew_scope_netns", "gew_scope_prefix", "gew_scope_ports", "gew_scope_ifaces", "gew_socks",
                "gew_out_socks", "gew_sock_gen")
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import struct
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from gewtui.runtime.tracefs import tracefs_path
@@ -107,8 +109,6 @@ class Witness:
 
     def stop(self) -> None:
         """Stop counting (before the program is detached: later hits have no run to match)."""
-        import fcntl
-
         for fd in self.fds.values():
             try:
                 fcntl.ioctl(fd, _PERF_EVENT_IOC_DISABLE, 0)
@@ -130,6 +130,20 @@ def skipped(hits: dict[int, int], runs: dict[int, int]) -> dict[int, int]:
     return {cpu: max(0, h - runs.get(cpu, 0)) for cpu, h in hits.items()}
 
 
+@dataclass
+class _Watched:
+    """One witnessed program: its counter, its runs and kernel-counted misses before the
+    counter opened, the hits read at the last check, and the skips reported so far."""
+
+    unit: str
+    program: Any
+    counter: Witness
+    runs0: dict[int, int]
+    misses0: int
+    last: dict[int, int] = field(default_factory=dict)
+    reported: int = 0
+
+
 class Witnesses:
     """A plane's witnessed programs. ``runs(slot)`` reads a program's runs per CPU from
     ``gew_witness`` (every possible CPU); ``misses(fn)`` the kernel's ``recursion_misses``
@@ -145,9 +159,7 @@ class Witnesses:
 
     def __init__(self, runs: Callable[[int], dict[int, int]], misses: Callable[[str], int]):
         self._runs, self._misses = runs, misses
-        # (unit, program, witness, runs before, misses before, hits at the last check)
-        self._open: list[list] = []
-        self._reported: dict[str, int] = {}
+        self._open: list[_Watched] = []
         self._stopped = False
         self.refused: dict[str, str] = {}     # program -> why its counters could not open (or failed)
         self.unrun = 0
@@ -161,7 +173,7 @@ class Witnesses:
             except OSError as e:
                 self.refused[p.fn] = str(e)
                 continue
-            self._open.append([unit, p, w, before, misses, {}])
+            self._open.append(_Watched(unit, p, w, before, misses))
 
     @staticmethod
     def _cpus(runs: dict[int, int]) -> list[int]:
@@ -172,35 +184,33 @@ class Witnesses:
         """(unit, hits) the programs have had no run for, beyond what the kernel counted
         as skipped, since the last check."""
         out = []
-        for entry in list(self._open):
-            unit, p, w, before, misses0, last = entry
+        for w in list(self._open):
+            p = w.program
             try:
-                now = w.hits()               # first: runs read after can only be ahead
+                now = w.counter.hits()       # first: runs read after can only be ahead
             except OSError as e:
                 self.refused[p.fn] = f"its counter failed: {e}"
-                w.close()
-                self._open.remove(entry)
+                w.counter.close()
+                self._open.remove(w)
                 continue
-            hits = now if self._stopped else last
-            entry[5] = now
+            hits, w.last = (now if self._stopped else w.last), now
             runs = self._runs(p.witness)
-            gap = skipped(hits, {cpu: n - before.get(cpu, 0) for cpu, n in runs.items()})
+            gap = skipped(hits, {cpu: n - w.runs0.get(cpu, 0) for cpu, n in runs.items()})
             # a skip the kernel counted (recursion) never ran either: it is reported once,
             # as such (read last: a later count only makes this smaller)
-            total = max(0, sum(gap.values()) - (self._misses(p.fn) - misses0))
-            d = total - self._reported.get(p.fn, 0)
-            if d > 0:
-                out.append((unit, d))
-                self.unrun += d
-                self._reported[p.fn] = total
+            total = max(0, sum(gap.values()) - (self._misses(p.fn) - w.misses0))
+            if total > w.reported:
+                out.append((w.unit, total - w.reported))
+                self.unrun += total - w.reported
+                w.reported = total
         return out
 
     def stop(self) -> None:
-        for entry in self._open:
-            entry[2].stop()
+        for w in self._open:
+            w.counter.stop()
         self._stopped = True
 
     def close(self) -> None:
-        for entry in self._open:
-            entry[2].close()
+        for w in self._open:
+            w.counter.close()
         self._open = []

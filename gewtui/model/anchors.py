@@ -19,7 +19,7 @@ from gewtui.model.entities import (CLOSE, DIVERGED, EMERGED, PROCS_CAP, TRANSITI
                                    ix_get)
 from gewtui.model.flows import INVENTORIED, Registry
 from gewtui.model.latency import add_rtt, connected
-from gewtui.model.identity import CLIENT, LISTEN, LISTENER, SYN_RECV, make_key, role_from_ports, role_from_state
+from gewtui.model.identity import CLIENT, LISTENER, born, make_key, role_from_ports, role_from_state
 from gewtui.model.schema import TCP_STATE_NAMES
 
 Handler = Callable[..., None]
@@ -84,7 +84,7 @@ class TcpAnchor(Anchor):
         tup = b.tuple
         family, saddr, daddr = tup.family, tup.saddr, tup.daddr
         sport, dport, proto = tup.sport, tup.dport, tup.protocol or 6
-        if m is None and sock and reg.port_ranges and not (old == CLOSE or (old == LISTEN and new == SYN_RECV)):
+        if m is None and sock and reg.port_ranges and not born(old, new):
             # an inventory was taken: its socket? (never one being born: a listener's child
             # traced before its peer is filled in has the listener's own tuple)
             m = reg.adopt_address(sock, (saddr, sport, daddr, dport), ev.attr.netns)

@@ -38,6 +38,14 @@ _PASSIVE_OLD = frozenset({LISTEN, SYN_RECV, NEW_SYN_RECV})
 Key = tuple
 
 
+def born(old: int, new: int) -> bool:
+    """Whether a transition begins a socket's life: out of CLOSE (a socket a process made),
+    or LISTEN -> SYN_RECV (a child its listener cloned, which starts in the listener's
+    state). The decoder gives such a socket a new id (gewtui.kernel.probes.tcp_state keeps
+    the same rule: the kernel plane imports no model) and it is never an inventoried one."""
+    return old == CLOSE or (old == LISTEN and new == SYN_RECV)
+
+
 def role_from_state(old: int, new: int) -> str | None:
     """The side a tcp_state transition proves, or None when it proves none."""
     if new == LISTEN or (old == LISTEN and new == CLOSE):

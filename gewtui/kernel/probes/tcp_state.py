@@ -58,16 +58,16 @@ def _state(v: int) -> int:
     return v if v in _TCP_STATES else events_pb2.TCP_STATE_UNSPECIFIED
 
 
-def born(old: int, new: int) -> bool:
-    """Whether a transition begins a new life at the socket's address: out of CLOSE (a
-    socket the process made), or LISTEN -> SYN_RECV (a child the listener cloned: it
-    starts with its listener's state). Either way a new socket id: the address may have
-    been freed and reused since the kernel last named it (after a destroy, a drop on the
-    dying socket can name it once more)."""
-    return old == _CLOSE or (old == _LISTEN and new == _SYN_RECV)
-
-
 _CLOSE, _LISTEN, _SYN_RECV = events_pb2.TCP_CLOSE, events_pb2.TCP_LISTEN, events_pb2.TCP_SYN_RECV
+
+
+def born(old: int, new: int) -> bool:
+    """Whether a transition begins a new life at the socket's address (the rule of
+    gewtui.model.identity.born: out of CLOSE, or a listener's child LISTEN -> SYN_RECV).
+    Either way a new socket id: the address may have been freed and reused since the
+    kernel last named it (after a destroy, a drop on the dying socket can name it once
+    more)."""
+    return old == _CLOSE or (old == _LISTEN and new == _SYN_RECV)
 
 
 def decode_state(dec, hdr: Header, buf: bytes) -> Iterable[events_pb2.Event]:
@@ -209,7 +209,7 @@ def _life_encoder(enc):
         if not n and not final:
             seen[sk] = seq
             return []
-        if kinds[:1] == state and n and born(olds[0], news[0]):
+        if kinds[:1] == state and born(olds[0], news[0]):
             renew(sk)        # a new life at this address: a new socket id
         sock_id = (live(sk) if state in kinds else sid(sk)) if n or final else 0
         o = owners.get(sk)
