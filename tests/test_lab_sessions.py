@@ -15,6 +15,7 @@ from gewtui.kernel.live import LiveSession
 from gewtui.lab import Lab
 from gewtui.pb import events_pb2 as pb
 from gewtui.recording import RecordingReader
+from tests.support.probes_support import KERNEL_SKIP_STAGES, only_kernel_skips
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -121,12 +122,12 @@ def test_session_records_what_the_scenario_produces(scenario, gew_instance, tmp_
     assert final.lost_records == 0 and final.produced > 0
     if not final.observation_complete:
         # Known kernel-plane gap: now and then the kernel skips a tracepoint program run
-        # (recursion on the CPU: a softirq tracepoint while another program runs). That must
-        # be counted and recorded, never silent: it is the only reason, and each gap is a
-        # LostRecords event in the recording.
-        assert final.incomplete_reason.endswith("probe runs skipped by the kernel"), final.incomplete_reason
+        # (recursion on the CPU, or a softirq drop run it never counts, which the witness
+        # catches). That must be counted and recorded, never silent: it is the only reason,
+        # and each gap is a LostRecords event in the recording.
+        assert only_kernel_skips(final.incomplete_reason), final.incomplete_reason
         stages = {x.stage for x in _of(recorded, "lost")}
-        assert stages == {"recursion"}, stages
+        assert stages and stages <= KERNEL_SKIP_STAGES, stages
     else:
         assert final.observation_complete, final.incomplete_reason
         assert not _of(recorded, "lost")

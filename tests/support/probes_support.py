@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -124,6 +125,17 @@ class Collector:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.plane.poll(20)
+
+
+_KERNEL_SKIPS = re.compile(r"\d+ probe runs skipped by the kernel"
+                           r"( \(\d+ of them uncounted by it, seen by the tracepoint's own counter\))?")
+KERNEL_SKIP_STAGES = {"recursion", "unrun"}
+
+
+def only_kernel_skips(reason: str) -> bool:
+    """The session's incomplete reason names nothing but probe runs the kernel skipped,
+    counted by it (recursion) or caught by the drop witness (unrun): no capture loss."""
+    return _KERNEL_SKIPS.fullmatch(reason) is not None
 
 
 def body(ev: events_pb2.Event) -> str:
