@@ -357,9 +357,26 @@ def test_a_drop_uses_the_range_the_engine_read_for_the_flows_namespace(world):
     e.flows[1] = make_flow(1, identity=True)
     e.port_ranges[e.flows[1].netns] = (1024, 65000)
     e.port_ranges[e.flows[1].netns + 1] = (2000, 3000)      # another namespace's: not used
-    c.request_drop(1, conf(clock, 1))
+    rec = c.request_drop(1, conf(clock, 1))
     keys = [t for t in b.map if t.is_flow_key]
     assert len(keys) == 1 and keys[0].ephemeral == (1024, 65000)
+    # the audit says what the key's port 0 stood for, in the drop and in the drop's end
+    assert (rec.wildcard_port_lo, rec.wildcard_port_hi) == (1024, 65000)
+    assert any(t.sport == 0 or t.dport == 0 for t in rec.tuples)
+    c.undo(flow_id=1)
+    end = [x for x in r.records if x.action == ipb.UNDO]
+    assert len(end) == 1 and (end[0].wildcard_port_lo, end[0].wildcard_port_hi) == (1024, 65000)
+    from gewtui.recording.export import intervention_text
+    assert " 10.0.1.1>10.0.1.2:8080 (a side without a port: any port 1024-65000)" in intervention_text(rec)
+
+
+def test_a_drop_of_exact_connections_only_names_no_port_range(world):
+    c, s, e, r, b, clock = world
+    rec = c.request_drop(1, conf(clock, 1))        # no flow key: every tuple has both ports
+    assert all(t.sport and t.dport for t in rec.tuples)
+    assert (rec.wildcard_port_lo, rec.wildcard_port_hi) == (0, 0)
+    from gewtui.recording.export import intervention_text
+    assert "without a port" not in intervention_text(rec)
 
 
 def test_server_flow_key():

@@ -227,13 +227,15 @@ class InterventionController:
                  ev: intervention_pb2.GateEvaluation, now: int) -> intervention_pb2.InterventionRecord:
         iid = self._id()
         # a flow key covers the ports of the flow's namespace's ephemeral range
-        tuples = deny_entries(flow, self.engine.port_range(flow.netns))
+        eph = self.engine.port_range(flow.netns)
+        tuples = deny_entries(flow, eph)
         where = attachments_for(flow, getattr(self.session.scope, "interfaces", ()))
 
         def failed(why: str) -> DropFailed:
             self._emit(ilog.drop(iid, self.session.session_id, flow.flow_id, ev, chain, self._actor,
                                  [t.to_pb() for t in tuples], [a.label for a in where],
-                                 self.ttl_ns, ktime_ns=now, outcome=ipb.FAILED, detail=why))
+                                 self.ttl_ns, ktime_ns=now, outcome=ipb.FAILED, wildcard_ports=eph,
+                                 detail=why))
             return DropFailed(f"drop of flow {flow.flow_id} failed: {why}")
 
         if not tuples:
@@ -253,7 +255,7 @@ class InterventionController:
                     self._attached[a] = set()
             rec = ilog.drop(iid, self.session.session_id, flow.flow_id, ev, chain, self._actor,
                             [t.to_pb() for t in tuples], [a.label for a in where], self.ttl_ns,
-                            ktime_ns=now)
+                            ktime_ns=now, wildcard_ports=eph)
             self._emit(rec, strict=True)
         except Exception as e:
             for a in reversed(attached):

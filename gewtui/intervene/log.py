@@ -76,12 +76,16 @@ def refused(intervention_id: int, session_id: str, flow_id: int, gate: ipb.GateE
 def drop(intervention_id: int, session_id: str, flow_id: int, gate: ipb.GateEvaluation,
          chain: model_pb2.ReasonChain, actor: Actor, tuples: Iterable[events_pb2.Tuple],
          interfaces: Iterable[str], ttl_ns: int, *, ktime_ns: int, outcome: int = ipb.ACTIVE,
+         wildcard_ports: tuple[int, int] | None = None,
          unix_ns: int | None = None, detail: str = "") -> ipb.InterventionRecord:
-    """A drop that was executed (ACTIVE) or whose execution failed (FAILED)."""
+    """A drop that was executed (ACTIVE) or whose execution failed (FAILED).
+    ``wildcard_ports``: the ports a port 0 in ``tuples`` stood for (a flow key's range)."""
     rec = _base(intervention_id, session_id, flow_id, "drop", actor, ktime_ns, unix_ns, detail)
     rec.gate.CopyFrom(gate)
     rec.reason_chain.CopyFrom(chain)
     rec.tuples.extend(tuples)
+    if wildcard_ports is not None and any(t.sport == 0 or t.dport == 0 for t in rec.tuples):
+        rec.wildcard_port_lo, rec.wildcard_port_hi = wildcard_ports
     rec.interfaces.extend(interfaces)
     rec.ttl_ns = ttl_ns
     rec.expires_ktime_ns = ktime_ns + ttl_ns if outcome == ipb.ACTIVE else 0
@@ -129,6 +133,7 @@ def ended(intervention_id: int, drop_rec: ipb.InterventionRecord, outcome: int, 
                 ktime_ns, unix_ns, detail)
     rec.refers_to = drop_rec.intervention_id
     rec.tuples.extend(drop_rec.tuples)
+    rec.wildcard_port_lo, rec.wildcard_port_hi = drop_rec.wildcard_port_lo, drop_rec.wildcard_port_hi
     rec.interfaces.extend(drop_rec.interfaces)
     rec.ttl_ns = drop_rec.ttl_ns
     rec.expires_ktime_ns = drop_rec.expires_ktime_ns

@@ -80,7 +80,7 @@ class Verification(_message.Message):
     def __init__(self, ktime_ns: _Optional[int] = ..., dropped_packets: _Optional[int] = ..., retransmits_after: _Optional[int] = ..., resets_after: _Optional[int] = ..., evidence_event_ids: _Optional[_Iterable[int]] = ..., verdict: _Optional[str] = ...) -> None: ...
 
 class InterventionRecord(_message.Message):
-    __slots__ = ("intervention_id", "unix_ns", "ktime_ns", "uid", "tty", "session_id", "flow_id", "action", "gate", "reason_chain", "tuples", "interfaces", "ttl_ns", "expires_ktime_ns", "outcome", "verification", "detail", "refers_to")
+    __slots__ = ("intervention_id", "unix_ns", "ktime_ns", "uid", "tty", "session_id", "flow_id", "action", "gate", "reason_chain", "tuples", "interfaces", "ttl_ns", "expires_ktime_ns", "outcome", "verification", "detail", "refers_to", "wildcard_port_lo", "wildcard_port_hi")
     INTERVENTION_ID_FIELD_NUMBER: _ClassVar[int]
     UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     KTIME_NS_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,8 @@ class InterventionRecord(_message.Message):
     VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     REFERS_TO_FIELD_NUMBER: _ClassVar[int]
+    WILDCARD_PORT_LO_FIELD_NUMBER: _ClassVar[int]
+    WILDCARD_PORT_HI_FIELD_NUMBER: _ClassVar[int]
     intervention_id: int
     unix_ns: int
     ktime_ns: int
@@ -117,4 +119,6 @@ class InterventionRecord(_message.Message):
     verification: Verification
     detail: str
     refers_to: int
-    def __init__(self, intervention_id: _Optional[int] = ..., unix_ns: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., uid: _Optional[int] = ..., tty: _Optional[str] = ..., session_id: _Optional[str] = ..., flow_id: _Optional[int] = ..., action: _Optional[_Union[InterventionAction, str]] = ..., gate: _Optional[_Union[GateEvaluation, _Mapping]] = ..., reason_chain: _Optional[_Union[_model_pb2.ReasonChain, _Mapping]] = ..., tuples: _Optional[_Iterable[_Union[_events_pb2.Tuple, _Mapping]]] = ..., interfaces: _Optional[_Iterable[str]] = ..., ttl_ns: _Optional[int] = ..., expires_ktime_ns: _Optional[int] = ..., outcome: _Optional[_Union[InterventionOutcome, str]] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ..., detail: _Optional[str] = ..., refers_to: _Optional[int] = ...) -> None: ...
+    wildcard_port_lo: int
+    wildcard_port_hi: int
+    def __init__(self, intervention_id: _Optional[int] = ..., unix_ns: _Optional[int] = ..., ktime_ns: _Optional[int] = ..., uid: _Optional[int] = ..., tty: _Optional[str] = ..., session_id: _Optional[str] = ..., flow_id: _Optional[int] = ..., action: _Optional[_Union[InterventionAction, str]] = ..., gate: _Optional[_Union[GateEvaluation, _Mapping]] = ..., reason_chain: _Optional[_Union[_model_pb2.ReasonChain, _Mapping]] = ..., tuples: _Optional[_Iterable[_Union[_events_pb2.Tuple, _Mapping]]] = ..., interfaces: _Optional[_Iterable[str]] = ..., ttl_ns: _Optional[int] = ..., expires_ktime_ns: _Optional[int] = ..., outcome: _Optional[_Union[InterventionOutcome, str]] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ..., detail: _Optional[str] = ..., refers_to: _Optional[int] = ..., wildcard_port_lo: _Optional[int] = ..., wildcard_port_hi: _Optional[int] = ...) -> None: ...

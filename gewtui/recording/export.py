@@ -261,6 +261,8 @@ def intervention_text(r: intervention_pb2.InterventionRecord) -> str:
         line += f" refers-to {r.refers_to}"
     if r.tuples:
         line += " " + " ".join(tuple_text(t) for t in r.tuples)
+    if r.wildcard_port_hi:
+        line += f" (a side without a port: any port {r.wildcard_port_lo}-{r.wildcard_port_hi})"
     if r.detail:
         line += f" {json.dumps(r.detail)}"
     return line
