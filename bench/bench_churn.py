@@ -17,7 +17,12 @@ before each observer and after the last, so each observed run has a baseline on 
 - ``tcplife``: bcc's ``tcplife-bpfcc -L <port>`` (its own scoping: the server's port);
 - ``tcpstates``: bcc's ``tcpstates-bpfcc -L <port>``;
 - ``kernel``: gew's programs and ring buffer with a consumer that only takes records off the
-  ring (bench/churn_kernel_only.py): not a mode of gew, a bound on what any capture could keep.
+  ring (bench/churn_kernel_only.py): not a mode of gew, a bound on what any capture could keep;
+- ``programs``: the same programs with the ring buffer never read (what the programs cost,
+  without a consumer's wakeups and reads; a 512 MiB ring buffer holds a run's records);
+- ``attach``: a program that returns at once on each tracepoint gew's programs use (what the
+  tracepoints' dispatch costs, before gew's programs do anything).
+The last three split the kernel side's cost (attach, then the programs, then the consumer).
 
 For each: connections/s the workload reached (redis-benchmark's requests/s), and its ratio
 to the mean of the unobserved runs just before and just after it; records produced and lost (gew: the session's own counters,
@@ -49,12 +54,18 @@ from _util import ROOT, end, load, log, med, require_root, table, veth_pair  # n
 PORT = 6399
 CLIENTS = 32
 TARGET_APPLY, TARGET_LIVE = 0.85, 0.75
-OBSERVERS = ("none", "apply", "live", "tcplife", "tcpstates", "kernel")
-GEW_OBSERVERS = ("apply", "live", "kernel")
+OBSERVERS = ("none", "apply", "live", "tcplife", "tcpstates", "kernel", "programs", "attach")
+GEW_OBSERVERS = ("apply", "live", "kernel", "programs")
 NAMES = {"none": "none", "apply": "`gew session apply --scope netns=<server>`",
          "live": "live engine (gew-tui debugger, headless)", "tcplife": "bcc `tcplife-bpfcc -L 6399`",
          "tcpstates": "bcc `tcpstates-bpfcc -L 6399`",
-         "kernel": "gew's programs and ring buffer only (records taken, not decoded: a bound, not a mode)"}
+         "kernel": "gew's programs and ring buffer only (records taken, not decoded: a bound, not a mode)",
+         "programs": "gew's programs only (the ring buffer never read: what they cost)",
+         "attach": "programs that return at once on gew's tracepoints (what attaching at all costs)"}
+# bench/churn_kernel_only.py's flags for the kernel-side observers
+# (a ring buffer never read must hold a whole run: 512 MiB, where 64 MiB fill and the
+# programs take their ring-full path)
+KERNEL_SIDE = {"kernel": [], "programs": ["--no-drain", "--ring-mib", "512"], "attach": ["--empty-programs"]}
 RINGBUF_PAGES = int(os.environ.get("GEW_BENCH_RINGBUF_PAGES", "0"))   # 0: the session's default
 SAMPLE = bool(os.environ.get("GEW_BENCH_SAMPLE"))   # sample the live engine's pump while its lag drains
 GEW = [os.path.join(os.path.dirname(sys.executable), "gew")]
@@ -73,8 +84,11 @@ capture's Python work is per record, not per transition (the CPU columns). The `
 bounds what any capture could keep: gew's programs and ring buffer with a consumer that takes
 records off the ring and does nothing else. Between that bound and `apply` lies the capture's
 per-record Python work (ring read, decode, numbering, framing); below the bound lies the
-programs' own cost per connection (bench_records: per program runs and ns). The engine's
-drain rate is bounded by the observation plane's speed per event (bench_replay)."""
+programs' own cost per connection (bench_records: per program runs and ns), which the
+`programs` row (the ring buffer never read) and the `attach` row (programs that return at
+once on the same tracepoints) split into the tracepoints' dispatch, the programs' work and the
+consumer's. The engine's drain rate is bounded by the observation plane's speed per event
+(bench_replay)."""
 
 
 @dataclass
@@ -227,11 +241,14 @@ def run_live(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
     return run
 
 
-def run_kernel(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
+def run_kernel(server_ns, client_ns, addr, requests, rnd, tmp, observer: str = "kernel") -> Run:
     """The session's programs and ring buffer with a consumer that decodes nothing
-    (bench/churn_kernel_only.py): the most any capture could keep on this box."""
-    run = Run("kernel", rnd)
-    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "churn_kernel_only.py"), "--netns", server_ns],
+    (bench/churn_kernel_only.py): the most any capture could keep on this box. With
+    ``observer`` "programs", the ring buffer is never read (the programs' own cost); with
+    "attach", programs that return at once stand on the same tracepoints."""
+    run = Run(observer, rnd)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "churn_kernel_only.py"), "--netns", server_ns,
+                          *KERNEL_SIDE[observer]],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         _wait_line(p, p.stdout, r"^ready")
@@ -318,8 +335,8 @@ def main(argv: list[str]) -> int:
                         r = run_apply(server_ns, client_ns, addr, a.requests, rnd, tmp)
                     elif o == "live":
                         r = run_live(server_ns, client_ns, addr, a.requests, rnd, tmp)
-                    elif o == "kernel":
-                        r = run_kernel(server_ns, client_ns, addr, a.requests, rnd, tmp)
+                    elif o in KERNEL_SIDE:
+                        r = run_kernel(server_ns, client_ns, addr, a.requests, rnd, tmp, o)
                     else:
                         r = run_bcc(o, server_ns, client_ns, addr, a.requests, rnd, tmp)
                     nxt = run_none(client_ns, addr, a.requests, rnd, tmp)

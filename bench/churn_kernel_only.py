@@ -10,7 +10,10 @@ most a session's capture could reach on this box.
 ``--wake-every`` and ``--poll-slice-ms`` set how often the consumer is woken (the plane's
 defaults otherwise); ``--always-wake`` keeps records forcing wakeups while they come slowly; ``--no-drain`` leaves the programs attached and never reads the ring
 (what the programs alone cost; records pile up and, past the buffer, are lost);
-``--no-witness`` opens no perf counters on the witnessed tracepoints.
+``--no-witness`` opens no perf counters on the witnessed tracepoints;
+``--ring-mib`` sizes the ring buffer (``--no-drain`` needs one that holds a whole run);
+``--empty-programs`` attaches, on each tracepoint the session's programs use, a program that
+returns at once and nothing else (no maps, no ring buffer): what attaching at all costs.
 
 Prints ``ready`` once attached; a line on stdin stops it, and it prints one JSON object:
 records taken, records the kernel lost, records the second ring buffer kept.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import sys
 import threading
@@ -38,7 +42,13 @@ def main() -> int:
                     help="no perf counters on the witnessed tracepoints (what they cost)")
     ap.add_argument("--always-wake", action="store_true",
                     help="records force wakeups however slowly they come (no quiet spells)")
+    ap.add_argument("--ring-mib", type=int, default=0,
+                    help="the ring buffer's size in MiB, a power of two (a live session's 64 otherwise)")
+    ap.add_argument("--empty-programs", action="store_true",
+                    help="programs that return at once on the session's tracepoints, nothing else")
     a = ap.parse_args()
+    if a.empty_programs:
+        return empty_programs()
     from gewtui.kernel.plane import KernelPlane, PlaneConfig
     from gewtui.kernel.plane_contract import ScopeFilter
     from gewtui.kernel.probes import DEFAULT
@@ -48,7 +58,7 @@ def main() -> int:
     from gewtui.kernel.live import RINGBUF_PAGES
 
     # the ring buffer a live session has (64 MiB)
-    cfg = PlaneConfig(ringbuf_pages=RINGBUF_PAGES)
+    cfg = PlaneConfig(ringbuf_pages=(a.ring_mib << 20) // mmap.PAGESIZE if a.ring_mib else RINGBUF_PAGES)
     if a.wake_every:
         cfg.wake_every = a.wake_every
     if a.poll_slice_ms:
@@ -80,10 +90,37 @@ def main() -> int:
             plane.poll(50)
         counters = read_counters(plane.bpf)
         lost, rescued = counters.total_lost, sum(counters.rescued.values())
+        made = counters.total_produced
     finally:
         plane.close()
-    print(json.dumps({"records": taken[0], "lost": lost, "rescued": rescued, "quiet_at_end": plane._wake.quiet}),
+    # (never drained: the records made and left on the ring, which closing the plane reads)
+    print(json.dumps({"records": made if a.no_drain else taken[0], "lost": lost, "rescued": rescued,
+                      "quiet_at_end": plane._wake.quiet}),
           flush=True)
+    return 0
+
+
+def empty_programs() -> int:
+    """A raw-tracepoint program returning 0 on every tracepoint the session's programs
+    attach to on this kernel (as the plane chooses them), so the cost of the tracepoints'
+    dispatch alone can be set beside that of gew's programs."""
+    from bcc import BPF
+
+    from gewtui.kernel.probes import DEFAULT, resolve
+    from gewtui.runtime.btf import load_vmlinux
+
+    btf = load_vmlinux()
+    points = sorted({p.name for u in resolve(DEFAULT)
+                     for p in (u.programs_for(btf) if u.programs_for else u.programs)})
+    b = BPF(text="\n".join(f"int gew_empty_{i}(void *ctx) {{ return 0; }}" for i in range(len(points))))
+    try:
+        for i, tp in enumerate(points):
+            b.attach_raw_tracepoint(tp=tp.encode(), fn_name=f"gew_empty_{i}".encode())
+        print("ready", flush=True)
+        sys.stdin.readline()
+    finally:
+        b.cleanup()
+    print(json.dumps({"records": 0, "lost": 0, "rescued": 0, "tracepoints": points}), flush=True)
     return 0
 
 
