@@ -419,7 +419,26 @@ static __always_inline int gew_iface_in_scope(u32 netns, u32 ifindex, u32 probe)
     return 1;
 }
 
+/* ---- spans ------------------------------------------------------------------------- */
+
+/* Several fields of one kernel object in one bpf_probe_read_kernel: each read pays a fixed
+ * cost (the call and its fault-proofing: about as much as copying 64 bytes) whatever its
+ * size, and a route lookup or a state change reads several fields that lie close together.
+ * The span [lo, hi) is a compile-time constant from the BTF offsets; the fields are taken
+ * from the stack copy. Where BTF places them farther apart than GEW_SPAN_MAX, each is read
+ * on its own (the #if around each use). */
+#define GEW_SPAN_MAX 64
+#define GEW_MIN2(a, b) ((a) < (b) ? (a) : (b))
+#define GEW_MAX2(a, b) ((a) > (b) ? (a) : (b))
+#define GEW_SPAN_TAKE(dst, buf, lo, off, n) __builtin_memcpy((dst), (buf) + ((off) - (lo)), (n))
+
 /* ---- sockets ------------------------------------------------------------------------ */
+
+/* sock_common's family, ports and IPv4 addresses: one span on every kernel so far */
+#define GEW_SKC_LO GEW_MIN2(GEW_MIN2(GEW_OFF_SOCK_FAMILY, GEW_OFF_SOCK_NUM), \
+                            GEW_MIN2(GEW_OFF_SOCK_DPORT, GEW_MIN2(GEW_OFF_SOCK_RCV_SADDR, GEW_OFF_SOCK_DADDR)))
+#define GEW_SKC_HI GEW_MAX2(GEW_MAX2(GEW_OFF_SOCK_FAMILY + 2, GEW_OFF_SOCK_NUM + 2), \
+                            GEW_MAX2(GEW_OFF_SOCK_DPORT + 2, GEW_MAX2(GEW_OFF_SOCK_RCV_SADDR + 4, GEW_OFF_SOCK_DADDR + 4)))
 
 /* Tuple of a full socket read through BTF offsets (for probes whose tracepoint gives only
  * the socket pointer). */
@@ -427,16 +446,29 @@ static __always_inline void gew_sock_tuple(void *sk, struct gew_tuple *t)
 {
     __builtin_memset(t, 0, sizeof(*t));
     u16 family = 0, num = 0, dport = 0;
+#if GEW_SKC_HI - GEW_SKC_LO <= GEW_SPAN_MAX
+    u8 skc[GEW_SKC_HI - GEW_SKC_LO] __attribute__((aligned(8))) = {};
+    bpf_probe_read_kernel(skc, sizeof(skc), sk + GEW_SKC_LO);
+    GEW_SPAN_TAKE(&family, skc, GEW_SKC_LO, GEW_OFF_SOCK_FAMILY, 2);
+    GEW_SPAN_TAKE(&num, skc, GEW_SKC_LO, GEW_OFF_SOCK_NUM, 2);
+    GEW_SPAN_TAKE(&dport, skc, GEW_SKC_LO, GEW_OFF_SOCK_DPORT, 2);
+#else
     bpf_probe_read_kernel(&family, 2, sk + GEW_OFF_SOCK_FAMILY);
     bpf_probe_read_kernel(&num, 2, sk + GEW_OFF_SOCK_NUM);
     bpf_probe_read_kernel(&dport, 2, sk + GEW_OFF_SOCK_DPORT);
+#endif
     t->family = family;
     t->sport = num;
     t->dport = bpf_ntohs(dport);
     t->protocol = GEW_IPPROTO_TCP;
     if (family == GEW_AF_INET) {
+#if GEW_SKC_HI - GEW_SKC_LO <= GEW_SPAN_MAX
+        GEW_SPAN_TAKE(t->saddr, skc, GEW_SKC_LO, GEW_OFF_SOCK_RCV_SADDR, 4);
+        GEW_SPAN_TAKE(t->daddr, skc, GEW_SKC_LO, GEW_OFF_SOCK_DADDR, 4);
+#else
         bpf_probe_read_kernel(t->saddr, 4, sk + GEW_OFF_SOCK_RCV_SADDR);
         bpf_probe_read_kernel(t->daddr, 4, sk + GEW_OFF_SOCK_DADDR);
+#endif
     } else if (family == GEW_AF_INET6) {
         bpf_probe_read_kernel(t->saddr, 16, sk + GEW_OFF_SOCK_V6_RCV_SADDR);
         bpf_probe_read_kernel(t->daddr, 16, sk + GEW_OFF_SOCK_V6_DADDR);
@@ -448,6 +480,35 @@ static __always_inline void gew_sock_tuple(void *sk, struct gew_tuple *t)
  * tracepoint programs that get only the socket pointer. Needs GEW_OFF_INET_SADDR and
  * GEW_OFF_INET_SPORT (base.INET_TUPLE_BTF). */
 #ifdef GEW_OFF_INET_SPORT
+#define GEW_INET_LO GEW_MIN2(GEW_OFF_INET_SADDR, GEW_OFF_INET_SPORT)
+#define GEW_INET_HI GEW_MAX2(GEW_OFF_INET_SADDR + 4, GEW_OFF_INET_SPORT + 2)
+#if GEW_SKC_HI - GEW_SKC_LO <= GEW_SPAN_MAX && GEW_INET_HI - GEW_INET_LO <= GEW_SPAN_MAX
+/* two reads, not five: sock_common's span, and inet_sock's source address and port */
+static __always_inline void gew_inet_tuple(void *sk, struct gew_tuple *t)
+{
+    __builtin_memset(t, 0, sizeof(*t));
+    u8 skc[GEW_SKC_HI - GEW_SKC_LO] __attribute__((aligned(8))) = {};
+    u8 inet[GEW_INET_HI - GEW_INET_LO] __attribute__((aligned(8))) = {};
+    u16 family = 0, sport = 0, dport = 0;
+    bpf_probe_read_kernel(skc, sizeof(skc), sk + GEW_SKC_LO);
+    GEW_SPAN_TAKE(&family, skc, GEW_SKC_LO, GEW_OFF_SOCK_FAMILY, 2);
+    GEW_SPAN_TAKE(&dport, skc, GEW_SKC_LO, GEW_OFF_SOCK_DPORT, 2);
+    t->family = family;
+    t->dport = bpf_ntohs(dport);
+    t->protocol = GEW_IPPROTO_TCP;
+    if (family == GEW_AF_INET6) {
+        bpf_probe_read_kernel(&sport, 2, sk + GEW_OFF_INET_SPORT);
+        bpf_probe_read_kernel(t->saddr, 16, sk + GEW_OFF_SOCK_V6_RCV_SADDR);
+        bpf_probe_read_kernel(t->daddr, 16, sk + GEW_OFF_SOCK_V6_DADDR);
+    } else {
+        bpf_probe_read_kernel(inet, sizeof(inet), sk + GEW_INET_LO);
+        GEW_SPAN_TAKE(&sport, inet, GEW_INET_LO, GEW_OFF_INET_SPORT, 2);
+        GEW_SPAN_TAKE(t->saddr, inet, GEW_INET_LO, GEW_OFF_INET_SADDR, 4);
+        GEW_SPAN_TAKE(t->daddr, skc, GEW_SKC_LO, GEW_OFF_SOCK_DADDR, 4);
+    }
+    t->sport = bpf_ntohs(sport);
+}
+#else
 static __always_inline void gew_inet_tuple(void *sk, struct gew_tuple *t)
 {
     __builtin_memset(t, 0, sizeof(*t));
@@ -467,6 +528,7 @@ static __always_inline void gew_inet_tuple(void *sk, struct gew_tuple *t)
         bpf_probe_read_kernel(t->daddr, 4, sk + GEW_OFF_SOCK_DADDR);
     }
 }
+#endif
 #endif
 
 /* The in-scope entry of a socket, classifying it on first sight. Returns 0 for sockets

@@ -110,6 +110,29 @@ def test_fib_lookups_fold_and_follow_the_route(net, col):
     in_ns(net.a, "ip", "route", "del", "10.99.44.0/24", check=False)
 
 
+def test_fib_lookup_names_the_gateway_and_the_flow(net, col):
+    """The flow's fields and the chosen next hop's gateway, each read from the kernel's
+    structures (bpf/route.c reads them as spans): a route via a gateway on the veth."""
+    port, dst = 20405, "10.99.46.9"
+    in_ns(net.a, "ip", "route", "add", "10.99.46.0/24", "via", net.ip_b, "dev", net.veth_a)
+    try:
+        with entered(net.a):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((net.ip_a, 0))
+            sport = s.getsockname()[1]
+            s.connect((dst, port))
+            s.close()
+
+        def lookups(evs):
+            return [e.fib for e in of(evs, "fib", port) if e.fib.dst == addr(dst) and e.fib.err == 0]
+        assert col.poll_until(lambda evs: lookups(evs))
+        f = lookups(col.events)[0]
+        assert (f.family, f.gateway, f.device, f.protocol) == (socket.AF_INET, addr(net.ip_b), net.veth_a, 17)
+        assert (f.src, f.sport, f.dport) == (addr(net.ip_a), sport, port)
+    finally:
+        in_ns(net.a, "ip", "route", "del", "10.99.46.0/24", check=False)
+
+
 def test_fib6_lookup_and_unreachable_error(net, col):
     port = 20404
     with entered(net.a):
