@@ -30,7 +30,9 @@ out while the workload runs takes one from it. So while the capture is busy (rec
 arriving) the engine works at most ``duty`` of the wall time: ``take`` sleeps in proportion
 to the time the engine spent since its last take. Lag grows meanwhile (it is shown, and
 spills to the recording); once the capture goes quiet the engine folds flat out and the lag
-drains (bench/bench_churn.py measures both).
+drains (bench/bench_churn.py measures both). A box with a CPU to spare (gewtui.kernel.spare_cpu:
+idle enough by the kernel's own accounting) loses nothing to an engine folding flat out, so
+there the duty does not apply even while the capture is busy.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from typing import Any
 
 from gewtui.errors import RecordingError
 from gewtui.recording.framing import MARKER, encode_varint
+from gewtui.kernel.spare_cpu import SpareCpu
 from gewtui.recording.lifecycle import expand_all
 
 MAX_QUEUED = 200_000          # events held in memory for the engine before spilling (~30 MB)
@@ -69,7 +72,8 @@ class _Spill:
 class Capture:
     def __init__(self, live: Any, *, max_queued: int = MAX_QUEUED, poll_ms: int = POLL_MS,
                  yield_s: float = 0.002, yield_above: float = 1 / 16, yield_max_s: float = 0.1,
-                 duty: float = 0.1, rest_max_s: float = 0.25, name: str = "gew-capture") -> None:
+                 duty: float = 0.1, rest_max_s: float = 0.25, spare: SpareCpu | None = None,
+                 name: str = "gew-capture") -> None:
         self.live = live
         self.max_queued = max_queued
         self.poll_ms = poll_ms
@@ -78,6 +82,7 @@ class Capture:
         self.yield_max_s = yield_max_s
         self.duty = duty
         self.rest_max_s = rest_max_s
+        self.spare = spare if spare is not None else SpareCpu()   # when the duty need not hold
         self.yielded_s = 0.0                # time the engine gave up to the capture
         self._returned = 0.0                # when take() last handed events over
         self._q: deque = deque()            # (event bytes, file offsets of their first frame and after them), or _Spill
@@ -154,8 +159,9 @@ class Capture:
         once the queue is empty."""
         if self.yield_s:
             self._yield()
-        if self.duty < 1 and self._returned and self.busy:
-            # the engine worked since its last take: rest in proportion while the capture is busy
+        if self.duty < 1 and self._returned and self.busy and not self.spare.ample():
+            # the engine worked since its last take: rest in proportion while the capture is
+            # busy, unless the box has a CPU to spare for it
             rest = (time.monotonic() - self._returned) * (1 - self.duty) / self.duty
             if rest > 0:
                 rest = min(rest, self.rest_max_s)
