@@ -102,16 +102,21 @@ def main() -> int:
 
 def empty_programs() -> int:
     """A raw-tracepoint program returning 0 on every tracepoint the session's programs
-    attach to on this kernel (as the plane chooses them), so the cost of the tracepoints'
-    dispatch alone can be set beside that of gew's programs."""
+    attach to on this kernel (the units a staged plane chose, and their programs), so the
+    cost of the tracepoints' dispatch alone can be set beside that of gew's programs. (Where
+    the plane attaches a BTF-typed program, this attaches a raw one: the dispatch is the
+    tracepoint's either way.)"""
     from bcc import BPF
 
-    from gewtui.kernel.probes import DEFAULT, resolve
-    from gewtui.runtime.btf import load_vmlinux
+    from gewtui.kernel.plane import KernelPlane, PlaneConfig
+    from gewtui.kernel.probes import DEFAULT
 
-    btf = load_vmlinux()
-    points = sorted({p.name for u in resolve(DEFAULT)
-                     for p in (u.programs_for(btf) if u.programs_for else u.programs)})
+    plane = KernelPlane(DEFAULT, PlaneConfig(), on_event=lambda ev: None)
+    try:
+        plane.stage()
+        points = sorted({p.name for u in plane._units for p in plane._programs(u)})
+    finally:
+        plane.close()
     b = BPF(text="\n".join(f"int gew_empty_{i}(void *ctx) {{ return 0; }}" for i in range(len(points))))
     try:
         for i, tp in enumerate(points):

@@ -30,9 +30,11 @@ out while the workload runs takes one from it. So while the capture is busy (rec
 arriving) the engine works at most ``duty`` of the wall time: ``take`` sleeps in proportion
 to the time the engine spent since its last take. Lag grows meanwhile (it is shown, and
 spills to the recording); once the capture goes quiet the engine folds flat out and the lag
-drains (bench/bench_churn.py measures both). A box with a CPU to spare (gewtui.kernel.spare_cpu:
-idle enough by the kernel's own accounting) loses nothing to an engine folding flat out, so
-there the duty does not apply even while the capture is busy.
+drains (bench/bench_churn.py measures both). On a box with a CPU to spare (gewtui.kernel.spare_cpu:
+idle enough, on the CPUs this process may use, by the kernel's own accounting) the engine
+folds flat out even while the capture is busy, as long as the capture keeps up: the ring
+buffer at most ``spare_backlog`` full. That check is the ring's, not the CPU's, because a
+capture thread waiting for the interpreter lock looks idle to the kernel.
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ class Capture:
     def __init__(self, live: Any, *, max_queued: int = MAX_QUEUED, poll_ms: int = POLL_MS,
                  yield_s: float = 0.002, yield_above: float = 1 / 16, yield_max_s: float = 0.1,
                  duty: float = 0.1, rest_max_s: float = 0.25, spare: SpareCpu | None = None,
-                 name: str = "gew-capture") -> None:
+                 spare_backlog: float = 1 / 256, name: str = "gew-capture") -> None:
         self.live = live
         self.max_queued = max_queued
         self.poll_ms = poll_ms
@@ -83,6 +85,7 @@ class Capture:
         self.duty = duty
         self.rest_max_s = rest_max_s
         self.spare = spare if spare is not None else SpareCpu()   # when the duty need not hold
+        self.spare_backlog = spare_backlog
         self.yielded_s = 0.0                # time the engine gave up to the capture
         self._returned = 0.0                # when take() last handed events over
         self._q: deque = deque()            # (event bytes, file offsets of their first frame and after them), or _Spill
@@ -159,7 +162,7 @@ class Capture:
         once the queue is empty."""
         if self.yield_s:
             self._yield()
-        if self.duty < 1 and self._returned and self.busy and not self.spare.ample():
+        if self.duty < 1 and self._returned and self.busy and not self._flat_out():
             # the engine worked since its last take: rest in proportion while the capture is
             # busy, unless the box has a CPU to spare for it
             rest = (time.monotonic() - self._returned) * (1 - self.duty) / self.duty
@@ -206,6 +209,14 @@ class Capture:
         self.taken += len(out)
         self._returned = time.monotonic() if out else 0.0
         return out
+
+    def _flat_out(self) -> bool:
+        """The engine may fold without resting: the capture keeps up and the box has a CPU to
+        spare for the engine."""
+        backlog = getattr(self.live, "backlog", None)
+        if backlog is not None and backlog() > self.spare_backlog:
+            return False
+        return self.spare.ample()
 
     def _yield(self) -> None:
         """Let the capture thread have the interpreter while the ring buffer fills up."""
