@@ -362,9 +362,16 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
                 lr->l.n = 0;
         }
         __builtin_memcpy(&lr->s, s, sizeof(lr->s));
-        gew_submit(lr, GEW_PROBE_TCP_STATE);
     }
     gew_life.delete(&key);
+    /* The entry goes before the record is submitted: userspace reads the table for its
+     * periodic summaries right after draining the ring, and a summary read from an entry
+     * whose final record it has already decoded would count the last window twice.
+     * Removed even when the record was lost, or the table would leak. */
+    gew_socks.delete(&key);
+    gew_sock_gen_bump();
+    if (lr)
+        gew_submit(lr, GEW_PROBE_TCP_STATE);
 #else
     struct gew_rec_destroy *r;
     r = gew_begin(sizeof(*r), GEW_K_DESTROY, GEW_PROBE_TCP_STATE);
@@ -373,12 +380,13 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
         r->cookie = 0;
         bpf_probe_read_kernel(&r->cookie, sizeof(r->cookie), sk + GEW_OFF_SOCK_COOKIE);
         __builtin_memcpy(&r->s, s, sizeof(r->s));
-        gew_submit(r, GEW_PROBE_TCP_STATE);
     }
-#endif
-    /* removed even when the record was lost, or the table would leak */
+    /* (as above: the entry before the record) */
     gew_socks.delete(&key);
     gew_sock_gen_bump();
+    if (r)
+        gew_submit(r, GEW_PROBE_TCP_STATE);
+#endif
     return 0;
 }
 

@@ -222,6 +222,11 @@ def test_capture_keeps_zero_loss_while_the_engine_stalls(netns_pair, gew_instanc
         src.capture = live.start_capture(max_queued=5000)
         conns = churn(3.5)                       # the engine is stalled all along
         time.sleep(1.2)                           # a heartbeat with the lag in it
+        # (the server may still be accepting its backlog, each accept a few more records:
+        # the capture has caught up once what the kernel produced is consumed)
+        deadline = time.monotonic() + 10
+        while (live.stats.produced != live.stats.consumed or live.stats.lost) and time.monotonic() < deadline:
+            time.sleep(0.05)
         lag = src.stats().lag
         facts = LiveSessionView(live).gate_facts()
         manifest = gew_instance.read_manifest(live.session_id)
@@ -372,7 +377,8 @@ def test_the_status_bar_shows_lag_until_it_drains(tmp_path):
     views = ViewBuilder(d)
     d.ingest(1)
     deadline = time.monotonic() + 20
-    while sess.i < len(events) and time.monotonic() < deadline:
+    # until the capture thread has offered the last batch (not only taken it from the session)
+    while (sess.cap is None or sess.cap.captured < len(events)) and time.monotonic() < deadline:
         time.sleep(0.01)
     view = views.build()
     assert view.status.lag == len(events) - len(d.log) > 0
