@@ -68,20 +68,24 @@ def _port(sockaddr: str) -> int:
     return int(sockaddr.rsplit(":", 1)[1])
 
 
-@pytest.mark.parametrize("typed", [True, False], ids=["typed", "raw"])
-def test_raw_tcp_programs_match_the_tracepoint_formats(typed):
-    """tcp_probe twice: as the BTF-typed program the plane prefers (direct loads) and as
-    the raw one it falls back to (bpf_probe_read_kernel)."""
-    require_root()
-    port = 20501
+def _observe(typed: bool, port: int) -> tuple[str, list, int, int]:
+    """One bulk transfer seen by the plane and by the ftrace reference: (trace text, events,
+    the reference's overruns, tcp_probe hits the kernel gave the program no run for).
+
+    The last: on this kernel a BPF program can miss tracepoint hits without counting them
+    (docs/probes.md, "Runs the kernel skips without counting them"), so the hits are counted
+    by a perf counter on tcp:tcp_probe beside the program's own run count (kernel statistics
+    on), over the same stretch; hits beyond runs were never seen by the program."""
+    from gewtui.kernel.witness import Witness
+
     with veth_pair("raw", 45) as net:
         # every 10th packet to the server dropped (nftables, in the server's namespace, removed
         # with it): the client's sender goes through recovery
         in_ns(net.b, "nft", "add table inet gewt; add chain inet gewt in { type filter hook input priority 0; }; "
               f"add rule inet gewt in tcp dport {port} numgen inc mod 10 == 5 drop")
         events: list = []
-        plane = KernelPlane(["tcp_probe"], PlaneConfig(summary_interval_ms=20, typed_programs=typed),
-                            on_event=events.append)
+        plane = KernelPlane(["tcp_probe"], PlaneConfig(summary_interval_ms=20, typed_programs=typed,
+                                                       bpf_stats=True), on_event=events.append)
         try:
             plane.stage()
             plane.verify()
@@ -89,24 +93,53 @@ def test_raw_tcp_programs_match_the_tracepoint_formats(typed):
             plane.set_scope(ScopeFilter(netns_inodes=(net.inode_a, net.inode_b)))
             plane.attach()
             col = Collector(plane, events)
-            with ftrace_events(port) as inst:
-                # traffic in a thread while the plane summarises every 20 ms: many windows
-                errors: list = []
-                t = threading.Thread(target=_bulk, args=(net, port, errors))
-                t.start()
-                while t.is_alive():
-                    plane.poll(10)
-                t.join()
-                assert not errors, errors
-                assert col.poll_until(lambda evs: sum(e.tcp_probe.final for e in of(evs, "tcp_probe", port)) == 2)
-                trace = (inst / "trace").read_text()
-                overrun = sum(int(re.search(r"overrun: (\d+)", (d / "stats").read_text()).group(1))
-                              for d in (inst / "per_cpu").iterdir())
-            misses = {fn: s.recursion_misses for fn, s in plane.program_stats().items()}
+            runs0 = plane.program_stats()["gew_tcp_probe"].run_cnt
+            witness = Witness("tcp", "tcp_probe")     # registered after the program: runs lead hits
+            try:
+                with ftrace_events(port) as inst:
+                    # traffic in a thread while the plane summarises every 20 ms: many windows
+                    errors: list = []
+                    t = threading.Thread(target=_bulk, args=(net, port, errors))
+                    t.start()
+                    while t.is_alive():
+                        plane.poll(10)
+                    t.join()
+                    assert not errors, errors
+                    assert col.poll_until(lambda evs: sum(e.tcp_probe.final for e in of(evs, "tcp_probe", port)) == 2)
+                    trace = (inst / "trace").read_text()
+                    overrun = sum(int(re.search(r"overrun: (\d+)", (d / "stats").read_text()).group(1))
+                                  for d in (inst / "per_cpu").iterdir())
+                hits = sum(witness.hits().values())        # first: runs read after can only be ahead
+                stats = plane.program_stats()["gew_tcp_probe"]
+            finally:
+                witness.close()
+            assert stats.recursion_misses == 0, stats
         finally:
             plane.close()
-    assert overrun == 0, "the reference trace lost events"
-    assert misses["gew_tcp_probe"] == 0, misses
+    return trace, events, overrun, max(0, hits - (stats.run_cnt - runs0))
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["typed", "raw"])
+def test_raw_tcp_programs_match_the_tracepoint_formats(typed):
+    """tcp_probe twice: as the BTF-typed program the plane prefers (direct loads) and as
+    the raw one it falls back to (bpf_probe_read_kernel)."""
+    require_root()
+    port = 20501
+    # the values can be compared segment by segment only over a transfer the program saw
+    # whole: up to three transfers, each checked against the kernel's skips, the first whole
+    # one compared
+    skips = []
+    for _ in range(3):
+        trace, events, overrun, skipped = _observe(typed, port)
+        assert overrun == 0, "the reference trace lost events"
+        if not skipped:
+            break
+        seen = sum(e.tcp_probe.segments for e in of(events, "tcp_probe", port))
+        want = sum(1 for _ in LINE.finditer(trace))
+        # what the program saw falls short of the reference by at most what it never ran for
+        assert want - skipped <= seen <= want, (seen, want, skipped)
+        skips.append(skipped)
+    assert not skipped, f"the kernel skipped tcp_probe runs uncounted in every transfer: {skips}"
     lines = [m.groupdict() for m in LINE.finditer(trace)]
     assert len(lines) > 20   # GRO on veth: one event per aggregate
     compared = {"server": 0, "client": 0}
