@@ -20,9 +20,14 @@ def _quiet_in_kernel(plane) -> int:
 
 def _woken_after(plane, ns: str, n: int, wait_s: float) -> float:
     """How long the consumer sleeps on the ring buffer while ``n`` refused connects make
-    records (without reading them)."""
+    records (without reading them). The connects start once the consumer is asleep: a
+    record already pending when it goes to sleep returns at once, wakeup or not."""
     ring = plane._transport._ring
-    t = threading.Thread(target=refused_connects, args=(ns, n))
+
+    def later() -> None:
+        time.sleep(0.2)
+        refused_connects(ns, n)
+    t = threading.Thread(target=later)
     t0 = time.monotonic()
     t.start()
     ring.wait(int(wait_s * 1000))
