@@ -44,8 +44,8 @@ from collections import deque
 from typing import Any
 
 from gewtui.errors import RecordingError
-from gewtui.recording.framing import MARKER, encode_varint
 from gewtui.kernel.spare_cpu import SpareCpu
+from gewtui.recording.framing import MARKER, encode_varint
 from gewtui.recording.lifecycle import expand_all
 
 MAX_QUEUED = 200_000          # events held in memory for the engine before spilling (~30 MB)

@@ -141,8 +141,9 @@ class Decoder:
         # Opaque socket ids: kernel addresses never leave the decoder. An id is minted on a
         # socket's first sight and again when a new life begins at its address (leaving
         # CLOSE, or a listener's child: tcp_state.born) or after its destroy. A socket with a
-        # state change is held until its destroy (``_live``, bounded by the kernel's socket table, emptied into the
-        # generations only if destroys went missing past ``live_limit``); addresses seen
+        # state change is held until its destroy (``_live``, bounded by the kernel's socket
+        # table, emptied into the generations only if destroys went missing past
+        # ``live_limit``); addresses seen
         # only in resets and drops (request and timewait sockets, which have no destroy)
         # live in two generations of at most ``sock_id_limit`` entries (an id unused for two
         # whole generations is forgotten).
