@@ -43,6 +43,10 @@
  */
 #define GEW_PROBE_TCP_PROBE 3
 #define GEW_K_PROBE_ZW 7
+/* tcp_state's lifecycle hand-over (bpf/tcp_state.c), where that unit is built in */
+#ifndef GEW_LIFE_FLUSH
+#define GEW_LIFE_FLUSH(key) do {} while (0)
+#endif
 
 struct gew_rec_zw {
     struct gew_hdr h;
@@ -205,6 +209,9 @@ static __always_inline int gew_tp_update(void *sk, struct gew_sock *s, struct ge
     if (zw == s->zw_now)
         return 0;
     s->zw_now = zw;
+    /* the edge crosses at once: what the socket's lifecycle holds goes first, so its
+     * transitions keep their place before the edge */
+    GEW_LIFE_FLUSH((u64)sk);
     struct gew_rec_zw *r;
     r = gew_begin(sizeof(*r), GEW_K_PROBE_ZW, GEW_PROBE_TCP_PROBE);
     if (!r)

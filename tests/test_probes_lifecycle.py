@@ -194,6 +194,57 @@ def test_lifecycle_records_expand_to_the_per_event_transitions(as_bytes):
         2 * sockets + 2 * congested(life_events))
 
 
+def test_a_zero_window_edge_comes_after_what_its_socket_held():
+    """A zero-window edge crosses at once, and what its socket's lifecycle holds (here the
+    client's SYN_SENT -> ESTABLISHED, held since its first transition crossed) is handed
+    over first, so the socket's events keep the kernel's order. A real zero window brings
+    retransmits and congestion changes that hand the socket's items over first anyway; so
+    the socket's table entry is told it last saw a zero window, and one segment from the
+    server makes the edge (the window it sees is open) with nothing else about that
+    socket crossing before it. The summary tick, which also hands held items over, is kept
+    out of the way."""
+    require_root()
+    from gewtui.kernel.plane import PlaneConfig
+
+    with veth_pair("lzw", 91) as net:
+        cfg = PlaneConfig(lifecycle=True, summary_interval_ms=60_000, life_hold_ms=60_000)
+        with running_plane(DEFAULT, net, cfg) as life:
+            port = free_port()
+            srv = _listener(net, port)
+            try:
+                with entered(net.a):
+                    k = socket.create_connection((net.ip_b, port), timeout=5)
+                c, _ = srv.accept()
+                life.settle(0.3)
+                sport = k.getsockname()[1]
+                table = life.plane.table("gew_socks")
+                mine = [(key, v) for key, v in table.items() if v.t.sport == sport and v.t.dport == port]
+                assert len(mine) == 1, "the client's socket is not in the table"
+                key, entry = mine[0]
+                assert entry.zw_now == 0
+                entry.zw_now = 1
+                table[key] = entry
+                c.sendall(b"x")
+                life.settle(0.5)
+                k.close()
+                c.close()
+            finally:
+                srv.close()
+            life.settle(0.5)
+            st = life.plane.stats()
+            events = list(life.events)
+    assert st.observation_complete, st.incomplete_reason
+    client = [e.tcp_state.sock for e in events if body(e) == "tcp_state"
+              and e.tcp_state.new_state == E.TCP_SYN_SENT and e.tcp_state.tuple.dport == port]
+    assert len(client) == 1, client
+    seen = [e for e in events if body(e) in ("tcp_state", "tcp_probe") and getattr(e, body(e)).sock == client[0]]
+    order = [(body(e), e.tcp_state.new_state if body(e) == "tcp_state" else e.tcp_probe.final) for e in seen]
+    # its first transition, what it held (ESTABLISHED), the edge's summary (not final), ...
+    assert order[:3] == [("tcp_state", E.TCP_SYN_SENT), ("tcp_state", E.TCP_ESTABLISHED), ("tcp_probe", False)], order
+    assert ("tcp_probe", True) in order[3:]        # ... and at its close, its final summary
+    assert seen[1].ktime_ns <= seen[2].ktime_ns
+
+
 def test_a_long_connection_shows_live():
     """A connection that stays open is handed over while it lives (the summary tick asks
     for what was held longer than life_hold_ms), not only at its close."""
