@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 
 from gewtui.pb import events_pb2
-from gewtui.pbwire import keys, length, tag, uvarint
+from gewtui.pbwire import Cache, keys, length, tag, uvarint
 
 # struct gew_life_item (bpf/tcp_state.c): ktime, cpu, aux, sport, dport, kind, ctx, a, b
 ITEM = struct.Struct("<QIIHHBBBB")
@@ -143,6 +143,22 @@ def _attr(msg: events_pb2.Attribution) -> bytes:
     return K_ATTR + length(len(p)) + p
 
 
+# nobody's attribution in a namespace: the same few bytes for every socket there
+_NOBODY = Cache(lambda netns: _attr(events_pb2.Attribution(netns=netns, source=_NONE)), 1024)
+_BYTES = [bytes((b,)) for b in range(256)]
+
+
+def _ids(first: int, n: int) -> list[bytes]:
+    """The id fields of ``n`` consecutive events from ``first``: while the low seven bits
+    do not carry, each is the first's varint with its first byte counted up."""
+    v = uvarint(first)
+    b0, low = v[0], first & 0x7F
+    if low + n <= 0x80:
+        tail = v[1:]
+        return [K_ID + _BYTES[b0 + i] + tail for i in range(n)]
+    return [K_ID + uvarint(first + i) for i in range(n)]
+
+
 def expand(raw: bytes) -> list[bytes]:
     """The serialized events the lifecycle ``raw`` stands for, in order, each numbered."""
     ev = _E.FromString(raw)
@@ -160,9 +176,10 @@ def expand(raw: bytes) -> list[bytes]:
     task = _attr(life.task) if life.HasField("task") else None
     owner, who = (_attr(life.owner), life.owner) if life.HasField("owner") else (None, None)
     learnt = (_attr(life.learnt), life.learnt) if life.HasField("learnt") else None
-    nobody = _attr(events_pb2.Attribution(netns=life.netns, source=_NONE))
+    nobody = _NOBODY[life.netns]
     names = life.ca_state_names
     out: list[bytes] = []
+    ids = _ids(first, n)
     unpack = ITEM.unpack_from
     cpus, olds, news = _CPUS, _OLDS, _NEWS
     for i in range(n):
@@ -200,7 +217,7 @@ def expand(raw: bytes) -> list[bytes]:
             key = B_CONG
         else:
             raise ValueError(f"lifecycle item kind {kind}")
-        out.append(K_ID + uvarint(first + i) + (K_KTIME + uvarint(ktime) if ktime else b"")
+        out.append(ids[i] + (K_KTIME + uvarint(ktime) if ktime else b"")
                    + (cpus[cpu] if cpu < 256 else K_CPU + uvarint(cpu)) + attr + key + length(len(body)) + body)
     if life.destroyed:
         out += _destroy(ev, life, first + n, sock_f, owner, nobody_in=life.final_netns)
@@ -214,7 +231,7 @@ def _destroy(ev: events_pb2.Event, life: events_pb2.Lifecycle, next_id: int, soc
     if life.HasField("closer"):
         attr = _attr(life.closer)
     else:
-        attr = owner if owner is not None else _attr(events_pb2.Attribution(netns=nobody_in, source=_NONE))
+        attr = owner if owner is not None else _NOBODY[nobody_in]
     env_tail = ((K_KTIME + uvarint(ev.ktime_ns) if ev.ktime_ns else b"") + (K_CPU + uvarint(ev.cpu) if ev.cpu else b"")
                 + attr)
     ft = life.final_tuple.SerializeToString()

@@ -194,6 +194,8 @@ def _life_encoder(enc):
     head, task_at, tup_at, items_at, sock_at = _REC_HEAD.unpack_from, _TASK_AT, _TUP_AT, _ITEMS_AT, _SOCK_AT
     tup_end = tup_at + TUPLE.size
 
+    close_b, listen_b, syn_recv = close[0], listen[0], events_pb2.TCP_SYN_RECV
+
     def life(h: tuple, buf: bytes) -> tuple | list | None:
         if dec.raw_sink is None:
             return None
@@ -201,20 +203,26 @@ def _life_encoder(enc):
         sk, cookie, final, _why, n, seq, netns, has_task = head(buf, at)
         if n > LIFE_ITEMS:
             raise ValueError(f"lifecycle record holds {n} items (at most {LIFE_ITEMS})")
-        tup = buf[tup_at:tup_end]
         held = buf[items_at:items_at + n * item_size]
-        kinds, olds, news = held[LIFE_KIND_AT::item_size], held[LIFE_A_AT::item_size], held[LIFE_B_AT::item_size]
-        if (seq and seen.get(sk, 0) > seq) or close in olds[1:] or listen in olds[1:]:
+        olds = held[LIFE_A_AT::item_size]
+        if (seq and seen.get(sk, 0) > seq) or olds.find(close, 1) >= 0 or olds.find(listen, 1) >= 0:
             return None      # rare (a new life after the first item, a listener's close): decode_life, item by item
         if not n and not final:
             seen[sk] = seq
             return []
-        if kinds[:1] == state and born(olds[0], news[0]):
-            renew(sk)        # a new life at this address: a new socket id
-        sock_id = (live(sk) if state in kinds else sid(sk)) if n or final else 0
+        if n:
+            kinds = held[LIFE_KIND_AT::item_size]
+            if held[LIFE_KIND_AT] == LIFE_STATE:
+                old0 = olds[0]
+                if old0 == close_b or (old0 == listen_b and held[LIFE_B_AT] == syn_recv):
+                    renew(sk)        # a new life at this address (born): a new socket id
+            # a socket with a state change keeps its id until its destroy
+            sock_id = live(sk) if state in kinds else sid(sk)
+        else:
+            sock_id = sid(sk) if final else 0
         o = owners.get(sk)
         # (a new socket id each connection: encoded, not cached)
-        body = tuples[tup] + (S_SOCK + uvarint(sock_id) if sock_id else b"") + netns_f[netns]
+        body = tuples[buf[tup_at:tup_end]] + (S_SOCK + uvarint(sock_id) if sock_id else b"") + netns_f[netns]
         if has_task:
             key = unpack_task(buf, task_at)
             if key[1]:
