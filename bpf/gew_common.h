@@ -47,7 +47,8 @@
 #define GEW_C_MAPFULL 2    /* in-scope state the probe could not store (map full) */
 #define GEW_C_NONETNS 3    /* events dropped by a netns scope because their netns was unknowable */
 #define GEW_C_RESCUED 4    /* records the ring buffer refused at first and kept anyway (gew_reserve) */
-#define GEW_C_STRIDE 5
+#define GEW_C_RACED 5      /* lifecycle items lost or handed over twice while CPUs raced on one entry */
+#define GEW_C_STRIDE 6
 #define GEW_NPROBES 8
 
 struct gew_hdr {
@@ -167,12 +168,17 @@ BPF_HASH(gew_socks, u64, struct gew_sock, GEW_MAX_SOCKS);
 /* Sockets judged out of scope; LRU, so losing one only costs a re-classification. */
 BPF_TABLE("lru_hash", u64, u8, gew_out_socks, GEW_MAX_OUT_SOCKS);
 
-static __always_inline void gew_count(u32 probe, u32 counter)
+static __always_inline void gew_count_n(u32 probe, u32 counter, u64 n)
 {
     u32 idx = probe * GEW_C_STRIDE + counter;
     u64 *v = gew_counters.lookup(&idx);
     if (v)
-        *v += 1;
+        *v += n;
+}
+
+static __always_inline void gew_count(u32 probe, u32 counter)
+{
+    gew_count_n(probe, counter, 1);
 }
 
 /* One run of a witnessed program on this CPU (no atomics: per CPU, and a program never

@@ -121,7 +121,9 @@ struct gew_life {
     struct gew_life_task task;
     struct gew_tuple t;   /* the latest tuple; items keep their own ports */
     struct gew_life_item items[GEW_LIFE_ITEMS];
-};                     /* 288 with 8 items */
+    u32 added;         /* items this life ever held, counted atomically (gew_life_end) */
+    u32 pad2;
+};                     /* 296 with 8 items */
 
 struct gew_rec_life {
     struct gew_hdr h;  /* when the items crossed; for a close, the destroy's own header */
@@ -132,7 +134,7 @@ struct gew_rec_life {
     u8 pad[6];
     struct gew_life l;
     struct gew_sock s;
-};                     /* 600 with 8 items */
+};                     /* 608 with 8 items */
 
 #if GEW_LIFECYCLE
 #define GEW_LIFE_ON 1
@@ -172,6 +174,20 @@ static __always_inline void gew_life_flush(u64 key)
         gew_life_emit(key, l, GEW_LIFE_ANOMALY);
 }
 #define GEW_LIFE_FLUSH(key) gew_life_flush(key)
+
+/* A life ends (destroy, or a new life at the address): every item it ever held must have
+ * crossed once, seq + n of them. Items are added without a lock (an owner change in
+ * process context and a state change in softirq on another CPU can touch one entry at
+ * once, and so can userspace's hand-over, gew_life_asked); the add counter is atomic, so
+ * an item one of them overwrote or handed over twice shows as a difference, counted
+ * (GEW_C_RACED) and never silent. */
+static __always_inline void gew_life_end(struct gew_life *l)
+{
+    u32 crossed = l->seq + l->n;
+    u32 added = l->added;
+    if (added != crossed)
+        gew_count_n(GEW_PROBE_TCP_STATE, GEW_C_RACED, added > crossed ? added - crossed : crossed - added);
+}
 
 static __always_inline int gew_same_task(struct gew_life_task *a, struct gew_hdr *h)
 {
@@ -237,6 +253,7 @@ static __always_inline int gew_life_add(u64 key, struct gew_sock *s, struct gew_
     l->t = *t;
     l->netns = s->netns;
     l->n = i + 1;
+    __sync_fetch_and_add(&l->added, 1);
     /* A life's first item crosses at once: it is what makes a socket part of a flow (or
      * a flow emerge), and a flow holding an open socket is never ended for silence, so
      * what stays held can no longer change which flow anything belongs to. */
@@ -287,8 +304,10 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
 #if GEW_LIFECYCLE
         /* what the previous life held crosses as it was, then the entry starts over */
         struct gew_life *l = gew_life.lookup(&key);
-        if (l)
+        if (l) {
             gew_life_emit(key, l, GEW_LIFE_NEWLIFE);
+            gew_life_end(l);
+        }
         gew_life.delete(&key);
 #endif
         gew_socks.delete(&key);
@@ -363,6 +382,8 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
         }
         __builtin_memcpy(&lr->s, s, sizeof(lr->s));
     }
+    if (l)
+        gew_life_end(l);
     gew_life.delete(&key);
     /* The entry goes before the record is submitted: userspace reads the table for its
      * periodic summaries right after draining the ring, and a summary read from an entry

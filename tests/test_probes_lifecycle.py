@@ -7,6 +7,7 @@ session incomplete; a long connection shows live; sockets are named by opaque id
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import socket
 import subprocess
@@ -63,6 +64,33 @@ def _short_connections(net, port: int, n: int) -> None:
 def _refused(net, port: int) -> None:
     with entered(net.a), pytest.raises(ConnectionRefusedError):
         socket.create_connection((net.ip_b, port), timeout=5).close()
+
+
+@contextlib.contextmanager
+def _held(tag: str, subnet: int, n: int = 1):
+    """A lifecycle plane with no summary tick (whose hand-overs would order and empty the
+    entries too) and ``n`` connections left open: (collector, net, clients, accepted,
+    port, the first client's key in gew_socks). Everything closed on every path."""
+    from gewtui.kernel.plane import PlaneConfig
+
+    with veth_pair(tag, subnet) as net:
+        cfg = PlaneConfig(lifecycle=True, summary_interval_ms=60_000, life_hold_ms=60_000)
+        with running_plane(DEFAULT, net, cfg) as c:
+            port = free_port()
+            srv = _listener(net, port)
+            ks, accepted = [], []
+            try:
+                with entered(net.a):
+                    ks += [socket.create_connection((net.ip_b, port), timeout=5) for _ in range(n)]
+                accepted += [srv.accept()[0] for _ in range(n)]
+                c.settle(0.3)
+                sport = ks[0].getsockname()[1]
+                key = [k for k, v in c.plane.table("gew_socks").items() if v.t.sport == sport and v.t.dport == port]
+                assert len(key) == 1, "the client's socket is not in the table"
+                yield c, net, ks, accepted, port, key[0]
+            finally:
+                for s in ks + accepted + [srv]:
+                    s.close()
 
 
 def _lives(events) -> dict[tuple, list[tuple]]:
@@ -204,35 +232,19 @@ def test_a_zero_window_edge_comes_after_what_its_socket_held():
     socket crossing before it. The summary tick, which also hands held items over, is kept
     out of the way."""
     require_root()
-    from gewtui.kernel.plane import PlaneConfig
-
-    with veth_pair("lzw", 91) as net:
-        cfg = PlaneConfig(lifecycle=True, summary_interval_ms=60_000, life_hold_ms=60_000)
-        with running_plane(DEFAULT, net, cfg) as life:
-            port = free_port()
-            srv = _listener(net, port)
-            try:
-                with entered(net.a):
-                    k = socket.create_connection((net.ip_b, port), timeout=5)
-                c, _ = srv.accept()
-                life.settle(0.3)
-                sport = k.getsockname()[1]
-                table = life.plane.table("gew_socks")
-                mine = [(key, v) for key, v in table.items() if v.t.sport == sport and v.t.dport == port]
-                assert len(mine) == 1, "the client's socket is not in the table"
-                key, entry = mine[0]
-                assert entry.zw_now == 0
-                entry.zw_now = 1
-                table[key] = entry
-                c.sendall(b"x")
-                life.settle(0.5)
-                k.close()
-                c.close()
-            finally:
-                srv.close()
-            life.settle(0.5)
-            st = life.plane.stats()
-            events = list(life.events)
+    with _held("lzw", 91) as (life, net, (k,), (c,), port, key):
+        table = life.plane.table("gew_socks")
+        entry = table[key]
+        assert entry.zw_now == 0
+        entry.zw_now = 1
+        table[key] = entry
+        c.sendall(b"x")
+        life.settle(0.5)
+        k.close()
+        c.close()
+        life.settle(0.5)
+        st = life.plane.stats()
+        events = list(life.events)
     assert st.observation_complete, st.incomplete_reason
     client = [e.tcp_state.sock for e in events if body(e) == "tcp_state"
               and e.tcp_state.new_state == E.TCP_SYN_SENT and e.tcp_state.tuple.dport == port]
@@ -298,6 +310,35 @@ def test_a_lifecycle_entry_that_does_not_fit_is_a_counted_loss():
     assert st.map_full > 0
     assert not st.observation_complete and "did not fit a kernel map" in st.incomplete_reason
     assert any(e.lost.stage == "map-full" and e.lost.probe == "tcp_state" and e.lost.count > 0 for e in lost)
+
+
+def test_an_item_the_kernel_lost_to_racing_cpus_is_a_counted_loss():
+    """Items are added to a lifecycle entry without a lock, so an owner change and a state
+    change on two CPUs (or a hand-over userspace asked for) can overwrite one another's
+    item. The entry counts its items atomically and the kernel holds that count against
+    the items that crossed when the life ends: here the client's entry is told it held one
+    item more than it did, as after such a race, and its close makes the session say it is
+    incomplete, with a LostRecords event of stage "raced". The connection beside it, left
+    alone, crosses whole."""
+    require_root()
+    with _held("lrc", 89, n=2) as (c, net, ks, accepted, port, key):
+        before = c.plane.stats()
+        lives = c.plane.table("gew_life")
+        entry = lives[key]
+        assert entry.added == entry.seq + entry.n > 0
+        entry.added += 1
+        lives[key] = entry
+        for s in ks + accepted:
+            s.close()
+        c.settle(0.8)
+        st = c.plane.stats()
+    # (loss notices go out at each summary tick, here at the plane's close)
+    lost = [e for e in c.events if body(e) == "lost"]
+    assert before.observation_complete and before.raced == 0
+    assert st.raced == 1
+    assert not st.observation_complete
+    assert "1 lifecycle items lost to CPUs racing on one socket's entry" in st.incomplete_reason
+    assert [(e.lost.stage, e.lost.probe, e.lost.count) for e in lost] == [("raced", "tcp_state", 1)]
 
 
 def test_recordings_name_sockets_by_opaque_ids(tmp_path):

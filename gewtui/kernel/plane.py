@@ -429,11 +429,12 @@ class KernelPlane:
             if d > 0:
                 self._lost_event(now, d, "ringbuf-reserve", names.get(probe, str(probe)), cpu)
             seen[("lost", probe, cpu)] = n
-        for probe, n in sorted(c.map_full.items()):
-            d = n - seen.get(("map", probe), 0)
-            if d > 0:
-                self._lost_event(now, d, "map-full", names.get(probe, str(probe)))
-            seen[("map", probe)] = n
+        for stage, counts in (("map-full", c.map_full), ("raced", c.raced)):
+            for probe, n in sorted(counts.items()):
+                d = n - seen.get((stage, probe), 0)
+                if d > 0:
+                    self._lost_event(now, d, stage, names.get(probe, str(probe)))
+                seen[(stage, probe)] = n
         d = self.decoder.decode_errors - seen.get("decode", 0)
         if d > 0:
             self._lost_event(now, d, "decode", "")
@@ -489,6 +490,7 @@ class KernelPlane:
         s.map_full = sum(c.map_full.values())
         s.unknown_netns = sum(c.no_netns.values())
         s.rescued = sum(c.rescued.values())
+        s.raced = sum(c.raced.values())
         for u in self._units:
             for p in self._programs(u):
                 fd = self._prog_fds.get(p.fn)
@@ -506,6 +508,8 @@ class KernelPlane:
             reasons.append(f"{s.decode_errors} records undecodable")
         if s.map_full:
             reasons.append(f"{s.map_full} in-scope entries did not fit a kernel map")
+        if s.raced:
+            reasons.append(f"{s.raced} lifecycle items lost to CPUs racing on one socket's entry")
         if s.recursion_misses:
             n = self._witnesses.unrun
             silent = f" ({n} of them uncounted by it, seen by the tracepoint's own counter)" if n else ""

@@ -39,6 +39,7 @@ class PlaneStats:
     recursion_misses: int = 0       # program runs the kernel skipped (a BPF program was active)
     unknown_netns: int = 0          # events a netns scope rejected because their netns was unknowable
     rescued: int = 0                # records the ring buffer refused at first and kept anyway (not lost)
+    raced: int = 0                  # lifecycle items lost or handed over twice (CPUs raced on one entry)
     per_probe_lost: dict[str, int] = field(default_factory=dict)
     observation_complete: bool = True
     incomplete_reason: str = ""

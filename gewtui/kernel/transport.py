@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from gewtui.kernel.probes.base import C_LOST, C_MAPFULL, C_NONETNS, C_PRODUCED, C_RESCUED, C_STRIDE, NPROBES
+from gewtui.kernel.probes.base import C_LOST, C_MAPFULL, C_NONETNS, C_PRODUCED, C_RACED, C_RESCUED, C_STRIDE, NPROBES
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 BPF_ENABLE_STATS = 32
@@ -291,6 +291,8 @@ class Counters:
     no_netns: dict[int, int] = field(default_factory=dict)
     # records gew_rb refused at first and kept anyway: on a second try, or in gew_rb_rescue
     rescued: dict[int, int] = field(default_factory=dict)
+    # lifecycle items lost or handed over twice while CPUs raced on one entry (tcp_state.c)
+    raced: dict[int, int] = field(default_factory=dict)
 
     @property
     def total_produced(self) -> int:
@@ -306,7 +308,8 @@ def read_counters(bpf, table: str = "gew_counters") -> Counters:
     c = Counters()
     for probe in range(NPROBES):
         base = probe * C_STRIDE
-        vals = {k: list(t.getvalue(t.Key(base + k))) for k in (C_PRODUCED, C_LOST, C_MAPFULL, C_NONETNS, C_RESCUED)}
+        vals = {k: list(t.getvalue(t.Key(base + k)))
+                for k in (C_PRODUCED, C_LOST, C_MAPFULL, C_NONETNS, C_RESCUED, C_RACED)}
         if any(vals[C_PRODUCED]):
             c.produced[probe] = int(sum(vals[C_PRODUCED]))
         for cpu, n in enumerate(vals[C_LOST]):
@@ -318,6 +321,8 @@ def read_counters(bpf, table: str = "gew_counters") -> Counters:
             c.no_netns[probe] = int(sum(vals[C_NONETNS]))
         if any(vals[C_RESCUED]):
             c.rescued[probe] = int(sum(vals[C_RESCUED]))
+        if any(vals[C_RACED]):
+            c.raced[probe] = int(sum(vals[C_RACED]))
     return c
 
 

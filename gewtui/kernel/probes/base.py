@@ -33,8 +33,8 @@ CTX_SOFTIRQ = 1
 CTX_UNKNOWN = 2
 
 # Per-probe kernel counters (GEW_C_* in gew_common.h).
-C_PRODUCED, C_LOST, C_MAPFULL, C_NONETNS, C_RESCUED = range(5)
-C_STRIDE = 5
+C_PRODUCED, C_LOST, C_MAPFULL, C_NONETNS, C_RESCUED, C_RACED = range(6)
+C_STRIDE = 6
 NPROBES = 8
 
 AF_INET = 2
