@@ -501,21 +501,7 @@ class KernelPlane:
                 s.bpf_run_count += ps.run_cnt
                 s.recursion_misses += ps.recursion_misses
         s.recursion_misses += self._witnesses.unrun
-        reasons = []
-        if s.lost:
-            reasons.append(f"{s.lost} records lost (the ring buffer refused them)")
-        if s.decode_errors:
-            reasons.append(f"{s.decode_errors} records undecodable")
-        if s.map_full:
-            reasons.append(f"{s.map_full} in-scope entries did not fit a kernel map")
-        if s.raced:
-            reasons.append(f"{s.raced} lifecycle items lost to CPUs racing on one socket's entry")
-        if s.recursion_misses:
-            n = self._witnesses.unrun
-            silent = f" ({n} of them uncounted by it, seen by the tracepoint's own counter)" if n else ""
-            reasons.append(f"{s.recursion_misses} probe runs skipped by the kernel{silent}")
-        s.observation_complete = not reasons
-        s.incomplete_reason = "; ".join(reasons)
+        s.judge(unrun=self._witnesses.unrun)
         return s
 
     # -- stop/close ------------------------------------------------------------------------

@@ -44,6 +44,25 @@ class PlaneStats:
     observation_complete: bool = True
     incomplete_reason: str = ""
 
+    def judge(self, unrun: int = 0) -> None:
+        """Whether the observation is complete, and if not why: every loss and skipped
+        probe run counted above (``unrun``: of the skipped runs, those the kernel did not
+        count, seen by a tracepoint's own counter)."""
+        reasons = []
+        if self.lost:
+            reasons.append(f"{self.lost} records lost (the ring buffer refused them)")
+        if self.decode_errors:
+            reasons.append(f"{self.decode_errors} records undecodable")
+        if self.map_full:
+            reasons.append(f"{self.map_full} in-scope entries did not fit a kernel map")
+        if self.raced:
+            reasons.append(f"{self.raced} lifecycle items lost to CPUs racing on one socket's entry")
+        if self.recursion_misses:
+            silent = f" ({unrun} of them uncounted by it, seen by the tracepoint's own counter)" if unrun else ""
+            reasons.append(f"{self.recursion_misses} probe runs skipped by the kernel{silent}")
+        self.observation_complete = not reasons
+        self.incomplete_reason = "; ".join(reasons)
+
     def to_pb(self, ktime_ns: int = 0) -> session_pb2.SessionStats:
         return session_pb2.SessionStats(
             ktime_ns=ktime_ns, events=self.events, lost_records=self.lost + self.decode_errors,
