@@ -287,6 +287,50 @@ def test_a_long_connection_shows_live():
     assert waited < 2.5
 
 
+@pytest.mark.parametrize("raced", [False, True], ids=["whole", "raced"])
+def test_what_open_sockets_hold_crosses_when_the_session_ends(raced):
+    """A connection still open when the session stops: its transitions held in the kernel
+    (each side's move to ESTABLISHED, within life_hold_ms of the stop, so no tick asked for
+    them) cross at the session's last tick, after the programs are detached, instead of
+    being dropped with the tables. ``raced``: the client's entry is told it held one item
+    more than it did (as after two CPUs raced on it); its life has not ended, yet the last
+    tick holds its count against what crossed, and the session says it is incomplete."""
+    require_root()
+    from gewtui.kernel.plane import PlaneConfig
+
+    with veth_pair("lse", 88) as net:
+        port = free_port()
+        srv = _listener(net, port)
+        try:
+            with running_plane(DEFAULT, net, PlaneConfig(lifecycle=True)) as c:
+                with entered(net.a):
+                    k = socket.create_connection((net.ip_b, port), timeout=5)
+                a, _ = srv.accept()
+                c.settle(0.1)
+                held = c.plane.table("gew_life")
+                assert sum(v.n for v in held.values()) >= 2     # both ESTABLISHED moves, held
+                if raced:
+                    sport = k.getsockname()[1]
+                    key = [key for key, v in c.plane.table("gew_socks").items() if v.t.sport == sport]
+                    entry = held[key[0]]
+                    entry.added += 1
+                    held[key[0]] = entry
+            st = c.plane.stats()
+            k.close()
+            a.close()
+        finally:
+            srv.close()
+    if raced:
+        assert st.raced == 1 and not st.observation_complete, st
+        assert [(e.lost.stage, e.lost.count) for e in c.events if body(e) == "lost"] == [("raced", 1)]
+    else:
+        assert st.observation_complete, st.incomplete_reason
+    moves = [(e.tcp_state.old_state, e.tcp_state.new_state) for e in c.events if body(e) == "tcp_state"
+             and port in (e.tcp_state.tuple.sport, e.tcp_state.tuple.dport)]
+    assert moves.count((E.TCP_SYN_SENT, E.TCP_ESTABLISHED)) == 1, moves
+    assert moves.count((E.TCP_SYN_RECV, E.TCP_ESTABLISHED)) == 1, moves
+
+
 def test_a_lifecycle_entry_that_does_not_fit_is_a_counted_loss():
     """gew_life sized for two sockets, four connections open at once: the sockets that
     find no entry lose their transitions, counted map-full, and the session says it is

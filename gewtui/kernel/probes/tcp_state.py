@@ -16,8 +16,8 @@ from typing import Iterable
 
 from gewtui.kernel import wire
 from gewtui.kernel.probes import owner, tcp_probe, typed
-from gewtui.kernel.probes.base import (CTX_PROCESS, HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header, Program, ProbeUnit, fill_tuple,
-                                      parse_sock)
+from gewtui.kernel.probes.base import (C_RACED, C_STRIDE, CTX_PROCESS, HDR, INET_TUPLE_BTF, SOCK, TUPLE, Header,
+                                      Program, ProbeUnit, fill_tuple, parse_sock)
 from gewtui.pb import events_pb2
 from gewtui.recording import lifecycle
 from gewtui.runtime.capabilities import BtfNeed, TracepointNeed
@@ -345,6 +345,8 @@ LIFE_MAPS = ("gew_life", "gew_life_zero")
 # gew_life's item count and its first item's time; gew_sock's segment count (after tuple,
 # netns, owner, cookie, first_ns, last_ns)
 _LIFE_HEAD = struct.Struct(f"<I{LIFE_ITEMS_AT - 4}xQ").unpack_from
+# n, seq and (at the entry's end) the atomic count of the items it held
+_LIFE_COUNTS = struct.Struct(f"<II{LIFE.size - 16}xI4x").unpack_from
 _SOCK_SEGMENTS = struct.Struct(f"<{TUPLE.size}xIIQQQQ").unpack_from
 
 
@@ -366,11 +368,14 @@ def _ask(plane, now: int, everything: bool = False) -> None:
     """Have the kernel hand over what sockets hold in their lifecycle entries when it is
     older than ``life_hold_ms`` (a long connection then shows live), when a summary of the
     socket is about to be made (its transitions come first; units tick in UNITS order, this
-    one before tcp_probe) or, ``everything``, before the tables are reset; then decode those
-    records at once."""
+    one before tcp_probe) or, ``everything``, before the tables are reset and at the
+    session's last tick; then decode those records at once."""
     fd = plane.unit_data("tcp_state").get("asked")
-    if fd is None or plane.state != "attached":
+    if fd is None or plane.state not in ("attached", "stopped"):
         return
+    # stopped: the programs are off their tracepoints and the session's last tick runs; what
+    # open sockets still hold crosses now or never
+    everything = everything or plane.state == "stopped"
     hold = plane.config.life_hold_ms * 1_000_000
     active = set()
     if not everything and tcp_probe.UNIT.name in plane.units:
@@ -383,6 +388,26 @@ def _ask(plane, now: int, everything: bool = False) -> None:
             asked += 1
     if asked:
         plane.drain()
+    if plane.state == "stopped":
+        _raced_at_end(plane)
+
+
+def _raced_at_end(plane) -> None:
+    """The kernel's own check (gew_life_end) for sockets whose life outlasts the session:
+    with every entry handed over and the programs detached, each entry's atomic count of
+    its items must equal the items that crossed; a difference is counted as the kernel
+    counts one (GEW_C_RACED, on the first CPU's slot), so the loss accounting that follows
+    this tick reports it."""
+    raced = 0
+    for _k, v in plane.items("gew_life"):
+        n, seq, added = _LIFE_COUNTS(v, 0)
+        raced += abs(added - (seq + n))
+    if raced:
+        t = plane.table("gew_counters")
+        key = t.Key(PROBE_ID * C_STRIDE + C_RACED)
+        per_cpu = t.getvalue(key)
+        per_cpu[0] += raced
+        t[key] = per_cpu
 
 
 def _rescope(plane) -> None:
