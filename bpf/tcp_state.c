@@ -176,14 +176,14 @@ static __always_inline void gew_life_flush(u64 key)
 #define GEW_LIFE_FLUSH(key) gew_life_flush(key)
 
 /* A life ends (destroy, or a new life at the address): every item it ever held must have
- * crossed once, seq + n of them. Items are added without a lock (an owner change in
- * process context and a state change in softirq on another CPU can touch one entry at
- * once, and so can userspace's hand-over, gew_life_asked); the add counter is atomic, so
- * an item one of them overwrote or handed over twice shows as a difference, counted
- * (GEW_C_RACED) and never silent. */
-static __always_inline void gew_life_end(struct gew_life *l)
+ * crossed once, ``crossed`` of them (seq + n of what was handed over last). Items are added
+ * without a lock (an owner change in process context and a state change in softirq on
+ * another CPU can touch one entry at once, and so can userspace's hand-over,
+ * gew_life_asked); the add counter is atomic, so an item one of them overwrote, or one
+ * handed over twice, shows as a difference, counted (GEW_C_RACED). It is the net
+ * difference: a lost item and a duplicated one in the same life cancel out. */
+static __always_inline void gew_life_end(struct gew_life *l, u32 crossed)
 {
-    u32 crossed = l->seq + l->n;
     u32 added = l->added;
     if (added != crossed)
         gew_count_n(GEW_PROBE_TCP_STATE, GEW_C_RACED, added > crossed ? added - crossed : crossed - added);
@@ -306,7 +306,7 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
         struct gew_life *l = gew_life.lookup(&key);
         if (l) {
             gew_life_emit(key, l, GEW_LIFE_NEWLIFE);
-            gew_life_end(l);
+            gew_life_end(l, l->seq + l->n);
         }
         gew_life.delete(&key);
 #endif
@@ -382,8 +382,10 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
         }
         __builtin_memcpy(&lr->s, s, sizeof(lr->s));
     }
+    /* held against what the record took (an item added after the copy did not cross);
+     * without a record, what the entry held is lost with it and counted as such */
     if (l)
-        gew_life_end(l);
+        gew_life_end(l, lr ? lr->l.seq + lr->l.n : l->seq + l->n);
     gew_life.delete(&key);
     /* The entry goes before the record is submitted: userspace reads the table for its
      * periodic summaries right after draining the ring, and a summary read from an entry

@@ -56,7 +56,8 @@ class PlaneStats:
         if self.map_full:
             reasons.append(f"{self.map_full} in-scope entries did not fit a kernel map")
         if self.raced:
-            reasons.append(f"{self.raced} lifecycle items lost to CPUs racing on one socket's entry")
+            reasons.append(f"{self.raced} lifecycle items lost or handed over twice while CPUs raced on "
+                           "one socket's entry")
         if self.recursion_misses:
             silent = f" ({unrun} of them uncounted by it, seen by the tracepoint's own counter)" if unrun else ""
             reasons.append(f"{self.recursion_misses} probe runs skipped by the kernel{silent}")

@@ -386,33 +386,37 @@ def _ask(plane, now: int, everything: bool = False) -> None:
         if n and (everything or now - first_ktime >= hold or k in active):
             typed.run_raw(fd, int.from_bytes(k, "little"))
             asked += 1
+            if not asked % 1024:
+                plane.drain()     # many sockets at once: the ring buffer must not fill
     if asked:
         plane.drain()
     if plane.state == "stopped":
-        _raced_at_end(plane)
+        _count_left(plane)
 
 
-def _raced_at_end(plane) -> None:
-    """The kernel's own check (gew_life_end) for sockets whose life outlasts the session:
-    with every entry handed over and the programs detached, each entry's atomic count of
-    its items must equal the items that crossed; a difference is counted as the kernel
-    counts one (GEW_C_RACED, on the first CPU's slot), so the loss accounting that follows
-    this tick reports it."""
-    raced = 0
+def _count_left(plane) -> None:
+    """Before the entries go with the session (or a rescope clears them): the kernel's own
+    check (gew_life_end) for lives that outlast the entries. Each entry's atomic count of
+    its items is held against the items that crossed, and any item still held (added after
+    the hand-over) is about to be dropped; both are counted as the kernel counts a race
+    (GEW_C_RACED, on the first CPU's slot), so the next loss accounting reports them."""
+    left = 0
     for _k, v in plane.items("gew_life"):
         n, seq, added = _LIFE_COUNTS(v, 0)
-        raced += abs(added - (seq + n))
-    if raced:
+        d = (added - seq - n) & 0xFFFFFFFF        # u32 counters, as the kernel keeps them
+        left += n + min(d, 0x100000000 - d)
+    if left:
         t = plane.table("gew_counters")
         key = t.Key(PROBE_ID * C_STRIDE + C_RACED)
         per_cpu = t.getvalue(key)
-        per_cpu[0] += raced
+        per_cpu[0] += left
         t[key] = per_cpu
 
 
 def _rescope(plane) -> None:
     if plane.config.lifecycle:
         _ask(plane, 0, everything=True)
+        _count_left(plane)
         plane.table("gew_life").clear()
 
 
