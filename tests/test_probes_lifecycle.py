@@ -349,6 +349,50 @@ def test_a_rescope_checks_the_entries_it_clears():
     assert st.raced == 1 and not st.observation_complete, st
 
 
+def test_a_new_life_at_the_address_checks_the_life_before():
+    """A refused connect leaves the socket in CLOSE, open; connecting it again begins a new
+    life at the same kernel address, without a destroy between. What the first life held
+    crosses before the new life's first transition (under a new socket id), and the kernel
+    checks the first life's count there: told it held one item more, it counts one."""
+    require_root()
+    from gewtui.kernel.plane import PlaneConfig
+
+    with veth_pair("lnl", 86) as net:
+        cfg = PlaneConfig(lifecycle=True, summary_interval_ms=60_000, life_hold_ms=60_000)
+        port, closed = free_port(), free_port()
+        srv = _listener(net, port)
+        try:
+            with running_plane(DEFAULT, net, cfg) as c:
+                with entered(net.a):
+                    k = socket.socket()
+                    with pytest.raises(ConnectionRefusedError):
+                        k.connect((net.ip_b, closed))
+                    c.settle(0.2)
+                    lives = c.plane.table("gew_life")
+                    key = [key for key, v in c.plane.table("gew_socks").items() if v.t.dport == closed]
+                    assert len(key) == 1, "the refused socket is not in the table"
+                    entry = lives[key[0]]
+                    assert entry.n == 1 and entry.added == entry.seq + 1   # its SYN_SENT -> CLOSE, held
+                    entry.added += 1
+                    lives[key[0]] = entry
+                    k.connect((net.ip_b, port))
+                a, _ = srv.accept()
+                c.settle(0.3)
+                st = c.plane.stats()
+                k.close()
+                a.close()
+        finally:
+            srv.close()
+    assert st.raced == 1 and not st.observation_complete, st
+    moves = [(e.tcp_state.sock, e.tcp_state.old_state, e.tcp_state.new_state) for e in c.events
+             if body(e) == "tcp_state" and e.tcp_state.tuple.dport in (port, closed)]
+    first = [m for m in moves if m[1:] == (E.TCP_CLOSE, E.TCP_SYN_SENT)]
+    assert len(first) == 2 and first[0][0] != first[1][0]          # two lives, two socket ids
+    old, new = first[0][0], first[1][0]
+    assert [m[1:] for m in moves if m[0] == old] == [(E.TCP_CLOSE, E.TCP_SYN_SENT), (E.TCP_SYN_SENT, E.TCP_CLOSE)]
+    assert moves.index((old, E.TCP_SYN_SENT, E.TCP_CLOSE)) < moves.index((new, E.TCP_CLOSE, E.TCP_SYN_SENT))
+
+
 def test_a_lifecycle_entry_that_does_not_fit_is_a_counted_loss():
     """gew_life sized for two sockets, four connections open at once: the sockets that
     find no entry lose their transitions, counted map-full, and the session says it is
