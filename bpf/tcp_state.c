@@ -354,6 +354,13 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
     struct gew_sock *s = gew_socks.lookup(&key);
     if (!s) {
 #if GEW_LIFECYCLE
+        /* the socket's table entry went before it (a scope change racing its events): what
+         * its life held still crosses, without the destroy and counters the entry had */
+        struct gew_life *ol = gew_life.lookup(&key);
+        if (ol) {
+            gew_life_emit(key, ol, GEW_LIFE_CLOSE);
+            gew_life_end(ol, ol->seq + ol->n);
+        }
         gew_life.delete(&key);
 #endif
         return 0;
