@@ -422,7 +422,6 @@ def _first_loss(runs: list[Run], c: str, above: float) -> Run | None:
     return min(bad, key=lambda r: r.rate) if bad else None
 
 
-
 def _verdict(best, target: int, sustained: float) -> str:
     """A target is met only when the consumer kept up: a run offers a rate for a few seconds
     and the ring buffer can absorb what the consumer does not take meanwhile, so a lossless
@@ -438,6 +437,7 @@ def _verdict(best, target: int, sustained: float) -> str:
 
 def _sustained(runs: list[Run], c: str) -> float:
     return max((r.sustained for r in runs if r.consumer == c and not r.lost), default=0.0)
+
 
 def report(runs: list[Run], consumers: list[str], seconds: float, load_start: str,
            profiles: dict[str, Run] | None = None) -> str:

@@ -23,9 +23,10 @@
  * or its addresses change (one task and one address pair per record); before any record
  * about the socket that crosses at once (congestion states other than Open here, resets
  * and retransmits in tcp_events, zero-window edges in tcp_probe, drops and full receive
- * queues in drops: GEW_LIFE_FLUSH, so a socket's events keep the kernel's order); when a new life begins at the address;
- * and when userspace asks (gew_life_asked, run with BPF_PROG_TEST_RUN for entries held
- * longer than a short bound, so long connections show live). An entry that cannot be made
+ * queues in drops: GEW_LIFE_FLUSH, so a socket's events keep the kernel's order); when a
+ * new life begins at the address; and when userspace asks (gew_life_asked, run with
+ * BPF_PROG_TEST_RUN for entries held longer than a short bound, so long connections show
+ * live). An entry that cannot be made
  * (gew_life full) is a map-full loss: the item is not kept and the session is incomplete.
  * Items are numbered per life (seq + index) so the decoder drops one delivered twice.
  * GEW_LIFECYCLE=0 keeps the per-event path: one K_STATE record per transition, one

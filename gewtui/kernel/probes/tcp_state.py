@@ -194,8 +194,6 @@ def _life_encoder(enc):
     head, task_at, tup_at, items_at, sock_at = _REC_HEAD.unpack_from, _TASK_AT, _TUP_AT, _ITEMS_AT, _SOCK_AT
     tup_end = tup_at + TUPLE.size
 
-    close_b, listen_b, syn_recv = close[0], listen[0], events_pb2.TCP_SYN_RECV
-
     def life(h: tuple, buf: bytes) -> tuple | list | None:
         if dec.raw_sink is None:
             return None
@@ -212,10 +210,8 @@ def _life_encoder(enc):
             return []
         if n:
             kinds = held[LIFE_KIND_AT::item_size]
-            if held[LIFE_KIND_AT] == LIFE_STATE:
-                old0 = olds[0]
-                if old0 == close_b or (old0 == listen_b and held[LIFE_B_AT] == syn_recv):
-                    renew(sk)        # a new life at this address (born): a new socket id
+            if held[LIFE_KIND_AT] == LIFE_STATE and born(olds[0], held[LIFE_B_AT]):
+                renew(sk)        # a new life at this address: a new socket id
             # a socket with a state change keeps its id until its destroy
             sock_id = live(sk) if state in kinds else sid(sk)
         else:
