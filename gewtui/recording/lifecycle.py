@@ -19,6 +19,11 @@ first process-context item makes (``learnt``), so the expansion needs no session
 
 A lifecycle from a recording is hostile input like any record: at most MAX_ITEMS items and
 counters of their exact size, items whole, or ValueError (the reader's undecodable record).
+
+Speed: ``expand`` runs in C (``lifecycle_native.c``, built with the package) for events in
+the form the capture writes, checked whole; anything else, and every event when the module
+is not built, takes ``expand_reference`` below, the Python expansion that defines the result
+(tests/test_lifecycle_native.py holds the two against each other).
 """
 from __future__ import annotations
 
@@ -161,6 +166,15 @@ def _ids(first: int, n: int) -> list[bytes]:
 
 def expand(raw: bytes) -> list[bytes]:
     """The serialized events the lifecycle ``raw`` stands for, in order, each numbered."""
+    if _native is not None:
+        out = _native(raw)
+        if out is not None:
+            return out
+    return expand_reference(raw)
+
+
+def expand_reference(raw: bytes) -> list[bytes]:
+    """``expand`` in Python: what the C walk must give, and what takes any event it declines."""
     ev = _E.FromString(raw)
     life = ev.lifecycle
     items = life.items
@@ -275,3 +289,17 @@ def _destroy(ev: events_pb2.Event, life: events_pb2.Lifecycle, next_id: int, soc
     b = b"".join(body)
     out.append(K_ID + uvarint(next_id + 1) + env_tail + B_PROBE + length(len(b)) + b)
     return out
+
+
+def _load_native():
+    try:
+        from gewtui.recording.lifecycle_native import configure, expand as native
+    except ImportError:
+        return None          # not built (a source tree run without installing): the reference
+    configure(bytes(1 if v and v in _TCP_STATES else 0 for v in range(256)), _NONE)
+    return native
+
+
+_native = _load_native()
+# whether expand runs in C (gew's --version and the tests say so)
+NATIVE = _native is not None
