@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "pbwire.h"
+
 #define MAX_ITEMS 64
 #define ITEM_SIZE 24
 #define COUNTERS_HEAD 128        /* lifecycle.COUNTERS.size */
@@ -276,13 +278,7 @@ static int w_bytes(buf *b, const void *p, Py_ssize_t n)
 static int w_varint(buf *b, uint64_t v)
 {
     uint8_t tmp[10];
-    int k = 0;
-    do {
-        uint8_t c = v & 0x7f;
-        v >>= 7;
-        tmp[k++] = c | (v ? 0x80 : 0);
-    } while (v);
-    return w_bytes(b, tmp, k);
+    return w_bytes(b, tmp, pb_varint(tmp, v));
 }
 
 static int w_key(buf *b, uint32_t num, int wt) { return w_varint(b, ((uint64_t)num << 3) | (uint64_t)wt); }

@@ -11,6 +11,7 @@ no field mapping is written twice and both paths agree by construction.
 """
 from __future__ import annotations
 
+import re
 import struct
 from typing import Iterable
 
@@ -147,7 +148,7 @@ def fast(enc) -> dict:
         return out
 
     return {K_STATE: state, K_CONG: cong, K_DESTROY: destroy,
-            K_LIFE: _life_encoder(enc)}
+            K_LIFE: _native_encoder(enc) or _life_encoder(enc)}
 
 
 def _state_fields(key: bytes) -> wire.Cache:
@@ -265,6 +266,52 @@ def _life_encoder(enc):
 
     return life
 
+
+
+def _native_encoder(enc):
+    """``_life_encoder``'s function in C (tcp_state_native.c), over the same decoder state,
+    keys and layouts, handed over here; None where the extension is not built (the Python
+    encoder then runs, as it does in the tests that hold the two against each other)."""
+    try:
+        from gewtui.kernel.probes.tcp_state_native import encoder
+    except ImportError:
+        return None
+    dec = enc.dec
+    ca = dec.vocab.ca_states
+    names = b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
+    sk, cookie, final, _why, n, seq, netns, has_task = _offsets(_REC_HEAD)
+    pid, tgid, uid, tnetns, cgroup, comm = _offsets(LIFE_TASK)
+    _tuple, final_netns, final_segments = _offsets(_FINAL_HEAD)
+    at = HDR.size
+    objects = dict(dec=dec, seen=dec.unit_state("tcp_state.life"), windows=dec.unit_state("tcp_probe"),
+                   owners=dec.owners, tuples=enc.tuples, task_attr=dec._task_attr, task_owner=dec._task_owner,
+                   netns_f=wire.field_cache(L_NETNS, limit=1024), cpus=dec._cpu, sid=dec.sock_id,
+                   live=dec.live_sock_id, renew=dec.renew_socket, forget=dec.forget_socket, born=born)
+    keys = dict(sock=S_SOCK, task=L_TASK, owner=L_OWNER, learnt=L_LEARNT, items=L_ITEMS, names=names,
+                destroyed=L_DESTROYED, closer=L_CLOSER, ftuple=L_FTUPLE, fnetns=L_FNETNS, cookie=L_COOKIE,
+                counters=L_COUNTERS, prior=L_PRIOR, pend=L_PEND, psegs=L_PSEGS, pbytes=L_PBYTES, pzws=L_PZWS,
+                phist=L_PHIST, life=lifecycle.K_LIFE)
+    layout = dict(size=HDR.size + REC_LIFE.size, sk_at=at + sk, cookie_at=at + cookie, final_at=at + final,
+                  n_at=at + n, seq_at=at + seq, netns_at=at + netns, has_task_at=at + has_task, task_at=_TASK_AT,
+                  pid_at=pid, tgid_at=tgid, uid_at=uid, tnetns_at=tnetns, cgroup_at=cgroup, comm_at=comm,
+                  comm_size=LIFE_TASK.size - comm, tup_at=_TUP_AT, tup_size=TUPLE.size, items_at=_ITEMS_AT,
+                  item_size=LIFE_ITEM.size, max_items=LIFE_ITEMS, kind_at=LIFE_KIND_AT, ctx_at=LIFE_CTX_AT,
+                  a_at=LIFE_A_AT, b_at=LIFE_B_AT, sock_at=_SOCK_AT, sock_size=SOCK.size,
+                  final_netns_at=final_netns, final_segments_at=final_segments, life_state=LIFE_STATE,
+                  tcp_close=events_pb2.TCP_CLOSE, tcp_listen=events_pb2.TCP_LISTEN, ctx_process=CTX_PROCESS,
+                  summaries=tcp_probe.PROBE_ID in dec.unit_names)
+    return encoder(objects, keys, layout)
+
+
+def _offsets(layout: struct.Struct) -> list[int]:
+    """Where each field of a struct layout begins (pad bytes are not fields)."""
+    out, fmt = [], layout.format
+    for m in re.finditer(r"(\d*)([a-zA-Z?])", fmt[1:]):
+        if m.group(2) != "x":
+            out.append(struct.calcsize(fmt[0] + fmt[1:m.start() + 1]))
+            if m.group(2) != "s" and m.group(1):
+                raise ValueError(f"{fmt}: a repeated field")
+    return out
 
 S_SOCK = wire.S_SOCK
 L_NETNS, L_ITEMS, L_NAMES = wire.keys(events_pb2.Lifecycle, "netns", "items", "ca_state_names")
