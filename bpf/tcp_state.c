@@ -46,6 +46,9 @@
 #ifndef GEW_MAX_LIFE
 #define GEW_MAX_LIFE GEW_MAX_SOCKS
 #endif
+#ifndef GEW_LIFE_SPIN
+#define GEW_LIFE_SPIN 256
+#endif
 #define GEW_LIFE_STATE 1
 #define GEW_LIFE_OWNER 2
 #define GEW_LIFE_CONG 3
@@ -124,7 +127,8 @@ struct gew_life {
     struct gew_life_item items[GEW_LIFE_ITEMS];
     u32 added;         /* items this life ever held, counted atomically (gew_life_end) */
     u32 pad2;
-};                     /* 296 with 8 items */
+    u64 busy;          /* the entry's lock (gew_life_lock); 2: its socket was destroyed */
+};                     /* 304 with 8 items */
 
 struct gew_rec_life {
     struct gew_hdr h;  /* when the items crossed; for a close, the destroy's own header */
@@ -135,7 +139,7 @@ struct gew_rec_life {
     u8 pad[6];
     struct gew_life l;
     struct gew_sock s;
-};                     /* 608 with 8 items */
+};                     /* 616 with 8 items */
 
 #if GEW_LIFECYCLE
 #define GEW_LIFE_ON 1
@@ -143,7 +147,29 @@ BPF_HASH(gew_life, u64, struct gew_life, GEW_MAX_LIFE);
 /* an all-zero entry to insert from (too large for the stack) */
 BPF_PERCPU_ARRAY(gew_life_zero, struct gew_life, 1);
 
-/* Hand the held items over as one record and start holding anew. A record the ring buffer
+/* An entry is changed only under its lock. Tracing programs cannot take a bpf_spin_lock,
+ * so a compare-and-swap word stands in, tried GEW_LIFE_SPIN times: an owner change runs in
+ * process context after sendmsg/recvmsg has released the socket, and a state change of the
+ * same socket can run in softirq on another CPU meanwhile (as can a drop's hand-over, or
+ * userspace's, gew_life_asked); the holder is done in well under a microsecond. What cannot
+ * wait is a program that interrupted the holder on its own CPU: it gives up, and an item
+ * it brought is a counted raced loss (GEW_C_RACED). A destroyed socket's entry stays locked
+ * (busy 2), so an item that comes after its destroy copied it is counted, not dropped
+ * unseen. */
+static __always_inline int gew_life_lock(struct gew_life *l)
+{
+    for (int i = 0; i < GEW_LIFE_SPIN; i++)
+        if (__sync_val_compare_and_swap(&l->busy, 0, 1) == 0)
+            return 1;
+    return 0;
+}
+
+static __always_inline void gew_life_unlock(struct gew_life *l, u64 to)
+{
+    __sync_lock_test_and_set(&l->busy, to);
+}
+
+/* Hand the held items over as one record and start holding anew (under the lock). A record the ring buffer
  * cannot take is counted lost (gew_reserve) with everything it held. */
 static __always_inline void gew_life_emit(u64 key, struct gew_life *l, u8 why)
 {
@@ -171,8 +197,10 @@ static __always_inline void gew_life_emit(u64 key, struct gew_life *l, u8 why)
 static __always_inline void gew_life_flush(u64 key)
 {
     struct gew_life *l = gew_life.lookup(&key);
-    if (l && l->n)
+    if (l && l->n && gew_life_lock(l)) {
         gew_life_emit(key, l, GEW_LIFE_ANOMALY);
+        gew_life_unlock(l, 0);
+    }
 }
 #define GEW_LIFE_FLUSH(key) gew_life_flush(key)
 
@@ -223,6 +251,10 @@ static __always_inline int gew_life_add(u64 key, struct gew_sock *s, struct gew_
         if (!l)
             return -1;
     }
+    if (!gew_life_lock(l)) {
+        gew_count(GEW_PROBE_TCP_STATE, GEW_C_RACED);
+        return 0;
+    }
     if (h->ctx == GEW_CTX_PROCESS && l->has_task && !gew_same_task(&l->task, h))
         gew_life_emit(key, l, GEW_LIFE_TASK);
     if (l->n && !gew_same_addrs(&l->t, t))
@@ -239,8 +271,10 @@ static __always_inline int gew_life_add(u64 key, struct gew_sock *s, struct gew_
         l->has_task = 1;
     }
     u32 i = l->n;
-    if (i >= GEW_LIFE_ITEMS)
+    if (i >= GEW_LIFE_ITEMS) {
+        gew_life_unlock(l, 0);
         return -1;
+    }
     struct gew_life_item *it = &l->items[i];
     it->ktime_ns = h->ktime_ns;
     it->cpu = h->cpu;
@@ -260,6 +294,7 @@ static __always_inline int gew_life_add(u64 key, struct gew_sock *s, struct gew_
      * what stays held can no longer change which flow anything belongs to. */
     if (l->seq == 0 && i == 0)
         gew_life_emit(key, l, GEW_LIFE_FIRST);
+    gew_life_unlock(l, 0);
     return 0;
 }
 
@@ -269,8 +304,11 @@ int gew_life_asked(struct bpf_raw_tracepoint_args *ctx)
 {
     u64 key = ctx->args[0];
     struct gew_life *l = gew_life.lookup(&key);
-    if (l && l->n)
+    /* a busy entry is being handed over or added to: the next tick asks again */
+    if (l && l->n && gew_life_lock(l)) {
         gew_life_emit(key, l, GEW_LIFE_ASKED);
+        gew_life_unlock(l, 0);
+    }
     return 0;
 }
 #else
@@ -306,8 +344,11 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
         /* what the previous life held crosses as it was, then the entry starts over */
         struct gew_life *l = gew_life.lookup(&key);
         if (l) {
+            int locked = gew_life_lock(l);
             gew_life_emit(key, l, GEW_LIFE_NEWLIFE);
             gew_life_end(l, l->seq + l->n);
+            if (locked)
+                gew_life_unlock(l, 2);
         }
         gew_life.delete(&key);
 #endif
@@ -359,8 +400,11 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
          * its life held still crosses, without the destroy and counters the entry had */
         struct gew_life *ol = gew_life.lookup(&key);
         if (ol) {
+            int locked = gew_life_lock(ol);
             gew_life_emit(key, ol, GEW_LIFE_CLOSE);
             gew_life_end(ol, ol->seq + ol->n);
+            if (locked)
+                gew_life_unlock(ol, 2);
         }
         gew_life.delete(&key);
 #endif
@@ -369,6 +413,7 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
 #if GEW_LIFECYCLE
     /* the socket's last record: what it still holds, its destroy and its final counters */
     struct gew_life *l = gew_life.lookup(&key);
+    int locked = l ? gew_life_lock(l) : 0;
     struct gew_rec_life *lr;
     lr = gew_begin(sizeof(*lr), GEW_K_LIFE, GEW_PROBE_TCP_STATE);
     if (lr) {
@@ -394,6 +439,8 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
      * without a record, what the entry held is lost with it and counted as such */
     if (l)
         gew_life_end(l, lr ? lr->l.seq + lr->l.n : l->seq + l->n);
+    if (locked)
+        gew_life_unlock(l, 2);
     gew_life.delete(&key);
     /* The entry goes before the record is submitted: userspace reads the table for its
      * periodic summaries right after draining the ring, and a summary read from an entry

@@ -419,13 +419,12 @@ def test_a_lifecycle_entry_that_does_not_fit_is_a_counted_loss():
 
 
 def test_an_item_the_kernel_lost_to_racing_cpus_is_a_counted_loss():
-    """Items are added to a lifecycle entry without a lock, so an owner change and a state
-    change on two CPUs (or a hand-over userspace asked for) can overwrite one another's
-    item. The entry counts its items atomically and the kernel holds that count against
-    the items that crossed when the life ends: here the client's entry is told it held one
-    item more than it did, as after such a race, and its close makes the session say it is
-    incomplete, with a LostRecords event of stage "raced". The connection beside it, left
-    alone, crosses whole."""
+    """Should two programs ever change one lifecycle entry at once (its lock given up on,
+    see below), one item could overwrite another. The entry counts its items atomically and
+    the kernel holds that count against the items that crossed when the life ends: here
+    the client's entry is told it held one item more than it did, as after such a race, and
+    its close makes the session say it is incomplete, with a LostRecords event of stage
+    "raced". The connection beside it, left alone, crosses whole."""
     require_root()
     with _held("lrc", 89, n=2) as (c, net, ks, accepted, port, key):
         before = c.plane.stats()
@@ -445,6 +444,71 @@ def test_an_item_the_kernel_lost_to_racing_cpus_is_a_counted_loss():
     assert not st.observation_complete
     assert "1 lifecycle items lost or handed over twice while CPUs raced on one socket's entry" in st.incomplete_reason
     assert [(e.lost.stage, e.lost.probe, e.lost.count) for e in lost] == [("raced", "tcp_state", 1)]
+
+
+def test_an_item_that_finds_its_entry_busy_is_counted_and_overwrites_nothing():
+    """Entries are changed under a lock (a compare-and-swap word: an owner change in process
+    context and a state change in softirq on another CPU can reach one entry at once). A
+    program that cannot take it in its bounded tries (it interrupted the holder on the
+    holder's own CPU) keeps nothing and counts a raced loss. Here the client's entry is
+    held busy, as by such a holder, and the client closes: none of its closing transitions
+    is kept, each is counted, the session is incomplete; what the entry held before still
+    crosses with its destroy; the server's side crosses whole."""
+    require_root()
+    with _held("lbz", 87) as (c, net, ks, accepted, port, key):
+        lives = c.plane.table("gew_life")
+        entry = lives[key]
+        assert entry.busy == 0 and entry.n == 1        # its SYN_SENT -> ESTABLISHED, held
+        entry.busy = 1
+        lives[key] = entry
+        ks[0].close()
+        c.settle(0.3)
+        accepted[0].close()
+        c.settle(0.8)
+        st = c.plane.stats()
+    lost = [e for e in c.events if body(e) == "lost"]
+    states = collections.defaultdict(list)
+    for e in c.events:
+        if body(e) == "tcp_state":
+            t = e.tcp_state.tuple
+            side = "server" if t.sport == port else "client"
+            states[side].append((e.tcp_state.old_state, e.tcp_state.new_state))
+    assert states["client"] == [(E.TCP_CLOSE, E.TCP_SYN_SENT), (E.TCP_SYN_SENT, E.TCP_ESTABLISHED)]
+    accepted_side = [m for m in states["server"] if E.TCP_LISTEN not in m]     # not the listener's
+    assert accepted_side == [(E.TCP_SYN_RECV, E.TCP_ESTABLISHED), (E.TCP_ESTABLISHED, E.TCP_CLOSE_WAIT),
+                             (E.TCP_CLOSE_WAIT, E.TCP_LAST_ACK), (E.TCP_LAST_ACK, E.TCP_CLOSE)]
+    assert st.raced >= 2 and not st.observation_complete      # FIN_WAIT1, FIN_WAIT2, ...
+    assert [(e.lost.stage, e.lost.probe) for e in lost] == [("raced", "tcp_state")]
+    assert sum(e.lost.count for e in lost) == st.raced
+
+
+def test_a_hand_over_asked_of_a_busy_entry_waits_for_the_next_ask():
+    """Userspace's hand-over (gew_life_asked, run for entries held past life_hold_ms) takes
+    the entry's lock too: asked while the entry is busy it hands nothing over and loses
+    nothing; asked again once the entry is free, the held item crosses."""
+    require_root()
+    from gewtui.kernel.probes import tcp_state
+
+    with _held("lba", 86) as (c, net, ks, accepted, port, key):
+        lives = c.plane.table("gew_life")
+        entry = lives[key]
+        assert entry.n == 1
+        entry.busy = 1
+        lives[key] = entry
+        tcp_state._ask(c.plane, time.monotonic_ns(), everything=True)
+        c.settle(0.2)
+        assert lives[key].n == 1
+        entry = lives[key]
+        entry.busy = 0
+        lives[key] = entry
+        tcp_state._ask(c.plane, time.monotonic_ns(), everything=True)
+        c.settle(0.2)
+        assert lives[key].n == 0
+        st = c.plane.stats()
+    assert st.raced == 0 and st.observation_complete
+    assert [(e.tcp_state.old_state, e.tcp_state.new_state) for e in c.events if body(e) == "tcp_state"
+            and e.tcp_state.tuple.dport == port][:2] == [(E.TCP_CLOSE, E.TCP_SYN_SENT),
+                                                         (E.TCP_SYN_SENT, E.TCP_ESTABLISHED)]
 
 
 def test_recordings_name_sockets_by_opaque_ids(tmp_path):

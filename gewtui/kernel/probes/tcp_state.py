@@ -42,9 +42,11 @@ LIFE_STATE, LIFE_OWNER, LIFE_CONG = lifecycle.ITEM_STATE, lifecycle.ITEM_OWNER, 
 LIFE_ITEM = lifecycle.ITEM
 # pid, tgid, uid, netns, cgroup, comm
 LIFE_TASK = struct.Struct("<IIIIQ16s")
-# n, seq, netns, has_task, pad[3], task, tuple, items, added (the kernel's own check), pad
-LIFE = struct.Struct(f"<IIIB3x{LIFE_TASK.size}s{TUPLE.size}s{LIFE_ITEMS * LIFE_ITEM.size}s4x4x")
-LIFE_ITEMS_AT = LIFE.size - 8 - LIFE_ITEMS * LIFE_ITEM.size   # offset of items[0] in struct gew_life
+# n, seq, netns, has_task, pad[3], task, tuple, items, added (the kernel's own check), pad,
+# busy (the entry's lock)
+LIFE = struct.Struct(f"<IIIB3x{LIFE_TASK.size}s{TUPLE.size}s{LIFE_ITEMS * LIFE_ITEM.size}s4x4x8x")
+LIFE_TAIL = 16                               # added, pad, busy: after the items
+LIFE_ITEMS_AT = LIFE.size - LIFE_TAIL - LIFE_ITEMS * LIFE_ITEM.size   # offset of items[0] in struct gew_life
 # after the header: sk, cookie, final, why, pad[6], struct gew_life, struct gew_sock
 REC_LIFE = struct.Struct(f"<QQBB6x{LIFE.size}s{SOCK.size}s")
 LIFE_WHY = {1: "close", 2: "full", 3: "task", 4: "addresses", 5: "anomaly", 6: "asked", 7: "new-life", 8: "first"}
@@ -337,7 +339,7 @@ _TASK_AT = HDR.size + _REC_HEAD.size
 _TUP_AT = _TASK_AT + LIFE_TASK.size
 _ITEMS_AT = _TUP_AT + TUPLE.size
 _SOCK_AT = HDR.size + REC_LIFE.size - SOCK.size
-if _ITEMS_AT != HDR.size + 24 + LIFE_ITEMS_AT or _SOCK_AT != _ITEMS_AT + LIFE_ITEMS * LIFE_ITEM.size + 8:
+if _ITEMS_AT != HDR.size + 24 + LIFE_ITEMS_AT or _SOCK_AT != _ITEMS_AT + LIFE_ITEMS * LIFE_ITEM.size + LIFE_TAIL:
     raise ImportError("tcp_state: the lifecycle record's offsets no longer match REC_LIFE")
 
 
@@ -389,7 +391,7 @@ LIFE_MAPS = ("gew_life", "gew_life_zero")
 # netns, owner, cookie, first_ns, last_ns)
 _LIFE_HEAD = struct.Struct(f"<I{LIFE_ITEMS_AT - 4}xQ").unpack_from
 # n, seq and (at the entry's end) the atomic count of the items it held
-_LIFE_COUNTS = struct.Struct(f"<II{LIFE.size - 16}xI4x").unpack_from
+_LIFE_COUNTS = struct.Struct(f"<II{LIFE.size - 8 - LIFE_TAIL}xI{LIFE_TAIL - 4}x").unpack_from
 _SOCK_SEGMENTS = struct.Struct(f"<{TUPLE.size}xIIQQQQ").unpack_from
 
 
