@@ -24,18 +24,20 @@
 
 #define EVENT_MAX 8192        /* far above what one record can make (about 1 KiB) */
 
-typedef struct {
+typedef struct Encoder {
     PyObject_HEAD
-    PyObject *dec, *seen, *windows, *owners, *tuples, *task_attr, *task_owner, *netns_f, *cpus;
+    PyObject *dec, *seen, *windows, *owners, *task_attr, *task_owner, *cpus;
     PyObject *sid, *live, *renew, *forget, *born;
     PyObject *raw_sink_name, *attr_field_name, *tgid_name, *pid_name;
     PyObject *w_names[5];   /* end_ns, segments, bytes, zw_segments, hist */
     PyObject *keys;         /* the bytes objects below, kept alive */
+    Py_buffer k_tuple, k_family, k_saddr, k_daddr, k_sport, k_dport, k_proto, k_netns;
     Py_buffer k_sock, k_task, k_owner, k_learnt, k_items, k_names, k_destroyed, k_closer, k_ftuple, k_fnetns,
         k_cookie, k_counters, k_prior, k_pend, k_psegs, k_pbytes, k_pzws, k_phist, k_life;
     /* where things lie in the record (bytes), and the values it is read against */
     Py_ssize_t size, sk_at, cookie_at, final_at, n_at, seq_at, netns_at, has_task_at;
     Py_ssize_t task_at, pid_at, tgid_at, uid_at, tnetns_at, cgroup_at, comm_at, comm_size;
+    Py_ssize_t t_saddr_at, t_daddr_at, t_sport_at, t_dport_at, t_family_at, t_proto_at, af_inet, af_inet6;
     Py_ssize_t tup_at, tup_size, items_at, item_size, max_items, kind_at, ctx_at, a_at, b_at;
     Py_ssize_t sock_at, sock_size, final_netns_at, final_segments_at;
     Py_ssize_t life_state, tcp_close, tcp_listen, ctx_process;
@@ -82,6 +84,26 @@ static int put_obj(buf *b, PyObject *o, Py_ssize_t skip)
 
 static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* A struct gew_tuple as the Tuple field ``key`` (key, length, payload): what
+ * wire.TupleFields gives for it, 4 or 16 address bytes by family, zeros left out. Every
+ * connection brings a new tuple, so it is built here rather than looked up. */
+static int put_tuple(const struct Encoder *e, buf *b, const Py_buffer *key, const uint8_t *t)
+{
+    buf *p = &(buf){.n = 0};
+    uint16_t family = rd16(t + e->t_family_at);
+    Py_ssize_t n = family == e->af_inet ? 4 : family == e->af_inet6 ? 16 : 0;
+    if (!put_opt(p, &e->k_family, family))
+        return 0;
+    if (n && !(put_key(p, &e->k_saddr) && put_varint(p, (uint64_t)n) && put(p, t + e->t_saddr_at, n)
+               && put_key(p, &e->k_daddr) && put_varint(p, (uint64_t)n) && put(p, t + e->t_daddr_at, n)))
+        return 0;
+    if (!put_opt(p, &e->k_sport, rd16(t + e->t_sport_at)) || !put_opt(p, &e->k_dport, rd16(t + e->t_dport_at))
+        || !put_opt(p, &e->k_proto, t[e->t_proto_at]))
+        return 0;
+    return put_key(b, key) && put_varint(b, (uint64_t)p->n) && put(b, p->p, p->n);
+}
 
 static PyObject *call1(PyObject *fn, PyObject *arg) { return PyObject_CallOneArg(fn, arg); }
 
@@ -199,27 +221,9 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
         goto fail;
     }
     b->n = 0;
-    tmp = PyBytes_FromStringAndSize((const char *)r + e->tup_at, e->tup_size);
-    if (!tmp)
-        goto fail;
-    PyObject *tf = lookup(e->tuples, tmp);
-    Py_CLEAR(tmp);
-    if (!tf)
-        goto fail;
-    int ok = put_obj(b, tf, 0);
-    Py_DECREF(tf);
-    if (!ok || !put_opt(b, &e->k_sock, sock_id))
-        goto fail;
-    tmp = PyLong_FromUnsignedLong(netns);
-    if (!tmp)
-        goto fail;
-    PyObject *nf = lookup(e->netns_f, tmp);
-    Py_CLEAR(tmp);
-    if (!nf)
-        goto fail;
-    ok = put_obj(b, nf, 0);
-    Py_DECREF(nf);
-    if (!ok)
+    int ok;
+    if (!put_tuple(e, b, &e->k_tuple, r + e->tup_at) || !put_opt(b, &e->k_sock, sock_id)
+        || !put_opt(b, &e->k_netns, netns))
         goto fail;
     uint32_t key_pid = 0, key_tgid = 0;
     if (has_task) {
@@ -319,16 +323,8 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
             if (!ok)
                 goto fail;
         }
-        tmp = PyBytes_FromStringAndSize((const char *)s, e->tup_size);
-        if (!tmp)
-            goto fail;
-        tf = lookup(e->tuples, tmp);
-        Py_CLEAR(tmp);
-        if (!tf)
-            goto fail;
-        ok = put_key(b, &e->k_ftuple) && put_obj(b, tf, 1);
-        Py_DECREF(tf);
-        if (!ok || !put_opt(b, &e->k_fnetns, s_netns) || !put_opt(b, &e->k_cookie, cookie))
+        if (!put_tuple(e, b, &e->k_ftuple, s) || !put_opt(b, &e->k_fnetns, s_netns)
+            || !put_opt(b, &e->k_cookie, cookie))
             goto fail;
         count++;
         if (segments && e->summaries) {
@@ -466,8 +462,8 @@ static PyObject *Encoder_call(PyObject *self, PyObject *args, PyObject *kw)
 
 /* The encoder holds the decoder, whose table holds the encoder: a cycle the collector
  * must be able to see and break. */
-#define OBJS(e) {&(e)->dec, &(e)->seen, &(e)->windows, &(e)->owners, &(e)->tuples, &(e)->task_attr, \
-                 &(e)->task_owner, &(e)->netns_f, &(e)->cpus, &(e)->sid, &(e)->live, &(e)->renew, &(e)->forget, \
+#define OBJS(e) {&(e)->dec, &(e)->seen, &(e)->windows, &(e)->owners, &(e)->task_attr, \
+                 &(e)->task_owner, &(e)->cpus, &(e)->sid, &(e)->live, &(e)->renew, &(e)->forget, \
                  &(e)->born, &(e)->keys}
 
 static int Encoder_traverse(PyObject *self, visitproc visit, void *arg)
@@ -482,7 +478,8 @@ static int Encoder_traverse(PyObject *self, visitproc visit, void *arg)
 static int Encoder_clear(PyObject *self)
 {
     Encoder *e = (Encoder *)self;
-    Py_buffer *bufs[] = {&e->k_sock, &e->k_task, &e->k_owner, &e->k_learnt, &e->k_items, &e->k_names,
+    Py_buffer *bufs[] = {&e->k_tuple, &e->k_family, &e->k_saddr, &e->k_daddr, &e->k_sport, &e->k_dport,
+                         &e->k_proto, &e->k_netns, &e->k_sock, &e->k_task, &e->k_owner, &e->k_learnt, &e->k_items, &e->k_names,
                          &e->k_destroyed, &e->k_closer, &e->k_ftuple, &e->k_fnetns, &e->k_cookie, &e->k_counters,
                          &e->k_prior, &e->k_pend, &e->k_psegs, &e->k_pbytes, &e->k_pzws, &e->k_phist, &e->k_life};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
@@ -517,14 +514,15 @@ static PyTypeObject EncoderType = {
     .tp_clear = Encoder_clear,
 };
 
-static const char *OBJECTS[] = {"dec", "seen", "windows", "owners", "tuples", "task_attr", "task_owner",
-                                "netns_f", "cpus", "sid", "live", "renew", "forget", "born"};
-static const char *KEYS[] = {"sock", "task", "owner", "learnt", "items", "names", "destroyed", "closer", "ftuple",
+static const char *OBJECTS[] = {"dec", "seen", "windows", "owners", "task_attr", "task_owner", "cpus", "sid", "live", "renew", "forget", "born"};
+static const char *KEYS[] = {"tuple", "t_family", "t_saddr", "t_daddr", "t_sport", "t_dport", "t_proto",
+                             "netns", "sock", "task", "owner", "learnt", "items", "names", "destroyed", "closer", "ftuple",
                              "fnetns", "cookie", "counters", "prior", "pend", "psegs", "pbytes", "pzws", "phist",
                              "life"};
 static const char *LAYOUT[] = {"size", "sk_at", "cookie_at", "final_at", "n_at", "seq_at", "netns_at", "has_task_at",
                                "task_at", "pid_at", "tgid_at", "uid_at", "tnetns_at", "cgroup_at", "comm_at",
-                               "comm_size", "tup_at", "tup_size", "items_at", "item_size", "max_items", "kind_at",
+                               "comm_size", "t_saddr_at", "t_daddr_at", "t_sport_at", "t_dport_at",
+                               "t_family_at", "t_proto_at", "af_inet", "af_inet6", "tup_at", "tup_size", "items_at", "item_size", "max_items", "kind_at",
                                "ctx_at", "a_at", "b_at", "sock_at", "sock_size", "final_netns_at",
                                "final_segments_at", "life_state", "tcp_close", "tcp_listen", "ctx_process"};
 #define N(a) ((int)(sizeof a / sizeof *a))
@@ -552,8 +550,7 @@ static PyObject *make_encoder(PyObject *mod, PyObject *args)
         return NULL;
     /* everything NULL first, so a failure part way is released cleanly */
     memset((char *)e + sizeof(PyObject), 0, sizeof(Encoder) - sizeof(PyObject));
-    PyObject **slots[] = {&e->dec, &e->seen, &e->windows, &e->owners, &e->tuples, &e->task_attr, &e->task_owner,
-                          &e->netns_f, &e->cpus, &e->sid, &e->live, &e->renew, &e->forget, &e->born};
+    PyObject **slots[] = {&e->dec, &e->seen, &e->windows, &e->owners, &e->task_attr, &e->task_owner, &e->cpus, &e->sid, &e->live, &e->renew, &e->forget, &e->born};
     for (int i = 0; i < N(OBJECTS); i++) {
         if (!(v = need(objs, OBJECTS[i])))
             goto fail;
@@ -564,7 +561,8 @@ static PyObject *make_encoder(PyObject *mod, PyObject *args)
         goto fail;
     }
     e->keys = Py_NewRef(keys);
-    Py_buffer *kb[] = {&e->k_sock, &e->k_task, &e->k_owner, &e->k_learnt, &e->k_items, &e->k_names,
+    Py_buffer *kb[] = {&e->k_tuple, &e->k_family, &e->k_saddr, &e->k_daddr, &e->k_sport, &e->k_dport, &e->k_proto,
+                       &e->k_netns, &e->k_sock, &e->k_task, &e->k_owner, &e->k_learnt, &e->k_items, &e->k_names,
                        &e->k_destroyed, &e->k_closer, &e->k_ftuple, &e->k_fnetns, &e->k_cookie, &e->k_counters,
                        &e->k_prior, &e->k_pend, &e->k_psegs, &e->k_pbytes, &e->k_pzws, &e->k_phist, &e->k_life};
     for (int i = 0; i < N(KEYS); i++)
@@ -575,7 +573,9 @@ static PyObject *make_encoder(PyObject *mod, PyObject *args)
         }
     Py_ssize_t *ints[] = {&e->size, &e->sk_at, &e->cookie_at, &e->final_at, &e->n_at, &e->seq_at, &e->netns_at,
                           &e->has_task_at, &e->task_at, &e->pid_at, &e->tgid_at, &e->uid_at, &e->tnetns_at,
-                          &e->cgroup_at, &e->comm_at, &e->comm_size, &e->tup_at, &e->tup_size, &e->items_at,
+                          &e->cgroup_at, &e->comm_at, &e->comm_size, &e->t_saddr_at, &e->t_daddr_at,
+                          &e->t_sport_at, &e->t_dport_at, &e->t_family_at, &e->t_proto_at, &e->af_inet,
+                          &e->af_inet6, &e->tup_at, &e->tup_size, &e->items_at,
                           &e->item_size, &e->max_items, &e->kind_at, &e->ctx_at, &e->a_at, &e->b_at, &e->sock_at,
                           &e->sock_size, &e->final_netns_at, &e->final_segments_at, &e->life_state, &e->tcp_close,
                           &e->tcp_listen, &e->ctx_process};
@@ -595,7 +595,9 @@ static PyObject *make_encoder(PyObject *mod, PyObject *args)
         || e->seq_at + 4 > e->size || e->netns_at + 4 > e->size || e->has_task_at >= e->size
         || t + e->pid_at + 4 > e->size || t + e->tgid_at + 4 > e->size || t + e->uid_at + 4 > e->size
         || t + e->tnetns_at + 4 > e->size || t + e->cgroup_at + 8 > e->size || t + e->comm_at + e->comm_size > e->size
-        || e->tup_at + e->tup_size > e->size || e->items_at + e->max_items * e->item_size > e->size
+        || e->tup_at + e->tup_size > e->size || e->t_saddr_at + 16 > e->tup_size || e->t_daddr_at + 16 > e->tup_size
+        || e->t_sport_at + 2 > e->tup_size || e->t_dport_at + 2 > e->tup_size || e->t_family_at + 2 > e->tup_size
+        || e->t_proto_at >= e->tup_size || e->items_at + e->max_items * e->item_size > e->size
         || e->sock_at + e->sock_size > e->size || e->final_netns_at + 4 > e->sock_size
         || e->final_segments_at + 8 > e->sock_size || e->tup_size > e->sock_size || e->kind_at >= e->item_size
         || e->ctx_at >= e->item_size || e->a_at >= e->item_size || e->b_at >= e->item_size
