@@ -43,13 +43,26 @@ def _short_uvarint(v: int) -> bytes:
     return _U32(_spread28(v) | 0x808080)
 
 
-def uvarint(v: int) -> bytes:
+def uvarint_reference(v: int) -> bytes:
     """Base-128 varint of an unsigned value < 2**64. Seven-bit groups are spread into
     bytes with a few shifts; the groups above the low 28 bits (the high bits of a kernel
-    address, which rarely change) come from a cache."""
+    address, which rarely change) come from a cache. ``uvarint`` is this function in C
+    (pbwire_native.c) where the extension is built."""
     if v < 0x10000000:
         return _short_uvarint(v)
     return _U32(_spread28(v) | 0x80808080) + (_hi_cache.get(v >> 28) or _hi_varint(v >> 28))
+
+
+def _uvarint() -> Callable[[int], bytes]:
+    try:
+        from gewtui.pbwire_native import set_reference, uvarint as native
+    except ImportError:
+        return uvarint_reference       # not built (a source tree run without installing)
+    set_reference(uvarint_reference)
+    return native
+
+
+uvarint = _uvarint()
 
 
 def ivarint(v: int) -> bytes:

@@ -1,6 +1,6 @@
 """The built wheel carries everything the package reads at run time: the BPF C sources, the
 themes, the templates and the protobuf stubs (top-level bpf/ and themes/ reach the package
-through gewtui/_data links; a wheel must hold copies, not links), and the two compiled
+through gewtui/_data links; a wheel must hold copies, not links), and the compiled
 extensions."""
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ def test_installed_package_finds_its_data(unpacked_wheel):
         "assert (r.themes_dir() / 'dark.tcss').is_file()\n"
         "from gewtui.recording import lifecycle, lifecycle_native as m\n"
         "assert lifecycle.NATIVE and m.__file__.startswith(%r), m.__file__\n"
-        "import gewtui.kernel.probes.tcp_state_native as n\n"
-        "assert n.__file__.startswith(%r), n.__file__\n"
-        "print(len(load_templates([])))\n" % ((str(unpacked_wheel),) * 3)
+        "import gewtui.kernel.probes.tcp_state_native as n, gewtui.pbwire_native as w\n"
+        "assert n.__file__.startswith(%r) and w.__file__.startswith(%r), (n.__file__, w.__file__)\n"
+        "print(len(load_templates([])))\n" % ((str(unpacked_wheel),) * 4)
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=unpacked_wheel, env={"PYTHONPATH": str(unpacked_wheel), "PATH": "/usr/bin:/bin"})
