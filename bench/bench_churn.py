@@ -80,10 +80,11 @@ context for its half of each connection. gew's capture loses nothing here (the c
 a tenth of the wall time while records arrive, and its lag spills to the recording). A short
 connection crosses as 2 kernel records and is written as 2 records (its first transition; its
 held life, destroy and counters as one Lifecycle that readers expand into ~9 events), so the
-capture's Python work is per record, not per transition (the CPU columns). The `kernel` row
+capture's work is per record, not per transition (the CPU columns). The `kernel` row
 bounds what any capture could keep: gew's programs and ring buffer with a consumer that takes
 records off the ring and does nothing else. Between that bound and `apply` lies the capture's
-per-record Python work (ring read, decode, numbering, framing); below the bound lies the
+per-record work (ring read, decode, numbering, framing: in Python, the lifecycle encoding and
+the varints in C); below the bound lies the
 programs' own cost per connection (bench_records: per program runs and ns), which the
 `programs` row (the ring buffer never read) and the `attach` row (programs that return at
 once on the same tracepoints) split into the tracepoints' dispatch, the programs' work and the
