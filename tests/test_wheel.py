@@ -37,6 +37,9 @@ def test_wheel_holds_the_data_files(unpacked_wheel):
         assert f"gewtui/_data/themes/{theme.name}" in names
     assert any(n.startswith("gewtui/model/templates/") and n.endswith(".toml") for n in names)
     assert "gewtui/pb/events_pb2.pyi" in names
+    for ext in ("gewtui/recording/lifecycle_native", "gewtui/recording/framing_native", "gewtui/pbwire_native",
+                "gewtui/kernel/probes/tcp_state_native"):
+        assert any(n.startswith(ext + ".") and n.endswith(".so") for n in names), ext
 
 
 def test_installed_package_finds_its_data(unpacked_wheel):

@@ -33,6 +33,10 @@ from gewtui.recording.framing import (
 _EVENT_TAG = b"\x0a"   # Record field 1 (event), wire type 2: a Record holding one Event
 # Bound once: the per-record path pays no attribute lookups for them.
 _crc32 = zlib.crc32
+try:
+    from gewtui.recording.framing_native import frame_events as _frame_events
+except ImportError:
+    _frame_events = None     # not built (a source tree run without installing): Python frames
 _monotonic = time.monotonic
 _pack_u32 = _U32.pack
 
@@ -152,7 +156,21 @@ class RecordingWriter:
 
     def write_events_bytes(self, payloads: list[bytes]) -> None:
         """Append already serialized Events, in order (the capture thread's batch: one call
-        per ring-buffer drain, the per-event work is the frame head, the bytes and a CRC)."""
+        per ring-buffer drain, the per-event work is the frame head, the bytes and a CRC),
+        framed in C (framing_native.c) where the extension is built."""
+        if _frame_events is None or type(payloads) is not list:
+            self.write_events_bytes_reference(payloads)
+            return
+        try:
+            n = _frame_events(self._buf, payloads, MARKER, _EVENT_TAG, MAX_RECORD_BYTES)
+        except ValueError as e:
+            raise RecordingError(str(e)) from None
+        self.records += n
+        if len(self._buf) >= self.buffer_bytes or _monotonic() >= self._deadline:
+            self.flush()
+
+    def write_events_bytes_reference(self, payloads: list[bytes]) -> None:
+        """write_events_bytes in Python: what the C framing must give."""
         heads = self._heads
         head = self._head
         buf = self._buf
