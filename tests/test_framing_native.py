@@ -56,3 +56,11 @@ def test_a_recording_written_in_batches_reads_back(tmp_path):
     with open_recording(path) as r:
         assert [e.id for e in r.iter_events()] == list(range(1, 5001))
         assert r.report.skipped_records == 0
+
+
+def test_payloads_other_than_bytes_take_the_python_loop(tmp_path):
+    batch = [b"\x08\x01", bytearray(b"\x08\x02"), memoryview(b"\x08\x03")]
+    with _writer(tmp_path, "c.gewrec") as c, _writer(tmp_path, "py.gewrec") as py:
+        c.write_events_bytes(batch)
+        py.write_events_bytes_reference(batch)
+        assert c._buf == py._buf and c.records == py.records == 3

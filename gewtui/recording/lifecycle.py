@@ -18,7 +18,8 @@ namespace. The capture states the owner before the first item (``owner``) and th
 first process-context item makes (``learnt``), so the expansion needs no session state.
 
 A lifecycle from a recording is hostile input like any record: at most MAX_ITEMS items and
-counters of their exact size, items whole, or ValueError (the reader's undecodable record).
+counters of their exact size, items whole, addresses and names no longer than a capture
+writes them, or ValueError (the reader's undecodable record).
 
 Speed: ``expand`` runs in C (``lifecycle_native.c``, built with the package) for events in
 the form the capture writes, checked whole; anything else, and every event when the module
@@ -39,6 +40,10 @@ CTX_PROCESS = 0
 NO_PREVIOUS = 0xFFFFFFFF              # an owner change with no previous owner
 VIA = {1: "send", 2: "recv"}          # how a new owner acted on the socket (bpf/owner.c)
 MAX_ITEMS = 64
+# A capture writes addresses of 4 or 16 bytes and names (a task's, a congestion state's) of at
+# most 16 kernel bytes, 48 once decoded with replacement characters; each output event
+# repeats them, so a crafted longer one would multiply a record's size by its event count
+MAX_ADDR, MAX_NAME = 16, 64
 
 _E = events_pb2.Event
 K_ID, K_KTIME, K_CPU, K_ATTR = keys(_E, "id", "ktime_ns", "cpu", "attr")
@@ -182,6 +187,7 @@ def expand_reference(raw: bytes) -> list[bytes]:
     if rest or n > MAX_ITEMS:
         raise ValueError(f"lifecycle record with {len(items)} item bytes")
     first = ev.id
+    _check_sizes(life)
     tup = life.tuple
     tuple_p = tup.SerializeToString()
     tuple_f = T_TUPLE + length(len(tuple_p)) + tuple_p
@@ -236,6 +242,14 @@ def expand_reference(raw: bytes) -> list[bytes]:
     if life.destroyed:
         out += _destroy(ev, life, first + n, sock_f, owner, nobody_in=life.final_netns)
     return out
+
+
+def _check_sizes(life: events_pb2.Lifecycle) -> None:
+    """Refuse addresses and names longer than a capture writes (see MAX_ADDR)."""
+    addrs = (life.tuple.saddr, life.tuple.daddr, life.final_tuple.saddr, life.final_tuple.daddr)
+    names = [getattr(life, k).comm for k in ("task", "owner", "learnt", "closer")] + list(life.ca_state_names)
+    if max(map(len, addrs)) > MAX_ADDR or any(len(n.encode("utf-8")) > MAX_NAME for n in names):
+        raise ValueError("lifecycle record with an address or a name longer than a capture writes")
 
 
 def _destroy(ev: events_pb2.Event, life: events_pb2.Lifecycle, next_id: int, sock_f: bytes,

@@ -12,7 +12,8 @@
  * Event, the Lifecycle and its Tuples and Attributions in field-number order, each at most
  * once (ca_state_names excepted), no field the schema does not list, varints minimal, no
  * scalar present with its default value, uint32 fields below 2^32, bools exactly 1, strings
- * ASCII, the prior histogram packed. For such input, re-serializing any parsed sub-message
+ * well-formed UTF-8, the prior histogram packed. Addresses and names longer than a capture
+ * writes (the reference refuses them) are declined too. For such input, re-serializing any parsed sub-message
  * gives back its bytes, so copying bytes here is what the Python code's SerializeToString
  * does; anything else (a crafted recording, a future field) goes to the reference.
  * Hostile input: every read is bounded by the input, every write by the output buffer,
@@ -38,6 +39,8 @@
 #define ITEM_OWNER 2
 #define ITEM_CONG 3
 #define NO_PREVIOUS 0xFFFFFFFFu
+#define MAX_ADDR 16              /* lifecycle.MAX_ADDR */
+#define MAX_NAME 64              /* lifecycle.MAX_NAME */
 
 /* Event */
 #define E_ID 1
@@ -115,11 +118,45 @@ static int u64(const field *f) { return is_varint(f) && f->v; }
 static int flag(const field *f) { return is_varint(f) && f->v == 1; }
 static int bytes_(const field *f) { return !is_varint(f) && f->s.n > 0; }
 
-static int ascii(span s)
+/* Well-formed UTF-8, as upb checks a proto3 string (shortest forms, no surrogates, at most
+ * U+10FFFF), and no longer than MAX_NAME: a name longer than any the capture writes is the
+ * reference's to refuse. */
+static int name_ok(span s)
 {
-    for (Py_ssize_t i = 0; i < s.n; i++)
-        if (s.p[i] & 0x80)
+    if (s.n > MAX_NAME)
+        return 0;
+    for (Py_ssize_t i = 0; i < s.n;) {
+        uint8_t c = s.p[i];
+        int more;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            cp = c & 0x07;
+        } else {
             return 0;
+        }
+        if (more >= s.n - i)
+            return 0;
+        for (int k = 1; k <= more; k++) {
+            uint8_t b = s.p[i + k];
+            if ((b & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (b & 0x3F);
+        }
+        if ((more == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += more + 1;
+    }
     return 1;
 }
 
@@ -145,7 +182,7 @@ static int rd_tuple(span s, tuple_t *t)
         last = f.num;
         switch (f.num) {
         case 1: case 6: if (!u32(&f)) return 0; break;
-        case 2: case 3: if (!bytes_(&f)) return 0; break;
+        case 2: case 3: if (!bytes_(&f) || f.s.n > MAX_ADDR) return 0; break;
         case 4: if (!u32(&f)) return 0; t->sport = f.v; break;
         case 5: if (!u32(&f)) return 0; t->dport = f.v; break;
         default: return 0;
@@ -184,7 +221,7 @@ static int rd_attr(span s, attr_t *a)
         switch (f.num) {
         case 1: case 5: case 7: if (!u32(&f)) return 0; break;
         case 2: if (!u32(&f)) return 0; a->tgid = f.v; break;
-        case 3: if (!bytes_(&f) || !ascii(f.s)) return 0; a->comm = f.s; break;
+        case 3: if (!bytes_(&f) || !name_ok(f.s)) return 0; a->comm = f.s; break;
         case 4: if (!u64(&f)) return 0; break;
         case 6: if (!is_varint(&f) || !f.v || f.v >= (1ull << 31)) return 0; break;   /* an enum */
         default: return 0;
@@ -225,7 +262,7 @@ static int rd_life(span s, life_t *l)
         case L_LEARNT: if (is_varint(&f) || !rd_attr(f.s, &l->learnt)) return 0; break;
         case L_ITEMS: if (!bytes_(&f)) return 0; l->items = f.s; break;
         case L_NAMES:
-            if (is_varint(&f) || !ascii(f.s))
+            if (is_varint(&f) || !name_ok(f.s))
                 return 0;
             if (l->n_names < 256)
                 l->names[l->n_names] = f.s;

@@ -165,6 +165,10 @@ class RecordingWriter:
             n = _frame_events(self._buf, payloads, MARKER, _EVENT_TAG, MAX_RECORD_BYTES)
         except ValueError as e:
             raise RecordingError(str(e)) from None
+        except TypeError:
+            # a payload that is not bytes (nothing of the batch was appended): the Python loop
+            self.write_events_bytes_reference(payloads)
+            return
         self.records += n
         if len(self._buf) >= self.buffer_bytes or _monotonic() >= self._deadline:
             self.flush()

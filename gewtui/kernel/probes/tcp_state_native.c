@@ -442,6 +442,10 @@ static PyObject *Encoder_call(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (!PyArg_UnpackTuple(args, "life", 2, 2, &h, &rec))
         return NULL;
+    if (!e->dec) {      /* cleared by the collector (a finalizer in the same cycle called it) */
+        PyErr_SetString(PyExc_RuntimeError, "lifecycle encoder: already cleared");
+        return NULL;
+    }
     /* events wanted as objects (no raw sink): decode_life, item by item */
     PyObject *sink = PyObject_GetAttr(e->dec, e->raw_sink_name);
     if (!sink)
