@@ -184,8 +184,7 @@ def _life_encoder(enc):
     sid, live, renew = dec.sock_id, dec.live_sock_id, dec.renew_socket
     unpack_task = LIFE_TASK.unpack_from
     uvarint, at, item_size = wire.uvarint, HDR.size, LIFE_ITEM.size
-    ca = dec.vocab.ca_states
-    names = b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
+    names = _names_block(dec.vocab.ca_states)
     state, close, listen = bytes((LIFE_STATE,)), bytes((events_pb2.TCP_CLOSE,)), bytes((events_pb2.TCP_LISTEN,))
 
     seen: dict[int, int] = dec.unit_state("tcp_state.life")
@@ -269,6 +268,10 @@ def _life_encoder(enc):
     return life
 
 
+def _names_block(ca: dict[int, str]) -> bytes:
+    """The Lifecycle's ca_state_names field, every value up to the largest the kernel names."""
+    return b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
+
 
 def _native_encoder(enc):
     """``_life_encoder``'s function in C (tcp_state_native.c), over the same decoder state,
@@ -279,8 +282,6 @@ def _native_encoder(enc):
     except ImportError:
         return None
     dec = enc.dec
-    ca = dec.vocab.ca_states
-    names = b"".join(wire.ld(L_NAMES, ca.get(i, str(i)).encode("utf-8")) for i in range(max(ca) + 1)) if ca else b""
     sk, cookie, final, _why, n, seq, netns, has_task = _offsets(_REC_HEAD)
     pid, tgid, uid, tnetns, cgroup, comm = _offsets(LIFE_TASK)
     _tuple, final_netns, final_segments = _offsets(_FINAL_HEAD)
@@ -291,7 +292,9 @@ def _native_encoder(enc):
                    born=born)
     t_saddr, t_daddr, t_sport, t_dport, t_family, t_proto = _offsets(TUPLE)
     keys = dict(tuple=wire.TUPLE1, t_family=wire._TF_FAMILY, t_saddr=wire._TF_SADDR, t_daddr=wire._TF_DADDR,
-                t_sport=wire._TF_SPORT, t_dport=wire._TF_DPORT, t_proto=wire._TF_PROTO, netns=L_NETNS, sock=S_SOCK, task=L_TASK, owner=L_OWNER, learnt=L_LEARNT, items=L_ITEMS, names=names,
+                t_sport=wire._TF_SPORT, t_dport=wire._TF_DPORT, t_proto=wire._TF_PROTO, netns=L_NETNS,
+                sock=S_SOCK, task=L_TASK, owner=L_OWNER, learnt=L_LEARNT, items=L_ITEMS,
+                names=_names_block(dec.vocab.ca_states),
                 destroyed=L_DESTROYED, closer=L_CLOSER, ftuple=L_FTUPLE, fnetns=L_FNETNS, cookie=L_COOKIE,
                 counters=L_COUNTERS, prior=L_PRIOR, pend=L_PEND, psegs=L_PSEGS, pbytes=L_PBYTES, pzws=L_PZWS,
                 phist=L_PHIST, life=lifecycle.K_LIFE)
