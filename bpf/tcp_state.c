@@ -169,8 +169,8 @@ static __always_inline void gew_life_unlock(struct gew_life *l, u64 to)
     __sync_lock_test_and_set(&l->busy, to);
 }
 
-/* Hand the held items over as one record and start holding anew (under the lock). A record the ring buffer
- * cannot take is counted lost (gew_reserve) with everything it held. */
+/* Hand the held items over as one record and start holding anew (under the lock). A
+ * record the ring buffer cannot take is counted lost (gew_reserve) with everything it held. */
 static __always_inline void gew_life_emit(u64 key, struct gew_life *l, u8 why)
 {
     u32 n = l->n;
@@ -205,17 +205,32 @@ static __always_inline void gew_life_flush(u64 key)
 #define GEW_LIFE_FLUSH(key) gew_life_flush(key)
 
 /* A life ends (destroy, or a new life at the address): every item it ever held must have
- * crossed once, ``crossed`` of them (seq + n of what was handed over last). Items are added
- * without a lock (an owner change in process context and a state change in softirq on
- * another CPU can touch one entry at once, and so can userspace's hand-over,
- * gew_life_asked); the add counter is atomic, so an item one of them overwrote, or one
- * handed over twice, shows as a difference, counted (GEW_C_RACED). It is the net
- * difference: a lost item and a duplicated one in the same life cancel out. */
+ * crossed once, ``crossed`` of them (seq + n of what was handed over last). The lock keeps
+ * adders apart, but a life's end that could not take it (it interrupted the holder on its
+ * own CPU) goes on without it; the add counter is atomic, so an item lost or handed over
+ * twice that way shows as a difference, counted (GEW_C_RACED). It is the net difference: a
+ * lost item and a duplicated one in the same life cancel out. */
 static __always_inline void gew_life_end(struct gew_life *l, u32 crossed)
 {
     u32 added = l->added;
     if (added != crossed)
         gew_count_n(GEW_PROBE_TCP_STATE, GEW_C_RACED, added > crossed ? added - crossed : crossed - added);
+}
+
+/* A life ends without its destroy's record (a new life at the address, or a socket whose
+ * table entry went first): what it held crosses as it was, is checked, and the entry goes,
+ * left locked for any adder still holding it. */
+static __always_inline void gew_life_close(u64 key, u8 why)
+{
+    struct gew_life *l = gew_life.lookup(&key);
+    if (l) {
+        int locked = gew_life_lock(l);
+        gew_life_emit(key, l, why);
+        gew_life_end(l, l->seq + l->n);
+        if (locked)
+            gew_life_unlock(l, 2);
+    }
+    gew_life.delete(&key);
 }
 
 static __always_inline int gew_same_task(struct gew_life_task *a, struct gew_hdr *h)
@@ -342,15 +357,7 @@ int gew_tcp_set_state(struct bpf_raw_tracepoint_args *ctx)
     if (s && (oldstate == GEW_TCP_CLOSE || (oldstate == GEW_TCP_SYN_RECV && s->state != GEW_TCP_SYN_RECV))) {
 #if GEW_LIFECYCLE
         /* what the previous life held crosses as it was, then the entry starts over */
-        struct gew_life *l = gew_life.lookup(&key);
-        if (l) {
-            int locked = gew_life_lock(l);
-            gew_life_emit(key, l, GEW_LIFE_NEWLIFE);
-            gew_life_end(l, l->seq + l->n);
-            if (locked)
-                gew_life_unlock(l, 2);
-        }
-        gew_life.delete(&key);
+        gew_life_close(key, GEW_LIFE_NEWLIFE);
 #endif
         gew_socks.delete(&key);
         gew_sock_gen_bump();
@@ -398,15 +405,7 @@ int gew_tcp_destroy(struct bpf_raw_tracepoint_args *ctx)
 #if GEW_LIFECYCLE
         /* the socket's table entry went before it (a scope change racing its events): what
          * its life held still crosses, without the destroy and counters the entry had */
-        struct gew_life *ol = gew_life.lookup(&key);
-        if (ol) {
-            int locked = gew_life_lock(ol);
-            gew_life_emit(key, ol, GEW_LIFE_CLOSE);
-            gew_life_end(ol, ol->seq + ol->n);
-            if (locked)
-                gew_life_unlock(ol, 2);
-        }
-        gew_life.delete(&key);
+        gew_life_close(key, GEW_LIFE_CLOSE);
 #endif
         return 0;
     }

@@ -299,24 +299,11 @@ static int rd_life(span s, life_t *l)
 
 /* ---- writing ---- */
 
-typedef struct { uint8_t *p; Py_ssize_t n, cap; } buf;
+typedef pb_buf buf;
 
-static int w_bytes(buf *b, const void *p, Py_ssize_t n)
-{
-    if (n < 0 || n > b->cap - b->n)
-        return 0;
-    if (!n)
-        return 1;
-    memcpy(b->p + b->n, p, (size_t)n);
-    b->n += n;
-    return 1;
-}
+static int w_bytes(buf *b, const void *p, Py_ssize_t n) { return n >= 0 && pb_put(b, p, (size_t)n); }
 
-static int w_varint(buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    return w_bytes(b, tmp, pb_varint(tmp, v));
-}
+static int w_varint(buf *b, uint64_t v) { return pb_put_varint(b, v); }
 
 static int w_key(buf *b, uint32_t num, int wt) { return w_varint(b, ((uint64_t)num << 3) | (uint64_t)wt); }
 

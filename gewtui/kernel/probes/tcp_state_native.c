@@ -44,27 +44,19 @@ typedef struct Encoder {
     int summaries;
 } Encoder;
 
-typedef struct { uint8_t p[EVENT_MAX]; Py_ssize_t n; } buf;
+typedef pb_buf buf;
 
-static int put(buf *b, const void *p, Py_ssize_t n)
+static int overflow(void)
 {
-    if (n < 0 || n > EVENT_MAX - b->n) {
-        PyErr_SetString(PyExc_ValueError, "lifecycle event larger than the encoder's buffer");
-        return 0;
-    }
-    if (n)
-        memcpy(b->p + b->n, p, (size_t)n);
-    b->n += n;
-    return 1;
+    PyErr_SetString(PyExc_ValueError, "lifecycle event larger than the encoder's buffer");
+    return 0;
 }
+
+static int put(buf *b, const void *p, Py_ssize_t n) { return (n >= 0 && pb_put(b, p, (size_t)n)) || overflow(); }
 
 static int put_key(buf *b, const Py_buffer *k) { return put(b, k->buf, k->len); }
 
-static int put_varint(buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    return put(b, tmp, pb_varint(tmp, v));
-}
+static int put_varint(buf *b, uint64_t v) { return pb_put_varint(b, v) || overflow(); }
 
 /* key + varint, left out when 0 */
 static int put_opt(buf *b, const Py_buffer *k, uint64_t v) { return !v || (put_key(b, k) && put_varint(b, v)); }
@@ -91,7 +83,8 @@ static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v;
  * connection brings a new tuple, so it is built here rather than looked up. */
 static int put_tuple(const struct Encoder *e, buf *b, const Py_buffer *key, const uint8_t *t)
 {
-    buf *p = &(buf){.n = 0};
+    uint8_t mem[64];       /* family, two 16-byte addresses, ports, protocol: at most 54 */
+    buf *p = &(buf){mem, 0, sizeof mem};
     uint16_t family = rd16(t + e->t_family_at);
     Py_ssize_t n = family == e->af_inet ? 4 : family == e->af_inet6 ? 16 : 0;
     if (!put_opt(p, &e->k_family, family))
@@ -137,6 +130,7 @@ static PyObject *lookup(PyObject *cache, PyObject *key) { return PyObject_GetIte
 static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
 {
     buf *b = NULL;
+    uint8_t *mem = NULL;
     PyObject *sk_o = NULL, *o = NULL, *key = NULL, *tmp = NULL, *out = NULL, *cpu_f = NULL;
     uint64_t sk = rd64(r + e->sk_at), cookie = rd64(r + e->cookie_at);
     int final = r[e->final_at];
@@ -215,12 +209,12 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
         goto fail;
     Py_XINCREF(o);
 
-    b = PyMem_Malloc(sizeof *b);
-    if (!b) {
+    mem = PyMem_Malloc(EVENT_MAX);
+    if (!mem) {
         PyErr_NoMemory();
         goto fail;
     }
-    b->n = 0;
+    b = &(buf){mem, 0, EVENT_MAX};
     int ok;
     if (!put_tuple(e, b, &e->k_tuple, r + e->tup_at) || !put_opt(b, &e->k_sock, sock_id)
         || !put_opt(b, &e->k_netns, netns))
@@ -354,13 +348,10 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
                 int nonempty = ok ? PyObject_IsTrue(hist) : 0;
                 if (ok && nonempty > 0) {
                     /* packed: its varints after a length */
-                    buf *pb = PyMem_Malloc(sizeof *pb);
-                    PyObject *it = pb ? PyObject_GetIter(hist) : NULL, *x;
-                    if (!pb)
-                        PyErr_NoMemory();
+                    uint8_t mem[256];
+                    buf *pb = &(buf){mem, 0, sizeof mem};
+                    PyObject *it = PyObject_GetIter(hist), *x;
                     ok = it != NULL;
-                    if (ok)
-                        pb->n = 0;
                     while (ok && (x = PyIter_Next(it))) {
                         uint64_t xv;
                         ok = as_u64(x, &xv) && put_varint(pb, xv);
@@ -370,7 +361,6 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
                     Py_XDECREF(it);
                     if (ok)
                         ok = put_key(b, &e->k_phist) && put_varint(b, (uint64_t)pb->n) && put(b, pb->p, pb->n);
-                    PyMem_Free(pb);
                 } else if (nonempty < 0) {
                     ok = 0;
                 }
@@ -423,7 +413,7 @@ rare:
 fail:
     Py_CLEAR(out);
 done:
-    PyMem_Free(b);
+    PyMem_Free(mem);
     Py_XDECREF(sk_o);
     Py_XDECREF(o);
     Py_XDECREF(key);
