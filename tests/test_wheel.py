@@ -38,7 +38,7 @@ def test_wheel_holds_the_data_files(unpacked_wheel):
     assert any(n.startswith("gewtui/model/templates/") and n.endswith(".toml") for n in names)
     assert "gewtui/pb/events_pb2.pyi" in names
     for ext in ("gewtui/recording/lifecycle_native", "gewtui/recording/framing_native", "gewtui/pbwire_native",
-                "gewtui/kernel/probes/tcp_state_native"):
+                "gewtui/kernel/probes/tcp_state_native", "gewtui/kernel/ring_native"):
         assert any(n.startswith(ext + ".") and n.endswith(".so") for n in names), ext
 
 
@@ -53,7 +53,9 @@ def test_installed_package_finds_its_data(unpacked_wheel):
         "assert lifecycle.NATIVE and m.__file__.startswith(%r), m.__file__\n"
         "import gewtui.kernel.probes.tcp_state_native as n, gewtui.pbwire_native as w\n"
         "assert n.__file__.startswith(%r) and w.__file__.startswith(%r), (n.__file__, w.__file__)\n"
-        "print(len(load_templates([])))\n" % ((str(unpacked_wheel),) * 4)
+        "import gewtui.kernel.ring_native as g\n"
+        "assert g.__file__.startswith(%r), g.__file__\n"
+        "print(len(load_templates([])))\n" % ((str(unpacked_wheel),) * 5)
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=unpacked_wheel, env={"PYTHONPATH": str(unpacked_wheel), "PATH": "/usr/bin:/bin"})

@@ -5,8 +5,9 @@ per-program run-time statistics.
 The ring buffer is read straight from its memory mapping (``MappedRing``): the consumer
 page, the producer page and the data pages the kernel maps twice in a row, so a record
 that wraps is still contiguous. A drain reads the producer position once and walks every
-committed record in one Python loop, copying each out and handing it to the decoder, then
-publishes the new consumer position; no C callback per record. A record the main ring's
+committed record in one loop (C, ring_native.c; the Python loop is its reference), copying
+each out and handing it to the decoder, then publishes the new consumer position; no bcc
+callback per record. A record the main ring's
 lock refuses goes to a small second ring (``gew_rb_rescue``, bpf/gew_common.h says when);
 its records are rare, and each is handed over just before the first main-ring record with a
 later kernel time, so the decoder still sees kernel order. Where the mapping is not
@@ -84,7 +85,12 @@ class MappedRing:
         """Hand committed records to ``handle(bytes)``, oldest first, up to ``limit``;
         returns how many. The consumer position is published every 256 records (so the
         kernel can reuse the space during a long drain) and at the end; a record
-        ``handle`` raised on counts as consumed, the ones after it wait for the next drain."""
+        ``handle`` raised on counts as consumed, the ones after it wait for the next drain.
+        ``drain_reference`` in C (ring_native.c) where the extension is built."""
+        return _native_drain(self, handle, limit)
+
+    def drain_reference(self, handle, limit: int = 1 << 62) -> int:
+        """drain's rules in Python."""
         prod_mm, cons_mm = self._prod, self._cons
         unpack_u32, pack_u64 = _U32.unpack_from, _U64.pack_into
         data, mask = self._data, self.mask
@@ -114,6 +120,17 @@ class MappedRing:
     def close(self) -> None:
         self._cons.close()
         self._prod.close()
+
+
+def _drain_impl():
+    try:
+        from gewtui.kernel.ring_native import drain
+    except ImportError:
+        return MappedRing.drain_reference   # not built (a source tree run without installing)
+    return drain
+
+
+_native_drain = _drain_impl()
 
 
 class RingTransport:
