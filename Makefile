@@ -21,7 +21,9 @@ help:
 host:
 	@bash .ci/host-setup
 
-$(STAMP): pyproject.toml gewtui/kernel/ring_native.c gewtui/recording/lifecycle_native.c gewtui/kernel/probes/tcp_state_native.c gewtui/pbwire_native.c gewtui/recording/framing_native.c gewtui/pbwire.h
+$(STAMP): pyproject.toml gewtui/kernel/ring_native.c gewtui/recording/lifecycle_native.c gewtui/kernel/probes/tcp_state_native.c \
+    gewtui/kernel/probes/tcp_events_native.c gewtui/kernel/probes/drops_native.c gewtui/kernel/probes/fields_native.h \
+    gewtui/pbwire_native.c gewtui/recording/framing_native.c gewtui/pbwire.h
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	@$(PY) -c 'import bcc' 2>/dev/null || { echo "gew: the venv cannot import bcc (python3-bpfcc missing?)"; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'

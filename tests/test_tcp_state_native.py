@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from gewtui.kernel import wire
 from gewtui.kernel.decode import Decoder
 from gewtui.kernel.probes import UNITS, tcp_state
 from tests.support.kernel_records import _life_record, _record, _vocab
@@ -67,7 +68,7 @@ def test_the_c_encoder_writes_what_the_python_one_writes(seed, units):
 def test_a_record_with_too_many_items_is_a_decode_loss_in_both():
     rnd = random.Random(4)
     rec = bytearray(_life_record(rnd))
-    at = tcp_state.HDR.size + tcp_state._offsets(tcp_state._REC_HEAD)[4]
+    at = tcp_state.HDR.size + wire.offsets(tcp_state._REC_HEAD)[4]
     rec[at:at + 4] = (tcp_state.LIFE_ITEMS + 1).to_bytes(4, "little")
     for native in (True, False):
         dec, out = _decoder(native)

@@ -38,7 +38,8 @@ def test_wheel_holds_the_data_files(unpacked_wheel):
     assert any(n.startswith("gewtui/model/templates/") and n.endswith(".toml") for n in names)
     assert "gewtui/pb/events_pb2.pyi" in names
     for ext in ("gewtui/recording/lifecycle_native", "gewtui/recording/framing_native", "gewtui/pbwire_native",
-                "gewtui/kernel/probes/tcp_state_native", "gewtui/kernel/ring_native"):
+                "gewtui/kernel/probes/tcp_state_native", "gewtui/kernel/ring_native",
+                "gewtui/kernel/probes/tcp_events_native", "gewtui/kernel/probes/drops_native"):
         assert any(n.startswith(ext + ".") and n.endswith(".so") for n in names), ext
 
 

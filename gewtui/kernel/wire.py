@@ -19,6 +19,8 @@ No bcc here.
 """
 from __future__ import annotations
 
+import re
+import struct
 from typing import Callable
 
 from socket import AF_INET, AF_INET6   # Linux's 2 and 10, as struct gew_tuple carries them
@@ -118,3 +120,28 @@ def _addr_fields(key: tuple) -> bytes:
     if n:
         out += _TF_SADDR + _SMALL[n] + s[:n] + _TF_DADDR + _SMALL[n] + d[:n]
     return out
+
+
+def offsets(layout: struct.Struct) -> list[int]:
+    """Where each field of a struct layout begins (pad bytes are not fields): what a C
+    encoder is told, so no offset is restated in C."""
+    out, fmt = [], layout.format
+    for m in re.finditer(r"(\d*)([a-zA-Z?])", fmt[1:]):
+        if m.group(2) != "x":
+            out.append(struct.calcsize(fmt[0] + fmt[1:m.start() + 1]))
+            if m.group(2) != "s" and m.group(1):
+                raise ValueError(f"{fmt}: a repeated field")
+    return out
+
+
+def native_tuple() -> tuple[dict, dict]:
+    """The keys and layout entries a C encoder's tuple needs (gewtui/kernel/probes/
+    fields_native.h, ``tuple_layout_init``): what TupleFields writes, from the same layout."""
+    from gewtui.kernel.probes.base import TUPLE
+
+    s, d, sport, dport, family, proto = offsets(TUPLE)
+    keys = dict(t_family=_TF_FAMILY, t_saddr=_TF_SADDR, t_daddr=_TF_DADDR, t_sport=_TF_SPORT, t_dport=_TF_DPORT,
+                t_proto=_TF_PROTO)
+    layout = dict(t_saddr_at=s, t_daddr_at=d, t_sport_at=sport, t_dport_at=dport, t_family_at=family,
+                  t_proto_at=proto, tup_size=TUPLE.size, af_inet=AF_INET, af_inet6=AF_INET6)
+    return keys, layout

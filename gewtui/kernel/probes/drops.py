@@ -115,7 +115,29 @@ def fast(enc) -> dict:
                  + P_COUNT + b"\x01" + sites[location])
         return env(h, sk if how == by_socket else 0, netns, False) + B_DROP + length(len(body)) + body
 
+    drop = _native_drop(enc, dict(overflow=overflow, reasons=reasons, hows=hows, ifaces=ifaces, sites=sites)) or drop
     return {K_DROP: drop}
+
+
+def _native_drop(enc, caches: dict):
+    """The ``drop`` encoder's function in C (drops_native.c), over the same decoder state
+    and caches, keys and layout handed over here; None where the extension is not built
+    (the Python encoder then runs, as in the tests that hold the two together)."""
+    try:
+        from gewtui.kernel.probes.drops_native import drop_encoder
+    except ImportError:
+        return None
+    dec = enc.dec
+    t, sk, location, reason, netns, ifindex, proto, attribution, ifname = (HDR.size + o for o in wire.offsets(DROP))
+    tuple_keys, tuple_layout = wire.native_tuple()
+    return drop_encoder(
+        dict(env=dec.envelope_bytes, sid=dec.sock_id, attribution=ATTRIBUTION, **caches),
+        dict(tuple=P_TUPLE, **tuple_keys, proto=P_PROTO, loc=P_LOC, sock=P_SOCK, count=P_COUNT, body=B_DROP),
+        dict(size=HDR.size + DROP.size, tup_at=t, sk_at=sk, loc_at=location, reason_at=reason, netns_at=netns,
+             ifindex_at=ifindex, proto_at=proto, attr_at=attribution, ifname_at=ifname,
+             ifname_size=HDR.size + DROP.size - ifname, unspecified=events_pb2.PACKET_ATTRIBUTION_UNSPECIFIED,
+             unattributed=events_pb2.PACKET_ATTRIBUTION_NONE, by_socket=events_pb2.PACKET_ATTRIBUTION_SOCKET,
+             **tuple_layout))
 
 
 B_DROP = wire.tag(events_pb2.Event, "skb_drop")

@@ -121,7 +121,27 @@ def fast(enc) -> dict:
         # a sent reset may name a request or timewait socket: only tracked sockets have owners
         return env(h, sk, netns, not sent) + B_RESET + length(len(body)) + body
 
+    reset = _native_reset(enc, reset_states=t_states, reasons=reasons) or reset
     return {K_RETRANS: retrans, K_RESET_SENT: reset, K_RESET_RECV: reset}
+
+
+def _native_reset(enc, reset_states, reasons):
+    """The ``reset`` encoder's function in C (tcp_events_native.c), over the same decoder
+    state and caches, keys and layout handed over here; None where the extension is not
+    built (the Python encoder then runs, as in the tests that hold the two together)."""
+    try:
+        from gewtui.kernel.probes.tcp_events_native import reset_encoder
+    except ImportError:
+        return None
+    dec = enc.dec
+    t, sk, cookie, netns, state, reason, direction = (HDR.size + o for o in wire.offsets(RESET))
+    tuple_keys, tuple_layout = wire.native_tuple()
+    return reset_encoder(
+        dict(env=dec.envelope_bytes, sid=dec.sock_id, states=reset_states, reasons=reasons),
+        dict(tuple=wire.TUPLE1, **tuple_keys, sock=wire.S_SOCK, dir=T_DIR, sent=SENT, received=RECEIVED,
+             cookie=T_COOKIE, body=B_RESET),
+        dict(size=HDR.size + RESET.size, tup_at=t, sk_at=sk, cookie_at=cookie, netns_at=netns, state_at=state,
+             reason_at=reason, dir_at=direction, dir_sent=1, **tuple_layout))
 
 
 B_RETRANS, B_RESET = wire.keys(events_pb2.Event, "retransmit", "reset")

@@ -11,7 +11,6 @@ no field mapping is written twice and both paths agree by construction.
 """
 from __future__ import annotations
 
-import re
 import struct
 from typing import Iterable
 
@@ -282,17 +281,16 @@ def _native_encoder(enc):
     except ImportError:
         return None
     dec = enc.dec
-    sk, cookie, final, _why, n, seq, netns, has_task = _offsets(_REC_HEAD)
-    pid, tgid, uid, tnetns, cgroup, comm = _offsets(LIFE_TASK)
-    _tuple, final_netns, final_segments = _offsets(_FINAL_HEAD)
+    sk, cookie, final, _why, n, seq, netns, has_task = wire.offsets(_REC_HEAD)
+    pid, tgid, uid, tnetns, cgroup, comm = wire.offsets(LIFE_TASK)
+    _tuple, final_netns, final_segments = wire.offsets(_FINAL_HEAD)
     at = HDR.size
     objects = dict(dec=dec, seen=dec.unit_state("tcp_state.life"), windows=dec.unit_state("tcp_probe"),
                    owners=dec.owners, task_attr=dec._task_attr, task_owner=dec._task_owner, cpus=dec._cpu,
                    sid=dec.sock_id, live=dec.live_sock_id, renew=dec.renew_socket, forget=dec.forget_socket,
                    born=born)
-    t_saddr, t_daddr, t_sport, t_dport, t_family, t_proto = _offsets(TUPLE)
-    keys = dict(tuple=wire.TUPLE1, t_family=wire._TF_FAMILY, t_saddr=wire._TF_SADDR, t_daddr=wire._TF_DADDR,
-                t_sport=wire._TF_SPORT, t_dport=wire._TF_DPORT, t_proto=wire._TF_PROTO, netns=L_NETNS,
+    tuple_keys, tuple_layout = wire.native_tuple()
+    keys = dict(tuple=wire.TUPLE1, **tuple_keys, netns=L_NETNS,
                 sock=S_SOCK, task=L_TASK, owner=L_OWNER, learnt=L_LEARNT, items=L_ITEMS,
                 names=_names_block(dec.vocab.ca_states),
                 destroyed=L_DESTROYED, closer=L_CLOSER, ftuple=L_FTUPLE, fnetns=L_FNETNS, cookie=L_COOKIE,
@@ -301,9 +299,7 @@ def _native_encoder(enc):
     layout = dict(size=HDR.size + REC_LIFE.size, sk_at=at + sk, cookie_at=at + cookie, final_at=at + final,
                   n_at=at + n, seq_at=at + seq, netns_at=at + netns, has_task_at=at + has_task, task_at=_TASK_AT,
                   pid_at=pid, tgid_at=tgid, uid_at=uid, tnetns_at=tnetns, cgroup_at=cgroup, comm_at=comm,
-                  comm_size=LIFE_TASK.size - comm, t_saddr_at=t_saddr, t_daddr_at=t_daddr, t_sport_at=t_sport,
-                  t_dport_at=t_dport, t_family_at=t_family, t_proto_at=t_proto, af_inet=wire.AF_INET,
-                  af_inet6=wire.AF_INET6, tup_at=_TUP_AT, tup_size=TUPLE.size, items_at=_ITEMS_AT,
+                  comm_size=LIFE_TASK.size - comm, **tuple_layout, tup_at=_TUP_AT, items_at=_ITEMS_AT,
                   item_size=LIFE_ITEM.size, max_items=LIFE_ITEMS, kind_at=LIFE_KIND_AT, ctx_at=LIFE_CTX_AT,
                   a_at=LIFE_A_AT, b_at=LIFE_B_AT, sock_at=_SOCK_AT, sock_size=SOCK.size,
                   final_netns_at=final_netns, final_segments_at=final_segments, life_state=LIFE_STATE,
@@ -311,16 +307,6 @@ def _native_encoder(enc):
                   summaries=tcp_probe.PROBE_ID in dec.unit_names)
     return encoder(objects, keys, layout)
 
-
-def _offsets(layout: struct.Struct) -> list[int]:
-    """Where each field of a struct layout begins (pad bytes are not fields)."""
-    out, fmt = [], layout.format
-    for m in re.finditer(r"(\d*)([a-zA-Z?])", fmt[1:]):
-        if m.group(2) != "x":
-            out.append(struct.calcsize(fmt[0] + fmt[1:m.start() + 1]))
-            if m.group(2) != "s" and m.group(1):
-                raise ValueError(f"{fmt}: a repeated field")
-    return out
 
 S_SOCK = wire.S_SOCK
 L_NETNS, L_ITEMS, L_NAMES = wire.keys(events_pb2.Lifecycle, "netns", "items", "ca_state_names")

@@ -15,12 +15,7 @@
  * tests/test_decode_fastpath.py and tests/test_lifecycle_wire.py hold the encoder against
  * the unit decoders; tests/test_tcp_state_native.py against the Python encoder.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
-
-#include "pbwire.h"
+#include "fields_native.h"
 
 #define EVENT_MAX 8192        /* far above what one record can make (about 1 KiB) */
 
@@ -31,84 +26,18 @@ typedef struct Encoder {
     PyObject *raw_sink_name, *attr_field_name, *tgid_name, *pid_name;
     PyObject *w_names[5];   /* end_ns, segments, bytes, zw_segments, hist */
     PyObject *keys;         /* the bytes objects below, kept alive */
-    Py_buffer k_tuple, k_family, k_saddr, k_daddr, k_sport, k_dport, k_proto, k_netns;
+    TupleLayout tl;
+    Py_buffer k_tuple, k_netns;
     Py_buffer k_sock, k_task, k_owner, k_learnt, k_items, k_names, k_destroyed, k_closer, k_ftuple, k_fnetns,
         k_cookie, k_counters, k_prior, k_pend, k_psegs, k_pbytes, k_pzws, k_phist, k_life;
     /* where things lie in the record (bytes), and the values it is read against */
     Py_ssize_t size, sk_at, cookie_at, final_at, n_at, seq_at, netns_at, has_task_at;
     Py_ssize_t task_at, pid_at, tgid_at, uid_at, tnetns_at, cgroup_at, comm_at, comm_size;
-    Py_ssize_t t_saddr_at, t_daddr_at, t_sport_at, t_dport_at, t_family_at, t_proto_at, af_inet, af_inet6;
-    Py_ssize_t tup_at, tup_size, items_at, item_size, max_items, kind_at, ctx_at, a_at, b_at;
+    Py_ssize_t tup_at, items_at, item_size, max_items, kind_at, ctx_at, a_at, b_at;
     Py_ssize_t sock_at, sock_size, final_netns_at, final_segments_at;
     Py_ssize_t life_state, tcp_close, tcp_listen, ctx_process;
     int summaries;
 } Encoder;
-
-typedef pb_buf buf;
-
-static int overflow(void)
-{
-    PyErr_SetString(PyExc_ValueError, "lifecycle event larger than the encoder's buffer");
-    return 0;
-}
-
-static int put(buf *b, const void *p, Py_ssize_t n) { return (n >= 0 && pb_put(b, p, (size_t)n)) || overflow(); }
-
-static int put_key(buf *b, const Py_buffer *k) { return put(b, k->buf, k->len); }
-
-static int put_varint(buf *b, uint64_t v) { return pb_put_varint(b, v) || overflow(); }
-
-/* key + varint, left out when 0 */
-static int put_opt(buf *b, const Py_buffer *k, uint64_t v) { return !v || (put_key(b, k) && put_varint(b, v)); }
-
-/* a bytes object from Python, from byte ``skip`` on */
-static int put_obj(buf *b, PyObject *o, Py_ssize_t skip)
-{
-    if (!PyBytes_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "lifecycle encoder: a cache gave something other than bytes");
-        return 0;
-    }
-    Py_ssize_t n = PyBytes_GET_SIZE(o);
-    if (skip > n)
-        skip = n;
-    return put(b, PyBytes_AS_STRING(o) + skip, n - skip);
-}
-
-static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-
-/* A struct gew_tuple as the Tuple field ``key`` (key, length, payload): what
- * wire.TupleFields gives for it, 4 or 16 address bytes by family, zeros left out. Every
- * connection brings a new tuple, so it is built here rather than looked up. */
-static int put_tuple(const struct Encoder *e, buf *b, const Py_buffer *key, const uint8_t *t)
-{
-    uint8_t mem[64];       /* family, two 16-byte addresses, ports, protocol: at most 54 */
-    buf *p = &(buf){mem, 0, sizeof mem};
-    uint16_t family = rd16(t + e->t_family_at);
-    Py_ssize_t n = family == e->af_inet ? 4 : family == e->af_inet6 ? 16 : 0;
-    if (!put_opt(p, &e->k_family, family))
-        return 0;
-    if (n && !(put_key(p, &e->k_saddr) && put_varint(p, (uint64_t)n) && put(p, t + e->t_saddr_at, n)
-               && put_key(p, &e->k_daddr) && put_varint(p, (uint64_t)n) && put(p, t + e->t_daddr_at, n)))
-        return 0;
-    if (!put_opt(p, &e->k_sport, rd16(t + e->t_sport_at)) || !put_opt(p, &e->k_dport, rd16(t + e->t_dport_at))
-        || !put_opt(p, &e->k_proto, t[e->t_proto_at]))
-        return 0;
-    return put_key(b, key) && put_varint(b, (uint64_t)p->n) && put(b, p->p, p->n);
-}
-
-static PyObject *call1(PyObject *fn, PyObject *arg) { return PyObject_CallOneArg(fn, arg); }
-
-/* an int result of a call, as u64 (-1 with an exception on failure) */
-static int as_u64(PyObject *o, uint64_t *v)
-{
-    if (!o)
-        return 0;
-    *v = PyLong_AsUnsignedLongLong(o);
-    Py_DECREF(o);
-    return !(*v == (uint64_t)-1 && PyErr_Occurred());
-}
 
 /* getattr(obj, name) as u64 */
 static int attr_u64(PyObject *obj, PyObject *name, uint64_t *v)
@@ -124,8 +53,6 @@ static PyObject *task_key(const Encoder *e, const uint8_t *r)
                          (unsigned long)rd32(t + e->uid_at), (unsigned long)rd32(t + e->tnetns_at),
                          (unsigned long long)rd64(t + e->cgroup_at), (const char *)t + e->comm_at, e->comm_size);
 }
-
-static PyObject *lookup(PyObject *cache, PyObject *key) { return PyObject_GetItem(cache, key); }
 
 static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
 {
@@ -216,7 +143,7 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
     }
     b = &(buf){mem, 0, EVENT_MAX};
     int ok;
-    if (!put_tuple(e, b, &e->k_tuple, r + e->tup_at) || !put_opt(b, &e->k_sock, sock_id)
+    if (!put_tuple(&e->tl, b, &e->k_tuple, r + e->tup_at) || !put_opt(b, &e->k_sock, sock_id)
         || !put_opt(b, &e->k_netns, netns))
         goto fail;
     uint32_t key_pid = 0, key_tgid = 0;
@@ -317,7 +244,7 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
             if (!ok)
                 goto fail;
         }
-        if (!put_tuple(e, b, &e->k_ftuple, s) || !put_opt(b, &e->k_fnetns, s_netns)
+        if (!put_tuple(&e->tl, b, &e->k_ftuple, s) || !put_opt(b, &e->k_fnetns, s_netns)
             || !put_opt(b, &e->k_cookie, cookie))
             goto fail;
         count++;
@@ -394,16 +321,9 @@ static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
                 PyErr_SetString(PyExc_TypeError, "lifecycle encoder: the CPU cache gave something other than bytes");
             goto fail;
         }
-        uint8_t lenb[10];
-        Py_ssize_t cn = PyBytes_GET_SIZE(cpu_f), kn = e->k_life.len, ln = pb_varint(lenb, (uint64_t)b->n);
-        PyObject *ev = PyBytes_FromStringAndSize(NULL, cn + kn + ln + b->n);
+        PyObject *ev = event_bytes(cpu_f, &e->k_life, b);
         if (!ev)
             goto fail;
-        char *d = PyBytes_AS_STRING(ev);
-        memcpy(d, PyBytes_AS_STRING(cpu_f), (size_t)cn);
-        memcpy(d + cn, e->k_life.buf, (size_t)kn);
-        memcpy(d + cn + kn, lenb, (size_t)ln);
-        memcpy(d + cn + kn + ln, b->p, (size_t)b->n);
         out = Py_BuildValue("(KN)", (unsigned long long)count, ev);
     }
     goto done;
@@ -454,6 +374,11 @@ static PyObject *Encoder_call(PyObject *self, PyObject *args, PyObject *kw)
     return encode(e, h, (const uint8_t *)PyBytes_AS_STRING(rec));
 }
 
+#define KEY_BUFS(e) {&(e)->k_tuple, &(e)->k_netns, &(e)->k_sock, &(e)->k_task, &(e)->k_owner, &(e)->k_learnt, \
+                     &(e)->k_items, &(e)->k_names, &(e)->k_destroyed, &(e)->k_closer, &(e)->k_ftuple, &(e)->k_fnetns, \
+                     &(e)->k_cookie, &(e)->k_counters, &(e)->k_prior, &(e)->k_pend, &(e)->k_psegs, &(e)->k_pbytes, \
+                     &(e)->k_pzws, &(e)->k_phist, &(e)->k_life}
+
 /* The encoder holds the decoder, whose table holds the encoder: a cycle the collector
  * must be able to see and break. */
 #define OBJS(e) {&(e)->dec, &(e)->seen, &(e)->windows, &(e)->owners, &(e)->task_attr, \
@@ -472,13 +397,9 @@ static int Encoder_traverse(PyObject *self, visitproc visit, void *arg)
 static int Encoder_clear(PyObject *self)
 {
     Encoder *e = (Encoder *)self;
-    Py_buffer *bufs[] = {&e->k_tuple, &e->k_family, &e->k_saddr, &e->k_daddr, &e->k_sport, &e->k_dport,
-                         &e->k_proto, &e->k_netns, &e->k_sock, &e->k_task, &e->k_owner, &e->k_learnt, &e->k_items, &e->k_names,
-                         &e->k_destroyed, &e->k_closer, &e->k_ftuple, &e->k_fnetns, &e->k_cookie, &e->k_counters,
-                         &e->k_prior, &e->k_pend, &e->k_psegs, &e->k_pbytes, &e->k_pzws, &e->k_phist, &e->k_life};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        if (bufs[i]->obj)
-            PyBuffer_Release(bufs[i]);
+    Py_buffer *bufs[] = KEY_BUFS(e);
+    release_keys(bufs, N(bufs));
+    tuple_layout_clear(&e->tl);
     PyObject **objs[] = OBJS(e);
     for (size_t i = 0; i < sizeof objs / sizeof *objs; i++)
         Py_CLEAR(*objs[i]);
@@ -508,26 +429,15 @@ static PyTypeObject EncoderType = {
     .tp_clear = Encoder_clear,
 };
 
-static const char *OBJECTS[] = {"dec", "seen", "windows", "owners", "task_attr", "task_owner", "cpus", "sid", "live", "renew", "forget", "born"};
-static const char *KEYS[] = {"tuple", "t_family", "t_saddr", "t_daddr", "t_sport", "t_dport", "t_proto",
-                             "netns", "sock", "task", "owner", "learnt", "items", "names", "destroyed", "closer", "ftuple",
+static const char *const OBJECTS[] = {"dec", "seen", "windows", "owners", "task_attr", "task_owner", "cpus", "sid", "live", "renew", "forget", "born"};
+static const char *const KEYS[] = {"tuple", "netns", "sock", "task", "owner", "learnt", "items", "names", "destroyed", "closer", "ftuple",
                              "fnetns", "cookie", "counters", "prior", "pend", "psegs", "pbytes", "pzws", "phist",
                              "life"};
-static const char *LAYOUT[] = {"size", "sk_at", "cookie_at", "final_at", "n_at", "seq_at", "netns_at", "has_task_at",
+static const char *const LAYOUT[] = {"size", "sk_at", "cookie_at", "final_at", "n_at", "seq_at", "netns_at", "has_task_at",
                                "task_at", "pid_at", "tgid_at", "uid_at", "tnetns_at", "cgroup_at", "comm_at",
-                               "comm_size", "t_saddr_at", "t_daddr_at", "t_sport_at", "t_dport_at",
-                               "t_family_at", "t_proto_at", "af_inet", "af_inet6", "tup_at", "tup_size", "items_at", "item_size", "max_items", "kind_at",
+                               "comm_size", "tup_at", "items_at", "item_size", "max_items", "kind_at",
                                "ctx_at", "a_at", "b_at", "sock_at", "sock_size", "final_netns_at",
                                "final_segments_at", "life_state", "tcp_close", "tcp_listen", "ctx_process"};
-#define N(a) ((int)(sizeof a / sizeof *a))
-
-static PyObject *need(PyObject *d, const char *name)
-{
-    PyObject *v = PyDict_GetItemString(d, name);     /* borrowed */
-    if (!v)
-        PyErr_Format(PyExc_KeyError, "encoder(): %s missing", name);
-    return v;
-}
 
 /* encoder(objects, keys, layout), three dicts by the names above: the Python objects it
  * works on, the field keys (bytes; ``names`` is the ready-made congestion-state names
@@ -545,55 +455,32 @@ static PyObject *make_encoder(PyObject *mod, PyObject *args)
     /* everything NULL first, so a failure part way is released cleanly */
     memset((char *)e + sizeof(PyObject), 0, sizeof(Encoder) - sizeof(PyObject));
     PyObject **slots[] = {&e->dec, &e->seen, &e->windows, &e->owners, &e->task_attr, &e->task_owner, &e->cpus, &e->sid, &e->live, &e->renew, &e->forget, &e->born};
-    for (int i = 0; i < N(OBJECTS); i++) {
-        if (!(v = need(objs, OBJECTS[i])))
-            goto fail;
-        *slots[i] = Py_NewRef(v);
-    }
+    if (!load_objects(objs, OBJECTS, slots, N(OBJECTS)))
+        goto fail;
     if (!PyDict_Check(e->seen) || !PyDict_Check(e->windows) || !PyDict_Check(e->owners)) {
         PyErr_SetString(PyExc_TypeError, "encoder(): seen, windows and owners must be dicts");
         goto fail;
     }
     e->keys = Py_NewRef(keys);
-    Py_buffer *kb[] = {&e->k_tuple, &e->k_family, &e->k_saddr, &e->k_daddr, &e->k_sport, &e->k_dport, &e->k_proto,
-                       &e->k_netns, &e->k_sock, &e->k_task, &e->k_owner, &e->k_learnt, &e->k_items, &e->k_names,
-                       &e->k_destroyed, &e->k_closer, &e->k_ftuple, &e->k_fnetns, &e->k_cookie, &e->k_counters,
-                       &e->k_prior, &e->k_pend, &e->k_psegs, &e->k_pbytes, &e->k_pzws, &e->k_phist, &e->k_life};
-    for (int i = 0; i < N(KEYS); i++)
-        if (!(v = need(keys, KEYS[i])) || !PyBytes_Check(v) || PyObject_GetBuffer(v, kb[i], PyBUF_SIMPLE) < 0) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_TypeError, "encoder(): key %s must be bytes", KEYS[i]);
-            goto fail;
-        }
+    Py_buffer *kb[] = KEY_BUFS(e);
     Py_ssize_t *ints[] = {&e->size, &e->sk_at, &e->cookie_at, &e->final_at, &e->n_at, &e->seq_at, &e->netns_at,
                           &e->has_task_at, &e->task_at, &e->pid_at, &e->tgid_at, &e->uid_at, &e->tnetns_at,
-                          &e->cgroup_at, &e->comm_at, &e->comm_size, &e->t_saddr_at, &e->t_daddr_at,
-                          &e->t_sport_at, &e->t_dport_at, &e->t_family_at, &e->t_proto_at, &e->af_inet,
-                          &e->af_inet6, &e->tup_at, &e->tup_size, &e->items_at,
+                          &e->cgroup_at, &e->comm_at, &e->comm_size, &e->tup_at, &e->items_at,
                           &e->item_size, &e->max_items, &e->kind_at, &e->ctx_at, &e->a_at, &e->b_at, &e->sock_at,
                           &e->sock_size, &e->final_netns_at, &e->final_segments_at, &e->life_state, &e->tcp_close,
                           &e->tcp_listen, &e->ctx_process};
-    for (int i = 0; i < N(LAYOUT); i++) {
-        if (!(v = need(layout, LAYOUT[i])))
-            goto fail;
-        *ints[i] = PyLong_AsSsize_t(v);
-        if (*ints[i] < 0) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_ValueError, "encoder(): %s is negative", LAYOUT[i]);
-            goto fail;
-        }
-    }
+    if (!load_keys(keys, KEYS, kb, N(KEYS)) || !tuple_layout_init(&e->tl, keys, layout)
+        || !load_ints(layout, LAYOUT, ints, N(LAYOUT)))
+        goto fail;
     /* every read must lie inside the record */
     Py_ssize_t t = e->task_at;
     if (e->sk_at + 8 > e->size || e->cookie_at + 8 > e->size || e->final_at >= e->size || e->n_at + 4 > e->size
         || e->seq_at + 4 > e->size || e->netns_at + 4 > e->size || e->has_task_at >= e->size
         || t + e->pid_at + 4 > e->size || t + e->tgid_at + 4 > e->size || t + e->uid_at + 4 > e->size
         || t + e->tnetns_at + 4 > e->size || t + e->cgroup_at + 8 > e->size || t + e->comm_at + e->comm_size > e->size
-        || e->tup_at + e->tup_size > e->size || e->t_saddr_at + 16 > e->tup_size || e->t_daddr_at + 16 > e->tup_size
-        || e->t_sport_at + 2 > e->tup_size || e->t_dport_at + 2 > e->tup_size || e->t_family_at + 2 > e->tup_size
-        || e->t_proto_at >= e->tup_size || e->items_at + e->max_items * e->item_size > e->size
+        || e->tup_at + e->tl.size > e->size || e->items_at + e->max_items * e->item_size > e->size
         || e->sock_at + e->sock_size > e->size || e->final_netns_at + 4 > e->sock_size
-        || e->final_segments_at + 8 > e->sock_size || e->tup_size > e->sock_size || e->kind_at >= e->item_size
+        || e->final_segments_at + 8 > e->sock_size || e->tl.size > e->sock_size || e->kind_at >= e->item_size
         || e->ctx_at >= e->item_size || e->a_at >= e->item_size || e->b_at >= e->item_size
         || e->max_items * e->item_size > 4096) {
         PyErr_SetString(PyExc_ValueError, "encoder(): a layout value outside the record");
