@@ -25,8 +25,10 @@ def _decoder(native: bool):
         tcp_events._native_reset, drops._native_drop = real
     out: list[bytes] = []
     dec.raw_sink = out.append
-    # drop sites named as the live session names them (a kallsyms lookup)
-    dec.hooks["drop_site"] = lambda loc: f"fn_{loc & 0xfff:x}+0x10" if loc & 1 else ""
+    # drop sites named as the live session names them (a kallsyms lookup), one as long as
+    # a kernel symbol may be (KSYM_NAME_LEN, 512)
+    dec.hooks["drop_site"] = lambda loc: ("s" * 512 + "+0x1" if loc == 2**64 - 1 else
+                                          f"fn_{loc & 0xfff:x}+0x10" if loc & 1 else "")
     return dec, out
 
 

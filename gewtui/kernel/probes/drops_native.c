@@ -46,7 +46,7 @@ static int put_item(buf *b, PyObject *cache, PyObject *key)
 
 static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
 {
-    uint8_t mem[1024];     /* a reason name, a tuple, an interface, a drop site: a few hundred */
+    uint8_t mem[4096];     /* a reason name, a tuple, an interface, a drop site (a symbol of up to 512 bytes) */
     buf *b = &(buf){mem, 0, sizeof mem};
     uint64_t sk = rd64(r + e->sk_at), location = rd64(r + e->loc_at), sock_id;
     uint32_t reason = rd32(r + e->reason_at), netns = rd32(r + e->netns_at), ifindex = rd32(r + e->ifindex_at);

@@ -29,7 +29,7 @@ typedef struct Encoder {
 
 static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
 {
-    uint8_t mem[512];      /* a tuple, a socket id, a state, a reason and its name, a cookie */
+    uint8_t mem[2048];     /* a tuple, a socket id, a state, a reason and its name, a cookie */
     buf *b = &(buf){mem, 0, sizeof mem};
     uint64_t sk = rd64(r + e->sk_at), cookie = rd64(r + e->cookie_at), sock_id;
     uint32_t netns = rd32(r + e->netns_at);
