@@ -83,8 +83,8 @@ held life, destroy and counters as one Lifecycle that readers expand into ~9 eve
 capture's work is per record, not per transition (the CPU columns). The `kernel` row
 bounds what any capture could keep: gew's programs and ring buffer with a consumer that takes
 records off the ring and does nothing else. Between that bound and `apply` lies the capture's
-per-record work (ring read, decode, numbering, framing: in Python, the lifecycle encoding and
-the varints in C); below the bound lies the
+per-record work (ring read, decode, numbering, framing: the ring's walk, the record encoders,
+the varints and the frames in C, the decoder's dispatch in Python); below the bound lies the
 programs' own cost per connection (bench_records: per program runs and ns), which the
 `programs` row (the ring buffer never read) and the `attach` row (programs that return at
 once on the same tracepoints) split into the tracepoints' dispatch, the programs' work and the

@@ -73,10 +73,11 @@ recording) no longer waits for the observation plane: with the engine running, i
 follows the capture's queue and may lag (the lag columns below), so the "session" ceiling is
 the capture's ceiling while it shares one core and one interpreter lock with a busy engine;
 the engine yields to it while the kernel's ring buffer fills (gewtui.kernel.capture). Per
-record the capture is now decode (ring-buffer records parsed with `struct` and written
-straight to the event's final wire bytes, gewtui/kernel/wire.py) plus the frame and CRC
-(`write_events_bytes`): nothing is parsed into a protobuf object or serialized again on the
-capture's side. Decoding is most of what remains. Beyond per-record cost, zero loss needs the
+record the capture is now decode (the ring's walk and this workload's encoders, lifecycle,
+reset and drop, in C, writing the event's final wire bytes; the decoder's dispatch and
+numbering in Python) plus the frame and CRC (`write_events_bytes`, C): nothing is parsed
+into a protobuf object or serialized again on the capture's side. The decoder's Python
+dispatch is most of what remains. Beyond per-record cost, zero loss needs the
 capture never to be off the CPU longer than the ring buffer lasts: a live session's ring
 buffer is 64 MiB (~450k of these records), which also absorbs the time the engine holds the
 interpreter lock."""
@@ -493,7 +494,7 @@ def _first_loss(runs: list[Run], c: str, above: float) -> Run | None:
     return min(bad, key=lambda r: r.rate) if bad else None
 
 
-def _verdict(best, target: int, sustained: float) -> str:
+def _verdict(best, target: int, sustained: float, workload_bound: bool = False) -> str:
     """A target is met only when the consumer kept up: a run offers a rate for a few seconds
     and the ring buffer can absorb what the consumer does not take meanwhile, so a lossless
     run's offered rate alone overstates what it sustains. ``sustained``: the most any of the
@@ -503,6 +504,9 @@ def _verdict(best, target: int, sustained: float) -> str:
     if best.rate >= target:
         return (f"not shown: the ceiling passes it, but the consumer took at most {sustained:,.0f} "
                 f"records/s ({sustained / target:.0%} of it) and the ring buffer held the rest of the run")
+    if workload_bound:
+        return (f"not shown by the paced steps: the workload offered no more ({best.rate / target:.0%} of it) "
+                f"and the consumer took all of it")
     return f"missed: {best.rate / target:.0%} of it ({sustained / target:.0%} sustained)"
 
 
@@ -541,7 +545,8 @@ def report(runs: list[Run], consumers: list[str], seconds: float, load_start: st
                      f"takes 2 records per attempt, the session ~{s.records / max(1, s.attempts):.0f}). "
                      f"Target ≥ {TARGET_RATIO:g}×: {'met' if s.rate / base.rate >= TARGET_RATIO else 'missed'}.")
     if s:
-        verdict = _verdict(s, TARGET_RECORDS, _sustained(runs, "session"))
+        verdict = _verdict(s, TARGET_RECORDS, _sustained(runs, "session"),
+                           _first_loss(runs, "session", s.rate) is None)
         notes.append(f"Target ≥ {TARGET_RECORDS:,} records/s with zero loss while the engine follows (decode, "
                      f"recording; flows and reasons on the engine's thread, same core): {verdict}.")
         drains = [r.drain_rate for r in runs if r.consumer == "session" and r.drain_rate]
@@ -552,7 +557,7 @@ def report(runs: list[Run], consumers: list[str], seconds: float, load_start: st
                          f"{TARGET_DRAIN:,}: {'met' if best_drain >= TARGET_DRAIN else 'missed'}.")
     a = best.get("apply")
     if a:
-        verdict = _verdict(a, TARGET_CAPTURE, _sustained(runs, "apply"))
+        verdict = _verdict(a, TARGET_CAPTURE, _sustained(runs, "apply"), _first_loss(runs, "apply", a.rate) is None)
         notes.append(f"Capture alone (what `gew session apply` runs) takes {a.rate:,.0f} records/s with zero "
                      f"loss. Target ≥ {TARGET_CAPTURE:,}: {verdict}.")
     clean = [c for c in catch_ups or [] if not c.lost and not c.note]
