@@ -123,3 +123,39 @@ def test_the_encoders_and_their_decoder_are_collected_together():
     del dec
     gc.collect()
     assert ref() is None
+
+
+def test_an_event_longer_than_the_c_buffer_is_made_by_the_unit_decoder_alike():
+    """A name no kernel makes (a drop site of 5,000 bytes, a reset reason name of 3,000)
+    outgrows the C encoders' bounded buffers: they hand the record back and the unit
+    decoder makes the event the Python encoder writes."""
+    from gewtui.pb import events_pb2 as E
+
+    vocab = _vocab()
+    rnd = random.Random(7)
+    drop = bytearray(_drop(rnd, vocab))
+    at = HDR.size + wire.offsets(drops.DROP)[2]
+    drop[at:at + 8] = (0xFFFFFFFF81000003).to_bytes(8, "little")
+    at = HDR.size + wire.offsets(drops.DROP)[3]
+    drop[at:at + 4] = list(vocab.drop_reasons)[0].to_bytes(4, "little")
+    reset = bytearray(_reset(rnd))
+    offs = wire.offsets(tcp_events.RESET)
+    reset[HDR.size + offs[5]:HDR.size + offs[5] + 4] = (4242).to_bytes(4, "little")
+    reset[HDR.size + offs[6]] = 1
+    reset[8:12] = tcp_events.K_RESET_SENT.to_bytes(2, "little") + reset[10:12]
+    events = []
+    for native in (True, False):
+        dec, out = _decoder(native)
+        dec.vocab.reset_reasons[4242] = "r" * 3000
+        dec.hooks["drop_site"] = lambda loc: "s" * 5000 if loc == 0xFFFFFFFF81000003 else ""
+        objs: list = []
+        dec.sink = objs.append
+        for rec in (bytes(drop), bytes(reset)):
+            assert dec.record(rec) == 1
+        got = [E.Event.FromString(r) for r in out] + objs
+        assert dec.decode_errors == 0 and len(got) == 2
+        if native:
+            assert out == [] and len(objs) == 2       # both handed back
+        events.append(sorted((ev.SerializeToString(deterministic=True) for ev in got)))
+    assert events[0] == events[1]
+    assert any(b"s" * 5000 in e for e in events[0]) and any(b"r" * 3000 in e for e in events[0])

@@ -136,3 +136,33 @@ def test_a_ring_whose_mapping_is_smaller_than_its_layout_is_refused():
     finally:
         good.close()
         k.close()
+
+
+def test_rings_whose_numbers_would_wrap_around_are_refused_without_reading_or_writing_outside():
+    """Positions and offsets near 2**64 (no kernel ring has them) are refused, not wrapped:
+    a header is never read before the mapping, nor a consumer position written into a
+    buffer too small for it."""
+    class Ring:
+        pass
+
+    k = FakeKernelRing()
+    good = MappedRing(k.fd, k.size)
+    try:
+        k.reserve(b"x")
+        r = Ring()
+        r._prod, r._cons, r._data = good._prod, good._cons, good._data
+        r.mask, r._pos = 2**64 - 1, 2**64 - 10
+        struct.pack_into("<Q", k.mm, 4096, 2**64 - 1)
+        with pytest.raises(ValueError, match="beyond the mapping"):
+            native.drain(r, lambda b: None, 10)
+        r.mask, r._pos = good.mask, 2**64 - 8     # a record's step past 2**64
+        with pytest.raises(ValueError, match="wrap around"):
+            native.drain(r, lambda b: None, 10)
+        small = Ring()
+        small._prod, small._cons, small._data, small.mask, small._pos = good._prod, bytearray(4), good._data, good.mask, 0
+        with pytest.raises(ValueError, match="smaller than its layout"):
+            native.drain(small, lambda b: None, 10)
+        assert small._cons == bytearray(4)
+    finally:
+        good.close()
+        k.close()

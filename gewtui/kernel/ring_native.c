@@ -81,29 +81,39 @@ static PyObject *drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     uint64_t plen = (uint64_t)pv.len;
     long long n = 0;
     int failed = 0;
-    if (plen < 8 || cv.len < 8 || data > plen) {
+    if (plen < 8 || cv.len < 8 || data > plen - 4) {
+        /* nothing read, nothing written: not even the consumer position */
         PyErr_SetString(PyExc_ValueError, "drain: the ring's mappings are smaller than its layout");
-        failed = 1;
-        goto out;
+        PyBuffer_Release(&cv);
+        PyBuffer_Release(&pv);
+        Py_DECREF(prod_mm);
+        Py_DECREF(cons_mm);
+        return NULL;
     }
     uint64_t prod = load_u64(pb);
     while (pos < prod && n < limit) {
-        uint64_t off = data + (pos & mask);
-        if (off + 4 > plen) {
+        /* (compared so that no sum can wrap around) */
+        if ((pos & mask) > plen - 4 - data) {
             PyErr_SetString(PyExc_ValueError, "drain: a record header beyond the mapping");
             failed = 1;
             break;
         }
+        uint64_t off = data + (pos & mask);
         uint32_t word = __atomic_load_n((const uint32_t *)(pb + off), __ATOMIC_ACQUIRE);
         if (word & RB_BUSY)
             break;
-        uint64_t length = word & RB_LEN;
-        pos += (length + RB_HDR + 7) & ~(uint64_t)7;
+        uint64_t length = word & RB_LEN, step = (length + RB_HDR + 7) & ~(uint64_t)7;
+        if (pos > UINT64_MAX - step) {
+            PyErr_SetString(PyExc_ValueError, "drain: the ring's position would wrap around");
+            failed = 1;
+            break;
+        }
+        pos += step;
         if (!(word & RB_DISCARD)) {
             n++;
             /* as the Python slice: clipped to the mapping */
             uint64_t lo = off + RB_HDR < plen ? off + RB_HDR : plen;
-            uint64_t hi = lo + length < plen ? lo + length : plen;
+            uint64_t hi = length < plen - lo ? lo + length : plen;
             PyObject *rec = PyBytes_FromStringAndSize(pb + lo, (Py_ssize_t)(hi - lo));
             if (!rec) {
                 failed = 1;
@@ -122,7 +132,6 @@ static PyObject *drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (pos >= prod)
             prod = load_u64(pb);   /* what arrived meanwhile */
     }
-out:
     __atomic_store_n((uint64_t *)cv.buf, pos, __ATOMIC_RELEASE);
     PyBuffer_Release(&cv);
     PyBuffer_Release(&pv);

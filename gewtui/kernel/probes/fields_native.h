@@ -20,10 +20,34 @@
 
 typedef pb_buf buf;
 
+/* What a full event buffer raises (a ValueError). The reset and drop encoders hand such a
+ * record back (None, hand_back_if_full) and the unit decoder, which has no such bound, makes
+ * the same event: only a name longer than the kernel makes them (a crafted vocabulary, a
+ * hook's symbol) gets there. */
+static PyObject *buffer_full_type;
+
+static inline PyObject *buffer_full(void)
+{
+    if (!buffer_full_type)
+        buffer_full_type = PyErr_NewException("fields_native.BufferFull", PyExc_ValueError, NULL);
+    return buffer_full_type;
+}
+
 static inline int overflow(void)
 {
-    PyErr_SetString(PyExc_ValueError, "event larger than the encoder's buffer");
+    PyObject *t = buffer_full();
+    if (t)      /* (otherwise the error of making it stays set) */
+        PyErr_SetString(t, "event larger than the encoder's buffer");
     return 0;
+}
+
+static inline PyObject *hand_back_if_full(PyObject *out)
+{
+    if (!out && buffer_full_type && PyErr_ExceptionMatches(buffer_full_type)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return out;
 }
 
 static inline int put(buf *b, const void *p, Py_ssize_t n) { return (n >= 0 && pb_put(b, p, (size_t)n)) || overflow(); }
@@ -199,7 +223,7 @@ static inline int load_objects(PyObject *objs, const char *const *names, PyObjec
  * encode(e, header, record); this makes the call, which checks the record before encode
  * reads it, the collector's traverse and clear (the encoder holds its decoder's bound
  * methods, the decoder's table holds the encoder: a cycle the collector must see), and the
- * type ``EncoderType``. */
+ * type ``EncoderType``. A record whose event outgrows the buffer is handed back (None). */
 #define N(a) ((int)(sizeof a / sizeof *a))
 #define ENCODER_TYPE(MODULE, WHAT)                                                                            \
     static PyObject *Encoder_call(PyObject *self, PyObject *args, PyObject *kw)                               \
@@ -221,7 +245,7 @@ static inline int load_objects(PyObject *objs, const char *const *names, PyObjec
         if (PyBytes_GET_SIZE(rec) != e->size)                                                                 \
             return PyErr_Format(PyExc_ValueError, WHAT " record of %zd bytes, layout says %zd",              \
                                 PyBytes_GET_SIZE(rec), e->size);                                              \
-        return encode(e, h, (const uint8_t *)PyBytes_AS_STRING(rec));                                         \
+        return hand_back_if_full(encode(e, h, (const uint8_t *)PyBytes_AS_STRING(rec)));                      \
     }                                                                                                         \
     static int Encoder_traverse(PyObject *self, visitproc visit, void *arg)                                   \
     {                                                                                                         \
