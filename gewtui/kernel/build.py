@@ -1,6 +1,7 @@
 """Builds what bcc compiles for one session: the capability report for the probe units,
 the choice of units that can run, the concatenated C source and its ``-D`` flags (BTF
-offsets of the running kernel and the plane's tunables).
+offsets of the running kernel and the plane's tunables); and loads it (``load_bpf``, and
+``load_retrying`` for each program).
 
 Pure Python; the only kernel facts read are tracefs formats and /sys/kernel/btf/vmlinux.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Any, Iterable
 
 from gewtui.kernel.probes import UNITS, tcp_events
@@ -121,6 +123,24 @@ def load_bpf(**kw: Any) -> Any:
             with contextlib.suppress(OSError):
                 os.close(fd)
         raise
+
+
+LOAD_TRIES = 5
+
+
+def load_retrying(load, name: bytes, kind: int, tries: int = LOAD_TRIES, pause_s: float = 0.05):
+    """``load(name, kind)`` (bcc's load_func), tried again when the kernel answers EAGAIN:
+    the verifier gives up with it when a signal is pending, which a tracer or profiler
+    attaching to this process causes (a stop per thread), and the same load then passes.
+    Any other error, or EAGAIN ``tries`` times, is raised as it came."""
+    for attempt in range(tries):
+        try:
+            return load(name, kind)
+        except Exception as e:
+            if attempt == tries - 1 or "Resource temporarily unavailable" not in str(e):
+                raise
+            time.sleep(pause_s)
+    raise AssertionError("unreachable")
 
 
 def _bpf_fds() -> set[int]:

@@ -32,7 +32,6 @@ failures and programs the kernel skipped (recursion) become LostRecords events a
 from __future__ import annotations
 
 import ipaddress
-import time
 from typing import Callable
 
 from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
@@ -198,7 +197,8 @@ class KernelPlane:
                         self.programs.append(p.fn)
                         continue
                 try:
-                    fn = self.bpf.load_func(p.fn.encode(), BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
+                    fn = build.load_retrying(self.bpf.load_func, p.fn.encode(),
+                                       BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
                 except Exception as e:
                     raise SessionError(f"the verifier refused {p.fn} ({u.name}): "
                                        f"{str(e).splitlines()[0]}") from None
