@@ -126,18 +126,20 @@ def load_bpf(**kw: Any) -> Any:
 
 
 LOAD_TRIES = 5
+EAGAIN = "Resource temporarily unavailable"    # how bcc's load error ends for it
 
 
 def load_retrying(load, name: bytes, kind: int, tries: int = LOAD_TRIES, pause_s: float = 0.05):
     """``load(name, kind)`` (bcc's load_func), tried again when the kernel answers EAGAIN:
     the verifier gives up with it when a signal is pending, which a tracer or profiler
     attaching to this process causes (a stop per thread), and the same load then passes.
-    Any other error, or EAGAIN ``tries`` times, is raised as it came."""
+    Any other error, or EAGAIN ``tries`` times (a sampling profiler that stops the process
+    hundreds of times a second interrupts every try), is raised as it came."""
     for attempt in range(tries):
         try:
             return load(name, kind)
         except Exception as e:
-            if attempt == tries - 1 or "Resource temporarily unavailable" not in str(e):
+            if attempt == tries - 1 or EAGAIN not in str(e):
                 raise
             time.sleep(pause_s)
     raise AssertionError("unreachable")

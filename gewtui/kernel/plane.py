@@ -32,6 +32,7 @@ failures and programs the kernel skipped (recursion) become LostRecords events a
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Callable
 
 from gewtui.errors import CapabilityError, GewError, ScopeError, SessionError
@@ -200,6 +201,10 @@ class KernelPlane:
                     fn = build.load_retrying(self.bpf.load_func, p.fn.encode(),
                                        BPF.RAW_TRACEPOINT if p.raw else BPF.TRACEPOINT)
                 except Exception as e:
+                    if build.EAGAIN in str(e):
+                        raise SessionError(f"the kernel could not load {p.fn} ({u.name}): interrupted "
+                                           f"{build.LOAD_TRIES} times in a row (EAGAIN: a tracer or profiler "
+                                           f"stopping this process?)") from None
                     raise SessionError(f"the verifier refused {p.fn} ({u.name}): "
                                        f"{str(e).splitlines()[0]}") from None
                 self._prog_fds[p.fn] = fn.fd
