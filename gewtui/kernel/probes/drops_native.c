@@ -29,20 +29,14 @@ typedef struct Encoder {
 #define OBJS(e) {&(e)->env, &(e)->sid, &(e)->overflow, &(e)->attribution, &(e)->reasons, &(e)->hows, \
                  &(e)->ifaces, &(e)->sites}
 #define KEY_BUFS(e) {&(e)->k_tuple, &(e)->k_proto, &(e)->k_loc, &(e)->k_sock, &(e)->k_count, &(e)->k_body}
-
-/* cache[key] copied into b; takes the key's reference */
-static int put_item(buf *b, PyObject *cache, PyObject *key)
-{
-    if (!key)
-        return 0;
-    PyObject *o = lookup(cache, key);
-    Py_DECREF(key);
-    if (!o)
-        return 0;
-    int ok = put_obj(b, o, 0);
-    Py_DECREF(o);
-    return ok;
-}
+#define INTS(e) {&(e)->size, &(e)->tup_at, &(e)->sk_at, &(e)->loc_at, &(e)->reason_at, &(e)->netns_at, \
+                 &(e)->ifindex_at, &(e)->proto_at, &(e)->attr_at, &(e)->ifname_at, &(e)->ifname_size, \
+                 &(e)->unspecified, &(e)->unattributed, &(e)->by_socket}
+static const char *const OBJECTS[] = {"env", "sid", "overflow", "attribution", "reasons", "hows", "ifaces", "sites"};
+static const char *const KEYS[] = {"tuple", "proto", "loc", "sock", "count", "body"};
+static const char *const LAYOUT[] = {"size", "tup_at", "sk_at", "loc_at", "reason_at", "netns_at", "ifindex_at",
+                                     "proto_at", "attr_at", "ifname_at", "ifname_size", "unspecified",
+                                     "unattributed", "by_socket"};
 
 static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
 {
@@ -114,46 +108,23 @@ done:
 
 ENCODER_TYPE("drops_native", "drop")
 
-static const char *const OBJECTS[] = {"env", "sid", "overflow", "attribution", "reasons", "hows", "ifaces", "sites"};
-static const char *const KEYS[] = {"tuple", "proto", "loc", "sock", "count", "body"};
-static const char *const LAYOUT[] = {"size", "tup_at", "sk_at", "loc_at", "reason_at", "netns_at", "ifindex_at",
-                                     "proto_at", "attr_at", "ifname_at", "ifname_size", "unspecified",
-                                     "unattributed", "by_socket"};
-
-/* drop_encoder(objects, keys, layout), three dicts by the names above (drops.py,
- * _native_drop) */
+/* drop_encoder(objects, keys, layout) (drops.py, _native_drop) */
 static PyObject *make_encoder(PyObject *mod, PyObject *args)
 {
-    PyObject *objs, *keys, *layout;
     (void)mod;
-    if (!PyArg_ParseTuple(args, "O!O!O!", &PyDict_Type, &objs, &PyDict_Type, &keys, &PyDict_Type, &layout))
-        return NULL;
-    Encoder *e = encoder_alloc();
+    Encoder *e = encoder_load(args);
     if (!e)
         return NULL;
-    PyObject **slots[] = OBJS(e);
-    if (!load_objects(objs, OBJECTS, slots, N(OBJECTS)))
-        goto fail;
     if (!PyDict_Check(e->attribution)) {
         PyErr_SetString(PyExc_TypeError, "drop_encoder(): attribution must be a dict");
-        goto fail;
-    }
-    Py_buffer *kb[] = KEY_BUFS(e);
-    Py_ssize_t *ints[] = {&e->size, &e->tup_at, &e->sk_at, &e->loc_at, &e->reason_at, &e->netns_at, &e->ifindex_at,
-                          &e->proto_at, &e->attr_at, &e->ifname_at, &e->ifname_size, &e->unspecified,
-                          &e->unattributed, &e->by_socket};
-    if (!load_keys(keys, KEYS, kb, N(KEYS)) || !tuple_layout_init(&e->tl, keys, layout)
-        || !load_ints(layout, LAYOUT, ints, N(LAYOUT)))
-        goto fail;
-    if (e->tup_at + e->tl.size > e->size || e->sk_at + 8 > e->size || e->loc_at + 8 > e->size
-        || e->reason_at + 4 > e->size || e->netns_at + 4 > e->size || e->ifindex_at + 4 > e->size
-        || e->proto_at + 2 > e->size || e->attr_at >= e->size || e->ifname_at + e->ifname_size > e->size) {
+    } else if (e->tup_at + e->tl.size > e->size || e->sk_at + 8 > e->size || e->loc_at + 8 > e->size
+               || e->reason_at + 4 > e->size || e->netns_at + 4 > e->size || e->ifindex_at + 4 > e->size
+               || e->proto_at + 2 > e->size || e->attr_at >= e->size || e->ifname_at + e->ifname_size > e->size) {
         PyErr_SetString(PyExc_ValueError, "drop_encoder(): a layout value outside the record");
-        goto fail;
+    } else {
+        PyObject_GC_Track((PyObject *)e);
+        return (PyObject *)e;
     }
-    PyObject_GC_Track((PyObject *)e);
-    return (PyObject *)e;
-fail:
     Py_DECREF(e);
     return NULL;
 }

@@ -90,20 +90,22 @@ static inline int as_u64(PyObject *o, uint64_t *v)
 
 static inline PyObject *lookup(PyObject *cache, PyObject *key) { return PyObject_GetItem(cache, key); }
 
-/* cache[v] for an int v, copied into b */
-static inline int put_cached(buf *b, PyObject *cache, long long v)
+/* cache[key] copied into b; takes the key's reference (a NULL key: its error stands) */
+static inline int put_item(buf *b, PyObject *cache, PyObject *key)
 {
-    PyObject *k = PyLong_FromLongLong(v);
-    if (!k)
+    if (!key)
         return 0;
-    PyObject *o = lookup(cache, k);
-    Py_DECREF(k);
+    PyObject *o = lookup(cache, key);
+    Py_DECREF(key);
     if (!o)
         return 0;
     int ok = put_obj(b, o, 0);
     Py_DECREF(o);
     return ok;
 }
+
+/* cache[v] for an int v, copied into b */
+static inline int put_cached(buf *b, PyObject *cache, long long v) { return put_item(b, cache, PyLong_FromLongLong(v)); }
 
 /* where struct gew_tuple's fields lie, and the Tuple message's keys */
 typedef struct TupleLayout {
@@ -222,8 +224,10 @@ static inline int load_objects(PyObject *objs, const char *const *names, PyObjec
  * ``size``, a TupleLayout ``tl``), OBJS(e) and KEY_BUFS(e), its objects and field keys, and
  * encode(e, header, record); this makes the call, which checks the record before encode
  * reads it, the collector's traverse and clear (the encoder holds its decoder's bound
- * methods, the decoder's table holds the encoder: a cycle the collector must see), and the
- * type ``EncoderType``. A record whose event outgrows the buffer is handed back (None). */
+ * methods, the decoder's table holds the encoder: a cycle the collector must see), the
+ * type ``EncoderType`` and its loading from Python (``encoder_load``; the file also defines
+ * INTS(e) and the name lists OBJECTS, KEYS and LAYOUT before it). A record whose event
+ * outgrows the buffer is handed back (None). */
 #define N(a) ((int)(sizeof a / sizeof *a))
 #define ENCODER_TYPE(MODULE, WHAT)                                                                            \
     static PyObject *Encoder_call(PyObject *self, PyObject *args, PyObject *kw)                               \
@@ -281,12 +285,29 @@ static inline int load_objects(PyObject *objs, const char *const *names, PyObjec
         .tp_traverse = Encoder_traverse,                                                                      \
         .tp_clear = Encoder_clear,                                                                            \
     };                                                                                                        \
-    /* a new, untracked encoder with every field NULL (a failure part way is released cleanly) */            \
-    static Encoder *encoder_alloc(void)                                                                       \
+    /* encoder(objects, keys, layout), three dicts by the names in OBJECTS, KEYS and LAYOUT: a      \
+     * new, untracked encoder with them loaded (every field NULL first, so a failure part way is       \
+     * released cleanly); the file's make_encoder checks the layout against the record, then tracks */ \
+    static Encoder *encoder_load(PyObject *args)                                                              \
     {                                                                                                         \
+        PyObject *objs, *keys, *layout;                                                                       \
+        if (!PyArg_ParseTuple(args, "O!O!O!", &PyDict_Type, &objs, &PyDict_Type, &keys, &PyDict_Type,          \
+                              &layout))                                                                       \
+            return NULL;                                                                                      \
         Encoder *e = PyObject_GC_New(Encoder, &EncoderType);                                                  \
-        if (e)                                                                                                \
-            memset((char *)e + sizeof(PyObject), 0, sizeof(Encoder) - sizeof(PyObject));                     \
+        if (!e)                                                                                               \
+            return NULL;                                                                                      \
+        memset((char *)e + sizeof(PyObject), 0, sizeof(Encoder) - sizeof(PyObject));                         \
+        PyObject **slots[] = OBJS(e);                                                                         \
+        Py_buffer *kb[] = KEY_BUFS(e);                                                                        \
+        Py_ssize_t *ints[] = INTS(e);                                                                         \
+        _Static_assert(N(slots) == N(OBJECTS) && N(kb) == N(KEYS) && N(ints) == N(LAYOUT),                   \
+                       "each name has its field");                                                            \
+        if (!load_objects(objs, OBJECTS, slots, N(slots)) || !load_keys(keys, KEYS, kb, N(kb))                \
+            || !tuple_layout_init(&e->tl, keys, layout) || !load_ints(layout, LAYOUT, ints, N(ints))) {       \
+            Py_DECREF(e);                                                                                     \
+            return NULL;                                                                                      \
+        }                                                                                                     \
         return e;                                                                                             \
     }
 

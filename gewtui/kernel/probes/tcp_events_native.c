@@ -26,6 +26,12 @@ typedef struct Encoder {
 #define OBJS(e) {&(e)->env, &(e)->sid, &(e)->states, &(e)->reasons}
 #define KEY_BUFS(e) {&(e)->k_tuple, &(e)->k_sock, &(e)->k_dir, &(e)->k_sent, &(e)->k_received, &(e)->k_cookie, \
                      &(e)->k_body}
+#define INTS(e) {&(e)->size, &(e)->tup_at, &(e)->sk_at, &(e)->cookie_at, &(e)->netns_at, &(e)->state_at, \
+                 &(e)->reason_at, &(e)->dir_at, &(e)->dir_sent}
+static const char *const OBJECTS[] = {"env", "sid", "states", "reasons"};
+static const char *const KEYS[] = {"tuple", "sock", "dir", "sent", "received", "cookie", "body"};
+static const char *const LAYOUT[] = {"size", "tup_at", "sk_at", "cookie_at", "netns_at", "state_at", "reason_at",
+                                     "dir_at", "dir_sent"};
 
 static PyObject *encode(Encoder *e, PyObject *h, const uint8_t *r)
 {
@@ -67,42 +73,22 @@ done:
 
 ENCODER_TYPE("tcp_events_native", "reset")
 
-static const char *const OBJECTS[] = {"env", "sid", "states", "reasons"};
-static const char *const KEYS[] = {"tuple", "sock", "dir", "sent", "received", "cookie", "body"};
-static const char *const LAYOUT[] = {"size", "tup_at", "sk_at", "cookie_at", "netns_at", "state_at", "reason_at",
-                                     "dir_at", "dir_sent"};
-
-/* reset_encoder(objects, keys, layout), three dicts by the names above (tcp_events.py,
- * _native_reset) */
+/* reset_encoder(objects, keys, layout) (tcp_events.py, _native_reset) */
 static PyObject *make_encoder(PyObject *mod, PyObject *args)
 {
-    PyObject *objs, *keys, *layout;
     (void)mod;
-    if (!PyArg_ParseTuple(args, "O!O!O!", &PyDict_Type, &objs, &PyDict_Type, &keys, &PyDict_Type, &layout))
-        return NULL;
-    Encoder *e = encoder_alloc();
+    Encoder *e = encoder_load(args);
     if (!e)
         return NULL;
-    PyObject **slots[] = OBJS(e);
-    if (!load_objects(objs, OBJECTS, slots, N(OBJECTS)))
-        goto fail;
-    Py_buffer *kb[] = KEY_BUFS(e);
-    Py_ssize_t *ints[] = {&e->size, &e->tup_at, &e->sk_at, &e->cookie_at, &e->netns_at, &e->state_at, &e->reason_at,
-                          &e->dir_at, &e->dir_sent};
-    if (!load_keys(keys, KEYS, kb, N(KEYS)) || !tuple_layout_init(&e->tl, keys, layout)
-        || !load_ints(layout, LAYOUT, ints, N(LAYOUT)))
-        goto fail;
     if (e->tup_at + e->tl.size > e->size || e->sk_at + 8 > e->size || e->cookie_at + 8 > e->size
         || e->netns_at + 4 > e->size || e->state_at + 4 > e->size || e->reason_at + 4 > e->size
         || e->dir_at >= e->size) {
         PyErr_SetString(PyExc_ValueError, "reset_encoder(): a layout value outside the record");
-        goto fail;
+        Py_DECREF(e);
+        return NULL;
     }
     PyObject_GC_Track((PyObject *)e);
     return (PyObject *)e;
-fail:
-    Py_DECREF(e);
-    return NULL;
 }
 
 static PyMethodDef methods[] = {
