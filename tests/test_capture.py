@@ -388,3 +388,66 @@ def test_the_status_bar_shows_lag_until_it_drains(tmp_path):
     view = views.build()
     assert view.status.lag == 0 and "lag" not in status_text(view).plain
     sess.close()
+
+
+class _GatedSession(_LaggingSession):
+    """Its capture records nothing until ``release`` is set."""
+
+    def __init__(self, path, events):
+        super().__init__(path, events)
+        self.release = threading.Event()
+
+    def capture_batch(self, timeout_ms):
+        if not self.release.is_set():
+            time.sleep(timeout_ms / 1000)
+            return [], 0, 0, 0
+        return super().capture_batch(timeout_ms)
+
+    def start_capture(self):
+        self.cap = Capture(self, max_queued=3000, poll_ms=50, yield_s=0)
+        return self.cap.start()
+
+
+def _wakeups(tid):
+    """Voluntary context switches of one thread of this process so far."""
+    with open(f"/proc/self/task/{tid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches line")
+
+
+def test_an_idle_pump_sleeps_until_the_capture_queues_events(tmp_path, monkeypatch):
+    """Over a capture thread that says when it queued events, the pump does not poll: idle,
+    it sleeps (each wakeup takes a CPU a busy workload wants, docs/probes.md "Transport"),
+    and a batch the capture queues is folded at once, long before the idle timer ends."""
+    from gewtui.debugger import runner as runner_mod
+    from gewtui.debugger.core import Debugger
+    from gewtui.debugger.sources import LiveSource
+    from tests.support.debugger_support import big_stream
+
+    monkeypatch.setattr(runner_mod, "IDLE_S", 5.0)
+    events = list(big_stream(1400, flows=20))
+    sess = _GatedSession(tmp_path / "idle.gewrec", events)
+    d = Debugger(LiveSource(sess))
+    r = runner_mod.Runner(d).start()
+    try:
+        deadline = time.monotonic() + 10
+        while (sess.cap is None or r._thread.native_id is None) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)                       # the first view is built; then nothing comes
+        tid = r._thread.native_id
+        w0 = _wakeups(tid)
+        time.sleep(1.0)
+        idle = _wakeups(tid) - w0
+        assert idle <= 3, f"the idle pump woke {idle} times in a second"  # polling: ~100
+        t0 = time.monotonic()
+        sess.release.set()
+        while len(d.log) < len(events) and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
+        took = time.monotonic() - t0
+        assert len(d.log) == len(events)
+        assert took < 3.0, f"folded {took:.1f} s after the capture queued it (idle timer: 5 s)"
+    finally:
+        r.stop()
+        sess.close()

@@ -44,6 +44,18 @@ def test_slow_records_stop_forcing_wakeups_and_a_burst_restores_them():
         while time.monotonic() < end and not plane._wake.quiet:
             plane.poll(50)                           # nothing happens in the namespace
         assert plane._wake.quiet and _quiet_in_kernel(plane) == 1
+        # quiet: a waiting poll lasts a whole slice even when records are already pending
+        # (a caller's shorter timeout, or a return as each record trickles in, would only
+        # add wakeups), and takes them all; a poll that does not wait returns at once
+        refused_connects(ns, 3)
+        before = col.plane.decoder.consumed
+        t0 = time.monotonic()
+        plane.poll(5)
+        assert time.monotonic() - t0 >= 0.045
+        assert plane.decoder.consumed - before >= 3
+        t0 = time.monotonic()
+        plane.poll(0)
+        assert time.monotonic() - t0 < 0.045
         # quiet: ~100 records arrive and none of them wakes the sleeping consumer
         plane.drain()
         assert _woken_after(plane, ns, 40, 1.0) >= 0.9

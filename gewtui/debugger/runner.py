@@ -5,8 +5,9 @@ receive immutable ``DebugView`` snapshots and command outputs through callbacks;
 touch the debugger, its engines or the source from their own threads. In a loop, the pump:
 
 1. runs the submitted commands, in order;
-2. ingests what the source has (a live session is polled with a short timeout, which is
-   also the loop's idle wait; a recording is read ahead of the cursor in chunks);
+2. ingests what the source has (a recording is read ahead of the cursor in chunks; a live
+   capture thread tells the pump when it queued events, and the pump sleeps until then, a
+   command, or a timer; a live session without one is polled with a short timeout);
 3. advances a running motion for a bounded slice, so a ``pause`` is never far away;
 4. reports stops (breakpoint hits, steps, the end of a recording);
 5. folds the state into one ``DebugView`` at most once per tick (and right after a
@@ -35,6 +36,9 @@ from gewtui.debugger.core import Debugger
 from gewtui.debugger.view_builder import ViewBuilder
 from gewtui.debugger.view import DebugView, Message, Output
 from gewtui.errors import GewError
+
+# longest sleep of an idle pump over a live capture that tells it when events come
+IDLE_S = 0.25
 
 
 @dataclass
@@ -73,6 +77,12 @@ class Runner:
         self.latest: DebugView | None = None
         self.error: BaseException | None = None
         self.quit_requested = False
+        # A live source that says when its capture queued events lets this thread sleep
+        # until then (or a command, or a timer) instead of waking every poll_s: each
+        # wakeup takes a CPU a busy workload wants.
+        self._told = False
+        on_data = getattr(debugger.source, "on_data", None)
+        self._event_driven = bool(on_data(self._nudge)) if callable(on_data) else False
 
     # ---- lifetime -------------------------------------------------------------------------
 
@@ -134,8 +144,10 @@ class Runner:
                 if self._stop.is_set():
                     break
                 busy = d.motion is not None and not d.following
+                told = self._event_driven and getattr(d.source, "tells", False)
                 if d.live:
-                    got = d.ingest(50000, timeout_s=0.0 if (busy or acted) else self.poll_s)
+                    at_once = busy or acted or told
+                    got = d.ingest(50000, timeout_s=0.0 if at_once else self.poll_s)
                 elif not d.log.complete:
                     got = d.ingest(self.read_ahead)
                 else:
@@ -157,7 +169,8 @@ class Runner:
                         continue
                     # A live source normally blocks in its poll; one that returned at once
                     # with nothing must not make this loop spin.
-                    self._idle_wait(self.poll_s if d.live else self.tick_s)
+                    self._idle_wait(self._until_due() if told
+                                    else self.poll_s if d.live else self.tick_s)
         except BaseException as e:     # surfaced to the front end, which exits with it
             self.error = e
             text = e.message if isinstance(e, GewError) else f"internal error in the debugger: {e!r}"
@@ -188,8 +201,26 @@ class Runner:
 
     def _idle_wait(self, seconds: float) -> None:
         with self._cv:
-            if not self._q and not self._stop.is_set():
+            if not self._q and not self._stop.is_set() and not self._told:
                 self._cv.wait(seconds)
+            self._told = False
+
+    def _nudge(self) -> None:
+        """The capture queued events (or ended): called on its thread."""
+        with self._cv:
+            self._told = True
+            self._cv.notify_all()
+
+    def _until_due(self) -> float:
+        """How long an event-driven idle may sleep: until a view left unbuilt is due, the
+        intervention timer, or at most IDLE_S."""
+        now = time.monotonic()
+        due = now + IDLE_S
+        if self.d.version != self._last_view_version:
+            due = min(due, self._next_view)
+        if self.d.intervention is not None:
+            due = min(due, self._next_tick)
+        return max(0.001, due - now)
 
     def _next_request(self) -> _Request | None:
         """The next request to run now. Requests run in order: while a motion runs, the

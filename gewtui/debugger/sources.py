@@ -310,11 +310,31 @@ class LiveSource:
         self.threaded = threaded and callable(getattr(session, "start_capture", None))
         self.capture: Any = None
         self.taken = 0
+        self._listeners: list[Any] = []
+
+    def on_data(self, fn: Any) -> bool:
+        """Have ``fn()`` called when the capture thread queues events or ends, so a reader
+        can sleep until then instead of polling. False when this source cannot tell (no
+        capture thread: the session is polled)."""
+        if not self.threaded:
+            return False
+        self._listeners.append(fn)
+        if self.tells:
+            getattr(self.capture, "listeners", []).append(fn)
+        return True
+
+    @property
+    def tells(self) -> bool:
+        """Whether the capture calls ``on_data``'s functions (one that cannot is polled)."""
+        cap = self.capture
+        return self.threaded and (cap is None or hasattr(cap, "listeners"))
 
     def _take(self, max_events: int, timeout_s: float) -> list[bytes]:
         cap = self.capture
         if cap is None:
             cap = self.capture = self.session.start_capture()
+            if self.tells:
+                cap.listeners.extend(self._listeners)
         return cap.take(min(max_events, self.batch), timeout_s)
 
     def read(self, max_events: int, timeout_s: float = 0.0) -> list[events_pb2.Event]:

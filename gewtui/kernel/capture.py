@@ -41,7 +41,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from gewtui.errors import RecordingError
 from gewtui.kernel.spare_cpu import SpareCpu
@@ -102,6 +102,9 @@ class Capture:
         self._reading: _Spill | None = None
         self._reader: Any = None
         self._walk: Any = None
+        # called (on this thread, no lock held) when a batch is queued and when the thread
+        # ends: the engine's pump sleeps until then instead of polling the queue
+        self.listeners: list[Callable[[], None]] = []
 
     # -- the capture thread ----------------------------------------------------------------
     def start(self) -> "Capture":
@@ -132,6 +135,11 @@ class Capture:
             self.busy = False
             with self._cv:
                 self._cv.notify_all()
+            self._tell()
+
+    def _tell(self) -> None:
+        for fn in self.listeners:
+            fn()
 
     def _offer(self, raws: list[bytes], start: int, end: int, events: int) -> None:
         """A batch: ``raws`` as recorded, standing for ``events`` events (a lifecycle stands
@@ -149,6 +157,7 @@ class Capture:
                 self._q.append((raws, start, end))
                 self._queued += n
             self._cv.notify_all()
+        self._tell()
 
     # -- the engine's side -----------------------------------------------------------------
     @property

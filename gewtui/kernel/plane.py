@@ -32,6 +32,7 @@ failures and programs the kernel skipped (recursion) become LostRecords events a
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
 from typing import Callable
 
@@ -336,16 +337,24 @@ class KernelPlane:
     # -- running ---------------------------------------------------------------------------
     def poll(self, timeout_ms: int) -> int:
         """Drain records for up to ``timeout_ms`` (returning early once something was
-        consumed) and run the summary timer. Returns the number of events emitted."""
+        consumed; while quiet, a waiting poll lasts a slice) and run the summary timer.
+        Returns the number of events emitted."""
         if self.state != "attached":
             return 0
         before = self.decoder.events
-        deadline = time.monotonic() + max(0, timeout_ms) / 1000
         wake = self._wake
+        hold = wake.quiet and timeout_ms > 0
+        if hold:
+            # No record wakes a quiet consumer: it takes them a whole slice at a time, as a
+            # shorter poll, or one returning as each record trickles in, would only add
+            # wakeups, and each preempts the workload (docs/probes.md, "Transport").
+            timeout_ms = max(timeout_ms, self.config.poll_slice_ms)
+        deadline = time.monotonic() + max(0, timeout_ms) / 1000
         while True:
             remaining = deadline - time.monotonic()
-            slice_ms = int(max(0.0, min(remaining * 1000, self.config.poll_slice_ms)))
-            n = self._transport.poll(slice_ms)
+            # rounded up: a wait cut to 0 ms would spin through the poll's last millisecond
+            slice_ms = max(0, min(math.ceil(remaining * 1000), self.config.poll_slice_ms))
+            n = self._transport.poll(slice_ms, hold)
             now = monotonic_ns()
             quiet = wake.observe(self.decoder.consumed, n, now)
             if quiet is not None:

@@ -25,6 +25,7 @@ import os
 import platform
 import select
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -202,15 +203,22 @@ class RingTransport:
         if e is not None:
             raise e
 
-    def poll(self, timeout_ms: int) -> int:
+    def poll(self, timeout_ms: int, hold: bool = False) -> int:
         """Wait up to ``timeout_ms`` for a wakeup, then drain what is there. Returns the
-        number of records consumed."""
+        number of records consumed. ``hold``: wait the whole time even if records are
+        pending (records that force no wakeup are collected a slice at a time, not one
+        poll each as they trickle in)."""
         before = self._decoder.consumed
+        timeout_ms = max(0, int(timeout_ms))
+        if hold and timeout_ms:
+            time.sleep(timeout_ms / 1000)
         if self._ring is not None:
-            self._ring.wait(max(0, int(timeout_ms)))
+            if not hold:
+                self._ring.wait(timeout_ms)
             self._drain_mapped(self.batch)
             return self._decoder.consumed - before
-        self._bpf.ring_buffer_poll(max(0, int(timeout_ms)))
+        if not hold:
+            self._bpf.ring_buffer_poll(timeout_ms)
         self._bpf.ring_buffer_consume()
         self._raise_pending()
         return self._decoder.consumed - before
