@@ -8,9 +8,11 @@ workload that shows per-packet cost); bulk — one connection writing 256 KiB ch
 Everything runs as users run it: the fair scheduler, no pinning, no real-time priority, the
 session at nice 0.
 
-Each round runs both workloads without a session, with a session as it runs by default,
-and with a session started with --bpf-stats, the order reversed every other round; a
-round's with/without pair gives a paired ratio. The session's BPF cost is the change of
+Each round runs both workloads without a session, with a session as it runs by default
+(in this process, polled every 50 ms), with gew-tui's live engine (its own process, headless:
+capture thread, engine, pump, UI), with the session's kernel side alone, and with a session
+started with --bpf-stats, the order reversed every other round; a round's with/without pair
+gives a paired ratio. The session's BPF cost is the change of
 each program's run_time_ns / run_cnt over the --bpf-stats runs (kernel program statistics,
 BPF_ENABLE_STATS: the kernel times every run, which itself costs ~100 ns per run, hence off
 by default).
@@ -26,6 +28,7 @@ itself is never pinned.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -54,6 +57,8 @@ class Bench:
         self.session_events = 0
         self.session_cpu: dict[str, list[float]] = {}     # the session process's CPU share per run
         self.kernel_side = ""                              # how the per-packet programs ran
+        self.live_cpu: dict[str, list[float]] = {}        # the live engine process's CPU share per run
+        self.live_lost = 0
 
     def client(self, mode: str, live=None) -> float:
         argv = (["rr", self.server, str(PORT), str(SIZE), str(self.seconds)] if mode == "rr"
@@ -103,6 +108,33 @@ class Bench:
             p.communicate(timeout=60)
         finally:
             end(p)
+
+    def live(self) -> None:
+        """gew-tui's live engine (capture thread, engine, pump, the Textual app, headless:
+        bench/churn_live.py), a process of its own as users run it."""
+        rec = os.path.join(self.tmp, "live.gewrec")
+        p = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "churn_live.py"),
+                              "--scope", f"netns={self.a}", "--scope", f"netns={self.b}", "--record", rec],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            if (p.stdout.readline() or "").strip() != "ready":
+                raise RuntimeError(f"live engine did not start: {p.stderr.read().strip()[-300:]}")
+            for mode in ("rr", "bulk"):
+                t0 = _proc_cpu(p.pid)
+                v = self.client(mode)
+                self.live_cpu.setdefault(mode, []).append((_proc_cpu(p.pid) - t0) / self.seconds)
+                self.results.setdefault((mode, "live"), []).append(v)
+                log(f"{mode:4s} with live engine: {v:,.3f} (its process: {self.live_cpu[mode][-1]:.1%} CPU)")
+            p.stdin.write("stop\n")
+            p.stdin.flush()
+            out, err = p.communicate(timeout=120)
+            if p.returncode != 0:
+                raise RuntimeError(f"live engine failed ({p.returncode}): {err.strip()[-300:]}")
+            r = json.loads([x for x in out.splitlines() if x.startswith("{")][-1])
+            self.live_lost += int(r["lost"])
+        finally:
+            end(p)
+        os.unlink(rec)
 
     def _session(self, stats: bool) -> None:
         from gewtui.kernel.live import LiveSession
@@ -156,7 +188,7 @@ def main(argv: list[str]) -> int:
             bench = Bench(a, b, server, tcpload, ns.seconds, tmp)
             for r in range(ns.rounds):
                 log(f"round {r + 1}/{ns.rounds}")
-                steps = (bench.with_session, bench.without, bench.kernel_only, bench.with_stats)
+                steps = (bench.with_session, bench.without, bench.live, bench.kernel_only, bench.with_stats)
                 if r % 2:
                     steps = steps[::-1]
                 for step in steps:
@@ -165,6 +197,13 @@ def main(argv: list[str]) -> int:
             end(srv)
     print(report(bench, ns.rounds, ns.seconds, load_start))
     return 0
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def kernel_side(plane) -> str:
@@ -185,18 +224,19 @@ def kernel_side(plane) -> str:
 
 def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
     out = ["## Per-packet cost on traffic" + (", workload pinned" if PINNED else "") + "\n",
-           f"TCP over a veth pair between two scratch namespaces; "
+           "TCP over a veth pair between two scratch namespaces; "
            + ("KINDER SET-UP: the workload's client pinned to CPU 0 and its server to CPU 1 (taskset), the "
               "session unpinned, fair class, nice 0; " if PINNED else
               "normal scheduling as users run it: fair class, no pinning, the session at nice 0; ")
            + f"{rounds} rounds of {seconds:g} s runs, without a session, with a full session as it runs by default (every probe "
-           f"unit, recording, Engine.feed), with the session's kernel side alone (its programs and ring buffer, records "
+           f"unit, recording, Engine.feed, polled every 50 ms in this process), with gew-tui's live engine in a process of its own "
+           f"(bench/churn_live.py: capture thread, engine, pump and the Textual app, headless), with the session's kernel side alone (its programs and ring buffer, records "
            f"taken and not decoded) and with one started with --bpf-stats, the order reversed every other round. Load: {load_start} at the start, {load()} at "
            f"the end. The sessions recorded {b.session_events:,} events in all. {b.kernel_side}\n"]
     rows = []
     for mode, unit, target in (("rr", "transactions/s", TARGET_RR), ("bulk", "Gbit/s", TARGET_BULK)):
         wo = b.results.get((mode, False), [])
-        for how in (True, "kernel", "stats"):
+        for how in (True, "live", "kernel", "stats"):
             w = b.results.get((mode, how), [])
             pairs = [x / y for x, y in zip(w, wo) if y]
             r = med(w) / med(wo) if wo and w else float("nan")
@@ -204,15 +244,21 @@ def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
             name = f"request/response, {SIZE} B ({unit})" if mode == "rr" else f"bulk stream ({unit})"
             if how == "stats":
                 name += ", session with --bpf-stats"
+            elif how == "live":
+                name += ", gew-tui's live engine (headless)"
             elif how == "kernel":
                 name += ", gew's programs and ring buffer only (records not decoded: a bound, not a mode)"
             lo, hi = boot_ci(pairs)
             rows.append([name, spread(wo, fmt), spread(w, fmt), f"{r:.3f}", spread(pairs, "{:.3f}"),
                          f"{lo:.3f}..{hi:.3f}",
-                         f"≥ {target:.2f}: {'met' if r >= target else 'missed'}" if how is True else "(not the default)"])
+                         f"≥ {target:.2f}: {'met' if r >= target else 'missed'}" if how in (True, "live")
+                         else "(not the default)"])
     out.append(table(["workload", "without session, median [min..max]", "with session", "ratio of medians",
                       "paired ratio per round, median [min..max]", "90% interval of the paired median (bootstrap)",
                       "target"], rows))
+    if b.live_cpu:
+        out.append(f"\nThe live engine's process took {med(b.live_cpu.get('rr', [])):.1%} of a CPU on request/response "
+                   f"and {med(b.live_cpu.get('bulk', [])):.1%} on bulk (medians); records it lost in all: {b.live_lost}.")
     # BPF cost
     for mode, label in (("rr", "request/response"), ("bulk", "bulk")):
         progs = b.prog[mode]

@@ -343,12 +343,10 @@ class KernelPlane:
             return 0
         before = self.decoder.events
         wake = self._wake
+        # No record wakes a quiet consumer: it takes them a slice at a time, since more polls
+        # only add wakeups, each preempting the workload (docs/probes.md, "Transport").
         hold = wake.quiet and timeout_ms > 0
-        if hold:
-            # No record wakes a quiet consumer: it takes them a whole slice at a time, as a
-            # shorter poll, or one returning as each record trickles in, would only add
-            # wakeups, and each preempts the workload (docs/probes.md, "Transport").
-            timeout_ms = max(timeout_ms, self.config.poll_slice_ms)
+        timeout_ms = max(timeout_ms, self.config.poll_slice_ms) if hold else timeout_ms
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         while True:
             remaining = deadline - time.monotonic()
