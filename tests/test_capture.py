@@ -451,3 +451,48 @@ def test_an_idle_pump_sleeps_until_the_capture_queues_events(tmp_path, monkeypat
     finally:
         r.stop()
         sess.close()
+
+
+class _TrickleSession(_LaggingSession):
+    """Its capture records 20 events every 20 ms, like a quiet box."""
+
+    def _raws(self):
+        out = self.events[self.i:self.i + 20]
+        self.i += len(out)
+        self.next_id = 1
+        return [e.SerializeToString() for e in out]
+
+    def capture_batch(self, timeout_ms):
+        time.sleep(0.02)
+        return super().capture_batch(timeout_ms)
+
+
+def test_a_followed_live_session_gets_a_few_views_a_second_and_commands_theirs_at_once(tmp_path):
+    """Following a live session, views come at most every ``live_tick_s`` however often events
+    do (each costs the box CPU to build and to paint); a command's view is not held back."""
+    from gewtui.debugger.core import Debugger
+    from gewtui.debugger.runner import Runner
+    from gewtui.debugger.sources import LiveSource
+    from tests.support.debugger_support import big_stream
+
+    events = list(big_stream(4000, flows=40))
+    sess = _TrickleSession(tmp_path / "trickle.gewrec", events)
+    d = Debugger(LiveSource(sess))
+    views = []
+    r = Runner(d, on_view=lambda v: views.append(time.monotonic()), live_tick_s=0.5).start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(d.log) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        n0 = len(d.log)
+        time.sleep(1.6)
+        shown = sum(1 for t in views if t > t0)
+        assert len(d.log) - n0 > 500                  # events kept coming all along
+        assert 2 <= shown <= 4, shown                 # (at a 0.1 s tick: 13)
+        asked = time.monotonic()
+        r.submit("").result(timeout=5)
+        assert views[-1] >= asked and views[-1] - asked < 0.4
+    finally:
+        r.stop()
+        sess.close()

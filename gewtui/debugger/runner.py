@@ -10,8 +10,9 @@ touch the debugger, its engines or the source from their own threads. In a loop,
    command, or a timer; a live session without one is polled with a short timeout);
 3. advances a running motion for a bounded slice, so a ``pause`` is never far away;
 4. reports stops (breakpoint hits, steps, the end of a recording);
-5. folds the state into one ``DebugView`` at most once per tick (and right after a
-   command, so keys feel immediate), and hands it to ``on_view``.
+5. folds the state into one ``DebugView`` at most once per tick (``tick_s``; following a live
+   session, ``live_tick_s``), and right after a command so keys feel immediate, and hands it
+   to ``on_view``.
 
 A live source is followed, not driven: its capture thread records the kernel on its own
 (gewtui.kernel.capture) and the pump takes what was captured, so the engine may lag and never
@@ -39,6 +40,8 @@ from gewtui.errors import GewError
 
 # longest sleep of an idle pump over a live capture that tells it when events come
 IDLE_S = 0.25
+# least time between two views while a live session is followed (a frame costs the box CPU)
+LIVE_TICK_S = 0.25
 
 
 @dataclass
@@ -55,7 +58,8 @@ class Runner:
                  on_view: Callable[[DebugView], None] | None = None,
                  on_output: Callable[[list[Output], bool], None] | None = None,
                  tick_s: float = 0.1, read_ahead: int = 20000, poll_s: float = 0.01,
-                 view_share: float = 0.1, name: str = "gew-pump") -> None:
+                 view_share: float = 0.1, live_tick_s: float = LIVE_TICK_S,
+                 name: str = "gew-pump") -> None:
         self.d = debugger
         self.views = views or ViewBuilder(debugger)
         self.on_view = on_view or (lambda v: None)
@@ -63,6 +67,7 @@ class Runner:
         # breakpoint hit while following), which a line-based front end prints by itself.
         self.on_output = on_output or (lambda o, owned: None)
         self.tick_s = tick_s
+        self.live_tick_s = live_tick_s
         self.read_ahead = read_ahead
         self.poll_s = poll_s
         self.view_share = view_share
@@ -188,7 +193,10 @@ class Runner:
         self.latest = view
         self._last_view_version = self.d.version
         now = time.monotonic()
-        wait = self.tick_s
+        # Following a live session, the view changes with the box, not with the operator: a
+        # few frames a second show it, and each frame costs the box (building it here, and
+        # painting it on the front end's thread). Commands still get theirs at once.
+        wait = self.live_tick_s if (self.d.live and self.d.following) else self.tick_s
         if getattr(self.d.source, "lag", 0):
             # behind the capture: the next view waits until folding had its share of the time
             wait = max(wait, (now - t0) * (1 - self.view_share) / self.view_share)
