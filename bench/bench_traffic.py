@@ -119,6 +119,7 @@ class Bench:
         try:
             if (p.stdout.readline() or "").strip() != "ready":
                 raise RuntimeError(f"live engine did not start: {p.stderr.read().strip()[-300:]}")
+            time.sleep(1.0)     # its start (first views, the first paint) is not the workload's to pay
             for mode in ("rr", "bulk"):
                 t0 = _proc_cpu(p.pid)
                 v = self.client(mode)
@@ -230,7 +231,7 @@ def report(b: Bench, rounds: int, seconds: float, load_start: str) -> str:
               "normal scheduling as users run it: fair class, no pinning, the session at nice 0; ")
            + f"{rounds} rounds of {seconds:g} s runs, without a session, with a full session as it runs by default (every probe "
            f"unit, recording, Engine.feed, polled every 50 ms in this process), with gew-tui's live engine in a process of its own "
-           f"(bench/churn_live.py: capture thread, engine, pump and the Textual app, headless), with the session's kernel side alone (its programs and ring buffer, records "
+           f"(bench/churn_live.py: capture thread, engine, pump and the Textual app, headless; the workload starts 1 s after it is up), with the session's kernel side alone (its programs and ring buffer, records "
            f"taken and not decoded) and with one started with --bpf-stats, the order reversed every other round. Load: {load_start} at the start, {load()} at "
            f"the end. The sessions recorded {b.session_events:,} events in all. {b.kernel_side}\n"]
     rows = []
