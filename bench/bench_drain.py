@@ -1,7 +1,7 @@
 """How fast the live engine drains its lag: recorded events handed to the debugger the way
 a live session's capture thread hands them over, folded by the pump as gew-tui runs it.
 
-    python bench/bench_drain.py [RECORDING] [--events N] [--rounds R] [--sample]
+    python bench/bench_drain.py [RECORDING] [--events N] [--rounds R] [--sample] [--parts]
 
 The events' bytes are read into memory first (a recording's, or without one the constructed
 stream of bench_replay.py: many concurrent connections, not observed data); then a stand-in
@@ -13,7 +13,11 @@ session stores them. Beside it, in the same run: the same events parsed and fed 
 ``Engine`` on this thread (the engine's own ceiling, the baseline), and ``Debugger.ingest`` in
 a loop on this thread (log and head fold, no views). Rates are events per CPU second of the
 thread that folds (wall rates move with the machine's load) and best of ``--rounds``.
-``--sample`` prints where the pump's time goes (stderr).
+``--sample`` prints where the pump's time goes (stderr). ``--parts`` prints, instead of the
+drain, what each step costs an event on this thread, best of ``--rounds`` passes: the
+lifecycle expansion, parsing (events freed at once, and kept for batches of several sizes:
+a parsed event is far larger than its bytes), and ``Engine.feed`` by event kind and with the
+templates' offers of state changes left out; read as shares when the box is noisy.
 
 A churn recording: ``gew session apply --scope netns=NS --record FILE`` under
 ``redis-benchmark -k 0`` (bench_churn.py sets such namespaces up).
@@ -24,7 +28,6 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from types import SimpleNamespace
 
@@ -33,7 +36,7 @@ if __package__ in (None, ""):
 
 from gewtui.debugger.core import Debugger  # noqa: E402
 from gewtui.debugger.runner import Runner  # noqa: E402
-from gewtui.debugger.sources import LiveSource, ReplaySource  # noqa: E402
+from gewtui.debugger.sources import LiveSource  # noqa: E402
 from gewtui.recording.writer import RecordingWriter  # noqa: E402
 
 TARGET_EPS = 300_000
@@ -173,6 +176,77 @@ def _engine_alone(raws: list[bytes]) -> float:
     return time.thread_time() - c0
 
 
+def parts(raws: list[bytes], events: list[bytes], rounds: int) -> str:
+    """What each step costs an event, µs (best of ``rounds`` passes in this process)."""
+    import gc
+    from collections import Counter
+    from time import perf_counter_ns
+
+    from gewtui.model.engine import Engine
+    from gewtui.pb import events_pb2
+
+    parse = events_pb2.Event.FromString
+    n = len(events)
+
+    def best(fn) -> float:
+        out = float("inf")
+        for _ in range(max(1, rounds)):
+            gc.collect()
+            c0 = time.thread_time()
+            fn()
+            out = min(out, time.thread_time() - c0)
+        return out / n * 1e6
+
+    def feed(offers: bool) -> None:
+        eng = Engine()
+        if not offers:
+            eng._tcp._offer_state = None
+        f = eng.feed
+        for ev, raw in zip(evs, events):
+            f(ev, raw)
+
+    def kept(size: int):
+        def run() -> None:
+            for i in range(0, n, size):
+                batch = [parse(r) for r in events[i:i + size]]
+                del batch
+        return run
+
+    def fresh() -> None:
+        for r in events:
+            parse(r)
+
+    evs = [parse(r) for r in events]
+    rows = [("expanding lifecycles (C)", best(lambda: expand_all(raws))),
+            ("parsing, each event freed at once", best(fresh))]
+    rows += [(f"parsing, batches of {size:,} kept until done", best(kept(size))) for size in (256, 1024, 4096, 16384)]
+    rows += [("Engine.feed, every kind", best(lambda: feed(True))),
+             ("Engine.feed without the templates' offers of state changes", best(lambda: feed(False)))]
+    # by kind, one pass, timed per event (the timer's own cost taken out)
+    spent: Counter = Counter()
+    count: Counter = Counter()
+    eng = Engine()
+    f = eng.feed
+    for ev, raw in zip(evs, events):
+        kind = ev.WhichOneof("body")
+        t0 = perf_counter_ns()
+        f(ev, raw)
+        spent[kind] += perf_counter_ns() - t0
+        count[kind] += 1
+    t0 = perf_counter_ns()
+    for _ in range(10_000):
+        perf_counter_ns()
+    tick = (perf_counter_ns() - t0) / 10_000
+    lines = ["| step, per event | µs |", "|---|---:|"]
+    lines += [f"| {name} | {us:.2f} |" for name, us in rows]
+    for kind, ns in spent.most_common():
+        if count[kind] >= n // 100:
+            each = (ns / count[kind] - tick) / 1000
+            lines.append(f"| Engine.feed of `{kind}` ({count[kind]:,} events): each; its share of an average event "
+                         f"| {each:.2f}; {each * count[kind] / n:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recording", nargs="?", help="a .gewrec (default: bench_replay's constructed stream)")
@@ -180,6 +254,7 @@ def main(argv: list[str]) -> int:
                     "500,000 constructed)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="where the pump's time goes (stderr)")
+    ap.add_argument("--parts", action="store_true", help="what each step costs an event, instead of the drain")
     a = ap.parse_args(argv[1:])
     if a.recording:
         raws = read_events(a.recording, a.events or 1 << 62)
@@ -192,6 +267,11 @@ def main(argv: list[str]) -> int:
         what = "bench_replay's constructed stream (not observed data)"
     events = expand_all(raws)          # what the engine folds: lifecycles stand for several
     total = len(events)
+    if a.parts:
+        print(f"## What an event costs the live engine (bench_drain.py --parts)\n\n{total:,} events of {what}, "
+              f"best of {a.rounds} passes on one thread.\n")
+        print(parts(raws, events, a.rounds))
+        return 0
     load0 = os.getloadavg()[0]
     rows: dict[str, list[tuple[float, float]]] = {"engine": [], "plain": [], "pump": []}
     views = 0
