@@ -496,3 +496,42 @@ def test_a_followed_live_session_gets_a_few_views_a_second_and_commands_theirs_a
     finally:
         r.stop()
         sess.close()
+
+
+def _cpu_s(tid):
+    """utime + stime of one thread of this process, in seconds."""
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_live_step_waiting_for_the_next_event_sleeps_instead_of_spinning(tmp_path):
+    """A step at the live head waits for the kernel's next event: the pump sleeps meanwhile
+    (it spun a whole CPU before) and the step ends once an event comes."""
+    from gewtui.debugger.core import Debugger
+    from gewtui.debugger.runner import Runner
+    from gewtui.debugger.sources import LiveSource
+    from tests.support.debugger_support import big_stream
+
+    events = list(big_stream(1400, flows=20))
+    sess = _GatedSession(tmp_path / "step.gewrec", events)
+    d = Debugger(LiveSource(sess))
+    r = Runner(d).start()
+    try:
+        deadline = time.monotonic() + 10
+        while (sess.cap is None or r._thread.native_id is None) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        fut = r.submit("step", wait_stop=True)
+        time.sleep(0.3)
+        assert d.motion is not None and not fut.done()    # waiting for an event
+        tid = r._thread.native_id
+        c0 = _cpu_s(tid)
+        time.sleep(1.0)
+        spent = _cpu_s(tid) - c0
+        assert spent < 0.2, f"the waiting pump used {spent:.2f} s of CPU in a second"  # spinning: ~1
+        sess.release.set()
+        outs = fut.result(timeout=10)
+        assert [(o.reason, o.position) for o in outs] == [("step", 1)], outs
+    finally:
+        r.stop()
+        sess.close()

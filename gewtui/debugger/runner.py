@@ -159,6 +159,10 @@ class Runner:
                     got = 0
                 if busy:
                     d.run(0.03)
+                    # a live motion at the head (a step, a goto past the end) waits for the
+                    # kernel's next event: it sleeps like an idle pump instead of spinning
+                    busy = d.motion is not None and not d.following and not (
+                        d.live and d.position >= len(d.log))
                 self._tick_intervention()
                 stops = d.take_stops()
                 if stops:
