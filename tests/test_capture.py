@@ -535,3 +535,31 @@ def test_a_live_step_waiting_for_the_next_event_sleeps_instead_of_spinning(tmp_p
     finally:
         r.stop()
         sess.close()
+
+
+def test_a_listener_that_raises_does_not_stop_the_capture(tmp_path):
+    """The capture calls its listeners after each batch; one that fails is the reader's
+    problem (it still wakes on its own timer), never the capture's: every batch is taken."""
+    live = _FakeLive(tmp_path / "l.gewrec", [50] * 6)
+    cap = Capture(live, poll_ms=5, yield_s=0)
+    told = []
+
+    def broken():
+        told.append(1)
+        raise RuntimeError("a reader's bug")
+    cap.listeners.append(broken)
+    cap.start()
+    try:
+        deadline = time.monotonic() + 10
+        while cap.captured < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cap.captured == 300 and cap.error is None and cap.alive
+        assert len(told) >= 6
+        got = []
+        while len(got) < 300:
+            got += cap.take(1000, 0.5)
+    finally:
+        cap.stop()
+    assert [events_pb2.Event.FromString(r).id for r in got] == list(range(1, 301))
+    cap.close()
+    live.writer.close()

@@ -319,8 +319,8 @@ class LiveSource:
         if not self.threaded:
             return False
         self._listeners.append(fn)
-        if self.tells:
-            getattr(self.capture, "listeners", []).append(fn)
+        if self.capture is not None and self.tells:
+            self.capture.listeners.append(fn)
         return True
 
     @property

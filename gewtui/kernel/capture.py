@@ -138,8 +138,13 @@ class Capture:
             self._tell()
 
     def _tell(self) -> None:
+        # a reader's hook that fails must not stop the capture (the reader still wakes on
+        # its own timer)
         for fn in self.listeners:
-            fn()
+            try:
+                fn()
+            except Exception:
+                pass
 
     def _offer(self, raws: list[bytes], start: int, end: int, events: int) -> None:
         """A batch: ``raws`` as recorded, standing for ``events`` events (a lifecycle stands
