@@ -96,6 +96,16 @@ def interleaved(variants: dict[str, Callable[[], float]], rounds: int,
     return results
 
 
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process and its threads, in seconds (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def pin(cpu: int, pid: int = 0) -> None:
     os.sched_setaffinity(pid, {cpu % (os.cpu_count() or 1)})
 

@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import ROOT, end, load, log, med, require_root, table, veth_pair  # noqa: E402
+from _util import ROOT, end, load, log, med, proc_cpu_s, require_root, table, veth_pair  # noqa: E402
 
 PORT = 6399
 CLIENTS = 32
@@ -69,7 +69,6 @@ KERNEL_SIDE = {"kernel": [], "programs": ["--no-drain", "--ring-mib", "512"], "a
 RINGBUF_PAGES = int(os.environ.get("GEW_BENCH_RINGBUF_PAGES", "0"))   # 0: the session's default
 SAMPLE = bool(os.environ.get("GEW_BENCH_SAMPLE"))   # sample the live engine's pump while its lag drains
 GEW = [os.path.join(os.path.dirname(sys.executable), "gew")]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 WHAT_BOUNDS = """What bounds it: on two vCPUs the workload (client and server) wants both CPUs, so
@@ -107,16 +106,6 @@ class Run:
     note: str = ""
 
 
-def _cpu_s(pid: int) -> float:
-    """utime + stime of a process and its threads, in seconds."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def _ns(ns: str, *argv: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *argv]
 
@@ -145,11 +134,11 @@ def _workload(client_ns: str, addr: str, requests: int) -> float:
 
 def _measure(p: subprocess.Popen | None, client_ns: str, addr: str, requests: int, run: Run) -> float:
     """Run the workload; returns the observer's CPU seconds at its start."""
-    c0, t0 = (_cpu_s(p.pid) if p else 0.0), time.monotonic()
+    c0, t0 = (proc_cpu_s(p.pid) if p else 0.0), time.monotonic()
     run.conns_per_s = _workload(client_ns, addr, requests)
     dt = time.monotonic() - t0
     if p is not None:
-        run.cpu = (_cpu_s(p.pid) - c0) / dt
+        run.cpu = (proc_cpu_s(p.pid) - c0) / dt
     return c0
 
 
@@ -191,7 +180,7 @@ def run_apply(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
                 run.rescued = int(status.get("rescued", 0))
                 if status.get("events_per_s", 0) < 1000:
                     break
-        run.cpu_total = _cpu_s(p.pid) - c0
+        run.cpu_total = proc_cpu_s(p.pid) - c0
         p.send_signal(signal.SIGINT)
         err = p.stderr.read()
         p.wait(60)
@@ -218,7 +207,7 @@ def run_live(server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
     try:
         _wait_line(p, p.stdout, r"^ready")
         _measure(p, client_ns, addr, requests, run)
-        c0, t0 = _cpu_s(p.pid), time.monotonic()
+        c0, t0 = proc_cpu_s(p.pid), time.monotonic()
         p.stdin.write("stop\n")
         p.stdin.flush()
         out, err = p.communicate(timeout=400)
@@ -254,7 +243,7 @@ def run_kernel(server_ns, client_ns, addr, requests, rnd, tmp, observer: str = "
     try:
         _wait_line(p, p.stdout, r"^ready")
         c0 = _measure(p, client_ns, addr, requests, run)
-        run.cpu_total = _cpu_s(p.pid) - c0
+        run.cpu_total = proc_cpu_s(p.pid) - c0
         p.stdin.write("stop\n")
         p.stdin.flush()
         out, err = p.communicate(timeout=120)
@@ -286,7 +275,7 @@ def run_bcc(tool, server_ns, client_ns, addr, requests, rnd, tmp) -> Run:
             time.sleep(0.05)
         c0 = _measure(p, client_ns, addr, requests, run)
         time.sleep(1.0)            # its perf buffers drain
-        run.cpu_total = _cpu_s(p.pid) - c0
+        run.cpu_total = proc_cpu_s(p.pid) - c0
         p.send_signal(signal.SIGINT)
         p.wait(30)
     finally:

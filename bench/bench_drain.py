@@ -74,6 +74,7 @@ class _Capture:
         self.at = 0
         self.resume_offset = 0
         self.spilled = 0
+        self.listeners: list = []     # never called: the whole backlog is there from the start
 
     @property
     def lag(self) -> int:

@@ -37,7 +37,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import boot_ci, build_c, end, load, log, med, require_root, spread, table, veth_pair  # noqa: E402
+from _util import boot_ci, build_c, end, load, log, med, proc_cpu_s, require_root, spread, table, veth_pair  # noqa: E402
 
 PORT = 21080
 SIZE = 64
@@ -121,9 +121,9 @@ class Bench:
                 raise RuntimeError(f"live engine did not start: {p.stderr.read().strip()[-300:]}")
             time.sleep(1.0)     # its start (first views, the first paint) is not the workload's to pay
             for mode in ("rr", "bulk"):
-                t0 = _proc_cpu(p.pid)
+                t0 = proc_cpu_s(p.pid)
                 v = self.client(mode)
-                self.live_cpu.setdefault(mode, []).append((_proc_cpu(p.pid) - t0) / self.seconds)
+                self.live_cpu.setdefault(mode, []).append((proc_cpu_s(p.pid) - t0) / self.seconds)
                 self.results.setdefault((mode, "live"), []).append(v)
                 log(f"{mode:4s} with live engine: {v:,.3f} (its process: {self.live_cpu[mode][-1]:.1%} CPU)")
             p.stdin.write("stop\n")
@@ -198,13 +198,6 @@ def main(argv: list[str]) -> int:
             end(srv)
     print(report(bench, ns.rounds, ns.seconds, load_start))
     return 0
-
-
-def _proc_cpu(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def kernel_side(plane) -> str:

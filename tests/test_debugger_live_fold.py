@@ -40,6 +40,7 @@ class _Capture:
 
     def __init__(self, raws: list[bytes], batch: int) -> None:
         self.raws, self.at, self.batch = raws, 0, batch
+        self.listeners: list = []     # never called: everything is there from the start
 
     @property
     def lag(self) -> int:

@@ -13,4 +13,4 @@ def test_an_inventory_that_cannot_be_read_is_logged_in_one_line_and_left_out(mon
     said: list[str] = []
     scope = SimpleNamespace(netns={}, filter=SimpleNamespace(prefixes=[], ports=[]))
     assert live._inventory(scope, said.append) is None
-    assert said == ["inventory: cannot read /proc/net/snmp"]
+    assert said == ["inventory: OSError: cannot read /proc/net/snmp"]

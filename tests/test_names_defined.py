@@ -3,10 +3,7 @@ other tests do not reach (an error branch, a rarely taken fallback) would raise 
 there instead of doing its job. pyflakes reads every module of gewtui/ without running it."""
 import pathlib
 
-import pytest
-
-pyflakes = pytest.importorskip("pyflakes", reason="pyflakes is in the test extras (make venv installs it)")
-from pyflakes import checker, messages  # noqa: E402
+from pyflakes import checker, messages   # the test extras (make venv) install it
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "gewtui"
 WRONG = (messages.UndefinedName, messages.UndefinedLocal, messages.UndefinedExport)

@@ -149,7 +149,7 @@ class Runner:
                 if self._stop.is_set():
                     break
                 busy = d.motion is not None and not d.following
-                told = self._event_driven and getattr(d.source, "tells", False)
+                told = self._event_driven
                 if d.live:
                     at_once = busy or acted or told
                     got = d.ingest(50000, timeout_s=0.0 if at_once else self.poll_s)

@@ -319,22 +319,15 @@ class LiveSource:
         if not self.threaded:
             return False
         self._listeners.append(fn)
-        if self.capture is not None and self.tells:
+        if self.capture is not None:
             self.capture.listeners.append(fn)
         return True
-
-    @property
-    def tells(self) -> bool:
-        """Whether the capture calls ``on_data``'s functions (one that cannot is polled)."""
-        cap = self.capture
-        return self.threaded and (cap is None or hasattr(cap, "listeners"))
 
     def _take(self, max_events: int, timeout_s: float) -> list[bytes]:
         cap = self.capture
         if cap is None:
             cap = self.capture = self.session.start_capture()
-            if self.tells:
-                cap.listeners.extend(self._listeners)
+            cap.listeners.extend(self._listeners)
         return cap.take(min(max_events, self.batch), timeout_s)
 
     def read(self, max_events: int, timeout_s: float = 0.0) -> list[events_pb2.Event]:

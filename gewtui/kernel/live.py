@@ -530,7 +530,7 @@ def _inventory(scope: ResolvedScope, log: Log):
     try:
         inv.read()
     except Exception as e:   # never fatal: the session observes without an inventory
-        log(f"inventory: {(str(e).splitlines() or [type(e).__name__])[0]}")
+        log(f"inventory: {one_line(e)}")
         return None
     return inv
 
